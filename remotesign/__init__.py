@@ -1,0 +1,8 @@
+"""remotesign: a self-hostable remote electronic-signature service.
+
+Layout: ``core`` (domain: tenants, audit), ``keystore`` (software and PKCS#11 keys),
+``trust`` (built-in CA, CRL, OCSP responder, RFC 3161 TSA), ``storage`` (database, migrations,
+blobs), ``api`` (HTTP facades), ``cli`` (operator commands).
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,95 @@
+"""Service settings, read once from the environment.
+
+Every setting has an embedded default so that a fresh machine runs with no configuration at all:
+SQLite and blobs under ``REMOTESIGN_HOME``, software keys encrypted under a master key file kept
+next to (not inside) the database, and the built-in PKI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Pkcs11Settings:
+    """Where the HSM is; used when ``key_backend == "pkcs11"``."""
+
+    module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: str = "remotesign"
+    user_pin: str | None = None
+    pool_size: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    blob_dir: Path
+    public_url: str | None
+    key_backend: str
+    master_key_file: Path
+    master_key_b64: str | None
+    pkcs11: Pkcs11Settings = field(default_factory=Pkcs11Settings)
+    token_ttl_seconds: int = 3600
+    default_auth_server: str = "lvrtc-eipsign-as"
+    max_request_bytes: int = 1 << 20
+    tsa_policy_oid: str = "1.3.6.1.4.1.59999.1.3.1"
+    tsa_accuracy_ms: int = 500
+    crl_validity_hours: int = 24
+    ocsp_validity_minutes: int = 60
+
+    @property
+    def database_is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_public_url(self, url: str) -> "Settings":
+        return replace(self, public_url=url.rstrip("/"))
+
+    def base_url(self) -> str:
+        """Public base URL baked into issued certificates (AIA, CRL distribution points)."""
+        return (self.public_url or "http://127.0.0.1:8080").rstrip("/")
+
+
+def load_settings() -> Settings:
+    home = Path(_env("REMOTESIGN_HOME", "./var") or "./var").resolve()
+    pin = _env("REMOTESIGN_PKCS11_PIN")
+    pin_file = _env("REMOTESIGN_PKCS11_PIN_FILE")
+    if pin is None and pin_file:
+        pin = Path(pin_file).read_text().strip()
+    return Settings(
+        home=home,
+        database_url=_env("REMOTESIGN_DATABASE_URL", f"sqlite:///{home / 'remotesign.db'}") or "",
+        blob_dir=Path(_env("REMOTESIGN_BLOB_DIR", str(home / "blobs")) or "").resolve(),
+        public_url=(_env("REMOTESIGN_PUBLIC_URL") or "").rstrip("/") or None,
+        key_backend=_env("REMOTESIGN_KEY_BACKEND", "software") or "software",
+        master_key_file=Path(_env("REMOTESIGN_MASTER_KEY_FILE", str(home / "master.key")) or ""),
+        master_key_b64=_env("REMOTESIGN_MASTER_KEY"),
+        pkcs11=Pkcs11Settings(
+            module=_env("REMOTESIGN_PKCS11_MODULE", Pkcs11Settings.module) or Pkcs11Settings.module,
+            token_label=_env("REMOTESIGN_PKCS11_TOKEN", Pkcs11Settings.token_label) or "remotesign",
+            user_pin=pin,
+            pool_size=_env_int("REMOTESIGN_PKCS11_POOL_SIZE", 4),
+        ),
+        token_ttl_seconds=_env_int("REMOTESIGN_TOKEN_TTL", 3600),
+        default_auth_server=_env("REMOTESIGN_AUTH_SERVER", "lvrtc-eipsign-as") or "lvrtc-eipsign-as",
+        tsa_policy_oid=_env("REMOTESIGN_TSA_POLICY_OID", Settings.tsa_policy_oid) or Settings.tsa_policy_oid,
+        crl_validity_hours=_env_int("REMOTESIGN_CRL_VALIDITY_HOURS", 24),
+        ocsp_validity_minutes=_env_int("REMOTESIGN_OCSP_VALIDITY_MINUTES", 60),
+    )

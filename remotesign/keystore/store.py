@@ -1,0 +1,118 @@
+"""KeyStore: key records in the database, private-key operations in one backend.
+
+Keys carry the owning tenant (``None`` for the operator's PKI keys). Lookups that take a
+``tenant_id`` never return another tenant's key, so facades cannot leak keys across tenants.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from sqlalchemy import select
+
+from remotesign.keystore.base import KeyAlgorithm, KeyBackend, KeyStoreError, SignatureScheme
+from remotesign.storage.db import Database
+from remotesign.storage.models import KeyRecord
+
+OPERATOR = None  # tenant_id of keys that belong to the operator (built-in PKI)
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """Public facts about a stored key; deliberately has no private material."""
+
+    id: str
+    tenant_id: str | None
+    label: str
+    backend: str
+    algorithm: KeyAlgorithm
+    public_key_der: bytes
+    created_at: datetime
+
+    def public_key(self) -> PublicKeyTypes:
+        return serialization.load_der_public_key(self.public_key_der)
+
+    @property
+    def default_scheme(self) -> SignatureScheme:
+        return SignatureScheme.RSA_PKCS1V15 if self.algorithm.is_rsa else SignatureScheme.ECDSA
+
+
+def _stored(rec: KeyRecord) -> StoredKey:
+    return StoredKey(
+        id=rec.id,
+        tenant_id=rec.tenant_id,
+        label=rec.label,
+        backend=rec.backend,
+        algorithm=KeyAlgorithm(rec.algorithm),
+        public_key_der=rec.public_key_der,
+        created_at=rec.created_at,
+    )
+
+
+class KeyStore:
+    def __init__(self, db: Database, backend: KeyBackend) -> None:
+        self.db = db
+        self.backend = backend
+        self._handles: dict[str, tuple[bytes, KeyAlgorithm]] = {}
+
+    def create(self, algorithm: KeyAlgorithm, label: str, tenant_id: str | None) -> StoredKey:
+        generated = self.backend.generate(algorithm, label)
+        rec = KeyRecord(
+            id=str(uuid.uuid4()),
+            tenant_id=tenant_id,
+            label=label,
+            backend=self.backend.name,
+            algorithm=algorithm.value,
+            public_key_der=generated.public_key_der,
+            handle=generated.handle,
+            created_at=datetime.now(timezone.utc),
+        )
+        with self.db.session() as s:
+            s.add(rec)
+        return _stored(rec)
+
+    def get(self, key_id: str, tenant_id: str | None) -> StoredKey:
+        """The key ``key_id`` if it belongs to ``tenant_id`` (``None``: the operator)."""
+        owner = KeyRecord.tenant_id.is_(None) if tenant_id is None else KeyRecord.tenant_id == tenant_id
+        with self.db.session() as s:
+            rec = s.scalar(select(KeyRecord).where(KeyRecord.id == key_id, owner))
+        if rec is None:
+            raise KeyStoreError(f"no key {key_id}")
+        return _stored(rec)
+
+    def list(self, tenant_id: str) -> list[StoredKey]:
+        with self.db.session() as s:
+            rows = s.scalars(select(KeyRecord).where(KeyRecord.tenant_id == tenant_id).order_by(KeyRecord.created_at))
+            return [_stored(r) for r in rows]
+
+    def _handle(self, key_id: str) -> tuple[bytes, KeyAlgorithm]:
+        cached = self._handles.get(key_id)
+        if cached is not None:
+            return cached
+        with self.db.session() as s:
+            rec = s.get(KeyRecord, key_id)
+            if rec is None:
+                raise KeyStoreError(f"no key {key_id}")
+            if rec.backend != self.backend.name:
+                raise KeyStoreError(f"key {key_id} lives in backend {rec.backend!r}, not {self.backend.name!r}")
+            value = (rec.handle, KeyAlgorithm(rec.algorithm))
+        self._handles[key_id] = value
+        return value
+
+    def sign_digest(
+        self,
+        key: StoredKey,
+        digest: bytes,
+        hash_name: str,
+        scheme: SignatureScheme | None = None,
+    ) -> bytes:
+        """Sign ``digest`` with ``key`` (obtained through ``get``/``create``, so ownership was checked)."""
+        handle, algorithm = self._handle(key.id)
+        return self.backend.sign_digest(handle, algorithm, digest, hash_name, scheme or key.default_scheme)
+
+    def close(self) -> None:
+        self.backend.close()
