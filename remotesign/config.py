@@ -49,11 +49,17 @@ class Settings:
     pkcs11: Pkcs11Settings = field(default_factory=Pkcs11Settings)
     token_ttl_seconds: int = 3600
     default_auth_server: str = "lvrtc-eipsign-as"
+    extra_auth_servers: tuple[str, ...] = ()
     max_request_bytes: int = 1 << 20
     tsa_policy_oid: str = "1.3.6.1.4.1.59999.1.3.1"
     tsa_accuracy_ms: int = 500
     crl_validity_hours: int = 24
     ocsp_validity_minutes: int = 60
+
+    @property
+    def auth_servers(self) -> frozenset[str]:
+        """Names accepted in /trustedx-authserver/oauth/{name}/token."""
+        return frozenset((self.default_auth_server, *self.extra_auth_servers))
 
     @property
     def database_is_sqlite(self) -> bool:
@@ -89,6 +95,7 @@ def load_settings() -> Settings:
         ),
         token_ttl_seconds=_env_int("REMOTESIGN_TOKEN_TTL", 3600),
         default_auth_server=_env("REMOTESIGN_AUTH_SERVER", "lvrtc-eipsign-as") or "lvrtc-eipsign-as",
+        extra_auth_servers=tuple(a for a in (_env("REMOTESIGN_EXTRA_AUTH_SERVERS", "") or "").split(",") if a),
         tsa_policy_oid=_env("REMOTESIGN_TSA_POLICY_OID", Settings.tsa_policy_oid) or Settings.tsa_policy_oid,
         crl_validity_hours=_env_int("REMOTESIGN_CRL_VALIDITY_HOURS", 24),
         ocsp_validity_minutes=_env_int("REMOTESIGN_OCSP_VALIDITY_MINUTES", 60),

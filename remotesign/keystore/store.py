@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from sqlalchemy import select
 
+from remotesign.core.audit import AuditLog
 from remotesign.keystore.base import KeyAlgorithm, KeyBackend, KeyStoreError, SignatureScheme
 from remotesign.storage.db import Database
 from remotesign.storage.models import KeyRecord
@@ -54,9 +55,10 @@ def _stored(rec: KeyRecord) -> StoredKey:
 
 
 class KeyStore:
-    def __init__(self, db: Database, backend: KeyBackend) -> None:
+    def __init__(self, db: Database, backend: KeyBackend, audit: AuditLog | None = None) -> None:
         self.db = db
         self.backend = backend
+        self.audit = audit
         self._handles: dict[str, tuple[bytes, KeyAlgorithm]] = {}
 
     def create(self, algorithm: KeyAlgorithm, label: str, tenant_id: str | None) -> StoredKey:
@@ -73,6 +75,9 @@ class KeyStore:
         )
         with self.db.session() as s:
             s.add(rec)
+        if self.audit is not None:
+            self.audit.append("key.created", actor="keystore", tenant_id=tenant_id, subject=rec.id,
+                              details={"algorithm": algorithm.value, "backend": self.backend.name, "label": label})
         return _stored(rec)
 
     def get(self, key_id: str, tenant_id: str | None) -> StoredKey:

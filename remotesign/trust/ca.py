@@ -275,7 +275,8 @@ class CertificateAuthority:
         der = cert.dump()
         rec = CertificateRecord(
             id=cert_id, tenant_id=tenant_id, issuer_id=issuer.id if issuer else None, key_id=key_id,
-            serial_hex=format(serial, "x"), profile=profile.name, subject=subject.human_friendly,
+            serial_hex=format(serial, "x"), profile=profile.name,
+            subject=cx509.load_der_x509_certificate(der).subject.rfc4514_string(),
             not_before=not_before, not_after=not_after, der=der, sha256_hex=hashlib.sha256(der).hexdigest(),
             created_at=now,
         )
@@ -283,7 +284,7 @@ class CertificateAuthority:
             s.add(rec)
         self.audit.append("certificate.issued", actor="ca", tenant_id=tenant_id, subject=cert_id,
                           details={"serial": format(serial, "x"), "profile": profile.name,
-                                   "subject": subject.human_friendly})
+                                   "subject": rec.subject})
         return _issued(rec)
 
     def _extensions(self, profile: Profile, public_key_der: bytes, issuer: IssuedCertificate | None,

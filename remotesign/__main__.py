@@ -1,0 +1,5 @@
+import sys
+
+from remotesign.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""One JSON error format for the service's own endpoints, and the hooks that keep every failure a
+clear 4xx in that format (OAuth endpoints answer in RFC 6749 style, OCSP and TSA in their own
+protocol). Documented in the README:
+
+    {"error": {"code": "not_found", "message": "no key 1234"}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("remotesign.api")
+
+_STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                 415: "unsupported_media_type", 422: "invalid_request", 429: "too_many_requests"}
+
+
+class ApiError(Exception):
+    """Raised by route code; rendered as ``{"error": {"code", "message"}}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+class OAuthError(Exception):
+    """RFC 6749 §5.2 error: ``{"error": code, "error_description": message}``."""
+
+    def __init__(self, status: int, code: str, description: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.code = code
+        self.description = description
+        self.headers = headers
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _is_oauth_path(path: str) -> bool:
+    return path.startswith("/trustedx-authserver/")
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def render(request: Request, status: int, code: str, message: str,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    if _is_oauth_path(request.url.path):
+        return JSONResponse({"error": code, "error_description": message}, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return render(request, exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(OAuthError)
+    async def _oauth_error(_request: Request, exc: OAuthError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "error_description": exc.description}, status_code=exc.status,
+                            headers={"Cache-Control": "no-store", **(exc.headers or {})})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return render(request, 400, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        return render(request, exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, 500, "internal_error", "internal error; see the service log")

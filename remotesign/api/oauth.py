@@ -1,0 +1,111 @@
+"""OAuth2 authorization server facade (TrustedX-style paths): client-credentials tokens and RFC 7662
+introspection. Parameters are read from the form body and, as some eParaksts samples send them,
+from the query string. Clients authenticate with HTTP Basic (RFC 6749 §2.3.1, form-urlencoded
+id and secret) or, as a fallback, with client_id/client_secret parameters."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote_plus
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from remotesign.api.errors import OAuthError
+from remotesign.api.deps import services
+from remotesign.core.tenants import InvalidClient, InvalidScope, TenantInfo
+from remotesign.service import Services
+
+router = APIRouter(prefix="/trustedx-authserver/oauth", tags=["oauth2"])
+
+_BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="remotesign"'}
+
+
+async def _params(request: Request) -> dict[str, str]:
+    params = dict(request.query_params)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/x-www-form-urlencoded":
+        try:
+            form = await request.form()
+        except Exception as exc:  # noqa: BLE001 - malformed bodies are the client's error
+            raise OAuthError(400, "invalid_request", f"unreadable form body: {type(exc).__name__}") from exc
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    elif ctype and (await request.body()):
+        raise OAuthError(400, "invalid_request", "parameters must be sent as application/x-www-form-urlencoded")
+    return params
+
+
+def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, str]:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise OAuthError(401, "invalid_client", "malformed Basic credentials", _BASIC_CHALLENGE) from exc
+        client_id, sep, secret = decoded.partition(":")
+        if not sep:
+            raise OAuthError(401, "invalid_client", "malformed Basic credentials", _BASIC_CHALLENGE)
+        return unquote_plus(client_id), unquote_plus(secret)
+    if params.get("client_id") and params.get("client_secret"):
+        return params["client_id"], params["client_secret"]
+    raise OAuthError(401, "invalid_client", "client authentication is required (HTTP Basic)", _BASIC_CHALLENGE)
+
+
+def _authenticate(svc: Services, request: Request, params: dict[str, str]) -> TenantInfo:
+    client_id, secret = _client_credentials(request, params)
+    if len(client_id) > 200 or len(secret) > 500:
+        raise OAuthError(401, "invalid_client", "client authentication failed", _BASIC_CHALLENGE)
+    try:
+        return svc.tenants.authenticate(client_id, secret)
+    except InvalidClient as exc:
+        raise OAuthError(401, "invalid_client", str(exc), _BASIC_CHALLENGE) from exc
+
+
+def _check_server(svc: Services, auth_server: str) -> None:
+    if auth_server not in svc.settings.auth_servers:
+        raise OAuthError(404, "invalid_request", f"no authorization server named {auth_server!r}")
+
+
+@router.post("/{auth_server}/token", summary="Token endpoint (client_credentials)")
+async def token(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
+    _check_server(svc, auth_server)
+    params = await _params(request)
+    grant = params.get("grant_type")
+    if not grant:
+        raise OAuthError(400, "invalid_request", "grant_type is required")
+    tenant = _authenticate(svc, request, params)
+    if grant != "client_credentials":
+        raise OAuthError(400, "unsupported_grant_type", f"grant_type {grant!r} is not supported for this client")
+    scope = params.get("scope")
+    if scope is not None and len(scope) > 2000:
+        raise OAuthError(400, "invalid_scope", "scope too long")
+    try:
+        issued = svc.tenants.issue_token(tenant, auth_server, scope)
+    except InvalidScope as exc:
+        raise OAuthError(400, "invalid_scope", str(exc)) from exc
+    return JSONResponse(
+        {"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in,
+         "scope": issued.scope},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@router.post("/{auth_server}/introspect", summary="Token introspection (RFC 7662)")
+async def introspect(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
+    """Only the client a token was issued to learns anything about it; for anyone else it is inactive."""
+    _check_server(svc, auth_server)
+    params = await _params(request)
+    caller = _authenticate(svc, request, params)
+    token_value = params.get("token")
+    if not token_value:
+        raise OAuthError(400, "invalid_request", "token is required")
+    info = svc.tenants.resolve(token_value)
+    if info is None or info.tenant_id != caller.id or info.auth_server != auth_server:
+        return JSONResponse({"active": False}, headers={"Cache-Control": "no-store"})
+    return JSONResponse({
+        "active": True, "scope": " ".join(sorted(info.scopes)), "client_id": info.client_id,
+        "token_type": "Bearer", "exp": int(info.expires_at.timestamp()), "iat": int(info.issued_at.timestamp()),
+        "sub": info.client_id, "iss": f"{svc.base_url}/trustedx-authserver/oauth/{auth_server}",
+    }, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,1 @@
+"""Operator command line: ``remotesign --help``."""

@@ -1,0 +1,276 @@
+"""``remotesign`` operator commands. All of them act on the state in ``$REMOTESIGN_HOME``
+(default ./var) and the database named by ``$REMOTESIGN_DATABASE_URL``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from remotesign.config import load_settings
+
+EPILOG = """State lives in $REMOTESIGN_HOME (default ./var): the SQLite database, blobs, the master key
+of software keys, demo-client.json. See the README for every setting."""
+
+
+def _services(default_public_url: str | None = None):  # type: ignore[no-untyped-def]
+    from remotesign.service import Services
+
+    return Services(load_settings(), default_public_url)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    svc = _services(args.public_url)
+    try:
+        result = svc.initialize()
+        print(f"home:         {svc.settings.home}")
+        print(f"database:     {svc.db.engine.url.render_as_string(hide_password=True)}")
+        print(f"key backend:  {svc.keystore.backend.name}")
+        print(f"public URL:   {svc.base_url}")
+        print(f"PKI:          {'created' if result['pki_created'] else 'already initialised'}")
+        if result["demo_client_created"]:
+            print(f"demo client:  written to {svc.demo_client_file}")
+    finally:
+        svc.close()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from remotesign.api.app import create_app
+
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    svc = _services(f"http://{shown_host}:{args.port}")
+    svc.initialize()
+    app = create_app(svc)
+    print(f"remotesign listening on http://{args.host}:{args.port} (public URL {svc.base_url}); "
+          f"demo client: {svc.demo_client_file}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    return 0
+
+
+def cmd_client_create(args: argparse.Namespace) -> int:
+    from remotesign.core.tenants import TenantError
+
+    svc = _services()
+    try:
+        tenant, secret = svc.tenants.create(args.name, args.scope or None, client_id=args.client_id)
+    except TenantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        svc.close()
+    print(json.dumps({"client_id": tenant.client_id, "client_secret": secret, "base_url": svc.base_url,
+                      "scopes": list(tenant.allowed_scopes)}, indent=2))
+    return 0
+
+
+def cmd_client_list(_args: argparse.Namespace) -> int:
+    svc = _services()
+    try:
+        for t in svc.tenants.list():
+            state = "enabled " if t.enabled else "disabled"
+            print(f"{t.client_id}  {state}  {t.created_at:%Y-%m-%d}  {t.name}")
+    finally:
+        svc.close()
+    return 0
+
+
+def cmd_client_enable(args: argparse.Namespace, enabled: bool) -> int:
+    from remotesign.core.tenants import TenantError
+
+    svc = _services()
+    try:
+        svc.tenants.set_enabled(args.client_id, enabled)
+    except TenantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        svc.close()
+    print(f"client {args.client_id} {'enabled' if enabled else 'disabled'}")
+    return 0
+
+
+def cmd_pki_issue(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from remotesign.trust.ca import CertificateError
+    from remotesign.trust.profiles import ProfileError
+
+    try:
+        csr = Path(args.csr).read_bytes() if args.csr != "-" else sys.stdin.buffer.read()
+    except OSError as exc:
+        print(f"error: cannot read {args.csr}: {exc.strerror}", file=sys.stderr)
+        return 2
+    svc = _services()
+    try:
+        tenant_id = None
+        if args.client:
+            tenant = svc.tenants.by_client_id(args.client)
+            if tenant is None:
+                print(f"error: no client {args.client}", file=sys.stderr)
+                return 2
+            tenant_id = tenant.id
+        validity = timedelta(days=args.days) if args.days else None
+        cert = svc.ca.issue_from_csr(csr, args.profile, tenant_id=tenant_id, validity=validity)
+    except (CertificateError, ProfileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        svc.close()
+    sys.stdout.write(cert.pem())
+    if args.chain:
+        sys.stdout.write("".join(c.pem() for c in svc.ca.chain()))
+    print(f"issued {cert.profile} certificate id={cert.id} serial={cert.serial_hex}", file=sys.stderr)
+    return 0
+
+
+def _find_cert(svc, ident: str):  # type: ignore[no-untyped-def]
+    cert = svc.ca.get_any(ident)
+    if cert is not None:
+        return cert
+    try:
+        matches = svc.ca.find_by_serial(int(ident, 16))
+    except ValueError:
+        matches = []
+    return matches[0] if len(matches) == 1 else None
+
+
+def cmd_pki_revoke(args: argparse.Namespace) -> int:
+    from remotesign.trust.ca import CertificateError
+
+    svc = _services()
+    try:
+        cert = _find_cert(svc, args.certificate)
+        if cert is None:
+            print(f"error: no certificate with id or serial {args.certificate}", file=sys.stderr)
+            return 2
+        revoked = svc.ca.revoke(cert, args.reason)
+    except CertificateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        svc.close()
+    print(f"revoked {revoked.id} serial={revoked.serial_hex} reason={revoked.revocation_reason} "
+          f"at {revoked.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
+    return 0
+
+
+def cmd_pki_list(args: argparse.Namespace) -> int:
+    svc = _services()
+    try:
+        certs = svc.ca.list(all_tenants=True)
+        owners = {t.id: t.client_id for t in svc.tenants.list()}
+    finally:
+        svc.close()
+    if args.json:
+        print(json.dumps([{"id": c.id, "serial": c.serial_hex, "profile": c.profile, "subject": c.subject,
+                           "status": c.status, "owner": owners.get(c.tenant_id or "", "operator"),
+                           "not_after": c.not_after.isoformat()} for c in certs], indent=2))
+        return 0
+    for c in certs:
+        owner = owners.get(c.tenant_id or "", "operator")
+        print(f"{c.id}  {c.serial_hex:>40}  {c.profile:<16} {c.status:<7}  {owner:<32}  {c.subject}")
+    return 0
+
+
+def cmd_audit_verify(_args: argparse.Namespace) -> int:
+    svc = _services()
+    try:
+        count, problems = svc.audit.verify()
+    finally:
+        svc.close()
+    if not problems:
+        print(f"audit log OK: {count} events, hash chain intact")
+        return 0
+    print(f"audit log BROKEN: {len(problems)} problem(s) in {count} events", file=sys.stderr)
+    for p in problems:
+        where = f"event {p.seq}" if p.seq is not None else "chain"
+        print(f"  {where}: {p.message}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from remotesign.trust.ca import REVOCATION_REASONS
+    from remotesign.trust.profiles import ISSUABLE_PROFILES, PROFILES
+
+    parser = argparse.ArgumentParser(prog="remotesign", description="Remote electronic-signature service.",
+                                     epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create the database, the built-in PKI and the demo client",
+                       description="Initialise $REMOTESIGN_HOME: apply database migrations, create the root CA, "
+                                   "issuing CA, TSA and OCSP certificates and a demo relying party whose "
+                                   "credentials go to demo-client.json. Safe to run again.", epilog=EPILOG)
+    p.add_argument("--public-url", help="base URL written into certificates (AIA, CRL), default "
+                                        "$REMOTESIGN_PUBLIC_URL or http://127.0.0.1:8080")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("serve", help="run the HTTP service", epilog=EPILOG,
+                       description="Initialise if needed, then serve the HTTP API. OpenAPI at /docs.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)
+
+    client = sub.add_parser("client", help="manage relying parties (OAuth2 clients)",
+                            description="Relying parties authenticate with OAuth2 client credentials.")
+    csub = client.add_subparsers(dest="client_command", required=True, metavar="ACTION")
+    p = csub.add_parser("create", help="create a relying party; prints its client_id and client_secret",
+                        description="Create a relying party. The secret is printed once and stored only hashed.")
+    p.add_argument("name", help="a human-readable name, e.g. 'Example Bank'")
+    p.add_argument("--scope", action="append", help="allowed scope (repeatable; default: all known scopes)")
+    p.add_argument("--client-id", help="choose the client id (default: random)")
+    p.set_defaults(func=cmd_client_create)
+    p = csub.add_parser("list", help="list relying parties")
+    p.set_defaults(func=cmd_client_list)
+    p = csub.add_parser("disable", help="disable a relying party and revoke its tokens")
+    p.add_argument("client_id")
+    p.set_defaults(func=lambda a: cmd_client_enable(a, False))
+    p = csub.add_parser("enable", help="enable a disabled relying party again")
+    p.add_argument("client_id")
+    p.set_defaults(func=lambda a: cmd_client_enable(a, True))
+
+    pki = sub.add_parser("pki", help="built-in certification authority",
+                         description="Issue, revoke and list certificates of the built-in CA.")
+    psub = pki.add_subparsers(dest="pki_command", required=True, metavar="ACTION")
+    profiles = "\n".join(f"  {n:<17} {PROFILES[n].description}" for n in ISSUABLE_PROFILES)
+    p = psub.add_parser("issue", help="issue a certificate for a CSR; prints the PEM on stdout",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Issue a certificate from the issuing CA. The CSR's subject and key are used; "
+                                    "the profile sets the extensions.\n\nprofiles:\n" + profiles +
+                                    "\n\nexample:\n  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                                    "-nodes -keyout k.pem \\\n    -subj '/CN=Alice/serialNumber=PNOLV-010101-12345/C=LV'"
+                                    " -out a.csr\n  remotesign pki issue --csr a.csr --profile qualified-person > a.pem")
+    p.add_argument("--csr", required=True, help="PKCS#10 request file, PEM or DER ('-' for stdin)")
+    p.add_argument("--profile", required=True, choices=ISSUABLE_PROFILES, metavar="PROFILE",
+                   help="one of: " + ", ".join(ISSUABLE_PROFILES))
+    p.add_argument("--client", help="client_id of the relying party that owns the certificate")
+    p.add_argument("--days", type=int, help="validity in days (default: the profile's)")
+    p.add_argument("--chain", action="store_true", help="also print the issuing and root CA certificates")
+    p.set_defaults(func=cmd_pki_issue)
+    p = psub.add_parser("revoke", help="revoke a certificate (shows at once in OCSP and the next CRL)")
+    p.add_argument("certificate", help="certificate id or serial number (hex)")
+    p.add_argument("--reason", default="unspecified", choices=REVOCATION_REASONS)
+    p.set_defaults(func=cmd_pki_revoke)
+    p = psub.add_parser("list", help="list every certificate with its status and owner")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_pki_list)
+
+    audit = sub.add_parser("audit", help="audit log", description="The hash-chained audit log.")
+    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    p = asub.add_parser("verify", help="check the hash chain; exit 1 and say where if it was tampered with")
+    p.set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

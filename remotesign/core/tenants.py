@@ -1,0 +1,181 @@
+"""Relying parties (tenants): OAuth2 clients with client-credentials tokens.
+
+Client secrets are random 256-bit values, so a salted HMAC-SHA256 is enough to store them (no slow
+password hash needed: there is nothing to brute-force). Access tokens are opaque random strings
+stored only as their SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, select
+
+from remotesign.core.audit import AuditLog
+from remotesign.core.scopes import KNOWN_SCOPES
+from remotesign.storage.db import Database
+from remotesign.storage.models import AccessToken, Tenant
+
+
+class TenantError(ValueError):
+    pass
+
+
+class InvalidClient(TenantError):
+    """Unknown client, wrong secret or disabled client (one error: do not tell which)."""
+
+
+class InvalidScope(TenantError):
+    pass
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    id: str
+    name: str
+    client_id: str
+    allowed_scopes: tuple[str, ...]
+    enabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What a valid bearer token stands for: the caller of every tenant-scoped operation."""
+
+    tenant_id: str
+    client_id: str
+    auth_server: str
+    scopes: frozenset[str]
+    issued_at: datetime
+    expires_at: datetime
+
+
+def _info(t: Tenant) -> TenantInfo:
+    return TenantInfo(id=t.id, name=t.name, client_id=t.client_id,
+                      allowed_scopes=tuple(s for s in t.allowed_scopes.split() if s), enabled=t.enabled,
+                      created_at=t.created_at)
+
+
+def _hash_secret(secret: str, salt: str) -> str:
+    return salt + "$" + hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def _check_secret(secret: str, stored: str) -> bool:
+    salt, _, _ = stored.partition("$")
+    return hmac.compare_digest(_hash_secret(secret, salt), stored)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class TenantService:
+    def __init__(self, db: Database, audit: AuditLog, token_ttl_seconds: int = 3600) -> None:
+        self.db = db
+        self.audit = audit
+        self.token_ttl = token_ttl_seconds
+
+    def create(self, name: str, scopes: list[str] | None = None, client_id: str | None = None,
+               client_secret: str | None = None) -> tuple[TenantInfo, str]:
+        """New relying party; returns it with its client secret (shown once, stored only hashed)."""
+        scopes = list(scopes) if scopes else list(KNOWN_SCOPES)
+        unknown = [s for s in scopes if s not in KNOWN_SCOPES]
+        if unknown:
+            raise InvalidScope(f"unknown scope(s): {', '.join(unknown)}")
+        secret = client_secret or secrets.token_urlsafe(32)
+        tenant = Tenant(id=str(uuid.uuid4()), name=name, client_id=client_id or secrets.token_hex(16),
+                        client_secret_hash=_hash_secret(secret, secrets.token_hex(8)),
+                        allowed_scopes=" ".join(scopes), enabled=True, created_at=datetime.now(timezone.utc))
+        with self.db.session() as s:
+            if s.scalar(select(Tenant).where(Tenant.client_id == tenant.client_id)) is not None:
+                raise TenantError(f"client id {tenant.client_id!r} exists already")
+            s.add(tenant)
+        self.audit.append("client.created", actor="operator", tenant_id=tenant.id, subject=tenant.client_id,
+                          details={"name": name, "scopes": scopes})
+        return _info(tenant), secret
+
+    def list(self) -> list[TenantInfo]:
+        with self.db.session() as s:
+            return [_info(t) for t in s.scalars(select(Tenant).order_by(Tenant.created_at))]
+
+    def by_client_id(self, client_id: str) -> TenantInfo | None:
+        with self.db.session() as s:
+            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
+            return _info(t) if t else None
+
+    def set_enabled(self, client_id: str, enabled: bool) -> TenantInfo:
+        with self.db.session() as s:
+            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
+            if t is None:
+                raise TenantError(f"no client {client_id!r}")
+            t.enabled = enabled
+            if not enabled:
+                s.execute(delete(AccessToken).where(AccessToken.tenant_id == t.id))
+            info = _info(t)
+        self.audit.append("client.enabled" if enabled else "client.disabled", actor="operator",
+                          tenant_id=info.id, subject=client_id)
+        return info
+
+    def authenticate(self, client_id: str, client_secret: str) -> TenantInfo:
+        with self.db.session() as s:
+            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
+            if t is None:
+                _check_secret(client_secret, _hash_secret("", "0" * 16))  # same work for unknown ids
+                raise InvalidClient("client authentication failed")
+            if not _check_secret(client_secret, t.client_secret_hash) or not t.enabled:
+                raise InvalidClient("client authentication failed")
+            return _info(t)
+
+    def issue_token(self, tenant: TenantInfo, auth_server: str, requested: str | None) -> IssuedToken:
+        """Client-credentials grant: the requested scopes must be allowed; none requested = all allowed."""
+        wanted = [s for s in (requested or "").split(" ") if s]
+        if not wanted:
+            wanted = list(tenant.allowed_scopes)
+        refused = [s for s in wanted if s not in tenant.allowed_scopes]
+        if refused:
+            raise InvalidScope(f"scope not allowed for this client: {' '.join(refused)}")
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(timezone.utc)
+        scope = " ".join(dict.fromkeys(wanted))
+        with self.db.session() as s:
+            s.add(AccessToken(token_hash=_token_hash(token), tenant_id=tenant.id, auth_server=auth_server,
+                              scope=scope, issued_at=now, expires_at=now + timedelta(seconds=self.token_ttl)))
+            s.execute(delete(AccessToken).where(AccessToken.expires_at < now - timedelta(days=1)))
+        self.audit.append("token.issued", actor=tenant.client_id, tenant_id=tenant.id, subject=auth_server,
+                          details={"scope": scope, "token_sha256_prefix": _token_hash(token)[:16]})
+        return IssuedToken(access_token=token, expires_in=self.token_ttl, scope=scope)
+
+    def resolve(self, token: str) -> TokenInfo | None:
+        """The token's meaning if it is known, unexpired and its client enabled; else None."""
+        if not token or len(token) > 512:
+            return None
+        with self.db.session() as s:
+            row = s.execute(
+                select(AccessToken, Tenant).join(Tenant, Tenant.id == AccessToken.tenant_id)
+                .where(AccessToken.token_hash == _token_hash(token))
+            ).first()
+            if row is None:
+                return None
+            tok, tenant = row
+            if not tenant.enabled or _aware(tok.expires_at) <= datetime.now(timezone.utc):
+                return None
+            return TokenInfo(tenant_id=tenant.id, client_id=tenant.client_id, auth_server=tok.auth_server,
+                             scopes=frozenset(tok.scope.split()), issued_at=_aware(tok.issued_at),
+                             expires_at=_aware(tok.expires_at))

@@ -1,0 +1,101 @@
+"""Composition root: builds the services from the settings, once per process.
+
+Every facade (HTTP routes, CLI commands) receives this object instead of building its own pieces,
+so there is exactly one key store, one CA and one database engine per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from remotesign.config import Settings
+from remotesign.core.audit import AuditLog
+from remotesign.core.tenants import TenantService
+from remotesign.keystore import KeyStore
+from remotesign.keystore.factory import make_backend
+from remotesign.storage.blobs import LocalBlobStore
+from remotesign.storage.db import Database
+from remotesign.storage.migrate import upgrade_to_head
+from remotesign.storage.models import SystemSetting
+from remotesign.trust.ca import CertificateAuthority
+
+DEMO_CLIENT_NAME = "demo relying party"
+
+
+class Services:
+    def __init__(self, settings: Settings, default_public_url: str | None = None) -> None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        upgrade_to_head(settings.database_url)
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.audit = AuditLog(self.db)
+        self.keystore = KeyStore(self.db, make_backend(settings), self.audit)
+        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.blobs.sweep_temporaries()
+        self.base_url = self._resolve_base_url(default_public_url or settings.base_url())
+        self.ca = CertificateAuthority(self.db, self.keystore, self.audit, self.base_url)
+        self.tenants = TenantService(self.db, self.audit, settings.token_ttl_seconds)
+
+    def _resolve_base_url(self, fallback: str) -> str:
+        """An explicit setting wins and is remembered; otherwise the URL chosen at first start."""
+        with self.db.session() as s:
+            stored = s.get(SystemSetting, "public_url")
+            if self.settings.public_url:
+                if stored is None or stored.value != self.settings.public_url:
+                    s.merge(SystemSetting(name="public_url", value=self.settings.public_url))
+                return self.settings.public_url
+            if stored is not None:
+                return stored.value
+            url = fallback.rstrip("/")
+            s.add(SystemSetting(name="public_url", value=url))
+            return url
+
+    @cached_property
+    def ocsp(self) -> Any:
+        from remotesign.trust.ocsp import OcspResponder
+
+        return OcspResponder(self.ca, self.keystore, self.settings.ocsp_validity_minutes)
+
+    @cached_property
+    def tsa(self) -> Any:
+        from remotesign.trust.tsa import TimeStampAuthority
+
+        return TimeStampAuthority(self.db, self.ca, self.keystore, self.settings.tsa_policy_oid,
+                                  self.settings.tsa_accuracy_ms)
+
+    @cached_property
+    def crls(self) -> Any:
+        from remotesign.trust.crl import CrlPublisher
+
+        return CrlPublisher(self.db, self.ca, self.keystore, self.settings.crl_validity_hours)
+
+    @property
+    def demo_client_file(self) -> Path:
+        return self.settings.home / "demo-client.json"
+
+    def initialize(self) -> dict[str, Any]:
+        """First-start work: the PKI, and a demo relying party whose credentials go to a file."""
+        created_pki = self.ca.initialize()
+        demo: dict[str, Any] | None = None
+        if not self.tenants.list():
+            tenant, secret = self.tenants.create(DEMO_CLIENT_NAME)
+            demo = {"client_id": tenant.client_id, "client_secret": secret, "base_url": self.base_url}
+            _write_private_json(self.demo_client_file, demo)
+        return {"pki_created": created_pki, "demo_client_created": demo is not None}
+
+    def close(self) -> None:
+        self.keystore.close()
+        self.db.dispose()
+
+
+def _write_private_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
