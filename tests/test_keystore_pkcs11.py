@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,7 @@ def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("softhsm")
     (root / "tokens").mkdir()
     conf = root / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nlog.level = ERROR\n")
     os.environ["SOFTHSM2_CONF"] = str(conf)
     subprocess.run(
         ["softhsm2-util", "--init-token", "--free", "--label", TOKEN, "--pin", PIN, "--so-pin", "5678"],
@@ -179,18 +180,21 @@ def test_bad_digest_raises(backend, keys, alg, digest, hash_name, scheme) -> Non
 
 def test_unknown_and_malformed_handles_raise(backend) -> None:
     digest = hashlib.sha256(b"x").digest()
+    unknown = b"P11K" + secrets.token_bytes(16)
     with pytest.raises(KeyStoreError, match="no private key"):
-        backend.sign_digest(b"P11K" + secrets.token_bytes(16), KeyAlgorithm.EC_P256, digest, "sha256", SignatureScheme.ECDSA)
+        backend.sign_digest(unknown, KeyAlgorithm.EC_P256, digest, "sha256", SignatureScheme.ECDSA)
+    software_handle = b"RSK1" + secrets.token_bytes(40)
     with pytest.raises(KeyStoreError, match="not a PKCS#11 key handle"):
-        backend.sign_digest(b"RSK1" + secrets.token_bytes(40), KeyAlgorithm.EC_P256, digest, "sha256", SignatureScheme.ECDSA)
+        backend.sign_digest(software_handle, KeyAlgorithm.EC_P256, digest, "sha256", SignatureScheme.ECDSA)
 
 
 def test_scheme_and_algorithm_mismatch_raise(backend, keys) -> None:
     digest = hashlib.sha256(b"x").digest()
+    rsa_key, ec_key = keys[KeyAlgorithm.RSA_2048], keys[KeyAlgorithm.EC_P256]
     with pytest.raises(KeyStoreError):  # ECDSA needs an EC key (checked before touching the token)
-        backend.sign_digest(keys[KeyAlgorithm.RSA_2048].handle, KeyAlgorithm.RSA_2048, digest, "sha256", SignatureScheme.ECDSA)
+        backend.sign_digest(rsa_key.handle, KeyAlgorithm.RSA_2048, digest, "sha256", SignatureScheme.ECDSA)
     with pytest.raises(KeyStoreError, match="is EC"):  # an EC key used as if it were RSA
-        backend.sign_digest(keys[KeyAlgorithm.EC_P256].handle, KeyAlgorithm.RSA_2048, digest, "sha256", SignatureScheme.RSA_PKCS1V15)
+        backend.sign_digest(ec_key.handle, KeyAlgorithm.RSA_2048, digest, "sha256", SignatureScheme.RSA_PKCS1V15)
 
 
 def test_concurrent_signing_8_threads(backend, keys) -> None:
@@ -203,7 +207,10 @@ def test_concurrent_signing_8_threads(backend, keys) -> None:
 
     def worker(n: int) -> None:
         alg = algs[n % len(algs)]
-        scheme = SignatureScheme.ECDSA if not alg.is_rsa else (SignatureScheme.RSA_PSS if n % 2 else SignatureScheme.RSA_PKCS1V15)
+        if not alg.is_rsa:
+            scheme = SignatureScheme.ECDSA
+        else:
+            scheme = SignatureScheme.RSA_PSS if n % 2 else SignatureScheme.RSA_PKCS1V15
         try:
             for i in range(50):
                 digest = hashlib.sha256(f"{n}-{i}".encode()).digest()
@@ -233,8 +240,8 @@ def test_pool_reuses_logged_in_sessions(backend, keys) -> None:
     key = keys[KeyAlgorithm.EC_P256]
     for i in range(200):
         digest = hashlib.sha256(str(i).encode()).digest()
-        _verify(key, backend.sign_digest(key.handle, KeyAlgorithm.EC_P256, digest, "sha256", SignatureScheme.ECDSA),
-                digest, "sha256", SignatureScheme.ECDSA)
+        sig = backend.sign_digest(key.handle, KeyAlgorithm.EC_P256, digest, "sha256", SignatureScheme.ECDSA)
+        _verify(key, sig, digest, "sha256", SignatureScheme.ECDSA)
     assert backend._pool.qsize() == 4
     logins = [v for k, v in p11._LOGINS.items() if k[0] == MODULE]
     assert len(logins) == 1 and logins[0].refs == 1
@@ -282,8 +289,49 @@ def test_key_destroyed_elsewhere_is_reported_not_crashing(backend, inspect_sessi
         backend.sign_digest(key.handle, KeyAlgorithm.EC_P256, digest, "sha256", SignatureScheme.ECDSA)
     for obj in list(inspect_session.get_objects({Attribute.ID: key.handle[4:]})):
         obj.destroy()
-    with pytest.raises(KeyStoreError):
+    with pytest.raises(KeyStoreError, match="no private key"):
         backend.sign_digest(key.handle, KeyAlgorithm.EC_P256, digest, "sha256", SignatureScheme.ECDSA)
+
+
+_FALLBACK_SCRIPT = """
+import hashlib, threading, sys
+import pkcs11
+pkcs11.lib(sys.argv[1])  # someone else loads the module first: C_Initialize(NULL), no OS locking
+from remotesign.keystore.pkcs11 import Pkcs11KeyBackend
+from remotesign.keystore.base import KeyAlgorithm, SignatureScheme
+b = Pkcs11KeyBackend(sys.argv[1], sys.argv[2], sys.argv[3], pool_size=4)
+assert not b.thread_safe
+key = b.generate(KeyAlgorithm.EC_P256, "fallback")
+errors = []
+def work():
+    try:
+        for i in range(300):
+            digest = hashlib.sha256(bytes([i % 256])).digest()
+            b.sign_digest(key.handle, KeyAlgorithm.EC_P256, digest, "sha256", SignatureScheme.ECDSA)
+    except BaseException as exc:
+        errors.append(exc)
+threads = [threading.Thread(target=work) for _ in range(6)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+b.delete(key.handle)
+b.close()
+print("OK" if not errors else errors)
+"""
+
+
+def test_module_loaded_elsewhere_falls_back_to_serialised_calls(softhsm_token) -> None:
+    """Without CKF_OS_LOCKING_OK SoftHSM crashes under concurrent calls; the backend must then serialise.
+
+    Runs in a child process: it needs a process where the module was loaded before the backend.
+    """
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _FALLBACK_SCRIPT, MODULE, TOKEN, PIN],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "OK", proc.stdout + proc.stderr
 
 
 def test_no_private_key_export(backend) -> None:

@@ -15,10 +15,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
     def __init__(self, app: ASGIApp, default_limit: int, prefix_limits: dict[str, int] | None = None) -> None:
         self.app = app
@@ -47,28 +43,36 @@ class BodySizeLimit:
                     await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
                     return
         received = 0
-        started = False
+        exceeded = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            # Past the limit, pretend the client went away: frameworks stop reading, and whatever
+            # the app answers is replaced by a 413 in tracking_send.
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    exceeded = True
+                    return {"type": "http.disconnect"}
             return message
 
+        replaced = False
+
         async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
+            nonlocal replaced
+            if exceeded:
+                if message["type"] == "http.response.start" and not replaced:
+                    replaced = True
+                    await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
+                return
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
+        await self.app(scope, counting_receive, tracking_send)
+        if exceeded and not replaced:
+            await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
 
 
 async def _reject(send: Send, status: int, code: str, message: str) -> None:

@@ -33,7 +33,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from contextlib import AbstractContextManager
+from typing import Any
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
@@ -125,7 +126,7 @@ class _FunctionListHead(ctypes.Structure):
 class _Library:
     lib: Any  # pkcs11._pkcs11.lib (only importable once a module is loaded)
     thread_safe: bool
-    call_lock: ContextManager[Any]  # nullcontext() if the module locks itself, else a shared lock
+    call_lock: AbstractContextManager[Any]  # nullcontext() if the module locks itself, else a shared lock
 
 
 _REGISTRY_LOCK = threading.Lock()
@@ -212,7 +213,10 @@ class _Login:
 _LOGINS: dict[tuple[str, str], _Login] = {}
 
 
-def _acquire_login(module: str, token: Any, user_pin: str, call_lock: ContextManager[Any]) -> tuple[str, str]:
+def _acquire_login(
+    module: str, token: Any, user_pin: str, call_lock: AbstractContextManager[Any]
+) -> tuple[str, str]:
+    """One logged-in session per token and process, shared: a second C_Login would fail."""
     key = (module, str(token.serial))
     with _REGISTRY_LOCK:
         login = _LOGINS.get(key)
@@ -236,7 +240,7 @@ def _acquire_login(module: str, token: Any, user_pin: str, call_lock: ContextMan
         return key
 
 
-def _release_login(key: tuple[str, str], call_lock: ContextManager[Any]) -> None:
+def _release_login(key: tuple[str, str], call_lock: AbstractContextManager[Any]) -> None:
     with _REGISTRY_LOCK:
         login = _LOGINS.get(key)
         if login is None:
@@ -354,16 +358,15 @@ class Pkcs11KeyBackend(KeyBackend):
                 return hit
         try:
             with self._call_lock:
-                found = list(
-                    pooled.session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: key_id})
-                )
+                template = {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: key_id}
+                found = list(pooled.session.get_objects(template))
                 key_type = found[0].key_type if len(found) == 1 else None
         except p11exc.PKCS11Error as exc:
             raise _p11_error("key lookup", exc) from exc
         if not found:
             raise KeyStoreError(f"no private key with id {key_id.hex()} on token {self.token_label!r}")
         if key_type is None:
-            raise KeyStoreError(f"{len(found)} private keys share id {key_id.hex()} on token {self.token_label!r}")
+            raise KeyStoreError(f"{len(found)} private keys share id {key_id.hex()} on {self.token_label!r}")
         entry = (found[0], key_type)
         self._remember(pooled, key_id, entry)
         return entry
@@ -449,7 +452,8 @@ class Pkcs11KeyBackend(KeyBackend):
             _, curve = _CURVES[algorithm]
             point = _ec_point(pub[Attribute.EC_POINT], (curve.key_size + 7) // 8)
             public = ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
-        return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        return public.public_bytes(serialization.Encoding.DER, spki)
 
     def sign_digest(
         self,
@@ -532,4 +536,5 @@ class Pkcs11KeyBackend(KeyBackend):
         _release_login(self._login_key, self._call_lock)
 
     def __repr__(self) -> str:
-        return f"<Pkcs11KeyBackend module={os.path.basename(self.module)} token={self.token_label!r} pool={self.pool_size}>"
+        module = os.path.basename(self.module)
+        return f"<Pkcs11KeyBackend module={module} token={self.token_label!r} pool={self.pool_size}>"
