@@ -31,7 +31,7 @@ def _rows(home: Path) -> int:
         return int(db.execute("SELECT count(*) FROM audit_events").fetchone()[0])
 
 
-def test_events_of_the_running_service_verify(service: Service) -> None:
+def test_events_of_the_running_service_verify(service: Service, demo_token: str) -> None:
     out = service.cli("audit", "verify")
     assert b"hash chain intact" in out.stdout
     with sqlite3.connect(service.home / "remotesign.db") as db:
