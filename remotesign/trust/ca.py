@@ -319,8 +319,9 @@ class CertificateAuthority:
             exts.append({"extn_id": "ocsp_no_check", "critical": False, "extn_value": core.Null()})
         if profile.qc_type:
             exts.append({"extn_id": qc.ID_PE_QC_STATEMENTS, "critical": False,
-                         "extn_value": qc.qc_statements(profile.qc_type, profile.qc_semantics or "",
-                                                        f"{self.base_url}/pki/pds")})
+                         # wrapped explicitly: pyHanko registers its own QCStatements parser in asn1crypto
+                         "extn_value": core.ParsableOctetString(qc.qc_statements(
+                             profile.qc_type, profile.qc_semantics or "", f"{self.base_url}/pki/pds"))})
         return exts
 
     # -- lookup and revocation --------------------------------------------------------------------

@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from asn1crypto import core, ocsp
+from asn1crypto import algos, core, ocsp
 
 from remotesign.keystore import KeyStore
 from remotesign.trust.ca import CertificateAuthority, IssuedCertificate
@@ -84,9 +84,13 @@ class OcspResponder:
         cert, key = ca.ocsp_signer()
         self._key = key
         self._cert = cert.asn1()
-        self._sig_alg = signature_algorithm(key)
+        # Constant parts are loaded from DER so asn1crypto reuses their encoding on every response
+        # instead of re-serialising them (certificate included): roughly a third of the build time.
+        self._certs = ocsp.Certificates.load(ocsp.Certificates([self._cert]).dump())
+        self._sig_alg = algos.SignedDigestAlgorithm.load(signature_algorithm(key).dump())
         responder_bits = self._cert.public_key["public_key"].contents[1:]
-        self._responder_id = ocsp.ResponderId(name="by_key", value=hashlib.sha1(responder_bits).digest())
+        self._responder_id = ocsp.ResponderId.load(
+            ocsp.ResponderId(name="by_key", value=hashlib.sha1(responder_bits).digest()).dump())
         self._malformed = _status_only("malformed_request")
         self._internal_error = _status_only("internal_error")
 
@@ -146,7 +150,7 @@ class OcspResponder:
             "tbs_response_data": tbs_response,
             "signature_algorithm": self._sig_alg,
             "signature": signature,
-            "certs": [self._cert],
+            "certs": self._certs,
         })
         der = ocsp.OCSPResponse({
             "response_status": "successful",
