@@ -8,7 +8,7 @@ next to (not inside) the database, and the built-in PKI.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -60,13 +60,6 @@ class Settings:
     def auth_servers(self) -> frozenset[str]:
         """Names accepted in /trustedx-authserver/oauth/{name}/token."""
         return frozenset((self.default_auth_server, *self.extra_auth_servers))
-
-    @property
-    def database_is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    def with_public_url(self, url: str) -> "Settings":
-        return replace(self, public_url=url.rstrip("/"))
 
     def base_url(self) -> str:
         """Public base URL baked into issued certificates (AIA, CRL distribution points)."""

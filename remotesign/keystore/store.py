@@ -19,9 +19,6 @@ from remotesign.keystore.base import KeyAlgorithm, KeyBackend, KeyStoreError, Si
 from remotesign.storage.db import Database
 from remotesign.storage.models import KeyRecord
 
-OPERATOR = None  # tenant_id of keys that belong to the operator (built-in PKI)
-
-
 @dataclass(frozen=True)
 class StoredKey:
     """Public facts about a stored key; deliberately has no private material."""
