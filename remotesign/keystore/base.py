@@ -32,6 +32,10 @@ class KeyAlgorithm(str, Enum):
         return int(self.value.split("-")[1])
 
     @property
+    def curve_name(self) -> str:
+        return {"ec-p256": "secp256r1", "ec-p384": "secp384r1"}[self.value]
+
+    @property
     def default_hash(self) -> str:
         """Hash that matches the key's strength (ECDSA P-384 pairs with SHA-384)."""
         return "sha384" if self is KeyAlgorithm.EC_P384 else "sha256"
