@@ -115,14 +115,13 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
             tenant_id = tenant.id
         validity = timedelta(days=args.days) if args.days else None
         cert = svc.ca.issue_from_csr(csr, args.profile, tenant_id=tenant_id, validity=validity)
+        chain = "".join(c.pem() for c in svc.ca.chain()) if args.chain else ""
     except (CertificateError, ProfileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         svc.close()
-    sys.stdout.write(cert.pem())
-    if args.chain:
-        sys.stdout.write("".join(c.pem() for c in svc.ca.chain()))
+    sys.stdout.write(cert.pem() + chain)
     print(f"issued {cert.profile} certificate id={cert.id} serial={cert.serial_hex}", file=sys.stderr)
     return 0
 

@@ -7,6 +7,7 @@ Keys carry the owning tenant (``None`` for the operator's PKI keys). Lookups tha
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -18,6 +19,10 @@ from remotesign.core.audit import AuditLog
 from remotesign.keystore.base import KeyAlgorithm, KeyBackend, KeyStoreError, SignatureScheme
 from remotesign.storage.db import Database
 from remotesign.storage.models import KeyRecord
+from remotesign.storage.tenancy import owned_by
+
+HANDLE_CACHE_SIZE = 10_000  # key handles kept in memory (an LRU); each is a few hundred bytes
+
 
 @dataclass(frozen=True)
 class StoredKey:
@@ -56,7 +61,7 @@ class KeyStore:
         self.db = db
         self.backend = backend
         self.audit = audit
-        self._handles: dict[str, tuple[bytes, KeyAlgorithm]] = {}
+        self._handles: OrderedDict[str, tuple[bytes, KeyAlgorithm]] = OrderedDict()  # LRU, bounded
 
     def create(self, algorithm: KeyAlgorithm, label: str, tenant_id: str | None) -> StoredKey:
         generated = self.backend.generate(algorithm, label)
@@ -79,9 +84,8 @@ class KeyStore:
 
     def get(self, key_id: str, tenant_id: str | None) -> StoredKey:
         """The key ``key_id`` if it belongs to ``tenant_id`` (``None``: the operator)."""
-        owner = KeyRecord.tenant_id.is_(None) if tenant_id is None else KeyRecord.tenant_id == tenant_id
         with self.db.session() as s:
-            rec = s.scalar(select(KeyRecord).where(KeyRecord.id == key_id, owner))
+            rec = s.scalar(select(KeyRecord).where(KeyRecord.id == key_id, owned_by(KeyRecord.tenant_id, tenant_id)))
         if rec is None:
             raise KeyStoreError(f"no key {key_id}")
         return _stored(rec)
@@ -94,6 +98,7 @@ class KeyStore:
     def _handle(self, key_id: str) -> tuple[bytes, KeyAlgorithm]:
         cached = self._handles.get(key_id)
         if cached is not None:
+            self._handles.move_to_end(key_id)
             return cached
         with self.db.session() as s:
             rec = s.get(KeyRecord, key_id)
@@ -103,6 +108,8 @@ class KeyStore:
                 raise KeyStoreError(f"key {key_id} lives in backend {rec.backend!r}, not {self.backend.name!r}")
             value = (rec.handle, KeyAlgorithm(rec.algorithm))
         self._handles[key_id] = value
+        while len(self._handles) > HANDLE_CACHE_SIZE:
+            self._handles.popitem(last=False)
         return value
 
     def sign_digest(

@@ -24,6 +24,7 @@ from remotesign.core.audit import AuditLog
 from remotesign.keystore import KeyAlgorithm, KeyStore, StoredKey
 from remotesign.storage.db import Database
 from remotesign.storage.models import CertificateRecord, SystemSetting
+from remotesign.storage.tenancy import owned_by
 from remotesign.trust import qc
 from remotesign.trust.profiles import ISSUABLE_PROFILES, Profile, ProfileError, get_profile
 from remotesign.trust.signing import asn1_time, key_identifier, sign_der, signature_algorithm
@@ -326,9 +327,9 @@ class CertificateAuthority:
 
     # -- lookup and revocation --------------------------------------------------------------------
     def get(self, cert_id: str, tenant_id: str | None) -> IssuedCertificate:
-        owner = CertificateRecord.tenant_id.is_(None) if tenant_id is None else CertificateRecord.tenant_id == tenant_id
         with self.db.session() as s:
-            rec = s.scalar(select(CertificateRecord).where(CertificateRecord.id == cert_id, owner))
+            rec = s.scalar(select(CertificateRecord).where(CertificateRecord.id == cert_id,
+                                                           owned_by(CertificateRecord.tenant_id, tenant_id)))
         if rec is None:
             raise CertificateError(f"no certificate {cert_id}")
         return _issued(rec)
@@ -350,8 +351,7 @@ class CertificateAuthority:
         with self.db.session() as s:
             q = select(CertificateRecord).order_by(CertificateRecord.created_at)
             if not all_tenants:
-                q = q.where(CertificateRecord.tenant_id.is_(None) if tenant_id is None
-                            else CertificateRecord.tenant_id == tenant_id)
+                q = q.where(owned_by(CertificateRecord.tenant_id, tenant_id))
             return [_issued(r) for r in s.scalars(q)]
 
     def revoked_by(self, issuer_id: str) -> list[IssuedCertificate]:
