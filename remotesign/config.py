@@ -55,6 +55,11 @@ class Settings:
     tsa_accuracy_ms: int = 500
     crl_validity_hours: int = 24
     ocsp_validity_minutes: int = 60
+    file_max_bytes: int = 256 << 20
+    session_timeout_seconds: int = 86400
+    tsa_url: str | None = None
+    trust_anchor_files: tuple[Path, ...] = ()
+    fetch_timeout_seconds: float = 10.0
 
     @property
     def auth_servers(self) -> frozenset[str]:
@@ -92,4 +97,8 @@ def load_settings() -> Settings:
         tsa_policy_oid=_env("REMOTESIGN_TSA_POLICY_OID", Settings.tsa_policy_oid) or Settings.tsa_policy_oid,
         crl_validity_hours=_env_int("REMOTESIGN_CRL_VALIDITY_HOURS", 24),
         ocsp_validity_minutes=_env_int("REMOTESIGN_OCSP_VALIDITY_MINUTES", 60),
+        file_max_bytes=_env_int("REMOTESIGN_FILE_MAX_BYTES", Settings.file_max_bytes),
+        session_timeout_seconds=_env_int("REMOTESIGN_SESSION_TIMEOUT", Settings.session_timeout_seconds),
+        tsa_url=_env("REMOTESIGN_TSA_URL"),
+        trust_anchor_files=tuple(Path(p) for p in (_env("REMOTESIGN_TRUST_ANCHORS", "") or "").split(",") if p),
     )

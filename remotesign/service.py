@@ -73,6 +73,48 @@ class Services:
 
         return CrlPublisher(self.db, self.ca, self.keystore, self.settings.crl_validity_hours)
 
+    @cached_property
+    def sessions(self) -> Any:
+        from remotesign.core.sessions import SessionService
+
+        return SessionService(self.db, self.blobs, self.audit, timeout_seconds=self.settings.session_timeout_seconds,
+                              file_max_bytes=self.settings.file_max_bytes)
+
+    @cached_property
+    def trust_store(self) -> Any:
+        from remotesign.trust.revocation import TrustStore
+
+        return TrustStore.build([c.der for c in self.ca.chain()], self.settings.trust_anchor_files)
+
+    @cached_property
+    def timestamper(self) -> Any:
+        from remotesign.trust.timestamping import make_timestamper
+
+        return make_timestamper(self.tsa, self.settings.tsa_url, self.settings.fetch_timeout_seconds)
+
+    @cached_property
+    def signing(self) -> Any:
+        from remotesign.core.signing import SigningService
+        from remotesign.trust.revocation import RevocationCollector
+
+        ca_by_der = {c.der: c.id for c in self.ca.chain()}
+        revocation = RevocationCollector(list(ca_by_der), lambda der: self.ocsp.respond(der).der,
+                                         lambda ca_cert: self.crls.current(ca_by_der[ca_cert.dump()]),
+                                         timeout=self.settings.fetch_timeout_seconds)
+        return SigningService(self.db, self.sessions, self.audit, self.trust_store, revocation, self.timestamper)
+
+    @cached_property
+    def transport(self) -> Any:
+        from remotesign.core.eseal import TransportKey
+
+        return TransportKey(self.db, self.keystore)
+
+    @cached_property
+    def seal(self) -> Any:
+        from remotesign.core.eseal import SealService
+
+        return SealService(self.signing, self.transport, self.audit)
+
     @property
     def demo_client_file(self) -> Path:
         return self.settings.home / "demo-client.json"
@@ -80,6 +122,7 @@ class Services:
     def initialize(self) -> dict[str, Any]:
         """First-start work: the PKI, and a demo relying party whose credentials go to a file."""
         created_pki = self.ca.initialize()
+        self.transport.key()
         demo: dict[str, Any] | None = None
         if not self.tenants.list():
             tenant, secret = self.tenants.create(DEMO_CLIENT_NAME)

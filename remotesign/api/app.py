@@ -8,7 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from remotesign import __version__
-from remotesign.api import health, native, oauth, pki
+import asyncio
+import logging
+
+from remotesign.api import eparaksts, health, native, oauth, pki
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.limits import BodySizeLimit
 from remotesign.service import Services
@@ -23,13 +26,31 @@ OAuth endpoints answer RFC 6749 errors; OCSP and TSA answer in their protocols."
 def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(_sweep_sessions(services))
         yield
+        sweeper.cancel()
         services.close()
 
     app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (health.router, oauth.router, pki.router, native.router):
+    for router in (health.router, oauth.router, pki.router, native.router, eparaksts.router):
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes)
+    upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD
+    app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes,
+                       prefix_limits={"/api-storage/": upload_limit}, envelope_prefixes=eparaksts.PATH_PREFIXES)
     return app
+
+
+UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and boundaries around the file
+SWEEP_INTERVAL_SECONDS = 60.0
+
+
+async def _sweep_sessions(services: Services) -> None:
+    """Delete expired sessions' files in the background, once a minute."""
+    while True:
+        try:
+            await asyncio.to_thread(services.sessions.sweep_expired)
+        except Exception:  # noqa: BLE001 - a failed sweep is retried next time; never kill the loop
+            logging.getLogger("remotesign").exception("session sweep failed")
+        await asyncio.sleep(SWEEP_INTERVAL_SECONDS)

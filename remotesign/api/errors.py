@@ -52,6 +52,12 @@ def _is_oauth_path(path: str) -> bool:
     return path.startswith("/trustedx-authserver/")
 
 
+def _is_signapi_path(path: str) -> bool:
+    from remotesign.api.eparaksts import PATH_PREFIXES
+
+    return path.startswith(PATH_PREFIXES)
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
@@ -64,6 +70,8 @@ def render(request: Request, status: int, code: str, message: str,
            headers: dict[str, str] | None = None) -> JSONResponse:
     if _is_oauth_path(request.url.path):
         return JSONResponse({"error": code, "error_description": message}, status_code=status, headers=headers)
+    if _is_signapi_path(request.url.path):
+        return JSONResponse({"data": None, **error_body(code, message)}, status_code=status, headers=headers)
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -71,6 +79,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return render(request, exc.status, exc.code, exc.message, exc.headers)
+
+    from remotesign.api.eparaksts.envelope import EnvelopeError
+
+    @app.exception_handler(EnvelopeError)
+    async def _envelope_error(request: Request, exc: EnvelopeError) -> JSONResponse:
+        return render(request, exc.status, exc.code, exc.message)
 
     @app.exception_handler(OAuthError)
     async def _oauth_error(_request: Request, exc: OAuthError) -> JSONResponse:

@@ -16,10 +16,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, default_limit: int, prefix_limits: dict[str, int] | None = None) -> None:
+    def __init__(self, app: ASGIApp, default_limit: int, prefix_limits: dict[str, int] | None = None,
+                 envelope_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.default_limit = default_limit
         self.prefix_limits = prefix_limits or {}
+        self.envelope_prefixes = envelope_prefixes  # paths answering {"data": null, "error": ...}
 
     def limit_for(self, path: str) -> int:
         for prefix, limit in self.prefix_limits.items():
@@ -31,16 +33,18 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope.get("path", ""))
+        path = scope.get("path", "")
+        limit = self.limit_for(path)
+        envelope = path.startswith(self.envelope_prefixes)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _reject(send, 400, "invalid_request", "bad Content-Length header")
+                    await _reject(send, 400, "invalid_request", "bad Content-Length header", envelope)
                     return
                 if declared > limit:
-                    await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
+                    await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes", envelope)
                     return
         received = 0
         exceeded = False
@@ -66,17 +70,18 @@ class BodySizeLimit:
             if exceeded:
                 if message["type"] == "http.response.start" and not replaced:
                     replaced = True
-                    await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
+                    await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes", envelope)
                 return
             await send(message)
 
         await self.app(scope, counting_receive, tracking_send)
         if exceeded and not replaced:
-            await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
+            await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes", envelope)
 
 
-async def _reject(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+async def _reject(send: Send, status: int, code: str, message: str, envelope: bool = False) -> None:
+    payload = {"error": {"code": code, "message": message}}
+    body = json.dumps({"data": None, **payload} if envelope else payload).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -64,8 +64,13 @@ class KeyBackend(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def generate(self, algorithm: KeyAlgorithm, label: str) -> GeneratedKey:
-        """Create a new key pair; the private half stays inside the backend."""
+    def generate(self, algorithm: KeyAlgorithm, label: str, *, decrypt: bool = False) -> GeneratedKey:
+        """Create a new key pair; the private half stays inside the backend. ``decrypt`` makes an
+        RSA key for decryption only (a transport key), never for signing."""
+
+    @abc.abstractmethod
+    def decrypt_pkcs1v15(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes) -> bytes:
+        """RSAES-PKCS1-v1_5 decryption with a key generated with ``decrypt=True``."""
 
     @abc.abstractmethod
     def sign_digest(

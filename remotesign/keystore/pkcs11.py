@@ -384,13 +384,13 @@ class Pkcs11KeyBackend(KeyBackend):
 
     # -- KeyBackend -----------------------------------------------------------------------------
 
-    def generate(self, algorithm: KeyAlgorithm, label: str) -> GeneratedKey:
+    def generate(self, algorithm: KeyAlgorithm, label: str, *, decrypt: bool = False) -> GeneratedKey:
         key_id = secrets.token_bytes(_ID_LEN)
         public_template: dict[Attribute, Any] = {
             Attribute.TOKEN: True,
             Attribute.PRIVATE: False,
-            Attribute.VERIFY: True,
-            Attribute.ENCRYPT: False,
+            Attribute.VERIFY: not decrypt,
+            Attribute.ENCRYPT: decrypt,
             Attribute.WRAP: False,
         }
         private_template: dict[Attribute, Any] = {
@@ -398,8 +398,8 @@ class Pkcs11KeyBackend(KeyBackend):
             Attribute.PRIVATE: True,
             Attribute.SENSITIVE: True,
             Attribute.EXTRACTABLE: False,
-            Attribute.SIGN: True,
-            Attribute.DECRYPT: False,
+            Attribute.SIGN: not decrypt,
+            Attribute.DECRYPT: decrypt,
             Attribute.UNWRAP: False,
             Attribute.DERIVE: False,
         }
@@ -418,7 +418,8 @@ class Pkcs11KeyBackend(KeyBackend):
                         id=key_id,
                         label=label,
                         store=True,
-                        capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+                        capabilities=(MechanismFlag.DECRYPT | MechanismFlag.ENCRYPT) if decrypt
+                        else (MechanismFlag.SIGN | MechanismFlag.VERIFY),
                         public_template=public_template,
                         private_template=private_template,
                     )
@@ -500,6 +501,18 @@ class Pkcs11KeyBackend(KeyBackend):
             half = len(raw) // 2
             return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
         return bytes(raw)
+
+    def decrypt_pkcs1v15(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes) -> bytes:
+        if not algorithm.is_rsa:
+            raise KeyStoreError("decryption needs an RSA key")
+        key_id = _key_id(handle)
+        with self._borrow() as pooled:
+            key, _ = self._find_private(pooled, key_id)
+            try:
+                with self._call_lock:
+                    return bytes(key.decrypt(ciphertext, mechanism=Mechanism.RSA_PKCS))
+            except p11exc.PKCS11Error as exc:
+                raise _p11_error("decrypt", exc) from exc
 
     def delete(self, handle: bytes) -> None:
         """Destroy the private and public key objects of ``handle``; unknown handles are a no-op."""

@@ -76,7 +76,7 @@ class SoftwareKeyBackend(KeyBackend):
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def generate(self, algorithm: KeyAlgorithm, label: str) -> GeneratedKey:
+    def generate(self, algorithm: KeyAlgorithm, label: str, *, decrypt: bool = False) -> GeneratedKey:
         private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
         if algorithm.is_rsa:
             private = rsa.generate_private_key(public_exponent=65537, key_size=algorithm.rsa_bits)
@@ -135,6 +135,15 @@ class SoftwareKeyBackend(KeyBackend):
                 pad = padding.PKCS1v15()
             return key.sign(digest, pad, prehashed)
         return key.sign(digest, ec.ECDSA(prehashed))
+
+    def decrypt_pkcs1v15(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes) -> bytes:
+        key = self._private_key(handle)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise KeyStoreError("decryption needs an RSA key")
+        try:
+            return key.decrypt(ciphertext, padding.PKCS1v15())
+        except ValueError as exc:
+            raise KeyStoreError("decryption failed") from exc
 
     def delete(self, handle: bytes) -> None:
         with self._lock:

@@ -63,8 +63,9 @@ class KeyStore:
         self.audit = audit
         self._handles: OrderedDict[str, tuple[bytes, KeyAlgorithm]] = OrderedDict()  # LRU, bounded
 
-    def create(self, algorithm: KeyAlgorithm, label: str, tenant_id: str | None) -> StoredKey:
-        generated = self.backend.generate(algorithm, label)
+    def create(self, algorithm: KeyAlgorithm, label: str, tenant_id: str | None, *,
+               decrypt: bool = False) -> StoredKey:
+        generated = self.backend.generate(algorithm, label, decrypt=decrypt)
         rec = KeyRecord(
             id=str(uuid.uuid4()),
             tenant_id=tenant_id,
@@ -122,6 +123,11 @@ class KeyStore:
         """Sign ``digest`` with ``key`` (obtained through ``get``/``create``, so ownership was checked)."""
         handle, algorithm = self._handle(key.id)
         return self.backend.sign_digest(handle, algorithm, digest, hash_name, scheme or key.default_scheme)
+
+    def decrypt(self, key: StoredKey, ciphertext: bytes) -> bytes:
+        """RSAES-PKCS1-v1_5 decryption with a transport key (created with ``decrypt=True``)."""
+        handle, algorithm = self._handle(key.id)
+        return self.backend.decrypt_pkcs1v15(handle, algorithm, ciphertext)
 
     def close(self) -> None:
         self.backend.close()

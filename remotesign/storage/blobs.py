@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -48,6 +49,11 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def put(self, namespace: str, name: str, chunks: Iterable[bytes], max_size: int | None = None) -> BlobInfo:
         """Store ``chunks`` as one blob, hashing while writing; all-or-nothing."""
+
+    @abc.abstractmethod
+    def writer(self, namespace: str, name: str) -> AbstractContextManager[BinaryIO]:
+        """A readable, writable, seekable file that becomes the blob when the block ends without an
+        exception (and vanishes otherwise): what PDF signing needs to stream its output."""
 
     @abc.abstractmethod
     def open(self, namespace: str, name: str) -> BinaryIO:
@@ -90,19 +96,25 @@ class LocalBlobStore(BlobStore):
         return self._dir(namespace) / _check(name)
 
     def put(self, namespace: str, name: str, chunks: Iterable[bytes], max_size: int | None = None) -> BlobInfo:
+        digest = hashlib.sha256()
+        size = 0
+        with self.writer(namespace, name) as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if max_size is not None and size > max_size:
+                    raise BlobTooLarge(f"blob exceeds {max_size} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+        return BlobInfo(namespace=namespace, name=name, size=size, sha256=digest.digest())
+
+    @contextmanager
+    def writer(self, namespace: str, name: str) -> Iterator[BinaryIO]:
         final = self._path(namespace, name)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".tmp-{secrets.token_hex(8)}-{name}"
-        digest = hashlib.sha256()
-        size = 0
         try:
-            with open(tmp, "xb") as out:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if max_size is not None and size > max_size:
-                        raise BlobTooLarge(f"blob exceeds {max_size} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
+            with open(tmp, "x+b") as out:
+                yield out
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, final)
@@ -110,7 +122,6 @@ class LocalBlobStore(BlobStore):
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(final.parent)
-        return BlobInfo(namespace=namespace, name=name, size=size, sha256=digest.digest())
 
     def open(self, namespace: str, name: str) -> BinaryIO:
         try:

@@ -136,3 +136,52 @@ class SystemSetting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+
+
+class SigningSession(Base):
+    """A relying party's file-processing session (eParaksts 'session'): documents go in, signed
+    documents come out; everything is deleted when it is closed or expires."""
+
+    __tablename__ = "signing_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SessionDocument(Base):
+    """A file (kind 'file'), a hash-only entry (kind 'hash') or a signing result (kind 'signed')
+    inside a session. Content lives in the blob store under the tenant's namespace."""
+
+    __tablename__ = "session_documents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("signing_sessions.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(512))
+    mime_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    blob: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    signature_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SigningOperation(Base):
+    """State kept between CalculateDigest and finalizeSigning, so that finalizing produces exactly
+    what was digested; one per session at a time. ``status``: prepared -> signed (-> archived)."""
+
+    __tablename__ = "signing_operations"
+    session_id: Mapped[str] = mapped_column(ForeignKey("signing_sessions.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    format: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(12))
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    digest_algorithm: Mapped[str] = mapped_column(String(10))
+    digest: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(Text)
+    prepared_blob: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    result_document_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

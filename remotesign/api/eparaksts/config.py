@@ -1,0 +1,28 @@
+"""Config API: the relying party's limits and the public key for e-seal passwords."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from remotesign.api.deps import services
+from remotesign.api.eparaksts.envelope import Caller, ok
+from remotesign.core.tenants import TokenInfo
+from remotesign.service import Services
+
+router = APIRouter(prefix="/api-config/v1.0", tags=["eParaksts config"])
+
+
+@router.get("/")
+def configuration(caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
+    tenant = svc.tenants.by_client_id(caller.client_id)
+    created = tenant.created_at.replace(tzinfo=None).isoformat() if tenant else None
+    return ok({"oauthClientId": caller.client_id, "name": tenant.name if tenant else caller.client_id,
+               "created": created, "changed": created, "fileMaxLength": svc.settings.file_max_bytes,
+               "sessionExpirationTimeout": svc.settings.session_timeout_seconds})
+
+
+@router.get("/public/key")
+def public_key(caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
+    return ok({"publicKey": svc.transport.public_pem(), "algorithm": "RSA", "padding": "PKCS1-v1_5"})

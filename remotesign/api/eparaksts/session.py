@@ -1,0 +1,37 @@
+"""Session API: ``GET /api-session/v1.0/start[?amount=N]`` and ``GET …/{sessionId}/close``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from remotesign.api.deps import services
+from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
+from remotesign.core.sessions import SessionError
+from remotesign.core.tenants import TokenInfo
+from remotesign.service import Services
+
+router = APIRouter(prefix="/api-session/v1.0", tags=["eParaksts session"])
+
+
+@router.get("/start", status_code=201)
+def start(amount: int | None = Query(default=None), caller: TokenInfo = Caller,
+          svc: Services = Depends(services)) -> JSONResponse:
+    try:
+        ids = svc.sessions.start(caller.tenant_id, amount or 1)
+    except SessionError as exc:
+        raise EnvelopeError.from_session(exc) from exc
+    body: dict[str, Any] = ok({"sessionIds": ids} if amount is not None else {"sessionId": ids[0]})
+    return JSONResponse(body, status_code=201)
+
+
+@router.get("/{session_id}/close")
+def close(session_id: str, caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
+    try:
+        svc.sessions.close(caller.tenant_id, session_id)
+    except SessionError as exc:
+        raise EnvelopeError.from_session(exc) from exc
+    svc.audit.append("session.closed", actor=caller.client_id, tenant_id=caller.tenant_id, subject=session_id)
+    return ok(f"Session {session_id} closed")

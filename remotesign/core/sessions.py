@@ -1,0 +1,285 @@
+"""File-processing sessions: a relying party starts one, uploads documents (or only their digests),
+signs them, downloads the result and closes it. Closing or expiry deletes every file.
+
+Sessions are tenant-owned: every lookup filters on the caller's tenant, so another tenant's
+session id is simply unknown. Session ids are 256-bit random values written as 64 hex characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import unicodedata
+import uuid
+from collections.abc import AsyncIterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import BinaryIO
+
+from sqlalchemy import delete, func, select
+
+from remotesign.core.audit import AuditLog
+from remotesign.formats import asic
+from remotesign.formats.base import FormatError, Limits
+from remotesign.storage.blobs import BlobStore
+from remotesign.storage.db import Database
+from remotesign.storage.models import SessionDocument, SigningOperation, SigningSession
+from remotesign.storage.tenancy import owned_by
+
+SESSION_ID = re.compile(r"^[0-9a-f]{64}$")
+MAX_AMOUNT = 100
+MAX_NAME_BYTES = 255
+CONTAINER_SUFFIXES = (".edoc", ".asice", ".sce", ".bdoc")
+
+
+class SessionError(Exception):
+    """A session or document problem with a stable ``code``; ``status`` is the HTTP status facades use."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    id: str
+    name: str
+    size: int
+    kind: str
+    mime_type: str
+    sha256: bytes
+    blob: str | None
+    signature_index: int | None = None
+    included: list["DocumentInfo"] = field(default_factory=list)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def clean_file_name(raw: str) -> str:
+    """The base name of an uploaded file, NFC-normalised; rejects names that cannot be stored safely
+    inside a container (control characters, empty, too long)."""
+    name = unicodedata.normalize("NFC", raw.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    if not name or name in (".", "..") or any(unicodedata.category(c) == "Cc" for c in name):
+        raise SessionError(400, "invalid_file_name", f"file name {raw[:80]!r} is not acceptable")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise SessionError(400, "invalid_file_name", f"file name longer than {MAX_NAME_BYTES} bytes")
+    return name
+
+
+def _info(doc: SessionDocument) -> DocumentInfo:
+    return DocumentInfo(id=doc.id, name=doc.name, size=doc.size, kind=doc.kind, mime_type=doc.mime_type,
+                        sha256=doc.sha256, blob=doc.blob, signature_index=doc.signature_index)
+
+
+class SessionService:
+    def __init__(self, db: Database, blobs: BlobStore, audit: AuditLog, *, timeout_seconds: int,
+                 file_max_bytes: int, max_documents: int = 1000, limits: Limits | None = None) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.audit = audit
+        self.timeout = timedelta(seconds=timeout_seconds)
+        self.file_max_bytes = file_max_bytes
+        self.max_documents = max_documents
+        self.limits = limits or Limits()
+
+    @staticmethod
+    def namespace(tenant_id: str, session_id: str) -> str:
+        return f"{tenant_id}/{session_id}"
+
+    # --- sessions -------------------------------------------------------------------------------
+
+    def start(self, tenant_id: str, amount: int = 1) -> list[str]:
+        if not 1 <= amount <= MAX_AMOUNT:
+            raise SessionError(400, "invalid_amount", f"amount must be between 1 and {MAX_AMOUNT}")
+        now = _utcnow()
+        ids = [secrets.token_hex(32) for _ in range(amount)]
+        with self.db.session() as s:
+            for sid in ids:
+                s.add(SigningSession(id=sid, tenant_id=tenant_id, created_at=now, expires_at=now + self.timeout))
+        return ids
+
+    def require(self, tenant_id: str, session_id: str) -> SigningSession:
+        """The caller's open, unexpired session, or a SessionError saying which of those it is not."""
+        with self.db.session() as s:
+            row = self._lookup(s, tenant_id, session_id)
+            s.expunge(row)
+        return row
+
+    def _lookup(self, s: object, tenant_id: str, session_id: str) -> SigningSession:
+        if not SESSION_ID.match(session_id or ""):
+            raise SessionError(404, "session_not_found", "unknown session id")
+        row = s.execute(  # type: ignore[attr-defined]
+            select(SigningSession).where(SigningSession.id == session_id,
+                                         owned_by(SigningSession.tenant_id, tenant_id))).scalar_one_or_none()
+        if row is None:
+            raise SessionError(404, "session_not_found", f"unknown session {session_id}")
+        if row.closed_at is not None:
+            raise SessionError(410, "session_closed", f"session {session_id} is closed")
+        if _aware(row.expires_at) <= _utcnow():
+            # The background sweep may not have run yet: the files go now, the row with it later.
+            self.blobs.delete_namespace(self.namespace(tenant_id, session_id))
+            raise SessionError(410, "session_expired", f"session {session_id} has expired")
+        return row  # type: ignore[no-any-return]
+
+    def close(self, tenant_id: str, session_id: str) -> None:
+        with self.db.session() as s:
+            row = self._lookup(s, tenant_id, session_id)
+            row.closed_at = _utcnow()
+            s.execute(delete(SessionDocument).where(SessionDocument.session_id == session_id))
+            s.execute(delete(SigningOperation).where(SigningOperation.session_id == session_id))
+        self.blobs.delete_namespace(self.namespace(tenant_id, session_id))
+
+    def sweep_expired(self, now: datetime | None = None) -> int:
+        """Delete the files (and rows) of sessions past their expiry or closed; returns how many."""
+        now = now or _utcnow()
+        with self.db.session() as s:
+            rows = s.execute(select(SigningSession.id, SigningSession.tenant_id).where(
+                (SigningSession.expires_at <= now) | SigningSession.closed_at.is_not(None))).all()
+        for sid, tenant_id in rows:
+            self.blobs.delete_namespace(self.namespace(tenant_id, sid))
+            with self.db.session() as s:
+                s.execute(delete(SessionDocument).where(SessionDocument.session_id == sid))
+                s.execute(delete(SigningOperation).where(SigningOperation.session_id == sid))
+                s.execute(delete(SigningSession).where(SigningSession.id == sid))
+        return len(rows)
+
+    # --- documents ------------------------------------------------------------------------------
+
+    async def upload(self, tenant_id: str, session_id: str, raw_name: str, chunks: AsyncIterable[bytes],
+                     mime_type: str) -> DocumentInfo:
+        """Stream one file to the blob store (hashing as it goes); nothing is recorded unless the
+        whole file arrived within the size limit."""
+        name = clean_file_name(raw_name)
+        self._check_room(tenant_id, session_id, name)
+        doc_id = str(uuid.uuid4())
+        digest = hashlib.sha256()
+        size = 0
+        namespace = self.namespace(tenant_id, session_id)
+        with self.blobs.writer(namespace, doc_id) as out:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > self.file_max_bytes:
+                    raise SessionError(413, "file_too_large", f"file exceeds {self.file_max_bytes} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+        try:
+            if self._looks_like_container(namespace, doc_id, name):
+                self._check_container(namespace, doc_id)
+                mime_type = asic.MIMETYPE
+            return self._record(tenant_id, session_id, kind="file", name=name, size=size,
+                                sha256=digest.digest(), mime_type=mime_type, blob=doc_id)
+        except BaseException:
+            self.blobs.delete(namespace, doc_id)
+            raise
+
+    def _looks_like_container(self, namespace: str, blob: str, name: str) -> bool:
+        if name.lower().endswith(CONTAINER_SUFFIXES):
+            return True
+        with self.blobs.open(namespace, blob) as fh:
+            return asic.is_asic_e(fh)
+
+    def _check_container(self, namespace: str, blob: str) -> None:
+        """Containers are checked on arrival (zip bombs, unsafe or duplicate names, bad manifest),
+        so a hostile file is refused before anyone signs or lists it."""
+        try:
+            with asic.AsicContainer.open(self.blobs.open(namespace, blob), self.limits):
+                pass
+        except FormatError as exc:
+            raise SessionError(400, exc.code, exc.message) from exc
+
+    def add_digests(self, tenant_id: str, session_id: str, files: list[tuple[str, bytes]],
+                    signature_index: int) -> list[DocumentInfo]:
+        """Hash-only entries: the relying party keeps the file, the service signs its SHA-256."""
+        out = []
+        for raw_name, digest in files:
+            name = clean_file_name(raw_name)
+            if len(digest) != 32:
+                raise SessionError(400, "invalid_digest", f"digest of {name} is not a SHA-256 value")
+            self._check_room(tenant_id, session_id, name)
+            out.append(self._record(tenant_id, session_id, kind="hash", name=name, size=0, sha256=digest,
+                                    mime_type=asic.guess_mime_type(name), blob=None, signature_index=signature_index))
+        return out
+
+    def _check_room(self, tenant_id: str, session_id: str, name: str) -> None:
+        with self.db.session() as s:
+            self._lookup(s, tenant_id, session_id)
+            names = s.execute(select(SessionDocument.name).where(
+                SessionDocument.session_id == session_id, SessionDocument.kind != "signed")).scalars().all()
+        if len(names) >= self.max_documents:
+            raise SessionError(400, "too_many_documents", f"a session holds at most {self.max_documents} documents")
+        if name.casefold() in {n.casefold() for n in names}:
+            raise SessionError(409, "duplicate_document_name", f"the session already holds a file named {name!r}")
+
+    def _record(self, tenant_id: str, session_id: str, *, kind: str, name: str, size: int, sha256: bytes,
+                mime_type: str, blob: str | None, signature_index: int | None = None) -> DocumentInfo:
+        with self.db.session() as s:
+            self._lookup(s, tenant_id, session_id)
+            seq = s.execute(select(func.coalesce(func.max(SessionDocument.seq), 0)).where(
+                SessionDocument.session_id == session_id)).scalar_one() + 1
+            doc = SessionDocument(id=blob or str(uuid.uuid4()), session_id=session_id, seq=seq, kind=kind,
+                                  name=name, mime_type=mime_type, size=size, sha256=sha256, blob=blob,
+                                  signature_index=signature_index, created_at=_utcnow())
+            s.add(doc)
+            s.flush()
+            return _info(doc)
+
+    def store_result(self, tenant_id: str, session_id: str, name: str, mime_type: str, blob: str,
+                     size: int, sha256: bytes) -> DocumentInfo:
+        """Record a signed document produced by the signing core (its blob is already written)."""
+        return self._record(tenant_id, session_id, kind="signed", name=name, size=size, sha256=sha256,
+                            mime_type=mime_type, blob=blob)
+
+    def documents(self, tenant_id: str, session_id: str) -> list[DocumentInfo]:
+        """Every document of the session in upload order (inputs, hash entries and results)."""
+        with self.db.session() as s:
+            self._lookup(s, tenant_id, session_id)
+            rows = s.execute(select(SessionDocument).where(SessionDocument.session_id == session_id)
+                             .order_by(SessionDocument.seq)).scalars().all()
+            return [_info(r) for r in rows]
+
+    def visible(self, tenant_id: str, session_id: str) -> list[DocumentInfo]:
+        """What a listing shows: the newest signed result once there is one, the inputs before."""
+        docs = self.documents(tenant_id, session_id)
+        signed = [d for d in docs if d.kind == "signed"]
+        return [signed[-1]] if signed else docs
+
+    def document(self, tenant_id: str, session_id: str, document_id: str) -> DocumentInfo:
+        for doc in self.documents(tenant_id, session_id):
+            if doc.id == document_id:
+                return doc
+        raise SessionError(404, "document_not_found", f"unknown document {document_id}")
+
+    def open(self, tenant_id: str, session_id: str, doc: DocumentInfo) -> BinaryIO:
+        if doc.blob is None:
+            raise SessionError(409, "no_content", f"{doc.name} is a digest-only entry without content")
+        return self.blobs.open(self.namespace(tenant_id, session_id), doc.blob)
+
+    def iter_content(self, tenant_id: str, session_id: str, doc: DocumentInfo) -> Iterator[bytes]:
+        with self.open(tenant_id, session_id, doc) as fh:
+            while chunk := fh.read(1 << 20):
+                yield chunk
+
+    def delete_result(self, tenant_id: str, session_id: str, document_id: str) -> None:
+        """Drop a superseded signing result (after B-LT became B-LTA); the operation stays."""
+        doc = self.document(tenant_id, session_id, document_id)
+        with self.db.session() as s:
+            s.execute(delete(SessionDocument).where(SessionDocument.id == doc.id))
+        if doc.blob:
+            self.blobs.delete(self.namespace(tenant_id, session_id), doc.blob)
+
+    def delete_document(self, tenant_id: str, session_id: str, document_id: str) -> None:
+        doc = self.document(tenant_id, session_id, document_id)
+        with self.db.session() as s:
+            s.execute(delete(SessionDocument).where(SessionDocument.id == doc.id))
+            s.execute(delete(SigningOperation).where(SigningOperation.session_id == session_id))
+        if doc.blob:
+            self.blobs.delete(self.namespace(tenant_id, session_id), doc.blob)

@@ -1,0 +1,483 @@
+"""Two-step document signing over sessions, independent of any wire API.
+
+prepare (CalculateDigest): pick the format (PAdES, or XAdES in an ASiC-E container: new, wrapped
+or parallel), write the prepared state and return the digest to be signed.
+finalize: check the signature value against the certificate and that digest, embed it, add the
+signature time-stamp and the validation data (B-LT) and store the result in the session.
+archive: B-LT -> B-LTA (document time-stamp / xadesv141:ArchiveTimeStamp).
+
+Every session has at most one operation; its status moves prepared -> finalizing -> signed ->
+archiving -> archived by compare-and-set updates, so a replayed or concurrent finalize can never
+produce a second signature, and a failed step returns the operation to where it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Any
+
+from asn1crypto import cms, x509
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
+from sqlalchemy import select, update
+
+from remotesign.core.audit import AuditLog
+from remotesign.core.sessions import DocumentInfo, SessionError, SessionService
+from remotesign.core.signature_values import SignerAlgorithm, ValueError_, algorithm_for, normalize_and_verify
+from remotesign.formats import asic, pades, xades
+from remotesign.formats.base import FormatError, Limits, SignerSpec, ValidationData
+from remotesign.storage.db import Database
+from remotesign.storage.models import SigningOperation
+from remotesign.trust.revocation import PathError, RevocationCollector, TrustStore
+from remotesign.trust.timestamping import as_timestamp_fn
+
+log = logging.getLogger("remotesign.signing")
+
+EDOC_SUFFIX = ".edoc"
+TSA_DATA_TTL = 300.0
+
+
+class SigningError(Exception):
+    """A request-level or session-level signing failure with a stable ``code``."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class Outcome:
+    """Result for one session: a digest (prepare), a document (finalize / archive) or an error."""
+
+    session_id: str
+    digest: bytes | None = None
+    document: DocumentInfo | None = None
+    error: SigningError | None = None
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A checked signer certificate: the certificate, its path to a trust anchor, its algorithm."""
+
+    certificate: cx509.Certificate
+    path: list[x509.Certificate]
+    algorithm: SignerAlgorithm
+
+    @property
+    def spec(self) -> SignerSpec:
+        return SignerSpec(certificate=self.path[0].dump(), chain=tuple(c.dump() for c in self.path[1:]),
+                          digest_algorithm=self.algorithm.digest_algorithm, mechanism=self.algorithm.mechanism)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _failure(exc: Exception) -> SigningError:
+    """Any expected failure as a SigningError with its stable code."""
+    if isinstance(exc, SigningError):
+        return exc
+    if isinstance(exc, SessionError):
+        return SigningError(exc.code, exc.message, exc.status)
+    if isinstance(exc, (FormatError, ValueError_, PathError)):
+        return SigningError(exc.code, exc.message)
+    if isinstance(exc, TimestampRequestError):
+        return SigningError("timestamp_unavailable", f"the time-stamping authority failed: {exc}", 502)
+    raise exc
+
+
+class SigningService:
+    def __init__(self, db: Database, sessions: SessionService, audit: AuditLog, trust: TrustStore,
+                 revocation: RevocationCollector, timestamper: TimeStamper, limits: Limits | None = None) -> None:
+        self.db = db
+        self.sessions = sessions
+        self.blobs = sessions.blobs
+        self.audit = audit
+        self.trust = trust
+        self.revocation = revocation
+        self.timestamper = timestamper
+        self.limits = limits or Limits()
+        self._tsa_cache: tuple[float, ValidationData] | None = None
+
+    # --- signer certificates --------------------------------------------------------------------
+
+    def check_signer(self, certificate: cx509.Certificate, extra: list[x509.Certificate] | None = None) -> Signer:
+        """The certificate must chain to a trust anchor, be valid now and allow signing."""
+        algorithm = algorithm_for(certificate)
+        cert = x509.Certificate.load(certificate.public_bytes(Encoding.DER))
+        key_usage = cert.key_usage_value
+        if key_usage is not None and not ({"non_repudiation", "digital_signature"} & set(key_usage.native)):
+            raise SigningError("certificate_not_for_signing", "the certificate's key usage does not allow signing")
+        try:
+            path = self.trust.path(cert, extra=extra)
+        except PathError as exc:
+            raise SigningError(exc.code, exc.message) from exc
+        return Signer(certificate, path, algorithm)
+
+    # --- prepare --------------------------------------------------------------------------------
+
+    async def prepare(self, tenant_id: str, session_ids: list[str], signer: Signer, *, sign_as_pdf: bool,
+                      create_new_container: bool) -> list[Outcome]:
+        outcomes = []
+        for sid in session_ids:
+            try:
+                digest = await self._prepare_one(tenant_id, sid, signer, sign_as_pdf, create_new_container)
+                outcomes.append(Outcome(sid, digest=digest))
+            except (SessionError, FormatError, SigningError, ValueError_, PathError) as exc:
+                outcomes.append(Outcome(sid, error=_failure(exc)))
+        return outcomes
+
+    def _sources(self, tenant_id: str, session_id: str) -> list[DocumentInfo]:
+        docs = self.sessions.documents(tenant_id, session_id)
+        signed = [d for d in docs if d.kind == "signed"]
+        if signed:
+            return [signed[-1]]
+        inputs = [d for d in docs if d.kind in ("file", "hash")]
+        if not inputs:
+            raise SigningError("no_documents", "the session holds no documents to sign")
+        return inputs
+
+    async def _prepare_one(self, tenant_id: str, sid: str, signer: Signer, sign_as_pdf: bool,
+                           create_new_container: bool) -> bytes:
+        sources = self._sources(tenant_id, sid)
+        self._reset_operation(tenant_id, sid)
+        if sign_as_pdf:
+            return await self._prepare_pades(tenant_id, sid, signer, sources)
+        return await self._prepare_xades(tenant_id, sid, signer, sources, create_new_container)
+
+    async def _prepare_pades(self, tenant_id: str, sid: str, signer: Signer, sources: list[DocumentInfo]) -> bytes:
+        if len(sources) != 1 or sources[0].kind == "hash":
+            raise SigningError("one_pdf_per_session", "signing as PDF needs exactly one PDF file in the session")
+        doc = sources[0]
+        if not doc.mime_type == "application/pdf" and not doc.name.lower().endswith(".pdf"):
+            with self.sessions.open(tenant_id, sid, doc) as fh:
+                if not pades.is_pdf(fh.read(1024)):
+                    raise SigningError("not_a_pdf", f"{doc.name} is not a PDF")
+        prepared_blob = f"prep-{uuid.uuid4()}"
+        namespace = self.sessions.namespace(tenant_id, sid)
+        with self.blobs.writer(namespace, prepared_blob) as out, self.sessions.open(tenant_id, sid, doc) as src:
+            prepared = await pades.prepare(src, out, signer.spec, _now())
+        state = {"source": doc.id, "name": doc.name, **prepared.to_state()}
+        self._save_operation(tenant_id, sid, "pades", signer, prepared.digest, state, prepared_blob)
+        return prepared.digest
+
+    def open_container(self, tenant_id: str, sid: str, doc: DocumentInfo) -> asic.AsicContainer:
+        return asic.AsicContainer.open(self.sessions.open(tenant_id, sid, doc), self.limits)
+
+    def _is_container(self, tenant_id: str, sid: str, doc: DocumentInfo) -> bool:
+        if doc.blob is None:
+            return False
+        with self.sessions.open(tenant_id, sid, doc) as fh:
+            return asic.is_asic_e(fh)
+
+    async def _prepare_xades(self, tenant_id: str, sid: str, signer: Signer, sources: list[DocumentInfo],
+                             create_new_container: bool) -> bytes:
+        parallel = (len(sources) == 1 and not create_new_container
+                    and self._is_container(tenant_id, sid, sources[0]))
+        if parallel:
+            with self.open_container(tenant_id, sid, sources[0]) as container:
+                objects = [xades.DataObjectRef(e.name, container.digest(e.name, "sha256"), "sha256", e.mime_type)
+                           for e in container.data_objects]
+                signature_name = container.next_signature_name()
+            if not objects:
+                raise SigningError("empty_container", "the container holds no files to sign")
+            container_name = sources[0].name
+        else:
+            objects = [xades.DataObjectRef(d.name, d.sha256, "sha256", d.mime_type) for d in sources]
+            index = next((d.signature_index for d in sources if d.signature_index is not None), 0)
+            signature_name = f"META-INF/signatures{index}.xml"
+            container_name = PurePosixPath(sources[0].name).stem + EDOC_SUFFIX
+        prepared = xades.prepare_signature(objects, signer.spec, _now())
+        state = {"mode": "parallel" if parallel else "new", "sources": [d.id for d in sources],
+                 "signature_name": signature_name, "container_name": container_name,
+                 "xml": base64.b64encode(prepared.xml).decode()}
+        self._save_operation(tenant_id, sid, "xades", signer, prepared.digest, state, None)
+        return prepared.digest
+
+    # --- operation rows -------------------------------------------------------------------------
+
+    def _reset_operation(self, tenant_id: str, sid: str) -> None:
+        """A new CalculateDigest replaces an unfinished preparation (and its placeholder file)."""
+        with self.db.session() as s:
+            op = s.get(SigningOperation, sid)
+            if op is None:
+                return
+            if op.status in ("finalizing", "archiving"):
+                raise SigningError("operation_in_progress", "the session is being finalized", 409)
+            blob = op.prepared_blob
+            s.delete(op)
+        if blob:
+            self.blobs.delete(self.sessions.namespace(tenant_id, sid), blob)
+
+    def _save_operation(self, tenant_id: str, sid: str, fmt: str, signer: Signer, digest: bytes,
+                        state: dict[str, Any], prepared_blob: str | None) -> None:
+        with self.db.session() as s:
+            s.add(SigningOperation(session_id=sid, format=fmt, status="prepared",
+                                   certificate_der=signer.certificate.public_bytes(Encoding.DER),
+                                   digest_algorithm=signer.algorithm.digest_algorithm, digest=digest,
+                                   state=json.dumps(state), prepared_blob=prepared_blob, created_at=_now()))
+        self.audit.append("signing.prepared", actor="signing", tenant_id=tenant_id, subject=sid,
+                          details={"format": fmt, "digest": digest.hex(),
+                                   "signer": signer.certificate.subject.rfc4514_string()})
+
+    def _claim(self, sid: str, from_status: tuple[str, ...], to_status: str) -> SigningOperation | None:
+        with self.db.session() as s:
+            changed = s.execute(update(SigningOperation)
+                                .where(SigningOperation.session_id == sid, SigningOperation.status.in_(from_status))
+                                .values(status=to_status)).rowcount
+            if changed != 1:
+                return None
+            op = s.get(SigningOperation, sid)
+            s.expunge(op)
+            return op
+
+    def _set_status(self, sid: str, status: str, **values: Any) -> None:
+        with self.db.session() as s:
+            s.execute(update(SigningOperation).where(SigningOperation.session_id == sid)
+                      .values(status=status, **values))
+
+    def _operation(self, sid: str) -> SigningOperation | None:
+        with self.db.session() as s:
+            op = s.execute(select(SigningOperation).where(SigningOperation.session_id == sid)).scalar_one_or_none()
+            if op is not None:
+                s.expunge(op)
+            return op
+
+    # --- finalize -------------------------------------------------------------------------------
+
+    async def finalize(self, tenant_id: str, values: list[tuple[str, bytes]]) -> list[Outcome]:
+        outcomes = []
+        for sid, value in values:
+            try:
+                outcomes.append(Outcome(sid, document=await self._finalize_one(tenant_id, sid, value)))
+            except (SessionError, FormatError, SigningError, ValueError_, PathError, TimestampRequestError) as exc:
+                outcomes.append(Outcome(sid, error=_failure(exc)))
+        return outcomes
+
+    async def _finalize_one(self, tenant_id: str, sid: str, value: bytes) -> DocumentInfo:
+        self.sessions.require(tenant_id, sid)
+        op = self._claim(sid, ("prepared",), "finalizing")
+        if op is None:
+            return self._replayed(tenant_id, sid, value)
+        try:
+            cert = cx509.load_der_x509_certificate(op.certificate_der)
+            signer = self.check_signer(cert)
+            value = normalize_and_verify(cert, op.digest, value, signer.algorithm)
+            state = json.loads(op.state)
+            if op.format == "pades":
+                doc = await self._finalize_pades(tenant_id, sid, op, state, signer, value)
+            else:
+                doc = await self._finalize_xades(tenant_id, sid, state, signer, value)
+        except BaseException:
+            self._set_status(sid, "prepared")
+            raise
+        self._set_status(sid, "signed", result_document_id=doc.id, finalized_at=_now(),
+                         state=json.dumps({**json.loads(op.state), "value_sha256": hashlib.sha256(value).hexdigest()}),
+                         prepared_blob=None)
+        if op.prepared_blob:
+            self.blobs.delete(self.sessions.namespace(tenant_id, sid), op.prepared_blob)
+        self.audit.append("signing.finalized", actor="signing", tenant_id=tenant_id, subject=sid,
+                          details={"format": op.format, "document": doc.id, "sha256": doc.sha256.hex()})
+        return doc
+
+    def _replayed(self, tenant_id: str, sid: str, value: bytes) -> DocumentInfo:
+        """A finalize for an operation that is not waiting for one: the same value again answers with
+        the existing result (a client retry); anything else is refused. Never signs twice."""
+        op = self._operation(sid)
+        if op is None:
+            raise SigningError("not_prepared", "CalculateDigest was not called for this session", 409)
+        if op.status in ("finalizing", "archiving"):
+            raise SigningError("operation_in_progress", "the session is being finalized", 409)
+        state = json.loads(op.state)
+        candidates = {hashlib.sha256(value).hexdigest()}
+        try:
+            cert = cx509.load_der_x509_certificate(op.certificate_der)
+            candidates.add(hashlib.sha256(normalize_and_verify(cert, op.digest, value, algorithm_for(cert))).hexdigest())
+        except ValueError_:
+            pass
+        if state.get("value_sha256") in candidates and op.result_document_id:
+            return self.sessions.document(tenant_id, sid, op.result_document_id)
+        raise SigningError("already_finalized", "the session's signature was already finalized", 409)
+
+    async def _validation_data(self, signer_path: list[x509.Certificate], tokens: list[bytes]) -> ValidationData:
+        """Certificates and revocation data for the signer and for every time-stamp's TSA."""
+        data = await self.revocation.collect(signer_path)
+        for token in tokens:
+            tsa_cert, tsa_extra = tsa_certificate(token)
+            try:
+                tsa_path = self.trust.path(tsa_cert, extra=tsa_extra)
+            except PathError as exc:
+                raise SigningError("timestamp_untrusted", f"the time-stamp's TSA is not trusted: {exc.message}") from exc
+            data = data.merged(await self.revocation.collect(tsa_path))
+        return data
+
+    def _roots(self) -> list[bytes]:
+        return [r.dump() for r in self.trust.roots]
+
+    async def _finalize_pades(self, tenant_id: str, sid: str, op: SigningOperation, state: dict[str, Any],
+                              signer: Signer, value: bytes) -> DocumentInfo:
+        prepared = pades.PreparedPades.from_state(state, op.digest)
+        namespace = self.sessions.namespace(tenant_id, sid)
+        result_blob = str(uuid.uuid4())
+        if not op.prepared_blob:
+            raise SigningError("not_prepared", "the prepared document is gone; call CalculateDigest again", 409)
+        with self.blobs.writer(namespace, result_blob) as out:
+            with self.blobs.open(namespace, op.prepared_blob) as src:
+                _copy(src, out)
+            await pades.embed(out, prepared, signer.spec, value, self.timestamper)
+            token = pades_signature_timestamp(out)
+            data = await self._validation_data(signer.path, [token] if token else [])
+            await pades.add_validation_data(out, pades.validation_context(self._roots(), data))
+        return self._store(tenant_id, sid, state["name"], "application/pdf", result_blob)
+
+    async def _finalize_xades(self, tenant_id: str, sid: str, state: dict[str, Any], signer: Signer,
+                              value: bytes) -> DocumentInfo:
+        xml = xades.embed_signature_value(base64.b64decode(state["xml"]), value)
+        xml = await xades.add_signature_timestamp(xml, as_timestamp_fn(self.timestamper))
+        tokens = [tok for kind, tok in xades.timestamp_tokens(xml) if kind == "signature"]
+        xml = xades.add_validation_data(xml, await self._validation_data(signer.path, tokens))
+        namespace = self.sessions.namespace(tenant_id, sid)
+        result_blob = str(uuid.uuid4())
+        docs = {d.id: d for d in self.sessions.documents(tenant_id, sid)}
+        sources = [docs[i] for i in state["sources"] if i in docs]
+        if len(sources) != len(state["sources"]):
+            raise SigningError("documents_changed", "a document was removed after CalculateDigest", 409)
+        with self.blobs.writer(namespace, result_blob) as out:
+            if state["mode"] == "parallel":
+                with self.open_container(tenant_id, sid, sources[0]) as container:
+                    asic.write_with_signature(container, out, state["signature_name"], xml)
+            else:
+                files = [(d.name, d.mime_type, self.sessions.iter_content(tenant_id, sid, d))
+                         for d in sources if d.blob is not None]
+                asic.write_new(out, files, {state["signature_name"]: xml})
+        return self._store(tenant_id, sid, state["container_name"], asic.MIMETYPE, result_blob)
+
+    def _store(self, tenant_id: str, sid: str, name: str, mime_type: str, blob: str) -> DocumentInfo:
+        namespace = self.sessions.namespace(tenant_id, sid)
+        digest = hashlib.sha256()
+        size = 0
+        with self.blobs.open(namespace, blob) as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        try:
+            return self.sessions.store_result(tenant_id, sid, name, mime_type, blob, size, digest.digest())
+        except BaseException:
+            self.blobs.delete(namespace, blob)
+            raise
+
+    # --- archive --------------------------------------------------------------------------------
+
+    async def archive(self, tenant_id: str, session_ids: list[str]) -> list[Outcome]:
+        outcomes = []
+        for sid in session_ids:
+            try:
+                outcomes.append(Outcome(sid, document=await self._archive_one(tenant_id, sid)))
+            except (SessionError, FormatError, SigningError, ValueError_, PathError, TimestampRequestError) as exc:
+                outcomes.append(Outcome(sid, error=_failure(exc)))
+        return outcomes
+
+    async def _archive_one(self, tenant_id: str, sid: str) -> DocumentInfo:
+        self.sessions.require(tenant_id, sid)
+        op = self._claim(sid, ("signed", "archived"), "archiving")
+        if op is None:
+            raise SigningError("not_signed", "the session holds no finalized signature to archive", 409)
+        previous = op.status if op.status != "archiving" else "signed"
+        try:
+            old = self.sessions.document(tenant_id, sid, op.result_document_id or "")
+            state = json.loads(op.state)
+            doc = await (self._archive_pades(tenant_id, sid, old) if op.format == "pades"
+                         else self._archive_xades(tenant_id, sid, old, state))
+        except BaseException:
+            self._set_status(sid, previous if previous in ("signed", "archived") else "signed")
+            raise
+        self.sessions.delete_result(tenant_id, sid, old.id)
+        self._set_status(sid, "archived", result_document_id=doc.id)
+        self.audit.append("signing.archived", actor="signing", tenant_id=tenant_id, subject=sid,
+                          details={"format": op.format, "document": doc.id, "sha256": doc.sha256.hex()})
+        return doc
+
+    async def _tsa_data(self) -> ValidationData:
+        """Validation data of the TSA, learnt from a probe token's certificates and kept for
+        TSA_DATA_TTL seconds (pyHanko likewise probes the TSA once for size estimation)."""
+        cached = self._tsa_cache
+        if cached is not None and time.monotonic() - cached[0] < TSA_DATA_TTL:
+            return cached[1]
+        token = (await self.timestamper.async_timestamp(hashlib.sha256(b"remotesign").digest(), "sha256")).dump()
+        data = await self._validation_data([], [token])
+        self._tsa_cache = (time.monotonic(), data)
+        return data
+
+    async def _archive_pades(self, tenant_id: str, sid: str, old: DocumentInfo) -> DocumentInfo:
+        namespace = self.sessions.namespace(tenant_id, sid)
+        result_blob = str(uuid.uuid4())
+        context = pades.validation_context(self._roots(), await self._tsa_data())
+        with self.blobs.writer(namespace, result_blob) as out, self.sessions.open(tenant_id, sid, old) as src:
+            await pades.add_document_timestamp(src, out, self.timestamper, context)
+        return self._store(tenant_id, sid, old.name, "application/pdf", result_blob)
+
+    async def _archive_xades(self, tenant_id: str, sid: str, old: DocumentInfo, state: dict[str, Any]) -> DocumentInfo:
+        namespace = self.sessions.namespace(tenant_id, sid)
+        result_blob = str(uuid.uuid4())
+        data = await self._tsa_data()
+        with self.open_container(tenant_id, sid, old) as container:
+            names = {e.name for e in container.data_objects}
+            xml = container.read_small(state["signature_name"])
+
+            def chunks(name: str) -> Any:
+                if name not in names:
+                    raise SigningError("archive_needs_content",
+                                       f"{name} is not in the container (digest-only); it cannot be archived")
+                return container.stream(name)
+
+            xml = await xades.add_archive_timestamp(xml, chunks, as_timestamp_fn(self.timestamper), data)
+            with self.blobs.writer(namespace, result_blob) as out:
+                asic.write_with_signature(container, out, state["signature_name"], xml, replace=True)
+        return self._store(tenant_id, sid, old.name, asic.MIMETYPE, result_blob)
+
+
+def _copy(src: Any, dst: Any) -> None:
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+    dst.flush()
+
+
+def tsa_certificate(token_der: bytes) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    """The certificate that signed a TimeStampToken, and the other certificates it carries."""
+    signed = cms.ContentInfo.load(token_der)["content"]
+    certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
+    sid = signed["signer_infos"][0]["sid"]
+    for cert in certs:
+        if sid.name == "issuer_and_serial_number":
+            if (cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native):
+                return cert, [c for c in certs if c is not cert]
+        elif cert.key_identifier == sid.chosen.native:
+            return cert, [c for c in certs if c is not cert]
+    raise SigningError("timestamp_untrusted", "the time-stamp token does not carry its TSA certificate")
+
+
+def pades_signature_timestamp(document: Any) -> bytes | None:
+    """The signature time-stamp token of the last signature in a PDF (for its TSA's validation data)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    document.seek(0)
+    sig = PdfFileReader(document, strict=False).embedded_signatures[-1]
+    attrs = sig.signer_info["unsigned_attrs"]
+    if not attrs:
+        return None
+    for attr in attrs:
+        if attr["type"].native == "signature_time_stamp_token":
+            return attr["values"][0].dump()  # type: ignore[no-any-return]
+    return None
+

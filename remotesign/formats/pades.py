@@ -1,0 +1,185 @@
+"""PAdES baseline signatures through pyHanko's interrupted-signing API.
+
+prepare: write the document with a signature placeholder, hash its byte ranges, build the CMS
+signed attributes and return their digest (what a smart card or the key store signs).
+embed: put the signature value into the CMS, add the signature time-stamp (B-T) and fill the
+placeholder. extend: add a DSS with the validation data (B-LT), then a document time-stamp
+(B-LTA). Every step streams: outputs are readable+writable files (pyHanko buffers the whole
+document when its output is write-only), and nothing reads a PDF into memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from asn1crypto import algos, cms, x509
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+from pyhanko.sign.signers.pdf_signer import PdfTBSDocument, PdfTimeStamper
+from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.validation import async_add_validation_info
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from remotesign.formats.base import FormatError, SignerSpec, ValidationData
+
+#: DER bytes reserved for the CMS (doubled: it is written as hex). Room for the chain, a signature
+#: time-stamp with its own chain, and RSA-4096 values.
+CMS_RESERVED_BYTES = 48 * 1024
+PDF_MAGIC = b"%PDF-"
+
+
+@dataclass(frozen=True)
+class PreparedPades:
+    digest: bytes
+    signed_attrs: bytes
+    document_digest: bytes
+    reserved_region_start: int
+    reserved_region_end: int
+    field_name: str
+
+    def to_state(self) -> dict[str, object]:
+        return {"signed_attrs": self.signed_attrs.hex(), "document_digest": self.document_digest.hex(),
+                "start": self.reserved_region_start, "end": self.reserved_region_end, "field": self.field_name}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object], digest: bytes) -> "PreparedPades":
+        return cls(digest=digest, signed_attrs=bytes.fromhex(str(state["signed_attrs"])),
+                   document_digest=bytes.fromhex(str(state["document_digest"])),
+                   reserved_region_start=int(state["start"]),  # type: ignore[call-overload]
+                   reserved_region_end=int(state["end"]),  # type: ignore[call-overload]
+                   field_name=str(state["field"]))
+
+
+def is_pdf(head: bytes) -> bool:
+    """PDF files start with %PDF- within the first KiB (ISO 32000 allows leading junk)."""
+    return PDF_MAGIC in head[:1024]
+
+
+def _mechanism(signer: SignerSpec) -> algos.SignedDigestAlgorithm:
+    kind = "rsa" if signer.mechanism == "rsa" else "ecdsa"
+    return algos.SignedDigestAlgorithm({"algorithm": f"{signer.digest_algorithm}_{kind}"})
+
+
+def _external_signer(signer: SignerSpec, value: bytes | int) -> signers.ExternalSigner:
+    return signers.ExternalSigner(
+        signing_cert=x509.Certificate.load(signer.certificate),
+        cert_registry=SimpleCertificateStore.from_certs([x509.Certificate.load(c) for c in signer.chain]),
+        signature_value=value, signature_mechanism=_mechanism(signer), embed_roots=True)
+
+
+def _reader(source: BinaryIO) -> PdfFileReader:
+    try:
+        source.seek(0)
+        if not is_pdf(source.read(1024)):
+            raise FormatError("not_a_pdf", "the document is not a PDF")
+        source.seek(0)
+        return PdfFileReader(source, strict=False)
+    except FormatError:
+        raise
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise FormatError("invalid_pdf", f"the PDF cannot be read: {exc}") from exc
+
+
+def _writer(source: BinaryIO) -> IncrementalPdfFileWriter:
+    reader = _reader(source)
+    if reader.encrypted:
+        raise FormatError("encrypted_pdf", "encrypted PDFs cannot be signed")
+    try:
+        return IncrementalPdfFileWriter.from_reader(reader)
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise FormatError("invalid_pdf", f"the PDF cannot be updated: {exc}") from exc
+
+
+def next_field_name(source: BinaryIO) -> str:
+    """Signature1, Signature2, ...: the first name not taken by an existing field."""
+    reader = _reader(source)
+    try:
+        taken = {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=None)}
+    except (PdfError, ValueError, KeyError, TypeError, AttributeError):
+        taken = set()
+    n = 1
+    while f"Signature{n}" in taken:
+        n += 1
+    return f"Signature{n}"
+
+
+async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signing_time: datetime, *,
+                  reason: str | None = None, location: str | None = None) -> PreparedPades:
+    """Write ``source`` + a signature placeholder to ``output`` (readable, writable, seekable) and
+    return the digest to be signed."""
+    field_name = next_field_name(source)
+    writer = _writer(source)
+    placeholder = 512 if signer.mechanism == "rsa" else 132
+    ext = _external_signer(signer, placeholder)
+    meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm=signer.digest_algorithm,
+                                        subfilter=fields.SigSeedSubFilter.PADES, reason=reason,
+                                        location=location)
+    pdf_signer = signers.PdfSigner(meta, signer=ext, new_field_spec=fields.SigFieldSpec(field_name))
+    try:
+        prep, _tbs, _out = await pdf_signer.async_digest_doc_for_signing(
+            writer, bytes_reserved=CMS_RESERVED_BYTES * 2, output=output)
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise FormatError("invalid_pdf", f"the PDF cannot be prepared for signing: {exc}") from exc
+    attr_settings = signers.pdf_cms.PdfCMSSignedAttributes(signing_time=signing_time)
+    signed_attrs = await ext.signed_attrs(prep.document_digest, signer.digest_algorithm,
+                                          attr_settings=attr_settings, use_pades=True)
+    der = signed_attrs.dump()
+    return PreparedPades(digest=hashlib.new(signer.digest_algorithm, der).digest(), signed_attrs=der,
+                         document_digest=prep.document_digest, reserved_region_start=prep.reserved_region_start,
+                         reserved_region_end=prep.reserved_region_end, field_name=field_name)
+
+
+async def embed(prepared_file: BinaryIO, prepared: PreparedPades, signer: SignerSpec, signature_value: bytes,
+                timestamper: TimeStamper | None) -> None:
+    """Fill the placeholder of ``prepared_file`` (readable+writable) with the CMS carrying
+    ``signature_value`` (DER for ECDSA) and, with a timestamper, a signature time-stamp (B-T)."""
+    ext = _external_signer(signer, signature_value)
+    sig_cms = await ext.async_sign_prescribed_attributes(
+        signer.digest_algorithm, signed_attrs=cms.CMSAttributes.load(prepared.signed_attrs),
+        timestamper=timestamper)
+    if len(sig_cms.dump()) * 2 > prepared.reserved_region_end - prepared.reserved_region_start - 2:
+        raise FormatError("signature_too_large", "the signature container does not fit its placeholder")
+    digest = PreparedByteRangeDigest(document_digest=prepared.document_digest,
+                                     reserved_region_start=prepared.reserved_region_start,
+                                     reserved_region_end=prepared.reserved_region_end)
+    await PdfTBSDocument.async_finish_signing(prepared_file, digest, sig_cms)
+
+
+def validation_context(trust_roots: list[bytes], data: ValidationData) -> ValidationContext:
+    """A context that knows everything it needs and fetches nothing: what the DSS will hold."""
+    from asn1crypto import crl as asn1_crl
+    from asn1crypto import ocsp as asn1_ocsp
+
+    return ValidationContext(
+        trust_roots=[x509.Certificate.load(c) for c in trust_roots],
+        other_certs=[x509.Certificate.load(c) for c in data.certificates],
+        ocsps=[asn1_ocsp.OCSPResponse.load(o) for o in data.ocsp_responses],
+        crls=[asn1_crl.CertificateList.load(c) for c in data.crls],
+        allow_fetching=False, revocation_mode="hard-fail")
+
+
+async def add_validation_data(document: BinaryIO, context: ValidationContext) -> None:
+    """B-T -> B-LT: append a DSS revision (certificates, OCSP, CRLs of the signer's and the
+    time-stamp's paths) to ``document`` in place."""
+    reader = _reader(document)
+    if not reader.embedded_signatures:
+        raise FormatError("not_signed", "the PDF holds no signature")
+    await async_add_validation_info(reader.embedded_signatures[-1], context, in_place=True)
+
+
+async def add_document_timestamp(document: BinaryIO, output: BinaryIO, timestamper: TimeStamper,
+                                 context: ValidationContext, hash_name: str = "sha256") -> None:
+    """B-LT -> B-LTA: DSS update for the new time-stamp's TSA, then a document time-stamp."""
+    reader = _reader(document)
+    if not reader.embedded_signatures:
+        raise FormatError("not_signed", "the PDF holds no signature to archive")
+    writer = IncrementalPdfFileWriter.from_reader(reader)
+    await PdfTimeStamper(timestamper).async_timestamp_pdf(writer, hash_name, validation_context=context,
+                                                          output=output)
