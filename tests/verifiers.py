@@ -99,20 +99,24 @@ def tst_imprint(token_der: bytes) -> tuple[str, bytes]:
 def xmlsec_verify(tmp: Path, signature_xml: bytes, files: dict[str, bytes], ca_pem: bytes) -> tuple[bool, str]:
     """xmlsec1 over one signature file with the container's files mapped by URI: (all references
     verified, output)."""
-    from urllib.parse import quote
+    from asn1crypto import pem as apem
 
     sig = tmp / "sig.xml"
     sig.write_bytes(signature_xml)
-    ca = tmp / "xmlsec-ca.pem"
-    ca.write_bytes(ca_pem)
-    args: list[str | Path] = ["xmlsec1", "--verify", "--trusted-pem", ca,
+    # xmlsec1 reads only the first certificate of a --trusted-pem file: root trusted, others untrusted.
+    trust: list[str | Path] = []
+    for i, (_, _, der) in enumerate(apem.unarmor(ca_pem, multiple=True)):
+        cert = x509.Certificate.load(der)
+        path = tmp / f"xmlsec-ca{i}.pem"
+        path.write_bytes(apem.armor("CERTIFICATE", der))
+        trust += ["--trusted-pem" if cert.self_signed in ("maybe", "yes") else "--untrusted-pem", path]
+    args: list[str | Path] = ["xmlsec1", "--verify", *trust,
                               "--id-attr:Id", "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
-                              "--enabled-reference-uris", "empty,same-doc,local,remote",
                               "--print-debug"]
     for i, (name, content) in enumerate(files.items()):
         path = tmp / f"obj{i}.bin"
         path.write_bytes(content)
-        args += [f"--url-map:{quote(name, safe='/')}", path]
+        args += [f"--url-map:{name}", path]  # xmlsec1 looks the decoded URI up
     args.append(sig)
     proc = run(*args, check=False)
     out = proc.stdout + proc.stderr

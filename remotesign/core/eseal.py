@@ -78,7 +78,7 @@ class SealService:
         password = self.transport.decrypt(encrypted_password)
         try:
             key, cert, extra = pkcs12.load_key_and_certificates(pfx, password)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # cryptography 50 raises TypeError for some bad passwords
             raise SigningError("invalid_pfx", "signKey is not a PKCS#12 file or the password is wrong") from exc
         if key is None or cert is None or not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
             raise SigningError("invalid_pfx", "signKey holds no RSA or EC private key with its certificate")

@@ -1,0 +1,95 @@
+"""Two-step signing through the eParaksts-style API over HTTP: wall time of upload,
+CalculateDigest and finalizeSigning (B-LT) for PDFs of 1, 20 and 100 MB, and for an ASiC-E with
+1,000 small files, with the service's peak RSS growth during each run.
+
+    .venv/bin/python bench/signapi_signing.py [--sizes 1,20,100] [--files 1000]
+
+Starts its own service in a temporary REMOTESIGN_HOME. Peak RSS is the service process's VmHWM,
+reset before each run (``/proc/PID/clear_refs``), minus its RSS before the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.harness import Service, free_port  # noqa: E402
+from tests.pdfgen import make_pdf  # noqa: E402
+from tests.signapi import SignApi, issue_card  # noqa: E402
+
+
+def _status(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def reset_peak(pid: int) -> int:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return _status(pid, "VmRSS")
+
+
+def sign_flow(api: SignApi, card, sid: str, as_pdf: bool) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    r = api.calculate([sid], card, sign_as_pdf=as_pdf)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    t1 = time.perf_counter()
+    digest = base64.b64decode(data["sessionDigests"][0]["digest"])
+    r = api.finalize({sid: card.sign(digest, data["algorithm"])})
+    assert r.status_code == 200, r.text
+    return t1 - t0, time.perf_counter() - t1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1,20,100", help="PDF sizes in MB")
+    ap.add_argument("--files", type=int, default=1000, help="files in the ASiC-E run")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        svc = Service(home=tmp / "home", port=free_port(), env={"REMOTESIGN_FILE_MAX_BYTES": str(512 << 20)}).start()
+        try:
+            demo = svc.demo_client()
+            api = SignApi(svc, svc.token(demo["client_id"], demo["client_secret"]))
+            card = issue_card(svc, tmp, "rsa")
+            pid = svc.proc.pid  # type: ignore[union-attr]
+            print(f"{'run':<28} {'upload s':>9} {'digest s':>9} {'finalize s':>11} {'total s':>8} {'peak RSS +MB':>13}")
+            for mb in [int(x) for x in args.sizes.split(",") if x]:
+                pdf = make_pdf(tmp / f"in-{mb}.pdf", pages=2, padding_bytes=mb << 20)
+                sid = api.start()
+                base = reset_peak(pid)
+                t0 = time.perf_counter()
+                with open(pdf, "rb") as fh:
+                    r = api.client.put(f"/api-storage/v1.0/{sid}/upload", files={"file": (pdf.name, fh)})
+                assert r.status_code == 201, r.text
+                upload = time.perf_counter() - t0
+                digest_s, final_s = sign_flow(api, card, sid, as_pdf=True)
+                peak = _status(pid, "VmHWM") - base
+                print(f"{f'PDF {pdf.stat().st_size / 1e6:.1f} MB (PAdES B-LT)':<28} {upload:9.2f} {digest_s:9.2f} "
+                      f"{final_s:11.2f} {upload + digest_s + final_s:8.2f} {peak / 1e6:13.1f}")
+                api.client.get(f"/api-session/v1.0/{sid}/close")
+                pdf.unlink()
+            if args.files:
+                sid = api.start()
+                base = reset_peak(pid)
+                t0 = time.perf_counter()
+                for i in range(args.files):
+                    api.upload(sid, f"file-{i:04d}.txt", f"document number {i}\n".encode() * 20)
+                upload = time.perf_counter() - t0
+                digest_s, final_s = sign_flow(api, card, sid, as_pdf=False)
+                peak = _status(pid, "VmHWM") - base
+                print(f"{f'ASiC-E, {args.files} files (XAdES B-LT)':<28} {upload:9.2f} {digest_s:9.2f} {final_s:11.2f} "
+                      f"{upload + digest_s + final_s:8.2f} {peak / 1e6:13.1f}")
+        finally:
+            svc.stop()
+
+
+if __name__ == "__main__":
+    main()
