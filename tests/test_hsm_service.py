@@ -93,3 +93,30 @@ def test_relying_party_keys_sign_on_the_token(hsm_service: Service, algorithm: s
         pub.verify(sig, digest, ec.ECDSA(utils.Prehashed(hash_cls())))  # type: ignore[union-attr,call-arg]
     else:
         pub.verify(sig, digest, padding.PKCS1v15(), utils.Prehashed(hash_cls()))  # type: ignore[union-attr,call-arg]
+
+
+def test_eseal_password_is_decrypted_on_the_token(hsm_service: Service, tmp_path: Path) -> None:
+    """The SignAPI transport key is an HSM key too: an e-seal from a PFX whose password was
+    encrypted with it produces a PAdES B-LT that pyHanko accepts."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from tests.pdfgen import pdf_bytes
+    from tests.signapi import SignApi, issue_card
+    from tests.test_signapi_eseal import encrypt_password, eseal
+    from tests.test_signapi_pades import _root
+    from tests.verifiers import pyhanko_pdf
+
+    assert "signapi-transport" in _objects(hsm_service)
+    demo = hsm_service.demo_client()
+    api = SignApi(hsm_service, hsm_service.token(demo["client_id"], demo["client_secret"]))
+    seal = issue_card(hsm_service, tmp_path, "p256", cn="HSM Org eZimogs", profile="qualified-seal")
+    pfx = pkcs12.serialize_key_and_certificates(b"seal", seal.key, seal.cert, None,  # type: ignore[arg-type]
+                                                serialization.BestAvailableEncryption(b"pw-123"))
+    sid = api.start()
+    api.upload(sid, "a.pdf", pdf_bytes())
+    r = eseal(api, [sid], pfx, encrypt_password(api, "pw-123"), as_pdf=True)
+    assert r.status_code == 200, r.text
+    _, sealed = api.result(sid)
+    ca_pem = httpx.get(hsm_service.url + "/pki/ca.pem").content
+    verdict = pyhanko_pdf(sealed, _root(ca_pem))
+    assert verdict["intact"] and verdict["trusted"] and verdict["has_dss"], verdict["summary"]
