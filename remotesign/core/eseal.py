@@ -14,7 +14,7 @@ from asn1crypto import x509
 
 from remotesign.core.audit import AuditLog
 from remotesign.core.signing import Outcome, SigningError, SigningService
-from remotesign.core.signature_values import _HASHES
+from remotesign.core.signature_values import HASHES
 from remotesign.keystore import KeyAlgorithm, KeyStore, StoredKey
 from remotesign.keystore.base import KeyStoreError
 from remotesign.storage.db import Database
@@ -59,7 +59,7 @@ class TransportKey:
 
 
 def _sign(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, digest: bytes, hash_name: str) -> bytes:
-    prehashed = utils.Prehashed(_HASHES[hash_name]())
+    prehashed = utils.Prehashed(HASHES[hash_name]())
     if isinstance(key, rsa.RSAPrivateKey):
         return key.sign(digest, padding.PKCS1v15(), prehashed)
     return key.sign(digest, ec.ECDSA(prehashed))

@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 _EC_HASH = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}
 
 
@@ -78,7 +78,7 @@ def normalize_and_verify(cert: cx509.Certificate, digest: bytes, value: bytes, a
     """The value in the form CMS expects (DER for ECDSA, raw r||s accepted), after checking that it
     verifies against ``digest`` with the certificate's key."""
     key = cert.public_key()
-    prehashed = utils.Prehashed(_HASHES[algorithm.digest_algorithm]())
+    prehashed = utils.Prehashed(HASHES[algorithm.digest_algorithm]())
     try:
         if isinstance(key, rsa.RSAPublicKey):
             if len(value) != (key.key_size + 7) // 8:

@@ -14,6 +14,7 @@ produce a second signature, and a failed step returns the operation to where it 
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 import hashlib
 import json
 import logging
@@ -129,14 +130,11 @@ class SigningService:
 
     async def prepare(self, tenant_id: str, session_ids: list[str], signer: Signer, *, sign_as_pdf: bool,
                       create_new_container: bool) -> list[Outcome]:
-        outcomes = []
-        for sid in session_ids:
-            try:
-                digest = await self._prepare_one(tenant_id, sid, signer, sign_as_pdf, create_new_container)
-                outcomes.append(Outcome(sid, digest=digest))
-            except (SessionError, FormatError, SigningError, ValueError_, PathError) as exc:
-                outcomes.append(Outcome(sid, error=_failure(exc)))
-        return outcomes
+        async def one(sid: str) -> Outcome:
+            return Outcome(sid, digest=await self._prepare_one(tenant_id, sid, signer, sign_as_pdf,
+                                                               create_new_container))
+
+        return [await _guarded(sid, one) for sid in session_ids]
 
     def _sources(self, tenant_id: str, session_id: str) -> list[DocumentInfo]:
         docs = self.sessions.documents(tenant_id, session_id)
@@ -257,13 +255,12 @@ class SigningService:
     # --- finalize -------------------------------------------------------------------------------
 
     async def finalize(self, tenant_id: str, values: list[tuple[str, bytes]]) -> list[Outcome]:
-        outcomes = []
-        for sid, value in values:
-            try:
-                outcomes.append(Outcome(sid, document=await self._finalize_one(tenant_id, sid, value)))
-            except (SessionError, FormatError, SigningError, ValueError_, PathError, TimestampRequestError) as exc:
-                outcomes.append(Outcome(sid, error=_failure(exc)))
-        return outcomes
+        by_session = dict(values)
+
+        async def one(sid: str) -> Outcome:
+            return Outcome(sid, document=await self._finalize_one(tenant_id, sid, by_session[sid]))
+
+        return [await _guarded(sid, one) for sid, _ in values]
 
     async def _finalize_one(self, tenant_id: str, sid: str, value: bytes) -> DocumentInfo:
         self.sessions.require(tenant_id, sid)
@@ -380,13 +377,10 @@ class SigningService:
     # --- archive --------------------------------------------------------------------------------
 
     async def archive(self, tenant_id: str, session_ids: list[str]) -> list[Outcome]:
-        outcomes = []
-        for sid in session_ids:
-            try:
-                outcomes.append(Outcome(sid, document=await self._archive_one(tenant_id, sid)))
-            except (SessionError, FormatError, SigningError, ValueError_, PathError, TimestampRequestError) as exc:
-                outcomes.append(Outcome(sid, error=_failure(exc)))
-        return outcomes
+        async def one(sid: str) -> Outcome:
+            return Outcome(sid, document=await self._archive_one(tenant_id, sid))
+
+        return [await _guarded(sid, one) for sid in session_ids]
 
     async def _archive_one(self, tenant_id: str, sid: str) -> DocumentInfo:
         self.sessions.require(tenant_id, sid)
@@ -445,6 +439,17 @@ class SigningService:
             with self.blobs.writer(namespace, result_blob) as out:
                 asic.write_with_signature(container, out, state["signature_name"], xml, replace=True)
         return self._store(tenant_id, sid, old.name, asic.MIMETYPE, result_blob)
+
+
+EXPECTED_FAILURES = (SessionError, FormatError, SigningError, ValueError_, PathError, TimestampRequestError)
+
+
+async def _guarded(sid: str, run: Callable[[str], Awaitable[Outcome]]) -> Outcome:
+    """One session's step; an expected failure becomes that session's error, the batch goes on."""
+    try:
+        return await run(sid)
+    except EXPECTED_FAILURES as exc:
+        return Outcome(sid, error=_failure(exc))
 
 
 def _copy(src: Any, dst: Any) -> None:
