@@ -148,6 +148,9 @@ def test_wrong_documents_for_the_format(api: SignApi, card: Card) -> None:
     assert session_error(api.calculate([sid], card, sign_as_pdf=True), 400) == "one_pdf_per_session"
     sid = api.start()
     assert session_error(api.calculate([sid], card, sign_as_pdf=False), 400) == "no_documents"
+    api.upload(sid, "c.pdf", pdf_bytes())
+    assert session_error(api.archive([sid]), 409, "results") == "not_signed"
+    assert session_error(api.finalize({sid: b"v" * 256}), 409, "results") == "not_prepared"
 
 
 @pytest.mark.parametrize("content,code", [

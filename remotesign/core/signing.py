@@ -387,14 +387,13 @@ class SigningService:
         op = self._claim(sid, ("signed", "archived"), "archiving")
         if op is None:
             raise SigningError("not_signed", "the session holds no finalized signature to archive", 409)
-        previous = op.status if op.status != "archiving" else "signed"
         try:
             old = self.sessions.document(tenant_id, sid, op.result_document_id or "")
             state = json.loads(op.state)
             doc = await (self._archive_pades(tenant_id, sid, old) if op.format == "pades"
                          else self._archive_xades(tenant_id, sid, old, state))
         except BaseException:
-            self._set_status(sid, previous if previous in ("signed", "archived") else "signed")
+            self._set_status(sid, "signed")  # the stored result is unchanged and can be archived again
             raise
         self.sessions.delete_result(tenant_id, sid, old.id)
         self._set_status(sid, "archived", result_document_id=doc.id)
