@@ -103,7 +103,7 @@ def test_eseal_password_is_decrypted_on_the_token(hsm_service: Service, tmp_path
     from tests.pdfgen import pdf_bytes
     from tests.signapi import SignApi, issue_card
     from tests.test_signapi_eseal import encrypt_password, eseal
-    from tests.test_signapi_pades import _root
+    from tests.verifiers import root_of
     from tests.verifiers import pyhanko_pdf
 
     assert "signapi-transport" in _objects(hsm_service)
@@ -118,5 +118,5 @@ def test_eseal_password_is_decrypted_on_the_token(hsm_service: Service, tmp_path
     assert r.status_code == 200, r.text
     _, sealed = api.result(sid)
     ca_pem = httpx.get(hsm_service.url + "/pki/ca.pem").content
-    verdict = pyhanko_pdf(sealed, _root(ca_pem))
+    verdict = pyhanko_pdf(sealed, root_of(ca_pem))
     assert verdict["intact"] and verdict["trusted"] and verdict["has_dss"], verdict["summary"]

@@ -18,7 +18,7 @@ from tests.harness import Service
 from tests.pdfgen import pdf_bytes
 from tests.signapi import Card, SignApi, issue_card
 from tests.test_signapi_asice import check_container, verify_all_signatures
-from tests.test_signapi_pades import _root
+from tests.verifiers import root_of
 from tests.verifiers import pyhanko_pdf
 
 PASSWORD = "Zīmoga parole 123"
@@ -64,7 +64,7 @@ def test_eseal_pdf_and_container(service: Service, api: SignApi, seal: Card, htt
     assert r.status_code == 200, r.text
     assert r.json() == {"data": {"results": [{"sessionId": pdf_session}]}}
     _, sealed = api.result(pdf_session)
-    verdict = pyhanko_pdf(sealed, _root(ca_pem))
+    verdict = pyhanko_pdf(sealed, root_of(ca_pem))
     assert verdict["intact"] and verdict["trusted"] and verdict["timestamped"] and verdict["has_dss"], verdict["summary"]
     assert "eZīmogs" in verdict["signature"].signer_cert.subject.human_friendly
 

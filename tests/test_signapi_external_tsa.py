@@ -19,7 +19,7 @@ from tests.harness import Service, free_port
 from tests.pdfgen import pdf_bytes
 from tests.signapi import SignApi, issue_card
 from tests.test_signapi_asice import check_container, verify_all_signatures
-from tests.test_signapi_pades import _root
+from tests.verifiers import root_of
 from tests.verifiers import pyhanko_pdf, signature_timestamp_of_cms
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
@@ -56,7 +56,7 @@ def test_pades_and_xades_with_external_tsa(service: Service, signer_service: Ser
     api.sign_sessions([edoc_sid], card, sign_as_pdf=False)
 
     _, pdf = api.result(pdf_sid)
-    verdict = pyhanko_pdf(pdf, _root(own_ca))
+    verdict = pyhanko_pdf(pdf, root_of(own_ca))
     token, _ = signature_timestamp_of_cms(verdict["signature"].signed_data)
     signed = cms.ContentInfo.load(token)["content"]
     serial = signed["signer_infos"][0]["sid"].chosen["serial_number"].native
@@ -67,7 +67,7 @@ def test_pades_and_xades_with_external_tsa(service: Service, signer_service: Ser
     their_tsa = apem.unarmor(httpx.get(service.url + "/pki/tsa.pem").content)[2]
     assert tsa_cert.dump() == their_tsa != own_tsa
     status = validate_pdf_signature(verdict["signature"], ValidationContext(
-        trust_roots=[_root(own_ca), _root(tsa_pem)], allow_fetching=False))
+        trust_roots=[root_of(own_ca), root_of(tsa_pem)], allow_fetching=False))
     assert status.intact and status.trusted and status.timestamp_validity.trusted, status.summary()
     # The foreign TSA's certificate and an OCSP response for it are in the DSS.
     from pyhanko.pdf_utils.reader import PdfFileReader

@@ -18,7 +18,7 @@ from pyhanko_certvalidator import ValidationContext
 from tests.harness import Service
 from tests.pdfgen import pdf_bytes
 from tests.signapi import Card, SignApi, issue_card
-from tests.verifiers import load_root, openssl_ts_verify, pdfsig, pyhanko_pdf, signature_timestamp_of_cms, tst_imprint
+from tests.verifiers import root_of, openssl_ts_verify, pdfsig, pyhanko_pdf, signature_timestamp_of_cms, tst_imprint
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +43,6 @@ def ec_card(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Card:
     return issue_card(service, tmp_path_factory.mktemp("card"), "p256", cn="Janis Berzins")
 
 
-def _root(ca_pem: bytes):  # the last certificate of the bundle is the root
-    from asn1crypto import pem as apem, x509
-
-    certs = [x509.Certificate.load(d) for _, _, d in apem.unarmor(ca_pem, multiple=True)]
-    return next(c for c in certs if c.self_signed in ("maybe", "yes"))
-
-
 @pytest.mark.parametrize("kind", ["rsa", "ec"])
 def test_pdf_to_lt_then_lta(api: SignApi, kind: str, rsa_card: Card, ec_card: Card, ca_pem: bytes,
                             tmp_path: Path) -> None:
@@ -71,7 +64,7 @@ def test_pdf_to_lt_then_lta(api: SignApi, kind: str, rsa_card: Card, ec_card: Ca
 
     info, lt = api.result(sid)
     assert info["name"] == "līgums.pdf" and info["size"] == len(lt)
-    root = _root(ca_pem)
+    root = root_of(ca_pem)
     verdict = pyhanko_pdf(lt, root)
     assert verdict["intact"] and verdict["trusted"] and verdict["timestamped"], verdict["summary"]
     assert verdict["has_dss"] and verdict["doc_timestamps"] == 0
@@ -102,7 +95,7 @@ def test_batch_of_three_sessions(api: SignApi, rsa_card: Card, ca_pem: bytes) ->
     digests = [base64.b64decode(d["digest"]) for d in data["sessionDigests"]]
     assert len(set(digests)) == 3
     assert base64.b64decode(data["digests_summary"]) == hashlib.sha256(b"".join(digests)).digest()
-    root = _root(ca_pem)
+    root = root_of(ca_pem)
     for sid in sids:
         _, signed = api.result(sid)
         verdict = pyhanko_pdf(signed, root)
@@ -143,7 +136,7 @@ def test_second_signature_on_signed_pdf(api: SignApi, rsa_card: Card, ec_card: C
     _, signed = api.result(sid)
     reader = PdfFileReader(io.BytesIO(signed))
     assert len(reader.embedded_regular_signatures) == 2
-    root = _root(ca_pem)
+    root = root_of(ca_pem)
     for sig in reader.embedded_regular_signatures:
         status = validate_pdf_signature(sig, ValidationContext(trust_roots=[root], allow_fetching=False))
         assert status.intact and status.valid and status.trusted, status.summary()

@@ -27,16 +27,14 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 from sqlalchemy import select, update
 
-from remotesign.core.audit import AuditLog
 from remotesign.keystore import KeyStore
-from remotesign.keystore.software import SoftwareKeyBackend
 from remotesign.storage.db import Database
-from remotesign.storage.migrate import upgrade_to_head
 from remotesign.storage.models import CrlRecord, TimestampRecord
 from remotesign.trust.ca import CertificateAuthority, IssuedCertificate
 from remotesign.trust.crl import CrlPublisher, UnknownCaError
 from remotesign.trust.ocsp import OcspResponder
 from remotesign.trust.tsa import TimeStampAuthority
+from tests.inprocess_pki import build_ca
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
@@ -79,12 +77,7 @@ class Pki:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
     tmp = tmp_path_factory.mktemp("pki")
-    url = f"sqlite:///{tmp}/db.sqlite"
-    upgrade_to_head(url)
-    db = Database(url)
-    ks = KeyStore(db, SoftwareKeyBackend(b"k" * 32))
-    ca = CertificateAuthority(db, ks, AuditLog(db), "http://127.0.0.1:8080")
-    ca.initialize()
+    db, ks, ca = build_ca(tmp)
     files = {"root": ca.root.pem(), "issuing": ca.issuing.pem(), "tsa": ca.tsa_signer()[0].pem(),
              "chain": ca.issuing.pem() + ca.root.pem()}
     for name, text in files.items():

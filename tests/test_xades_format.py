@@ -34,20 +34,18 @@ from lxml import etree
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko_certvalidator import ValidationContext
 
-from remotesign.core.audit import AuditLog
 from remotesign.formats.base import FormatError, SignerSpec, ValidationData
 from remotesign.formats.xades import (DataObjectRef, add_archive_timestamp, add_signature_timestamp,
                                       add_validation_data, embed_signature_value, name_to_uri, parse_signatures,
                                       prepare_signature, signature_level, signature_values, timestamp_imprints,
                                       timestamp_tokens, uri_to_name)
-from remotesign.keystore import KeyAlgorithm, KeyStore
-from remotesign.keystore.software import SoftwareKeyBackend
+from remotesign.keystore import KeyAlgorithm
 from remotesign.storage.db import Database
-from remotesign.storage.migrate import upgrade_to_head
 from remotesign.trust.ca import CertificateAuthority, subject_from_text
 from remotesign.trust.crl import CrlPublisher
 from remotesign.trust.ocsp import OcspResponder
 from remotesign.trust.tsa import TimeStampAuthority
+from tests.inprocess_pki import build_ca
 
 pytestmark = pytest.mark.skipif(shutil.which("xmlsec1") is None or shutil.which("openssl") is None,
                                 reason="needs the xmlsec1 and openssl commands")
@@ -88,12 +86,7 @@ class Pki:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
     tmp = tmp_path_factory.mktemp("xades")
-    url = f"sqlite:///{tmp}/db.sqlite"
-    upgrade_to_head(url)
-    db = Database(url)
-    keystore = KeyStore(db, SoftwareKeyBackend(b"k" * 32))
-    ca = CertificateAuthority(db, keystore, AuditLog(db), "http://127.0.0.1:1")
-    ca.initialize(KeyAlgorithm.EC_P384, KeyAlgorithm.RSA_2048)  # EC CAs are fast; RSA TSA/OCSP
+    db, keystore, ca = build_ca(tmp, "http://127.0.0.1:1", KeyAlgorithm.EC_P384)  # EC CAs are fast; RSA TSA/OCSP
     (tmp / "root.pem").write_text(ca.root.pem())
     (tmp / "issuing.pem").write_text(ca.issuing.pem())
     (tmp / "tsa-chain.pem").write_text(ca.tsa_signer()[0].pem() + ca.issuing.pem())

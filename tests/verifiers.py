@@ -27,8 +27,10 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from tests.signapi import run
 
 
-def load_root(pem_bytes: bytes) -> x509.Certificate:
-    return x509.Certificate.load(pem.unarmor(pem_bytes)[2])
+def root_of(ca_pem: bytes) -> x509.Certificate:
+    """The self-signed certificate of a PEM bundle such as /pki/ca.pem."""
+    certs = [x509.Certificate.load(der) for _, _, der in pem.unarmor(ca_pem, multiple=True)]
+    return next(c for c in certs if c.self_signed in ("maybe", "yes"))
 
 
 def _spec(root: x509.Certificate) -> PdfSignatureValidationSpec:

@@ -17,7 +17,7 @@ HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA
 _EC_HASH = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}
 
 
-class ValueError_(Exception):
+class SignerInputError(Exception):
     """Bad certificate or signature value; ``code`` is stable."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -46,7 +46,7 @@ def decode_b64(value: str, what: str) -> bytes:
     try:
         return base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ValueError_("invalid_base64", f"{what} is not valid base64") from exc
+        raise SignerInputError("invalid_base64", f"{what} is not valid base64") from exc
 
 
 def load_certificate(value: str) -> cx509.Certificate:
@@ -56,10 +56,10 @@ def load_certificate(value: str) -> cx509.Certificate:
         if text.startswith("-----BEGIN"):
             return cx509.load_pem_x509_certificate(text.encode())
         return cx509.load_der_x509_certificate(decode_b64(text, "certificate"))
-    except ValueError_:
+    except SignerInputError:
         raise
     except ValueError as exc:
-        raise ValueError_("invalid_certificate", "the certificate cannot be parsed") from exc
+        raise SignerInputError("invalid_certificate", "the certificate cannot be parsed") from exc
 
 
 def algorithm_for(cert: cx509.Certificate) -> SignerAlgorithm:
@@ -67,11 +67,11 @@ def algorithm_for(cert: cx509.Certificate) -> SignerAlgorithm:
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < 2048:
-            raise ValueError_("unsupported_key", "RSA keys shorter than 2048 bits are not accepted")
+            raise SignerInputError("unsupported_key", "RSA keys shorter than 2048 bits are not accepted")
         return SignerAlgorithm("sha256", "rsa")
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _EC_HASH:
         return SignerAlgorithm(_EC_HASH[key.curve.name], "ecdsa")
-    raise ValueError_("unsupported_key", "only RSA and EC P-256/P-384/P-521 certificates can sign")
+    raise SignerInputError("unsupported_key", "only RSA and EC P-256/P-384/P-521 certificates can sign")
 
 
 def normalize_and_verify(cert: cx509.Certificate, digest: bytes, value: bytes, algorithm: SignerAlgorithm) -> bytes:
@@ -82,7 +82,7 @@ def normalize_and_verify(cert: cx509.Certificate, digest: bytes, value: bytes, a
     try:
         if isinstance(key, rsa.RSAPublicKey):
             if len(value) != (key.key_size + 7) // 8:
-                raise ValueError_("invalid_signature_value",
+                raise SignerInputError("invalid_signature_value",
                                   f"an RSA-{key.key_size} signature has {(key.key_size + 7) // 8} bytes, got {len(value)}")
             key.verify(value, digest, padding.PKCS1v15(), prehashed)
             return value
@@ -93,7 +93,7 @@ def normalize_and_verify(cert: cx509.Certificate, digest: bytes, value: bytes, a
             candidates.append(utils.encode_dss_signature(int.from_bytes(value[:size], "big"),
                                                          int.from_bytes(value[size:], "big")))
         if not candidates:
-            raise ValueError_("invalid_signature_value", "the ECDSA value is neither DER nor raw r||s")
+            raise SignerInputError("invalid_signature_value", "the ECDSA value is neither DER nor raw r||s")
         for der in candidates:
             try:
                 key.verify(der, digest, ec.ECDSA(prehashed))
@@ -102,7 +102,7 @@ def normalize_and_verify(cert: cx509.Certificate, digest: bytes, value: bytes, a
                 continue
         raise InvalidSignature()
     except InvalidSignature as exc:
-        raise ValueError_("invalid_signature_value",
+        raise SignerInputError("invalid_signature_value",
                           "the signature value does not verify against the certificate and the prepared digest") from exc
 
 

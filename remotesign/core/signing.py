@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 
 from remotesign.core.audit import AuditLog
 from remotesign.core.sessions import DocumentInfo, SessionError, SessionService
-from remotesign.core.signature_values import SignerAlgorithm, ValueError_, algorithm_for, normalize_and_verify
+from remotesign.core.signature_values import SignerAlgorithm, SignerInputError, algorithm_for, normalize_and_verify
 from remotesign.formats import asic, pades, xades
 from remotesign.formats.base import FormatError, Limits, SignerSpec, ValidationData
 from remotesign.storage.db import Database
@@ -91,7 +91,7 @@ def _failure(exc: Exception) -> SigningError:
         return exc
     if isinstance(exc, SessionError):
         return SigningError(exc.code, exc.message, exc.status)
-    if isinstance(exc, (FormatError, ValueError_, PathError)):
+    if isinstance(exc, (FormatError, SignerInputError, PathError)):
         return SigningError(exc.code, exc.message)
     if isinstance(exc, TimestampRequestError):
         return SigningError("timestamp_unavailable", f"the time-stamping authority failed: {exc}", 502)
@@ -301,7 +301,7 @@ class SigningService:
         try:
             cert = cx509.load_der_x509_certificate(op.certificate_der)
             candidates.add(hashlib.sha256(normalize_and_verify(cert, op.digest, value, algorithm_for(cert))).hexdigest())
-        except ValueError_:
+        except SignerInputError:
             pass
         if state.get("value_sha256") in candidates and op.result_document_id:
             return self.sessions.document(tenant_id, sid, op.result_document_id)
@@ -440,7 +440,7 @@ class SigningService:
         return self._store(tenant_id, sid, old.name, asic.MIMETYPE, result_blob)
 
 
-EXPECTED_FAILURES = (SessionError, FormatError, SigningError, ValueError_, PathError, TimestampRequestError)
+EXPECTED_FAILURES = (SessionError, FormatError, SigningError, SignerInputError, PathError, TimestampRequestError)
 
 
 async def _guarded(sid: str, run: Callable[[str], Awaitable[Outcome]]) -> Outcome:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from remotesign.api.deps import services
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, error_entry, ok
-from remotesign.core.signature_values import ValueError_, decode_b64, load_certificate
+from remotesign.core.signature_values import SignerInputError, decode_b64, load_certificate
 from remotesign.core.signing import Outcome, SigningError
 from remotesign.core.tenants import TokenInfo
 from remotesign.service import Services
@@ -99,7 +99,7 @@ async def calculate_digest(raw: bytes, caller: TokenInfo, svc: Services) -> JSON
     ids = _unique([s.sessionId for s in body.sessions])
     try:
         signer = svc.signing.check_signer(load_certificate(body.certificate))
-    except (ValueError_, SigningError) as exc:
+    except (SignerInputError, SigningError) as exc:
         raise EnvelopeError(400, exc.code, exc.message) from exc
     outcomes = await svc.signing.prepare(caller.tenant_id, ids, signer, sign_as_pdf=body.signAsPdf,
                                          create_new_container=body.createNewEdoc)
@@ -128,7 +128,7 @@ async def finalize_signing(raw: bytes, caller: TokenInfo, svc: Services) -> JSON
     for v in body.sessionSignatureValues:
         try:
             values.append((v.sessionId, decode_b64(v.signatureValue, "signatureValue")))
-        except ValueError_ as exc:
+        except SignerInputError as exc:
             raise EnvelopeError(400, exc.code, f"session {v.sessionId}: {exc.message}") from exc
     results, status = _results(await svc.signing.finalize(caller.tenant_id, values))
     return JSONResponse(ok({"results": results}), status_code=status)
@@ -149,7 +149,7 @@ async def eseal_create(raw: bytes, caller: TokenInfo, svc: Services) -> JSONResp
         password = decode_b64(body.signKeyPassword, "signKeyPassword")
         outcomes = await svc.seal.seal(caller.tenant_id, ids, pfx, password, sign_as_pdf=body.signAsPdf,
                                        create_new_container=body.createNewEdoc)
-    except (ValueError_, SigningError) as exc:
+    except (SignerInputError, SigningError) as exc:
         raise EnvelopeError(400, exc.code, exc.message) from exc
     results, status = _results(outcomes)
     return JSONResponse(ok({"results": results}), status_code=status)
