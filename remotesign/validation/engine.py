@@ -1,0 +1,62 @@
+"""Entry point of validation: recognise what a file is and hand it to its format validator,
+then decide each signature's eIDAS level. Wire APIs and the CLI call only this module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from remotesign.validation.model import DocumentResult, ValidationInputError
+from remotesign.validation.options import ValidationOptions
+
+_SNIFF_BYTES = 1024
+
+
+def sniff(head: bytes) -> str:
+    """Classify a file by its first bytes: ``pdf``, ``zip``, ``xml``, ``cms`` or ``unknown``."""
+    if b"%PDF-" in head[:_SNIFF_BYTES]:
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"<"):
+        return "xml"
+    if head[:1] == b"\x30":
+        return "cms"
+    if text.startswith(b"-----BEGIN PKCS7-----") or text.startswith(b"-----BEGIN CMS-----"):
+        return "cms"
+    return "unknown"
+
+
+async def validate_path(path: Path, options: ValidationOptions, *, filename: str | None = None) -> DocumentResult:
+    """Validate every signature in the file at ``path``.
+
+    Raises :class:`ValidationInputError` when the file cannot carry a report at all
+    (unsigned, unknown type); signatures that are merely broken get a report with
+    TOTAL-FAILED / INDETERMINATE instead."""
+    name = filename or path.name
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if not head:
+        raise ValidationInputError("empty_document", "The document is empty.")
+    kind = sniff(head)
+    if kind == "pdf":
+        from remotesign.validation.pades import validate_pdf
+        result = await validate_pdf(path, options, filename=name)
+    elif kind == "zip":
+        from remotesign.validation.asic import validate_container
+        result = await validate_container(path, options, filename=name)
+    elif kind == "xml":
+        from remotesign.validation.xades import validate_xml_file
+        result = await validate_xml_file(path, options, filename=name)
+    elif kind == "cms":
+        from remotesign.validation.cades import validate_cms_file
+        result = await validate_cms_file(path, options, filename=name)
+    else:
+        raise ValidationInputError("unsupported_format",
+                                   "The document is not a PDF, XML, CMS/PKCS#7 or ASiC file.")
+    if not result.signatures:
+        raise ValidationInputError("not_signed", "The document contains no signatures.")
+    from remotesign.validation.qualification import assess
+    for signature in result.signatures:
+        assess(signature, options)
+    return result

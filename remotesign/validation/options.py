@@ -1,0 +1,113 @@
+"""What a validation is run against: trust anchors, trusted lists, the validation time, online
+fetching, and the detached content of the signed files. Builds the pyHanko/certvalidator
+validation specs every format validator shares, so one request gets one trust decision."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from asn1crypto import x509
+from pyhanko.sign.validation.policy_decl import (LocalKnowledge, RevinfoOnlineFetchingRule,
+                                                 RevocationInfoGatheringSpec, SignatureValidationSpec)
+from pyhanko.sign.validation.qualified.tsp import TSPRegistry, TSPTrustManager
+from pyhanko_certvalidator.authority import Authority, TrustAnchor
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, REQUIRE_REVINFO
+from pyhanko_certvalidator.registry import SimpleTrustManager
+
+from remotesign.formats.base import Limits, ValidationData
+
+
+@dataclass(frozen=True)
+class DetachedDocument:
+    """Content of a detached signature, supplied next to it; streamed from ``path``."""
+
+    name: str
+    path: Path
+
+
+class AnchoredTSPTrustManager(TSPTrustManager):
+    """Trusts qualified services from trusted lists *and* plain anchors (built-in CA, operator
+    and per-request anchors). Subclassing TSPTrustManager keeps pyHanko's qualification
+    analysis working, which only runs for TSP-backed trust managers."""
+
+    def __init__(self, registry: TSPRegistry, anchors: Sequence[x509.Certificate]) -> None:
+        super().__init__(registry)
+        self._simple = SimpleTrustManager.build(trust_roots=list(anchors))
+
+    def as_trust_anchor(self, authority: Authority) -> TrustAnchor | None:
+        return self._simple.as_trust_anchor(authority) or super().as_trust_anchor(authority)
+
+    def find_potential_issuers(self, cert: x509.Certificate) -> Iterator[TrustAnchor]:
+        yield from self._simple.find_potential_issuers(cert)
+        yield from super().find_potential_issuers(cert)
+
+
+@dataclass(frozen=True)
+class ValidationOptions:
+    """Everything that decides a validation outcome besides the file itself."""
+
+    trust_anchors: tuple[x509.Certificate, ...] = ()
+    tsp_registry: TSPRegistry | None = None          # from local EU trusted lists
+    validation_time: datetime | None = None          # None = now
+    allow_fetching: bool = False                      # online OCSP/CRL/AIA only when configured
+    fetch_timeout: float = 10.0
+    detached: tuple[DetachedDocument, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    #: Fresh revocation data the service can produce without the network (its own CA's OCSP
+    #: responder, in-process): called with certificates found in a signature.
+    revocation_provider: Callable[[Sequence[x509.Certificate]], ValidationData] | None = None
+
+    @property
+    def at(self) -> datetime:
+        """The validation time, timezone-aware."""
+        when = self.validation_time or datetime.now(timezone.utc)
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+    def timing_info(self) -> ValidationTimingInfo:
+        at = self.at
+        return ValidationTimingInfo(validation_time=at, best_signature_time=at,
+                                    point_in_time_validation=self.validation_time is not None)
+
+    def trust_manager(self) -> SimpleTrustManager | AnchoredTSPTrustManager:
+        if self.tsp_registry is not None:
+            return AnchoredTSPTrustManager(self.tsp_registry, self.trust_anchors)
+        return SimpleTrustManager.build(trust_roots=list(self.trust_anchors))
+
+    def signature_spec(self, local_knowledge: LocalKnowledge | None = None) -> SignatureValidationSpec:
+        """pyHanko's AdES validation spec: revocation info required, embedded data first,
+        online fetching only when ``allow_fetching``."""
+        rule = (RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH if self.allow_fetching
+                else RevinfoOnlineFetchingRule.LOCAL_ONLY)
+        policy = CertValidationPolicySpec(trust_manager=self.trust_manager(),
+                                          revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO))
+        return SignatureValidationSpec(
+            cert_validation_policy=policy,
+            revinfo_gathering_policy=RevocationInfoGatheringSpec(online_fetching_rule=rule),
+            local_knowledge=local_knowledge or LocalKnowledge(),
+        )
+
+    def provided_validation_data(self, certificates: Sequence[x509.Certificate]) -> ValidationData:
+        """Validation data from ``revocation_provider`` for these certificates (validators merge
+        it into what the signature embeds, after the embedded data)."""
+        if self.revocation_provider is None or not certificates:
+            return ValidationData()
+        return self.revocation_provider(certificates)
+
+    def detached_named(self, name: str) -> DetachedDocument | None:
+        for doc in self.detached:
+            if doc.name == name:
+                return doc
+        return None
+
+
+#: Opens one signed data object as a binary stream.
+ContentOpener = Callable[[], BinaryIO]
+#: A detached reference's content: given the reference URI exactly as written in the signature,
+#: return an opener, or None when the content is not available (-> SIGNED_DATA_NOT_FOUND).
+Resolver = Callable[[str], "ContentOpener | None"]
