@@ -59,7 +59,10 @@ class Settings:
     session_timeout_seconds: int = 86400
     tsa_url: str | None = None
     trust_anchor_files: tuple[Path, ...] = ()
+    trusted_lists: tuple[Path, ...] = ()       # local EU trusted-list / LOTL files or directories
     fetch_timeout_seconds: float = 10.0
+    validation_fetching: bool = False
+    validation_timeout_seconds: float = 120.0
 
     @property
     def auth_servers(self) -> frozenset[str]:
@@ -101,4 +104,7 @@ def load_settings() -> Settings:
         session_timeout_seconds=_env_int("REMOTESIGN_SESSION_TIMEOUT", Settings.session_timeout_seconds),
         tsa_url=_env("REMOTESIGN_TSA_URL"),
         trust_anchor_files=tuple(Path(p) for p in (_env("REMOTESIGN_TRUST_ANCHORS", "") or "").split(",") if p),
+        trusted_lists=tuple(Path(p) for p in (_env("REMOTESIGN_TRUSTED_LISTS", "") or "").split(",") if p),
+        validation_fetching=(_env("REMOTESIGN_VALIDATION_FETCH", "") or "").lower() in ("1", "true", "yes"),
+        validation_timeout_seconds=float(_env("REMOTESIGN_VALIDATION_TIMEOUT", "120") or 120),
     )

@@ -104,6 +104,37 @@ class Services:
         return SigningService(self.db, self.sessions, self.audit, self.trust_store, revocation, self.timestamper)
 
     @cached_property
+    def trust_anchors(self) -> Any:
+        from remotesign.core.validation import TenantTrustAnchors
+
+        return TenantTrustAnchors(self.db, self.audit)
+
+    @cached_property
+    def validation(self) -> Any:
+        from remotesign.core.validation import BuiltinRevocation, ValidationService
+        from remotesign.formats.base import Limits
+
+        chain = {c.der: c.id for c in self.ca.chain()}
+        revocation = BuiltinRevocation(list(chain), lambda der: self.ocsp.respond(der).der,
+                                       lambda ca_cert: self.crls.current(chain[ca_cert.dump()]))
+        return ValidationService(
+            builtin_chain=list(chain), anchor_files=self.settings.trust_anchor_files,
+            anchors=self.trust_anchors, revocation=revocation, trusted_lists=self._trusted_lists_loader(),
+            allow_fetching=self.settings.validation_fetching, fetch_timeout=self.settings.fetch_timeout_seconds,
+            timeout_seconds=self.settings.validation_timeout_seconds, limits=Limits(),
+            work_dir=self.settings.home / "work")
+
+    def _trusted_lists_loader(self) -> Any:
+        """A function returning the TSP registry of the configured local trusted lists (re-read
+        only when the files change), or None when none are configured."""
+        paths = tuple(getattr(self.settings, "trusted_lists", ()) or ())
+        if not paths:
+            return None
+        from remotesign.validation.trusted_lists import load_trusted_lists
+
+        return lambda: load_trusted_lists([Path(p) for p in paths])
+
+    @cached_property
     def transport(self) -> Any:
         from remotesign.core.eseal import TransportKey
 

@@ -191,6 +191,56 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
     return 1
 
 
+# --- trust: declare the built-in CA qualified in an operator-local trusted list ----------------------
+def cmd_trust_local_tl(args: argparse.Namespace) -> int:
+    from remotesign.trust.ca import CertificateError
+    from remotesign.trust.local_tl import build_local_trusted_list
+
+    svc = _services()
+    try:
+        issuing = svc.ca.issuing
+        xml = build_local_trusted_list([issuing.der], territory=args.territory,
+                                       operator_name=args.operator_name or svc.ca.organization,
+                                       qualified_for=args.qualified_for or ("esig", "eseal"),
+                                       qscd=not args.no_qscd, sequence_number=args.sequence,
+                                       operator_uri=svc.base_url)
+    except (CertificateError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        svc.close()
+    try:
+        Path(args.out).write_bytes(xml)
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote trusted list {args.out} (territory {args.territory.upper()}, CA/QC service "
+          f"'{issuing.subject}'); add it to REMOTESIGN_TRUSTED_LISTS", file=sys.stderr)
+    return 0
+
+
+def add_trust_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    trust = sub.add_parser("trust", help="trusted lists (eIDAS qualification)",
+                           description="Trusted lists decide which signatures are qualified (QES).")
+    tsub = trust.add_subparsers(dest="trust_command", required=True, metavar="ACTION")
+    p = tsub.add_parser("local-tl", help="write a trusted list declaring the built-in CA qualified",
+                        description="Write an unsigned ETSI TS 119 612 trusted list with the issuing CA as a "
+                                    "granted CA/QC service: its qualified-person certificates count as qualified "
+                                    "for e-signatures, qualified-seal ones for e-seals. Configure the file in "
+                                    "REMOTESIGN_TRUSTED_LISTS. Only an operator who is (or acts for) a "
+                                    "qualified trust service provider should do this.", epilog=EPILOG)
+    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--territory", default="XX", help="SchemeTerritory (default XX, not an EU country, so "
+                                                     "it never collides with a LOTL pointer)")
+    p.add_argument("--no-qscd", action="store_true", help="declare keys not on a QSCD (AdES-QC, not QES)")
+    p.add_argument("--qualified-for", action="append", choices=("esig", "eseal"),
+                   help="certificate type to declare (repeatable; default both)")
+    p.add_argument("--operator-name", help="scheme operator / TSP name (default the CA's organisation)")
+    p.add_argument("--sequence", type=int, default=1, help="TSLSequenceNumber; raise it when you replace a list")
+    p.set_defaults(func=cmd_trust_local_tl)
+# --- end trust ---------------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     from remotesign.trust.ca import REVOCATION_REASONS
     from remotesign.trust.profiles import ISSUABLE_PROFILES, PROFILES
@@ -259,10 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_pki_list)
 
+    from remotesign.cli.validate import add_parser as add_validate_parser
+
+    add_validate_parser(sub)
+
     audit = sub.add_parser("audit", help="audit log", description="The hash-chained audit log.")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     p = asub.add_parser("verify", help="check the hash chain; exit 1 and say where if it was tampered with")
     p.set_defaults(func=cmd_audit_verify)
+
+    add_trust_parser(sub)
     return parser
 
 

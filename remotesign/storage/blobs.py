@@ -73,6 +73,11 @@ class BlobStore(abc.ABC):
     def put_bytes(self, namespace: str, name: str, data: bytes) -> BlobInfo:
         return self.put(namespace, name, [data])
 
+    def local_path(self, namespace: str, name: str) -> Path | None:
+        """The blob as a local file when the store keeps it on disk (readers that need a path,
+        such as validation, then avoid a copy); None otherwise."""
+        return None
+
     def read_bytes(self, namespace: str, name: str) -> bytes:
         with self.open(namespace, name) as fh:
             return fh.read()
@@ -94,6 +99,10 @@ class LocalBlobStore(BlobStore):
 
     def _path(self, namespace: str, name: str) -> Path:
         return self._dir(namespace) / _check(name)
+
+    def local_path(self, namespace: str, name: str) -> Path | None:
+        path = self._path(namespace, name)
+        return path if path.is_file() else None
 
     def put(self, namespace: str, name: str, chunks: Iterable[bytes], max_size: int | None = None) -> BlobInfo:
         digest = hashlib.sha256()

@@ -185,3 +185,17 @@ class SigningOperation(Base):
     result_document_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class TrustAnchorRecord(Base):
+    """A trust anchor a relying party added for validating the documents it sends (its own
+    corporate CA, a partner's CA); used only for that tenant's validations."""
+
+    __tablename__ = "trust_anchors"
+    __table_args__ = (UniqueConstraint("tenant_id", "sha256_hex", name="uq_trust_anchor_tenant_cert"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    sha256_hex: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

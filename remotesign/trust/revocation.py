@@ -49,7 +49,7 @@ def _is_self_signed(cert: x509.Certificate) -> bool:
     return cert.self_signed in ("maybe", "yes")
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
     try:
@@ -87,7 +87,7 @@ class TrustStore:
             if any(current.dump() == r.dump() for r in self.roots):
                 break
             issuer = next((c for c in (*self.intermediates, *(extra or ()), *self.roots)
-                           if _issued_by(current, c)), None)
+                           if issued_by(current, c)), None)
             if issuer is None:
                 raise PathError("certificate_untrusted",
                                 f"no trusted issuer for {current.subject.human_friendly}")

@@ -12,7 +12,10 @@ _SNIFF_BYTES = 1024
 
 
 def sniff(head: bytes) -> str:
-    """Classify a file by its first bytes: ``pdf``, ``zip``, ``xml``, ``cms`` or ``unknown``."""
+    """Classify a file by its first bytes: ``pdf``, ``zip``, ``xml``, ``cms`` or ``unknown``
+    (a CMS that envelops a PDF starts with a DER SEQUENCE, so that test comes first)."""
+    if head[:1] == b"\x30" and b"%PDF-" not in head[:8]:
+        return "cms"
     if b"%PDF-" in head[:_SNIFF_BYTES]:
         return "pdf"
     if head.startswith(b"PK\x03\x04"):

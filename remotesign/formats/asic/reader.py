@@ -60,8 +60,14 @@ class AsicContainer:
     names: list[str]  # every entry, in zip order
     comment: bytes  # the zip comment
 
-    def __init__(self, fp: BinaryIO, limits: Limits) -> None:
+    def __init__(self, fp: BinaryIO, limits: Limits, lenient: bool = False) -> None:
         self.limits = limits
+        #: Lenient opening is for validation: ASiC-S and a missing or wrong mimetype are
+        #: accepted, and manifest entries without a file are recorded instead of refused, so
+        #: the validator can report them per signature. Safety checks stay strict.
+        self.lenient = lenient
+        self.mimetype: str | None = None
+        self.manifest_missing: list[str] = []
         self._fp = fp
         self._zip: zipfile.ZipFile | None = None
         self._ra: RandomAccess
@@ -70,11 +76,11 @@ class AsicContainer:
         self._keys: set[str] = set()
 
     @classmethod
-    def open(cls, source: Source, limits: Limits | None = None) -> AsicContainer:
+    def open(cls, source: Source, limits: Limits | None = None, *, lenient: bool = False) -> AsicContainer:
         """Open and validate a container from a path, or from a readable, seekable binary file
         object, which the container then owns (closed by :meth:`close`, also on failure)."""
         fp = _as_file(source)
-        container = cls(fp, limits or Limits())
+        container = cls(fp, limits or Limits(), lenient)
         try:
             container._load()
         except BaseException:
@@ -165,10 +171,15 @@ class AsicContainer:
     def _check_mimetype(self) -> None:
         info = self._infos.get(MIMETYPE_NAME)
         if info is None:
+            if self.lenient:
+                return
             raise FormatError("invalid_mimetype", "no mimetype entry")
         if info.file_size > _MAX_MIMETYPE_BYTES:
             raise FormatError("invalid_mimetype", "mimetype entry is too large")
         content = b"".join(self.stream(MIMETYPE_NAME))
+        self.mimetype = content.strip().decode("ascii", "replace")
+        if self.lenient:
+            return
         if content.strip() != MIMETYPE.encode("ascii"):
             raise FormatError("invalid_mimetype", f"mimetype is {content[:80]!r}, expected {MIMETYPE}")
 
@@ -178,6 +189,9 @@ class AsicContainer:
         manifest: dict[str, str] = {}
         for path, media_type in parse_manifest(self.read_small(MANIFEST_NAME)):
             name = self._resolve(path)
+            if name is None and self.lenient:
+                self.manifest_missing.append(path)
+                continue
             if name is None:
                 raise FormatError("invalid_manifest", f"manifest lists {path!r}, which is not in the container")
             manifest[name] = media_type

@@ -1,0 +1,258 @@
+"""ASiC-E and ASiC-S containers (ETSI EN 319 162-1) with XAdES or CAdES signatures: the container
+checks (layout, manifest, coverage of every file) on top of the per-format validators, which get
+the container's entries as their detached content."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from lxml import etree
+
+from remotesign.formats.asic import AsicContainer
+from remotesign.formats.asic.names import MIMETYPE as ASIC_E_MIMETYPE
+from remotesign.formats.base import FormatError
+from remotesign.formats.xades import uri_to_name
+from remotesign.validation.model import (Block, Conclusion, DocumentResult, SignatureResult, SubIndication,
+                                         ValidationInputError)
+from remotesign.validation.options import ContentOpener, ValidationOptions
+
+ASIC_S_MIMETYPE = "application/vnd.etsi.asic-s+zip"
+ASIC_NS = "http://uri.etsi.org/02918/v1.2.1#"
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+_DIGESTS = {
+    "http://www.w3.org/2000/09/xmldsig#sha1": "sha1",
+    "http://www.w3.org/2001/04/xmldsig-more#sha224": "sha224",
+    "http://www.w3.org/2001/04/xmlenc#sha256": "sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384": "sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512": "sha512",
+    "http://www.w3.org/2007/05/xmldsig-more#sha3-256": "sha3_256",
+    "http://www.w3.org/2007/05/xmldsig-more#sha3-384": "sha3_384",
+    "http://www.w3.org/2007/05/xmldsig-more#sha3-512": "sha3_512",
+}
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only binary stream over an iterator of chunks (container entries are streamed,
+    never loaded whole)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+def _opener(container: AsicContainer, name: str) -> ContentOpener:
+    def open_entry() -> BinaryIO:
+        return io.BufferedReader(_ChunkReader(container.stream(name)))  # type: ignore[arg-type]
+    return open_entry
+
+
+def _resolver(container: AsicContainer):
+    entries = set(container.names)
+
+    def resolve(uri: str) -> ContentOpener | None:
+        try:
+            name = uri_to_name(uri)
+        except FormatError:
+            return None
+        if name is None or name not in entries or name.endswith("/"):
+            return None
+        return _opener(container, name)
+    return resolve
+
+
+def _format_failure(signature: SignatureResult, message: str) -> None:
+    signature.blocks[Block.FORMAT_CHECKING] = Conclusion.of(SubIndication.FORMAT_FAILURE, message)
+    signature.conclude(SubIndication.FORMAT_FAILURE, message)
+
+
+def _not_found(signature: SignatureResult, message: str) -> None:
+    signature.blocks[Block.CRYPTOGRAPHIC_VERIFICATION] = Conclusion.of(SubIndication.SIGNED_DATA_NOT_FOUND, message)
+    if signature.indication.value == "TOTAL-PASSED" or signature.sub_indication not in (
+            SubIndication.FORMAT_FAILURE, SubIndication.HASH_FAILURE, SubIndication.SIG_CRYPTO_FAILURE):
+        signature.conclude(SubIndication.SIGNED_DATA_NOT_FOUND, message)
+
+
+def _parse_asic_manifest(data: bytes) -> etree._Element:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    root = etree.fromstring(data, parser)
+    if root.tag != f"{{{ASIC_NS}}}ASiCManifest":
+        raise ValueError(f"root element is {root.tag}, not asic:ASiCManifest")
+    return root
+
+
+class _CadesManifest:
+    """One META-INF/ASiCManifest*.xml: which signature (or time-stamp) covers which files."""
+
+    def __init__(self, name: str, raw: bytes) -> None:
+        self.name = name
+        self.raw = raw
+        self.error: str | None = None
+        self.sig_reference: str | None = None
+        self.references: list[tuple[str, str | None, bytes | None]] = []   # name, hash, digest
+        try:
+            root = _parse_asic_manifest(raw)
+        except (etree.XMLSyntaxError, ValueError) as exc:
+            self.error = f"{name} is not a valid ASiCManifest ({exc})"
+            return
+        sig = root.find(f"{{{ASIC_NS}}}SigReference")
+        self.sig_reference = sig.get("URI") if sig is not None else None
+        for ref in root.findall(f"{{{ASIC_NS}}}DataObjectReference"):
+            method = ref.find(f"{{{DS_NS}}}DigestMethod")
+            value = ref.find(f"{{{DS_NS}}}DigestValue")
+            hash_name = _DIGESTS.get(method.get("Algorithm", "")) if method is not None else None
+            try:
+                digest = base64.b64decode((value.text or "").strip(), validate=True) if value is not None else None
+            except (binascii.Error, ValueError):
+                digest = None
+            self.references.append((uri_to_name_or_raw(ref.get("URI", "")), hash_name, digest))
+
+
+def uri_to_name_or_raw(uri: str) -> str:
+    try:
+        return uri_to_name(uri) or uri
+    except FormatError:
+        return uri
+
+
+def _check_references(container: AsicContainer, manifest: _CadesManifest, signature: SignatureResult) -> None:
+    """An ASiCManifest's digests are signed data: every file must be present and intact."""
+    for name, hash_name, digest in manifest.references:
+        signature.signed_objects.append(name)
+        if name not in container.names:
+            _not_found(signature, f"signed file {name!r} is missing from the container")
+            continue
+        if hash_name is None or digest is None:
+            _format_failure(signature, f"{manifest.name}: reference to {name!r} has no usable digest")
+            continue
+        hasher = hashlib.new(hash_name)
+        for chunk in container.stream(name):
+            hasher.update(chunk)
+        if hasher.digest() != digest:
+            signature.blocks[Block.CRYPTOGRAPHIC_VERIFICATION] = Conclusion.of(
+                SubIndication.HASH_FAILURE, f"{name!r} differs from what was signed")
+            signature.conclude(SubIndication.HASH_FAILURE, f"signed file {name!r} was altered")
+
+
+async def _cades_signatures(container: AsicContainer, options: ValidationOptions, kind: str) -> list[SignatureResult]:
+    from remotesign.validation.cades import validate_cms
+    manifests: list[_CadesManifest] = []
+    for name in container.names:
+        base = name[len("META-INF/"):] if name.startswith("META-INF/") else None
+        if base and base.startswith("ASiCManifest") and base.endswith(".xml") and "/" not in base:
+            manifests.append(_CadesManifest(name, container.read_small(name)))
+    results: list[SignatureResult] = []
+    for index, sig_name in enumerate(container.cades_signature_names):
+        cms = container.read_small(sig_name)
+        prefix = f"S{index}" if len(container.cades_signature_names) > 1 else "S"
+        if kind == "ASiC-S":
+            data = container.data_objects[0].name if len(container.data_objects) == 1 else None
+            content = _opener(container, data) if data else None
+            found = await validate_cms(cms, options, content=content, id_prefix=prefix)
+            for signature in found:
+                if data:
+                    signature.signed_objects.append(data)
+            results.extend(found)
+            continue
+        manifest = next((m for m in manifests if m.sig_reference and
+                         uri_to_name_or_raw(m.sig_reference) == sig_name), None)
+        if manifest is None:
+            # A corrupt manifest cannot name its signature; pair a lone one with a lone signature.
+            broken = [m for m in manifests if m.error]
+            manifest = broken[0] if len(broken) == 1 and len(container.cades_signature_names) == 1 else None
+        content = (lambda raw=manifest.raw: io.BytesIO(raw)) if manifest is not None else None
+        found = await validate_cms(cms, options, content=content, id_prefix=prefix)
+        for signature in found:
+            if manifest is None:
+                _not_found(signature, f"no ASiCManifest names {sig_name!r}")
+            elif manifest.error:
+                _format_failure(signature, manifest.error)
+            elif signature.parent_id is None:
+                _check_references(container, manifest, signature)
+        results.extend(found)
+    return results
+
+
+async def _xades_signatures(container: AsicContainer, options: ValidationOptions) -> list[SignatureResult]:
+    from remotesign.validation.xades import validate_xades
+    results: list[SignatureResult] = []
+    resolve = _resolver(container)
+    for name in container.signature_names:
+        try:
+            xml = container.read_small(name)
+        except FormatError as exc:
+            raise ValidationInputError("invalid_container", f"{name}: {exc.message}") from exc
+        results.extend(await validate_xades(xml, options, resolve=resolve))
+    return results
+
+
+def _container_kind(container: AsicContainer) -> str:
+    if container.mimetype == ASIC_S_MIMETYPE:
+        return "ASiC-S"
+    if container.mimetype in (None, ASIC_E_MIMETYPE):
+        return "ASiC-E"
+    raise ValidationInputError("invalid_container", f"unknown container media type {container.mimetype!r}")
+
+
+def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResult) -> None:
+    """EN 319 162-1 structure: ASiC-S has exactly one data object; ASiC-E files should all be
+    signed and listed in the manifest."""
+    data_names = [entry.name for entry in container.data_objects]
+    if kind == "ASiC-S" and len(data_names) != 1:
+        message = f"an ASiC-S container must hold exactly one data object, this one has {len(data_names)}"
+        document.errors.append(message)
+        for signature in document.signatures:
+            _format_failure(signature, message)
+        return
+    for missing in container.manifest_missing:
+        document.errors.append(f"META-INF/manifest.xml lists {missing!r}, which is not in the container")
+    signed = {name for s in document.signatures for name in s.signed_objects}
+    for name in data_names:
+        if name not in signed:
+            for signature in document.signatures:
+                signature.warnings.append(f"file {name!r} in the container is not covered by this signature")
+        if kind == "ASiC-E" and container.signature_names and container.manifest and name not in container.manifest:
+            document.errors.append(f"file {name!r} is not listed in META-INF/manifest.xml")
+    for signature in document.signatures:
+        for name in signature.signed_objects:
+            if container.signature_names and container.manifest and name in data_names \
+                    and name not in container.manifest:
+                signature.warnings.append(f"signed file {name!r} is not listed in META-INF/manifest.xml")
+
+
+async def validate_container(path: Path, options: ValidationOptions, *, filename: str) -> DocumentResult:
+    """Validate every XAdES and CAdES signature of an ASiC-E / ASiC-S container."""
+    try:
+        container = AsicContainer.open(path, options.limits, lenient=True)
+    except FormatError as exc:
+        raise ValidationInputError("invalid_container", exc.message) from exc
+    with container:
+        kind = _container_kind(container)
+        document = DocumentResult(filename=filename, signature_form=kind, validation_time=options.at,
+                                  included_files=[entry.name for entry in container.data_objects])
+        try:
+            document.signatures.extend(await _xades_signatures(container, options))
+            document.signatures.extend(await _cades_signatures(container, options, kind))
+        except FormatError as exc:
+            raise ValidationInputError("invalid_container", exc.message) from exc
+        _coverage_checks(container, kind, document)
+    return document

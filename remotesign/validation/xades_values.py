@@ -1,0 +1,118 @@
+"""Validation data a XAdES signature carries (ds:KeyInfo certificates, CertificateValues,
+RevocationValues, TimeStampValidationData and the XAdES 1.3.2 attribute-authority variants),
+and the BDOC time-mark: an OCSP response whose nonce is the digest of the signature value,
+which proves the signature existed when the response was produced."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+from asn1crypto import algos, core, ocsp, x509
+from lxml import etree
+
+from remotesign.formats.base import ValidationData
+from remotesign.validation.xades_dom import DS, SignatureParts, children, is_element, local_name
+
+_CERT_VALUES = ("CertificateValues", "AttrAuthoritiesCertValues")
+_REV_VALUES = ("RevocationValues", "AttributeRevocationValues")
+VALUE_PROPERTIES = (*_CERT_VALUES, *_REV_VALUES, "TimeStampValidationData")
+
+
+def _decode(el: etree._Element, problems: list[str]) -> bytes | None:
+    try:
+        return base64.b64decode("".join((el.text or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        problems.append(f"{local_name(el)} is not valid base64")
+        return None
+
+
+def _encapsulated(parent: etree._Element, name: str, problems: list[str]) -> list[bytes]:
+    out = []
+    for el in parent.iter():
+        if is_element(el) and local_name(el) == name:
+            der = _decode(el, problems)
+            if der:
+                out.append(der)
+    return out
+
+
+def values_of(props: list[etree._Element], problems: list[str]) -> ValidationData:
+    """Certificates, OCSP responses and CRLs inside the given unsigned properties."""
+    certs: list[bytes] = []
+    ocsps: list[bytes] = []
+    crls: list[bytes] = []
+    for prop in props:
+        name = local_name(prop)
+        if name not in VALUE_PROPERTIES:
+            continue
+        certs += _encapsulated(prop, "EncapsulatedX509Certificate", problems)
+        ocsps += _encapsulated(prop, "EncapsulatedOCSPValue", problems)
+        crls += _encapsulated(prop, "EncapsulatedCRLValue", problems)
+    return ValidationData().merged(ValidationData(tuple(certs), tuple(ocsps), tuple(crls)))
+
+
+def key_info_certificates(parts: SignatureParts, problems: list[str]) -> list[bytes]:
+    out = []
+    for data in children(parts.key_info, DS, "X509Data"):
+        for el in children(data, DS, "X509Certificate"):
+            der = _decode(el, problems)
+            if der:
+                out.append(der)
+    return out
+
+
+def embedded_data(parts: SignatureParts, problems: list[str]) -> ValidationData:
+    """Everything the signature embeds: KeyInfo certificates first, then the unsigned values."""
+    keyinfo = ValidationData(tuple(key_info_certificates(parts, problems)))
+    return keyinfo.merged(values_of(parts.unsigned(), problems))
+
+
+def revocation_values_ocsp(parts: SignatureParts, problems: list[str]) -> list[bytes]:
+    """OCSP responses of the signature's own RevocationValues (not of time-stamp data)."""
+    return list(values_of(parts.unsigned_named("RevocationValues"), problems).ocsp_responses)
+
+
+class _RawExtension(core.Sequence):
+    # extnValue as plain octets: SK's responders put a bare DigestInfo in the nonce, which
+    # asn1crypto's OCSP nonce spec refuses to parse.
+    _fields = [("extn_id", core.ObjectIdentifier), ("critical", core.Boolean, {"default": False}),
+               ("extn_value", core.OctetString)]
+
+
+@dataclass(frozen=True)
+class TimeMark:
+    produced_at: datetime
+    serial_number: int
+
+
+def produced_at(der: bytes) -> datetime | None:
+    try:
+        return ocsp.OCSPResponse.load(der).basic_ocsp_response["tbs_response_data"]["produced_at"].native
+    except Exception:  # noqa: BLE001 - asn1crypto raises many types on garbage
+        return None
+
+
+def time_mark(der: bytes, signature_value: bytes, signer: x509.Certificate) -> TimeMark | None:
+    """The OCSP response as a BDOC time-mark: its nonce is DigestInfo(H(SignatureValue)) and it
+    answers for the signing certificate. None when it does not bind this signature."""
+    try:
+        data = ocsp.OCSPResponse.load(der).basic_ocsp_response["tbs_response_data"]
+        serials = [r["cert_id"]["serial_number"].native for r in data["responses"]]
+        if signer.serial_number not in serials:
+            return None
+        for ext in data["response_extensions"] or ():
+            raw = _RawExtension.load(ext.dump())
+            if raw["extn_id"].native != "1.3.6.1.5.5.7.48.1.2":
+                continue
+            info = algos.DigestInfo.load(raw["extn_value"].native, strict=True)
+            algorithm = info["digest_algorithm"]["algorithm"].native
+            if hmac.compare_digest(info["digest"].native, hashlib.new(algorithm, signature_value).digest()):
+                return TimeMark(data["produced_at"].native, signer.serial_number)
+    except Exception:  # noqa: BLE001 - a response that cannot be read is simply no time-mark
+        return None
+    return None

@@ -1,0 +1,296 @@
+"""Validation over HTTP: the eParaksts Validation API (v1, v2) on documents signed through the
+SignAPI, and the direct /v1/validations endpoint with tampered, revoked, expired, foreign and
+incomplete inputs, the relying party's trust anchors, and the ``remotesign validate`` command."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asn1crypto import cms, keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from lxml import etree
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+
+from tests.harness import Service
+from tests.pdfgen import pdf_bytes
+from tests.signapi import Card, SignApi, issue_card, make_key
+
+
+@pytest.fixture(scope="module")
+def api(service: Service, demo_token: str) -> SignApi:
+    return SignApi(service, demo_token)
+
+
+@pytest.fixture(scope="module")
+def card(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Card:
+    return issue_card(service, tmp_path_factory.mktemp("card"), "rsa", cn="Anna Validatora")
+
+
+@pytest.fixture(scope="module")
+def signed_pdf(api: SignApi, card: Card) -> tuple[str, str, bytes]:
+    """A PAdES B-LT made through the SignAPI: (session, document id, bytes)."""
+    sid = api.start()
+    api.upload(sid, "contract.pdf", pdf_bytes(pages=1))
+    api.sign_sessions([sid], card, sign_as_pdf=True)
+    entry, content = api.result(sid)
+    return sid, entry["id"], content
+
+
+@pytest.fixture(scope="module")
+def signed_asice(api: SignApi, card: Card) -> tuple[str, str, bytes]:
+    sid = api.start()
+    api.upload(sid, "a.txt", b"first file\n")
+    api.upload(sid, "b.xml", b"<invoice>42</invoice>")
+    api.sign_sessions([sid], card, sign_as_pdf=False, create_new=True)
+    entry, content = api.result(sid)
+    return sid, entry["id"], content
+
+
+def validate_v(api: SignApi, sid: str, doc_id: str, version: str = "v1.0") -> httpx.Response:
+    return api.client.get(f"/api-validation/{version}/{sid}/{doc_id}/validate")
+
+
+def direct(api: SignApi, name: str, content: bytes, *, extra: list[tuple[str, tuple[str, bytes]]] | None = None,
+           data: dict[str, str] | None = None) -> httpx.Response:
+    files = [("file", (name, content))] + list(extra or [])
+    return api.client.post("/v1/validations", files=files, data=data or {})
+
+
+def only_signature(report: dict[str, Any]) -> dict[str, Any]:
+    assert report["signaturesCount"] == len(report["signaturesExt"]) == 1, report
+    return report["signaturesExt"][0]  # type: ignore[no-any-return]
+
+
+def test_signapi_pdf_validates_total_passed_at_lt_then_lta(api: SignApi, signed_pdf: tuple[str, str, bytes]) -> None:
+    sid, doc_id, _ = signed_pdf
+    r = validate_v(api, sid, doc_id)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    sig = only_signature(data)
+    assert list(data) [0] == "signaturesExt"
+    assert (sig["indication"], sig["subIndication"]) == ("TOTAL-PASSED", None), sig
+    assert sig["signatureFormat"] == "PAdES_BASELINE_LT"
+    assert sig["signedBy"] == "Anna Validatora" and sig["signerSerialNumber"] == "PNOLV-010101-12345"
+    assert sig["signatureLevel"] == "ADESIG"        # QC statements, but no trusted list says so
+    info = sig["info"]
+    for key in ("bestSignatureTime", "timestampCreationTime", "ocspResponseCreationTime",
+                "timeAssertionMessageImprint"):
+        assert info.get(key), (key, info)
+    datetime.strptime(info["bestSignatureTime"], "%d.%m.%Y. %H:%M:%S")
+    assert data["signatureForm"] == "PAdES" and data["validSignaturesCount"] == 1
+    assert data["validatedDocument"] == {"filename": "contract.pdf"}
+    assert data["validationLevel"] == "ARCHIVAL_DATA"
+
+    assert api.archive([sid]).status_code == 200
+    doc_id = api.list(sid)[0]["id"]
+    v2 = validate_v(api, sid, doc_id, "v2.0").json()["data"]
+    sig = only_signature(v2)
+    assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", "PAdES_BASELINE_LTA"), sig
+    assert sig["signerExt"]["commonName"] == "Anna Validatora"
+    assert base64.b64decode(sig["signerExt"]["certificate"])[:1] == b"\x30"
+    assert {t["type"] for t in sig["timestamps"]} >= {"SIGNATURE_TIMESTAMP", "DOCUMENT_TIMESTAMP"}
+    assert datetime.fromisoformat(v2["validationTime"].replace("Z", "+00:00")).tzinfo is not None
+
+
+def test_signapi_asice_validates_total_passed(api: SignApi, signed_asice: tuple[str, str, bytes]) -> None:
+    sid, doc_id, _ = signed_asice
+    data = validate_v(api, sid, doc_id).json()["data"]
+    sig = only_signature(data)
+    assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", "XAdES_BASELINE_LT"), sig
+    assert data["signatureForm"] == "ASiC-E"
+    assert sorted(f["filename"] for f in data["includedFiles"]) == ["a.txt", "b.xml"]
+    assert api.archive([sid]).status_code == 200
+    data = validate_v(api, sid, api.list(sid)[0]["id"]).json()["data"]
+    assert only_signature(data)["signatureFormat"] == "XAdES_BASELINE_LTA"
+    assert only_signature(data)["indication"] == "TOTAL-PASSED"
+
+
+def test_unsigned_and_unknown_documents_get_clear_errors(api: SignApi) -> None:
+    sid = api.start()
+    doc = api.upload(sid, "plain.pdf", pdf_bytes())["data"]
+    r = validate_v(api, sid, doc["id"])
+    assert r.status_code == 400 and r.json()["error"]["code"] == "not_signed", r.text
+    assert r.json()["data"] is None
+    r = validate_v(api, sid, "0" * 32)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "document_not_found"
+    r = direct(api, "noise.bin", b"\x01\x02 not a signature")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unsupported_format"
+    r = api.client.post("/v1/validations", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 400 and r.json()["error"]["code"] in ("invalid_multipart", "invalid_request")
+
+
+def test_tampered_pdf_is_hash_failure(api: SignApi, signed_pdf: tuple[str, str, bytes]) -> None:
+    content = bytearray(signed_pdf[2])
+    at = content.index(b"BT")                       # inside the page content stream, which is signed
+    content[at:at + 2] = b"bt"
+    sig = only_signature(direct(api, "tampered.pdf", bytes(content)).json()["simpleReport"])
+    assert (sig["indication"], sig["subIndication"]) == ("TOTAL-FAILED", "HASH_FAILURE"), sig
+
+
+def _signature_value_offset(pdf: bytes) -> int:
+    """Offset in the file of a hex digit inside the first signature's SignatureValue."""
+    start = pdf.index(b"/Contents <") + len(b"/Contents <")
+    end = pdf.index(b">", start)
+    der = bytes.fromhex(pdf[start:end].decode())
+    info = cms.ContentInfo.load(der.rstrip(b"\x00"))
+    value = info["content"]["signer_infos"][0]["signature"].native
+    return start + 2 * der.index(value) + 10
+
+
+def test_wrong_signature_value_is_sig_crypto_failure(api: SignApi, signed_pdf: tuple[str, str, bytes]) -> None:
+    content = bytearray(signed_pdf[2])
+    at = _signature_value_offset(bytes(content))
+    content[at:at + 1] = b"0" if content[at:at + 1] != b"0" else b"1"
+    sig = only_signature(direct(api, "badvalue.pdf", bytes(content)).json()["simpleReport"])
+    assert (sig["indication"], sig["subIndication"]) == ("TOTAL-FAILED", "SIG_CRYPTO_FAILURE"), sig
+
+
+def test_file_removed_from_container_is_signed_data_not_found(api: SignApi,
+                                                               signed_asice: tuple[str, str, bytes]) -> None:
+    source = zipfile.ZipFile(io.BytesIO(signed_asice[2]))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            if info.filename != "b.xml":
+                target.writestr(info, source.read(info.filename))
+    sig = only_signature(direct(api, "missing.asice", out.getvalue()).json()["simpleReport"])
+    assert (sig["indication"], sig["subIndication"]) == ("INDETERMINATE", "SIGNED_DATA_NOT_FOUND"), sig
+
+
+def _asn1_signer(card: Card, chain: list[x509.Certificate] = ()) -> signers.SimpleSigner:  # type: ignore[assignment]
+    key = keys.PrivateKeyInfo.load(card.key.private_bytes(serialization.Encoding.DER,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+    certs = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in chain]
+    return signers.SimpleSigner(
+        signing_cert=asn1_x509.Certificate.load(card.cert.public_bytes(serialization.Encoding.DER)),
+        signing_key=key, cert_registry=SimpleCertificateStore.from_certs(certs))
+
+
+def sign_bb(card: Card, chain: list[x509.Certificate] = ()) -> bytes:  # type: ignore[assignment]
+    """A PAdES B-B signature made outside the service (no time-stamp: no proof of existence)."""
+    out = io.BytesIO()
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf_bytes()))
+    meta = signers.PdfSignatureMetadata(field_name="Signature1", subfilter=fields.SigSeedSubFilter.PADES)
+    signers.PdfSigner(meta, _asn1_signer(card, chain)).sign_pdf(writer, output=out)
+    return out.getvalue()
+
+
+def test_revoked_signer_without_poe_is_revoked_no_poe(api: SignApi, service: Service, tmp_path: Path) -> None:
+    card = issue_card(service, tmp_path, "p256", cn="Revoked Signer")
+    pdf = sign_bb(card)
+    sig = only_signature(direct(api, "bb.pdf", pdf).json()["simpleReport"])
+    assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", "PAdES_BASELINE_B"), sig
+    service.cli("pki", "revoke", format(card.cert.serial_number, "x"), "--reason", "key_compromise")
+    sig = only_signature(direct(api, "bb.pdf", pdf).json()["simpleReport"])
+    assert (sig["indication"], sig["subIndication"]) == ("INDETERMINATE", "REVOKED_NO_POE"), sig
+
+
+def test_expired_signer_without_poe_is_out_of_bounds(api: SignApi, service: Service, tmp_path: Path) -> None:
+    key = make_key("rsa")
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, "Short Lived"), x509.NameAttribute(NameOID.COUNTRY_NAME, "LV"),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, "PNOLV-020202-22222")])).sign(key, hashes.SHA256())
+    (tmp_path / "s.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    pem = service.cli("pki", "issue", "--csr", str(tmp_path / "s.csr"), "--profile", "qualified-person",
+                      "--days", "1").stdout
+    card = Card(key, x509.load_pem_x509_certificate(pem))
+    later = (card.cert.not_valid_after_utc + timedelta(days=1)).isoformat()
+    sig = only_signature(direct(api, "old.pdf", sign_bb(card), data={"at": later}).json()["simpleReport"])
+    assert (sig["indication"], sig["subIndication"]) == ("INDETERMINATE", "OUT_OF_BOUNDS_NO_POE"), sig
+
+
+def foreign_card() -> tuple[Card, x509.Certificate]:
+    """A signer under a CA the service has never heard of."""
+    root_key = rsa.generate_private_key(65537, 2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Partner Root CA")])
+    now = datetime.now(timezone.utc)
+    root = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(root_key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .sign(root_key, hashes.SHA256()))
+    key = make_key("rsa")
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Partner User")]))
+            .issuer_name(name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=10))
+            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+            .sign(root_key, hashes.SHA256()))
+    return Card(key, leaf), root
+
+
+def test_unknown_root_then_tenant_anchor(api: SignApi, service: Service) -> None:
+    card, root = foreign_card()
+    pdf = sign_bb(card, [root])
+    sig = only_signature(direct(api, "foreign.pdf", pdf).json()["simpleReport"])
+    assert (sig["indication"], sig["subIndication"]) == ("INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND"), sig
+
+    root_pem = root.public_bytes(serialization.Encoding.PEM)
+    sig = only_signature(direct(api, "foreign.pdf", pdf, extra=[("trust", ("root.pem", root_pem))])
+                         .json()["simpleReport"])
+    assert sig["subIndication"] != "NO_CERTIFICATE_CHAIN_FOUND", sig     # chain found; no revocation data
+
+    r = api.client.post("/v1/trust-anchors", json={"certificate": root_pem.decode()})
+    assert r.status_code == 201, r.text
+    anchor_id = r.json()[0]["id"]
+    assert [a["id"] for a in api.client.get("/v1/trust-anchors").json()] == [anchor_id]
+    sig = only_signature(direct(api, "foreign.pdf", pdf).json()["simpleReport"])
+    assert sig["subIndication"] != "NO_CERTIFICATE_CHAIN_FOUND", sig
+
+    other = service.new_client("Other Bank")
+    other_api = SignApi(service, service.token(other["client_id"], other["client_secret"]))
+    assert other_api.client.get("/v1/trust-anchors").json() == []
+    sig = only_signature(direct(other_api, "foreign.pdf", pdf).json()["simpleReport"])
+    assert sig["subIndication"] == "NO_CERTIFICATE_CHAIN_FOUND", sig     # one tenant's anchors stay its own
+    assert other_api.client.delete(f"/v1/trust-anchors/{anchor_id}").status_code == 404
+    assert api.client.delete(f"/v1/trust-anchors/{anchor_id}").status_code == 204
+    r = api.client.post("/v1/trust-anchors", json={"certificate": "bm90IGEgY2VydA=="})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_certificate"
+
+
+def test_detailed_and_etsi_reports(api: SignApi, signed_pdf: tuple[str, str, bytes]) -> None:
+    r = direct(api, "contract.pdf", signed_pdf[2], data={"report": "detailed"})
+    detailed = r.json()["detailedReport"]["signatures"][0]
+    blocks = detailed["buildingBlocks"]
+    for block in ("FORMAT_CHECKING", "IDENTIFICATION_OF_SIGNING_CERTIFICATE", "X509_CERTIFICATE_VALIDATION",
+                  "CRYPTOGRAPHIC_VERIFICATION"):
+        assert blocks[block]["indication"] == "TOTAL-PASSED", (block, blocks)
+    assert "Common Name: Anna Validatora" in detailed["certificateChain"][0]["subject"]
+    r = direct(api, "contract.pdf", signed_pdf[2], data={"report": "etsi"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
+    root = etree.fromstring(r.content)
+    indications = [e.text for e in root.iter("{*}MainIndication")]
+    assert "urn:etsi:019102:mainindication:total-passed" in indications, r.text[:500]
+
+
+def test_cli_validate(service: Service, signed_pdf: tuple[str, str, bytes], tmp_path: Path) -> None:
+    path = tmp_path / "contract.pdf"
+    path.write_bytes(signed_pdf[2])
+    proc = service.cli("validate", str(path))
+    assert b"TOTAL-PASSED" in proc.stdout and proc.returncode == 0
+    proc = service.cli("validate", "--json", str(path))
+    import json
+    data = json.loads(proc.stdout)
+    assert list(data)[0] == "signaturesExt" and data["signaturesExt"][0]["indication"] == "TOTAL-PASSED"
+    tampered = bytearray(signed_pdf[2])
+    at = tampered.index(b"BT")
+    tampered[at:at + 2] = b"bt"
+    path.write_bytes(bytes(tampered))
+    proc = service.cli("validate", str(path), check=False)
+    assert proc.returncode == 1 and b"HASH_FAILURE" in proc.stdout
+    proc = service.cli("validate", "--standalone", str(tmp_path / "nothing.pdf"), check=False)
+    assert proc.returncode == 2
