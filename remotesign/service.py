@@ -111,12 +111,15 @@ class Services:
 
     @cached_property
     def validation(self) -> Any:
-        from remotesign.core.validation import BuiltinRevocation, ValidationService
+        from remotesign.core.validation import (BuiltinRevocation, CachingRevocationFetcher, CombinedRevocation,
+                                                ValidationService)
         from remotesign.formats.base import Limits
 
         chain = {c.der: c.id for c in self.ca.chain()}
         revocation = BuiltinRevocation(list(chain), lambda der: self.ocsp.respond(der).der,
                                        lambda ca_cert: self.crls.current(chain[ca_cert.dump()]))
+        if self.settings.validation_fetching:
+            revocation = CombinedRevocation(revocation, CachingRevocationFetcher(self.settings.fetch_timeout_seconds))
         return ValidationService(
             builtin_chain=list(chain), anchor_files=self.settings.trust_anchor_files,
             anchors=self.trust_anchors, revocation=revocation, trusted_lists=self._trusted_lists_loader(),

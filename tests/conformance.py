@@ -83,12 +83,41 @@ def load_anchor(path: Path) -> list[x509.Certificate]:
     return [x509.Certificate.load(data)]
 
 
+def uses_test_trusted_list(case: Case) -> bool:
+    """digidoc4j's TEST mode: the Estonian TEST trusted list (EE_T), here from the local copy."""
+    return "TEST mode" in case.trust or "Configuration.Mode.TEST" in case.trust
+
+
+_REGISTRY: list[object] = []
+
+
+def test_trusted_list_registry():  # type: ignore[no-untyped-def]
+    """The EE_T test trusted list (template with its version placeholder filled) as a TSP registry,
+    read through remotesign's own trusted-list loader; loaded once."""
+    if not _REGISTRY:
+        import tempfile
+
+        from remotesign.validation.trusted_lists import load_trusted_lists
+        template = TRUST / "digidoc4j" / "testFiles-tsl" / "test-tl-EE_T-30.xml.template"
+        text = template.read_text(encoding="utf-8").replace("{TSL_VERSION_IDENTIFIER}", "5")
+        directory = Path(tempfile.mkdtemp(prefix="ee-t-tl-"))
+        (directory / "EE_T.xml").write_text(text, encoding="utf-8")
+        loaded = load_trusted_lists([directory / "EE_T.xml"])
+        _REGISTRY.append(loaded.registry)
+    return _REGISTRY[0]
+
+
+test_trusted_list_registry.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
 def options_for(case: Case):
     from remotesign.validation.options import ValidationOptions
     anchors: list[x509.Certificate] = []
     for path in case.anchors:
         anchors.extend(load_anchor(path))
-    return ValidationOptions(trust_anchors=tuple(anchors), validation_time=case.validation_time)
+    registry = test_trusted_list_registry() if uses_test_trusted_list(case) else None
+    return ValidationOptions(trust_anchors=tuple(anchors), validation_time=case.validation_time,
+                             tsp_registry=registry)  # type: ignore[arg-type]
 
 
 def _norm(value: str) -> str:
@@ -98,7 +127,7 @@ def _norm(value: str) -> str:
 def _plain(value: str) -> str | None:
     """An asserted value: the first word, unless the whole value is a parenthesised guess."""
     value = value.strip()
-    if not value or value.startswith("("):
+    if not value or value.startswith("(") or "(by name)" in value:
         return None
     return value.split()[0]
 

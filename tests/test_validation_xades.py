@@ -8,7 +8,6 @@ import asyncio
 import base64
 import copy
 import dataclasses
-import glob
 import hashlib
 import io
 import re
@@ -20,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from asn1crypto import algos, ocsp as asn1_ocsp, x509 as ax509
+from asn1crypto import algos, core, ocsp as asn1_ocsp, x509 as ax509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -38,7 +37,7 @@ from remotesign.trust.ca import CertificateAuthority, subject_from_text
 from remotesign.trust.crl import CrlPublisher
 from remotesign.trust.ocsp import OcspResponder
 from remotesign.trust.tsa import TimeStampAuthority
-from remotesign.validation.model import Indication, SubIndication, TimestampKind, ValidationInputError
+from remotesign.validation.model import Block, Indication, SubIndication, TimestampKind, ValidationInputError
 from remotesign.validation.options import DetachedDocument, ValidationOptions
 from remotesign.validation.xades import validate_xades, validate_xml_file
 from remotesign.validation.xades_c14n import Budget, NodeSet, element_octets
@@ -57,22 +56,15 @@ MIME = {"dir/Līgums ā.txt": "text/plain", "data.bin": "application/octet-strea
 
 # -- conformance corpus -------------------------------------------------------------------------------
 
-def _xades_rows() -> list[conformance.Case]:
-    return [c for c in conformance.cases() if c.id.startswith("dss-xades-")]
-
-
-@pytest.mark.parametrize("case", _xades_rows(), ids=lambda c: c.id)
-def test_conformance_row(case: conformance.Case) -> None:
-    document = asyncio.run(validate_xml_file(case.file, conformance.options_for(case), filename=case.file.name))
-    assert conformance.judge(case, document) == []
-    assert document.signature_form == "XAdES"
+# (the dss-xades rows themselves run in tests/test_conformance.py)
 
 
 def _tl_anchors() -> list[ax509.Certificate]:
     """The Estonian TEST trusted list's service certificates: the offline stand-in the
     manifest names for digidoc4j's TEST mode."""
     text = (conformance.TRUST / "digidoc4j" / "testFiles-tsl" / "test-tl-EE_T-30.xml.template").read_text()
-    return [ax509.Certificate.load(base64.b64decode(b)) for b in re.findall(r"<(?:\w+:)?X509Certificate>([^<]+)<", text)]
+    found = re.findall(r"<(?:\w+:)?X509Certificate>([^<]+)<", text)
+    return [ax509.Certificate.load(base64.b64decode(b)) for b in found]
 
 
 def _container_results(case_id: str) -> list:
@@ -304,17 +296,18 @@ def test_own_rsa_signature_and_detached_file(pki: Pki, tmp_path: Path) -> None:
 
 
 def test_validation_later_uses_time_stamps(pki: Pki, levels: dict[str, bytes]) -> None:
-    """Forty days on, the embedded OCSP responses are stale: an LT/LTA signature still passes
-    through past signature validation with the POE of its time-stamps, a B signature without
-    fresh revocation data does not."""
+    """Forty days on, offline, with the TSA trusted directly (as a trusted-list service is): the
+    embedded OCSP responses are stale, yet LT/LTA signatures pass through past signature
+    validation with the POE of their time-stamps; a B signature has no POE and cannot."""
     later = datetime.now(timezone.utc) + timedelta(days=40)
+    anchors = (pki.ca.root.asn1(), pki.ca.tsa_signer()[0].asn1())
     for level in ("LT", "LTA"):
-        (result,) = validate(levels[level], options(pki, provider=False, validation_time=later))
+        (result,) = validate(levels[level], options(pki, provider=False, validation_time=later, anchors=anchors))
         assert result.indication is Indication.TOTAL_PASSED, (level, result.sub_indication, result.errors)
         assert result.best_signature_time < later - timedelta(days=39)
-    (result,) = validate(levels["B"], options(pki, provider=False, validation_time=later))
-    assert result.indication is Indication.INDETERMINATE
-    assert result.sub_indication is SubIndication.TRY_LATER
+        assert result.blocks[Block.X509_CERTIFICATE_VALIDATION].messages  # resolved, with the reason
+    (result,) = validate(levels["B"], options(pki, provider=False, validation_time=later, anchors=anchors))
+    assert result.indication is Indication.INDETERMINATE  # no revocation data at all
 
 
 def test_time_mark(pki: Pki) -> None:
@@ -322,8 +315,8 @@ def test_time_mark(pki: Pki) -> None:
     the signature (no signature time-stamp)."""
     b = sign_b(pki, "p256")
     value = base64.b64decode(etree.fromstring(b).findtext(".//ds:SignatureValue", namespaces=NS))
-    nonce = algos.DigestInfo({"digest_algorithm": {"algorithm": "sha256"},
-                              "digest": hashlib.sha256(value).digest()}).dump()
+    nonce = core.OctetString(algos.DigestInfo({"digest_algorithm": {"algorithm": "sha256"},
+                                               "digest": hashlib.sha256(value).digest()}).dump()).dump()
     data = ValidationData(certificates=(pki.signers["p256"][1], pki.ca.issuing.der),
                           ocsp_responses=(ocsp_for(pki, pki.signers["p256"][1], nonce),),
                           crls=(pki.crl.current(pki.ca.root.id),))
@@ -387,12 +380,9 @@ def test_altered_signed_property(pki: Pki, levels: dict[str, bytes]) -> None:
     assert (result.indication, result.sub_indication) == (Indication.TOTAL_FAILED, SubIndication.HASH_FAILURE)
 
 
-def test_unknown_root(pki: Pki, levels: dict[str, bytes], tmp_path: Path) -> None:
-    db, _, other = build_ca(tmp_path, "http://127.0.0.1:1", KeyAlgorithm.EC_P384)
-    try:
-        (result,) = validate(levels["LT"], options(pki, anchors=(other.root.asn1(),)))
-    finally:
-        db.dispose()
+def test_unknown_root(pki: Pki, levels: dict[str, bytes]) -> None:
+    other = conformance.load_anchor(conformance.TRUST / "pyhanko" / "testing-ca-root.cert.pem")[0]
+    (result,) = validate(levels["LT"], options(pki, anchors=(other,)))
     assert (result.indication, result.sub_indication) == (Indication.INDETERMINATE,
                                                            SubIndication.NO_CERTIFICATE_CHAIN_FOUND)
 
@@ -406,7 +396,7 @@ def test_revoked_signer(pki: Pki) -> None:
     t = asyncio.run(add_signature_timestamp(b, timestamper(pki)))
     time.sleep(1.1)  # OCSP revocation times have whole seconds
     issued = next(c for c in pki.ca.list(all_tenants=True) if c.der == pki.signers["revoked"][1])
-    pki.ca.revoke(issued, "keyCompromise")
+    pki.ca.revoke(issued, "key_compromise")
     (result,) = validate(b, options(pki))
     assert (result.indication, result.sub_indication) == (Indication.INDETERMINATE, SubIndication.REVOKED_NO_POE)
     (result,) = validate(t, options(pki))
@@ -602,3 +592,61 @@ def test_c14n_default_namespace_on_apex() -> None:
     assert element_octets(root[0], xc.C14N_10, Budget(1 << 20)) == \
         b'<h xmlns="urn:x" xmlns:d="urn:d"><a><b></b></a></h>'
     assert element_octets(root[0], xc.EXC_C14N, Budget(1 << 20)) == b'<h xmlns="urn:x"><a><b></b></a></h>'
+
+
+# -- algorithms and counter-signatures ------------------------------------------------------------------
+
+def _resign(pki: Pki, root: etree._Element, signature: etree._Element, label: str, hash_name: str) -> None:
+    """Sign ``signature``'s SignedInfo (exclusive c14n, as it declares) with the ``label`` key."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    key = pki.signers[label][0]
+    signed_info = etree.tostring(signature.find("ds:SignedInfo", NS), method="c14n", exclusive=True,
+                                 with_comments=False)
+    algo = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}[hash_name]
+    r, s = decode_dss_signature(key.sign(signed_info, ec.ECDSA(algo)))
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    signature.find("ds:SignatureValue", NS).text = base64.b64encode(raw).decode()
+
+
+def test_sha1_signature_method_is_refused(pki: Pki, levels: dict[str, bytes]) -> None:
+    root = etree.fromstring(levels["B"])
+    sig = root.find("ds:Signature", NS)
+    sig.find("ds:SignedInfo/ds:CanonicalizationMethod", NS).set("Algorithm", xc.EXC_C14N)
+    method = sig.find("ds:SignedInfo/ds:SignatureMethod", NS)
+    method.set("Algorithm", "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1")
+    _resign(pki, root, sig, "p256", "sha1")
+    (result,) = validate(etree.tostring(root), options(pki))
+    assert result.blocks[Block.CRYPTOGRAPHIC_VERIFICATION].indication is Indication.TOTAL_PASSED
+    assert result.sub_indication is SubIndication.CRYPTO_CONSTRAINTS_FAILURE
+    assert result.signature_algorithm == "sha1_ecdsa"
+
+
+def test_counter_signature(pki: Pki, levels: dict[str, bytes]) -> None:
+    """A xades:CounterSignature over the parent's SignatureValue is reported with parent_id."""
+    root = etree.fromstring(levels["B"])
+    parent = root.find("ds:Signature", NS)
+    value = parent.find("ds:SignatureValue", NS)
+    qp = parent.find(".//xades:QualifyingProperties", NS)
+    usp = etree.SubElement(etree.SubElement(qp, f"{{{XADES}}}UnsignedProperties"),
+                           f"{{{XADES}}}UnsignedSignatureProperties")
+    holder = etree.SubElement(usp, f"{{{XADES}}}CounterSignature")
+    counter = etree.fromstring(f"""<ds:Signature xmlns:ds="{DS}" Id="counter-1"><ds:SignedInfo>
+        <ds:CanonicalizationMethod Algorithm="{xc.EXC_C14N}"/>
+        <ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/>
+        <ds:Reference URI="#{value.get('Id')}" Type="http://uri.etsi.org/01903#CountersignedSignature">
+        <ds:Transforms><ds:Transform Algorithm="{xc.EXC_C14N}"/></ds:Transforms>
+        <ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference>
+        </ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509Certificate>
+        {base64.b64encode(pki.signers['p256'][1]).decode()}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+        </ds:Signature>""")
+    holder.append(counter)
+    digest = hashlib.sha256(etree.tostring(value, method="c14n", exclusive=True, with_comments=False)).digest()
+    counter.find(".//ds:DigestValue", NS).text = base64.b64encode(digest).decode()
+    _resign(pki, root, counter, "p256", "sha256")
+    results = validate(etree.tostring(root), options(pki))
+    assert [(r.id, r.parent_id) for r in results] == [(parent.get("Id"), None), ("counter-1", parent.get("Id"))]
+    assert all(r.indication is Indication.TOTAL_PASSED for r in results), [r.errors for r in results]
+    assert results[1].signature_format == "XML_NOT_ETSI"
+    value.text = value.text[:-8] + ("AAAAAAA=" if not value.text.endswith("AAAAAAA=") else "BBBBBBB=")
+    results = validate(etree.tostring(root), options(pki))
+    assert results[1].sub_indication is SubIndication.HASH_FAILURE

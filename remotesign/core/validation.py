@@ -7,12 +7,15 @@ import asyncio
 import hashlib
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 from asn1crypto import x509
 from sqlalchemy import delete, select
 
@@ -20,12 +23,13 @@ from remotesign.core.audit import AuditLog
 from remotesign.formats.base import Limits, ValidationData
 from remotesign.storage.db import Database
 from remotesign.storage.models import TrustAnchorRecord
-from remotesign.trust.revocation import issued_by, load_certificates, ocsp_request
+from remotesign.trust.revocation import issued_by, load_certificates, ocsp_request, ocsp_successful
 from remotesign.validation.engine import validate_path
 from remotesign.validation.model import DocumentResult, ValidationInputError
 from remotesign.validation.options import DetachedDocument, ValidationOptions
 
 MAX_TENANT_ANCHORS = 200
+MAX_FETCHED_BYTES = 16 << 20
 
 
 class TrustAnchorError(Exception):
@@ -128,12 +132,95 @@ class BuiltinRevocation:
                               ocsp_responses=tuple(ocsps), crls=tuple(crls))
 
 
+class CachingRevocationFetcher:
+    """Online OCSP (else CRL) for certificates whose issuer travels with them, used only when the
+    operator allows fetching: each request has the configured timeout, and answers (also failures,
+    briefly) are cached across validations so a busy service does not ask a CA again per file."""
+
+    def __init__(self, timeout: float, ttl_seconds: float = 300.0, failure_ttl_seconds: float = 60.0,
+                 max_entries: int = 10_000) -> None:
+        self.timeout = timeout
+        self.ttl = ttl_seconds
+        self.failure_ttl = failure_ttl_seconds
+        self.max_entries = max_entries
+        self._cache: dict[tuple[bytes, int], tuple[float, bytes | None, bytes | None]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, certificates: Sequence[x509.Certificate]) -> ValidationData:
+        ocsps: list[bytes] = []
+        crls: list[bytes] = []
+        for cert in certificates:
+            issuer = next((c for c in certificates if c is not cert and issued_by(cert, c)), None)
+            if issuer is None:
+                continue
+            ocsp_der, crl_der = self._lookup(cert, issuer)
+            if ocsp_der:
+                ocsps.append(ocsp_der)
+            elif crl_der:
+                crls.append(crl_der)
+        return ValidationData(ocsp_responses=tuple(ocsps), crls=tuple(crls))
+
+    def _lookup(self, cert: x509.Certificate, issuer: x509.Certificate) -> tuple[bytes | None, bytes | None]:
+        key = (issuer.sha256, cert.serial_number)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        ocsp_der, crl_der = self._fetch(cert, issuer)
+        ttl = self.ttl if (ocsp_der or crl_der) else self.failure_ttl
+        with self._lock:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()
+            self._cache[key] = (now + ttl, ocsp_der, crl_der)
+        return ocsp_der, crl_der
+
+    def _fetch(self, cert: x509.Certificate, issuer: x509.Certificate) -> tuple[bytes | None, bytes | None]:
+        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+            for url in cert.ocsp_urls[:3]:
+                body = _get(client, "POST", url, ocsp_request(cert, issuer))
+                if body and ocsp_successful(body):
+                    return body, None
+            for point in cert.crl_distribution_points[:3]:
+                body = _get(client, "GET", point.url, None) if point.url else None
+                if body:
+                    return None, body
+        return None, None
+
+
+def _get(client: httpx.Client, method: str, url: str, body: bytes | None) -> bytes | None:
+    if not url.startswith(("http://", "https://")):
+        return None
+    try:
+        headers = {"Content-Type": "application/ocsp-request"} if body is not None else {}
+        response = client.request(method, url, content=body, headers=headers)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200 or len(response.content) > MAX_FETCHED_BYTES:
+        return None
+    return response.content
+
+
+class CombinedRevocation:
+    """Several revocation sources, asked in order; their data is merged."""
+
+    def __init__(self, *sources: Callable[[Sequence[x509.Certificate]], ValidationData]) -> None:
+        self.sources = sources
+
+    def __call__(self, certificates: Sequence[x509.Certificate]) -> ValidationData:
+        data = ValidationData()
+        for source in self.sources:
+            data = data.merged(source(certificates))
+        return data
+
+
 class ValidationService:
     """Builds a relying party's ValidationOptions and runs the engine in a worker thread (the
     CPU-heavy part stays off the event loop) with a time bound."""
 
     def __init__(self, *, builtin_chain: Sequence[bytes], anchor_files: Sequence[Path],
-                 anchors: TenantTrustAnchors, revocation: BuiltinRevocation,
+                 anchors: TenantTrustAnchors,
+                 revocation: Callable[[Sequence[x509.Certificate]], ValidationData],
                  trusted_lists: Callable[[], Any] | None, allow_fetching: bool, fetch_timeout: float,
                  timeout_seconds: float, limits: Limits, work_dir: Path) -> None:
         self._builtin = [x509.Certificate.load(d) for d in builtin_chain]

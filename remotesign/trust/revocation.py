@@ -142,7 +142,7 @@ class RevocationCollector:
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
             for url in cert.ocsp_urls:
                 der = await _fetch(client, "POST", url, ocsp_request(cert, issuer), "application/ocsp-request")
-                if der and _ocsp_successful(der):
+                if der and ocsp_successful(der):
                     return der, None
             for point in cert.crl_distribution_points:
                 der = await _fetch(client, "GET", point.url, None, None) if point.url else None
@@ -177,7 +177,7 @@ def ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
     return builder.build().public_bytes(serialization.Encoding.DER)
 
 
-def _ocsp_successful(der: bytes) -> bool:
+def ocsp_successful(der: bytes) -> bool:
     try:
         return asn1_ocsp.OCSPResponse.load(der)["response_status"].native == "successful"
     except ValueError:

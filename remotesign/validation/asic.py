@@ -153,13 +153,64 @@ def _check_references(container: AsicContainer, manifest: _CadesManifest, signat
             signature.conclude(SubIndication.HASH_FAILURE, f"signed file {name!r} was altered")
 
 
-async def _cades_signatures(container: AsicContainer, options: ValidationOptions, kind: str) -> list[SignatureResult]:
-    from remotesign.validation.cades import validate_cms
-    manifests: list[_CadesManifest] = []
+def _meta_inf(container: AsicContainer, prefix: str) -> list[_CadesManifest]:
+    found = []
     for name in container.names:
         base = name[len("META-INF/"):] if name.startswith("META-INF/") else None
-        if base and base.startswith("ASiCManifest") and base.endswith(".xml") and "/" not in base:
-            manifests.append(_CadesManifest(name, container.read_small(name)))
+        if base and base.startswith(prefix) and base.endswith(".xml") and "/" not in base:
+            found.append(_CadesManifest(name, container.read_small(name)))
+    return found
+
+
+def _digest_matches(container: AsicContainer, name: str, hash_name: str | None, digest: bytes | None) -> bool:
+    if name not in container.names or hash_name is None or digest is None:
+        return False
+    hasher = hashlib.new(hash_name)
+    for chunk in container.stream(name):
+        hasher.update(chunk)
+    return hasher.digest() == digest
+
+
+async def _archive_manifests(container: AsicContainer, options: ValidationOptions,
+                             signatures: dict[str, list[SignatureResult]]) -> None:
+    """EN 319 162-1 §4.4.3 ASiCArchiveManifest: a time-stamp over a manifest that digests the
+    signatures and files. A valid one covering a signature file is its archive time-stamp (LTA)."""
+    from remotesign.validation.model import TimestampKind
+    from remotesign.validation.timestamps import validate_timestamp
+
+    for manifest in _meta_inf(container, "ASiCArchiveManifest"):
+        if manifest.error or not manifest.sig_reference:
+            continue
+        token_name = uri_to_name_or_raw(manifest.sig_reference)
+        if token_name not in container.names:
+            continue
+        covered = [name for name, h, d in manifest.references if name in signatures]
+        if not covered:
+            continue
+        intact = all(_digest_matches(container, name, h, d) for name, h, d in manifest.references)
+        raw = manifest.raw
+
+        def imprint(hash_name: str, raw: bytes = raw) -> bytes:
+            return hashlib.new(hash_name, raw).digest()
+
+        check = await validate_timestamp(container.read_small(token_name), TimestampKind.ARCHIVE, imprint,
+                                         options.signature_spec(), options.timing_info())
+        for name in covered:
+            for signature in signatures[name]:
+                signature.timestamps.append(check.result)
+                if not intact:
+                    signature.warnings.append(f"{manifest.name} does not match the files it lists; "
+                                              f"its time-stamp is no proof of existence")
+                elif not check.result.valid:
+                    signature.warnings.append(f"the archive time-stamp {token_name} is not valid")
+                elif signature.signature_format in ("CAdES_BASELINE_T", "CAdES_BASELINE_LT"):
+                    signature.signature_format = "CAdES_BASELINE_LTA"
+
+
+async def _cades_signatures(container: AsicContainer, options: ValidationOptions, kind: str) -> list[SignatureResult]:
+    from remotesign.validation.cades import validate_cms
+    manifests = _meta_inf(container, "ASiCManifest")
+    by_file: dict[str, list[SignatureResult]] = {}
     results: list[SignatureResult] = []
     for index, sig_name in enumerate(container.cades_signature_names):
         cms = container.read_small(sig_name)
@@ -181,6 +232,7 @@ async def _cades_signatures(container: AsicContainer, options: ValidationOptions
             manifest = broken[0] if len(broken) == 1 and len(container.cades_signature_names) == 1 else None
         content = (lambda raw=manifest.raw: io.BytesIO(raw)) if manifest is not None else None
         found = await validate_cms(cms, options, content=content, id_prefix=prefix)
+        by_file[sig_name] = [s for s in found if s.parent_id is None]
         for signature in found:
             if manifest is None:
                 _not_found(signature, f"no ASiCManifest names {sig_name!r}")
@@ -189,6 +241,8 @@ async def _cades_signatures(container: AsicContainer, options: ValidationOptions
             elif signature.parent_id is None:
                 _check_references(container, manifest, signature)
         results.extend(found)
+    if kind == "ASiC-E" and by_file:
+        await _archive_manifests(container, options, by_file)
     return results
 
 

@@ -13,22 +13,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, x509
 from pyhanko.sign.ades.report import AdESPassed
 from pyhanko.sign.validation.generic_cms import handle_certvalidator_errors, validate_cert_usage
 from pyhanko.sign.validation.policy_decl import (LocalKnowledge, SignatureValidationSpec,
                                                  bootstrap_validation_data_handlers)
-from pyhanko_certvalidator.authority import CertTrustAnchor
+from pyhanko_certvalidator.authority import Authority, CertTrustAnchor, TrustAnchor
+from pyhanko_certvalidator.context import CertValidationPolicySpec, ValidationDataHandlers
 from pyhanko_certvalidator.errors import PathError
 from pyhanko_certvalidator.ltv.ades_past import past_validate
 from pyhanko_certvalidator.ltv.poe import POEManager, POEType, digest_for_poe
 from pyhanko_certvalidator.ltv.time_slide import ades_gather_prima_facie_revinfo
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.path import ValidationPath
+from pyhanko_certvalidator.policy_decl import RevocationCheckingRule
 from pyhanko_certvalidator.registry import PathBuilder, TrustManager
 from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 
@@ -203,22 +205,22 @@ def apply_best_signature_time(check: CertificateCheck, cert: x509.Certificate,
 class _TrustNoOne(TrustManager):
     """Lets the registry enumerate candidate issuers without deciding trust."""
 
-    def find_potential_issuers(self, cert: x509.Certificate):  # noqa: ANN201 - TrustManager API
+    def find_potential_issuers(self, cert: x509.Certificate) -> Iterator[TrustAnchor]:
         return iter(())
 
-    def as_trust_anchor(self, authority):  # noqa: ANN001, ANN201
+    def as_trust_anchor(self, authority: Authority) -> TrustAnchor | None:
         return None
 
 
-async def _leaf_revinfo_with_poe(cert: x509.Certificate, handlers, control_time: datetime,
-                                 rule) -> bool:  # noqa: ANN001
+async def _leaf_revinfo_with_poe(cert: x509.Certificate, handlers: ValidationDataHandlers, control_time: datetime,
+                                 rule: RevocationCheckingRule) -> bool:
     """True when revocation information for ``cert`` exists whose issuer certificate has POE
     before the certificate's expiry (pyHanko's _find_revinfo_data_for_leaf_in_past)."""
     poe_manager = handlers.poe_manager
     not_after = cert["tbs_certificate"]["validity"]["not_after"].native
     issuers = list(handlers.cert_registry.find_potential_issuers(cert=cert, trust_manager=_TrustNoOne()))
 
-    async def gather(issuer: x509.Certificate):  # noqa: ANN202
+    async def gather(issuer: x509.Certificate) -> tuple[list, list]:
         path = ValidationPath(trust_anchor=CertTrustAnchor(issuer), interm=[], leaf=cert)
         try:
             return await ades_gather_prima_facie_revinfo(path=path, revinfo_manager=handlers.revinfo_manager,
@@ -289,7 +291,8 @@ async def validate_in_past(cert: x509.Certificate, spec: SignatureValidationSpec
     return check
 
 
-async def _past_path(cert: x509.Certificate, policy, handlers) -> tuple[ValidationPath, datetime] | SubIndication:  # noqa: ANN001
+async def _past_path(cert: x509.Certificate, policy: CertValidationPolicySpec,
+                     handlers: ValidationDataHandlers) -> tuple[ValidationPath, datetime] | SubIndication:
     """First candidate path that passes past validation, with its validation time."""
     builder = PathBuilder(trust_manager=policy.trust_manager, registry=handlers.cert_registry)
     paths = builder.async_build_paths_lazy(cert)
@@ -339,7 +342,10 @@ async def validate_when_revocation_issued(cert: x509.Certificate, spec: Signatur
     expiry or stale data does not count against the signature. Used when pyhanko-certvalidator's
     past validation cannot evaluate the chain (it fails on OCSP responders that are trust anchors
     rather than delegated by the issuing CA)."""
-    for when in [t for t in revocation_times(cert, data.ocsp_responses, data.crls) if t >= best_signature_time][:3]:
+    # Revocation times have whole seconds; data produced in the same second as the time-stamp counts.
+    earliest = best_signature_time - timedelta(seconds=1)
+    for when in [t for t in revocation_times(cert, data.ocsp_responses, data.crls) if t >= earliest][:3]:
+        when = max(when, best_signature_time)
         timing = ValidationTimingInfo(validation_time=when, best_signature_time=best_signature_time,
                                       point_in_time_validation=True)
         check = await validate_at_time(cert, spec, timing, other_certs)

@@ -11,8 +11,7 @@ import dataclasses
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +26,7 @@ from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator, SignatureValidationContext
 
 from remotesign.formats.base import ValidationData
+from remotesign.validation.fetching import fetching_session, with_backend  # noqa: F401 - re-exported
 from remotesign.validation.model import (Block, Conclusion, Indication, SignatureResult, SubIndication,
                                          TimestampKind, TimestampResult)
 
@@ -189,30 +189,9 @@ class FailedAdES:
     api_status: Any = None
 
 
-@asynccontextmanager
-async def fetching_session(options: Any) -> AsyncIterator[AIOHttpFetcherBackend | None]:
-    """One HTTP fetcher backend for a whole document when online fetching is allowed (pyHanko
-    would otherwise open one per call), with the configured timeout; closed at the end."""
-    if not options.allow_fetching:
-        yield None
-        return
-    backend = AIOHttpFetcherBackend(per_request_timeout=options.fetch_timeout)
-    try:
-        yield backend
-    finally:
-        try:
-            await backend.close()
-        except Exception:  # noqa: BLE001
-            log.debug("closing the fetcher backend failed", exc_info=True)
-
-
 def make_spec(options: Any, material: Material, backend: AIOHttpFetcherBackend | None) -> SignatureValidationSpec:
     """The request's validation spec with ``material`` as local knowledge."""
-    spec = options.signature_spec(material.local_knowledge())
-    if backend is not None:
-        spec = dataclasses.replace(spec, revinfo_gathering_policy=dataclasses.replace(
-            spec.revinfo_gathering_policy, fetcher_backend=backend))
-    return spec
+    return with_backend(options.signature_spec(material.local_knowledge()), backend)
 
 
 # --- subindications ------------------------------------------------------------------------------

@@ -3,12 +3,20 @@ then decide each signature's eIDAS level. Wire APIs and the CLI call only this m
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from remotesign.validation.model import DocumentResult, ValidationInputError
 from remotesign.validation.options import ValidationOptions
 
 _SNIFF_BYTES = 1024
+
+# pyHanko logs every failed path or revocation check as a warning with a traceback; for a
+# validation service those are expected outcomes, reported in the result. Keep them out of the
+# log unless the operator asked for these loggers explicitly.
+for _name in ("pyhanko", "pyhanko_certvalidator"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 def sniff(head: bytes) -> str:

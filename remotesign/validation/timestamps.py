@@ -71,8 +71,9 @@ def read_token(der: bytes) -> TokenInfo:
         certs = tuple(c.chosen for c in (signed_data["certificates"] or ()) if c.name == "certificate")
         signer = _signer(signer_infos[0], certs)
         tsa = tst["tsa"]
-        name = signer.subject.human_friendly if signer is not None else (
-            tsa.chosen.chosen.human_friendly if tsa.native is not None and tsa.chosen.name == "directory_name" else None)
+        name = signer.subject.human_friendly if signer is not None else None
+        if name is None and tsa.native is not None and tsa.chosen.name == "directory_name":
+            name = tsa.chosen.chosen.human_friendly
         return TokenInfo(der=der, signed_data=signed_data, hash_algorithm=imprint["hash_algorithm"]["algorithm"].native,
                          imprint=imprint["hashed_message"].native, gen_time=tst["gen_time"].native,
                          tsa_name=name, certificates=certs, signature=signer_infos[0]["signature"].native,
@@ -110,6 +111,16 @@ def _failed(kind: TimestampKind, token: TokenInfo | None, sub: SubIndication, me
                              imprint_algorithm=token.hash_algorithm if token else None,
                              tsa_name=token.tsa_name if token else None, conclusion=Conclusion.of(sub, message))
     return TimestampCheck(result, token)
+
+
+def not_validated(der: bytes, kind: TimestampKind, message: str) -> TimestampCheck:
+    """A token this validator cannot judge (e.g. over explicitly included data): INDETERMINATE,
+    reported with what the token says."""
+    try:
+        token = read_token(der)
+    except TimestampFormatError as exc:
+        return _failed(kind, None, SubIndication.FORMAT_FAILURE, str(exc))
+    return _failed(kind, token, SubIndication.GENERIC, message)
 
 
 _MESSAGES = {

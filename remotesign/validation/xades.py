@@ -14,8 +14,6 @@ import base64
 import binascii
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
@@ -25,22 +23,26 @@ from pyhanko.sign.validation.policy_decl import LocalKnowledge, SignatureValidat
 from pyhanko_certvalidator.authority import AuthorityWithCert
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from pyhanko_certvalidator.ltv.poe import POEManager, POEType
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
 from remotesign.formats.base import FormatError, ValidationData
 from remotesign.formats.xades.canonical import inclusive_namespaces
 from remotesign.formats.xades.xmlio import parse_xml
 from remotesign.validation.certificates import (assess_signer, certificates_of, describe, knowledge_from,
-                                                uncovered_certificates, validate_at_time)
+                                                uncovered_certificates)
+from remotesign.validation.fetching import fetching_session, with_backend
 from remotesign.validation.model import (Block, Conclusion, DocumentResult, Indication, SignatureResult, SubIndication,
                                          TimestampKind, ValidationInputError)
 from remotesign.validation.options import ContentOpener, DetachedDocument, Resolver, ValidationOptions
-from remotesign.validation.timestamps import TimestampCheck, TimestampFormatError, TokenInfo, read_token, validate_timestamp
+from remotesign.validation.timestamps import (TimestampCheck, TimestampFormatError, TokenInfo, not_validated,
+                                              read_token, validate_timestamp)
 from remotesign.validation.xades_algorithms import SignatureMethod, signature_method
 from remotesign.validation.xades_c14n import Budget, BudgetExceeded, check_algorithm, element_octets
 from remotesign.validation.xades_dom import (DS, SignatureParts, StructureError, enclosing_signature, id_index,
                                              is_counter_signature, q, signature_parts, single)
 from remotesign.validation.xades_level import LevelFacts, is_epes, signature_format
-from remotesign.validation.xades_props import identify_signer, signed_facts, signing_certificate_refs
+from remotesign.validation.xades_props import CertReference, identify_signer, signed_facts, signing_certificate_refs
 from remotesign.validation.xades_refs import ReferenceContext, ReferenceOutcome, detached_name, process_references
 from remotesign.validation.xades_tst import StampInputs, StampProperty, stamp_properties
 from remotesign.validation.xades_values import (embedded_data, key_info_certificates, produced_at,
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 MAX_SIGNATURES = 200
 #: Canonical octets one document may make the validator produce, per octet of input (plus a
 #: fixed allowance): generous for real signatures, bounded for hostile ones.
-WORK_FACTOR = 64
+WORK_FACTOR = 16
 WORK_ALLOWANCE = 64 << 20
 
 
@@ -110,32 +112,20 @@ async def validate_xades(xml: bytes, options: ValidationOptions, *, resolve: Res
     document = _Document(tree=tree, ids=id_index(tree), resolve=resolve, options=options,
                          budget=Budget(WORK_FACTOR * len(xml) + WORK_ALLOWANCE))
     results = []
-    async with _fetching(options) as backend:
+    async with fetching_session(options) as backend:
         document.backend = backend
         for index, sig in enumerate(signatures, 1):
             try:
                 results.append(await _SignatureValidation(document, sig, index).run())
             except BudgetExceeded as exc:
-                raise ValidationInputError("invalid_document", f"the document needs too much processing ({exc})") from None
+                raise ValidationInputError("invalid_document",
+                                           f"the document needs too much processing ({exc})") from None
             except ValidationInputError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one broken signature must not hide the others
                 log.exception("XAdES validation of signature %d failed", index)
                 results.append(_internal_error(sig, index, exc))
     return results
-
-
-@asynccontextmanager
-async def _fetching(options: ValidationOptions) -> AsyncIterator[AIOHttpFetcherBackend | None]:
-    """One fetcher for the whole document when online fetching is allowed (closed afterwards)."""
-    if not options.allow_fetching:
-        yield None
-        return
-    backend = AIOHttpFetcherBackend(per_request_timeout=options.fetch_timeout)
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 def _signature_id(sig: etree._Element, index: int) -> str:
@@ -159,11 +149,7 @@ class _Document:
     backend: AIOHttpFetcherBackend | None = None
 
     def spec(self, knowledge: LocalKnowledge) -> SignatureValidationSpec:
-        spec = self.options.signature_spec(knowledge)
-        if self.backend is None:
-            return spec
-        gathering = dataclasses.replace(spec.revinfo_gathering_policy, fetcher_backend=self.backend)
-        return dataclasses.replace(spec, revinfo_gathering_policy=gathering)
+        return with_backend(self.options.signature_spec(knowledge), self.backend)
 
 
 # -- one signature ----------------------------------------------------------------------------------
@@ -182,6 +168,7 @@ class _SignatureValidation:
             self.result.parent_id = parent.get("Id") if parent is not None else None
         self.outcome: tuple[SubIndication, str] | None = None   # first failing block decides
         self.problems: list[str] = []
+        self.acceptance_problem: tuple[SubIndication, str] | None = None   # found early, concluded in SAV
         self._anchors: set[bytes] | None = None
         self._trust_manager = None
 
@@ -292,11 +279,23 @@ class _SignatureValidation:
         return tokens
 
     def provided(self, certificates: list[x509.Certificate]) -> ValidationData:
-        try:
-            return self.options.provided_validation_data(certificates)
-        except Exception as exc:  # noqa: BLE001 - a failing provider only means less evidence
-            log.warning("revocation provider failed: %s", exc)
-            return ValidationData()
+        """Validation data the service provides (after what the signature embeds). Asked again
+        with the CA certificates it returned, so a signature that embeds only its signer's
+        certificate still gets revocation data for the whole chain."""
+        data = ValidationData()
+        known = {c.dump() for c in certificates}
+        for _ in range(3):
+            try:
+                data = data.merged(self.options.provided_validation_data(certificates))
+            except Exception as exc:  # noqa: BLE001 - a failing provider only means less evidence
+                log.warning("revocation provider failed: %s", exc)
+                return data
+            new = [c for c in certificates_of([d for d in data.certificates if d not in known])]
+            if not new:
+                return data
+            known |= {c.dump() for c in new}
+            certificates = certificates + new
+        return data
 
     # -- cryptographic verification -------------------------------------------------------------------
     def cryptographic_verification(self, parts: SignatureParts, refs: list[ReferenceOutcome],
@@ -328,8 +327,8 @@ class _SignatureValidation:
 
     # -- level ----------------------------------------------------------------------------------------
     def level(self, parts: SignatureParts, refs: list[ReferenceOutcome], signer: x509.Certificate | None,
-              cert_refs: list, stamps: list[StampProperty], tokens: dict, embedded: ValidationData,
-              token_certs: list[x509.Certificate]) -> str:
+              cert_refs: list[CertReference], stamps: list[StampProperty], tokens: dict[bytes, TokenInfo],
+              embedded: ValidationData, token_certs: list[x509.Certificate]) -> str:
         sts = [p for p in stamps if p.name == "SignatureTimeStamp"]
         times = [tokens[d].gen_time for p in sts for d in p.tokens if d in tokens]
         archives = [p for p in stamps if p.name == "ArchiveTimeStamp"]
@@ -366,7 +365,8 @@ class _SignatureValidation:
 
     # -- time-stamps and proof of existence -------------------------------------------------------------
     async def timestamps(self, parts: SignatureParts, refs: list[ReferenceOutcome], stamps: list[StampProperty],
-                         tokens: dict, spec: SignatureValidationSpec, poe: POEManager, value: bytes) -> datetime:
+                         tokens: dict[bytes, TokenInfo], spec: SignatureValidationSpec, poe: POEManager,
+                         value: bytes) -> datetime:
         """Judge every time-stamp (archive ones newest first, each giving POE to what it covers)
         and return the best signature time."""
         inputs = StampInputs(parts, refs, self.doc.budget)
@@ -394,17 +394,16 @@ class _SignatureValidation:
         return best
 
     async def one_timestamp(self, prop: StampProperty, der: bytes, inputs: StampInputs,
-                            spec: SignatureValidationSpec, timing, poe: POEManager) -> TimestampCheck:  # noqa: ANN001
+                            spec: SignatureValidationSpec, timing: ValidationTimingInfo,
+                            poe: POEManager) -> TimestampCheck:
         if prop.problem is not None:
-            def unavailable(_hash_name: str) -> bytes | None:
-                raise ValueError(prop.problem)
-            return await validate_timestamp(der, prop.kind, unavailable, spec, timing)
+            return not_validated(der, prop.kind, prop.problem)
         return await validate_timestamp(
             der, prop.kind, lambda hash_name: inputs.imprint(prop, hash_name), spec, timing, poe_manager=poe,
             unavailable="the time-stamped data is not available (a signed data object was not supplied)")
 
-    def register_archive_poe(self, parts: SignatureParts, prop: StampProperty, tokens: dict, value: bytes,
-                             when: datetime, poe: POEManager) -> None:
+    def register_archive_poe(self, parts: SignatureParts, prop: StampProperty, tokens: dict[bytes, TokenInfo],
+                             value: bytes, when: datetime, poe: POEManager) -> None:
         """An archive time-stamp proves everything it covers existed at its time: the signature
         value, the validation data and the time-stamps before it, and the KeyInfo certificates."""
         poe.register(value, POEType.VALIDATION, when)
@@ -422,28 +421,28 @@ class _SignatureValidation:
 
     def timestamp_block(self, stamps: list[StampProperty], checks: dict[int, list[TimestampCheck]],
                         best: datetime) -> None:
+        content = [c.result.gen_time for i in checks for c in checks[i]
+                   if stamps[i].kind is TimestampKind.CONTENT and c.valid and c.result.gen_time]
+        if content and max(content) > best:
+            self.acceptance_problem = (SubIndication.TIMESTAMP_ORDER_FAILURE,
+                                       "a content time-stamp is later than the signature's time-stamps")
         failed = [(stamps[i], c) for i in checks for c in checks[i] if not c.valid]
         if not failed:
             if checks:
                 self.result.blocks[Block.TIME_STAMP_VALIDATION] = Conclusion.passed()
             return
-        prop, check = failed[0]
-        message = f"{prop.name}: {'; '.join(check.result.conclusion.messages) or 'not valid'}"
-        self.result.blocks[Block.TIME_STAMP_VALIDATION] = Conclusion(check.result.conclusion.indication,
-                                                                     check.result.conclusion.sub_indication, [message])
         for prop, check in failed:
             self.warn(f"{prop.name} is not valid: {'; '.join(check.result.conclusion.messages)}")
-        covering = [(p, c) for p, c in failed if c.result.conclusion.sub_indication in
+        prop, check = failed[0]
+        conclusion = check.result.conclusion
+        self.result.blocks[Block.TIME_STAMP_VALIDATION] = Conclusion(
+            conclusion.indication, conclusion.sub_indication,
+            [f"{prop.name}: {'; '.join(conclusion.messages) or 'not valid'}"])
+        covering = [p for p, c in failed if c.result.conclusion.sub_indication in
                     (SubIndication.HASH_FAILURE, SubIndication.FORMAT_FAILURE)]
         if covering:
-            prop, _ = covering[0]
-            self.block(Block.SIGNATURE_ACCEPTANCE_VALIDATION, SubIndication.SIG_CONSTRAINTS_FAILURE,
-                       f"the signature's {prop.name} does not time-stamp this signature's data")
-        content = [c.result.gen_time for i in checks for c in checks[i]
-                   if stamps[i].kind is TimestampKind.CONTENT and c.valid and c.result.gen_time]
-        if content and max(content) > best:
-            self.block(Block.SIGNATURE_ACCEPTANCE_VALIDATION, SubIndication.TIMESTAMP_ORDER_FAILURE,
-                       "a content time-stamp is later than the signature's time-stamps")
+            self.acceptance_problem = (SubIndication.SIG_CONSTRAINTS_FAILURE,
+                                       f"the signature's {covering[0].name} does not time-stamp this signature's data")
 
     def time_mark(self, parts: SignatureParts, signer: x509.Certificate, value: bytes, best: datetime) -> datetime:
         """BDOC time-mark: an OCSP response bound to this signature value gives its time."""
@@ -467,9 +466,6 @@ class _SignatureValidation:
                                     signature_value=value, poe_manager=poe, best_signature_time=best,
                                     revocation_data=data)
         self.result.chain = check.chain
-        if not check.chain:
-            current = await validate_at_time(cert, spec, self.options.timing_info(), others)
-            self.result.chain = current.chain
         messages = [describe(cert, check.current)] if check.current else []
         if check.current is not None and check.passed:
             messages.append("resolved with the proof of existence of the signature")
@@ -480,31 +476,27 @@ class _SignatureValidation:
 
     def acceptance(self, method: SignatureMethod, refs: list[ReferenceOutcome], cert: x509.Certificate,
                    spec: SignatureValidationSpec, best: datetime) -> None:
-        """Signature acceptance: cryptographic constraints at the best signature time."""
-        policy = spec.cert_validation_policy.algorithm_usage_policy
-        if Block.SIGNATURE_ACCEPTANCE_VALIDATION in self.result.blocks:
+        """Signature acceptance: cryptographic constraints at the best signature time (the
+        policy certvalidator applies to the chain applies to the signature too)."""
+        if self.acceptance_problem is not None:
+            self.block(Block.SIGNATURE_ACCEPTANCE_VALIDATION, *self.acceptance_problem)
             return
-        problem = None
-        if policy is not None:
-            allowed = policy.signature_algorithm_allowed(method.asn1(), best, cert.public_key)
-            if not allowed:
-                problem = (allowed, f"the signature algorithm {method.asn1_name} is not accepted")
-            for ref in refs:
-                if problem is None and ref.digest_algorithm:
-                    digest = algos.DigestAlgorithm({"algorithm": ref.digest_algorithm})
-                    allowed = policy.digest_algorithm_allowed(digest, best)
-                    if not allowed:
-                        problem = (allowed, f"the digest algorithm {ref.digest_algorithm} is not accepted")
         claimed = self.result.claimed_signing_time
         if claimed is not None and claimed > best and best < self.options.at:
             self.warn("the claimed signing time is later than the signature time-stamp")
-        if problem is None:
-            self.block(Block.SIGNATURE_ACCEPTANCE_VALIDATION, None)
-            return
-        allowed, message = problem
-        sub = (SubIndication.CRYPTO_CONSTRAINTS_FAILURE if getattr(allowed, "not_allowed_after", None) is None
-               else SubIndication.CRYPTO_CONSTRAINTS_FAILURE_NO_POE)
-        self.block(Block.SIGNATURE_ACCEPTANCE_VALIDATION, sub, message)
+        policy = spec.cert_validation_policy.algorithm_usage_policy or DisallowWeakAlgorithmsPolicy()
+        checks = [(policy.signature_algorithm_allowed(method.asn1(), best, cert.public_key),
+                   f"the signature algorithm {method.asn1_name} is not accepted")]
+        for name in dict.fromkeys(r.digest_algorithm for r in refs if r.digest_algorithm):
+            checks.append((policy.digest_algorithm_allowed(algos.DigestAlgorithm({"algorithm": name}), best),
+                           f"the digest algorithm {name} is not accepted"))
+        for allowed, message in checks:
+            if not allowed:
+                sub = (SubIndication.CRYPTO_CONSTRAINTS_FAILURE if allowed.not_allowed_after is None
+                       else SubIndication.CRYPTO_CONSTRAINTS_FAILURE_NO_POE)
+                self.block(Block.SIGNATURE_ACCEPTANCE_VALIDATION, sub, message)
+                return
+        self.block(Block.SIGNATURE_ACCEPTANCE_VALIDATION, None)
 
 
 def _signature_value(parts: SignatureParts) -> bytes:

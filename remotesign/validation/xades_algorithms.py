@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
-from remotesign.validation.xades_dom import DS, StructureError, children, single
+from remotesign.validation.xades_dom import DS, StructureError, single
 
 MORE = "http://www.w3.org/2001/04/xmldsig-more#"
 MORE07 = "http://www.w3.org/2007/05/xmldsig-more#"
@@ -187,6 +187,3 @@ def _ecdsa_der(value: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
         return encode_dss_signature(int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big"))
     return value
 
-
-def c14n_methods_of(parent: etree._Element) -> list[etree._Element]:
-    return children(parent, DS, "CanonicalizationMethod")

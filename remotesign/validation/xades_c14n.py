@@ -140,7 +140,8 @@ class _Writer:
         self.c14n11 = algorithm in _C14N_11
         self.comments = node_set.comments and algorithm in _WITH_COMMENTS
         self.excluded = {id(x) for x in node_set.excluded}
-        self.inclusive_prefixes = {(None if p == "#default" else p) for p in (prefixes or [])} if self.exclusive else set()
+        self.inclusive_prefixes = ({(None if p == "#default" else p) for p in (prefixes or [])}
+                                   if self.exclusive else set())
         self.budget = budget
         self.out: list[str] = []
         self.size = 0

@@ -103,7 +103,8 @@ def _bes(facts: LevelFacts) -> bool:
 
 
 def _epes(facts: LevelFacts) -> bool:
-    return _count(facts.parts, "SignaturePolicyIdentifier") == 1 and _unsigned_count(facts.parts, "SignaturePolicyStore") <= 1
+    return (_count(facts.parts, "SignaturePolicyIdentifier") == 1
+            and _unsigned_count(facts.parts, "SignaturePolicyStore") <= 1)
 
 
 def _baseline_b(facts: LevelFacts) -> bool:

@@ -14,8 +14,8 @@ import base64
 import binascii
 import hmac
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from lxml import etree
 
@@ -24,7 +24,7 @@ from remotesign.formats.xades import constants as c
 from remotesign.formats.xades.canonical import inclusive_namespaces, is_c14n
 from remotesign.formats.xades.uris import uri_to_name
 from remotesign.formats.xades.xmlio import parse_xml
-from remotesign.validation.options import ContentOpener
+from remotesign.validation.options import ContentOpener, Resolver
 from remotesign.validation.xades_algorithms import digest_name, new_hash
 from remotesign.validation.xades_c14n import Budget, NodeSet
 from remotesign.validation.xades_dom import (COUNTERSIGNED_TYPES, DS, MANIFEST_TYPE, SIGNATURE_PROPERTIES_TYPE,
@@ -38,8 +38,6 @@ XPATH_FILTER2 = "http://www.w3.org/2002/06/xmldsig-filter2"
 MAX_REFERENCES = 1000
 MAX_TRANSFORMS = 10
 CHUNK = 1 << 20
-
-Resolve = Callable[[str], "ContentOpener | None"]
 
 _XPOINTER_ID = re.compile(r"""^#xpointer\(\s*id\(\s*(?:'([^']*)'|"([^"]*)")\s*\)\s*\)$""")
 _NOT_SIGNATURE = re.compile(r"^not\(ancestor-or-self::(?:([A-Za-z_][\w.-]*):)?Signature\)$")
@@ -113,7 +111,8 @@ class ReferenceOutcome:
     uri: str | None
     type: str | None
     id: str | None
-    kind: str                                  # signed_properties | manifest | key_info | properties | countersigned | data
+    #: signed_properties | manifest | key_info | properties | countersigned | data
+    kind: str
     name: str | None = None                    # decoded name of a detached data object
     target: etree._Element | None = None       # same-document target
     digest_algorithm: str | None = None
@@ -134,7 +133,7 @@ class ReferenceContext:
     parts: SignatureParts
     tree: etree._ElementTree
     ids: dict[str, list[etree._Element]]
-    resolve: Resolve
+    resolve: Resolver
     budget: Budget
     max_xml_bytes: int
 
@@ -199,7 +198,7 @@ def _describe(outcome: ReferenceOutcome) -> str:
     if outcome.name is not None:
         return f"data object {outcome.name!r}"
     if outcome.uri == "":
-        return "the enveloping document"
+        return "the document that contains the signature"
     return f"element {outcome.uri}"
 
 
@@ -278,7 +277,10 @@ def _node_set(ctx: ReferenceContext, data: NodeSet | Octets) -> NodeSet:
 
 
 def _base64(ctx: ReferenceContext, data: NodeSet | Octets) -> bytes:
-    text = data.text_value() if isinstance(data, NodeSet) else data.read_all(ctx.max_xml_bytes).decode("ascii", "replace")
+    if isinstance(data, NodeSet):
+        text = data.text_value()
+    else:
+        text = data.read_all(ctx.max_xml_bytes).decode("ascii", "replace")
     cleaned = "".join(text.split())
     try:
         return base64.b64decode(cleaned, validate=True)

@@ -90,6 +90,28 @@ class TimeMark:
     serial_number: int
 
 
+def _digest_info(value: bytes) -> algos.DigestInfo | None:
+    """The nonce's DigestInfo: SK's responders put it bare in the extension, RFC 6960 ones
+    wrap the nonce in an OCTET STRING."""
+    for candidate in (value, _octets(value)):
+        if candidate is None:
+            continue
+        try:
+            info = algos.DigestInfo.load(candidate, strict=True)
+            info.native  # noqa: B018 - parse fully
+            return info
+        except Exception:  # noqa: BLE001 - not this encoding
+            continue
+    return None
+
+
+def _octets(value: bytes) -> bytes | None:
+    try:
+        return core.OctetString.load(value, strict=True).native
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def produced_at(der: bytes) -> datetime | None:
     try:
         return ocsp.OCSPResponse.load(der).basic_ocsp_response["tbs_response_data"]["produced_at"].native
@@ -109,7 +131,9 @@ def time_mark(der: bytes, signature_value: bytes, signer: x509.Certificate) -> T
             raw = _RawExtension.load(ext.dump())
             if raw["extn_id"].native != "1.3.6.1.5.5.7.48.1.2":
                 continue
-            info = algos.DigestInfo.load(raw["extn_value"].native, strict=True)
+            info = _digest_info(raw["extn_value"].native)
+            if info is None:
+                continue
             algorithm = info["digest_algorithm"]["algorithm"].native
             if hmac.compare_digest(info["digest"].native, hashlib.new(algorithm, signature_value).digest()):
                 return TimeMark(data["produced_at"].native, signer.serial_number)

@@ -59,6 +59,8 @@ class RandomAccess:
     def read(self, offset: int, n: int) -> bytes:
         if n <= 0:
             return b""
+        if offset < 0:
+            raise invalid(f"a ZIP record points before the start of the file (offset {offset})")
         if self._fd is None:
             with self._lock:
                 self._fp.seek(offset)
