@@ -63,6 +63,7 @@ def make_cades(svc: Service, card, tmp: Path) -> tuple[Path, Path]:  # type: ign
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--keep", type=Path, help="copy the signed files to this directory (for profiling)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -84,6 +85,12 @@ def main() -> None:
             asice = tmp / "xades-lt.asice"
             asice.write_bytes(api.result(sid)[1])
             cades, content = make_cades(svc, card, tmp)
+            if args.keep:
+                import shutil
+                args.keep.mkdir(parents=True, exist_ok=True)
+                for f in (pades, asice, cades, content):
+                    shutil.copy(f, args.keep / f.name)
+                shutil.copytree(home, args.keep / "home", dirs_exist_ok=True)
         finally:
             svc.stop()
 

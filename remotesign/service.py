@@ -117,7 +117,8 @@ class Services:
 
         chain = {c.der: c.id for c in self.ca.chain()}
         revocation = BuiltinRevocation(list(chain), lambda der: self.ocsp.respond(der).der,
-                                       lambda ca_cert: self.crls.current(chain[ca_cert.dump()]))
+                                       lambda ca_cert: self.crls.current(chain[ca_cert.dump()]),
+                                       state=self._revocation_state)
         if self.settings.validation_fetching:
             revocation = CombinedRevocation(revocation, CachingRevocationFetcher(self.settings.fetch_timeout_seconds))
         return ValidationService(
@@ -126,6 +127,16 @@ class Services:
             allow_fetching=self.settings.validation_fetching, fetch_timeout=self.settings.fetch_timeout_seconds,
             timeout_seconds=self.settings.validation_timeout_seconds, limits=Limits(),
             work_dir=self.settings.home / "work")
+
+    def _revocation_state(self) -> object:
+        """Changes whenever the built-in CA revokes a certificate (count and latest time)."""
+        from sqlalchemy import func, select
+
+        from remotesign.storage.models import CertificateRecord
+
+        with self.db.session() as s:
+            return tuple(s.execute(select(func.count(), func.max(CertificateRecord.revoked_at))
+                                   .where(CertificateRecord.revoked_at.is_not(None))).one())
 
     def _trusted_lists_loader(self) -> Any:
         """A function returning the TSP registry of the configured local trusted lists (re-read

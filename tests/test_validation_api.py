@@ -294,3 +294,27 @@ def test_cli_validate(service: Service, signed_pdf: tuple[str, str, bytes], tmp_
     assert proc.returncode == 1 and b"HASH_FAILURE" in proc.stdout
     proc = service.cli("validate", "--standalone", str(tmp_path / "nothing.pdf"), check=False)
     assert proc.returncode == 2
+
+
+def test_operator_declares_builtin_ca_qualified_with_a_local_trusted_list(service: Service, card: Card,
+                                                                           signed_pdf: tuple[str, str, bytes],
+                                                                           tmp_path: Path) -> None:
+    """``remotesign trust local-tl`` + REMOTESIGN_TRUSTED_LISTS: the built-in CA's qualified-person
+    certificates (QC statements, QSCD) become QESIG; without the list they stay ADESIG."""
+    import json
+
+    from tests.harness import cli
+
+    tl = tmp_path / "local-tl.xml"
+    service.cli("trust", "local-tl", "--out", str(tl))
+    pdf = tmp_path / "contract.pdf"
+    pdf.write_bytes(signed_pdf[2])
+    env = {**service.env, "REMOTESIGN_TRUSTED_LISTS": str(tl)}
+    data = json.loads(cli(service.home, "validate", "--json", str(pdf), env=env).stdout)
+    sig = data["signaturesExt"][0]
+    assert (sig["indication"], sig["signatureLevel"]) == ("TOTAL-PASSED", "QESIG"), sig
+    data = json.loads(service.cli("validate", "--json", str(pdf)).stdout)
+    assert data["signaturesExt"][0]["signatureLevel"] == "ADESIG"
+    service.cli("trust", "local-tl", "--out", str(tl), "--no-qscd")
+    data = json.loads(cli(service.home, "validate", "--json", str(pdf), env=env).stdout)
+    assert data["signaturesExt"][0]["signatureLevel"] == "ADESIG_QC"

@@ -68,6 +68,27 @@ def _xref_loop_pdf() -> bytes:
     return body + xref1 + trailer1 + xref2 + b"startxref\n%d\n%%%%EOF\n" % second
 
 
+def _reference_loop_pdf() -> bytes:
+    """A page tree whose /Kids and /Parent point at each other forever, and a signature field whose
+    value is itself."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R] >> >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 /Parent 3 0 R >>",
+        b"<< /Type /Pages /Kids [2 0 R] /Count 1 /Parent 2 0 R >>",
+        b"<< /FT /Sig /T (Sig1) /V 4 0 R /Kids [4 0 R] >>",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 def _zip_bomb() -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
@@ -82,6 +103,7 @@ HOSTILE = {
     "xxe.xml": EXTERNAL_ENTITY,
     "xref-loop.pdf": _xref_loop_pdf(),
     "truncated.pdf": b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog",
+    "reference-loop.pdf": _reference_loop_pdf(),
     "bomb.asice": _zip_bomb(),
     "absurd-length.p7s": b"\x30\x84\x7f\xff\xff\xff\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02",
     "deep-nesting.p7s": b"\x30\x80" * 5000,

@@ -102,34 +102,59 @@ class TenantTrustAnchors:
 
 class BuiltinRevocation:
     """Fresh OCSP responses (leaves) and CRLs (CA certificates) from the built-in CA, produced
-    in-process: the service can always prove the status of what its own CA issued."""
+    in-process: the service can always prove the status of what its own CA issued. Answers are
+    reused for ``ttl_seconds`` while the CA's revocation state (``state()``) is unchanged, so a
+    revocation shows at once and repeated validations do not sign a new OCSP response each."""
 
     def __init__(self, chain_ders: Sequence[bytes], ocsp_respond: Callable[[bytes], bytes],
-                 crl_for_ca: Callable[[x509.Certificate], bytes]) -> None:
+                 crl_for_ca: Callable[[x509.Certificate], bytes], *,
+                 state: Callable[[], object] = lambda: None, ttl_seconds: float = 60.0) -> None:
         self._cas = [x509.Certificate.load(d) for d in chain_ders]
         self._ocsp_respond = ocsp_respond
         self._crl_for_ca = crl_for_ca
+        self._state = state
+        self._ttl = ttl_seconds
+        self._cache: dict[bytes, tuple[float, object, bytes | None, bool]] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, certificates: Sequence[x509.Certificate]) -> ValidationData:
         ocsps: list[bytes] = []
         crls: list[bytes] = []
-        used: list[bytes] = []
+        used = False
+        state = self._state()
         for cert in certificates:
-            issuer = next((ca for ca in self._cas if issued_by(cert, ca)), None)
-            if issuer is None or cert.dump() == issuer.dump():
+            answer = self._answer(cert, state)
+            if answer is None:
                 continue
-            used.append(issuer.dump())
-            try:
-                if cert.ca:
-                    crls.append(self._crl_for_ca(issuer))
-                else:
-                    ocsps.append(self._ocsp_respond(ocsp_request(cert, issuer)))
-            except Exception:  # noqa: BLE001 - a missing response only means less evidence
-                continue
+            used = True
+            der, is_crl = answer
+            if der is not None:
+                (crls if is_crl else ocsps).append(der)
         if not used:
             return ValidationData()
         return ValidationData(certificates=tuple(dict.fromkeys(c.dump() for c in self._cas)),
-                              ocsp_responses=tuple(ocsps), crls=tuple(crls))
+                              ocsp_responses=tuple(dict.fromkeys(ocsps)), crls=tuple(dict.fromkeys(crls)))
+
+    def _answer(self, cert: x509.Certificate, state: object) -> tuple[bytes | None, bool] | None:
+        """(DER, is_crl) for a certificate the built-in CA issued; None for any other."""
+        key = cert.sha256
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > now and hit[1] == state:
+            return hit[2], hit[3]
+        issuer = next((ca for ca in self._cas if issued_by(cert, ca)), None)
+        if issuer is None or cert.dump() == issuer.dump():
+            return None
+        try:
+            der = self._crl_for_ca(issuer) if cert.ca else self._ocsp_respond(ocsp_request(cert, issuer))
+        except Exception:  # noqa: BLE001 - a missing response only means less evidence
+            der = None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now + self._ttl, state, der, bool(cert.ca))
+        return der, bool(cert.ca)
 
 
 class CachingRevocationFetcher:
