@@ -203,7 +203,7 @@ async def _validate_signer(signed_data: cms.SignedData, signer_info: cms.SignerI
     timing = options.timing_info()
 
     material = cc.signed_data_material(signed_data, signer_info)
-    tst_certs = _timestamp_certificates(signer_info)
+    tst_certs = cc.timestamp_certificates(signer_info)
     pool = list(material.certs) + tst_certs + list(options.trust_anchors)
     signer_cert = cc.find_signer_cert(signer_info, cc.sd_certificates(signed_data)) or \
         cc.find_signer_cert(signer_info, pool)
@@ -216,13 +216,13 @@ async def _validate_signer(signed_data: cms.SignedData, signer_info: cms.SignerI
     knowledge.extend(material)
     for cert in tst_certs:
         knowledge.add_cert(cert)
-    knowledge.extend(cc.provided_material(options, cc.chains([signer_cert, *_tst_signers(signer_info)], pool)))
+    knowledge.extend(cc.provided_material(options, cc.chains([signer_cert, *cc.tst_signers(signer_info)], pool)))
     spec = cc.make_spec(options, knowledge, backend)
 
     profile = cc.cms_profile(signed_data, signer_info, signer_cert)
     result.timestamps = await _timestamps(signer_info, digests, spec, timing)
     lt_complete = signer_cert is not None and cc.revocation_complete(
-        [signer_cert] + _tst_signers(signer_info, content=False), _with_certs(material, tst_certs),
+        [signer_cert] + cc.tst_signers(signer_info, content=False), _with_certs(material, tst_certs),
         options.trust_anchors)
     result.signature_format = cades_level(profile, lt_complete)
     _level_warnings(result, profile)
@@ -268,56 +268,26 @@ def _with_certs(material: cc.Material, certs: list[x509.Certificate]) -> cc.Mate
     return out
 
 
-def _timestamp_tokens(signer_info: cms.SignerInfo, oid: str, *, signed: bool) -> list[cms.SignedData]:
-    out = []
-    for value in cc.attribute_values(signer_info, oid, signed=signed):
-        token = cc.safe(lambda v=value: cc.tst_signed_data(v))
-        if token is not None:
-            out.append(token)
-    return out
-
-
-def _timestamp_certificates(signer_info: cms.SignerInfo) -> list[x509.Certificate]:
-    certs: list[x509.Certificate] = []
-    for oid, signed in ((cc.SIGNATURE_TIMESTAMP, False), (cc.CONTENT_TIMESTAMP, True)):
-        for token in _timestamp_tokens(signer_info, oid, signed=signed):
-            certs.extend(cc.safe(lambda t=token: cc.sd_certificates(t)) or [])
-    return certs
-
-
-def _tst_signers(signer_info: cms.SignerInfo, *, content: bool = True) -> list[x509.Certificate]:
-    """Certificates of the TSAs of the signature (and content) time-stamps."""
-    tokens = _timestamp_tokens(signer_info, cc.SIGNATURE_TIMESTAMP, signed=False)
-    if content:
-        tokens += _timestamp_tokens(signer_info, cc.CONTENT_TIMESTAMP, signed=True)
-    out = []
-    for token in tokens:
-        cert = cc.safe(lambda t=token: cc.find_signer_cert(t["signer_infos"][0], cc.sd_certificates(t)))
-        if cert is not None:
-            out.append(cert)
-    return out
-
-
 async def _timestamps(signer_info: cms.SignerInfo, digests: _ContentDigests, spec: SignatureValidationSpec,
                       timing: ValidationTimingInfo) -> list[TimestampResult]:
     """Every time-stamp on the signature, each validated on its own for the report."""
     out: list[TimestampResult] = []
-    for token in _timestamp_tokens(signer_info, cc.CONTENT_TIMESTAMP, signed=True):
+    for token in cc.timestamp_tokens(signer_info, cc.CONTENT_TIMESTAMP, signed=True):
         checker = digests.digest if digests.available else None
         out.append(await cc.validate_timestamp(
             token, TimestampKind.CONTENT, checker, spec, timing,
             unchecked_reason="The content time-stamp's imprint was not verified: the signed content was not supplied."))
-    for token in _timestamp_tokens(signer_info, cc.SIGNATURE_TIMESTAMP, signed=False):
+    for token in cc.timestamp_tokens(signer_info, cc.SIGNATURE_TIMESTAMP, signed=False):
         out.append(await cc.validate_timestamp(token, TimestampKind.SIGNATURE, message_imprint_checker(signer_info),
                                                spec, timing))
     for oid in (cc.ESC_TIMESTAMP, cc.CERT_CRL_TIMESTAMP):
-        for token in _timestamp_tokens(signer_info, oid, signed=False):
+        for token in cc.timestamp_tokens(signer_info, oid, signed=False):
             out.append(await cc.validate_timestamp(
                 token, TimestampKind.VALIDATION_DATA, None, spec, timing,
                 unchecked_reason="The validation-data time-stamp's imprint was not recomputed (CAdES-X "
                                  "references are not verified)."))
     for oid in cc.ARCHIVE_TIMESTAMPS:
-        for token in _timestamp_tokens(signer_info, oid, signed=False):
+        for token in cc.timestamp_tokens(signer_info, oid, signed=False):
             out.append(await cc.validate_timestamp(
                 token, TimestampKind.ARCHIVE, None, spec, timing,
                 unchecked_reason="The archive time-stamp's imprint was not recomputed (the archive-time-stamp "

@@ -958,3 +958,35 @@ def best_signature_time(timestamps: Iterable[TimestampResult]) -> datetime | Non
              if t.valid and t.gen_time is not None and t.kind in (TimestampKind.SIGNATURE, TimestampKind.DOCUMENT)]
     return min(times) if times else None
 
+
+# --- time-stamp tokens inside a SignerInfo ------------------------------------------------------------
+def timestamp_tokens(signer_info: cms.SignerInfo, oid: str, *, signed: bool) -> list[cms.SignedData]:
+    """The readable time-stamp tokens in one (signed or unsigned) attribute of a SignerInfo."""
+    out = []
+    for value in attribute_values(signer_info, oid, signed=signed):
+        token = safe(lambda v=value: tst_signed_data(v))
+        if token is not None:
+            out.append(token)
+    return out
+
+
+def timestamp_certificates(signer_info: cms.SignerInfo) -> list[x509.Certificate]:
+    """Every certificate the signature and content time-stamps carry."""
+    certs: list[x509.Certificate] = []
+    for oid, signed in ((SIGNATURE_TIMESTAMP, False), (CONTENT_TIMESTAMP, True)):
+        for token in timestamp_tokens(signer_info, oid, signed=signed):
+            certs.extend(safe(lambda t=token: sd_certificates(t)) or [])
+    return certs
+
+
+def tst_signers(signer_info: cms.SignerInfo, *, content: bool = True) -> list[x509.Certificate]:
+    """Certificates of the TSAs of the signature (and content) time-stamps."""
+    tokens = timestamp_tokens(signer_info, SIGNATURE_TIMESTAMP, signed=False)
+    if content:
+        tokens += timestamp_tokens(signer_info, CONTENT_TIMESTAMP, signed=True)
+    out = []
+    for token in tokens:
+        cert = safe(lambda t=token: find_signer_cert(t["signer_infos"][0], sd_certificates(t)))
+        if cert is not None:
+            out.append(cert)
+    return out

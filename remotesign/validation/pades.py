@@ -284,12 +284,12 @@ async def _validate_signature(embedded: EmbeddedPdfSignature, doc: _Document) ->
     _pdf_facts(result, embedded)
 
     cms_material = cc.signed_data_material(signed_data, signer_info)
-    tst_certs = _timestamp_certificates(signer_info)
+    tst_certs = cc.timestamp_certificates(signer_info)
     pool = list(doc.dss.certs) + list(cms_material.certs) + tst_certs + list(options.trust_anchors)
     signer_cert = _identify_signer(embedded, pool)
     result.signing_certificate = signer_cert
 
-    provided = cc.provided_material(options, cc.chains([signer_cert, *_tst_signers(signer_info)], pool))
+    provided = cc.provided_material(options, cc.chains([signer_cert, *cc.tst_signers(signer_info)], pool))
     knowledge = _merged(doc.dss, cms_material, provided, tst_certs)
     spec = cc.make_spec(options, knowledge, doc.backend)
 
@@ -299,7 +299,7 @@ async def _validate_signature(embedded: EmbeddedPdfSignature, doc: _Document) ->
 
     profile = cc.cms_profile(signed_data, signer_info, signer_cert)
     lt_complete = signer_cert is not None and cc.revocation_complete(
-        [signer_cert] + _tst_signers(signer_info, content=False), _merged(doc.dss, cms_material, tst_certs),
+        [signer_cert] + cc.tst_signers(signer_info, content=False), _merged(doc.dss, cms_material, tst_certs),
         options.trust_anchors)
     result.signature_format = pades_level(embedded, profile, covering=[ts for ts, _ in covering],
                                           lt_complete=lt_complete, dss_present=doc.dss_present,
@@ -397,44 +397,14 @@ def _merged(*parts: Any) -> cc.Material:
     return out
 
 
-def _timestamp_tokens(signer_info: cms.SignerInfo, oid: str, *, signed: bool) -> list[cms.SignedData]:
-    out = []
-    for value in cc.attribute_values(signer_info, oid, signed=signed):
-        token = cc.safe(lambda v=value: cc.tst_signed_data(v))
-        if token is not None:
-            out.append(token)
-    return out
-
-
-def _timestamp_certificates(signer_info: cms.SignerInfo) -> list[x509.Certificate]:
-    certs: list[x509.Certificate] = []
-    for oid, signed in ((cc.SIGNATURE_TIMESTAMP, False), (cc.CONTENT_TIMESTAMP, True)):
-        for token in _timestamp_tokens(signer_info, oid, signed=signed):
-            certs.extend(cc.safe(lambda t=token: cc.sd_certificates(t)) or [])
-    return certs
-
-
-def _tst_signers(signer_info: cms.SignerInfo, *, content: bool = True) -> list[x509.Certificate]:
-    """Certificates of the TSAs of the signature (and content) time-stamps."""
-    tokens = _timestamp_tokens(signer_info, cc.SIGNATURE_TIMESTAMP, signed=False)
-    if content:
-        tokens += _timestamp_tokens(signer_info, cc.CONTENT_TIMESTAMP, signed=True)
-    out = []
-    for token in tokens:
-        cert = cc.safe(lambda t=token: cc.find_signer_cert(t["signer_infos"][0], cc.sd_certificates(t)))
-        if cert is not None:
-            out.append(cert)
-    return out
-
-
 async def _signature_timestamps(embedded: EmbeddedPdfSignature, spec: SignatureValidationSpec,
                                 timing: ValidationTimingInfo) -> list[TimestampResult]:
     out: list[TimestampResult] = []
     signer_info = embedded.signer_info
-    for token in _timestamp_tokens(signer_info, cc.CONTENT_TIMESTAMP, signed=True):
+    for token in cc.timestamp_tokens(signer_info, cc.CONTENT_TIMESTAMP, signed=True):
         out.append(await cc.validate_timestamp(token, TimestampKind.CONTENT,
                                                lambda algo: embedded.compute_digest(algo), spec, timing))
-    for token in _timestamp_tokens(signer_info, cc.SIGNATURE_TIMESTAMP, signed=False):
+    for token in cc.timestamp_tokens(signer_info, cc.SIGNATURE_TIMESTAMP, signed=False):
         out.append(await cc.validate_timestamp(token, TimestampKind.SIGNATURE, message_imprint_checker(signer_info),
                                                spec, timing))
     return out
