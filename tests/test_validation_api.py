@@ -117,6 +117,13 @@ def test_signapi_asice_validates_total_passed(api: SignApi, signed_asice: tuple[
     assert only_signature(data)["indication"] == "TOTAL-PASSED"
 
 
+def test_b_level_xades_has_no_best_signature_time(api: SignApi) -> None:
+    corpus = Path(__file__).parent / "data" / "conformance" / "files" / "dss-xades-nochain-01.xml"
+    sig = only_signature(direct(api, corpus.name, corpus.read_bytes()).json()["simpleReport"])
+    assert (sig["signatureFormat"], sig["subIndication"]) == ("XAdES_BASELINE_B", "NO_CERTIFICATE_CHAIN_FOUND")
+    assert "bestSignatureTime" not in sig["info"], sig
+
+
 def test_unsigned_and_unknown_documents_get_clear_errors(api: SignApi) -> None:
     sid = api.start()
     doc = api.upload(sid, "plain.pdf", pdf_bytes())["data"]
@@ -194,6 +201,7 @@ def test_revoked_signer_without_poe_is_revoked_no_poe(api: SignApi, service: Ser
     pdf = sign_bb(card)
     sig = only_signature(direct(api, "bb.pdf", pdf).json()["simpleReport"])
     assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", "PAdES_BASELINE_B"), sig
+    assert "bestSignatureTime" not in sig["info"]          # B-B: nothing proves when it existed
     service.cli("pki", "revoke", format(card.cert.serial_number, "x"), "--reason", "key_compromise")
     sig = only_signature(direct(api, "bb.pdf", pdf).json()["simpleReport"])
     assert (sig["indication"], sig["subIndication"]) == ("INDETERMINATE", "REVOKED_NO_POE"), sig

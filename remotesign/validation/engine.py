@@ -45,6 +45,7 @@ async def validate_path(path: Path, options: ValidationOptions, *, filename: str
     (unsigned, unknown type); signatures that are merely broken get a report with
     TOTAL-FAILED / INDETERMINATE instead."""
     name = filename or path.name
+    options = options.pinned()
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     if not head:

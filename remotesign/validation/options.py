@@ -4,6 +4,7 @@ validation specs every format validator shares, so one request gets one trust de
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -62,11 +63,20 @@ class ValidationOptions:
     #: Fresh revocation data the service can produce without the network (its own CA's OCSP
     #: responder, in-process): called with certificates found in a signature.
     revocation_provider: Callable[[Sequence[x509.Certificate]], ValidationData] | None = None
+    #: "Now" for a validation at the current time, pinned once per document (see :meth:`pinned`)
+    #: so every check and the report use the same instant.
+    now: datetime | None = None
+
+    def pinned(self) -> ValidationOptions:
+        """These options with "now" fixed to this moment (no-op for a past-time validation)."""
+        if self.validation_time is not None or self.now is not None:
+            return self
+        return dataclasses.replace(self, now=datetime.now(timezone.utc))
 
     @property
     def at(self) -> datetime:
         """The validation time, timezone-aware."""
-        when = self.validation_time or datetime.now(timezone.utc)
+        when = self.validation_time or self.now or datetime.now(timezone.utc)
         return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
     def timing_info(self) -> ValidationTimingInfo:

@@ -228,7 +228,9 @@ class _SignatureValidation:
         poe = POEManager(current_dt_override=self.options.at)
         best = await self.timestamps(parts, refs, stamps, tokens, spec, poe, value)
         best = self.time_mark(parts, ident.certificate, value, best)
-        self.result.best_signature_time = best
+        # Without a time-stamp or time-mark there is no proof of existence: the API leaves
+        # bestSignatureTime empty for B-level signatures rather than echoing the validation time.
+        self.result.best_signature_time = best if best < self.options.at else None
         self.block(Block.PROOF_OF_EXISTENCE, None,
                    f"the signature existed at {best:%Y-%m-%d %H:%M:%S} UTC" if best < self.options.at
                    else "nothing proves the signature existed before the validation time")
