@@ -71,7 +71,7 @@ def test_cades_claims_are_reported() -> None:
     signature = _validate_case(case).signatures[0]
     assert signature.commitment_types == ["1.2.3", "2.4.5.6"]
     assert signature.signer_roles == ["supplier"]
-    assert signature.production_place == {"country": "LU", "city": "Kehlen", "postal_address": "Line1, Line2"}
+    assert signature.production_place == {"countryName": "LU", "city": "Kehlen", "postalAddress": "Line1, Line2"}
     assert signature.claimed_signing_time == datetime(2020, 1, 8, 10, 9, 36, tzinfo=timezone.utc)
     assert signature.signing_certificate is not None
     assert signature.chain[0].dump() == signature.signing_certificate.dump()

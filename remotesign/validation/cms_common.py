@@ -572,14 +572,15 @@ def aware(value: datetime) -> datetime:
 
 
 def _location(location: _SignerLocation) -> dict[str, str]:
+    """CAdES signer-location in the report's signatureProductionPlace keys (as XAdES gives them)."""
     out: dict[str, str] = {}
     if location["country_name"].native:
-        out["country"] = str(location["country_name"].native)
+        out["countryName"] = str(location["country_name"].native)
     if location["locality_name"].native:
         out["city"] = str(location["locality_name"].native)
     postal = location["postal_address"].native
     if postal:
-        out["postal_address"] = ", ".join(str(p) for p in postal)
+        out["postalAddress"] = ", ".join(str(p) for p in postal)
     return out
 
 
@@ -752,45 +753,22 @@ def tst_signed_data(value: core.Asn1Value) -> cms.SignedData:
     return info["content"]
 
 
-def _tsa_name(tst_sd: cms.SignedData, info: tsp.TSTInfo) -> str | None:
-    name = safe(lambda: info["tsa"])
-    if name is not None and not isinstance(name, core.Void) and safe(lambda: name.name) == "directory_name":
-        return name.chosen.human_friendly
-    signer = safe(lambda: find_signer_cert(tst_sd["signer_infos"][0], sd_certificates(tst_sd)))
-    return signer.subject.human_friendly if signer is not None else None
-
-
 async def validate_timestamp(tst_sd: cms.SignedData, kind: TimestampKind,
                              expected_imprint: Callable[[str], bytes] | None,
                              spec: SignatureValidationSpec, timing: ValidationTimingInfo,
                              *, unchecked_reason: str | None = None) -> TimestampResult:
-    """One time-stamp token, validated by pyHanko's EN 319 102-1 §5.4 process against the
-    imprint it must carry; ``expected_imprint`` None means the imprint cannot be recomputed
-    (the result is then at best INDETERMINATE, with ``unchecked_reason``)."""
-    try:
-        info = tst_info(tst_sd)
-        gen_time = aware(info["gen_time"].native)
-        imprint = info["message_imprint"]["hashed_message"].native
-        imprint_algorithm = info["message_imprint"]["hash_algorithm"]["algorithm"].native
-    except Exception as exc:  # noqa: BLE001
-        return TimestampResult(kind, None, conclusion=Conclusion.of(
-            SubIndication.FORMAT_FAILURE, f"The time-stamp token cannot be read: {exc}."))
-    result = TimestampResult(kind, gen_time, imprint, imprint_algorithm, safe(lambda: _tsa_name(tst_sd, info)))
-    checker = expected_imprint or (lambda _algo: imprint)
-    try:
-        ades = await ades_timestamp_validation(tst_sd, spec, checker, timing_info=timing)
-    except Exception as exc:  # noqa: BLE001 - pyHanko raises on some malformed tokens
-        result.conclusion = Conclusion.of(SubIndication.FORMAT_FAILURE,
-                                          f"The time-stamp token could not be validated: {exc}.")
-        return result
-    sub = map_subindication(ades.ades_subindic)
-    messages = [describe(sub, ades.failure_msg)] if sub is not None else []
-    if sub is SubIndication.HASH_FAILURE:
-        messages = ["The time-stamp's message imprint does not match the time-stamped data."]
-    if expected_imprint is None and sub is None:
-        sub = SubIndication.GENERIC
-        messages.append(unchecked_reason or "The time-stamp's message imprint was not verified.")
-    result.conclusion = Conclusion.of(sub, *messages)
+    """One time-stamp token inside a CMS signature or PDF, judged by the shared
+    :func:`remotesign.validation.timestamps.validate_timestamp`; ``expected_imprint`` None means
+    the imprint cannot be recomputed (the result is then at best INDETERMINATE/GENERIC, with
+    ``unchecked_reason``)."""
+    from remotesign.validation.timestamps import validate_timestamp as judge_token
+
+    der = cms.ContentInfo({"content_type": "signed_data", "content": tst_sd}).dump()
+    own_imprint = (lambda _algo: tst_info(tst_sd)["message_imprint"]["hashed_message"].native)
+    result = (await judge_token(der, kind, expected_imprint or own_imprint, spec, timing)).result
+    if expected_imprint is None and result.valid:
+        result.conclusion = Conclusion.of(SubIndication.GENERIC,
+                                          unchecked_reason or "The time-stamp's message imprint was not verified.")
     return result
 
 
