@@ -326,3 +326,53 @@ def test_operator_declares_builtin_ca_qualified_with_a_local_trusted_list(servic
     service.cli("trust", "local-tl", "--out", str(tl), "--no-qscd")
     data = json.loads(cli(service.home, "validate", "--json", str(pdf), env=env).stdout)
     assert data["signaturesExt"][0]["signatureLevel"] == "ADESIG_QC"
+
+
+def test_online_revocation_fetching_is_cached(service: Service, card: Card, http: httpx.Client) -> None:
+    """With fetching allowed, OCSP comes over HTTP from the certificate's AIA URL, once: the
+    second validation is answered from the cache, and an unreachable responder costs at most the
+    timeout, also only once."""
+    from asn1crypto import ocsp
+
+    from remotesign.core.validation import CachingRevocationFetcher
+    from remotesign.trust.revocation import load_certificates
+
+    chain = load_certificates(http.get("/pki/ca.pem").content)
+    leaf = asn1_x509.Certificate.load(card.cert.public_bytes(serialization.Encoding.DER))
+    calls: list[str] = []
+
+    class Counting(CachingRevocationFetcher):
+        def _fetch(self, cert, issuer):  # type: ignore[no-untyped-def]
+            calls.append(cert.subject.human_friendly)
+            return super()._fetch(cert, issuer)
+
+    fetcher = Counting(timeout=5)
+    data = fetcher([leaf, *chain])
+    assert len(data.ocsp_responses) == 1
+    response = ocsp.OCSPResponse.load(data.ocsp_responses[0])
+    assert response["response_status"].native == "successful"
+    assert response.basic_ocsp_response["tbs_response_data"]["responses"][0]["cert_status"].name == "good"
+    fetcher([leaf, *chain])
+    assert len([c for c in calls if "Anna Validatora" in c]) == 1
+
+    started = datetime.now(timezone.utc)
+    offline = Counting(timeout=0.5)
+    root_key = rsa.generate_private_key(65537, 2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Unreachable CA")])
+    now = datetime.now(timezone.utc)
+    issuer = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(root_key.public_key())
+              .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .sign(root_key, hashes.SHA256()))
+    user = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "U")]))
+            .issuer_name(name).public_key(make_key("p256").public_key()).serial_number(2)
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+                x509.oid.AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier("http://10.255.255.1:9/ocsp"))]), critical=False)
+            .sign(root_key, hashes.SHA256()))
+    as_asn1 = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in (user, issuer)]
+    assert offline(as_asn1).is_empty()
+    assert offline(as_asn1).is_empty()
+    assert calls.count("Common Name: U") == 1
+    assert (datetime.now(timezone.utc) - started).total_seconds() < 10
