@@ -30,6 +30,7 @@ from remotesign.validation.options import DetachedDocument, ValidationOptions
 
 MAX_TENANT_ANCHORS = 200
 MAX_FETCHED_BYTES = 16 << 20
+_UNSET = object()
 
 
 class TrustAnchorError(Exception):
@@ -115,19 +116,22 @@ class BuiltinRevocation:
         self._state = state
         self._ttl = ttl_seconds
         self._cache: dict[bytes, tuple[float, object, bytes | None, bool]] = {}
+        self._issuers: dict[bytes, x509.Certificate | None] = {}
         self._lock = threading.Lock()
 
     def __call__(self, certificates: Sequence[x509.Certificate]) -> ValidationData:
         ocsps: list[bytes] = []
         crls: list[bytes] = []
         used = False
-        state = self._state()
+        state: object = _UNSET
         for cert in certificates:
-            answer = self._answer(cert, state)
-            if answer is None:
+            issuer = self._issuer_of(cert)
+            if issuer is None:
                 continue
+            if state is _UNSET:
+                state = self._state()    # one query, and only when the built-in CA is involved
             used = True
-            der, is_crl = answer
+            der, is_crl = self._answer(cert, issuer, state)
             if der is not None:
                 (crls if is_crl else ocsps).append(der)
         if not used:
@@ -135,17 +139,27 @@ class BuiltinRevocation:
         return ValidationData(certificates=tuple(dict.fromkeys(c.dump() for c in self._cas)),
                               ocsp_responses=tuple(dict.fromkeys(ocsps)), crls=tuple(dict.fromkeys(crls)))
 
-    def _answer(self, cert: x509.Certificate, state: object) -> tuple[bytes | None, bool] | None:
-        """(DER, is_crl) for a certificate the built-in CA issued; None for any other."""
+    def _issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
+        """The built-in CA certificate that issued ``cert`` (signature-checked, remembered)."""
+        key = cert.sha256
+        with self._lock:
+            if key in self._issuers:
+                return self._issuers[key]
+        issuer = next((ca for ca in self._cas if issued_by(cert, ca) and cert.dump() != ca.dump()), None)
+        with self._lock:
+            if len(self._issuers) > 10_000:
+                self._issuers.clear()
+            self._issuers[key] = issuer
+        return issuer
+
+    def _answer(self, cert: x509.Certificate, issuer: x509.Certificate, state: object) -> tuple[bytes | None, bool]:
+        """(DER, is_crl) for a certificate the built-in CA issued."""
         key = cert.sha256
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None and hit[0] > now and hit[1] == state:
             return hit[2], hit[3]
-        issuer = next((ca for ca in self._cas if issued_by(cert, ca)), None)
-        if issuer is None or cert.dump() == issuer.dump():
-            return None
         try:
             der = self._crl_for_ca(issuer) if cert.ca else self._ocsp_respond(ocsp_request(cert, issuer))
         except Exception:  # noqa: BLE001 - a missing response only means less evidence

@@ -29,7 +29,8 @@ from pyhanko.sign.ades.report import AdESPassed
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import errors as pyhanko_errors
-from pyhanko.sign.validation.ades import ades_basic_validation, ades_lta_validation, ades_with_time_validation
+from pyhanko.sign.validation.ades import (AdESLTAValidationResult, AdESWithTimeValidationResult,
+                                         ades_basic_validation, ades_lta_validation, ades_with_time_validation)
 from pyhanko.sign.validation.generic_cms import message_imprint_checker
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.policy_decl import PdfSignatureValidationSpec, SignatureValidationSpec
@@ -165,7 +166,9 @@ class _Document:
     dss: cc.Material
     dss_present: bool
     dss_revision: int | None
-    timestamps: list[tuple[EmbeddedPdfSignature, TimestampResult]] = field(default_factory=list)
+    stamps: list[EmbeddedPdfSignature] = field(default_factory=list)     # document time-stamps
+    stamp_spec: SignatureValidationSpec | None = None
+    stamp_results: dict[str, TimestampResult] = field(default_factory=dict)
     backend: Any = None
 
 
@@ -235,10 +238,8 @@ async def _validate_fields(reader: PdfFileReader, fields: list[_Field], options:
         tsa_signers = [cc.find_signer_cert(ts.signer_info, cc.sd_certificates(ts.signed_data)) for ts in stamps]
         spec = cc.make_spec(options, _merged(dss, tsa_certs, cc.provided_material(
             options, cc.chains(tsa_signers, list(dss.certs) + tsa_certs + list(options.trust_anchors)))), backend)
-        for item in fields:
-            if item.is_timestamp:
-                assert item.embedded is not None
-                doc.timestamps.append((item.embedded, await _document_timestamp(item.embedded, spec, doc.timing)))
+        doc.stamps = stamps
+        doc.stamp_spec = spec
         for item in fields:
             if item.is_timestamp:
                 continue
@@ -293,25 +294,27 @@ async def _validate_signature(embedded: EmbeddedPdfSignature, doc: _Document) ->
     knowledge = _merged(doc.dss, cms_material, provided, tst_certs)
     spec = cc.make_spec(options, knowledge, doc.backend)
 
-    covering = [(ts, res) for ts, res in doc.timestamps if ts.signed_revision > embedded.signed_revision]
-    result.timestamps = await _signature_timestamps(embedded, spec, doc.timing)
-    result.timestamps.extend(res for _, res in covering)
+    covering = [ts for ts in doc.stamps if ts.signed_revision > embedded.signed_revision]
 
     profile = cc.cms_profile(signed_data, signer_info, signer_cert)
     lt_complete = signer_cert is not None and cc.revocation_complete(
         [signer_cert] + cc.tst_signers(signer_info, content=False), _merged(doc.dss, cms_material, tst_certs),
         options.trust_anchors)
-    result.signature_format = pades_level(embedded, profile, covering=[ts for ts, _ in covering],
+    result.signature_format = pades_level(embedded, profile, covering=covering,
                                           lt_complete=lt_complete, dss_present=doc.dss_present,
                                           dss_revision=doc.dss_revision)
 
     digest_algorithm = cc.safe(lambda: signer_info["digest_algorithm"]["algorithm"].native)
+    ades: Any = None
     if not cc.digest_supported(digest_algorithm):
         cc.unsupported_digest(result, digest_algorithm)
         result.chain = cc.best_effort_chain(signer_cert, pool) if signer_cert is not None else []
     else:
-        await _verify(result, embedded, doc, knowledge, cms_material, provided, profile,
-                      archived=any(str(ts.sig_object_type) == "/DocTimeStamp" for ts, _ in covering), pool=pool)
+        ades = await _verify(result, embedded, doc, knowledge, cms_material, provided, profile,
+                             archived=any(str(ts.sig_object_type) == "/DocTimeStamp" for ts in covering), pool=pool)
+    result.timestamps = await _signature_timestamps(embedded, spec, doc.timing, proven=_signature_ts_proven(ades))
+    for stamp in covering:
+        result.timestamps.append(await _covering_timestamp(doc, stamp, proven=_lta_passed(ades)))
     result.best_signature_time = cc.best_signature_time(result.timestamps)
     result.ocsp_produced_at = cc.ocsp_produced_at(knowledge, result.chain)
     cc.timestamp_blocks(result)
@@ -324,9 +327,9 @@ async def _validate_signature(embedded: EmbeddedPdfSignature, doc: _Document) ->
 
 async def _verify(result: SignatureResult, embedded: EmbeddedPdfSignature, doc: _Document, knowledge: cc.Material,
                   cms_material: cc.Material, provided: cc.Material, profile: cc.CmsProfile, *, archived: bool,
-                  pool: list[x509.Certificate]) -> None:
+                  pool: list[x509.Certificate]) -> Any:
     """Integrity of the document after signing, then pyHanko's AdES process, then the checks
-    pyHanko does not make (DER of the signed attributes)."""
+    pyHanko does not make (DER of the signed attributes). Returns pyHanko's result."""
     integrity, integrity_warning = _integrity(embedded)
     if integrity_warning:
         result.warnings.append(integrity_warning)
@@ -341,6 +344,7 @@ async def _verify(result: SignatureResult, embedded: EmbeddedPdfSignature, doc: 
     if integrity is not None and not crypto_failed:
         result.conclude(SubIndication.FORMAT_FAILURE, integrity)
         result.blocks[Block.FORMAT_CHECKING] = Conclusion.of(SubIndication.FORMAT_FAILURE, integrity)
+    return ades
 
 
 def _pdf_facts(result: SignatureResult, embedded: EmbeddedPdfSignature) -> None:
@@ -398,16 +402,64 @@ def _merged(*parts: Any) -> cc.Material:
 
 
 async def _signature_timestamps(embedded: EmbeddedPdfSignature, spec: SignatureValidationSpec,
-                                timing: ValidationTimingInfo) -> list[TimestampResult]:
+                                timing: ValidationTimingInfo, *, proven: bool = False) -> list[TimestampResult]:
+    """Content and signature time-stamps. ``proven``: pyHanko's validation with time (or LTA)
+    already passed on the one signature time-stamp, so it is reported, not judged again."""
     out: list[TimestampResult] = []
     signer_info = embedded.signer_info
     for token in cc.timestamp_tokens(signer_info, cc.CONTENT_TIMESTAMP, signed=True):
         out.append(await cc.validate_timestamp(token, TimestampKind.CONTENT,
                                                lambda algo: embedded.compute_digest(algo), spec, timing))
-    for token in cc.timestamp_tokens(signer_info, cc.SIGNATURE_TIMESTAMP, signed=False):
-        out.append(await cc.validate_timestamp(token, TimestampKind.SIGNATURE, message_imprint_checker(signer_info),
-                                               spec, timing))
+    tokens = cc.timestamp_tokens(signer_info, cc.SIGNATURE_TIMESTAMP, signed=False)
+    checker = message_imprint_checker(signer_info)
+    for token in tokens:
+        stamp = _proven_timestamp(token, TimestampKind.SIGNATURE, checker) if proven and len(tokens) == 1 else None
+        out.append(stamp or await cc.validate_timestamp(token, TimestampKind.SIGNATURE, checker, spec, timing))
     return out
+
+
+async def _covering_timestamp(doc: _Document, stamp: EmbeddedPdfSignature, *, proven: bool) -> TimestampResult:
+    """A document time-stamp after the signature; judged once per document, or taken as passed
+    when pyHanko's long-term validation of a signature it covers already went through it."""
+    name = str(stamp.field_name)
+    if name not in doc.stamp_results:
+        found = _proven_timestamp(stamp.signed_data, TimestampKind.DOCUMENT,
+                                  lambda algo: stamp.compute_digest(algo)) if proven else None
+        if found is None:
+            assert doc.stamp_spec is not None
+            found = await _document_timestamp(stamp, doc.stamp_spec, doc.timing)
+        doc.stamp_results[name] = found
+    return doc.stamp_results[name]
+
+
+def _proven_timestamp(token: Any, kind: TimestampKind, expected: Any) -> TimestampResult | None:
+    """The report entry of a token pyHanko has validated, if its imprint is the expected one."""
+    try:
+        info = cc.tst_info(token)
+        algorithm = info["message_imprint"]["hash_algorithm"]["algorithm"].native
+        imprint = info["message_imprint"]["hashed_message"].native
+        if expected(algorithm) != imprint:
+            return None
+        signer = cc.find_signer_cert(token["signer_infos"][0], cc.sd_certificates(token))
+    except Exception:  # noqa: BLE001 - anything odd: judge it the long way
+        return None
+    return TimestampResult(kind, cc.aware(info["gen_time"].native), imprint, algorithm,
+                           signer.subject.human_friendly if signer is not None else None,
+                           Conclusion.passed("validated within the signature's long-term validation"))
+
+
+def _signature_ts_proven(ades: Any) -> bool:
+    """pyHanko passed a with-time or LTA validation, which requires a valid signature time-stamp."""
+    if ades is None or getattr(ades, "ades_subindic", None) != AdESPassed.OK:
+        return False
+    lta_ts = getattr(ades, "signature_timestamp_status", None)
+    if lta_ts is not None:
+        return getattr(lta_ts, "ades_subindic", None) == AdESPassed.OK
+    return isinstance(ades, AdESWithTimeValidationResult)
+
+
+def _lta_passed(ades: Any) -> bool:
+    return isinstance(ades, AdESLTAValidationResult) and ades.ades_subindic == AdESPassed.OK
 
 
 def _integrity(embedded: EmbeddedPdfSignature) -> tuple[str | None, str | None]:
