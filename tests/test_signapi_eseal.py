@@ -72,6 +72,14 @@ def test_eseal_pdf_and_container(service: Service, api: SignApi, seal: Card, htt
     assert r.status_code == 200, r.text
     _, edoc = api.result(edoc_session)
     verify_all_signatures(tmp_path, check_container(edoc), ca_pem)
+    # remotesign's own validator agrees: B-LT e-seals by a legal person's certificate.
+    for sid, level in ((pdf_session, "PAdES_BASELINE_LT"), (edoc_session, "XAdES_BASELINE_LT")):
+        doc_id = api.list(sid)[0]["id"]
+        report = api.client.get(f"/api-validation/v1.0/{sid}/{doc_id}/validate").json()["data"]
+        sig = report["signaturesExt"][0]
+        assert (sig["indication"], sig["signatureFormat"], sig["signatureLevel"]) == \
+            ("TOTAL-PASSED", level, "ADESEAL"), sig
+        assert sig["registrationNumber"] == "NTRLV-40000000000" and sig["signerSerialNumber"] is None
 
     # Nothing of the PFX or the password is kept anywhere in the service's state.
     needle_pfx, needle_pw = pfx[40:72], PASSWORD.encode()
