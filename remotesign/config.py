@@ -63,6 +63,18 @@ class Settings:
     fetch_timeout_seconds: float = 10.0
     validation_fetching: bool = False
     validation_timeout_seconds: float = 120.0
+    # Sole control (issue 5): authentication factors and the lifetimes of what they authorize.
+    pin_max_attempts: int = 3                 # wrong PINs in a row before the identity locks
+    pin_lock_seconds: int = 900
+    password_max_attempts: int = 5
+    password_lock_seconds: int = 900
+    kdf_log2_n: int = 16                      # scrypt cost of stored passwords and PINs
+    auth_code_ttl_seconds: int = 60
+    authorization_request_ttl_seconds: int = 600
+    signing_token_ttl_seconds: int = 300      # a digests-bound token must be spent within this
+    process_ttl_seconds: int = 300            # a device request must be answered within this
+    process_retention_seconds: int = 3600     # results of finished processes stay readable
+    allow_sha1: bool = False                  # raw signatures over SHA-1 digests
 
     @property
     def auth_servers(self) -> frozenset[str]:
@@ -107,4 +119,16 @@ def load_settings() -> Settings:
         trusted_lists=tuple(Path(p) for p in (_env("REMOTESIGN_TRUSTED_LISTS", "") or "").split(",") if p),
         validation_fetching=(_env("REMOTESIGN_VALIDATION_FETCH", "") or "").lower() in ("1", "true", "yes"),
         validation_timeout_seconds=float(_env("REMOTESIGN_VALIDATION_TIMEOUT", "120") or 120),
+        pin_max_attempts=_env_int("REMOTESIGN_PIN_MAX_ATTEMPTS", Settings.pin_max_attempts),
+        pin_lock_seconds=_env_int("REMOTESIGN_PIN_LOCK_SECONDS", Settings.pin_lock_seconds),
+        password_max_attempts=_env_int("REMOTESIGN_PASSWORD_MAX_ATTEMPTS", Settings.password_max_attempts),
+        password_lock_seconds=_env_int("REMOTESIGN_PASSWORD_LOCK_SECONDS", Settings.password_lock_seconds),
+        kdf_log2_n=max(14, _env_int("REMOTESIGN_KDF_LOG2_N", Settings.kdf_log2_n)),
+        auth_code_ttl_seconds=_env_int("REMOTESIGN_AUTH_CODE_TTL", Settings.auth_code_ttl_seconds),
+        authorization_request_ttl_seconds=_env_int("REMOTESIGN_AUTHORIZATION_REQUEST_TTL",
+                                                   Settings.authorization_request_ttl_seconds),
+        signing_token_ttl_seconds=_env_int("REMOTESIGN_SIGNING_TOKEN_TTL", Settings.signing_token_ttl_seconds),
+        process_ttl_seconds=_env_int("REMOTESIGN_PROCESS_TTL", Settings.process_ttl_seconds),
+        process_retention_seconds=_env_int("REMOTESIGN_PROCESS_RETENTION", Settings.process_retention_seconds),
+        allow_sha1=(_env("REMOTESIGN_ALLOW_SHA1", "") or "").lower() in ("1", "true", "yes"),
     )

@@ -160,6 +160,60 @@ class Services:
 
         return SealService(self.signing, self.transport, self.audit)
 
+    @cached_property
+    def users(self) -> Any:
+        from remotesign.core.users import UserService
+
+        st = self.settings
+        return UserService(self.db, self.audit, max_attempts=st.password_max_attempts,
+                           lock_seconds=st.password_lock_seconds, kdf_log2_n=st.kdf_log2_n)
+
+    @cached_property
+    def identities(self) -> Any:
+        from remotesign.core.identities import IdentityService
+
+        st = self.settings
+        return IdentityService(self.db, self.keystore, self.ca, self.audit, pin_max_attempts=st.pin_max_attempts,
+                               pin_lock_seconds=st.pin_lock_seconds, kdf_log2_n=st.kdf_log2_n)
+
+    @cached_property
+    def devices(self) -> Any:
+        from remotesign.core.devices import DeviceService
+
+        return DeviceService(self.db, self.audit)
+
+    @cached_property
+    def sole_control(self) -> Any:
+        from remotesign.core.sole_control import SoleControl
+
+        return SoleControl(self.db, self.audit)
+
+    @cached_property
+    def raw_signing(self) -> Any:
+        from remotesign.core.raw_signing import RawSigningService
+
+        return RawSigningService(self.identities, self.keystore, self.sole_control, allow_sha1=self.settings.allow_sha1)
+
+    @cached_property
+    def processes(self) -> Any:
+        from remotesign.core.processes import ProcessService
+
+        return ProcessService(self.db, self.audit, self.identities, self.devices, self.raw_signing,
+                              ttl_seconds=self.settings.process_ttl_seconds,
+                              retention_seconds=self.settings.process_retention_seconds)
+
+    @cached_property
+    def consent(self) -> Any:
+        from remotesign.core.consent import ConsentService
+
+        st = self.settings
+        return ConsentService(self.db, self.audit, self.tenants, self.users, self.identities, self.devices,
+                              self.processes, request_ttl=st.authorization_request_ttl_seconds,
+                              code_ttl=st.auth_code_ttl_seconds, token_ttl=st.token_ttl_seconds,
+                              signing_token_ttl=st.signing_token_ttl_seconds, allow_sha1=st.allow_sha1,
+                              documents_for_summary=lambda tenant, summary:
+                                  self.signing.documents_for_summary(tenant, summary))
+
     @property
     def demo_client_file(self) -> Path:
         return self.settings.home / "demo-client.json"

@@ -51,6 +51,7 @@ async def _sweep_sessions(services: Services) -> None:
     while True:
         try:
             await asyncio.to_thread(services.sessions.sweep_expired)
+            await asyncio.to_thread(services.processes.sweep)
         except Exception:  # noqa: BLE001 - a failed sweep is retried next time; never kill the loop
             logging.getLogger("remotesign").exception("session sweep failed")
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)

@@ -34,6 +34,7 @@ from sqlalchemy import select, update
 from remotesign.core.audit import AuditLog
 from remotesign.core.sessions import DocumentInfo, SessionError, SessionService
 from remotesign.core.signature_values import SignerAlgorithm, SignerInputError, algorithm_for, normalize_and_verify
+from remotesign.core.sole_control import digests_summary
 from remotesign.formats import asic, pades, xades
 from remotesign.formats.base import FormatError, Limits, SignerSpec, ValidationData
 from remotesign.storage.db import Database
@@ -134,7 +135,35 @@ class SigningService:
             return Outcome(sid, digest=await self._prepare_one(tenant_id, sid, signer, sign_as_pdf,
                                                                create_new_container))
 
-        return [await _guarded(sid, one) for sid in session_ids]
+        outcomes = [await _guarded(sid, one) for sid in session_ids]
+        self._record_summary(outcomes, signer)
+        return outcomes
+
+    def _record_summary(self, outcomes: list[Outcome], signer: Signer) -> None:
+        """Remember which prepared sessions one digests summary covers, so the consent page can
+        show the user the documents behind the digests they are asked to sign."""
+        prepared = [o for o in outcomes if o.digest is not None]
+        if not prepared:
+            return
+        summary = digests_summary([o.digest for o in prepared if o.digest is not None],
+                                  signer.algorithm.api_algorithm)
+        with self.db.session() as s:
+            s.execute(update(SigningOperation).where(SigningOperation.session_id.in_([o.session_id for o in prepared]))
+                      .values(digests_summary=summary))
+
+    def documents_for_summary(self, tenant_id: str, summary: str) -> list[tuple[str, str]]:
+        """(session id, document name) of the tenant's prepared sessions behind ``summary``."""
+        from remotesign.storage.models import SessionDocument, SigningSession
+
+        with self.db.session() as s:
+            rows = s.execute(
+                select(SigningOperation.session_id, SessionDocument.name)
+                .join(SigningSession, SigningSession.id == SigningOperation.session_id)
+                .join(SessionDocument, SessionDocument.session_id == SigningOperation.session_id)
+                .where(SigningOperation.digests_summary == summary, SigningSession.tenant_id == tenant_id,
+                       SigningOperation.status == "prepared", SessionDocument.kind.in_(("file", "hash", "signed")))
+                .order_by(SigningOperation.created_at, SessionDocument.seq)).all()
+        return [(sid, name) for sid, name in rows]
 
     def _sources(self, tenant_id: str, session_id: str) -> list[DocumentInfo]:
         docs = self.sessions.documents(tenant_id, session_id)

@@ -42,6 +42,7 @@ class TenantInfo:
     allowed_scopes: tuple[str, ...]
     enabled: bool
     created_at: datetime
+    redirect_uris: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,21 @@ class TokenInfo:
     scopes: frozenset[str]
     issued_at: datetime
     expires_at: datetime
+    user_id: str | None = None                  # set for authorization-code tokens
+    sign_identity_id: str | None = None         # SCAL2 binding of a signing token ...
+    digests_summary: str | None = None          # ... to exactly these digests
+    digests_summary_algorithm: str | None = None
+    token_hash: str = ""                        # to spend a signing token exactly once
+
+    @property
+    def is_user_token(self) -> bool:
+        return self.user_id is not None
 
 
 def _info(t: Tenant) -> TenantInfo:
     return TenantInfo(id=t.id, name=t.name, client_id=t.client_id,
                       allowed_scopes=tuple(s for s in t.allowed_scopes.split() if s), enabled=t.enabled,
-                      created_at=t.created_at)
+                      created_at=t.created_at, redirect_uris=tuple(u for u in (t.redirect_uris or "").split() if u))
 
 
 def _hash_secret(secret: str, salt: str) -> str:
@@ -119,6 +129,13 @@ class TenantService:
         with self.db.session() as s:
             t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
             return _info(t) if t else None
+
+    def by_client_id_or_id(self, tenant_id: str) -> TenantInfo:
+        with self.db.session() as s:
+            t = s.get(Tenant, tenant_id) or s.scalar(select(Tenant).where(Tenant.client_id == tenant_id))
+            if t is None:
+                raise TenantError(f"no client {tenant_id!r}")
+            return _info(t)
 
     def set_enabled(self, client_id: str, enabled: bool) -> TenantInfo:
         with self.db.session() as s:
@@ -178,4 +195,53 @@ class TenantService:
                 return None
             return TokenInfo(tenant_id=tenant.id, client_id=tenant.client_id, auth_server=tok.auth_server,
                              scopes=frozenset(tok.scope.split()), issued_at=_aware(tok.issued_at),
-                             expires_at=_aware(tok.expires_at))
+                             expires_at=_aware(tok.expires_at), user_id=tok.user_id,
+                             sign_identity_id=tok.sign_identity_id, digests_summary=tok.digests_summary,
+                             digests_summary_algorithm=tok.digests_summary_algorithm, token_hash=tok.token_hash)
+
+    def set_redirect_uris(self, client_id: str, uris: list[str], actor: str = "operator") -> TenantInfo:
+        """Register the exact redirect URIs the authorization endpoint may send this client's users to."""
+        for uri in uris:
+            check_redirect_uri(uri)
+        with self.db.session() as s:
+            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
+            if t is None:
+                raise TenantError(f"no client {client_id!r}")
+            t.redirect_uris = " ".join(dict.fromkeys(uris))
+            info = _info(t)
+        self.audit.append("client.redirect_uris", actor=actor, tenant_id=info.id, subject=client_id,
+                          details={"redirect_uris": list(info.redirect_uris)})
+        return info
+
+    def issue_user_token(self, tenant_id: str, auth_server: str, scope: str, *, user_id: str, ttl: int,
+                         sign_identity_id: str | None = None, digests_summary: str | None = None,
+                         digests_summary_algorithm: str | None = None, code_hash: str | None = None) -> IssuedToken:
+        """Authorization-code grant: a token acting for ``user_id``, bound to what they consented to."""
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(timezone.utc)
+        with self.db.session() as s:
+            s.add(AccessToken(token_hash=_token_hash(token), tenant_id=tenant_id, auth_server=auth_server,
+                              scope=scope, issued_at=now, expires_at=now + timedelta(seconds=ttl), user_id=user_id,
+                              sign_identity_id=sign_identity_id, digests_summary=digests_summary,
+                              digests_summary_algorithm=digests_summary_algorithm, code_hash=code_hash))
+        self.audit.append("token.issued", actor=user_id, tenant_id=tenant_id, subject=auth_server,
+                          details={"scope": scope, "grant": "authorization_code", "sign_identity_id": sign_identity_id,
+                                   "digests_summary": digests_summary,
+                                   "token_sha256_prefix": _token_hash(token)[:16]})
+        return IssuedToken(access_token=token, expires_in=ttl, scope=scope)
+
+    def revoke_code_tokens(self, code_hash: str) -> int:
+        """RFC 6749 §4.1.2: a replayed authorization code revokes the tokens issued from it."""
+        with self.db.session() as s:
+            return s.execute(delete(AccessToken).where(AccessToken.code_hash == code_hash)).rowcount or 0
+
+
+def check_redirect_uri(uri: str) -> None:
+    """Absolute http(s) URI without fragment (RFC 6749 §3.1.2); plain http only for loopback hosts."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment or len(uri) > 2000:
+        raise TenantError(f"redirect URI {uri!r} must be an absolute https URI without a fragment")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise TenantError(f"redirect URI {uri!r}: plain http is allowed only for loopback hosts")

@@ -1,4 +1,5 @@
-"""The small interface every key backend implements: generate a key, sign a pre-computed digest.
+"""The small interface every key backend implements: generate (or import) a key, sign a
+pre-computed digest.
 
 Signing a digest (not a message) is the common denominator of every signing flow the service
 offers: CalculateDigest/finalize, raw hash signing, CMS signed attributes, TBS structures of the
@@ -10,6 +11,10 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeAlias
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 
 class KeyStoreError(Exception):
@@ -47,6 +52,36 @@ class SignatureScheme(str, Enum):
     ECDSA = "ecdsa"
 
 
+ImportableKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+"""Private keys a backend can take in: the same families and sizes it can generate."""
+
+_RSA_SIZES = {2048: KeyAlgorithm.RSA_2048, 3072: KeyAlgorithm.RSA_3072, 4096: KeyAlgorithm.RSA_4096}
+_EC_CURVES = {"secp256r1": KeyAlgorithm.EC_P256, "secp384r1": KeyAlgorithm.EC_P384}
+
+
+def algorithm_of(private_key: PrivateKeyTypes) -> KeyAlgorithm:
+    """The ``KeyAlgorithm`` of a key brought in from outside (e.g. a user's PKCS#12).
+
+    Imported keys must fit the same short list as generated ones, so every signing flow, profile
+    and hash choice that works for generated keys works for them too; anything else is refused
+    here, before a backend stores it.
+    """
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        bits = private_key.key_size
+        found = _RSA_SIZES.get(bits)
+        if found is None:
+            raise KeyStoreError(f"RSA-{bits} keys are not accepted (only RSA-2048, RSA-3072 and RSA-4096)")
+        return found
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        curve = private_key.curve.name
+        found = _EC_CURVES.get(curve)
+        if found is None:
+            raise KeyStoreError(f"EC keys on curve {curve} are not accepted (only P-256 and P-384)")
+        return found
+    kind = type(private_key).__name__.removeprefix("_").removesuffix("PrivateKey") or type(private_key).__name__
+    raise KeyStoreError(f"{kind} keys are not accepted (only RSA-2048/3072/4096 and EC P-256/P-384)")
+
+
 HASH_SIZES = {"sha1": 20, "sha224": 28, "sha256": 32, "sha384": 48, "sha512": 64}
 
 
@@ -82,6 +117,14 @@ class KeyBackend(abc.ABC):
         scheme: SignatureScheme,
     ) -> bytes:
         """Sign an already computed ``digest`` of ``hash_name``; ECDSA output is DER."""
+
+    def import_private_key(self, private_key: ImportableKey, label: str) -> GeneratedKey:
+        """Take in an existing private key (a user's PKCS#12) so that it becomes a key of this
+        backend, used exactly like a generated one; returns the handle and the public key.
+
+        Optional: backends that cannot hold foreign key material refuse.
+        """
+        raise KeyStoreError("this key backend cannot import keys")
 
     def delete(self, handle: bytes) -> None:  # noqa: B027 - optional for backends
         """Destroy the private key (backends that cannot destroy keys keep this no-op)."""

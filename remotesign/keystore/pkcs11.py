@@ -15,6 +15,10 @@ Design notes (measured with SoftHSM2 2.6.1 and python-pkcs11 0.9.5):
   session is logged in. One dedicated session per token logs in (shared and reference-counted
   between backends of the process); the pooled working sessions are opened without a PIN.
   Logging in per operation would cost ~16x.
+* **Imported keys** (a user's PKCS#12) are written with ``C_CreateObject`` as the same pair of
+  token objects ``generate`` makes (random ``CKA_ID``, same handle format, same usage flags), so
+  lookup, signing and deletion cannot tell them apart. Only ``CKA_ALWAYS_SENSITIVE`` /
+  ``CKA_NEVER_EXTRACTABLE`` differ: the token truthfully reports that the key once existed outside.
 * **Key objects** returned by python-pkcs11 are bound to the session that found them (they keep
   ``session.handle``), so the id -> object lookup is cached per pooled session.
 """
@@ -46,10 +50,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from remotesign.keystore.base import (
     GeneratedKey,
+    ImportableKey,
     KeyAlgorithm,
     KeyBackend,
     KeyStoreError,
     SignatureScheme,
+    algorithm_of,
     check_digest,
     check_scheme,
 )
@@ -281,6 +287,11 @@ def _p11_error(action: str, exc: Exception) -> KeyStoreError:
     return KeyStoreError(f"PKCS#11 {action} failed: {type(exc).__name__}{': ' + detail if detail else ''}")
 
 
+def _int_bytes(value: int) -> bytes:
+    """A PKCS#11 big integer: unsigned big-endian, no leading zero bytes."""
+    return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
+
+
 def _ec_point(raw: bytes, field_bytes: int) -> bytes:
     """CKA_EC_POINT is a DER OCTET STRING per the spec; some modules return the bare point."""
     if len(raw) == 1 + 2 * field_bytes:
@@ -438,6 +449,101 @@ class Pkcs11KeyBackend(KeyBackend):
                 if isinstance(exc, KeyStoreError):
                     raise
                 raise _p11_error("public key export", exc) from exc
+            self._remember(pooled, key_id, (priv, key_type))
+        return GeneratedKey(handle=_FORMAT_V1 + key_id, public_key_der=public_der)
+
+    def import_private_key(self, private_key: ImportableKey, label: str) -> GeneratedKey:
+        """Write a user's key onto the token as a sensitive, non-extractable signing key pair.
+
+        The objects get a fresh random ``CKA_ID`` and the handle format of generated keys, so
+        ``_find_private``, ``sign_digest`` and ``delete`` treat them identically. The public key
+        the token reports back must match the one given, otherwise both objects are destroyed.
+        """
+        algorithm = algorithm_of(private_key)
+        key_id = secrets.token_bytes(_ID_LEN)
+        common: dict[Attribute, Any] = {Attribute.TOKEN: True, Attribute.ID: key_id, Attribute.LABEL: label}
+        public_template: dict[Attribute, Any] = {
+            **common,
+            Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+            Attribute.PRIVATE: False,
+            Attribute.VERIFY: True,
+            Attribute.ENCRYPT: False,
+            Attribute.WRAP: False,
+        }
+        private_template: dict[Attribute, Any] = {
+            **common,
+            Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+            Attribute.PRIVATE: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.SIGN: True,
+            Attribute.DECRYPT: False,
+            Attribute.UNWRAP: False,
+            Attribute.DERIVE: False,
+        }
+        if isinstance(private_key, rsa.RSAPrivateKey):
+            key_type = KeyType.RSA
+            priv_numbers = private_key.private_numbers()
+            pub_numbers = priv_numbers.public_numbers
+            public_part = {
+                Attribute.MODULUS: _int_bytes(pub_numbers.n),
+                Attribute.PUBLIC_EXPONENT: _int_bytes(pub_numbers.e),
+            }
+            public_template.update(public_part)
+            private_template.update({
+                **public_part,
+                Attribute.PRIVATE_EXPONENT: _int_bytes(priv_numbers.d),
+                Attribute.PRIME_1: _int_bytes(priv_numbers.p),
+                Attribute.PRIME_2: _int_bytes(priv_numbers.q),
+                Attribute.EXPONENT_1: _int_bytes(priv_numbers.dmp1),
+                Attribute.EXPONENT_2: _int_bytes(priv_numbers.dmq1),
+                Attribute.COEFFICIENT: _int_bytes(priv_numbers.iqmp),
+            })
+        else:
+            key_type = KeyType.EC
+            oid, curve = _CURVES[algorithm]
+            field_bytes = (curve.key_size + 7) // 8
+            ec_params = pkcs11.util.ec.encode_named_curve_parameters(oid)
+            point = private_key.public_key().public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+            )
+            from asn1crypto.core import OctetString
+
+            public_template.update({
+                Attribute.EC_PARAMS: ec_params,
+                Attribute.EC_POINT: OctetString(point).dump(),  # a DER OCTET STRING per the spec
+            })
+            private_template.update({
+                Attribute.EC_PARAMS: ec_params,
+                Attribute.VALUE: private_key.private_numbers().private_value.to_bytes(field_bytes, "big"),
+            })
+        public_template[Attribute.KEY_TYPE] = key_type
+        private_template[Attribute.KEY_TYPE] = key_type
+        expected_der = private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+        with self._borrow() as pooled:
+            created: list[Any] = []
+            try:
+                with self._call_lock:
+                    pub = pooled.session.create_object(public_template)
+                    created.append(pub)
+                    priv = pooled.session.create_object(private_template)
+                    created.append(priv)
+                    protected = priv[Attribute.SENSITIVE] and not priv[Attribute.EXTRACTABLE]
+                    public_der = self._public_der(algorithm, pub)
+                if not protected:
+                    raise KeyStoreError("token ignored CKA_SENSITIVE/CKA_EXTRACTABLE; imported key destroyed")
+                if public_der != expected_der:
+                    raise KeyStoreError("token reports another public key than the imported one; key destroyed")
+            except Exception as exc:
+                for obj in reversed(created):
+                    with self._call_lock, contextlib.suppress(p11exc.PKCS11Error):
+                        obj.destroy()
+                if isinstance(exc, KeyStoreError):
+                    raise
+                raise _p11_error(f"{algorithm.value} key import", exc) from exc
             self._remember(pooled, key_id, (priv, key_type))
         return GeneratedKey(handle=_FORMAT_V1 + key_id, public_key_der=public_der)
 

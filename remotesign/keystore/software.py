@@ -21,10 +21,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from remotesign.keystore.base import (
     GeneratedKey,
+    ImportableKey,
     KeyAlgorithm,
     KeyBackend,
     KeyStoreError,
     SignatureScheme,
+    algorithm_of,
     check_digest,
     check_scheme,
 )
@@ -83,6 +85,15 @@ class SoftwareKeyBackend(KeyBackend):
         else:
             curve = ec.SECP256R1() if algorithm is KeyAlgorithm.EC_P256 else ec.SECP384R1()
             private = ec.generate_private_key(curve)
+        return self._seal(private)
+
+    def import_private_key(self, private_key: ImportableKey, label: str) -> GeneratedKey:
+        """Seal a user's key exactly like a generated one, so nothing downstream can tell them apart."""
+        algorithm_of(private_key)  # refuses sizes/curves the service does not sign with
+        return self._seal(private_key)
+
+    def _seal(self, private: ImportableKey) -> GeneratedKey:
+        """The handle: PKCS#8 DER under AES-256-GCM with the master key; the clear DER is not kept."""
         pkcs8 = private.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )

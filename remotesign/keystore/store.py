@@ -6,17 +6,26 @@ Keys carry the owning tenant (``None`` for the operator's PKI keys). Lookups tha
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from sqlalchemy import select
 
 from remotesign.core.audit import AuditLog
-from remotesign.keystore.base import KeyAlgorithm, KeyBackend, KeyStoreError, SignatureScheme
+from remotesign.keystore.base import (
+    GeneratedKey,
+    KeyAlgorithm,
+    KeyBackend,
+    KeyStoreError,
+    SignatureScheme,
+    algorithm_of,
+)
 from remotesign.storage.db import Database
 from remotesign.storage.models import KeyRecord
 from remotesign.storage.tenancy import owned_by
@@ -66,6 +75,31 @@ class KeyStore:
     def create(self, algorithm: KeyAlgorithm, label: str, tenant_id: str | None, *,
                decrypt: bool = False) -> StoredKey:
         generated = self.backend.generate(algorithm, label, decrypt=decrypt)
+        return self._record(generated, algorithm, label, tenant_id, "key.created")
+
+    def import_key(self, private_key: PrivateKeyTypes, label: str, tenant_id: str | None) -> StoredKey:
+        """Make a user's own private key (e.g. from an uploaded PKCS#12) a key of this store.
+
+        The key is refused unless it is one of the algorithms the service generates; it is then
+        handed to the backend (sealed or written to the token) and used like any created key.
+        The caller should drop its reference to ``private_key`` afterwards. The audit event names
+        the algorithm, backend and label only, never key material.
+        """
+        algorithm = algorithm_of(private_key)
+        if not isinstance(private_key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):  # pragma: no cover
+            raise KeyStoreError("only RSA and EC keys can be imported")  # algorithm_of already refused
+        generated = self.backend.import_private_key(private_key, label)
+        expected = private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if generated.public_key_der != expected:  # a backend bug must not bind a wrong key to a user
+            self.backend.delete(generated.handle)
+            raise KeyStoreError("the backend stored a key whose public key differs from the imported one")
+        return self._record(generated, algorithm, label, tenant_id, "key.imported")
+
+    def _record(self, generated: GeneratedKey, algorithm: KeyAlgorithm, label: str, tenant_id: str | None,
+                event: str) -> StoredKey:
+        """The KeyRecord row for a key the backend now holds, plus its audit event."""
         rec = KeyRecord(
             id=str(uuid.uuid4()),
             tenant_id=tenant_id,
@@ -76,10 +110,16 @@ class KeyStore:
             handle=generated.handle,
             created_at=datetime.now(timezone.utc),
         )
-        with self.db.session() as s:
-            s.add(rec)
+        try:
+            with self.db.session() as s:
+                s.add(rec)
+        except Exception:
+            # No row points at the key: destroy it rather than leave an orphan on the token.
+            with contextlib.suppress(KeyStoreError):
+                self.backend.delete(generated.handle)
+            raise
         if self.audit is not None:
-            self.audit.append("key.created", actor="keystore", tenant_id=tenant_id, subject=rec.id,
+            self.audit.append(event, actor="keystore", tenant_id=tenant_id, subject=rec.id,
                               details={"algorithm": algorithm.value, "backend": self.backend.name, "label": label})
         return _stored(rec)
 

@@ -10,7 +10,6 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
-
     Integer,
     LargeBinary,
     String,
@@ -35,6 +34,7 @@ class Tenant(Base):
     allowed_scopes: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")  # space-separated, exact match
 
 
 class AccessToken(Base):
@@ -47,6 +47,14 @@ class AccessToken(Base):
     scope: Mapped[str] = mapped_column(Text, default="")
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Authorization-code tokens act for one end user; signing tokens are also bound (SCAL2) to one
+    # identity and one digests summary, and are spent by their first signing call.
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    sign_identity_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    digests_summary: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    digests_summary_algorithm: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class KeyRecord(Base):
@@ -136,8 +144,6 @@ class SystemSetting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-
-
 class SigningSession(Base):
     """A relying party's file-processing session (eParaksts 'session'): documents go in, signed
     documents come out; everything is deleted when it is closed or expires."""
@@ -183,6 +189,7 @@ class SigningOperation(Base):
     state: Mapped[str] = mapped_column(Text)
     prepared_blob: Mapped[str | None] = mapped_column(String(128), nullable=True)
     result_document_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    digests_summary: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -199,3 +206,126 @@ class TrustAnchorRecord(Base):
     subject: Mapped[str] = mapped_column(Text)
     der: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EndUser(Base):
+    """A signer: a natural or a legal person whose keys the service holds. ``tenant_id`` NULL is a
+    service-wide user (any relying party may ask them to sign); otherwise only that relying party
+    sees and uses them."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True,
+                                                  nullable=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))  # natural | legal
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    serial_number: Mapped[str | None] = mapped_column(String(64), nullable=True)  # e.g. PNOLV-010101-12345
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    password_failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SignIdentity(Base):
+    """A key in the key store plus its certificate, used only with its owner's consent."""
+
+    __tablename__ = "sign_identities"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("keys.id"))
+    certificate_id: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"), nullable=True)
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    chain_der: Mapped[bytes] = mapped_column(LargeBinary, default=b"")  # concatenated DER, issuer first
+    description: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[str] = mapped_column(Text, default="")  # space-separated
+    domain: Mapped[str] = mapped_column(String(60), default="citizen")
+    status: Mapped[str] = mapped_column(String(10), default="enabled")  # enabled | disabled
+    status_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    pin_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0)
+    pin_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Device(Base):
+    """A registered app instance of a user; it holds a private key and signs every approval."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    public_key_der: Mapped[bytes] = mapped_column(LargeBinary)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="enabled")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuthorizationRequest(Base):
+    """One pass of a browser through the login and consent pages (OAuth2 authorization request).
+    Its id travels in a hidden form field, the browser binding in a cookie (hash stored)."""
+
+    __tablename__ = "authorization_requests"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    auth_server: Mapped[str] = mapped_column(String(100))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(Text, nullable=True)
+    scope: Mapped[str] = mapped_column(Text)
+    sign_identity_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    digests_summary: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    digests_summary_algorithm: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    code_challenge: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    status: Mapped[str] = mapped_column(String(12))  # login | consent | device | approved | done | denied
+    process_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AuthorizationCode(Base):
+    """An issued authorization code (stored hashed): single use, short-lived, bound to its client,
+    redirect URI, PKCE challenge and to what the user consented to."""
+
+    __tablename__ = "authorization_codes"
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    auth_server: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[str] = mapped_column(String(36))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    sign_identity_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    digests_summary: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    digests_summary_algorithm: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    code_challenge: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignatureProcess(Base):
+    """An asynchronous request waiting for the user's device: a raw signature (``sign:raw``) or the
+    approval of a consent (``authorization``). ``status``: pending -> finished | failed | canceled."""
+
+    __tablename__ = "signature_processes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sign_identity_id: Mapped[str] = mapped_column(String(36))
+    operation_type: Mapped[str] = mapped_column(String(20))
+    digest_value: Mapped[bytes] = mapped_column(LargeBinary)
+    digest_algorithm: Mapped[str] = mapped_column(String(10))
+    signature_algorithm: Mapped[str] = mapped_column(String(20))
+    data_info_html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    device_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

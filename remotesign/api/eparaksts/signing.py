@@ -4,7 +4,6 @@ case-insensitively, under /api-sign/ and the /api-signing/ spelling some example
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from typing import Any
 
@@ -16,6 +15,7 @@ from remotesign.api.deps import services
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, error_entry, ok
 from remotesign.core.signature_values import SignerInputError, decode_b64, load_certificate
 from remotesign.core.signing import Outcome, SigningError
+from remotesign.core.sole_control import digests_summary
 from remotesign.core.tenants import TokenInfo
 from remotesign.service import Services
 
@@ -115,7 +115,7 @@ async def calculate_digest(raw: bytes, caller: TokenInfo, svc: Services) -> JSON
             status = o.error.status if status == 200 else status
         entries.append(entry)
     data = {"sessionDigests": entries,
-            "digests_summary": base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode(),
+            "digests_summary": digests_summary(digests, signer.algorithm.api_algorithm),
             "algorithm": signer.algorithm.api_algorithm,
             "signature_algorithm": signer.algorithm.esigp_algorithm}
     return JSONResponse(ok(data), status_code=status)

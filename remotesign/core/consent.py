@@ -1,0 +1,383 @@
+"""The OAuth2 authorization-code flow's core: an authorization request becomes, after the user's
+login and consent (PIN, or approval on their device), a single-use code; the code becomes a token
+bound to what was consented to (identity, digests summary).
+
+Checks follow RFC 6749 §4.1 and §10, RFC 7636 (PKCE) and the OAuth 2.0 Security BCP: redirect URIs
+match a registered one exactly, errors about the client or the redirect URI are never redirected,
+codes live ``auth_code_ttl`` seconds and a replayed code revokes the tokens issued from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from sqlalchemy import delete, select, update
+
+from remotesign.core.audit import AuditLog
+from remotesign.core.devices import DeviceService
+from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
+from remotesign.core.processes import ProcessService
+from remotesign.core.scopes import IDENTITY_PROFILE, USE_DEVICE, USE_SERVER, USER_SCOPES
+from remotesign.core.sole_control import SUMMARY_ALGORITHMS, summary_algorithm
+from remotesign.core.tenants import IssuedToken, TenantInfo, TenantService
+from remotesign.core.users import UserInfo, UserService
+from remotesign.storage.db import Database
+from remotesign.storage.models import AuthorizationCode, AuthorizationRequest
+
+_PKCE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+class ConsentError(Exception):
+    """``redirect``: the error goes back to the client's redirect URI (RFC 6749 §4.1.2.1);
+    otherwise it is shown to the user (unknown client, bad redirect URI, expired page...)."""
+
+    def __init__(self, code: str, message: str, *, redirect_to: str | None = None, state: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.redirect_to = redirect_to
+        self.state = state
+
+    def redirect_url(self) -> str | None:
+        if self.redirect_to is None:
+            return None
+        return add_query(self.redirect_to, {"error": self.code, "error_description": self.message,
+                                            **({"state": self.state} if self.state is not None else {})})
+
+
+class GrantError(Exception):
+    """Token-endpoint error (RFC 6749 §5.2)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def add_query(uri: str, params: dict[str, str]) -> str:
+    parts = urlsplit(uri)
+    query = (parts.query + "&" if parts.query else "") + urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class PendingConsent:
+    """What the login / consent page needs to know about an authorization request."""
+
+    id: str
+    client: TenantInfo
+    status: str
+    scopes: tuple[str, ...]
+    user: UserInfo | None
+    identity: IdentityInfo | None
+    candidates: tuple[IdentityInfo, ...]
+    digests_summary: str | None
+    digests_summary_algorithm: str | None
+    documents: tuple[str, ...]
+    has_device: bool
+    redirect_uri: str
+    state: str | None
+    process_id: str | None
+
+    @property
+    def needs_pin(self) -> bool:
+        return USE_SERVER in self.scopes
+
+    def scope_descriptions(self) -> list[str]:
+        return [USER_SCOPES.get(s, s) for s in self.scopes]
+
+
+class ConsentService:
+    def __init__(self, db: Database, audit: AuditLog, tenants: TenantService, users: UserService,
+                 identities: IdentityService, devices: DeviceService, processes: ProcessService, *,
+                 request_ttl: int, code_ttl: int, token_ttl: int, signing_token_ttl: int, allow_sha1: bool,
+                 documents_for_summary: object = None) -> None:
+        self.db = db
+        self.audit = audit
+        self.tenants = tenants
+        self.users = users
+        self.identities = identities
+        self.devices = devices
+        self.processes = processes
+        self.request_ttl = request_ttl
+        self.code_ttl = code_ttl
+        self.token_ttl = token_ttl
+        self.signing_token_ttl = signing_token_ttl
+        self.allow_sha1 = allow_sha1
+        self.documents_for_summary = documents_for_summary
+
+    # -- 1. the authorization request --------------------------------------------------------------
+    def start(self, auth_server: str, params: dict[str, str]) -> tuple[str, str]:
+        """Validate an authorization request; returns (request id, browser secret for the cookie)."""
+        client_id = params.get("client_id") or ""
+        client = self.tenants.by_client_id(client_id) if 0 < len(client_id) <= 200 else None
+        if client is None or not client.enabled:
+            raise ConsentError("invalid_client", "unknown or disabled client_id")
+        redirect_uri = params.get("redirect_uri")
+        if redirect_uri is None and len(client.redirect_uris) == 1:
+            redirect_uri = client.redirect_uris[0]
+        if not redirect_uri or redirect_uri not in client.redirect_uris:
+            raise ConsentError("invalid_redirect_uri", "redirect_uri is not registered for this client")
+        state = params.get("state")
+        if state is not None and len(state) > 1000:
+            raise ConsentError("invalid_request", "state is too long")
+
+        def bad(code: str, message: str) -> ConsentError:
+            return ConsentError(code, message, redirect_to=redirect_uri, state=state)
+
+        if params.get("response_type") != "code":
+            raise bad("unsupported_response_type", "only response_type=code is supported")
+        scopes = tuple(dict.fromkeys(s for s in (params.get("scope") or "").split() if s))
+        if not scopes:
+            raise bad("invalid_scope", "scope is required")
+        unknown = [s for s in scopes if s not in USER_SCOPES]
+        if unknown:
+            raise bad("invalid_scope", f"unknown scope(s): {' '.join(unknown)[:200]}")
+        challenge, method = params.get("code_challenge"), params.get("code_challenge_method")
+        if challenge is not None:
+            method = method or "plain"
+            if method not in ("S256", "plain"):
+                raise bad("invalid_request", "code_challenge_method is S256 or plain")
+            if not (43 <= len(challenge) <= 128) or not set(challenge) <= _PKCE_CHARS:
+                raise bad("invalid_request", "code_challenge must have 43-128 unreserved characters")
+        elif method is not None:
+            raise bad("invalid_request", "code_challenge_method without code_challenge")
+        identity_id = params.get("sign_identity_id") or None
+        summary, summary_alg = params.get("digests_summary") or None, params.get("digests_summary_algorithm") or None
+        if USE_SERVER in scopes:
+            if not summary:
+                raise bad("invalid_request", f"scope {USE_SERVER} needs digests_summary")
+            summary_alg = summary_alg or "SHA256"
+            try:
+                name = summary_algorithm(summary_alg, allow_sha1=self.allow_sha1)
+                raw = base64.b64decode(summary, validate=True)
+            except ValueError as exc:
+                raise bad("invalid_request", f"digests_summary: {exc}") from exc
+            if len(raw) != hashlib.new(name).digest_size:
+                raise bad("invalid_request", f"digests_summary is not a {summary_alg} value")
+            summary_alg = next(k for k, v in SUMMARY_ALGORITHMS.items() if v == name)
+        elif summary:
+            raise bad("invalid_request", f"digests_summary goes with scope {USE_SERVER}")
+        if identity_id is not None and len(identity_id) > 36:
+            raise bad("invalid_request", "sign_identity_id is malformed")
+        request_id, secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = _now()
+        with self.db.session() as s:
+            s.add(AuthorizationRequest(
+                id=request_id, browser_hash=_hash(secret), tenant_id=client.id, auth_server=auth_server,
+                redirect_uri=redirect_uri, state=state, scope=" ".join(scopes), sign_identity_id=identity_id,
+                digests_summary=summary, digests_summary_algorithm=summary_alg, code_challenge=challenge,
+                code_challenge_method=method if challenge else None, status="login", created_at=now,
+                expires_at=now + timedelta(seconds=self.request_ttl)))
+            s.execute(delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < now - timedelta(hours=1)))
+        return request_id, secret
+
+    def _load(self, request_id: str, secret: str, *statuses: str) -> AuthorizationRequest:
+        with self.db.session() as s:
+            r = s.get(AuthorizationRequest, request_id) if 0 < len(request_id) <= 64 else None
+            if r is not None:
+                s.expunge(r)
+        if r is None or not hmac.compare_digest(r.browser_hash, _hash(secret or "")):
+            raise ConsentError("invalid_request", "this sign-in page is unknown or was opened in another browser")
+        if _aware(r.expires_at) <= _now():
+            raise ConsentError("expired", "this sign-in page has expired; start again from the application",
+                               redirect_to=r.redirect_uri, state=r.state)
+        if statuses and r.status not in statuses:
+            raise ConsentError("invalid_request", "this step is already done; start again from the application")
+        return r
+
+    def _set(self, request_id: str, **values: object) -> None:
+        with self.db.session() as s:
+            s.execute(update(AuthorizationRequest).where(AuthorizationRequest.id == request_id).values(**values))
+
+    def view(self, request_id: str, secret: str) -> PendingConsent:
+        r = self._load(request_id, secret)
+        client = self.tenants.by_client_id_or_id(r.tenant_id)
+        user = self.users.get(r.user_id, None) if r.user_id else None
+        identity, candidates = None, ()
+        if user is not None:
+            viewer = Viewer(r.tenant_id, user.id)
+            if r.sign_identity_id:
+                identity = self.identities.get(r.sign_identity_id, viewer)
+            else:
+                candidates = tuple(i for i in self.identities.list(viewer) if i.status == "enabled")
+        docs: tuple[str, ...] = ()
+        if r.digests_summary and callable(self.documents_for_summary):
+            docs = tuple(name for _sid, name in self.documents_for_summary(r.tenant_id, r.digests_summary))
+        return PendingConsent(id=r.id, client=client, status=r.status, scopes=tuple(r.scope.split()), user=user,
+                              identity=identity, candidates=candidates, digests_summary=r.digests_summary,
+                              digests_summary_algorithm=r.digests_summary_algorithm, documents=docs,
+                              has_device=user is not None and self.devices.has_device(user.id),
+                              redirect_uri=r.redirect_uri, state=r.state, process_id=r.process_id)
+
+    # -- 2. login ----------------------------------------------------------------------------------
+    def login(self, request_id: str, secret: str, username: str, password: str) -> PendingConsent:
+        r = self._load(request_id, secret, "login")
+        user = self.users.authenticate(username, password, r.tenant_id)  # LoginFailed propagates
+        if r.sign_identity_id:
+            try:
+                identity = self.identities.get(r.sign_identity_id, Viewer(r.tenant_id, user.id))
+            except IdentityError:
+                self.audit.append("consent.refused", actor=user.id, tenant_id=r.tenant_id, subject=r.sign_identity_id,
+                                  details={"reason": "identity_not_owned"})
+                raise ConsentError("access_denied", "the requested sign identity is not yours",
+                                   redirect_to=r.redirect_uri, state=r.state) from None
+            if identity.status != "enabled":
+                raise ConsentError("access_denied", "the requested sign identity is disabled",
+                                   redirect_to=r.redirect_uri, state=r.state)
+        self._set(request_id, user_id=user.id, status="consent")
+        return self.view(request_id, secret)
+
+    # -- 3. consent ----------------------------------------------------------------------------------
+    def _chosen_identity(self, r: AuthorizationRequest, chosen: str | None) -> IdentityInfo | None:
+        needs = USE_SERVER in r.scope.split()
+        identity_id = r.sign_identity_id or chosen
+        if not identity_id:
+            if needs:
+                raise ConsentError("invalid_request", "choose the sign identity to sign with")
+            return None
+        try:
+            return self.identities.get(identity_id, Viewer(r.tenant_id, r.user_id))
+        except IdentityError:
+            raise ConsentError("invalid_request", "unknown sign identity") from None
+
+    def approve_with_pin(self, request_id: str, secret: str, pin: str | None, chosen_identity: str | None) -> str:
+        """Consent with the PIN (always needed when a server signature is authorized); returns the
+        redirect URL carrying the code. PinRefused propagates (the page shows tries left)."""
+        r = self._load(request_id, secret, "consent")
+        identity = self._chosen_identity(r, chosen_identity)
+        if USE_SERVER in r.scope.split():
+            assert identity is not None and r.user_id is not None
+            self.identities.check_usable(identity)
+            self.identities.verify_pin(identity.id, pin or "", actor=r.user_id, tenant_id=r.tenant_id)
+        return self._issue_code(r, identity)
+
+    def request_device_approval(self, request_id: str, secret: str, chosen_identity: str | None) -> PendingConsent:
+        r = self._load(request_id, secret, "consent")
+        identity = self._chosen_identity(r, chosen_identity)
+        if identity is None:
+            raise ConsentError("invalid_request", "choose the sign identity to approve on your device")
+        self.identities.check_usable(identity)
+        client = self.tenants.by_client_id_or_id(r.tenant_id)
+        if r.digests_summary and r.digests_summary_algorithm:
+            digest = base64.b64decode(r.digests_summary)
+            alg = SUMMARY_ALGORITHMS[r.digests_summary_algorithm]
+        else:
+            alg = "sha256"
+            digest = hashlib.sha256(f"consent:{r.id}".encode()).digest()
+        html = f"{client.name} asks to " + "; ".join(USER_SCOPES.get(s, s) for s in r.scope.split())
+        process = self.processes.create_authorization(r.tenant_id, identity, digest, alg, html)
+        self._set(request_id, status="device", process_id=process.id, sign_identity_id=identity.id)
+        return self.view(request_id, secret)
+
+    def device_outcome(self, request_id: str, secret: str) -> str | None:
+        """While waiting for the device: the redirect URL once it answered, else None."""
+        r = self._load(request_id, secret, "device")
+        process = self.processes.authorization_state(r.process_id or "")
+        if process is None or process.status == "pending":
+            if process is not None and process.expires_at <= _now():
+                return self._deny(r, "the approval on the device timed out")
+            return None
+        if process.status == "finished":
+            identity = self.identities.get(process.sign_identity_id, Viewer(r.tenant_id, r.user_id))
+            return self._issue_code(r, identity)
+        return self._deny(r, "the user rejected the request on the device")
+
+    def cancel(self, request_id: str, secret: str) -> str:
+        r = self._load(request_id, secret, "login", "consent", "device")
+        return self._deny(r, "the user canceled")
+
+    def _deny(self, r: AuthorizationRequest, why: str) -> str:
+        self._set(r.id, status="denied")
+        self.audit.append("consent.denied", actor=r.user_id or "anonymous", tenant_id=r.tenant_id, subject=r.id,
+                          details={"reason": why})
+        return ConsentError("access_denied", why, redirect_to=r.redirect_uri, state=r.state).redirect_url() or ""
+
+    def _issue_code(self, r: AuthorizationRequest, identity: IdentityInfo | None) -> str:
+        code = secrets.token_urlsafe(32)
+        with self.db.session() as s:
+            done = s.execute(update(AuthorizationRequest)
+                             .where(AuthorizationRequest.id == r.id, AuthorizationRequest.status.in_(("consent", "device")))
+                             .values(status="done")).rowcount
+            if done != 1:
+                raise ConsentError("invalid_request", "this consent was already given")
+            s.add(AuthorizationCode(
+                code_hash=_hash(code), tenant_id=r.tenant_id, auth_server=r.auth_server, user_id=r.user_id or "",
+                redirect_uri=r.redirect_uri, scope=r.scope, sign_identity_id=identity.id if identity else None,
+                digests_summary=r.digests_summary, digests_summary_algorithm=r.digests_summary_algorithm,
+                code_challenge=r.code_challenge, code_challenge_method=r.code_challenge_method,
+                expires_at=_now() + timedelta(seconds=self.code_ttl)))
+        self.audit.append("consent.given", actor=r.user_id or "", tenant_id=r.tenant_id,
+                          subject=identity.id if identity else "",
+                          details={"scope": r.scope, "digests_summary": r.digests_summary,
+                                   "via": "device" if r.status == "device" else "pin"})
+        return add_query(r.redirect_uri, {"code": code, **({"state": r.state} if r.state is not None else {})})
+
+    # -- 4. the token endpoint -----------------------------------------------------------------------
+    def exchange(self, client: TenantInfo, auth_server: str, code: str, redirect_uri: str | None,
+                 code_verifier: str | None) -> IssuedToken:
+        if not code or len(code) > 200:
+            raise GrantError("invalid_request", "code is required")
+        code_hash = _hash(code)
+        now = _now()
+        with self.db.session() as s:
+            c = s.get(AuthorizationCode, code_hash)
+            if c is None:
+                raise GrantError("invalid_grant", "unknown authorization code")
+            if c.used_at is not None:
+                replayed = True
+            else:
+                replayed = False
+                spent = s.execute(update(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash,
+                                                                  AuthorizationCode.used_at.is_(None))
+                                  .values(used_at=now)).rowcount
+                replayed = spent != 1
+            s.expunge(c)
+        if replayed:
+            revoked = self.tenants.revoke_code_tokens(code_hash)
+            self.audit.append("consent.code_replayed", actor=client.client_id, tenant_id=c.tenant_id,
+                              subject=c.user_id, details={"tokens_revoked": revoked})
+            raise GrantError("invalid_grant", "the authorization code was used already")
+        if c.tenant_id != client.id or c.auth_server != auth_server:
+            raise GrantError("invalid_grant", "the authorization code was issued to another client")
+        if _aware(c.expires_at) <= now:
+            raise GrantError("invalid_grant", "the authorization code has expired")
+        if redirect_uri != c.redirect_uri:
+            raise GrantError("invalid_grant", "redirect_uri differs from the authorization request")
+        if c.code_challenge is not None:
+            if not code_verifier or not (43 <= len(code_verifier) <= 128) or not set(code_verifier) <= _PKCE_CHARS:
+                raise GrantError("invalid_grant", "code_verifier is missing or malformed")
+            computed = code_verifier if c.code_challenge_method == "plain" else \
+                base64.urlsafe_b64encode(hashlib.sha256(code_verifier.encode()).digest()).rstrip(b"=").decode()
+            if not hmac.compare_digest(computed, c.code_challenge):
+                raise GrantError("invalid_grant", "code_verifier does not match the code_challenge")
+        elif code_verifier:
+            raise GrantError("invalid_grant", "code_verifier given but the request had no code_challenge")
+        signing = USE_SERVER in c.scope.split()
+        return self.tenants.issue_user_token(
+            c.tenant_id, auth_server, c.scope, user_id=c.user_id,
+            ttl=self.signing_token_ttl if signing else self.token_ttl, sign_identity_id=c.sign_identity_id,
+            digests_summary=c.digests_summary if signing else None,
+            digests_summary_algorithm=c.digests_summary_algorithm if signing else None, code_hash=code_hash)
+
+
+__all__ = ["ConsentError", "ConsentService", "GrantError", "PendingConsent", "PinRefused", "IDENTITY_PROFILE",
+           "USE_DEVICE"]

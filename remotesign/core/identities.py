@@ -1,0 +1,370 @@
+"""Sign identities: a key in the key store plus its certificate, owned by one end user, and the
+signing PIN that protects it (SCAL2's knowledge factor).
+
+Wrong PINs count down; when none are left the identity locks for a configured time and then the
+counter starts again. A successful PIN resets the count.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from asn1crypto import x509
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from sqlalchemy import select
+
+from remotesign.core.audit import AuditLog
+from remotesign.core.kdf import DEFAULT_LOG2_N, hash_secret, verify_secret
+from remotesign.core.tenants import TokenInfo
+from remotesign.core.users import UserInfo
+from remotesign.keystore import KeyStore
+from remotesign.keystore.base import KeyAlgorithm, KeyStoreError
+from remotesign.storage.db import Database
+from remotesign.storage.models import EndUser, SignIdentity
+from remotesign.trust.ca import CertificateAuthority
+
+NATURAL_LABELS = ("serverid", "x509:keyUsage:contentCommitment")
+LEGAL_LABELS = ("qsealc", "x509:keyUsage:contentCommitment")
+MAX_LABELS = 32
+PIN_MIN, PIN_MAX = 4, 64
+
+
+class IdentityError(ValueError):
+    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class PinRefused(IdentityError):
+    """Wrong PIN (``remaining`` tries left) or a locked identity (``locked_until``)."""
+
+    def __init__(self, code: str, message: str, remaining: int = 0, locked_until: datetime | None = None) -> None:
+        super().__init__(code, message, status=403)
+        self.remaining = remaining
+        self.locked_until = locked_until
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking: the operator (both None), a relying party with a client token (its own
+    users), or an authorization-code token (one user)."""
+
+    tenant_id: str | None
+    user_id: str | None = None
+
+    @classmethod
+    def of(cls, token: TokenInfo) -> Viewer:
+        return cls(token.tenant_id, token.user_id)
+
+
+@dataclass(frozen=True)
+class IdentityInfo:
+    id: str
+    user_id: str
+    user_tenant_id: str | None
+    key_id: str
+    certificate_der: bytes
+    chain_der: tuple[bytes, ...]
+    description: str
+    labels: tuple[str, ...]
+    domain: str
+    status: str
+    status_reason: str | None
+    has_pin: bool
+    pin_failures: int
+    pin_locked_until: datetime | None
+    created_at: datetime
+
+    def certificate(self) -> cx509.Certificate:
+        return cx509.load_der_x509_certificate(self.certificate_der)
+
+    def esigp_json(self, base_url: str, *, details: bool = False) -> dict[str, Any]:
+        """TrustedX eSigP representation of the identity (``details`` only for single reads)."""
+        scope_server = "urn:safelayer:eidas:sign:identity:use:server"
+        scope_device = "urn:safelayer:eidas:sign:identity:use:device"
+        out: dict[str, Any] = {
+            "id": self.id,
+            "self": f"{base_url}/trustedx-resources/esigp/v1/sign_identities/{self.id}",
+            "description": self.description,
+            "labels": list(self.labels),
+            "type": "pki:x509",
+            "domain": self.domain,
+            "access": [{"user_id": self.user_id, "permissions": ["sign"]}],
+            "links": {
+                "Signatures.create.server.raw": {"auth": {"oauth2": {"scopes": [scope_server]}}},
+                "Signatures.create.device.raw": {"auth": {"oauth2": {"scopes": [scope_device]}}},
+            },
+            "status": {"value": self.status, **({"reason": self.status_reason} if self.status_reason else {})},
+        }
+        if details:
+            cert = self.certificate()
+            out["details"] = {
+                "certificate": base64.b64encode(self.certificate_der).decode(),
+                "certificate_chain": [base64.b64encode(c).decode() for c in self.chain_der],
+                "public_key": base64.b64encode(cert.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode(),
+                "activation_mode": "pin" if self.has_pin else "none",
+                "subject": cert.subject.rfc4514_string(),
+                "issuer": cert.issuer.rfc4514_string(),
+                "serial_number": format(cert.serial_number, "x"),
+                "not_before": cert.not_valid_before_utc.isoformat(),
+                "not_after": cert.not_valid_after_utc.isoformat(),
+            }
+        return out
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _split_chain(blob: bytes) -> tuple[bytes, ...]:
+    out, rest = [], blob
+    while rest:
+        cert = x509.Certificate.load(rest)
+        size = len(cert.dump())
+        out.append(rest[:size])
+        rest = rest[size:]
+    return tuple(out)
+
+
+def _info(r: SignIdentity, owner_tenant: str | None) -> IdentityInfo:
+    return IdentityInfo(id=r.id, user_id=r.user_id, user_tenant_id=owner_tenant, key_id=r.key_id,
+                        certificate_der=r.certificate_der, chain_der=_split_chain(r.chain_der or b""),
+                        description=r.description, labels=tuple(x for x in r.labels.split() if x), domain=r.domain,
+                        status=r.status, status_reason=r.status_reason, has_pin=r.pin_hash is not None,
+                        pin_failures=r.pin_failures, pin_locked_until=_aware(r.pin_locked_until),
+                        created_at=_aware(r.created_at) or r.created_at)
+
+
+def check_labels(labels: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    clean = tuple(dict.fromkeys(labels))
+    if len(clean) > MAX_LABELS or any(not x or len(x) > 100 or any(c.isspace() for c in x) for x in clean):
+        raise IdentityError("invalid_labels", f"at most {MAX_LABELS} labels of 1-100 characters without spaces")
+    return clean
+
+
+def check_pin(pin: str) -> None:
+    if not (PIN_MIN <= len(pin) <= PIN_MAX):
+        raise IdentityError("invalid_pin", f"a PIN has {PIN_MIN} to {PIN_MAX} characters")
+
+
+def _subject(user: UserInfo, country: str) -> x509.Name:
+    from remotesign.trust.ca import subject_from_text
+
+    def esc(v: str) -> str:
+        return cx509.NameAttribute(cx509.NameOID.COMMON_NAME, v).rfc4514_string()[3:]
+
+    if user.kind == "legal":
+        org_id = user.serial_number or f"NTR{country}-{user.id[:8]}"
+        return subject_from_text(f"CN={esc(user.display_name)},O={esc(user.display_name)},"
+                                 f"ORGANIZATIONIDENTIFIER={esc(org_id)},C={country}")
+    serial = user.serial_number or f"IDC{country}-{user.id[:8]}"
+    return subject_from_text(f"CN={esc(user.display_name)},SERIALNUMBER={esc(serial)},C={country}")
+
+
+class IdentityService:
+    def __init__(self, db: Database, keystore: KeyStore, ca: CertificateAuthority, audit: AuditLog, *,
+                 pin_max_attempts: int = 3, pin_lock_seconds: int = 900, kdf_log2_n: int = DEFAULT_LOG2_N,
+                 country: str = "LV") -> None:
+        self.db = db
+        self.keystore = keystore
+        self.ca = ca
+        self.audit = audit
+        self.pin_max_attempts = pin_max_attempts
+        self.pin_lock_seconds = pin_lock_seconds
+        self.kdf_log2_n = kdf_log2_n
+        self.country = country
+
+    # -- enrolment -------------------------------------------------------------------------------
+    def create(self, user: UserInfo, *, algorithm: KeyAlgorithm = KeyAlgorithm.RSA_2048,
+               labels: list[str] | None = None, pin: str | None = None, description: str | None = None,
+               profile: str | None = None, domain: str = "citizen", actor: str = "operator") -> IdentityInfo:
+        """A new key in the key store and a certificate for it from the built-in CA."""
+        if pin is not None:
+            check_pin(pin)
+        chosen = check_labels(labels if labels is not None else
+                              (LEGAL_LABELS if user.kind == "legal" else NATURAL_LABELS))
+        profile = profile or ("qualified-seal" if user.kind == "legal" else "qualified-person")
+        key = self.keystore.create(algorithm, f"identity:{user.username}", user.tenant_id)
+        cert = self.ca.issue(subject=_subject(user, self.country), public_key_der=key.public_key_der,
+                             profile_name=profile, tenant_id=user.tenant_id, key_id=key.id)
+        chain = b"".join(c.der for c in reversed(self.ca.chain()))
+        return self._save(user, key.id, cert.der, chain, cert.id, chosen, pin,
+                          description or ("eparaksts:qsealc:sign" if user.kind == "legal" else "eparaksts:serverid:sign"),
+                          domain, actor, {"algorithm": algorithm.value, "profile": profile})
+
+    def import_pkcs12(self, user: UserInfo, data: bytes, password: bytes | None, *, labels: list[str] | None = None,
+                      pin: str | None = None, description: str | None = None, domain: str = "citizen",
+                      actor: str = "operator") -> IdentityInfo:
+        """An identity from a PKCS#12 (private key + certificate [+ chain]); the key moves into the key store."""
+        if pin is not None:
+            check_pin(pin)
+        chosen = check_labels(labels if labels is not None else list(NATURAL_LABELS))
+        try:
+            private_key, cert, extra = pkcs12.load_key_and_certificates(data, password)
+        except (ValueError, TypeError) as exc:
+            raise IdentityError("invalid_pkcs12", "the PKCS#12 cannot be read (damaged or wrong password)") from exc
+        if private_key is None or cert is None:
+            raise IdentityError("invalid_pkcs12", "the PKCS#12 must hold a private key and its certificate")
+        if not isinstance(private_key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            raise IdentityError("unsupported_key", "only RSA and EC keys can be imported")
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        if private_key.public_key().public_bytes(serialization.Encoding.DER, spki) != \
+                cert.public_key().public_bytes(serialization.Encoding.DER, spki):
+            raise IdentityError("key_mismatch", "the certificate does not belong to the private key")
+        try:
+            key = self.keystore.import_key(private_key, f"identity:{user.username}", user.tenant_id)
+        except KeyStoreError as exc:
+            raise IdentityError("unsupported_key", str(exc)) from exc
+        chain = b"".join(c.public_bytes(serialization.Encoding.DER) for c in (extra or []))
+        return self._save(user, key.id, cert.public_bytes(serialization.Encoding.DER), chain, None, chosen, pin,
+                          description or "imported", domain, actor, {"imported": True})
+
+    def _save(self, user: UserInfo, key_id: str, cert_der: bytes, chain: bytes, cert_id: str | None,
+              labels: tuple[str, ...], pin: str | None, description: str, domain: str, actor: str,
+              details: dict[str, Any]) -> IdentityInfo:
+        rec = SignIdentity(id=str(uuid.uuid4()), user_id=user.id, key_id=key_id, certificate_id=cert_id,
+                           certificate_der=cert_der, chain_der=chain, description=description[:200],
+                           labels=" ".join(labels), domain=domain[:60], status="enabled",
+                           pin_hash=hash_secret(pin, self.kdf_log2_n) if pin is not None else None,
+                           pin_failures=0, created_at=datetime.now(timezone.utc))
+        with self.db.session() as s:
+            s.add(rec)
+        self.audit.append("identity.created", actor=actor, tenant_id=user.tenant_id, subject=rec.id,
+                          details={"user_id": user.id, "labels": list(labels), **details})
+        return _info(rec, user.tenant_id)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _query(self, viewer: Viewer) -> Any:
+        q = select(SignIdentity, EndUser.tenant_id).join(EndUser, EndUser.id == SignIdentity.user_id)
+        if viewer.user_id is not None:
+            q = q.where(SignIdentity.user_id == viewer.user_id)
+        elif viewer.tenant_id is not None:
+            q = q.where(EndUser.tenant_id == viewer.tenant_id)
+        return q
+
+    def get(self, identity_id: str, viewer: Viewer) -> IdentityInfo:
+        with self.db.session() as s:
+            row = s.execute(self._query(viewer).where(SignIdentity.id == identity_id)).first()
+            if row is None:
+                raise IdentityError("not_found", f"no sign identity {identity_id}", status=404)
+            return _info(row[0], row[1])
+
+    def list(self, viewer: Viewer, *, user_id: str | None = None, labels: list[str] | None = None,
+             domain: str | None = None) -> list[IdentityInfo]:
+        """Identities the viewer may see, filtered; every given label must be present."""
+        with self.db.session() as s:
+            q = self._query(viewer).order_by(SignIdentity.created_at)
+            if user_id is not None:
+                q = q.where(SignIdentity.user_id == user_id)
+            if domain is not None:
+                q = q.where(SignIdentity.domain == domain)
+            found = [_info(r, t) for r, t in s.execute(q)]
+        wanted = set(labels or ())
+        return [i for i in found if wanted <= set(i.labels)]
+
+    # -- administration --------------------------------------------------------------------------
+    def update(self, identity_id: str, viewer: Viewer, *, status: str | None = None, reason: str | None = None,
+               labels: list[str] | None = None, pin: str | None = None, actor: str = "operator") -> IdentityInfo:
+        """Enable / disable, relabel, or set a new PIN (which also lifts a PIN lock)."""
+        if status is not None and status not in ("enabled", "disabled"):
+            raise IdentityError("invalid_status", "status is enabled or disabled")
+        new_labels = check_labels(labels) if labels is not None else None
+        if pin is not None:
+            check_pin(pin)
+        self.get(identity_id, viewer)
+        changed = []
+        with self.db.session() as s:
+            rec = s.get(SignIdentity, identity_id)
+            assert rec is not None
+            if status is not None:
+                rec.status, rec.status_reason = status, (reason or None) if status == "disabled" else None
+                changed.append(status)
+            if new_labels is not None:
+                rec.labels = " ".join(new_labels)
+                changed.append("labels")
+            if pin is not None:
+                rec.pin_hash = hash_secret(pin, self.kdf_log2_n)
+                rec.pin_failures, rec.pin_locked_until = 0, None
+                changed.append("pin")
+            owner = s.get(EndUser, rec.user_id)
+            info = _info(rec, owner.tenant_id if owner else None)
+        self.audit.append("identity.updated", actor=actor, tenant_id=info.user_tenant_id, subject=identity_id,
+                          details={"changed": changed})
+        return info
+
+    def delete(self, identity_id: str, viewer: Viewer, actor: str = "operator") -> None:
+        """Removes the identity; its key stays in the key store's records for the audit trail but
+        can no longer be reached through any identity."""
+        info = self.get(identity_id, viewer)
+        with self.db.session() as s:
+            rec = s.get(SignIdentity, identity_id)
+            if rec is not None:
+                s.delete(rec)
+        self.audit.append("identity.deleted", actor=actor, tenant_id=info.user_tenant_id, subject=identity_id,
+                          details={"user_id": info.user_id})
+
+    # -- sole control ----------------------------------------------------------------------------
+    def verify_pin(self, identity_id: str, pin: str, *, actor: str, tenant_id: str | None) -> None:
+        """Check the signing PIN; raises PinRefused with the tries left or the lock's end."""
+        now = datetime.now(timezone.utc)
+        with self.db.session() as s:
+            rec = s.scalar(select(SignIdentity).where(SignIdentity.id == identity_id).with_for_update())
+            if rec is None:
+                raise IdentityError("not_found", f"no sign identity {identity_id}", status=404)
+            locked = _aware(rec.pin_locked_until)
+            if locked is not None and locked > now:
+                outcome = "locked"
+            elif locked is not None:
+                rec.pin_failures, rec.pin_locked_until = 0, None
+                locked = None
+                outcome = ""
+            else:
+                outcome = ""
+            if not outcome:
+                if rec.pin_hash is None or len(pin) > PIN_MAX or not verify_secret(pin, rec.pin_hash):
+                    rec.pin_failures += 1
+                    if rec.pin_failures >= self.pin_max_attempts:
+                        locked = now + timedelta(seconds=self.pin_lock_seconds)
+                        rec.pin_locked_until = locked
+                        outcome = "locked_now"
+                    else:
+                        outcome = "wrong"
+                else:
+                    rec.pin_failures = 0
+                    outcome = "ok"
+            remaining = max(0, self.pin_max_attempts - rec.pin_failures)
+        if outcome == "ok":
+            return
+        self.audit.append("identity.pin_refused", actor=actor, tenant_id=tenant_id, subject=identity_id,
+                          details={"reason": outcome, "remaining": remaining,
+                                   "locked_until": locked.isoformat() if locked else None})
+        if outcome in ("locked", "locked_now"):
+            raise PinRefused("pin_locked", "the PIN is locked after too many wrong tries; try again later",
+                             0, locked)
+        raise PinRefused("pin_invalid", f"wrong PIN; {remaining} tries left", remaining)
+
+    def check_usable(self, info: IdentityInfo) -> None:
+        """An identity signs only while it, its user and its certificate are in good standing."""
+        if info.status != "enabled":
+            raise IdentityError("identity_disabled", f"sign identity {info.id} is disabled", status=403)
+        with self.db.session() as s:
+            user = s.get(EndUser, info.user_id)
+            if user is None or not user.enabled:
+                raise IdentityError("user_disabled", "the identity's user is disabled", status=403)
+        cert = info.certificate()
+        now = datetime.now(timezone.utc)
+        if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+            raise IdentityError("certificate_expired", "the identity's certificate is not valid now", status=403)
+        for issued in self.ca.find_by_serial(cert.serial_number):
+            if issued.der == info.certificate_der and issued.revoked_at is not None:
+                raise IdentityError("certificate_revoked", "the identity's certificate is revoked", status=403)

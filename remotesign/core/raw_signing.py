@@ -1,0 +1,128 @@
+"""Raw hash signing with server-held sign identities (eSigP ``signatures/server/raw[/batch]``).
+
+The caller supplies digests; the service returns RSA PKCS#1 v1.5 or DER ECDSA signature values.
+Every request is parsed and checked before the sole-control credential is spent, so a malformed
+request never burns the user's consent; once spent, the key store signs each digest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from asn1crypto import algos
+
+from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, Viewer
+from remotesign.core.sole_control import SoleControl
+from remotesign.core.tenants import TokenInfo
+from remotesign.keystore import KeyStore, SignatureScheme
+from remotesign.keystore.base import HASH_SIZES, KeyAlgorithm, KeyStoreError
+
+_BY_SIZE = {20: "sha1", 32: "sha256", 48: "sha384", 64: "sha512"}
+_SIGNABLE_HASHES = ("sha1", "sha256", "sha384", "sha512")
+MAX_BATCH = 1000
+
+
+class RawSigningError(ValueError):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """One digest to sign: ``hash_name`` names the digest's hash, ``scheme`` the padding."""
+
+    digest: bytes
+    hash_name: str
+    scheme: SignatureScheme
+
+    @property
+    def algorithm_name(self) -> str:
+        """TrustedX spelling: rsa-sha256, ecdsa-sha384, ..."""
+        return f"{'ecdsa' if self.scheme is SignatureScheme.ECDSA else 'rsa'}-{self.hash_name}"
+
+
+def parse_request(key_algorithm: KeyAlgorithm, signature_algorithm: str | None, *, digest: bytes | None = None,
+                  digest_info: bytes | None = None, allow_sha1: bool = False) -> RawRequest:
+    """Interpret one request of the eSigP wire format against the identity's key.
+
+    ``signature_algorithm``: ``rsa-sha1|rsa-sha256|rsa-sha384|rsa-sha512`` (digest of that hash),
+    ``rsa-pkcs1`` (``digest_info`` is a DER DigestInfo), ``ecdsa`` (hash told by the digest's
+    length) or ``ecdsa-sha256|...``; absent means the key's own kind with the hash told by length.
+    """
+    alg = (signature_algorithm or "").strip().lower()
+    if digest_info is not None:
+        if alg not in ("", "rsa-pkcs1"):
+            raise RawSigningError("invalid_request", "data (a DigestInfo) goes only with signature_algorithm rsa-pkcs1")
+        try:
+            info = algos.DigestInfo.load(digest_info, strict=True)
+            hash_name = info["digest_algorithm"]["algorithm"].native
+            digest = info["digest"].native
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RawSigningError("invalid_digest_info", "data is not a DER DigestInfo") from exc
+        alg = f"rsa-{hash_name}"
+    if digest is None:
+        raise RawSigningError("invalid_request", "digest_value is required")
+    if alg in ("", "rsa", "ecdsa", "rsa-pkcs1"):
+        kind = alg.split("-")[0] or ("rsa" if key_algorithm.is_rsa else "ecdsa")
+        hash_name = _BY_SIZE.get(len(digest), "")
+        if not hash_name:
+            raise RawSigningError("invalid_digest", f"a digest of {len(digest)} bytes matches no supported hash")
+    else:
+        kind, _, hash_name = alg.partition("-")
+        if kind not in ("rsa", "ecdsa") or hash_name not in _SIGNABLE_HASHES:
+            raise RawSigningError("unsupported_algorithm", f"unsupported signature_algorithm {signature_algorithm!r}")
+        if len(digest) != HASH_SIZES[hash_name]:
+            raise RawSigningError("invalid_digest",
+                                  f"a {hash_name} digest has {HASH_SIZES[hash_name]} bytes, got {len(digest)}")
+    if hash_name == "sha1" and not allow_sha1:
+        raise RawSigningError("unsupported_algorithm", "SHA-1 signatures are not allowed by this service")
+    if (kind == "rsa") != key_algorithm.is_rsa:
+        raise RawSigningError("algorithm_mismatch",
+                              f"the identity holds a {key_algorithm.value} key; it cannot make {kind} signatures")
+    scheme = SignatureScheme.RSA_PKCS1V15 if kind == "rsa" else SignatureScheme.ECDSA
+    return RawRequest(digest, hash_name, scheme)
+
+
+class RawSigningService:
+    def __init__(self, identities: IdentityService, keystore: KeyStore, sole_control: SoleControl, *,
+                 allow_sha1: bool = False) -> None:
+        self.identities = identities
+        self.keystore = keystore
+        self.sole_control = sole_control
+        self.allow_sha1 = allow_sha1
+
+    def identity_for(self, token: TokenInfo, identity_id: str) -> IdentityInfo:
+        """The identity if the token's user (or client) may use it. A signing token naming
+        another identity is a sole-control refusal (audited), not just a 404."""
+        try:
+            return self.identities.get(identity_id, Viewer.of(token))
+        except IdentityError:
+            if token.sign_identity_id is not None and token.sign_identity_id != identity_id:
+                raise self.sole_control.refuse(token, "identity_mismatch",
+                                               "the token was issued for another sign identity", identity_id) from None
+            raise
+
+    def key_algorithm(self, identity: IdentityInfo) -> KeyAlgorithm:
+        return self.keystore.get(identity.key_id, identity.user_tenant_id).algorithm
+
+    def sign(self, token: TokenInfo, identity_id: str, requests: list[RawRequest]) -> list[bytes]:
+        """Spend the token's consent on exactly ``requests`` (in order) and sign them."""
+        if not requests or len(requests) > MAX_BATCH:
+            raise RawSigningError("invalid_request", f"a batch has 1 to {MAX_BATCH} requests")
+        identity = self.identity_for(token, identity_id)
+        self.identities.check_usable(identity)
+        self.sole_control.authorize(token, identity_id, [r.digest for r in requests])
+        key = self.keystore.get(identity.key_id, identity.user_tenant_id)
+        try:
+            return [self.keystore.sign_digest(key, r.digest, r.hash_name, r.scheme) for r in requests]
+        except KeyStoreError as exc:
+            raise RawSigningError("signing_failed", f"the key store could not sign: {exc}", 500) from exc
+
+    def sign_authorized(self, identity: IdentityInfo, request: RawRequest) -> bytes:
+        """Sign after the user approved this very digest on their device (processes module)."""
+        self.identities.check_usable(identity)
+        key = self.keystore.get(identity.key_id, identity.user_tenant_id)
+        return self.keystore.sign_digest(key, request.digest, request.hash_name, request.scheme)

@@ -1,0 +1,91 @@
+"""The SCAL2 invariant (CEN EN 419 241-1): a signing credential obtained for a digests summary
+signs exactly those digests, with exactly the identity the user chose, once, before it expires.
+
+Every facade that signs with a server-held key goes through ``SoleControl.authorize`` before the
+key store is touched; every refusal is written to the audit log with its reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime, timezone
+
+from sqlalchemy import update
+
+from remotesign.core.audit import AuditLog
+from remotesign.core.scopes import USE_SERVER
+from remotesign.core.tenants import TokenInfo
+from remotesign.storage.db import Database
+from remotesign.storage.models import AccessToken
+
+SUMMARY_ALGORITHMS = {"SHA256": "sha256", "SHA384": "sha384", "SHA512": "sha512", "SHA1": "sha1"}
+
+
+class SoleControlRefused(Exception):
+    """The credential does not authorize this signature. ``reason`` is stable and audited."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def summary_algorithm(name: str, *, allow_sha1: bool = False) -> str:
+    """hashlib name of a ``digests_summary_algorithm`` (SHA256 / SHA-256 / sha256 are all accepted)."""
+    key = name.upper().replace("-", "")
+    if key not in SUMMARY_ALGORITHMS or (key == "SHA1" and not allow_sha1):
+        raise ValueError(f"unsupported digests_summary_algorithm {name!r}")
+    return SUMMARY_ALGORITHMS[key]
+
+
+def digests_summary(digests: list[bytes], algorithm: str) -> str:
+    """base64(H(d1 || d2 || ...)) over the digests in signing order; for one digest this is
+    b64(H(digest)), the form eParaksts' CalculateDigest returns and TrustedX checks."""
+    h = hashlib.new(summary_algorithm(algorithm, allow_sha1=True))
+    for d in digests:
+        h.update(d)
+    return base64.b64encode(h.digest()).decode()
+
+
+class SoleControl:
+    def __init__(self, db: Database, audit: AuditLog) -> None:
+        self.db = db
+        self.audit = audit
+
+    def refuse(self, token: TokenInfo, reason: str, message: str, identity_id: str | None = None) -> SoleControlRefused:
+        self.audit.append("scal2.refused", actor=token.user_id or token.client_id, tenant_id=token.tenant_id,
+                          subject=identity_id or token.sign_identity_id or "",
+                          details={"reason": reason, "token_sha256_prefix": token.token_hash[:16],
+                                   "bound_identity": token.sign_identity_id, "bound_summary": token.digests_summary})
+        return SoleControlRefused(reason, message)
+
+    def authorize(self, token: TokenInfo, identity_id: str, digests: list[bytes]) -> None:
+        """Spend ``token`` on signing ``digests`` with ``identity_id``, or raise SoleControlRefused."""
+        if token.user_id is None or USE_SERVER not in token.scopes:
+            raise self.refuse(token, "not_a_signing_token",
+                              f"server signing needs a token from the user's consent with scope {USE_SERVER}",
+                              identity_id)
+        if not token.sign_identity_id or not token.digests_summary or not token.digests_summary_algorithm:
+            raise self.refuse(token, "unbound_token", "the token is not bound to an identity and digests", identity_id)
+        if token.sign_identity_id != identity_id:
+            raise self.refuse(token, "identity_mismatch",
+                              "the token was issued for another sign identity", identity_id)
+        now = datetime.now(timezone.utc)
+        if token.expires_at <= now:
+            raise self.refuse(token, "expired", "the signing authorization has expired", identity_id)
+        actual = digests_summary(digests, token.digests_summary_algorithm)
+        if not hmac.compare_digest(actual.encode(), token.digests_summary.encode()):
+            raise self.refuse(token, "digests_mismatch",
+                              "the digests do not match the digests_summary the user authorized", identity_id)
+        with self.db.session() as s:
+            spent = s.execute(update(AccessToken)
+                              .where(AccessToken.token_hash == token.token_hash, AccessToken.consumed_at.is_(None),
+                                     AccessToken.expires_at > now)
+                              .values(consumed_at=now)).rowcount
+        if spent != 1:
+            raise self.refuse(token, "replayed", "the signing authorization has been used already", identity_id)
+        self.audit.append("scal2.authorized", actor=token.user_id, tenant_id=token.tenant_id, subject=identity_id,
+                          details={"digests_summary": token.digests_summary, "digests": len(digests),
+                                   "token_sha256_prefix": token.token_hash[:16]})
