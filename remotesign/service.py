@@ -14,7 +14,7 @@ from typing import Any
 
 from remotesign.config import Settings
 from remotesign.core.audit import AuditLog
-from remotesign.core.tenants import TenantService
+from remotesign.core.tenants import TenantError, TenantService
 from remotesign.keystore import KeyStore
 from remotesign.keystore.factory import make_backend
 from remotesign.storage.blobs import LocalBlobStore
@@ -226,6 +226,10 @@ class Services:
         if not self.tenants.list():
             tenant, secret = self.tenants.create(DEMO_CLIENT_NAME)
             demo = {"client_id": tenant.client_id, "client_secret": secret, "base_url": self.base_url}
+            try:  # the demo client's redirect URI: a page of this service showing the code (README walk-through)
+                self.tenants.set_redirect_uris(tenant.client_id, [f"{self.base_url}/demo/callback"])
+            except TenantError:  # plain http on a non-loopback public URL: no demo redirect URI
+                pass
             _write_private_json(self.demo_client_file, demo)
         return {"pki_created": created_pki, "demo_client_created": demo is not None}
 

@@ -76,7 +76,8 @@ def test_listings_are_per_tenant(http: httpx.Client, tenants: dict[str, dict[str
 
 def test_operator_pki_keys_are_not_tenant_keys(service: Service, http: httpx.Client,
                                                tenants: dict[str, dict[str, str]]) -> None:
-    """The CA, TSA, OCSP and transport keys belong to the operator; no tenant can use them to sign."""
+    """The CA, TSA, OCSP and transport keys belong to the operator; no tenant can use them to sign,
+    nor the keys of service-wide users' sign identities (also held outside any tenant)."""
     import json
 
     from sqlalchemy import create_engine, text
@@ -84,8 +85,9 @@ def test_operator_pki_keys_are_not_tenant_keys(service: Service, http: httpx.Cli
     engine = create_engine(f"sqlite:///{service.home / 'remotesign.db'}")
     with engine.connect() as conn:
         operator_keys = [row[0] for row in conn.execute(text("SELECT id FROM keys WHERE tenant_id IS NULL"))]
+        identity_keys = {row[0] for row in conn.execute(text("SELECT key_id FROM sign_identities"))}
     engine.dispose()
-    assert len(operator_keys) == 5  # root, issuing, TSA, OCSP, SignAPI transport key
+    assert len(set(operator_keys) - identity_keys) == 5  # root, issuing, TSA, OCSP, SignAPI transport key
     auth = {"Authorization": f"Bearer {tenants['A']['token']}"}
     for key_id in operator_keys:
         r = http.post(f"/v1/keys/{key_id}/sign", json={"digest": DIGEST}, headers=auth)

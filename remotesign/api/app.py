@@ -11,7 +11,7 @@ from remotesign import __version__
 import asyncio
 import logging
 
-from remotesign.api import eparaksts, health, native, oauth, pki, validation
+from remotesign.api import admin, consent_pages, devices, eparaksts, esigp, health, native, oauth, pki, validation
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.limits import BodySizeLimit
 from remotesign.service import Services
@@ -34,7 +34,8 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (health.router, oauth.router, pki.router, native.router, validation.router, eparaksts.router):
+    for router in (health.router, oauth.router, pki.router, native.router, admin.router, consent_pages.router, validation.router, eparaksts.router,
+                   esigp.router, devices.router):
         app.include_router(router)
     upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD
     app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes,

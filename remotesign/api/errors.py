@@ -1,5 +1,5 @@
 """One JSON error format for the service's own endpoints, and the hooks that keep every failure a
-clear 4xx in that format (OAuth endpoints answer in RFC 6749 style, OCSP and TSA in their own
+clear 4xx in that format (OAuth and TrustedX eSigP endpoints answer in RFC 6749 style, OCSP and TSA in their own
 protocol). Documented in the README:
 
     {"error": {"code": "not_found", "message": "no key 1234"}}
@@ -23,14 +23,17 @@ _STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 
 
 
 class ApiError(Exception):
-    """Raised by route code; rendered as ``{"error": {"code", "message"}}`` with ``status``."""
+    """Raised by route code; rendered as ``{"error": {"code", "message"}}`` with ``status``.
+    ``extra`` members (e.g. ``remaining`` tries of a PIN) go next to the code and message."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.extra = extra
 
 
 class OAuthError(Exception):
@@ -48,8 +51,12 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
+OAUTH_STYLE_PREFIXES = ("/trustedx-authserver/", "/trustedx-resources/")
+
+
 def _is_oauth_path(path: str) -> bool:
-    return path.startswith("/trustedx-authserver/")
+    """TrustedX paths (authorization server and eSigP resources) answer ``{"error", "error_description"}``."""
+    return path.startswith(OAUTH_STYLE_PREFIXES)
 
 
 def _is_signapi_path(path: str) -> bool:
@@ -67,18 +74,21 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def render(request: Request, status: int, code: str, message: str,
-           headers: dict[str, str] | None = None) -> JSONResponse:
+           headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> JSONResponse:
     if _is_oauth_path(request.url.path):
-        return JSONResponse({"error": code, "error_description": message}, status_code=status, headers=headers)
+        return JSONResponse({"error": code, "error_description": message, **(extra or {})}, status_code=status,
+                            headers=headers)
+    body = error_body(code, message)
+    body["error"].update(extra or {})
     if _is_signapi_path(request.url.path):
-        return JSONResponse({"data": None, **error_body(code, message)}, status_code=status, headers=headers)
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+        return JSONResponse({"data": None, **body}, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return render(request, exc.status, exc.code, exc.message, exc.headers)
+        return render(request, exc.status, exc.code, exc.message, exc.headers, exc.extra)
 
     from remotesign.api.eparaksts.envelope import EnvelopeError
 

@@ -1,4 +1,5 @@
-"""OAuth2 authorization server facade (TrustedX-style paths): client-credentials tokens and RFC 7662
+"""OAuth2 authorization server facade (TrustedX-style paths): the token endpoint (client credentials,
+and the authorization codes of the login and consent pages in consent_pages.py) and RFC 7662
 introspection. Parameters are read from the form body and, as some eParaksts samples send them,
 from the query string. Clients authenticate with HTTP Basic (RFC 6749 §2.3.1, form-urlencoded
 id and secret) or, as a fallback, with client_id/client_secret parameters."""
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from remotesign.api.errors import OAuthError
 from remotesign.api.deps import services
+from remotesign.core.consent import GrantError
 from remotesign.core.tenants import InvalidClient, InvalidScope, TenantInfo
 from remotesign.service import Services
 
@@ -68,7 +70,7 @@ def _check_server(svc: Services, auth_server: str) -> None:
         raise OAuthError(404, "invalid_request", f"no authorization server named {auth_server!r}")
 
 
-@router.post("/{auth_server}/token", summary="Token endpoint (client_credentials)")
+@router.post("/{auth_server}/token", summary="Token endpoint (client_credentials, authorization_code)")
 async def token(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
     _check_server(svc, auth_server)
     params = await _params(request)
@@ -76,15 +78,22 @@ async def token(auth_server: str, request: Request, svc: Services = Depends(serv
     if not grant:
         raise OAuthError(400, "invalid_request", "grant_type is required")
     tenant = _authenticate(svc, request, params)
-    if grant != "client_credentials":
-        raise OAuthError(400, "unsupported_grant_type", f"grant_type {grant!r} is not supported for this client")
-    scope = params.get("scope")
-    if scope is not None and len(scope) > 2000:
-        raise OAuthError(400, "invalid_scope", "scope too long")
-    try:
-        issued = svc.tenants.issue_token(tenant, auth_server, scope)
-    except InvalidScope as exc:
-        raise OAuthError(400, "invalid_scope", str(exc)) from exc
+    if grant == "authorization_code":
+        try:
+            issued = svc.consent.exchange(tenant, auth_server, params.get("code") or "", params.get("redirect_uri"),
+                                          params.get("code_verifier"))
+        except GrantError as exc:
+            raise OAuthError(400, exc.code, exc.message) from exc
+    elif grant == "client_credentials":
+        scope = params.get("scope")
+        if scope is not None and len(scope) > 2000:
+            raise OAuthError(400, "invalid_scope", "scope too long")
+        try:
+            issued = svc.tenants.issue_token(tenant, auth_server, scope)
+        except InvalidScope as exc:
+            raise OAuthError(400, "invalid_scope", str(exc)) from exc
+    else:
+        raise OAuthError(400, "unsupported_grant_type", f"grant_type {grant[:100]!r} is not supported for this client")
     return JSONResponse(
         {"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in,
          "scope": issued.scope},
@@ -104,8 +113,14 @@ async def introspect(auth_server: str, request: Request, svc: Services = Depends
     info = svc.tenants.resolve(token_value)
     if info is None or info.tenant_id != caller.id or info.auth_server != auth_server:
         return JSONResponse({"active": False}, headers={"Cache-Control": "no-store"})
-    return JSONResponse({
+    body = {
         "active": True, "scope": " ".join(sorted(info.scopes)), "client_id": info.client_id,
         "token_type": "Bearer", "exp": int(info.expires_at.timestamp()), "iat": int(info.issued_at.timestamp()),
-        "sub": info.client_id, "iss": f"{svc.base_url}/trustedx-authserver/oauth/{auth_server}",
-    }, headers={"Cache-Control": "no-store"})
+        "sub": info.user_id or info.client_id, "iss": f"{svc.base_url}/trustedx-authserver/oauth/{auth_server}",
+    }
+    if info.sign_identity_id:
+        body["sign_identity_id"] = info.sign_identity_id
+    if info.digests_summary:
+        body["digests_summary"] = info.digests_summary
+        body["digests_summary_algorithm"] = info.digests_summary_algorithm
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})

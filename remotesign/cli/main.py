@@ -282,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = csub.add_parser("enable", help="enable a disabled relying party again")
     p.add_argument("client_id")
     p.set_defaults(func=lambda a: cmd_client_enable(a, True))
+    from remotesign.cli.users import add_client_parsers, add_parsers as add_users_parsers
+
+    add_client_parsers(csub)
+    add_users_parsers(sub)
 
     pki = sub.add_parser("pki", help="built-in certification authority",
                          description="Issue, revoke and list certificates of the built-in CA.")

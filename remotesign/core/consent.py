@@ -216,7 +216,10 @@ class ConsentService:
         if user is not None:
             viewer = Viewer(r.tenant_id, user.id)
             if r.sign_identity_id:
-                identity = self.identities.get(r.sign_identity_id, viewer)
+                try:
+                    identity = self.identities.get(r.sign_identity_id, viewer)
+                except IdentityError:
+                    identity = None  # deleted meanwhile: the page can still be canceled
             else:
                 candidates = tuple(i for i in self.identities.list(viewer) if i.status == "enabled")
         docs: tuple[str, ...] = ()
@@ -307,6 +310,8 @@ class ConsentService:
 
     def _deny(self, r: AuthorizationRequest, why: str) -> str:
         self._set(r.id, status="denied")
+        if r.process_id:  # the device must not keep showing a request nobody waits for
+            self.processes.withdraw(r.process_id, why, actor=r.user_id or "anonymous")
         self.audit.append("consent.denied", actor=r.user_id or "anonymous", tenant_id=r.tenant_id, subject=r.id,
                           details={"reason": why})
         return ConsentError("access_denied", why, redirect_to=r.redirect_uri, state=r.state).redirect_url() or ""
@@ -340,26 +345,14 @@ class ConsentService:
         now = _now()
         with self.db.session() as s:
             c = s.get(AuthorizationCode, code_hash)
-            if c is None:
-                raise GrantError("invalid_grant", "unknown authorization code")
-            if c.used_at is not None:
-                replayed = True
-            else:
-                replayed = False
-                spent = s.execute(update(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash,
-                                                                  AuthorizationCode.used_at.is_(None))
-                                  .values(used_at=now)).rowcount
-                replayed = spent != 1
-            s.expunge(c)
-        if replayed:
-            revoked = self.tenants.revoke_code_tokens(code_hash)
-            self.audit.append("consent.code_replayed", actor=client.client_id, tenant_id=c.tenant_id,
-                              subject=c.user_id, details={"tokens_revoked": revoked})
-            raise GrantError("invalid_grant", "the authorization code was used already")
+            if c is not None:
+                s.expunge(c)
+        if c is None:
+            raise GrantError("invalid_grant", "unknown authorization code")
+        # Everything that proves the caller is the code's rightful client is checked before the
+        # code is spent, so nobody else can burn it (or revoke its tokens by a fake replay).
         if c.tenant_id != client.id or c.auth_server != auth_server:
             raise GrantError("invalid_grant", "the authorization code was issued to another client")
-        if _aware(c.expires_at) <= now:
-            raise GrantError("invalid_grant", "the authorization code has expired")
         if redirect_uri != c.redirect_uri:
             raise GrantError("invalid_grant", "redirect_uri differs from the authorization request")
         if c.code_challenge is not None:
@@ -371,6 +364,17 @@ class ConsentService:
                 raise GrantError("invalid_grant", "code_verifier does not match the code_challenge")
         elif code_verifier:
             raise GrantError("invalid_grant", "code_verifier given but the request had no code_challenge")
+        with self.db.session() as s:
+            spent = s.execute(update(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash,
+                                                              AuthorizationCode.used_at.is_(None))
+                              .values(used_at=now)).rowcount
+        if spent != 1:
+            revoked = self.tenants.revoke_code_tokens(code_hash)
+            self.audit.append("consent.code_replayed", actor=client.client_id, tenant_id=c.tenant_id,
+                              subject=c.user_id, details={"tokens_revoked": revoked})
+            raise GrantError("invalid_grant", "the authorization code was used already")
+        if _aware(c.expires_at) <= now:
+            raise GrantError("invalid_grant", "the authorization code has expired")
         signing = USE_SERVER in c.scope.split()
         return self.tenants.issue_user_token(
             c.tenant_id, auth_server, c.scope, user_id=c.user_id,

@@ -165,8 +165,16 @@ class ProcessService:
             return info
         return self._finish(info, "canceled", reason, actor=token.user_id or token.client_id) or info
 
+    def withdraw(self, process_id: str, reason: str, actor: str) -> None:
+        """Cancel a pending process on behalf of the consent page that created it."""
+        with self.db.session() as s:
+            p = s.get(SignatureProcess, process_id)
+            info = _info(p) if p else None
+        if info is not None and not info.is_final:
+            self._finish(info, "canceled", reason, actor=actor)
+
     def delete(self, token: TokenInfo, process_id: str) -> None:
-        """Forget the process (a pending one is canceled first, so no device can approve it later)."""
+        """Forget the process; a device answering it afterwards gets 404, the relying party 410."""
         info = self._visible(token, process_id)
         if info is None:
             raise ProcessError("not_found", f"no signature process {process_id}", 404)

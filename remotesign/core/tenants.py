@@ -181,6 +181,14 @@ class TenantService:
 
     def resolve(self, token: str) -> TokenInfo | None:
         """The token's meaning if it is known, unexpired and its client enabled; else None."""
+        return self._resolve(token, allow_expired=False)
+
+    def resolve_expired(self, token: str) -> TokenInfo | None:
+        """Like ``resolve`` but regardless of expiry: lets facades audit the use of an expired
+        signing token as a sole-control refusal before answering invalid_token."""
+        return self._resolve(token, allow_expired=True)
+
+    def _resolve(self, token: str, *, allow_expired: bool) -> TokenInfo | None:
         if not token or len(token) > 512:
             return None
         with self.db.session() as s:
@@ -191,7 +199,7 @@ class TenantService:
             if row is None:
                 return None
             tok, tenant = row
-            if not tenant.enabled or _aware(tok.expires_at) <= datetime.now(timezone.utc):
+            if not tenant.enabled or (not allow_expired and _aware(tok.expires_at) <= datetime.now(timezone.utc)):
                 return None
             return TokenInfo(tenant_id=tenant.id, client_id=tenant.client_id, auth_server=tok.auth_server,
                              scopes=frozenset(tok.scope.split()), issued_at=_aware(tok.issued_at),

@@ -1,0 +1,138 @@
+"""Sign identities (eSigP ``sign_identities``) and the OpenID ``users/me`` profile.
+
+A user's token (authorization-code grant) sees only that user's identities; a relying party's
+client-credentials token with the manage scope sees its own users' identities, one user (or
+device) at a time. Identities of other relying parties are simply not found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from remotesign.api.deps import services
+from remotesign.api.errors import ApiError
+from remotesign.api.esigp.auth import (ID_PATTERN, b64, bad_request, caller, core_errors, insufficient_scope, need_any,
+                                       plausible_id)
+from remotesign.core.identities import IdentityInfo, Viewer
+from remotesign.core.scopes import IDENTITY_MANAGE, IDENTITY_PROFILE, USE_DEVICE, USE_SERVER
+from remotesign.core.tenants import TokenInfo
+from remotesign.service import Services
+from remotesign.storage.models import Device
+
+router = APIRouter(tags=["esigp identities"])
+
+READ_SCOPES = (IDENTITY_PROFILE, USE_SERVER, USE_DEVICE, IDENTITY_MANAGE)
+MAX_PKCS12_B64 = 512 * 1024
+
+
+class Pkcs12Import(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pkcs12: str = Field(min_length=1, max_length=MAX_PKCS12_B64, description="base64 PKCS#12 (PFX)")
+    password: str = Field(default="", max_length=1024)
+    labels: list[str] | None = Field(default=None, max_length=32)
+    pin: str | None = Field(default=None, max_length=64, description="signing PIN protecting the identity")
+    description: str | None = Field(default=None, max_length=200)
+    domain: str | None = Field(default=None, max_length=60)
+    user_id: str | None = Field(default=None, pattern=ID_PATTERN,
+                                description="the owner; required with a client-credentials token")
+
+
+def _labels(raw: str | None) -> list[str]:
+    return [x.strip() for x in (raw or "").split(",") if x.strip()]
+
+
+def _device_owner(svc: Services, device_id: str) -> str | None:
+    with svc.db.session() as s:
+        return s.scalar(select(Device.user_id).where(Device.id == device_id, Device.status == "enabled"))
+
+
+def _view(svc: Services, identity: IdentityInfo, details: bool = False) -> dict[str, Any]:
+    return identity.esigp_json(svc.base_url, details=details)
+
+
+@router.get("/esigp/v1/sign_identities", summary="List sign identities (filters: labels, user_id, device_id, domain)")
+def list_identities(labels: str | None = Query(default=None, max_length=2000),
+                    user_id: str | None = Query(default=None, pattern=ID_PATTERN),
+                    device_id: str | None = Query(default=None, pattern=ID_PATTERN),
+                    domain: str | None = Query(default=None, max_length=60),
+                    token: TokenInfo = Depends(caller), svc: Services = Depends(services)) -> dict[str, Any]:
+    owner: str | None
+    if token.is_user_token:
+        need_any(token, *READ_SCOPES)
+        if user_id is not None:
+            raise bad_request("user_id is not allowed with a user's token: it lists the user's own identities")
+        owner = token.user_id
+    else:
+        need_any(token, IDENTITY_MANAGE)
+        if not user_id and not device_id:
+            raise bad_request("a client-credentials token must name user_id or device_id")
+        owner = user_id
+    if device_id:
+        device_owner = _device_owner(svc, device_id)
+        if device_owner is None or (owner is not None and device_owner != owner):
+            return {"sign_identities": []}
+        owner = device_owner
+    found = svc.identities.list(Viewer.of(token), user_id=owner, labels=_labels(labels), domain=domain or None)
+    return {"sign_identities": [_view(svc, i) for i in found]}
+
+
+@router.get("/esigp/v1/sign_identities/{identity_id}", summary="One sign identity with its certificate")
+def get_identity(identity_id: str, token: TokenInfo = Depends(caller),
+                 svc: Services = Depends(services)) -> dict[str, Any]:
+    need_any(token, *READ_SCOPES)
+    if not plausible_id(identity_id):
+        raise ApiError(404, "not_found", "no such sign identity")
+    with core_errors():
+        identity = svc.identities.get(identity_id, Viewer.of(token))
+    return {"identity": _view(svc, identity, details=True)}
+
+
+@router.post("/esigp/v1/sign_identities/server/pki_x509/pkcs12", status_code=201,
+             summary="Import a server identity from a PKCS#12 (the key moves into the key store)")
+def import_pkcs12(body: Pkcs12Import, response: Response, token: TokenInfo = Depends(caller),
+                  svc: Services = Depends(services)) -> dict[str, Any]:
+    need_any(token, IDENTITY_MANAGE)
+    if token.is_user_token:
+        if body.user_id not in (None, token.user_id):
+            raise bad_request("a user's token imports identities for that user only")
+        owner_id = token.user_id
+    else:
+        if not body.user_id:
+            raise bad_request("user_id is required with a client-credentials token")
+        owner_id = body.user_id
+    data = b64(body.pkcs12, "pkcs12")
+    with core_errors():
+        owner = svc.users.get(owner_id or "", None if token.is_user_token else token.tenant_id)
+        identity = svc.identities.import_pkcs12(
+            owner, data, body.password.encode() if body.password else None, labels=body.labels, pin=body.pin,
+            description=body.description, domain=body.domain or "citizen", actor=token.user_id or token.client_id)
+    view = _view(svc, identity, details=True)
+    response.headers["Location"] = view["self"]
+    return {"identity": view}
+
+
+@router.delete("/esigp/v1/sign_identities/{identity_id}", status_code=204, summary="Delete a sign identity")
+def delete_identity(identity_id: str, token: TokenInfo = Depends(caller),
+                    svc: Services = Depends(services)) -> Response:
+    need_any(token, IDENTITY_MANAGE)
+    if not plausible_id(identity_id):
+        raise ApiError(404, "not_found", "no such sign identity")
+    with core_errors():
+        svc.identities.delete(identity_id, Viewer.of(token), actor=token.user_id or token.client_id)
+    return Response(status_code=204)
+
+
+@router.get("/openid/v1/users/me", summary="The signed-in user and their sign identities (profile token)")
+def users_me(token: TokenInfo = Depends(caller), svc: Services = Depends(services)) -> dict[str, Any]:
+    need_any(token, IDENTITY_PROFILE)
+    if not token.is_user_token:
+        raise insufficient_scope(IDENTITY_PROFILE)
+    with core_errors():
+        user = svc.users.get(token.user_id or "", None)
+    found = svc.identities.list(Viewer.of(token))
+    return {"id": user.id, "name": user.display_name, "sign_identities": [_view(svc, i) for i in found]}
+

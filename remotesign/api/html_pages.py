@@ -1,0 +1,224 @@
+"""Server-rendered HTML of the end user's pages (login, consent, waiting for the device, errors,
+the demo client's callback). Plain forms, no JavaScript, a little inline CSS; every value that is
+not a literal of this module goes through ``html.escape``. Readable in a text browser."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from remotesign.core.consent import PendingConsent
+from remotesign.core.identities import IdentityInfo
+from remotesign.core.scopes import USE_DEVICE, USE_SERVER
+
+PREFIX = "/trustedx-authserver/oauth"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f4f5f7;color:#1d1f23}
+main{max-width:40rem;margin:2rem auto;background:#fff;padding:1.5rem 2rem;border:1px solid #d8dbe0;border-radius:6px}
+h1{font-size:1.35rem;margin-top:0}
+h2{font-size:1.05rem;margin-bottom:.4rem}
+label{display:block;margin:.8rem 0 .2rem;font-weight:600}
+input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.45rem;font-size:1rem;
+ border:1px solid #9aa0a8;border-radius:4px}
+fieldset{border:1px solid #d8dbe0;border-radius:4px;margin:.8rem 0}
+fieldset label{font-weight:normal;display:inline}
+.choice{margin:.4rem 0}
+button,.button{font-size:1rem;padding:.45rem 1.1rem;margin:1rem .5rem 0 0;border-radius:4px;border:1px solid #1f5fbf;
+ background:#1f5fbf;color:#fff;cursor:pointer;text-decoration:none;display:inline-block}
+button.secondary,.button.secondary{background:#fff;color:#1f5fbf}
+.error{background:#fdecea;border:1px solid #d93025;color:#8c1d18;padding:.6rem .8rem;border-radius:4px}
+.notice{background:#eef4fd;border:1px solid #9bbcf0;padding:.6rem .8rem;border-radius:4px}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.4rem 0}
+dt{font-weight:600}
+dd{margin:0;word-break:break-all}
+code{word-break:break-all}
+.muted{color:#5f6368;font-size:.9rem}
+"""
+
+
+def e(value: object) -> str:
+    """Escape a value for text and double-quoted attribute positions."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def layout(title: str, body: str, head: str = "") -> str:
+    """A whole document; ``title`` is escaped, ``body`` and ``head`` are HTML built from escaped parts."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            "<meta name=\"referrer\" content=\"no-referrer\">\n"
+            f"{head}<title>{e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+            f"<h1>{e(title)}</h1>\n{body}\n</main>\n</body>\n</html>\n")
+
+
+def _error_box(error: str | None) -> str:
+    return f'<p class="error" role="alert">{e(error)}</p>\n' if error else ""
+
+
+def _hidden(name: str, value: str) -> str:
+    return f'<input type="hidden" name="{e(name)}" value="{e(value)}">\n'
+
+
+def _action(auth_server: str, step: str) -> str:
+    return f"{PREFIX}/{quote(auth_server, safe='')}/{step}"
+
+
+def _list(items: Iterable[str]) -> str:
+    return "<ul>\n" + "".join(f"<li>{e(i)}</li>\n" for i in items) + "</ul>\n"
+
+
+def date_text(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _cn(name: x509.Name) -> str:
+    cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(cns[0].value) if cns else name.rfc4514_string()
+
+
+def identity_details(identity: IdentityInfo) -> str:
+    """Subject, issuer, serial, labels and validity of a sign identity's certificate."""
+    try:
+        cert = identity.certificate()
+        rows = [("Name", _cn(cert.subject)), ("Issued by", _cn(cert.issuer)),
+                ("Serial number", format(cert.serial_number, "x")),
+                ("Valid", f"{date_text(cert.not_valid_before_utc)} to {date_text(cert.not_valid_after_utc)}")]
+    except ValueError:
+        rows = [("Certificate", "cannot be read")]
+    rows.append(("Labels", ", ".join(identity.labels) or "none"))
+    if identity.description:
+        rows.append(("Description", identity.description))
+    if identity.status != "enabled":
+        rows.append(("Status", identity.status + (f" ({identity.status_reason})" if identity.status_reason else "")))
+    return "<dl>\n" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>\n" for k, v in rows) + "</dl>\n"
+
+
+def _request_summary(view: PendingConsent, *, documents: bool = True) -> str:
+    """Who asks for what; the documents' names only once the user has signed in."""
+    out = [f"<p><strong>{e(view.client.name)}</strong> asks to:</p>\n", _list(view.scope_descriptions())]
+    if view.digests_summary:
+        if documents and view.documents:
+            out.append("<h2>Documents to be signed</h2>\n" + _list(view.documents))
+        out.append("<dl>\n"
+                   f"<dt>Digests summary</dt><dd><code>{e(view.digests_summary)}</code></dd>\n"
+                   f"<dt>Algorithm</dt><dd>{e(view.digests_summary_algorithm or '')}</dd>\n</dl>\n")
+    return "".join(out)
+
+
+def login_page(auth_server: str, view: PendingConsent, *, error: str | None = None, username: str = "") -> str:
+    body = (
+        _request_summary(view, documents=False)
+        + _error_box(error)
+        + f'<form method="post" action="{e(_action(auth_server, "login"))}">\n'
+        + _hidden("request_id", view.id)
+        + '<label for="username">User name</label>\n'
+        + f'<input type="text" id="username" name="username" value="{e(username)}" autocomplete="username" '
+          'autocapitalize="none" spellcheck="false" required autofocus>\n'
+        + '<label for="password">Password</label>\n'
+        + '<input type="password" id="password" name="password" autocomplete="current-password" required>\n'
+        + '<button type="submit" name="action" value="login">Sign in</button>\n'
+        + '<button type="submit" name="action" value="cancel" class="secondary" formnovalidate>Cancel</button>\n'
+        + "</form>\n")
+    return layout("Sign in", body)
+
+
+def _identity_choice(view: PendingConsent) -> str:
+    if view.identity is not None:
+        return "<h2>Sign identity</h2>\n" + identity_details(view.identity)
+    if USE_SERVER not in view.scopes and USE_DEVICE not in view.scopes:
+        return ""
+    if not view.candidates:
+        return '<p class="error" role="alert">You have no usable sign identity.</p>\n'
+    single = len(view.candidates) == 1
+    items = []
+    for n, identity in enumerate(view.candidates):
+        checked = " checked" if single else ""
+        items.append(f'<div class="choice"><input type="radio" id="identity-{n}" name="sign_identity_id" '
+                     f'value="{e(identity.id)}"{checked} required> '
+                     f'<label for="identity-{n}">{e(_identity_title(identity))}</label>\n'
+                     f"{identity_details(identity)}</div>\n")
+    return ("<fieldset>\n<legend>Choose the sign identity</legend>\n" + "".join(items) + "</fieldset>\n")
+
+
+def _identity_title(identity: IdentityInfo) -> str:
+    try:
+        return _cn(identity.certificate().subject) + (f" ({identity.description})" if identity.description else "")
+    except ValueError:
+        return identity.description or identity.id
+
+
+def consent_page(auth_server: str, view: PendingConsent, *, error: str | None = None) -> str:
+    user = view.user
+    who = (f"<p>Signed in as <strong>{e(user.display_name)}</strong> ({e(user.username)}).</p>\n"
+           if user is not None else "")
+    pin = ""
+    if view.needs_pin:
+        pin = ('<label for="pin">Signing PIN</label>\n'
+               '<input type="password" id="pin" name="pin" autocomplete="off" inputmode="numeric" required>\n')
+    device = ('<button type="submit" name="action" value="device" class="secondary" formnovalidate>'
+              "Approve on my device</button>\n") if view.has_device else ""
+    body = (
+        who
+        + _request_summary(view)
+        + _error_box(error)
+        + f'<form method="post" action="{e(_action(auth_server, "consent"))}">\n'
+        + _hidden("request_id", view.id)
+        + _identity_choice(view)
+        + pin
+        + '<button type="submit" name="action" value="approve">Approve</button>\n'
+        + device
+        + '<button type="submit" name="action" value="cancel" class="secondary" formnovalidate>Cancel</button>\n'
+        + "</form>\n")
+    return layout("Consent", body)
+
+
+def wait_url(auth_server: str, request_id: str) -> str:
+    return f"{_action(auth_server, 'wait')}?request_id={quote(request_id, safe='')}"
+
+
+def waiting_head(auth_server: str, request_id: str) -> str:
+    return f'<meta http-equiv="refresh" content="2;url={e(wait_url(auth_server, request_id))}">\n'
+
+
+def waiting_page(auth_server: str, view: PendingConsent) -> str:
+    body = (
+        '<p class="notice">Open the approval app on your device and confirm the request there.</p>\n'
+        + _request_summary(view)
+        + (("<h2>Sign identity</h2>\n" + identity_details(view.identity)) if view.identity else "")
+        + "<p>This page checks again every few seconds.</p>\n"
+        + f'<p><a class="button" href="{e(wait_url(auth_server, view.id))}">Check now</a></p>\n'
+        + f'<form method="post" action="{e(_action(auth_server, "consent"))}">\n'
+        + _hidden("request_id", view.id)
+        + '<button type="submit" name="action" value="cancel" class="secondary">Cancel</button>\n'
+        + "</form>\n")
+    return layout("Waiting for your device", body, head=waiting_head(auth_server, view.id))
+
+
+def error_page(message: str, *, title: str = "This request cannot go on") -> str:
+    body = (_error_box(message)
+            + '<p class="muted">Go back to the application you came from and start again.</p>\n')
+    return layout(title, body)
+
+
+def callback_page(params: Sequence[tuple[str, str]], token_url: str, redirect_uri: str) -> str:
+    """What the demo client received on its redirect URI."""
+    values = dict(params)
+    rows = "".join(f"<dt>{e(k)}</dt><dd><code>{e(v)}</code></dd>\n" for k, v in params)
+    if "code" in values:
+        intro = '<p class="notice">The authorization server sent an authorization code.</p>\n'
+        hint = ("<p>Exchange it within a minute (add <code>-d code_verifier=...</code> when the request used PKCE):</p>\n"
+                f"<pre><code>curl -u CLIENT_ID:CLIENT_SECRET -d grant_type=authorization_code "
+                f"-d code={e(quote(values['code'], safe=''))} "
+                f"--data-urlencode redirect_uri={e(redirect_uri)} {e(token_url)}</code></pre>\n")
+    elif "error" in values:
+        intro = f'<p class="error" role="alert">The authorization ended with the error {e(values["error"])}.</p>\n'
+        hint = ""
+    else:
+        intro, hint = "<p>No authorization response parameters were received.</p>\n", ""
+    body = intro + (f"<dl>\n{rows}</dl>\n" if rows else "") + hint
+    return layout("Demo client: authorization response", body)
