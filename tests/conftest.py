@@ -28,8 +28,13 @@ def http(service: Service) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def demo_token(service: Service, demo: dict[str, str]) -> str:
-    return service.token(demo["client_id"], demo["client_secret"])
+def demo_token(service: Service, demo: dict[str, str], http: httpx.Client) -> str:
+    """The demo client's client-credentials token; the consent tests' redirect URI is registered."""
+    from tests.consent import register_redirect
+
+    token = service.token(demo["client_id"], demo["client_secret"])
+    register_redirect(http, token)
+    return token
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,11 @@ def admin(http: httpx.Client, token: str) -> dict[str, str]:
 
 
 def register_redirect(http: httpx.Client, token: str, uri: str = REDIRECT_URI) -> None:
-    r = http.put("/v1/client/redirect-uris", json={"redirect_uris": [uri]}, headers=admin(http, token))
+    """Add ``uri`` to the client's registered redirect URIs (keeping the others)."""
+    current = http.get("/v1/client", headers=admin(http, token))
+    assert current.status_code == 200, current.text
+    uris = list(dict.fromkeys([*current.json()["redirect_uris"], uri]))
+    r = http.put("/v1/client/redirect-uris", json={"redirect_uris": uris}, headers=admin(http, token))
     assert r.status_code == 200, r.text
 
 

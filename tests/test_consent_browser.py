@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.consent import AS, REDIRECT_URI, USE_SERVER, Enrolled, admin, enrol, exchange, pkce_pair, summary_of
+from tests.consent import AS, USE_SERVER, Enrolled, enrol, exchange, pkce_pair, register_redirect, summary_of
 from tests.harness import Service
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,9 +50,7 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrom
 @pytest.fixture(scope="module")
 def callback(service: Service, http: httpx.Client, demo_token: str) -> str:
     uri = f"{service.url}/demo/callback"
-    r = http.put("/v1/client/redirect-uris", json={"redirect_uris": [REDIRECT_URI, uri]},
-                 headers=admin(http, demo_token))
-    assert r.status_code == 200, r.text
+    register_redirect(http, demo_token, uri)
     return uri
 
 

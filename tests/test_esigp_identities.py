@@ -179,7 +179,8 @@ def _ca_issued_pkcs12(http: httpx.Client, demo_token: str, password: bytes) -> t
     return p12, cert
 
 
-def test_pkcs12_import_sign_and_delete(http: httpx.Client, demo: dict[str, str], demo_token: str) -> None:
+def test_pkcs12_import_sign_and_delete(service: Service, http: httpx.Client, demo: dict[str, str],
+                                       demo_token: str) -> None:
     who = enrol(http, demo_token)
     p12, cert = _ca_issued_pkcs12(http, demo_token, b"p12 secret")
     url = f"{IDS}/server/pki_x509/pkcs12"
@@ -223,6 +224,15 @@ def test_pkcs12_import_sign_and_delete(http: httpx.Client, demo: dict[str, str],
     assert http.get(f"{IDS}/{imported['id']}", headers=bearer(profile)).status_code == 404
     assert http.delete(f"{IDS}/{imported['id']}", headers=bearer(demo_token)).status_code == 404
     assert imported["id"] not in ids(listed(http, profile))
+    # deleting the identity destroyed its private key: the key record keeps only the public half
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{service.home / 'remotesign.db'}")
+    with engine.connect() as conn:
+        handles = conn.execute(text("SELECT k.handle, k.public_key_der FROM keys k JOIN audit_events a "
+                                    "ON a.subject = k.id WHERE a.event = 'key.destroyed'")).all()
+    engine.dispose()
+    assert handles and all(h == b"" and pub for h, pub in handles)
 
 
 def test_self_signed_pkcs12_without_password(http: httpx.Client, demo_token: str) -> None:

@@ -303,13 +303,17 @@ class IdentityService:
         return info
 
     def delete(self, identity_id: str, viewer: Viewer, actor: str = "operator") -> None:
-        """Removes the identity; its key stays in the key store's records for the audit trail but
-        can no longer be reached through any identity."""
+        """Removes the identity and destroys its private key; the key record keeps the public half
+        for the audit trail."""
         info = self.get(identity_id, viewer)
         with self.db.session() as s:
             rec = s.get(SignIdentity, identity_id)
             if rec is not None:
                 s.delete(rec)
+        try:
+            self.keystore.destroy(self.keystore.get(info.key_id, info.user_tenant_id), actor=actor)
+        except KeyStoreError:
+            pass  # already gone
         self.audit.append("identity.deleted", actor=actor, tenant_id=info.user_tenant_id, subject=identity_id,
                           details={"user_id": info.user_id})
 

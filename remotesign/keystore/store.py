@@ -147,11 +147,26 @@ class KeyStore:
                 raise KeyStoreError(f"no key {key_id}")
             if rec.backend != self.backend.name:
                 raise KeyStoreError(f"key {key_id} lives in backend {rec.backend!r}, not {self.backend.name!r}")
+            if not rec.handle:
+                raise KeyStoreError(f"key {key_id} has been destroyed")
             value = (rec.handle, KeyAlgorithm(rec.algorithm))
         self._handles[key_id] = value
         while len(self._handles) > HANDLE_CACHE_SIZE:
             self._handles.popitem(last=False)
         return value
+
+    def destroy(self, key: StoredKey, actor: str = "keystore") -> None:
+        """Destroy the private key for good (the backend deletes it; the record keeps only the
+        public half, for the certificates and the audit trail that refer to it)."""
+        handle, _ = self._handle(key.id)
+        self.backend.delete(handle)
+        with self.db.session() as s:
+            rec = s.get(KeyRecord, key.id)
+            if rec is not None:
+                rec.handle = b""
+        self._handles.pop(key.id, None)
+        if self.audit is not None:
+            self.audit.append("key.destroyed", actor=actor, tenant_id=key.tenant_id, subject=key.id)
 
     def sign_digest(
         self,
