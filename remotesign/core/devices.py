@@ -18,17 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from sqlalchemy import select, update
 
 from remotesign.core.audit import AuditLog
+from remotesign.core.errors import CoreError
 from remotesign.core.users import UserInfo
 from remotesign.storage.db import Database
 from remotesign.storage.models import Device, EndUser
 
 
-class DeviceError(ValueError):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class DeviceError(CoreError):
+    """A device registration or lookup failed."""
 
 
 @dataclass(frozen=True)

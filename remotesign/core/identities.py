@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import select
 
 from remotesign.core.audit import AuditLog
+from remotesign.core.errors import CoreError
 from remotesign.core.kdf import DEFAULT_LOG2_N, hash_secret, verify_secret
 from remotesign.core.tenants import TokenInfo
 from remotesign.core.users import UserInfo
@@ -36,12 +37,9 @@ MAX_LABELS = 32
 PIN_MIN, PIN_MAX = 4, 64
 
 
-class IdentityError(ValueError):
+class IdentityError(CoreError):
     def __init__(self, code: str, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(code, message, status)
 
 
 class PinRefused(IdentityError):

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from remotesign.core.audit import AuditLog
+from remotesign.core.errors import CoreError
 from remotesign.core.devices import DeviceInfo, DeviceService, verify_device_signature
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
 from remotesign.core.raw_signing import RawRequest, RawSigningError, RawSigningService, parse_request
@@ -31,12 +32,8 @@ FINAL = ("finished", "failed", "canceled")
 DECISIONS = ("approve", "reject")
 
 
-class ProcessError(ValueError):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class ProcessError(CoreError):
+    """A signature process cannot be created or answered as asked."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from asn1crypto import algos
 
+from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, Viewer
 from remotesign.core.sole_control import SoleControl
 from remotesign.core.tenants import TokenInfo
@@ -22,12 +23,8 @@ _SIGNABLE_HASHES = ("sha1", "sha256", "sha384", "sha512")
 MAX_BATCH = 1000
 
 
-class RawSigningError(ValueError):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class RawSigningError(CoreError):
+    """A raw signing request is malformed or does not fit the identity."""
 
 
 @dataclass(frozen=True)

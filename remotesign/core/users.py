@@ -11,6 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -80,6 +81,17 @@ def check_password_quality(password: str) -> None:
         raise UserError("weak_password", f"a password has {MIN_PASSWORD} to 1024 characters")
 
 
+def _owned(s: Any, user_id: str, tenant_id: str | None) -> EndUser:
+    """The user row if ``tenant_id`` owns it (None: the operator, who sees every user)."""
+    q = select(EndUser).where(EndUser.id == user_id)
+    if tenant_id is not None:
+        q = q.where(owned_by(EndUser.tenant_id, tenant_id))
+    u = s.scalar(q)
+    if u is None:
+        raise UserError("not_found", f"no user {user_id}")
+    return u  # type: ignore[no-any-return]
+
+
 class UserService:
     def __init__(self, db: Database, audit: AuditLog, *, max_attempts: int = 5, lock_seconds: int = 900,
                  kdf_log2_n: int = DEFAULT_LOG2_N) -> None:
@@ -115,12 +127,7 @@ class UserService:
     def get(self, user_id: str, tenant_id: str | None) -> UserInfo:
         """The user if owned by ``tenant_id`` (None: the operator sees every user)."""
         with self.db.session() as s:
-            q = select(EndUser).where(EndUser.id == user_id)
-            if tenant_id is not None:
-                q = q.where(owned_by(EndUser.tenant_id, tenant_id))
-            u = s.scalar(q)
-            if u is None:
-                raise UserError("not_found", f"no user {user_id}")
+            u = _owned(s, user_id, tenant_id)
             return _info(u)
 
     def find(self, id_or_username: str) -> UserInfo:
@@ -144,12 +151,7 @@ class UserService:
         if password is not None:
             check_password_quality(password)
         with self.db.session() as s:
-            q = select(EndUser).where(EndUser.id == user_id)
-            if tenant_id is not None:
-                q = q.where(owned_by(EndUser.tenant_id, tenant_id))
-            u = s.scalar(q)
-            if u is None:
-                raise UserError("not_found", f"no user {user_id}")
+            u = _owned(s, user_id, tenant_id)
             changed = []
             if enabled is not None and enabled != u.enabled:
                 u.enabled = enabled
@@ -170,12 +172,7 @@ class UserService:
 
     def delete(self, user_id: str, tenant_id: str | None, actor: str = "operator") -> None:
         with self.db.session() as s:
-            q = select(EndUser).where(EndUser.id == user_id)
-            if tenant_id is not None:
-                q = q.where(owned_by(EndUser.tenant_id, tenant_id))
-            u = s.scalar(q)
-            if u is None:
-                raise UserError("not_found", f"no user {user_id}")
+            u = _owned(s, user_id, tenant_id)
             s.delete(u)
         self.audit.append("user.deleted", actor=actor, tenant_id=tenant_id, subject=user_id)
 
