@@ -42,3 +42,19 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
     server = PostgresServer(tmp_path_factory.mktemp("pg")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def api(service: Service, demo_token: str) -> "SignApi":
+    """The eParaksts SignAPI client of the demo relying party."""
+    from tests.signapi import SignApi
+
+    return SignApi(service, demo_token)
+
+
+@pytest.fixture(scope="module")
+def ca_pem(http: httpx.Client) -> bytes:
+    """The built-in CA chain, PEM (trust anchors for the independent verifiers)."""
+    r = http.get("/pki/ca.pem")
+    assert r.status_code == 200
+    return r.content

@@ -22,7 +22,6 @@ import pytest
 
 from tests.consent import USE_SERVER, Enrolled, enrol, register_redirect, user_token
 from tests.device_client import ESIGP, bearer
-from tests.harness import Service
 from tests.pdfgen import pdf_bytes
 from tests.signapi import SignApi
 from tests.verifiers import pdfsig, pyhanko_pdf, root_of, xmlsec_verify
@@ -37,18 +36,6 @@ class ServerIdentity:
     @property
     def cert_b64(self) -> str:
         return self.enrolled.certificate_b64
-
-
-@pytest.fixture(scope="module")
-def api(service: Service, demo_token: str) -> SignApi:
-    return SignApi(service, demo_token)
-
-
-@pytest.fixture(scope="module")
-def ca_pem(http: httpx.Client) -> bytes:
-    r = http.get("/pki/ca.pem")
-    assert r.status_code == 200
-    return r.content
 
 
 @pytest.fixture(scope="module")

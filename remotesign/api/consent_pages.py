@@ -181,6 +181,18 @@ def _consent_again(svc: Services, auth_server: str, request_id: str, secret: str
     return _html(html_pages.consent_page(auth_server, view, error=error), status, view.redirect_uri)
 
 
+async def _posted(svc: Services, auth_server: str, request: Request) -> Response | tuple[dict[str, str], str, str]:
+    """A page's form, its request id and this browser's secret for it; or the error page."""
+    if not _known_server(svc, auth_server):
+        return _error(f"There is no authorization server named {auth_server[:100]!r}.", 404, "Not found")
+    try:
+        form = await _form(request)
+    except BadInput as exc:
+        return _error(str(exc))
+    request_id = form.get("request_id", "")
+    return form, request_id, _secret(request, request_id)
+
+
 # -- routes ---------------------------------------------------------------------------------------
 
 @pages.get("/{auth_server}", summary="Authorization endpoint (RFC 6749 §4.1.1): the login page",
@@ -205,14 +217,10 @@ async def authorize(auth_server: str, request: Request, svc: Services = Depends(
 
 @pages.post("/{auth_server}/login", summary="Login form of the authorization endpoint", response_class=HTMLResponse)
 async def login(auth_server: str, request: Request, svc: Services = Depends(services)) -> Response:
-    if not _known_server(svc, auth_server):
-        return _error(f"There is no authorization server named {auth_server[:100]!r}.", 404, "Not found")
-    try:
-        form = await _form(request)
-    except BadInput as exc:
-        return _error(str(exc))
-    request_id = form.get("request_id", "")
-    secret = _secret(request, request_id)
+    posted = await _posted(svc, auth_server, request)
+    if isinstance(posted, Response):
+        return posted
+    form, request_id, secret = posted
     action = form.get("action", "login")
 
     def handle() -> Response:
@@ -237,14 +245,10 @@ async def login(auth_server: str, request: Request, svc: Services = Depends(serv
 @pages.post("/{auth_server}/consent", summary="Consent form: approve with the PIN, on the device, or cancel",
             response_class=HTMLResponse)
 async def consent(auth_server: str, request: Request, svc: Services = Depends(services)) -> Response:
-    if not _known_server(svc, auth_server):
-        return _error(f"There is no authorization server named {auth_server[:100]!r}.", 404, "Not found")
-    try:
-        form = await _form(request)
-    except BadInput as exc:
-        return _error(str(exc))
-    request_id = form.get("request_id", "")
-    secret = _secret(request, request_id)
+    posted = await _posted(svc, auth_server, request)
+    if isinstance(posted, Response):
+        return posted
+    form, request_id, secret = posted
     action = form.get("action", "")
     chosen = form.get("sign_identity_id") or None
 
