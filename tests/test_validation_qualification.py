@@ -36,7 +36,12 @@ from tests.inprocess_pki import build_ca
 TSL_DIR = Path(__file__).parent / "data/conformance/trust/digidoc4j/testFiles-tsl"
 CERT_DIR = Path(__file__).parent / "data/conformance/trust/digidoc4j/testFiles-certs"
 VR = "{http://uri.etsi.org/19102/v1.2.1#}"
-NOW = datetime.now(timezone.utc)
+
+
+def _now() -> datetime:
+    """The current time, read when needed: a module-level constant goes stale when the suite is slow
+    and would predate certificates the fixtures make later."""
+    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -95,7 +100,7 @@ def _signature(pki: Pki, leaf: x509.Certificate | None, indication: Indication =
                sub: SubIndication | None = None, at: datetime | None = None) -> SignatureResult:
     return SignatureResult(id="S0", signature_format="XAdES_BASELINE_B", indication=indication,
                            sub_indication=sub, signing_certificate=leaf,
-                           chain=pki.chain(leaf) if leaf is not None else [], best_signature_time=at or NOW)
+                           chain=pki.chain(leaf) if leaf is not None else [], best_signature_time=at or _now())
 
 
 def _assessed(pki: Pki, registry: TSPRegistry | None, leaf: x509.Certificate | None,
@@ -125,7 +130,7 @@ def test_local_tl_round_trips_through_pyhanko(pki: Pki, tmp_path: Path) -> None:
     assert loaded.problems == ()
     (tl,) = loaded.lists
     assert (tl.territory, tl.sequence_number, tl.verified, tl.services) == ("XX", 1, False, 1)
-    assert tl.next_update is not None and tl.next_update > NOW
+    assert tl.next_update is not None and tl.next_update > _now()
 
 
 def test_local_tl_rejects_bad_arguments(pki: Pki) -> None:
@@ -290,8 +295,8 @@ def _signer(name: str) -> Signer:
     subject = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, name),
                           cx509.NameAttribute(NameOID.COUNTRY_NAME, "EE")])
     cert = (cx509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(cx509.random_serial_number()).not_valid_before(NOW - timedelta(days=1))
-            .not_valid_after(NOW + timedelta(days=30)).sign(key, hashes.SHA256()))
+            .serial_number(cx509.random_serial_number()).not_valid_before(_now() - timedelta(days=1))
+            .not_valid_after(_now() + timedelta(days=30)).sign(key, hashes.SHA256()))
     return Signer(key, cert.public_bytes(serialization.Encoding.DER))
 
 
