@@ -29,6 +29,11 @@ DISAGREEMENTS = {
     "dss-cades-notetsi-01": (
         "DSS's test supplies the detached content only as a SHA-256 DigestDocument, which the corpus does not "
         "contain; without the content the detached signature is INDETERMINATE/SIGNED_DATA_NOT_FOUND"),
+    "dss-pades-b-03": (
+        "stricter than DSS on purpose: the signature locks every form field (FieldMDP /All) and a later "
+        "revision changes field TestField2 from TEST2 to TEST20; DSS's default policy only warns on FieldMDP "
+        "violations, remotesign's default policy refuses a signed document whose displayed content changed "
+        "-> TOTAL-FAILED/FORMAT_FAILURE"),
     "pyh-pades-pass-01": (
         "the PDF carries no revocation data and pyHanko's test validated with soft-fail revocation; remotesign "
         "requires revocation data for the signer's chain (EN 319 102-1 X.509 validation, no online fetching "
@@ -59,4 +64,4 @@ def test_every_row_is_a_case_and_agreement_is_stated() -> None:
     assert all(c.file.is_file() for c in ROWS)
     assert set(DISAGREEMENTS) <= {c.id for c in ROWS}
     agreement = (len(ROWS) - len(DISAGREEMENTS)) / len(ROWS)
-    assert agreement >= 0.93, agreement
+    assert agreement >= 0.91, agreement

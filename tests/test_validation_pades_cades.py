@@ -9,37 +9,25 @@ import asyncio
 import hashlib
 import io
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
-from asn1crypto import cms, keys, x509
-from cryptography import x509 as cx509
-from cryptography.hazmat.primitives import hashes, serialization
+from asn1crypto import cms, x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import fields, signers
-from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from remotesign.formats.base import ValidationData
-from remotesign.trust.ca import CertificateAuthority, IssuedCertificate
-from remotesign.trust.crl import CrlPublisher
-from remotesign.trust.ocsp import OcspResponder
-from remotesign.trust.revocation import ocsp_request
 from remotesign.trust.timestamping import BuiltinTimeStamper
-from remotesign.trust.tsa import TimeStampAuthority
 from remotesign.validation.cades import validate_cms, validate_cms_file
 from remotesign.validation.model import (Block, DocumentResult, Indication, SignatureResult, SubIndication,
                                          TimestampKind, ValidationInputError)
 from remotesign.validation.options import DetachedDocument, ValidationOptions
 from remotesign.validation.pades import validate_pdf
-from tests.conformance import Case, cases, judge, options_for
-from tests.inprocess_pki import build_ca
+from tests.conformance import Case, cases, options_for
+from tests.pades_pki import Alice, Pki, make_pki, sign_pdf
 from tests.pdfgen import pdf_bytes
 
 POLICY = "1.3.6.1.4.1.59999.1.3.1"
@@ -91,92 +79,15 @@ def test_document_timestamps_are_not_signatures() -> None:
 # Signatures made here: the in-process CA, TSA and OCSP responder, pyHanko signing
 # =================================================================================================
 
-@dataclass
-class Pki:
-    dir: Path
-    ca: CertificateAuthority
-    ocsp: OcspResponder
-    tsa: TimeStampAuthority
-    crls: CrlPublisher
-    root: x509.Certificate
-    issuing: x509.Certificate
-    counter: int = 0
-
-    def provide(self, certificates: list[x509.Certificate]) -> ValidationData:
-        """What the service adds: fresh OCSP responses for leaves, CRLs for its CA certificates."""
-        by_subject = {c.asn1().subject.dump(): c for c in self.ca.chain()}
-        ocsps, crls = [], []
-        for cert in certificates:
-            issuer = by_subject.get(cert.issuer.dump())
-            if issuer is None or cert.dump() == issuer.der:
-                continue
-            if cert.ca:
-                crls.append(self.crls.current(issuer.id))
-            else:
-                ocsps.append(self.ocsp.respond(ocsp_request(cert, issuer.asn1())).der)
-        return ValidationData(certificates=tuple(c.der for c in self.ca.chain()),
-                              ocsp_responses=tuple(ocsps), crls=tuple(crls))
-
-    def signer(self, validity: timedelta | None = None) -> tuple[signers.SimpleSigner, IssuedCertificate,
-                                                                  ec.EllipticCurvePrivateKey]:
-        self.counter += 1
-        key = ec.generate_private_key(ec.SECP256R1())
-        csr = (cx509.CertificateSigningRequestBuilder().subject_name(cx509.Name([
-            cx509.NameAttribute(NameOID.COMMON_NAME, f"Signer {self.counter}"),
-            cx509.NameAttribute(NameOID.SERIAL_NUMBER, f"PNOLV-{self.counter:06d}"),
-            cx509.NameAttribute(NameOID.COUNTRY_NAME, "LV")])).sign(key, hashes.SHA256()))
-        issued = self.ca.issue_from_csr(csr.public_bytes(serialization.Encoding.PEM), "qualified-person",
-                                        validity=validity)
-        pkcs8 = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
-        signer = signers.SimpleSigner(signing_cert=issued.asn1(), signing_key=keys.PrivateKeyInfo.load(pkcs8),
-                                      cert_registry=SimpleCertificateStore.from_certs([self.issuing, self.root]))
-        return signer, issued, key
-
-    def options(self, **kwargs: object) -> ValidationOptions:
-        kwargs.setdefault("revocation_provider", self.provide)
-        return ValidationOptions(trust_anchors=(self.root,), **kwargs)  # type: ignore[arg-type]
-
-    def embedding_context(self, leaf: x509.Certificate) -> ValidationContext:
-        """What pyHanko embeds for B-LT: OCSP for the signer and the TSA, the issuing CA's CRL."""
-        from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp
-
-        data = self.provide([leaf, self.ca.tsa_signer()[0].asn1(), self.issuing])
-        return ValidationContext(trust_roots=[self.root], other_certs=[self.issuing],
-                                 ocsps=[asn1_ocsp.OCSPResponse.load(o) for o in data.ocsp_responses],
-                                 crls=[asn1_crl.CertificateList.load(c) for c in data.crls],
-                                 allow_fetching=False, revocation_mode="hard-fail")
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
-    directory = tmp_path_factory.mktemp("pades-cades-pki")
-    db, keystore, ca = build_ca(directory)
-    yield Pki(directory, ca, OcspResponder(ca, keystore), TimeStampAuthority(db, ca, keystore, POLICY),
-              CrlPublisher(db, ca, keystore), ca.root.asn1(), ca.issuing.asn1())
-    db.dispose()
-
-
-Alice = tuple[signers.SimpleSigner, IssuedCertificate, ec.EllipticCurvePrivateKey]
+    with make_pki(tmp_path_factory.mktemp("pades-cades-pki")) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
 def alice(pki: Pki) -> Alice:
     return pki.signer()
-
-
-async def sign_pdf(pki: Pki, signer: signers.SimpleSigner, level: str, out: Path, *,
-                   reason: str | None = None, location: str | None = None) -> Path:
-    lt = level in ("LT", "LTA")
-    meta = signers.PdfSignatureMetadata(
-        field_name="Signature1", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
-        embed_validation_info=lt, use_pades_lta=level == "LTA", reason=reason, location=location,
-        validation_context=pki.embedding_context(signer.signing_cert) if lt else None)
-    pdf_signer = signers.PdfSigner(meta, signer=signer,
-                                   timestamper=BuiltinTimeStamper(pki.tsa) if level != "B" else None)
-    with open(out, "w+b") as handle:
-        await pdf_signer.async_sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf_bytes())), output=handle)
-    return out
 
 
 def only(document: DocumentResult) -> SignatureResult:

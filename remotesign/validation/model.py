@@ -114,6 +114,21 @@ class TimestampResult:
         return self.conclusion.indication is Indication.TOTAL_PASSED
 
 
+@dataclass(frozen=True)
+class DocumentChange:
+    """One change made to a signed document after a signature (a PDF incremental update):
+    which revision made it, what kind of change it is, where, and whether the signature permits
+    it. ``check`` names the validation-policy check it falls under."""
+
+    revision: int                       # 1-based number of the revision that made the change
+    kind: str                           # e.g. "page content", "annotation", "catalog action"
+    allowed: bool
+    description: str
+    check: str
+    page: int | None = None             # 1-based page number
+    obj: str | None = None              # the object, e.g. "12 0 R"
+
+
 class CertificateQualification(str, enum.Enum):
     """What the trusted lists and the certificate say about the signer's certificate."""
 
@@ -156,6 +171,7 @@ class SignatureResult:
     qualification: CertificateQualification = CertificateQualification.UNKNOWN
     parent_id: str | None = None             # set for counter-signatures
     signature_level: str = "NA"              # eIDAS level, filled by qualification.py
+    changes: list[DocumentChange] = field(default_factory=list)  # made to the document after signing
 
     @property
     def passed(self) -> bool:

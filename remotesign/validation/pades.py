@@ -6,11 +6,12 @@ is the evidence record), validation with time when it carries a signature time-s
 validation otherwise (pyHanko gives NO_POE or SIG_CONSTRAINTS_FAILURE when the wrong one is
 used on a lower level). The DSS, the CMS-embedded data and the service's own data are fed in as
 local knowledge. Document time-stamps are not signatures: they are reported as time-stamps of
-the signatures they cover. Changes made after signing go through pyHanko's difference analysis:
-pages added or removed, a byte range that does not cover its revision, or a certification
-(DocMDP) permission exceeded fail the signature with FORMAT_FAILURE, as DSS's default policy
-does; changes pyHanko merely cannot classify are warnings. A PDF pyHanko cannot parse is scanned
-for signature dictionaries so that a damaged signed file still gets a report."""
+the signatures they cover. Every change made after a signature is classified
+(:mod:`remotesign.validation.pdf_changes`); one the signature does not permit fails it with
+FORMAT_FAILURE, naming the revision, page and object — stricter than DSS's default policy, which
+only warns on most of them: a document whose displayed content changed after signing does not
+pass. A PDF pyHanko cannot parse is scanned for signature dictionaries so that a damaged signed
+file still gets a report."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from asn1crypto import cms, x509
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESPassed
-from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import errors as pyhanko_errors
 from pyhanko.sign.validation.ades import (AdESLTAValidationResult, AdESWithTimeValidationResult,
@@ -38,8 +38,10 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 
 from remotesign.validation import cms_common as cc
-from remotesign.validation.model import (Block, Conclusion, DocumentResult, Indication, SignatureResult,
-                                         SubIndication, TimestampKind, TimestampResult, ValidationInputError)
+from remotesign.validation.model import (Block, Conclusion, DocumentChange, DocumentResult, Indication,
+                                         SignatureResult, SubIndication, TimestampKind, TimestampResult,
+                                         ValidationInputError)
+from remotesign.validation.pdf_changes import CHECK_BYTE_RANGE, CHECK_UNANALYSABLE, ChangeReview, review_signature
 from remotesign.validation.options import ValidationOptions
 
 log = logging.getLogger(__name__)
@@ -330,9 +332,8 @@ async def _verify(result: SignatureResult, embedded: EmbeddedPdfSignature, doc: 
                   pool: list[x509.Certificate]) -> Any:
     """Integrity of the document after signing, then pyHanko's AdES process, then the checks
     pyHanko does not make (DER of the signed attributes). Returns pyHanko's result."""
-    integrity, integrity_warning = _integrity(embedded)
-    if integrity_warning:
-        result.warnings.append(integrity_warning)
+    review = _review_changes(embedded)
+    result.changes = review.changes
     result.signed_objects = [_signed_scope(embedded, doc)]
     ades = await _run_ades(embedded, doc, knowledge, cms_material, provided, profile.signature_timestamp,
                            archived, result.warnings)
@@ -341,9 +342,14 @@ async def _verify(result: SignatureResult, embedded: EmbeddedPdfSignature, doc: 
     if not crypto_failed and cc.non_der_signed_attrs(embedded.signer_info, result.signing_certificate):
         cc.mark_not_intact(result, SubIndication.HASH_FAILURE, cc.NON_DER_MESSAGE)
         crypto_failed = True
-    if integrity is not None and not crypto_failed:
-        result.conclude(SubIndication.FORMAT_FAILURE, integrity)
-        result.blocks[Block.FORMAT_CHECKING] = Conclusion.of(SubIndication.FORMAT_FAILURE, integrity)
+    refused = review.disallowed
+    # A byte range that does not cover the document is a format error whatever the digest says.
+    if refused and (not crypto_failed or any(c.check == CHECK_BYTE_RANGE for c in refused)):
+        messages = [f"The document was changed after signing in a way this signature does not permit. "
+                    f"{refused[0].description}"] + [c.description for c in refused[1:5]]
+        result.conclude(SubIndication.FORMAT_FAILURE, messages[0])
+        result.errors.extend(m for m in messages[1:] if m not in result.errors)
+        result.blocks[Block.FORMAT_CHECKING] = Conclusion.of(SubIndication.FORMAT_FAILURE, *messages)
     return ades
 
 
@@ -462,43 +468,20 @@ def _lta_passed(ades: Any) -> bool:
     return isinstance(ades, AdESLTAValidationResult) and ades.ades_subindic == AdESPassed.OK
 
 
-def _integrity(embedded: EmbeddedPdfSignature) -> tuple[str | None, str | None]:
-    """(failure, warning) about what happened to the document after signing.
-
-    Fails (as DSS's default policy does) when the byte range does not cover the signed
-    revision, when pages were added or removed, or when a certification (DocMDP) permission
-    is exceeded by changes pyHanko can classify; changes pyHanko's difference analysis merely
-    cannot explain (it is stricter than DSS about DSS and time-stamp updates) are a warning."""
+def _review_changes(embedded: EmbeddedPdfSignature) -> ChangeReview:
+    """What was changed after signing (:mod:`remotesign.validation.pdf_changes`); a failure of
+    the analysis itself is a change nobody can show to be harmless."""
     try:
-        embedded.compute_integrity_info(diff_policy=DEFAULT_DIFF_POLICY)
-        info = embedded.summarise_integrity_info()
+        return review_signature(embedded)
     except Exception as exc:  # noqa: BLE001 - pyHanko raises on hostile structures
-        return None, f"The changes made to the document after signing could not be analysed: {exc}."
-    coverage = info.get("coverage")
-    if coverage is not None and coverage < SignatureCoverageLevel.ENTIRE_REVISION:
-        return "The signature's byte range does not cover the whole signed revision of the document.", None
-    before, after = _page_count(embedded.reader, embedded.signed_revision), _page_count(embedded.reader, None)
-    if before is not None and after is not None and before != after:
-        return (f"Pages were added or removed after signing ({before} signed, {after} now); "
-                "the signed document is not what is displayed."), None
-    if info.get("docmdp_ok") is not False:
-        return None, None
-    diff = info.get("diff_result")
-    level = getattr(diff, "modification_level", None)
-    docmdp = embedded.docmdp_level
-    if level is not None and level is not ModificationLevel.OTHER and docmdp is not None:
-        return (f"The document was changed after signing ({level.name.lower().replace('_', ' ')}) beyond what "
-                "the certification signature permits."), None
-    detail = cc.safe(lambda: str(diff.args[0]).splitlines()[0].rstrip(".")) if diff is not None else None
-    return None, ("Some changes made after signing could not be classified by the difference analysis"
-                  + (f": {detail}" if detail else "") + ".")
-
-
-def _page_count(reader: PdfFileReader, revision: int | None) -> int | None:
-    def count() -> int:
-        root = reader.root if revision is None else reader.get_historical_resolver(revision).root
-        return int(root["/Pages"]["/Count"])
-    return cc.safe(count)
+        log.info("change analysis of %s failed", embedded.field_name, exc_info=True)
+        review = ChangeReview()
+        review.add(DocumentChange(revision=embedded.signed_revision + 2, kind="unreadable update", allowed=False,
+                                  check=CHECK_UNANALYSABLE,
+                                  description="The changes made to the document after signing cannot be analysed "
+                                              f"({str(exc) or type(exc).__name__}), so they cannot be shown to leave "
+                                              "the signed content unchanged."))
+        return review
 
 
 async def _run_ades(embedded: EmbeddedPdfSignature, doc: _Document, knowledge: cc.Material,

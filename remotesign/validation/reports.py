@@ -179,6 +179,10 @@ def detailed_report(document: DocumentResult) -> dict[str, Any]:
             } for t in s.timestamps],
             "signedFiles": list(s.signed_objects),
             "counterSignatureOf": s.parent_id,
+            "changesAfterSigning": [{
+                "revision": c.revision, "kind": c.kind, "allowed": c.allowed, "page": c.page, "object": c.obj,
+                "check": c.check, "description": c.description,
+            } for c in s.changes],
             "errors": list(s.errors),
             "warnings": list(s.warnings),
         })
@@ -214,6 +218,9 @@ def text_report(document: DocumentResult) -> str:
         for t in s.timestamps:
             lines.append(f"    time-stamp {t.kind.value}: {iso_time(t.gen_time)} {t.conclusion.indication.value}"
                          f"{' / ' + t.conclusion.sub_indication.value if t.conclusion.sub_indication else ''}")
+        for c in s.changes:
+            if c.allowed:
+                lines.append(f"    changed: {c.description} (permitted)")
         for e in s.errors:
             lines.append(f"    error:   {e}")
         for w in s.warnings:
