@@ -32,9 +32,11 @@ COUNTERSIGNED_TYPES = frozenset({
 })
 MANIFEST_TYPE = DS + "Manifest"
 SIGNATURE_PROPERTIES_TYPE = DS + "SignatureProperties"
-#: Attribute names that act as XML IDs for same-document references (what XMLDSig engines
-#: register: XAdES uses Id, some producers ID or id; xml:id is the generic one).
-ID_ATTRIBUTES = ("Id", "ID", "id", f"{{{XML_NS}}}id")
+#: An attribute acts as an XML ID for same-document references when its local name is "id" in
+#: any letter case and any namespace: XAdES writes Id, others ID, id, xml:id or wsu:Id, and EU DSS
+#: (Santuario) registers every such attribute. A validator that knew fewer names would resolve a
+#: reference to one element while another engine picks a forged twin it never saw.
+ID_LOCAL_NAME = "id"
 
 
 class StructureError(Exception):
@@ -162,17 +164,21 @@ def signature_parts(sig: etree._Element) -> SignatureParts:
                           unsigned_signature_properties=usp, warnings=warnings)
 
 
+def is_id_attribute(name: str) -> bool:
+    """Whether the attribute called ``name`` (Clark notation) is ID-like (see ID_LOCAL_NAME)."""
+    return name.rpartition("}")[2].lower() == ID_LOCAL_NAME
+
+
 def id_index(tree: etree._ElementTree) -> dict[str, list[etree._Element]]:
     """Every ID-like attribute value in the document with the elements carrying it."""
     index: dict[str, list[etree._Element]] = {}
     for el in tree.iter():
         if not is_element(el):
             continue
-        for attr in ID_ATTRIBUTES:
-            value = el.get(attr)
-            if value is not None:
+        for name, value in el.attrib.items():
+            if is_id_attribute(name):
                 holders = index.setdefault(value, [])
-                if el not in holders:
+                if not any(h is el for h in holders):
                     holders.append(el)
     return index
 
