@@ -42,6 +42,7 @@ from remotesign.validation.xades_c14n import Budget, BudgetExceeded, check_algor
 from remotesign.validation.xades_dom import (DS, SignatureParts, StructureError, enclosing_signature, id_index,
                                              is_counter_signature, q, signature_parts, single)
 from remotesign.validation.xades_level import LevelFacts, is_epes, signature_format
+from remotesign.validation.xades_placement import countersignature_problem, partial_scope
 from remotesign.validation.xades_props import CertReference, identify_signer, signed_facts, signing_certificate_refs
 from remotesign.validation.xades_refs import ReferenceContext, ReferenceOutcome, detached_name, process_references
 from remotesign.validation.xades_tst import StampInputs, StampProperty, stamp_properties
@@ -306,6 +307,7 @@ class _SignatureValidation:
         broken = [r for r in refs if r.found and not r.intact]
         data = [r for r in refs if r.kind in ("data", "countersigned")]
         covered = [r for r in refs if r.kind == "signed_properties"]
+        counter_problem = countersignature_problem(parts, refs)
         block = Block.CRYPTOGRAPHIC_VERIFICATION
         if missing:
             self.block(block, SubIndication.SIGNED_DATA_NOT_FOUND, missing[0].message)
@@ -315,6 +317,8 @@ class _SignatureValidation:
                        f"the signature references no signed data object (only: {kinds})")
         elif broken:
             self.block(block, SubIndication.HASH_FAILURE, broken[0].message)
+        elif counter_problem is not None:
+            self.block(block, SubIndication.HASH_FAILURE, counter_problem)
         elif not signature_valid:
             self.block(block, SubIndication.SIG_CRYPTO_FAILURE,
                        "the signature value does not verify with the signing certificate")
@@ -326,6 +330,8 @@ class _SignatureValidation:
             self.block(block, None)
         if any(r.kind == "manifest" for r in refs):
             self.warn("data referenced through a ds:Manifest is not validated and does not count as signed data")
+        for ident in partial_scope(parts, refs):
+            self.warn(f"the signature covers element {ident!r} only, not the whole document")
 
     # -- level ----------------------------------------------------------------------------------------
     def level(self, parts: SignatureParts, refs: list[ReferenceOutcome], signer: x509.Certificate | None,

@@ -6,7 +6,8 @@ resolver; an Id carried by two elements is a format failure, never a choice. Tra
 limited to the ones signatures need (enveloped-signature, the C14N family, base64, and the
 fixed XPath forms that equal enveloped-signature or select an element by Id); XSLT and general
 XPath are refused. What a reference covers is classified, so a ds:Manifest, KeyInfo or
-SignedProperties reference never counts as signed data."""
+SignedProperties reference never counts as signed data, and an element found by its Id must
+also be where its kind belongs (``xades_placement``): moved signed data is not found."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ from remotesign.validation.options import ContentOpener, Resolver
 from remotesign.validation.xades_algorithms import digest_name, new_hash
 from remotesign.validation.xades_c14n import Budget, NodeSet
 from remotesign.validation.xades_dom import (COUNTERSIGNED_TYPES, DS, MANIFEST_TYPE, SIGNATURE_PROPERTIES_TYPE,
-                                             SIGNED_PROPERTIES_TYPES, SignatureParts, StructureError, children,
-                                             local_name, namespace, q, single)
+                                             SignatureParts, StructureError, children, enclosing_signature,
+                                             is_counter_signature, local_name, namespace, q, single)
+from remotesign.validation.xades_placement import enveloped_problem, misplacement
 
 ENVELOPED = DS + "enveloped-signature"
 BASE64 = DS + "base64"
@@ -178,6 +180,10 @@ def _process(ctx: ReferenceContext, ref: etree._Element) -> ReferenceOutcome:
         outcome.message = str(exc)
         return outcome
     outcome.kind = _classify(ctx.parts, outcome)
+    problem = misplacement(ctx.parts, outcome)
+    if problem is not None:
+        outcome.message = problem
+        return outcome
     output = ReferenceOutput(node_set=data) if isinstance(data, NodeSet) else ReferenceOutput(octets=data)
     hasher = new_hash(outcome.digest_algorithm)
     try:
@@ -221,7 +227,9 @@ def _dereference(ctx: ReferenceContext, outcome: ReferenceOutcome) -> NodeSet | 
         match = _XPOINTER_ID.match(uri)
         ident = (match.group(1) or match.group(2) or "") if match else uri[1:]
         if uri.startswith("#xpointer(") and not match:
-            raise StructureError(f"XPointer {uri!r} is not supported")
+            # Only #xpointer(/) and #xpointer(id('x')) have a defined meaning in XMLDSig; any other
+            # form selects nothing this validator (or EU DSS's Santuario) can dereference.
+            raise NotFound(f"the XPointer {uri!r} cannot be dereferenced")
         target = by_id(ctx.ids, ident)
         if target is None:
             raise NotFound(f"no element with Id {ident!r} in the document")
@@ -248,7 +256,7 @@ def _apply_transforms(ctx: ReferenceContext, ref: etree._Element, data: NodeSet 
     for transform in transforms:
         algorithm = transform.get("Algorithm", "")
         if algorithm == ENVELOPED:
-            data = _node_set(ctx, data).without([ctx.parts.sig])
+            data = _enveloping(ctx, _node_set(ctx, data)).without([ctx.parts.sig])
         elif is_c14n(algorithm):
             data = Octets(data=_node_set(ctx, data).octets(algorithm, ctx.budget, inclusive_namespaces(transform)))
         elif algorithm == BASE64:
@@ -274,6 +282,16 @@ def _node_set(ctx: ReferenceContext, data: NodeSet | Octets) -> NodeSet:
     except FormatError as exc:
         raise StructureError(f"transformed data object is not acceptable XML: {exc.message}") from None
     return NodeSet(tree, None, comments=True)
+
+
+def _enveloping(ctx: ReferenceContext, node_set: NodeSet) -> NodeSet:
+    """``node_set`` if it holds this signature, as a transform that removes the signature from
+    the signed data expects; NotFound when the signed element was moved away from it."""
+    if node_set.tree is ctx.tree:
+        problem = enveloped_problem(node_set.apex, ctx.parts.sig)
+        if problem is not None:
+            raise NotFound(problem)
+    return node_set
 
 
 def _base64(ctx: ReferenceContext, data: NodeSet | Octets) -> bytes:
@@ -304,7 +322,7 @@ def _xpath(ctx: ReferenceContext, node_set: NodeSet, transform: etree._Element) 
     match = _NOT_SIGNATURE.match(text)
     if not match or not _prefix_is_ds(expr, match.group(1)):
         raise StructureError(f"XPath transform {text!r} is not allowed")
-    return node_set.without(_signatures_in(node_set))
+    return _enveloping(ctx, node_set).without(_signatures_in(node_set))
 
 
 def _xpath_filter2(ctx: ReferenceContext, node_set: NodeSet, transform: etree._Element) -> NodeSet:
@@ -319,7 +337,7 @@ def _xpath_filter2(ctx: ReferenceContext, node_set: NodeSet, transform: etree._E
         if mode == "intersect" and (match := _FILTER_ID.match(text)):
             node_set = _intersect_id(ctx, node_set, flt, match)
         elif mode == "subtract" and (match := _FILTER_HERE.match(text)) and _prefix_is_ds(flt, match.group(1)):
-            node_set = node_set.without([ctx.parts.sig])
+            node_set = _enveloping(ctx, node_set).without([ctx.parts.sig])
         elif mode == "subtract" and (match := _FILTER_ALL_SIGS.match(text)) and _prefix_is_ds(flt, match.group(1)):
             node_set = node_set.without(_signatures_in(node_set))
         else:
@@ -349,21 +367,28 @@ def _intersect_id(ctx: ReferenceContext, node_set: NodeSet, flt: etree._Element,
 
 
 def _classify(parts: SignatureParts, outcome: ReferenceOutcome) -> str:
-    """What a reference covers; only 'data' and 'countersigned' references are signed data."""
+    """What a reference covers; only 'data' and 'countersigned' references are signed data.
+    Whether the element is where that kind belongs is ``xades_placement``'s question."""
     target = outcome.target
     ref_type = outcome.type
     if target is not None and parts.signed_properties is not None and target is parts.signed_properties:
         return "signed_properties"
-    if ref_type in SIGNED_PROPERTIES_TYPES or (target is not None and local_name(target) == "SignedProperties"):
-        raise StructureError("a SignedProperties reference does not point at this signature's xades:SignedProperties")
     if ref_type == MANIFEST_TYPE or (target is not None and target.tag == q(DS, "Manifest")):
         return "manifest"
     if target is not None and parts.key_info is not None and target is parts.key_info:
         return "key_info"
     if ref_type == SIGNATURE_PROPERTIES_TYPE or (target is not None and target.tag == q(DS, "SignatureProperties")):
         return "properties"
-    if ref_type in COUNTERSIGNED_TYPES:
+    if ref_type in COUNTERSIGNED_TYPES or (target is not None and _parent_value(parts, target)):
         return "countersigned"
     if target is not None and namespace(target) == DS and local_name(target) in ("SignedInfo", "KeyInfo"):
         return "key_info" if local_name(target) == "KeyInfo" else "properties"
     return "data"
+
+
+def _parent_value(parts: SignatureParts, target: etree._Element) -> bool:
+    """Whether ``target`` is the SignatureValue of the signature this one counter-signs (DSS takes
+    an untyped reference to it as the counter-signed one too)."""
+    if target.tag != q(DS, "SignatureValue") or not is_counter_signature(parts.sig):
+        return False
+    return target.getparent() is enclosing_signature(parts.sig)
