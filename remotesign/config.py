@@ -63,6 +63,7 @@ class Settings:
     fetch_timeout_seconds: float = 10.0
     validation_fetching: bool = False
     validation_timeout_seconds: float = 120.0
+    validation_policy: str = "default"         # built-in policy name or a policy file (TOML)
     # Sole control (issue 5): authentication factors and the lifetimes of what they authorize.
     pin_max_attempts: int = 3                 # wrong PINs in a row before the identity locks
     pin_lock_seconds: int = 900
@@ -119,6 +120,7 @@ def load_settings() -> Settings:
         trusted_lists=tuple(Path(p) for p in (_env("REMOTESIGN_TRUSTED_LISTS", "") or "").split(",") if p),
         validation_fetching=(_env("REMOTESIGN_VALIDATION_FETCH", "") or "").lower() in ("1", "true", "yes"),
         validation_timeout_seconds=float(_env("REMOTESIGN_VALIDATION_TIMEOUT", "120") or 120),
+        validation_policy=_env("REMOTESIGN_VALIDATION_POLICY", "default") or "default",
         pin_max_attempts=_env_int("REMOTESIGN_PIN_MAX_ATTEMPTS", Settings.pin_max_attempts),
         pin_lock_seconds=_env_int("REMOTESIGN_PIN_LOCK_SECONDS", Settings.pin_lock_seconds),
         password_max_attempts=_env_int("REMOTESIGN_PASSWORD_MAX_ATTEMPTS", Settings.password_max_attempts),

@@ -114,6 +114,7 @@ class Services:
         from remotesign.core.validation import (BuiltinRevocation, CachingRevocationFetcher, CombinedRevocation,
                                                 ValidationService)
         from remotesign.formats.base import Limits
+        from remotesign.validation.policy import resolve_policy
 
         chain = {c.der: c.id for c in self.ca.chain()}
         revocation = BuiltinRevocation(list(chain), lambda der: self.ocsp.respond(der).der,
@@ -126,7 +127,7 @@ class Services:
             anchors=self.trust_anchors, revocation=revocation, trusted_lists=self._trusted_lists_loader(),
             allow_fetching=self.settings.validation_fetching, fetch_timeout=self.settings.fetch_timeout_seconds,
             timeout_seconds=self.settings.validation_timeout_seconds, limits=Limits(),
-            work_dir=self.settings.home / "work")
+            work_dir=self.settings.home / "work", policy=resolve_policy(self.settings.validation_policy))
 
     def _revocation_state(self) -> object:
         """Changes whenever the built-in CA revokes a certificate (count and latest time)."""

@@ -110,14 +110,31 @@ def test_trusted_list_registry():  # type: ignore[no-untyped-def]
 test_trusted_list_registry.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
-def options_for(case: Case):
+POLICIES = Path(__file__).resolve().parent / "data" / "policies"
+
+
+def source_policy(case: Case):
+    """The validation policy equivalent to the one the source project's test ran under: EU DSS's
+    default policy for DSS rows, digidoc4j's acceptance of SHA-1 in certificates for its rows,
+    remotesign's default for pyHanko's (which has no policy of its own)."""
+    from remotesign.validation.policy import builtin_policy, load_policy_file
+    if case.id.startswith("dss-"):
+        return builtin_policy("dss")
+    if case.id.startswith("dd4j-"):
+        return load_policy_file(POLICIES / "digidoc4j.toml")
+    return builtin_policy("default")
+
+
+def options_for(case: Case, policy=None):  # type: ignore[no-untyped-def]
+    """The trust anchors, trusted list, validation time and policy of ``case``'s source test
+    (``policy`` overrides the policy)."""
     from remotesign.validation.options import ValidationOptions
     anchors: list[x509.Certificate] = []
     for path in case.anchors:
         anchors.extend(load_anchor(path))
     registry = test_trusted_list_registry() if uses_test_trusted_list(case) else None
     return ValidationOptions(trust_anchors=tuple(anchors), validation_time=case.validation_time,
-                             tsp_registry=registry)  # type: ignore[arg-type]
+                             tsp_registry=registry, policy=policy or source_policy(case))  # type: ignore[arg-type]
 
 
 def _norm(value: str) -> str:
@@ -195,9 +212,9 @@ def judge(case: Case, document) -> list[str]:
     return problems
 
 
-async def run_case(case: Case):
+async def run_case(case: Case, policy=None):  # type: ignore[no-untyped-def]
     from remotesign.validation.engine import validate_path
-    return await validate_path(case.file, options_for(case), filename=case.file.name)
+    return await validate_path(case.file, options_for(case, policy), filename=case.file.name)
 
 
 def main() -> int:

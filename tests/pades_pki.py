@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from asn1crypto import keys, x509
 from cryptography import x509 as cx509
@@ -61,10 +62,11 @@ class Pki:
         return ValidationData(certificates=tuple(c.der for c in self.ca.chain()),
                               ocsp_responses=tuple(ocsps), crls=tuple(crls))
 
-    def signer(self, validity: timedelta | None = None) -> tuple[signers.SimpleSigner, IssuedCertificate,
-                                                                  ec.EllipticCurvePrivateKey]:
+    def signer(self, validity: timedelta | None = None, key: Any = None) -> tuple[signers.SimpleSigner,
+                                                                                  IssuedCertificate, Any]:
+        """A signer with a certificate of the built-in CA, for ``key`` (default: a new P-256 key)."""
         self.counter += 1
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = key or ec.generate_private_key(ec.SECP256R1())
         csr = (cx509.CertificateSigningRequestBuilder().subject_name(cx509.Name([
             cx509.NameAttribute(NameOID.COMMON_NAME, f"Signer {self.counter}"),
             cx509.NameAttribute(NameOID.SERIAL_NUMBER, f"PNOLV-{self.counter:06d}"),

@@ -376,3 +376,73 @@ def test_online_revocation_fetching_is_cached(service: Service, card: Card, http
     assert offline(as_asn1).is_empty()
     assert calls.count("Common Name: U") == 1
     assert (datetime.now(timezone.utc) - started).total_seconds() < 10
+
+
+# --- changes after signing, and validation policies, over HTTP -----------------------------------------------
+def _pay_update(pdf: bytes) -> bytes:
+    """The attack of issue 11: an update that adds 'PAY 1000000 EUR' to page 1's content."""
+    import re
+
+    from tests import pdf_forge as forge
+
+    n = forge.next_object_number(pdf)
+    page = re.sub(rb"/Contents\s*(\[[^\]]*\]|\d+ \d+ R)", b"/Contents [5 0 R %d 0 R]" % n,
+                  forge.object_body(pdf, 4), count=1)
+    return forge.incremental_update(pdf, {n: forge.stream(b"BT /F1 24 Tf 72 600 Td (PAY 1000000 EUR) Tj ET"), 4: page})
+
+
+def test_content_added_to_a_service_b_lta_fails_in_every_api(api: SignApi, card: Card, service: Service,
+                                                            tmp_path: Path) -> None:
+    sid = api.start()
+    api.upload(sid, "contract.pdf", pdf_bytes(pages=1))
+    api.sign_sessions([sid], card, sign_as_pdf=True)
+    assert api.archive([sid]).status_code == 200
+    lta = api.result(sid)[1]
+    forged = _pay_update(lta)
+
+    r = direct(api, "forged.pdf", forged, data={"report": "detailed"})
+    assert r.status_code == 200, r.text
+    sig = only_signature(r.json()["simpleReport"])
+    assert (sig["indication"], sig["subIndication"], sig["signatureFormat"]) == (
+        "TOTAL-FAILED", "FORMAT_FAILURE", "PAdES_BASELINE_LTA"), sig
+    assert any("page 1" in e["content"] and "Revision" in e["content"] for e in sig["errors"]), sig["errors"]
+    changes = r.json()["detailedReport"]["signatures"][0]["changesAfterSigning"]
+    refused = [c for c in changes if not c["allowed"]]
+    assert refused and refused[0]["page"] == 1 and refused[0]["object"] == "4 0 R" and refused[0]["kind"] == "page"
+    assert any(c["allowed"] and "document time-stamp" in c["description"] for c in changes)
+    etsi = direct(api, "forged.pdf", forged, data={"report": "etsi"}).content
+    assert b"total-failed" in etsi and b"FORMAT_FAILURE" in etsi and b"page 1" in etsi
+
+    session = api.start()
+    doc = api.upload(session, "forged.pdf", forged)
+    doc_id = doc["data"]["id"] if "data" in doc else doc["id"]
+    v1 = only_signature(validate_v(api, session, doc_id).json()["data"])
+    assert (v1["indication"], v1["subIndication"]) == ("TOTAL-FAILED", "FORMAT_FAILURE")
+    v2 = only_signature(validate_v(api, session, doc_id, "v2.0").json()["data"])
+    assert (v2["indication"], v2["subIndication"]) == ("TOTAL-FAILED", "FORMAT_FAILURE")
+    lenient = only_signature(api.client.get(f"/api-validation/v1.0/{session}/{doc_id}/validate",
+                                            params={"policy": "dss"}).json()["data"])
+    assert lenient["indication"] == "TOTAL-PASSED" and any("page 1" in w["content"] for w in lenient["warnings"])
+    bogus = api.client.get(f"/api-validation/v1.0/{session}/{doc_id}/validate", params={"policy": "/etc/passwd"})
+    assert bogus.status_code == 400 and "invalid_policy" in bogus.text
+
+    path = tmp_path / "forged.pdf"
+    path.write_bytes(forged)
+    cli = service.cli("validate", str(path), check=False)
+    assert cli.returncode == 1 and b"FORMAT_FAILURE" in cli.stdout and b"page 1" in cli.stdout, cli
+
+
+def test_validation_policy_per_request(api: SignApi, signed_pdf: tuple[str, str, bytes]) -> None:
+    forged = _pay_update(signed_pdf[2])
+    strict = only_signature(direct(api, "f.pdf", forged).json()["simpleReport"])
+    assert (strict["indication"], strict["subIndication"]) == ("TOTAL-FAILED", "FORMAT_FAILURE")
+    policy = b'name = "mine"\n[checks]\n"pdf.disallowed_change" = "WARN"\n'
+    lenient = direct(api, "f.pdf", forged, extra=[("policy", ("mine.toml", policy))])
+    assert only_signature(lenient.json()["simpleReport"])["indication"] == "TOTAL-PASSED", lenient.text
+    named = direct(api, "f.pdf", forged, data={"policy": "dss"})
+    assert only_signature(named.json()["simpleReport"])["indication"] == "TOTAL-PASSED"
+    broken = direct(api, "f.pdf", forged, extra=[("policy", ("mine.toml", b'name = "x"\n[checks]\n"pdf.x" = 1\n'))])
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid_policy", broken.text
+    assert "mine.toml, line 3" in broken.text, broken.text
+    unknown = direct(api, "f.pdf", forged, data={"policy": "nonsense"})
+    assert unknown.status_code == 400 and "built-in policies" in unknown.text

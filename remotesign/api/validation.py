@@ -25,6 +25,7 @@ from remotesign.service import Services
 from remotesign.trust.revocation import load_certificates
 from remotesign.validation.model import ValidationInputError
 from remotesign.validation.options import DetachedDocument
+from remotesign.validation.policy import MAX_POLICY_BYTES, PolicyError, ValidationPolicy, parse_policy
 from remotesign.validation.reports import detailed_report, report_v1
 
 router = APIRouter(prefix="/v1", tags=["validation"])
@@ -56,11 +57,28 @@ def _anchors(paths: list[Path]) -> list[x509.Certificate]:
     return certs
 
 
+def _policy(validation: Any, name: str | None, files: list[Any]) -> ValidationPolicy:
+    """The caller's validation policy: an uploaded policy file (TOML), a built-in policy by name,
+    or the instance's own."""
+    try:
+        if len(files) > 1:
+            raise PolicyError("send at most one 'policy' part")
+        if not files:
+            return validation.named_policy(name)
+        part = files[0]
+        if part.path.stat().st_size > MAX_POLICY_BYTES:
+            raise PolicyError(f"{part.filename or 'policy'}: a policy file is at most {MAX_POLICY_BYTES // 1024} KiB")
+        return parse_policy(part.path.read_bytes(), source=part.filename or "policy")
+    except PolicyError as exc:
+        raise ApiError(400, "invalid_policy", str(exc)) from exc
+
+
 def input_error_status(exc: ValidationInputError) -> int:
     return 503 if exc.code == "validation_timeout" else 422
 
 
-@router.post("/validations", summary="Validate a signed file (multipart: file, detached*, trust*, at, report)")
+@router.post("/validations",
+             summary="Validate a signed file (multipart: file, detached*, trust*, at, report, policy)")
 async def validate(request: Request, caller: TokenInfo = Validator, svc: Services = Depends(services)) -> Response:
     validation = svc.validation
     with validation.temporary_dir() as scratch:
@@ -77,7 +95,9 @@ async def validate(request: Request, caller: TokenInfo = Validator, svc: Service
         options = validation.options(
             caller.tenant_id, extra_anchors=_anchors([f.path for f in form.named("trust")]),
             at=parse_time(form.fields.get("at")),
-            detached=[DetachedDocument(name=f.filename, path=f.path) for f in form.named("detached")])
+            detached=[DetachedDocument(name=f.filename, path=f.path) for f in form.named("detached")],
+            policy=_policy(validation, form.fields.get("policy", request.query_params.get("policy")),
+                           form.named("policy")))
         try:
             document = await validation.validate(signed[0].path, options, filename=signed[0].filename or "document")
         except ValidationInputError as exc:

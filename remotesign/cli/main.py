@@ -42,6 +42,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from remotesign.api.app import create_app
 
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    from remotesign.validation.policy import PolicyError, resolve_policy
+
+    try:
+        resolve_policy(load_settings().validation_policy)   # a broken policy file stops the start, not a request
+    except PolicyError as exc:
+        print(f"remotesign serve: REMOTESIGN_VALIDATION_POLICY: {exc}", file=sys.stderr)
+        return 2
     svc = _services(f"http://{shown_host}:{args.port}")
     svc.initialize()
     app = create_app(svc)

@@ -12,7 +12,7 @@ from pathlib import Path
 from remotesign.config import load_settings
 
 
-def _service_options(args: argparse.Namespace, extra, at, detached):  # type: ignore[no-untyped-def]
+def _service_options(args: argparse.Namespace, extra, at, detached, policy):  # type: ignore[no-untyped-def]
     """Options from the local instance when its database exists, else None."""
     settings = load_settings()
     if args.standalone:
@@ -22,7 +22,7 @@ def _service_options(args: argparse.Namespace, extra, at, detached):  # type: ig
     from remotesign.service import Services
 
     svc = Services(settings)
-    return svc, svc.validation.options(None, extra_anchors=extra, at=at, detached=detached)
+    return svc, svc.validation.options(None, extra_anchors=extra, at=at, detached=detached, policy=policy)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -32,6 +32,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from remotesign.validation.engine import validate_path
     from remotesign.validation.model import ValidationInputError
     from remotesign.validation.options import DetachedDocument, ValidationOptions
+    from remotesign.validation.policy import PolicyError, builtin_policy, resolve_policy
     from remotesign.validation.reports import detailed_report, report_v1, text_report
 
     path = Path(args.file)
@@ -47,11 +48,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"remotesign validate: cannot read a --trust certificate: {exc}", file=sys.stderr)
         return 2
+    try:
+        policy = resolve_policy(args.policy) if args.policy else None
+    except PolicyError as exc:
+        print(f"remotesign validate: invalid policy: {exc}", file=sys.stderr)
+        return 2
     detached = [DetachedDocument(name=Path(d).name, path=Path(d)) for d in args.detached]
-    svc, options = _service_options(args, extra, at, detached)
+    svc, options = _service_options(args, extra, at, detached, policy)
     if options is None:
         options = ValidationOptions(trust_anchors=tuple(extra), validation_time=at, detached=tuple(detached),
-                                    allow_fetching=args.online)
+                                    allow_fetching=args.online, policy=policy or builtin_policy())
     try:
         document = asyncio.run(validate_path(path, options, filename=path.name))
     except ValidationInputError as exc:
@@ -82,7 +88,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                     "cannot be validated (not signed, unreadable).",
         epilog="examples:\n  remotesign validate contract.pdf\n"
                "  remotesign validate --trust partner-root.pem --at 2024-01-31T12:00:00Z invoice.asice\n"
-               "  remotesign validate --json --detached data.xml data.xml.p7s")
+               "  remotesign validate --json --detached data.xml data.xml.p7s\n"
+               "  remotesign validate --policy my-policy.toml contract.pdf")
     p.add_argument("file", help="the signed file")
     p.add_argument("--trust", action="append", default=[], metavar="CERT",
                    help="an extra trust anchor, PEM or DER (repeatable)")
@@ -92,8 +99,66 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", action="store_true", help="print the report as JSON (eParaksts v1 'data' shape)")
     p.add_argument("--detailed", action="store_true", help="with --json: the detailed report instead")
     p.add_argument("--etsi", action="store_true", help="print the ETSI TS 119 102-2 XML report")
+    p.add_argument("--policy", metavar="FILE|NAME",
+                   help="validation policy: a TOML policy file or a built-in one (default, dss); "
+                        "default: the instance's (REMOTESIGN_VALIDATION_POLICY); see 'remotesign policy show'")
     p.add_argument("--online", action="store_true",
                    help="without an initialised instance: fetch missing OCSP/CRL data over the network")
     p.add_argument("--standalone", action="store_true",
                    help="ignore this instance's trust configuration; trust only --trust certificates")
     p.set_defaults(func=cmd_validate)
+
+    policy = sub.add_parser("policy", help="validation policies",
+                            description="Validation policies: the level of every check and the cryptographic suite.")
+    psub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    p = psub.add_parser("show", help="check a policy file and print its checks and cryptographic suite",
+                        epilog="examples:\n  remotesign policy show\n  remotesign policy show dss\n"
+                               "  remotesign policy show my-policy.toml",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("policy", nargs="?", default="default", metavar="FILE|NAME",
+                   help="a TOML policy file or a built-in policy (default, dss); default: default")
+    p.set_defaults(func=cmd_policy_show)
+    p = psub.add_parser("template", help="print the default policy file, to copy and edit")
+    p.set_defaults(func=cmd_policy_template)
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    from remotesign.validation.policy import PolicyError, resolve_policy
+
+    try:
+        policy = resolve_policy(args.policy)
+    except PolicyError as exc:
+        print(f"remotesign policy: {exc}", file=sys.stderr)
+        return 2
+    print(f"{policy.name}: {policy.description}" if policy.description else policy.name)
+    print()
+    for check, level in policy.checks():
+        print(f"  {level.value:7} {check.id:40} {check.description} (FAIL: {check.failure.value})")
+    print()
+    suite = policy.crypto
+    print("cryptographic suite (accepted for what is proven to exist until the date):")
+    for label, table in (("digest", suite.digests), ("curve", suite.curves),
+                         ("certificate digest", suite.certificate_digests)):
+        for name, until in sorted(table.items()):
+            print(f"  {label} {name}: {_until(until)}")
+    for label, sizes in (("RSA", suite.rsa), ("DSA", suite.dsa)):
+        for bits, until in sizes:
+            print(f"  {label} >= {bits} bits: {_until(until)}")
+    return 0
+
+
+def _until(until: object) -> str:
+    from datetime import datetime, timedelta
+
+    if until is None:
+        return "no end date"
+    if isinstance(until, datetime):
+        return f"until {(until - timedelta(days=1)).date().isoformat()}"
+    return "never"
+
+
+def cmd_policy_template(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    sys.stdout.write(resources.files("remotesign.validation.policies").joinpath("default.toml").read_text("utf-8"))
+    return 0

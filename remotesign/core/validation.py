@@ -26,6 +26,7 @@ from remotesign.storage.models import TrustAnchorRecord
 from remotesign.trust.revocation import issued_by, load_certificates, ocsp_request, ocsp_successful
 from remotesign.validation.engine import validate_path
 from remotesign.validation.model import DocumentResult, ValidationInputError
+from remotesign.validation.policy import ValidationPolicy, builtin_policy
 from remotesign.validation.options import DetachedDocument, ValidationOptions
 
 MAX_TENANT_ANCHORS = 200
@@ -261,7 +262,7 @@ class ValidationService:
                  anchors: TenantTrustAnchors,
                  revocation: Callable[[Sequence[x509.Certificate]], ValidationData],
                  trusted_lists: Callable[[], Any] | None, allow_fetching: bool, fetch_timeout: float,
-                 timeout_seconds: float, limits: Limits, work_dir: Path) -> None:
+                 timeout_seconds: float, limits: Limits, work_dir: Path, policy: ValidationPolicy) -> None:
         self._builtin = [x509.Certificate.load(d) for d in builtin_chain]
         self._files: list[x509.Certificate] = []
         for path in anchor_files:
@@ -274,9 +275,12 @@ class ValidationService:
         self.timeout_seconds = timeout_seconds
         self.limits = limits
         self.work_dir = work_dir
+        self.policy = policy
 
     def options(self, tenant_id: str | None, *, extra_anchors: Sequence[x509.Certificate] = (),
-                at: datetime | None = None, detached: Sequence[DetachedDocument] = ()) -> ValidationOptions:
+                at: datetime | None = None, detached: Sequence[DetachedDocument] = (),
+                policy: ValidationPolicy | None = None) -> ValidationOptions:
+        """The options of one validation; ``policy`` None = the instance's policy."""
         anchors = [*self._builtin, *self._files, *extra_anchors]
         if tenant_id is not None:
             anchors.extend(self.anchors.certificates(tenant_id))
@@ -288,7 +292,14 @@ class ValidationService:
         return ValidationOptions(trust_anchors=tuple(roots), tsp_registry=registry, validation_time=at,
                                  allow_fetching=self.allow_fetching, fetch_timeout=self.fetch_timeout,
                                  detached=tuple(detached), limits=self.limits,
-                                 revocation_provider=self._revocation)
+                                 revocation_provider=self._revocation, policy=policy or self.policy)
+
+    def named_policy(self, name: str | None) -> ValidationPolicy:
+        """A policy a caller names: a built-in one, or the instance's own ("instance"/None);
+        PolicyError for any other name (callers cannot read files of the server)."""
+        if name in (None, "", "instance"):
+            return self.policy
+        return builtin_policy(name)
 
     async def validate(self, path: Path, options: ValidationOptions, *, filename: str) -> DocumentResult:
         """Validate in a worker thread; ValidationInputError('validation_timeout') when it takes

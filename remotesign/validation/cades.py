@@ -235,6 +235,7 @@ async def _validate_signer(signed_data: cms.SignedData, signer_info: cms.SignerI
         raw_digest = None if digests.enveloped else digests.digest(facts.digest_algorithm or "sha256")
         ades = await _run_ades(single, spec, timing, raw_digest, profile.signature_timestamp)
         cc.apply_ades_result(result, ades, pool)
+        cc.explain_crypto_refusal(result, signer_info, options.policy, options.at)
         if result.sub_indication not in (SubIndication.HASH_FAILURE, SubIndication.SIG_CRYPTO_FAILURE) \
                 and cc.non_der_signed_attrs(signer_info, result.signing_certificate):
             cc.mark_not_intact(result, SubIndication.HASH_FAILURE, cc.NON_DER_MESSAGE)

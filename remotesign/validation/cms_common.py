@@ -866,6 +866,44 @@ def apply_ades_result(result: SignatureResult, ades: Any, pool: Sequence[x509.Ce
     fill_blocks(result, sub, status)
 
 
+def explain_crypto_refusal(result: SignatureResult, signer_info: cms.SignerInfo, policy: Any,
+                           moment: datetime) -> None:
+    """pyHanko reports a refused algorithm without saying which; name the signature algorithm,
+    digest, key or certificate the policy's cryptographic suite refuses at ``moment``."""
+    if result.sub_indication not in (SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                                      SubIndication.CRYPTO_CONSTRAINTS_FAILURE_NO_POE):
+        return
+    reason = safe(lambda: _crypto_refusal(signer_info, result.chain or [result.signing_certificate], policy, moment))
+    if not reason:
+        return
+    generic = describe(result.sub_indication)
+    detailed = f"{generic} Detail: {reason}."
+    result.errors = [detailed if e == generic else e for e in result.errors]
+    if detailed not in result.errors:
+        result.errors.append(detailed)
+
+
+def _crypto_refusal(signer_info: cms.SignerInfo, chain: Sequence[x509.Certificate | None], policy: Any,
+                    moment: datetime) -> str | None:
+    signatures = policy.crypto.algorithm_policy()
+    signer = chain[0] if chain else None
+    verdict = signatures.signature_algorithm_allowed(signer_info["signature_algorithm"], moment,
+                                                     signer.public_key if signer is not None else None)
+    if not verdict:
+        return verdict.failure_reason
+    verdict = signatures.digest_algorithm_allowed(signer_info["digest_algorithm"], moment)
+    if not verdict:
+        return verdict.failure_reason
+    certificates = policy.crypto.for_certificates().algorithm_policy()
+    for cert, issuer in zip(chain, chain[1:]):
+        if cert is None or issuer is None:
+            continue
+        verdict = certificates.signature_algorithm_allowed(cert["signature_algorithm"], moment, issuer.public_key)
+        if not verdict:
+            return f"certificate {cert.subject.human_friendly}: {verdict.failure_reason}"
+    return None
+
+
 def fill_blocks(result: SignatureResult, sub: SubIndication | None, status: Any) -> None:
     """Per-building-block conclusions derived from the overall outcome and pyHanko's status."""
     blocks = result.blocks

@@ -154,6 +154,7 @@ class SignatureResult:
     sub_indication: SubIndication | None = None
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    infos: list[str] = field(default_factory=list)            # notes of checks at level INFORM
     signing_certificate: x509.Certificate | None = None
     chain: list[x509.Certificate] = field(default_factory=list)   # signer first, anchor last
     claimed_signing_time: datetime | None = None

@@ -1,5 +1,5 @@
 """What a validation is run against: trust anchors, trusted lists, the validation time, online
-fetching, and the detached content of the signed files. Builds the pyHanko/certvalidator
+fetching, the validation policy, and the detached content of the signed files. Builds the pyHanko/certvalidator
 validation specs every format validator shares, so one request gets one trust decision."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, REQUIRE_REVINF
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from remotesign.formats.base import Limits, ValidationData
+from remotesign.validation.policy import ValidationPolicy, builtin_policy
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class ValidationOptions:
     #: "Now" for a validation at the current time, pinned once per document (see :meth:`pinned`)
     #: so every check and the report use the same instant.
     now: datetime | None = None
+    #: Levels of the checks and the cryptographic suite (remotesign.validation.policy).
+    policy: ValidationPolicy = field(default_factory=builtin_policy)
 
     def pinned(self) -> ValidationOptions:
         """These options with "now" fixed to this moment (no-op for a past-time validation)."""
@@ -95,11 +98,13 @@ class ValidationOptions:
         rule = (RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH if self.allow_fetching
                 else RevinfoOnlineFetchingRule.LOCAL_ONLY)
         policy = CertValidationPolicySpec(trust_manager=self.trust_manager(),
-                                          revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO))
+                                          revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO),
+                                          algorithm_usage_policy=self.policy.crypto.for_certificates().algorithm_policy())
         return SignatureValidationSpec(
             cert_validation_policy=policy,
             revinfo_gathering_policy=RevocationInfoGatheringSpec(online_fetching_rule=rule),
             local_knowledge=local_knowledge or LocalKnowledge(),
+            signature_algorithm_policy=self.policy.crypto.algorithm_policy(),
         )
 
     def provided_validation_data(self, certificates: Sequence[x509.Certificate]) -> ValidationData:

@@ -42,6 +42,7 @@ from remotesign.validation.model import (Block, Conclusion, DocumentChange, Docu
                                          SignatureResult, SubIndication, TimestampKind, TimestampResult,
                                          ValidationInputError)
 from remotesign.validation.pdf_changes import CHECK_BYTE_RANGE, CHECK_UNANALYSABLE, ChangeReview, review_signature
+from remotesign.validation.policy import Level, ValidationPolicy, record
 from remotesign.validation.options import ValidationOptions
 
 log = logging.getLogger(__name__)
@@ -322,8 +323,10 @@ async def _validate_signature(embedded: EmbeddedPdfSignature, doc: _Document) ->
     cc.timestamp_blocks(result)
     for stamp in result.timestamps:
         if not stamp.valid and stamp.kind in (TimestampKind.DOCUMENT, TimestampKind.CONTENT):
-            result.warnings.append(f"A {stamp.kind.value.replace('_', ' ').lower()} did not validate: "
-                                   + (" ".join(stamp.conclusion.messages) or stamp.conclusion.indication.value))
+            check = "timestamp.document_invalid" if stamp.kind is TimestampKind.DOCUMENT else "timestamp.content_invalid"
+            record(result, options.policy, check, f"A {stamp.kind.value.replace('_', ' ').lower()} did not validate: "
+                   + (" ".join(stamp.conclusion.messages) or stamp.conclusion.indication.value),
+                   block=Block.TIME_STAMP_VALIDATION)
     return result
 
 
@@ -338,19 +341,31 @@ async def _verify(result: SignatureResult, embedded: EmbeddedPdfSignature, doc: 
     ades = await _run_ades(embedded, doc, knowledge, cms_material, provided, profile.signature_timestamp,
                            archived, result.warnings)
     cc.apply_ades_result(result, ades, pool)
+    cc.explain_crypto_refusal(result, embedded.signer_info, doc.options.policy, doc.options.at)
     crypto_failed = result.sub_indication in (SubIndication.HASH_FAILURE, SubIndication.SIG_CRYPTO_FAILURE)
     if not crypto_failed and cc.non_der_signed_attrs(embedded.signer_info, result.signing_certificate):
         cc.mark_not_intact(result, SubIndication.HASH_FAILURE, cc.NON_DER_MESSAGE)
         crypto_failed = True
-    refused = review.disallowed
-    # A byte range that does not cover the document is a format error whatever the digest says.
-    if refused and (not crypto_failed or any(c.check == CHECK_BYTE_RANGE for c in refused)):
-        messages = [f"The document was changed after signing in a way this signature does not permit. "
-                    f"{refused[0].description}"] + [c.description for c in refused[1:5]]
-        result.conclude(SubIndication.FORMAT_FAILURE, messages[0])
-        result.errors.extend(m for m in messages[1:] if m not in result.errors)
-        result.blocks[Block.FORMAT_CHECKING] = Conclusion.of(SubIndication.FORMAT_FAILURE, *messages)
+    _judge_changes(result, review, doc.options.policy, crypto_failed)
     return ades
+
+
+def _judge_changes(result: SignatureResult, review: ChangeReview, policy: ValidationPolicy, crypto_failed: bool) -> None:
+    """Each change at its check's policy level. A digest that does not match already failed the
+    signature (HASH/SIG_CRYPTO_FAILURE), except when the byte range itself is wrong: that is a
+    format error whatever the digest says."""
+    failed = [c for c in review.changes if policy.level(c.check) is Level.FAIL]
+    if failed and (not crypto_failed or any(c.check == CHECK_BYTE_RANGE for c in failed)):
+        if crypto_failed:
+            result.sub_indication = None
+        lead = failed[0]
+        record(result, policy, lead.check, "The document was changed after signing in a way this signature does "
+                                           f"not permit. {lead.description}")
+        for change in failed[1:5]:
+            record(result, policy, change.check, change.description)
+    for change in review.changes:
+        if policy.level(change.check) in (Level.WARN, Level.INFORM):
+            record(result, policy, change.check, change.description)
 
 
 def _pdf_facts(result: SignatureResult, embedded: EmbeddedPdfSignature) -> None:

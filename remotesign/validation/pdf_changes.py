@@ -41,6 +41,7 @@ _POLICY = change_policy()
 # Policy check identifiers (see remotesign/validation/policy.py).
 CHECK_BYTE_RANGE = "pdf.byte_range"
 CHECK_UNLISTED = "pdf.unlisted_data"
+CHECK_PAGE_TREE = "pdf.page_tree"
 CHECK_MODIFICATION = "pdf.disallowed_change"
 CHECK_CERTIFICATION = "pdf.certification_exceeded"
 CHECK_LOCKED_FIELD = "pdf.locked_field"
@@ -347,7 +348,7 @@ def describe_revision(base: HistoricalResolver, new: HistoricalResolver, *, reas
     named: list[DocumentChange] = []
     if list(new_pages) != list(old_pages):
         named.append(DocumentChange(
-            revision=revision, kind="page tree", allowed=False, check=check,
+            revision=revision, kind="page tree", allowed=False, check=CHECK_PAGE_TREE,
             description=f"Revision {revision} changed the pages: {len(old_pages)} signed, {len(new_pages)} now"
                         + (" (pages added, removed or reordered)." if len(old_pages) == len(new_pages) else ".")))
     mentioned = [(int(a), int(b)) for a, b in _MENTIONED_REF.findall(reason)]

@@ -185,6 +185,7 @@ def detailed_report(document: DocumentResult) -> dict[str, Any]:
             } for c in s.changes],
             "errors": list(s.errors),
             "warnings": list(s.warnings),
+            "infos": list(s.infos),
         })
     return {
         "document": document.filename,
@@ -218,11 +219,10 @@ def text_report(document: DocumentResult) -> str:
         for t in s.timestamps:
             lines.append(f"    time-stamp {t.kind.value}: {iso_time(t.gen_time)} {t.conclusion.indication.value}"
                          f"{' / ' + t.conclusion.sub_indication.value if t.conclusion.sub_indication else ''}")
-        for c in s.changes:
-            if c.allowed:
-                lines.append(f"    changed: {c.description} (permitted)")
         for e in s.errors:
             lines.append(f"    error:   {e}")
         for w in s.warnings:
             lines.append(f"    warning: {w}")
+        for note in s.infos:
+            lines.append(f"    note:    {note}")
     return "\n".join(lines) + "\n"
