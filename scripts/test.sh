@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install what the tests need (Debian packages: PostgreSQL server, SoftHSM2, OpenSC, openssl,
 # poppler-utils, xmlsec1, qpdf, Chromium and chromium-driver for the browser test) and run the
-# whole test suite. Arguments go to pytest.
+# whole test suite in parallel. Arguments go to pytest (e.g. -m "not slow", -k oauth, -n 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_common.sh
 apt_install openssl softhsm2 opensc poppler-utils xmlsec1 qpdf postgresql chromium chromium-driver
 make_venv ".[test]"
 set +e
-.venv/bin/python -m pytest "$@"
+# In parallel: one worker per core (each worker starts its own service processes); tests of one
+# module stay on one worker so module fixtures (PKIs, signed files) are built once.
+.venv/bin/python -m pytest -n auto --dist loadscope "$@"
 status=$?
 set -e
 if [ $status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi

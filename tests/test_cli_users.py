@@ -24,6 +24,8 @@ from cryptography.x509.oid import NameOID
 
 from tests.harness import Service, cli
 
+pytestmark = pytest.mark.slow
+
 
 def run(service: Service, *args: str, input: str | None = None) -> subprocess.CompletedProcess[bytes]:
     return cli(service.home, *args, env=service.env, check=False,

@@ -23,6 +23,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.consent import AS, USE_SERVER, Enrolled, enrol, exchange, pkce_pair, register_redirect, summary_of
 from tests.harness import Service
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 
 from tests.harness import SOFTHSM_MODULE, Service, free_port, make_softhsm_token
 
+pytestmark = [pytest.mark.hsm, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def hsm_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:

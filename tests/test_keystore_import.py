@@ -320,6 +320,7 @@ def pkcs11_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return json.loads((base / "results.json").read_text())
 
 
+@pytest.mark.hsm
 @pytest.mark.parametrize("check", P11_CHECKS)
 def test_pkcs11_softhsm(pkcs11_results: dict[str, str], check: str) -> None:
     assert pkcs11_results[check] == "ok", pkcs11_results[check]

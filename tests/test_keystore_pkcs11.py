@@ -27,7 +27,8 @@ MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN = "T"
 PIN = "1234"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(MODULE), reason=f"SoftHSM2 module {MODULE} not installed")
+pytestmark = [pytest.mark.hsm,
+              pytest.mark.skipif(not os.path.exists(MODULE), reason=f"SoftHSM2 module {MODULE} not installed")]
 
 _HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 

@@ -128,6 +128,7 @@ def test_wrong_value_then_right_value_and_replay(api: SignApi, rsa_card: Card, t
     assert r.json()["data"]["results"][0]["error"]["code"] == "already_finalized"
 
 
+@pytest.mark.slow
 def test_second_signature_on_signed_pdf(api: SignApi, rsa_card: Card, ec_card: Card, ca_pem: bytes) -> None:
     sid = api.start()
     api.upload(sid, "two.pdf", pdf_bytes())

@@ -15,6 +15,8 @@ from remotesign.storage.db import Database
 from remotesign.storage.migrate import upgrade_to_head
 from tests.harness import PostgresServer, Service, free_port
 
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def pg_service(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:

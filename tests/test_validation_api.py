@@ -375,7 +375,8 @@ def test_online_revocation_fetching_is_cached(service: Service, card: Card, http
     assert offline(as_asn1).is_empty()
     assert offline(as_asn1).is_empty()
     assert calls.count("Common Name: U") == 1
-    assert (datetime.now(timezone.utc) - started).total_seconds() < 10
+    # a hang guard, not a speed test: two unreachable fetches at 0.5 s each, the second from the cache
+    assert (datetime.now(timezone.utc) - started).total_seconds() < 120
 
 
 # --- changes after signing, and validation policies, over HTTP -----------------------------------------------
