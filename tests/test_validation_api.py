@@ -447,3 +447,22 @@ def test_validation_policy_per_request(api: SignApi, signed_pdf: tuple[str, str,
     assert "mine.toml, line 3" in broken.text, broken.text
     unknown = direct(api, "f.pdf", forged, data={"policy": "nonsense"})
     assert unknown.status_code == 400 and "built-in policies" in unknown.text
+
+
+def test_container_checks_follow_the_policy(api: SignApi, signed_asice: tuple[str, str, bytes]) -> None:
+    """A file slipped into a signed ASiC-E afterwards: a warning by default, a failure when the
+    policy says so (asic.file_not_signed = FAIL)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(signed_asice[2])) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, source.read(item.filename))
+        target.writestr("later.txt", b"added after signing\n")
+    container = out.getvalue()
+    default = only_signature(direct(api, "c.asice", container).json()["simpleReport"])
+    assert default["indication"] == "TOTAL-PASSED"
+    assert any("later.txt" in w["content"] for w in default["warnings"]), default
+    policy = b'name = "whole-container"\n[checks]\n"asic.file_not_signed" = "FAIL"\n'
+    strict = only_signature(direct(api, "c.asice", container, extra=[("policy", ("p.toml", policy))])
+                            .json()["simpleReport"])
+    assert (strict["indication"], strict["subIndication"]) == ("TOTAL-FAILED", "FORMAT_FAILURE"), strict
+    assert any("later.txt" in e["content"] for e in strict["errors"])

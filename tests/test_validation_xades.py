@@ -94,9 +94,9 @@ def conformance_name(uri: str) -> str | None:
         return None
 
 
-_SHA1_REASON = ("the signer certificate is signed with sha1_rsa; pyHanko's default algorithm policy (which "
-                "ValidationOptions.signature_spec uses for every format) refuses SHA-1 in certificate "
-                "chains -> CRYPTO_CONSTRAINTS_FAILURE, where digidoc4j's policy accepts it")
+_SHA1_REASON = ("under digidoc4j's policy (SHA-1 accepted in certificates), the OCSP response is signed by "
+                "SK-OCSP-RESPONDER-2011, which is not a responder delegated by the signer's issuing CA -> "
+                "INDETERMINATE/OUT_OF_BOUNDS_NO_POE (see tests/test_conformance.py)")
 
 
 @pytest.mark.parametrize("case_id,prefix", [
@@ -612,6 +612,10 @@ def _resign(pki: Pki, root: etree._Element, signature: etree._Element, label: st
 
 
 def test_sha1_signature_method_is_refused(pki: Pki, levels: dict[str, bytes]) -> None:
+    """SHA-1 is accepted by the default policy only for signatures proven to exist by 2012-08-01:
+    a new one has no such proof (NO_POE); a policy that never accepts it says so plainly."""
+    from remotesign.validation.policy import parse_policy
+
     root = etree.fromstring(levels["B"])
     sig = root.find("ds:Signature", NS)
     sig.find("ds:SignedInfo/ds:CanonicalizationMethod", NS).set("Algorithm", xc.EXC_C14N)
@@ -620,8 +624,11 @@ def test_sha1_signature_method_is_refused(pki: Pki, levels: dict[str, bytes]) ->
     _resign(pki, root, sig, "p256", "sha1")
     (result,) = validate(etree.tostring(root), options(pki))
     assert result.blocks[Block.CRYPTOGRAPHIC_VERIFICATION].indication is Indication.TOTAL_PASSED
-    assert result.sub_indication is SubIndication.CRYPTO_CONSTRAINTS_FAILURE
+    assert result.sub_indication is SubIndication.CRYPTO_CONSTRAINTS_FAILURE_NO_POE
     assert result.signature_algorithm == "sha1_ecdsa"
+    never = parse_policy(b'name = "no-sha1"\n[cryptography.digests]\nsha1 = "never"\nsha256 = ""\n')
+    (result,) = validate(etree.tostring(root), options(pki, policy=never))
+    assert result.sub_indication is SubIndication.CRYPTO_CONSTRAINTS_FAILURE
 
 
 def test_counter_signature(pki: Pki, levels: dict[str, bytes]) -> None:

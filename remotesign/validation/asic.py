@@ -21,6 +21,7 @@ from remotesign.formats.xades import uri_to_name
 from remotesign.validation.model import (Block, Conclusion, DocumentResult, SignatureResult, SubIndication,
                                          ValidationInputError)
 from remotesign.validation.options import ContentOpener, ValidationOptions
+from remotesign.validation.policy import ValidationPolicy, record
 
 ASIC_S_MIMETYPE = "application/vnd.etsi.asic-s+zip"
 ASIC_NS = "http://uri.etsi.org/02918/v1.2.1#"
@@ -199,10 +200,11 @@ async def _archive_manifests(container: AsicContainer, options: ValidationOption
             for signature in signatures[name]:
                 signature.timestamps.append(check.result)
                 if not intact:
-                    signature.warnings.append(f"{manifest.name} does not match the files it lists; "
-                                              f"its time-stamp is no proof of existence")
+                    record(signature, options.policy, "asic.manifest_mismatch",
+                           f"{manifest.name} does not match the files it lists; its time-stamp is no proof of existence")
                 elif not check.result.valid:
-                    signature.warnings.append(f"the archive time-stamp {token_name} is not valid")
+                    record(signature, options.policy, "timestamp.archive_invalid",
+                           f"the archive time-stamp {token_name} is not valid", block=Block.TIME_STAMP_VALIDATION)
                 elif signature.signature_format in ("CAdES_BASELINE_T", "CAdES_BASELINE_LT"):
                     signature.signature_format = "CAdES_BASELINE_LTA"
 
@@ -267,7 +269,7 @@ def _container_kind(container: AsicContainer) -> str:
     raise ValidationInputError("invalid_container", f"unknown container media type {container.mimetype!r}")
 
 
-def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResult) -> None:
+def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResult, policy: ValidationPolicy) -> None:
     """EN 319 162-1 structure: ASiC-S has exactly one data object; ASiC-E files should all be
     signed and listed in the manifest."""
     data_names = [entry.name for entry in container.data_objects]
@@ -283,14 +285,16 @@ def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResu
     for name in data_names:
         if name not in signed:
             for signature in document.signatures:
-                signature.warnings.append(f"file {name!r} in the container is not covered by this signature")
+                record(signature, policy, "asic.file_not_signed",
+                       f"file {name!r} in the container is not covered by this signature")
         if kind == "ASiC-E" and container.signature_names and container.manifest and name not in container.manifest:
             document.errors.append(f"file {name!r} is not listed in META-INF/manifest.xml")
     for signature in document.signatures:
         for name in signature.signed_objects:
             if container.signature_names and container.manifest and name in data_names \
                     and name not in container.manifest:
-                signature.warnings.append(f"signed file {name!r} is not listed in META-INF/manifest.xml")
+                record(signature, policy, "asic.file_not_in_manifest",
+                       f"signed file {name!r} is not listed in META-INF/manifest.xml")
 
 
 async def validate_container(path: Path, options: ValidationOptions, *, filename: str) -> DocumentResult:
@@ -308,5 +312,5 @@ async def validate_container(path: Path, options: ValidationOptions, *, filename
             document.signatures.extend(await _cades_signatures(container, options, kind))
         except FormatError as exc:
             raise ValidationInputError("invalid_container", exc.message) from exc
-        _coverage_checks(container, kind, document)
+        _coverage_checks(container, kind, document, options.policy)
     return document

@@ -26,6 +26,7 @@ from remotesign.validation import cms_common as cc
 from remotesign.validation.model import (Block, Conclusion, DocumentResult, Indication, SignatureResult,
                                          SubIndication, TimestampKind, TimestampResult, ValidationInputError)
 from remotesign.validation.options import ContentOpener, ValidationOptions
+from remotesign.validation.policy import ValidationPolicy, record
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ async def _validate_signer(signed_data: cms.SignedData, signer_info: cms.SignerI
     result.best_signature_time = cc.best_signature_time(result.timestamps)
     result.ocsp_produced_at = cc.ocsp_produced_at(knowledge, result.chain)
     cc.timestamp_blocks(result)
-    _timestamp_warnings(result)
+    _timestamp_warnings(result, options.policy)
 
     results = [result]
     results.extend(await _counter_signatures(signer_info, signed_data, signature_id, options, knowledge,
@@ -336,11 +337,12 @@ def _level_warnings(result: SignatureResult, profile: cc.CmsProfile) -> None:
                                "against the validation data.")
 
 
-def _timestamp_warnings(result: SignatureResult) -> None:
+def _timestamp_warnings(result: SignatureResult, policy: ValidationPolicy) -> None:
     for stamp in result.timestamps:
         if stamp.kind is TimestampKind.CONTENT and not stamp.valid:
-            result.warnings.append("A content time-stamp did not validate: "
-                                   + (" ".join(stamp.conclusion.messages) or stamp.conclusion.indication.value))
+            record(result, policy, "timestamp.content_invalid", "A content time-stamp did not validate: "
+                   + (" ".join(stamp.conclusion.messages) or stamp.conclusion.indication.value),
+                   block=Block.TIME_STAMP_VALIDATION)
 
 
 def cades_level(profile: cc.CmsProfile, lt_complete: bool) -> str:

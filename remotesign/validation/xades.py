@@ -35,6 +35,7 @@ from remotesign.validation.fetching import fetching_session, with_backend
 from remotesign.validation.model import (Block, Conclusion, DocumentResult, Indication, SignatureResult, SubIndication,
                                          TimestampKind, ValidationInputError)
 from remotesign.validation.options import ContentOpener, DetachedDocument, Resolver, ValidationOptions
+from remotesign.validation.policy import CHECKS, Level
 from remotesign.validation.timestamps import (TimestampCheck, TimestampFormatError, TokenInfo, not_validated,
                                               read_token, validate_timestamp)
 from remotesign.validation.xades_algorithms import SignatureMethod, signature_method
@@ -183,6 +184,24 @@ class _SignatureValidation:
         if message not in self.result.warnings:
             self.result.warnings.append(message)
 
+    def check(self, check_id: str, message: str, block: Block = Block.FORMAT_CHECKING) -> None:
+        """A finding of a policy check, at the policy's level (a FAIL joins the outcome: the
+        first failing block still decides)."""
+        level = self.options.policy.level(check_id)
+        if level is Level.FAIL:
+            failure = CHECKS[check_id].failure
+            conclusion = self.result.blocks.get(block)
+            if conclusion is None or conclusion.sub_indication is None:
+                self.result.blocks[block] = Conclusion.of(failure, message)
+            if self.outcome is None:
+                self.outcome = (failure, message)
+            elif message not in self.result.errors:
+                self.result.errors.append(message)
+        elif level is Level.WARN:
+            self.warn(message)
+        elif level is Level.INFORM and message not in self.result.infos:
+            self.result.infos.append(message)
+
     def finish(self) -> SignatureResult:
         for problem in self.problems:
             self.warn(problem)
@@ -210,7 +229,7 @@ class _SignatureValidation:
         ident = identify_signer(candidates, cert_refs, method, signed_info, value,
                                 qualified=parts.qualifying_properties is not None)
         for warning in ident.warnings:
-            self.warn(warning)
+            self.check("xades.signing_certificate_unprotected", warning, Block.IDENTIFICATION_OF_SIGNING_CERTIFICATE)
         self.result.signing_certificate = ident.certificate
         if ident.identified:
             self.block(Block.IDENTIFICATION_OF_SIGNING_CERTIFICATE, None)
@@ -245,7 +264,7 @@ class _SignatureValidation:
                                        list[StampProperty]]:
         parts = signature_parts(self.sig)
         for warning in parts.warnings:
-            self.warn(warning)
+            self.check("xades.target_mismatch", warning)
         method = signature_method(parts.signed_info)
         c14n = single(parts.signed_info, DS, "CanonicalizationMethod", required=True)
         algorithm = check_algorithm(c14n.get("Algorithm"))
@@ -484,15 +503,17 @@ class _SignatureValidation:
 
     def acceptance(self, method: SignatureMethod, refs: list[ReferenceOutcome], cert: x509.Certificate,
                    spec: SignatureValidationSpec, best: datetime) -> None:
-        """Signature acceptance: cryptographic constraints at the best signature time (the
-        policy certvalidator applies to the chain applies to the signature too)."""
+        """Signature acceptance: cryptographic constraints at the best signature time, by the
+        validation policy's suite for signatures (certificates have their own)."""
         if self.acceptance_problem is not None:
             self.block(Block.SIGNATURE_ACCEPTANCE_VALIDATION, *self.acceptance_problem)
             return
         claimed = self.result.claimed_signing_time
         if claimed is not None and claimed > best and best < self.options.at:
-            self.warn("the claimed signing time is later than the signature time-stamp")
-        policy = spec.cert_validation_policy.algorithm_usage_policy or DisallowWeakAlgorithmsPolicy()
+            self.check("signing_time.after_timestamp", "the claimed signing time is later than the signature time-stamp",
+                       Block.SIGNATURE_ACCEPTANCE_VALIDATION)
+        policy = (spec.signature_algorithm_policy or spec.cert_validation_policy.algorithm_usage_policy
+                  or DisallowWeakAlgorithmsPolicy())
         checks = [(policy.signature_algorithm_allowed(method.asn1(), best, cert.public_key),
                    f"the signature algorithm {method.asn1_name} is not accepted")]
         for name in dict.fromkeys(r.digest_algorithm for r in refs if r.digest_algorithm):
