@@ -279,23 +279,24 @@ def _listed(xrefs: Any, revision: int) -> set[tuple[int, int, int]]:
 
 
 def _object_headers(view: Any, start: int, end: int) -> list[tuple[int, int, int]]:
-    """``N G obj`` headers at line starts in [start, end), skipping stream bodies."""
-    region = bytes(view[start:end]) if not isinstance(view, mmap.mmap) else view[start:end]
+    """``N G obj`` headers in [start, end) of the file, skipping stream bodies; searched in
+    place (no copy of the region)."""
     out: list[tuple[int, int, int]] = []
-    position = 0
-    while True:
-        header = _OBJECT_HEADER.search(region, position)
-        stream = _STREAM_START.search(region, position)
+    position = start
+    while position < end:
+        header = _OBJECT_HEADER.search(view, position, end)
         if header is None:
             return out
-        if stream is not None and stream.start() < header.start():
-            closing = _END_STREAM.search(region, stream.end())
+        stream = _STREAM_START.search(view, position, header.start())
+        if stream is not None:
+            closing = _END_STREAM.search(view, stream.end(), end)
             if closing is None:
                 return out
             position = closing.end()
             continue
-        out.append((int(header.group(1)), int(header.group(2)), start + header.start(1)))
+        out.append((int(header.group(1)), int(header.group(2)), header.start(1)))
         position = header.end()
+    return out
 
 
 # --- widgets shown or hidden (shadow "hide") -----------------------------------------------------------
