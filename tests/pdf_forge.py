@@ -27,11 +27,16 @@ def field_appearance(value: bytes) -> bytes:
                    b"/Type /XObject /Subtype /Form /BBox [0 0 150 22] /Resources << /Font << /F1 3 0 R >> >> ")
 
 
-def contract_pdf(*, with_field: bool = True, shadow_duplicate: bool = False, overlay: bool = False) -> bytes:
+DANGLING = 40
+
+
+def contract_pdf(*, with_field: bool = True, shadow_duplicate: bool = False, overlay: bool = False,
+                 dangling: bool = False) -> bytes:
     """A one-page contract: text "Pay 100 EUR to ACME", an unused spare content stream with the
     forged text (what a shadow attack hides in the signed file), optionally a text field
     'amount' (value 100), an opaque white box drawn over the amount (``overlay``), and a second,
-    unlisted definition of the content object carrying the forged text (``shadow_duplicate``)."""
+    unlisted definition of the content object carrying the forged text (``shadow_duplicate``), or
+    a page content array that also names object 40, which does not exist (``dangling``)."""
     objects: dict[int, bytes] = {
         CATALOG: b"<< /Type /Catalog /Pages 2 0 R" + (b" /AcroForm << /Fields [7 0 R] /DA (/F1 12 Tf 0 g) "
                                                       b"/DR << /Font << /F1 3 0 R >> >> >>" if with_field else b"")
@@ -39,7 +44,8 @@ def contract_pdf(*, with_field: bool = True, shadow_duplicate: bool = False, ove
         PAGES: b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
         FONT: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
         PAGE: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >>"
-              + (b" /Contents [5 0 R 9 0 R]" if overlay else b" /Contents 5 0 R")
+              + (b" /Contents [5 0 R 9 0 R]" if overlay else b" /Contents [5 0 R 40 0 R]" if dangling
+                 else b" /Contents 5 0 R")
               + (b" /Annots [7 0 R]" if with_field else b"") + b" >>",
         CONTENT: _stream(CONTENT_TEXT),
         SPARE_CONTENT: _stream(FORGED_TEXT),

@@ -259,6 +259,18 @@ def test_shadow_hide_and_replace_by_cross_reference_only_fails(pki: Pki, signer,
     assert pyhanko_view(forged)[1:] == (None, False)
 
 
+def test_defining_an_object_the_signed_page_referred_to_fails(pki: Pki, signer, workdir: Path,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    """The signed page's content names object 40, which did not exist (readers show nothing for
+    it); the update defines it. pyHanko's orphan search counts the new object as unreferenced and
+    lets it through; remotesign sees that the signed revision referred to it."""
+    data = sign(pki, signer, workdir, forge.contract_pdf(dangling=True))
+    forged = forge.incremental_update(data, {forge.DANGLING: forge.stream(forge.FORGED_TEXT)})
+    change = refused(validate(pki, forged, tmp_path), kind="page content", revision=3, page=1)
+    assert change.obj == "40 0 R"
+    assert pyhanko_view(forged)[1:] == (ModificationLevel.LTA_UPDATES, True)
+
+
 # --- certified documents: evil annotation, sneaky signature, P=1 ------------------------------------------------
 def _free_text(data: bytes) -> bytes:
     n = forge.next_object_number(data)

@@ -175,10 +175,13 @@ class DssRule(WhitelistRule):
 
 class OrphanRule(WhitelistRule):
     """New objects nothing refers to (some writers leave them) change nothing; found here with
-    dangling references tolerated, where pyHanko's own search raises on them."""
+    dangling references tolerated, where pyHanko's own search raises on them. A number the signed
+    revision referred to before it existed is not an orphan: defining it changes what that
+    reference shows (pyHanko's own orphan search approves it)."""
 
     def apply(self, old: HistoricalResolver, new: HistoricalResolver) -> Iterable[ReferenceUpdate]:
-        candidates = {ref for ref in new.explicit_refs_in_revision() if not _existed(old, ref)}
+        candidates = {ref for ref in new.explicit_refs_in_revision()
+                      if not _existed(old, ref) and not _old_usages(old, ref)}
         if not candidates:
             return
         reachable: set[generic.Reference] = set()
@@ -230,8 +233,8 @@ class PageAnnotationRule(SigFieldCreationRule):
     def apply(self, context: FieldComparisonContext) -> Iterable[tuple[ModificationLevel, FormUpdate]]:
         yield from super().apply(context)
         widgets = _new_signature_widgets(context)
-        old_pages = _page_refs(context.old)
-        new_pages = _page_refs(context.new)
+        old_pages = page_refs(context.old)
+        new_pages = page_refs(context.new)
         if old_pages != new_pages:
             return  # page tree changes stay unexplained (the change report names them)
         for number, page_ref in enumerate(new_pages, 1):
@@ -254,8 +257,8 @@ def _new_signature_widgets(context: FieldComparisonContext) -> dict[generic.Refe
     return out
 
 
-def _page_refs(resolver: HistoricalResolver) -> list[generic.Reference]:
-    """Page object references in reading order (bounded; loops raise)."""
+def page_refs(resolver: HistoricalResolver) -> list[generic.Reference]:
+    """Page object references of a revision in reading order (bounded; loops raise)."""
     out: list[generic.Reference] = []
     seen: set[generic.Reference] = set()
 
@@ -275,11 +278,6 @@ def _page_refs(resolver: HistoricalResolver) -> list[generic.Reference]:
 
     walk(resolver.root.raw_get("/Pages"), 0)
     return out
-
-
-def page_refs(resolver: HistoricalResolver) -> list[generic.Reference]:
-    """Page object references of a revision in reading order."""
-    return _page_refs(resolver)
 
 
 def _annots(page: generic.DictionaryObject) -> tuple[list[generic.Reference], generic.Reference | None]:
