@@ -398,20 +398,21 @@ def _paths(resolver: HistoricalResolver) -> dict[generic.Reference, tuple[Any, .
     found: dict[generic.Reference, tuple[Any, ...]] = {}
     budget = [MAX_WALK]
     pages = _safe(lambda: resolver.root.raw_get("/Pages"))
-    if pages is not None:
-        _walk(resolver, deque([(pages, ("/Root", "/Pages"))]), found, budget)
+    root = _safe(lambda: resolver.root_ref)
+    if pages is not None:   # not through the catalog: a signature's /Data may point back at it
+        _walk(resolver, deque([(pages, ("/Root", "/Pages"))]), found, budget, avoid=root)
     _walk(resolver, deque([(resolver.trailer_view, ())]), found, budget)
     return found
 
 
 def _walk(resolver: HistoricalResolver, queue: deque[tuple[Any, tuple[Any, ...]]],
-          found: dict[generic.Reference, tuple[Any, ...]], budget: list[int]) -> None:
+          found: dict[generic.Reference, tuple[Any, ...]], budget: list[int], avoid: Any = None) -> None:
     while queue and budget[0] > 0:
         budget[0] -= 1
         value, path = queue.popleft()
         if isinstance(value, generic.IndirectObject):
             ref = value.reference
-            if ref in found:
+            if ref in found or ref == avoid:
                 continue
             found[ref] = path
             value = _safe(lambda r=ref: resolver(r))
@@ -425,6 +426,8 @@ def _walk(resolver: HistoricalResolver, queue: deque[tuple[Any, tuple[Any, ...]]
                 queue.append((_safe(lambda i=index: value.raw_get(i)), path + (index,)))
 
 
+#: Streams that say what they are, whatever refers to them.
+_STREAM_KINDS = {"/XRef": "cross-reference stream", "/ObjStm": "object stream", "/Metadata": "metadata"}
 _UNDER_ROOT = {
     "/OpenAction": "catalog action", "/AA": "catalog action", "/DSS": "validation data (DSS)",
     "/Metadata": "metadata", "/StructTreeRoot": "structure tree", "/AcroForm": "form field",
@@ -438,13 +441,12 @@ def _classify(path: tuple[Any, ...] | None, pages: dict[generic.Reference, int],
               ref: generic.Reference) -> tuple[str, int | None, str]:
     """(kind, page number, words for the object) from where the object is used."""
     value = _safe(lambda: resolver(ref))
+    if isinstance(value, generic.StreamObject) and value.get("/Type") in _STREAM_KINDS:
+        kind = _STREAM_KINDS[value.get("/Type")]
+        return kind, None, f"the {kind}"
     if ref in pages:
         return "page", pages[ref], f"the dictionary of page {pages[ref]}"
     if path is None:
-        if isinstance(value, generic.StreamObject) and value.get("/Type") == "/XRef":
-            return "cross-reference stream", None, "a cross-reference stream"
-        if isinstance(value, generic.StreamObject) and value.get("/Type") == "/ObjStm":
-            return "object stream", None, "an object stream"
         return "unreferenced object", None, "an object nothing refers to"
     if path == ("/Root",):
         return "document catalog", None, "the document catalog"
