@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from remotesign import __version__
 from remotesign.api.deps import services
@@ -16,8 +15,7 @@ router = APIRouter(tags=["health"])
 @router.get("/health", summary="Readiness check")
 def health(svc: Services = Depends(services)) -> JSONResponse:
     try:
-        with svc.db.session() as s:
-            s.execute(text("SELECT 1"))
+        svc.db.ping()
         ready = svc.ca.is_initialized()
     except Exception as exc:  # noqa: BLE001 - health reports, never raises
         return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)

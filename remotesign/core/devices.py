@@ -123,6 +123,11 @@ class DeviceService:
             return [_info(d) for d in s.scalars(select(Device).where(Device.user_id == user_id)
                                                 .order_by(Device.created_at))]
 
+    def owner_of(self, device_id: str) -> str | None:
+        """The user an enabled device belongs to, or None."""
+        with self.db.session() as s:
+            return s.scalar(select(Device.user_id).where(Device.id == device_id, Device.status == "enabled"))
+
     def has_device(self, user_id: str) -> bool:
         with self.db.session() as s:
             return s.scalar(select(Device.id).where(Device.user_id == user_id, Device.status == "enabled")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -46,6 +46,11 @@ class Database:
             raise
         finally:
             session.close()
+
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query (readiness checks)."""
+        with self.session() as s:
+            s.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from remotesign.api.deps import services
 from remotesign.api.errors import ApiError
@@ -20,7 +19,6 @@ from remotesign.core.identities import IdentityInfo, Viewer
 from remotesign.core.scopes import IDENTITY_MANAGE, IDENTITY_PROFILE, USE_DEVICE, USE_SERVER
 from remotesign.core.tenants import TokenInfo
 from remotesign.service import Services
-from remotesign.storage.models import Device
 
 router = APIRouter(tags=["esigp identities"])
 
@@ -45,11 +43,6 @@ def _labels(raw: str | None) -> list[str]:
     return [x.strip() for x in (raw or "").split(",") if x.strip()]
 
 
-def _device_owner(svc: Services, device_id: str) -> str | None:
-    with svc.db.session() as s:
-        return s.scalar(select(Device.user_id).where(Device.id == device_id, Device.status == "enabled"))
-
-
 def _view(svc: Services, identity: IdentityInfo, details: bool = False) -> dict[str, Any]:
     return identity.esigp_json(svc.base_url, details=details)
 
@@ -72,7 +65,7 @@ def list_identities(labels: str | None = Query(default=None, max_length=2000),
             raise bad_request("a client-credentials token must name user_id or device_id")
         owner = user_id
     if device_id:
-        device_owner = _device_owner(svc, device_id)
+        device_owner = svc.devices.owner_of(device_id)
         if device_owner is None or (owner is not None and device_owner != owner):
             return {"sign_identities": []}
         owner = device_owner
