@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from remotesign.config import Settings
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.tenants import TenantError, TenantService
 from remotesign.keystore import KeyStore
 from remotesign.keystore.factory import make_backend

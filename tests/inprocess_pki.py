@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.keystore import KeyAlgorithm, KeyStore
 from remotesign.keystore.software import SoftwareKeyBackend
 from remotesign.storage.db import Database

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyhanko.sign.validation  # noqa: F401 - registers pyHanko's asn1crypto extensions
 from asn1crypto import x509 as ax509
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.keystore import KeyAlgorithm, KeyStore
 from remotesign.keystore.software import SoftwareKeyBackend
 from remotesign.storage.db import Database

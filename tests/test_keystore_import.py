@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from sqlalchemy import func, select
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.keystore import KeyAlgorithm, KeyStore, KeyStoreError, SignatureScheme
 from remotesign.keystore.base import GeneratedKey, KeyBackend, algorithm_of
 from remotesign.keystore.software import SoftwareKeyBackend

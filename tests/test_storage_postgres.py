@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import inspect
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.storage.db import Database
 from remotesign.storage.migrate import upgrade_to_head
 from tests.harness import PostgresServer, Service, free_port

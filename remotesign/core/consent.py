@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import delete, select, update
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.devices import DeviceService
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
 from remotesign.core.processes import ProcessService

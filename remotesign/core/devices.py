@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from sqlalchemy import select, update
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.errors import CoreError
 from remotesign.core.users import UserInfo
 from remotesign.storage.db import Database

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import pkcs12
 from asn1crypto import x509
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.signing import Outcome, SigningError, SigningService
 from remotesign.core.signature_values import HASHES
 from remotesign.keystore import KeyAlgorithm, KeyStore, StoredKey

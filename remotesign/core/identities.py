@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import select
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.errors import CoreError
 from remotesign.core.kdf import DEFAULT_LOG2_N, hash_secret, verify_secret
 from remotesign.core.tenants import TokenInfo

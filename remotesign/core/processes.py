@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.errors import CoreError
 from remotesign.core.devices import DeviceInfo, DeviceService, verify_device_signature
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from sqlalchemy import delete, func, select
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.formats import asic
 from remotesign.formats.base import FormatError, Limits
 from remotesign.storage.blobs import BlobStore

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 from sqlalchemy import select, update
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.sessions import DocumentInfo, SessionError, SessionService
 from remotesign.core.signature_values import SignerAlgorithm, SignerInputError, algorithm_for, normalize_and_verify
 from remotesign.core.sole_control import digests_summary

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import update
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.scopes import USE_SERVER
 from remotesign.core.tenants import TokenInfo
 from remotesign.storage.db import Database

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.scopes import KNOWN_SCOPES
 from remotesign.storage.db import Database
 from remotesign.storage.models import AccessToken, Tenant

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.core.kdf import DEFAULT_LOG2_N, dummy_verify, hash_secret, verify_secret
 from remotesign.storage.db import Database
 from remotesign.storage.models import EndUser

@@ -19,7 +19,7 @@ import httpx
 from asn1crypto import x509
 from sqlalchemy import delete, select
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.formats.base import Limits, ValidationData
 from remotesign.storage.db import Database
 from remotesign.storage.models import TrustAnchorRecord

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from sqlalchemy import select
 
-from remotesign.core.audit import AuditLog
+from remotesign.storage.audit import AuditLog
 from remotesign.keystore import KeyAlgorithm, KeyStore, StoredKey
 from remotesign.storage.db import Database
 from remotesign.storage.models import CertificateRecord, SystemSetting
