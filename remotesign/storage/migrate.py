@@ -18,4 +18,6 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade_to_head(database_url: str) -> None:
-    command.upgrade(alembic_config(database_url), "head")
+    """Every branch to its head: independent schema changes may branch off the same revision
+    (a later merge revision joins them), and "heads" applies them all."""
+    command.upgrade(alembic_config(database_url), "heads")
