@@ -17,6 +17,19 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+def _env_seconds_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        values = tuple(int(x) for x in raw.split(",") if x.strip())
+    except ValueError as exc:
+        raise SystemExit(f"setting {name} must be comma-separated seconds, got {raw!r}") from exc
+    if not values or any(v <= 0 for v in values):
+        raise SystemExit(f"setting {name} needs at least one positive number of seconds")
+    return values
+
+
 def _env_int(name: str, default: int) -> int:
     raw = _env(name)
     if raw is None:
@@ -66,9 +79,21 @@ class Settings:
     validation_policy: str = "default"         # built-in policy name or a policy file (TOML)
     # Sole control (issue 5): authentication factors and the lifetimes of what they authorize.
     pin_max_attempts: int = 3                 # wrong PINs in a row before the identity locks
-    pin_lock_seconds: int = 900
+    # Escalating locks: the n-th lock in a row lasts the n-th value; after the last, the lock
+    # stays until a reset through the user's own channel (or the operator).
+    pin_lock_schedule: tuple[int, ...] = (900, 3600, 86400)
     password_max_attempts: int = 5
-    password_lock_seconds: int = 900
+    password_lock_schedule: tuple[int, ...] = (900, 3600, 86400)
+    # Failed attempts one network address / one client may make per window, across accounts.
+    address_max_failures: int = 30
+    client_max_failures: int = 300
+    failure_window_seconds: int = 900
+    # Out-of-band codes with which users activate, reset their secrets and pair devices.
+    activation_code_ttl_seconds: int = 7 * 86400
+    reset_code_ttl_seconds: int = 86400
+    device_code_ttl_seconds: int = 900
+    smtp_url: str | None = None               # smtp://[user:password@]host:port (smtps:// for TLS)
+    mail_from: str = "remotesign <noreply@localhost>"
     kdf_log2_n: int = 16                      # scrypt cost of stored passwords and PINs
     auth_code_ttl_seconds: int = 60
     authorization_request_ttl_seconds: int = 600
@@ -76,6 +101,15 @@ class Settings:
     process_ttl_seconds: int = 300            # a device request must be answered within this
     process_retention_seconds: int = 3600     # results of finished processes stay readable
     allow_sha1: bool = False                  # raw signatures over SHA-1 digests
+    # Keyed audit (storage/audit_seal.py): a signed, time-stamped checkpoint after this many events
+    # or this many seconds (whichever first), plus at start and shutdown; a copy goes to the anchor file.
+    audit_seal_events: int = 1000
+    audit_seal_seconds: int = 60
+    audit_anchor_file: Path | None = None      # default $REMOTESIGN_HOME/audit-anchors.jsonl
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        return self.audit_anchor_file or self.home / "audit-anchors.jsonl"
 
     @property
     def auth_servers(self) -> frozenset[str]:
@@ -122,9 +156,18 @@ def load_settings() -> Settings:
         validation_timeout_seconds=float(_env("REMOTESIGN_VALIDATION_TIMEOUT", "120") or 120),
         validation_policy=_env("REMOTESIGN_VALIDATION_POLICY", "default") or "default",
         pin_max_attempts=_env_int("REMOTESIGN_PIN_MAX_ATTEMPTS", Settings.pin_max_attempts),
-        pin_lock_seconds=_env_int("REMOTESIGN_PIN_LOCK_SECONDS", Settings.pin_lock_seconds),
+        pin_lock_schedule=_env_seconds_list("REMOTESIGN_PIN_LOCK_SECONDS", Settings.pin_lock_schedule),
         password_max_attempts=_env_int("REMOTESIGN_PASSWORD_MAX_ATTEMPTS", Settings.password_max_attempts),
-        password_lock_seconds=_env_int("REMOTESIGN_PASSWORD_LOCK_SECONDS", Settings.password_lock_seconds),
+        password_lock_schedule=_env_seconds_list("REMOTESIGN_PASSWORD_LOCK_SECONDS",
+                                                 Settings.password_lock_schedule),
+        address_max_failures=_env_int("REMOTESIGN_ADDRESS_MAX_FAILURES", Settings.address_max_failures),
+        client_max_failures=_env_int("REMOTESIGN_CLIENT_MAX_FAILURES", Settings.client_max_failures),
+        failure_window_seconds=_env_int("REMOTESIGN_FAILURE_WINDOW", Settings.failure_window_seconds),
+        activation_code_ttl_seconds=_env_int("REMOTESIGN_ACTIVATION_CODE_TTL", Settings.activation_code_ttl_seconds),
+        reset_code_ttl_seconds=_env_int("REMOTESIGN_RESET_CODE_TTL", Settings.reset_code_ttl_seconds),
+        device_code_ttl_seconds=_env_int("REMOTESIGN_DEVICE_CODE_TTL", Settings.device_code_ttl_seconds),
+        smtp_url=_env("REMOTESIGN_SMTP_URL"),
+        mail_from=_env("REMOTESIGN_MAIL_FROM", Settings.mail_from) or Settings.mail_from,
         kdf_log2_n=max(14, _env_int("REMOTESIGN_KDF_LOG2_N", Settings.kdf_log2_n)),
         auth_code_ttl_seconds=_env_int("REMOTESIGN_AUTH_CODE_TTL", Settings.auth_code_ttl_seconds),
         authorization_request_ttl_seconds=_env_int("REMOTESIGN_AUTHORIZATION_REQUEST_TTL",
@@ -133,4 +176,7 @@ def load_settings() -> Settings:
         process_ttl_seconds=_env_int("REMOTESIGN_PROCESS_TTL", Settings.process_ttl_seconds),
         process_retention_seconds=_env_int("REMOTESIGN_PROCESS_RETENTION", Settings.process_retention_seconds),
         allow_sha1=(_env("REMOTESIGN_ALLOW_SHA1", "") or "").lower() in ("1", "true", "yes"),
+        audit_seal_events=max(1, _env_int("REMOTESIGN_AUDIT_SEAL_EVENTS", Settings.audit_seal_events)),
+        audit_seal_seconds=max(1, _env_int("REMOTESIGN_AUDIT_SEAL_SECONDS", Settings.audit_seal_seconds)),
+        audit_anchor_file=Path(anchor).resolve() if (anchor := _env("REMOTESIGN_AUDIT_ANCHOR_FILE")) else None,
     )

@@ -93,6 +93,47 @@ class Services:
         return make_timestamper(self.tsa, self.settings.tsa_url, self.settings.fetch_timeout_seconds)
 
     @cached_property
+    def audit_key(self) -> Any:
+        from remotesign.trust.audit_key import AuditKey
+
+        return AuditKey(self.db, self.keystore)
+
+    @cached_property
+    def audit_anchor(self) -> Any:
+        from remotesign.storage.audit_anchor import AnchorFile
+
+        return AnchorFile(self.settings.audit_anchor_path)
+
+    @cached_property
+    def audit_sealer(self) -> Any:
+        """Signed, time-stamped audit checkpoints (always from the built-in TSA: verify checks the
+        tokens against its certificate)."""
+        from remotesign.storage.audit_seal import AuditSealer
+        from remotesign.trust.audit_timestamps import request_token
+
+        st = self.settings
+        return AuditSealer(self.audit, self.audit_key, self.audit_anchor,
+                           lambda imprint: request_token(self.tsa, imprint),
+                           every_events=st.audit_seal_events, every_seconds=st.audit_seal_seconds)
+
+    def verify_audit(self) -> Any:
+        """``remotesign audit verify``: the chain, the checkpoints, the anchor file (a SealReport)."""
+        import hashlib
+
+        from remotesign.storage.audit_verify import TokenCheck, verify_sealed
+        from remotesign.trust.audit_timestamps import TokenVerifier
+        from remotesign.trust.ca import CertificateError
+
+        try:
+            tsa_cert = self.ca.tsa_signer()[0]
+        except CertificateError:  # no PKI yet: no TSA whose tokens could be trusted
+            return verify_sealed(self.audit, self.audit_key.facts(), self.audit_anchor,
+                                 lambda _token, _imprint: TokenCheck("the built-in TSA does not exist"))
+        verifier = TokenVerifier(tsa_cert.der, [c.der for c in self.ca.chain()])
+        return verify_sealed(self.audit, self.audit_key.facts(), self.audit_anchor, verifier,
+                             hashlib.sha256(tsa_cert.der).hexdigest())
+
+    @cached_property
     def signing(self) -> Any:
         from remotesign.core.signing import SigningService
         from remotesign.trust.revocation import RevocationCollector
@@ -167,7 +208,7 @@ class Services:
 
         st = self.settings
         return UserService(self.db, self.audit, max_attempts=st.password_max_attempts,
-                           lock_seconds=st.password_lock_seconds, kdf_log2_n=st.kdf_log2_n)
+                           lock_schedule=st.password_lock_schedule, kdf_log2_n=st.kdf_log2_n)
 
     @cached_property
     def identities(self) -> Any:
@@ -175,7 +216,35 @@ class Services:
 
         st = self.settings
         return IdentityService(self.db, self.keystore, self.ca, self.audit, pin_max_attempts=st.pin_max_attempts,
-                               pin_lock_seconds=st.pin_lock_seconds, kdf_log2_n=st.kdf_log2_n)
+                               pin_lock_schedule=st.pin_lock_schedule, kdf_log2_n=st.kdf_log2_n)
+
+    @cached_property
+    def throttle(self) -> Any:
+        from remotesign.core.throttle import AttemptThrottle, Limit
+
+        st = self.settings
+        return AttemptThrottle(self.db, {"address": Limit(st.address_max_failures, st.failure_window_seconds),
+                                         "client": Limit(st.client_max_failures, st.failure_window_seconds)})
+
+    @cached_property
+    def mailer(self) -> Any:
+        if not self.settings.smtp_url:
+            return None
+        from remotesign.notify.smtp import SmtpMailer
+
+        return SmtpMailer(self.settings.smtp_url, self.settings.mail_from)
+
+    @cached_property
+    def activation(self) -> Any:
+        from remotesign.core.activation import ActivationService
+
+        st = self.settings
+        return ActivationService(self.db, self.audit, self.users, self.identities, self.devices, self.throttle,
+                                 mailer=self.mailer, base_url=lambda: self.base_url,
+                                 ttl_seconds={"activate": st.activation_code_ttl_seconds,
+                                              "reset": st.reset_code_ttl_seconds,
+                                              "device": st.device_code_ttl_seconds},
+                                 kdf_log2_n=st.kdf_log2_n)
 
     @cached_property
     def devices(self) -> Any:
@@ -213,7 +282,8 @@ class Services:
                               code_ttl=st.auth_code_ttl_seconds, token_ttl=st.token_ttl_seconds,
                               signing_token_ttl=st.signing_token_ttl_seconds, allow_sha1=st.allow_sha1,
                               documents_for_summary=lambda tenant, summary:
-                                  self.signing.documents_for_summary(tenant, summary))
+                                  self.signing.documents_for_summary(tenant, summary),
+                              throttle=self.throttle)
 
     @property
     def demo_client_file(self) -> Path:
@@ -223,6 +293,7 @@ class Services:
         """First-start work: the PKI, and a demo relying party whose credentials go to a file."""
         created_pki = self.ca.initialize()
         self.transport.key()
+        self._initialize_audit_seal()
         demo: dict[str, Any] | None = None
         if not self.tenants.list():
             tenant, secret = self.tenants.create(DEMO_CLIENT_NAME)
@@ -233,6 +304,16 @@ class Services:
                 pass
             _write_private_json(self.demo_client_file, demo)
         return {"pki_created": created_pki, "demo_client_created": demo is not None}
+
+    def _initialize_audit_seal(self) -> None:
+        """The audit key (first start) and the anchor file's pins of it and of the TSA certificate."""
+        import hashlib
+        from datetime import datetime, timezone
+
+        self.audit_key.ensure()
+        self.audit_sealer.pin_key()
+        self.audit_anchor.pin_tsa(hashlib.sha256(self.ca.tsa_signer()[0].der).hexdigest(),
+                                  datetime.now(timezone.utc).isoformat())
 
     def close(self) -> None:
         self.keystore.close()

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from tests.mailbox import mailbox
+
 AS = "lvrtc-eipsign-as"
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 USE_SERVER = "urn:safelayer:eidas:sign:identity:use:server"
@@ -37,6 +39,7 @@ class Enrolled:
     username: str
     password: str
     pin: str
+    device_code: str = ""
 
     @property
     def identity_id(self) -> str:
@@ -60,18 +63,44 @@ def register_redirect(http: httpx.Client, token: str, uri: str = REDIRECT_URI) -
     assert r.status_code == 200, r.text
 
 
+def activate(base_url: str, code: str, password: str, pin: str) -> str:
+    """Submit the activation / reset page as the user would; returns the device-pairing code it shows."""
+    with httpx.Client(base_url=base_url, timeout=30) as browser:
+        page = browser.get("/account/activate", params={"code": code})
+        assert page.status_code == 200, page.text
+        r = browser.post("/account/activate", data={"code": code, "password": password, "password2": password,
+                                                    "pin": pin, "pin2": pin})
+    assert r.status_code == 200, r.text
+    m = re.search(r"<code[^>]*>([A-Z2-9-]{23})</code>", r.text)
+    assert m, r.text
+    return m.group(1)
+
+
+def mailed_code(http: httpx.Client, token: str, user: dict[str, Any], purpose: str) -> str:
+    """Have the relying party ask the service to mail ``purpose``'s code, and read it from the inbox."""
+    box = mailbox()
+    before = len(box.messages_to(user["email"]))
+    r = http.post(f"/v1/users/{user['id']}/activation", json={"purpose": purpose}, headers=admin(http, token))
+    assert r.status_code == 202, r.text
+    assert "code" not in r.text.lower().replace("status_code", ""), r.text  # the relying party never sees it
+    return box.latest_code(user["email"], before + 1)
+
+
 def enrol(http: httpx.Client, token: str, *, algorithm: str = "rsa-2048", pin: str = "1234",
           password: str = "correct horse battery", username: str | None = None) -> Enrolled:
-    """A new end user of the token's relying party with one sign identity protected by ``pin``."""
+    """A new end user of the token's relying party, activated by the user (code by e-mail, password
+    and PIN chosen on the service's page), with one sign identity protected by that PIN."""
     username = username or f"user-{secrets.token_hex(4)}"
-    r = http.post("/v1/users", json={"username": username, "display_name": f"Test {username}",
-                                     "password": password}, headers=admin(http, token))
-    assert r.status_code == 201, r.text
-    user = r.json()
-    r = http.post(f"/v1/users/{user['id']}/identities", json={"algorithm": algorithm, "pin": pin},
+    address = f"{username}@example.test"
+    r = http.post("/v1/users", json={"username": username, "display_name": f"Test {username}", "email": address},
                   headers=admin(http, token))
     assert r.status_code == 201, r.text
-    return Enrolled(user, r.json()["identity"], username, password, pin)
+    user = r.json()
+    assert user["activation"]["status"] == "sent", user
+    device_code = activate(str(http.base_url).rstrip("/"), mailbox().latest_code(address), password, pin)
+    r = http.post(f"/v1/users/{user['id']}/identities", json={"algorithm": algorithm}, headers=admin(http, token))
+    assert r.status_code == 201, r.text
+    return Enrolled(user, r.json()["identity"], username, password, pin, device_code)
 
 
 def hidden(html: str, name: str) -> str:
@@ -148,10 +177,11 @@ def exchange(http: httpx.Client, client_id: str, client_secret: str, code: str, 
 
 
 def user_token(http: httpx.Client, demo: dict[str, str], who: Enrolled, scope: str, *,
-               summary: str | None = None, summary_alg: str | None = None, identity_id: str | None = None) -> str:
+               summary: str | None = None, summary_alg: str | None = None, identity_id: str | None = None,
+               extra: dict[str, str] | None = None) -> str:
     """The whole flow with the PIN: authorize, log in, consent, exchange the code."""
     r, a = start(str(http.base_url), demo["client_id"], scope, identity_id=identity_id or who.identity_id,
-                 summary=summary, summary_alg=summary_alg)
+                 summary=summary, summary_alg=summary_alg, extra=extra)
     assert r.status_code == 200, r.text
     r = login(a, who.username, who.password)
     assert r.status_code == 200, r.text

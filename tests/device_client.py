@@ -43,12 +43,12 @@ class DeviceApp:
     token: str
 
     @classmethod
-    def register(cls, http: httpx.Client, username: str, password: str, name: str = "test phone") -> "DeviceApp":
+    def register(cls, http: httpx.Client, code: str, name: str = "test phone") -> "DeviceApp":
+        """Pair with a one-time device code (shown on the activation page or mailed to the user)."""
         key = ec.generate_private_key(ec.SECP256R1())
         pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        r = http.post("/v1/device/register", json={"username": username, "password": password, "public_key": pem,
-                                                   "name": name})
+        r = http.post("/v1/device/register", json={"activation_code": code, "public_key": pem, "name": name})
         assert r.status_code == 201, r.text
         return cls(http, key, r.json()["device_id"], r.json()["device_token"])
 

@@ -50,7 +50,10 @@ class Service:
 
     def start(self, timeout: float = 90.0) -> "Service":
         self.home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "REMOTESIGN_HOME": str(self.home), "REMOTESIGN_PUBLIC_URL": self.url, **self.env}
+        from tests.mailbox import mailbox
+
+        env = {**os.environ, "REMOTESIGN_HOME": str(self.home), "REMOTESIGN_PUBLIC_URL": self.url,
+               "REMOTESIGN_SMTP_URL": mailbox().url, **self.env}
         log = open(self.home / "service.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "remotesign", "serve", "--port", str(self.port)],
                                      env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from remotesign.keystore import KeyStoreError
+from remotesign.storage.models import KeyRecord
 from tests.harness import Service, cli
 
 pytestmark = pytest.mark.slow
@@ -123,7 +125,7 @@ def test_user_lifecycle(service: Service) -> None:
                 svc.users.authenticate(username, "wrong password", None)
         with pytest.raises(LoginFailed) as refused:
             svc.users.authenticate(username, "correct horse battery", None)
-        assert refused.value.code == "locked"
+        assert refused.value.code == "login_failed" and refused.value.reason == "locked"
     assert json.loads(ok(service, "users", "show", username))["locked_until"] is not None
 
     ok(service, "users", "set-password", username, "--password-stdin", input="a new pass phrase\n")
@@ -315,7 +317,18 @@ def test_identity_import_pkcs12(service: Service, tmp_path: Path) -> None:
         info = svc.identities.get(identity["id"], Viewer(None))
         digest = hashes.Hash(hashes.SHA256())
         digest.update(b"hello")
-        signature = svc.keystore.sign_digest(svc.keystore.get(info.key_id, None), digest.finalize(), "sha256")
+        value = digest.finalize()
+        key = svc.keystore.identity_key(info.key_id, None)
+        # an identity key is no operator key, and signs only under a named SCAL2 authorization
+        with pytest.raises(KeyStoreError):
+            svc.keystore.get(info.key_id, None)
+        with pytest.raises(KeyStoreError):
+            svc.keystore.sign_digest(key, value, "sha256")
+        with svc.db.session() as s:
+            record = s.get(KeyRecord, info.key_id)
+            assert record is not None and record.usage == "identity"
+            handle = record.handle
+        signature = svc.keystore.backend.sign_digest(handle, key.algorithm, value, "sha256", key.default_scheme)
     public_key = cert.public_key()
     assert isinstance(public_key, ec.EllipticCurvePublicKey)
     public_key.verify(signature, b"hello", ec.ECDSA(hashes.SHA256()))

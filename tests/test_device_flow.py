@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.consent import PROFILE, USE_DEVICE, Enrolled, enrol, register_redirect, user_token
+from tests.consent import PROFILE, USE_DEVICE, Enrolled, enrol, mailed_code, register_redirect, user_token
 from tests.device_client import ESIGP, DeviceApp, b64, bearer, certificate_of, verify_raw
 from tests.harness import Service, free_port
 
@@ -39,7 +40,7 @@ def alice(http: httpx.Client, demo_token: str) -> Enrolled:
 
 @pytest.fixture(scope="module")
 def phone(http: httpx.Client, alice: Enrolled) -> DeviceApp:
-    return DeviceApp.register(http, alice.username, alice.password, "Alice's phone")
+    return DeviceApp.register(http, alice.device_code, "Alice's phone")
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +182,7 @@ def test_wrong_device_signature_or_pin_leaves_the_request_pending(http: httpx.Cl
 def test_other_users_device_and_tokens_see_nothing(http: httpx.Client, demo: dict[str, str], demo_token: str,
                                                    alice: Enrolled, rp: str) -> None:
     bob = enrol(http, demo_token)
-    bobs_phone = DeviceApp.register(http, bob.username, bob.password)
+    bobs_phone = DeviceApp.register(http, bob.device_code)
     pid = create(http, rp, hashlib.sha256(b"for alice only").digest())
     assert pid not in [x["id"] for x in bobs_phone.requests()]
     r = bobs_phone.answer({"id": pid, "approve_text": b64(b"x")}, "approve", pin=bob.pin)
@@ -198,16 +199,20 @@ def test_device_api_errors(http: httpx.Client, demo: dict[str, str], demo_token:
                            rp: str) -> None:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    r = http.post("/v1/device/register", json={"username": alice.username, "password": "wrong password",
-                                               "public_key": b64(der)})
-    assert r.status_code == 401 and r.json()["error"]["code"] == "login_failed", r.text
     r = http.post("/v1/device/register", json={"username": alice.username, "password": alice.password,
-                                               "public_key": "not a key"})
+                                               "public_key": b64(der)})  # the password alone pairs nothing
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", r.text
+    r = http.post("/v1/device/register", json={"activation_code": "AAAAA-BBBBB-CCCCC-DDDDD", "public_key": b64(der)})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_code", r.text
+    code = mailed_code(http, demo_token, alice.user, "device")
+    r = http.post("/v1/device/register", json={"activation_code": code, "public_key": "not a key"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_public_key", r.text
-    r = http.post("/v1/device/register", json={"username": alice.username, "password": alice.password,
+    r = http.post("/v1/device/register", json={"activation_code": code.lower().replace("-", " "),
                                                "public_key": b64(der), "name": "base64 DER key"})
-    assert r.status_code == 201, r.text
+    assert r.status_code == 201, r.text  # a malformed key did not burn the code; case and spacing are forgiven
     device_token = r.json()["device_token"]
+    r = http.post("/v1/device/register", json={"activation_code": code, "public_key": b64(der)})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_code", r.text  # once
     assert http.get("/v1/device/requests").status_code == 401
     r = http.get("/v1/device/requests", headers=bearer("nope"))
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
@@ -244,7 +249,7 @@ def test_user_without_device_gets_a_conflict(http: httpx.Client, demo: dict[str,
 @pytest.fixture(scope="module")
 def quick_lock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc = Service(home=tmp_path_factory.mktemp("pin-lock"), port=free_port(),
-                  env={"REMOTESIGN_PIN_LOCK_SECONDS": "2"}).start()
+                  env={"REMOTESIGN_PIN_LOCK_SECONDS": "15"}).start()  # long enough for a busy machine
     yield svc
     svc.stop()
 
@@ -255,7 +260,7 @@ def test_pin_lockout_and_its_expiry(quick_lock: Service) -> None:
     with httpx.Client(base_url=quick_lock.url, timeout=30) as http:
         register_redirect(http, admin)
         who = enrol(http, admin, algorithm="ec-p256", pin="97531")
-        phone = DeviceApp.register(http, who.username, who.password)
+        phone = DeviceApp.register(http, who.device_code)
         rp = user_token(http, demo, who, USE_DEVICE)
 
         pid = create(http, rp, hashlib.sha256(b"first").digest())
@@ -273,7 +278,8 @@ def test_pin_lockout_and_its_expiry(quick_lock: Service) -> None:
         r = phone.answer(phone.request(pid), "approve", pin=who.pin)  # even the right PIN, while locked
         assert r.status_code == 403 and r.json()["error"]["code"] == "pin_locked", r.text
 
-        time.sleep(2.5)
+        locked_until = datetime.fromisoformat(r.json()["error"]["locked_until"])
+        time.sleep(max(0.0, (locked_until - datetime.now(timezone.utc)).total_seconds()) + 0.5)
         digest = hashlib.sha256(b"third").digest()
         pid = create(http, rp, digest)
         r = phone.answer(phone.request(pid), "approve", pin=who.pin)

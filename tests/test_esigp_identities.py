@@ -32,7 +32,7 @@ def alice(http: httpx.Client, demo_token: str) -> dict[str, Any]:
     register_redirect(http, demo_token)
     who = enrol(http, demo_token)
     r = http.post(f"/v1/users/{who.user['id']}/identities", headers=bearer(demo_token),
-                  json={"algorithm": "ec-p256", "pin": who.pin, "labels": EXTRA_LABELS})
+                  json={"algorithm": "ec-p256", "labels": EXTRA_LABELS})
     assert r.status_code == 201, r.text
     return {"who": who, "second": r.json()["identity"]}
 
@@ -139,7 +139,7 @@ def test_client_credentials_need_user_id_and_the_manage_scope(service: Service, 
 
 
 def test_listing_by_device(http: httpx.Client, demo_token: str, bob: Enrolled, alice: dict[str, Any]) -> None:
-    phone = DeviceApp.register(http, bob.username, bob.password)
+    phone = DeviceApp.register(http, bob.device_code)
     assert ids(listed(http, demo_token, device_id=phone.device_id)) == {bob.identity_id}
     assert listed(http, demo_token, device_id=phone.device_id, user_id=alice["who"].user["id"]) == []
     assert listed(http, demo_token, device_id="no-such-device") == []
@@ -184,7 +184,7 @@ def test_pkcs12_import_sign_and_delete(service: Service, http: httpx.Client, dem
     who = enrol(http, demo_token)
     p12, cert = _ca_issued_pkcs12(http, demo_token, b"p12 secret")
     url = f"{IDS}/server/pki_x509/pkcs12"
-    body = {"pkcs12": b64(p12), "password": "p12 secret", "labels": ["serverid", "imported"], "pin": who.pin}
+    body = {"pkcs12": b64(p12), "password": "p12 secret", "labels": ["serverid", "imported"]}
 
     r = http.post(url, headers=bearer(demo_token), json=body)  # a client token must say for whom
     assert r.status_code == 400 and "user_id" in r.json()["error_description"], r.text
@@ -242,7 +242,7 @@ def test_self_signed_pkcs12_without_password(http: httpx.Client, demo_token: str
                   json={"pkcs12": b64(p12), "password": "", "labels": ["selfmade"], "user_id": who.user["id"]})
     assert r.status_code == 201, r.text
     assert certificate_of(r.json()["identity"]) == cert
-    assert r.json()["identity"]["details"]["activation_mode"] == "none"
+    assert r.json()["identity"]["details"]["activation_mode"] == "pin"  # the PIN its user chose at activation
 
 
 def test_unauthenticated_and_malformed(http: httpx.Client, demo_token: str) -> None:

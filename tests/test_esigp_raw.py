@@ -33,10 +33,19 @@ def digests(n: int, alg: str = "sha256") -> list[bytes]:
     return [hashlib.new(alg, os.urandom(32)).digest() for _ in range(n)]
 
 
+_BY_SIZE = {20: "SHA1", 32: "SHA256", 48: "SHA384", 64: "SHA512"}
+
+
 def signing_token(http: httpx.Client, demo: dict[str, str], who: Enrolled, ds: list[bytes], alg: str = "SHA256",
-                  identity_id: str | None = None) -> str:
+                  identity_id: str | None = None, declare: bool | None = None) -> str:
+    """A token for ``ds``; digests of another algorithm than the summary's are declared, in order
+    (``digests_algorithms``), as a client signing them must."""
+    types = [_BY_SIZE[len(d)] for d in ds]
+    if declare is None:
+        declare = any(t != alg.upper().replace("-", "") for t in types)
     return user_token(http, demo, who, USE_SERVER, summary=summary_of(ds, alg.lower().replace("-", "")),
-                      summary_alg=alg, identity_id=identity_id)
+                      summary_alg=alg, identity_id=identity_id,
+                      extra={"digests_algorithms": ",".join(types)} if declare else None)
 
 
 def raw(http: httpx.Client, token: str, identity_id: str, digest: bytes, alg: str | None = None) -> httpx.Response:
@@ -144,7 +153,7 @@ def test_another_identity_is_refused_identity_mismatch(service: Service, http: h
     [d] = digests(1)
     token = signing_token(http, demo, who, [d])
     # a second identity of the same user ...
-    r = http.post(f"/v1/users/{who.user['id']}/identities", json={"algorithm": "rsa-2048", "pin": who.pin},
+    r = http.post(f"/v1/users/{who.user['id']}/identities", json={"algorithm": "rsa-2048"},
                   headers=bearer(demo_token))
     assert r.status_code == 201, r.text
     second = r.json()["identity"]["id"]
@@ -273,7 +282,7 @@ def test_disabled_identity_is_refused_without_spending_the_token(http: httpx.Cli
 def test_sha1_is_refused_by_default(http: httpx.Client, demo: dict[str, str], users: dict[str, Enrolled]) -> None:
     who = users["rsa"]
     d = hashlib.sha1(b"legacy").digest()
-    token = signing_token(http, demo, who, [d])
+    token = signing_token(http, demo, who, [d], declare=False)
     for alg in ("rsa-sha1", None):
         r = raw(http, token, who.identity_id, d, alg)
         assert r.status_code == 400 and r.json()["error"] == "unsupported_algorithm", r.text

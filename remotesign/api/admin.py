@@ -1,7 +1,11 @@
 """Admin API of a relying party (scope ``remotesign:users``): enrol its own end users, create
 their sign identities (key in the key store + certificate from the built-in CA), manage status,
-labels, PINs and devices, and register its OAuth redirect URIs. Users and identities of other
-relying parties, and service-wide users, are not visible here (404)."""
+labels and devices, and register its OAuth redirect URIs. Users and identities of other
+relying parties, and service-wide users, are not visible here (404).
+
+The relying party never sets or learns a user's password or PIN (sole control, EN 419 241-1):
+it can only have the service send the user a one-time code through the user's own channel, with
+which the user chooses them on the service's page (``/account/activate``)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import ApiError
 from remotesign.core import scopes
+from remotesign.core.activation import ActivationError
 from remotesign.core.devices import DeviceError
 from remotesign.core.identities import IdentityError, Viewer
 from remotesign.core.tenants import TenantError, TokenInfo
@@ -53,6 +58,12 @@ class IdentityCreate(Strict):
     description: str | None = Field(default=None, max_length=200)
 
 
+class ActivationRequest(Strict):
+    purpose: Literal["activate", "reset", "device"] = Field(
+        default="activate", description="activate: first password and PIN; reset: new ones, every lock lifted; "
+                                        "device: pair an approval app")
+
+
 class IdentityPatch(Strict):
     status: Literal["enabled", "disabled"] | None = None
     reason: str | None = Field(default=None, max_length=200)
@@ -70,6 +81,15 @@ def _fail(exc: Exception) -> ApiError:
     return ApiError(status, code, getattr(exc, "message", str(exc)))
 
 
+_SECRETS = ("the relying party never sets a user's {what}: the user chooses it on the service's activation page "
+            "with a one-time code sent through their own channel (POST /v1/users/{{id}}/activation)")
+
+
+def _no_secret(value: object, what: str) -> None:
+    if value is not None:
+        raise ApiError(400, "secret_not_allowed", _SECRETS.format(what=what))
+
+
 def _user(svc: Services, caller: TokenInfo, user_id: str) -> Any:
     try:
         return svc.users.get(user_id, caller.tenant_id)
@@ -79,13 +99,25 @@ def _user(svc: Services, caller: TokenInfo, user_id: str) -> Any:
 
 @router.post("/users", status_code=201, summary="Enrol an end user of this relying party")
 def create_user(body: UserCreate, caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
+    _no_secret(body.password, "password")
     try:
         user = svc.users.create(tenant_id=caller.tenant_id, username=body.username, display_name=body.display_name,
-                                kind=body.kind, password=body.password, email=body.email, phone=body.phone,
+                                kind=body.kind, email=body.email, phone=body.phone,
                                 serial_number=body.serial_number, actor=caller.client_id)
     except UserError as exc:
         raise _fail(exc) from exc
-    return user.as_json()  # type: ignore[no-any-return]
+    return {**user.as_json(), "activation": _send_code(svc, caller, user, "activate", quiet=True)}
+
+
+def _send_code(svc: Services, caller: TokenInfo, user: Any, purpose: str, *, quiet: bool = False) -> dict[str, Any]:
+    """Have the service send ``purpose``'s code to the user's own channel; the caller never sees it."""
+    try:
+        channel = svc.activation.send(user, purpose, actor=caller.client_id)
+    except ActivationError as exc:
+        if not quiet:
+            raise _fail(exc) from exc
+        return {"status": "pending", "channel": "operator", "message": exc.message}
+    return {"status": "sent", "channel": channel}
 
 
 @router.get("/users", summary="This relying party's end users")
@@ -98,15 +130,24 @@ def get_user(user_id: str, caller: TokenInfo = Admin, svc: Services = Depends(se
     return _user(svc, caller, user_id).as_json()  # type: ignore[no-any-return]
 
 
-@router.patch("/users/{user_id}", summary="Enable / disable, set a new password (unlocks), rename")
+@router.patch("/users/{user_id}", summary="Enable / disable, rename")
 def patch_user(user_id: str, body: UserPatch, caller: TokenInfo = Admin,
                svc: Services = Depends(services)) -> dict[str, Any]:
+    _no_secret(body.password, "password")
     try:
-        user = svc.users.update(user_id, caller.tenant_id, enabled=body.enabled, password=body.password,
+        user = svc.users.update(user_id, caller.tenant_id, enabled=body.enabled,
                                 display_name=body.display_name, actor=caller.client_id)
     except UserError as exc:
         raise _fail(exc) from exc
     return user.as_json()  # type: ignore[no-any-return]
+
+
+@router.post("/users/{user_id}/activation", status_code=202,
+             summary="Send the user a one-time code (activation, reset or device pairing) by their own e-mail")
+def send_activation(user_id: str, body: ActivationRequest, caller: TokenInfo = Admin,
+                    svc: Services = Depends(services)) -> dict[str, Any]:
+    user = _user(svc, caller, user_id)
+    return _send_code(svc, caller, user, body.purpose)
 
 
 @router.delete("/users/{user_id}", status_code=204)
@@ -125,9 +166,10 @@ def delete_user(user_id: str, caller: TokenInfo = Admin, svc: Services = Depends
              summary="Create a sign identity: a new key and a certificate from the built-in CA")
 def create_identity(user_id: str, body: IdentityCreate, caller: TokenInfo = Admin,
                     svc: Services = Depends(services)) -> dict[str, Any]:
+    _no_secret(body.pin, "PIN")
     user = _user(svc, caller, user_id)
     try:
-        identity = svc.identities.create(user, algorithm=body.algorithm, labels=body.labels, pin=body.pin,
+        identity = svc.identities.create(user, algorithm=body.algorithm, labels=body.labels,
                                          description=body.description, actor=caller.client_id)
     except (IdentityError, KeyStoreError, CertificateError, ProfileError) as exc:
         raise _fail(exc) from exc
@@ -141,12 +183,13 @@ def list_identities(user_id: str, caller: TokenInfo = Admin, svc: Services = Dep
     return {"sign_identities": [i.esigp_json(svc.base_url) for i in found]}
 
 
-@router.patch("/identities/{identity_id}", summary="Enable / disable, relabel, set a new PIN (unlocks)")
+@router.patch("/identities/{identity_id}", summary="Enable / disable, relabel")
 def patch_identity(identity_id: str, body: IdentityPatch, caller: TokenInfo = Admin,
                    svc: Services = Depends(services)) -> dict[str, Any]:
+    _no_secret(body.pin, "PIN")
     try:
         identity = svc.identities.update(identity_id, Viewer(caller.tenant_id), status=body.status,
-                                         reason=body.reason, labels=body.labels, pin=body.pin, actor=caller.client_id)
+                                         reason=body.reason, labels=body.labels, actor=caller.client_id)
     except IdentityError as exc:
         raise _fail(exc) from exc
     return {"identity": identity.esigp_json(svc.base_url, details=True)}

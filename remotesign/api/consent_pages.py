@@ -33,8 +33,10 @@ from remotesign.api import html_pages
 from remotesign.api.deps import services
 from remotesign.core.consent import ConsentError, PendingConsent
 from remotesign.core.identities import IdentityError, PinRefused
+from remotesign.api.same_origin import client_address, same_origin
 from remotesign.core.processes import ProcessError
 from remotesign.core.tenants import TenantError
+from remotesign.core.throttle import Throttled
 from remotesign.core.users import LoginFailed, UserError
 from remotesign.service import Services
 
@@ -43,7 +45,8 @@ log = logging.getLogger("remotesign.api")
 COOKIE = "rs_authz"
 COOKIE_PATH = "/trustedx-authserver/"
 AUTHORIZE_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
-                    "code_challenge_method", "sign_identity_id", "digests_summary", "digests_summary_algorithm")
+                    "code_challenge_method", "sign_identity_id", "digests_summary", "digests_summary_algorithm",
+                    "digests_algorithms")
 IGNORED_PARAMS = ("prompt", "acr_values", "ui_locales")
 MAX_FORM_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 4096
@@ -169,6 +172,9 @@ def _pin_message(exc: PinRefused) -> str:
                 "try again later.")
     if exc.code == "pin_locked":
         return "The PIN is locked after too many wrong tries; try again later."
+    if exc.code == "pin_blocked":
+        return ("The PIN is blocked after too many wrong tries. Choose a new one with the reset link your service "
+                "sends you, or ask the service operator.")
     return f"Wrong PIN, {exc.remaining} {'try' if exc.remaining == 1 else 'tries'} left."
 
 
@@ -185,6 +191,8 @@ async def _posted(svc: Services, auth_server: str, request: Request) -> Response
     """A page's form, its request id and this browser's secret for it; or the error page."""
     if not _known_server(svc, auth_server):
         return _error(f"There is no authorization server named {auth_server[:100]!r}.", 404, "Not found")
+    if not same_origin(request, svc.base_url):
+        return _error("This form was sent from another site; start again from the application.", 403)
     try:
         form = await _form(request)
     except BadInput as exc:
@@ -230,11 +238,19 @@ async def login(auth_server: str, request: Request, svc: Services = Depends(serv
             raise BadInput("unknown action")
         username, password = form.get("username", ""), form.get("password", "")
         try:
-            view = svc.consent.login(request_id, secret, username, password)
-        except LoginFailed as exc:
+            view = svc.consent.login(request_id, secret, username, password, address=client_address(request))
+        except Throttled as exc:
             again = svc.consent.view(request_id, secret)
-            message = ("Too many wrong passwords: this account is locked for a while; try again later."
-                       if exc.code == "locked" else "Wrong user name or password.")
+            response = _html(html_pages.login_page(auth_server, again, error=(
+                "Too many failed sign-ins from your network or for this application; try again later."),
+                username=username[:200]), 429, again.redirect_uri)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+        except LoginFailed:
+            # One answer for an unknown, a locked, a disabled user and a wrong password.
+            again = svc.consent.view(request_id, secret)
+            message = ("Wrong user name or password, or the account is locked. If it is locked, wait or reset it "
+                       "with the link your service sent you.")
             return _html(html_pages.login_page(auth_server, again, error=message, username=username[:200]), 401,
                          again.redirect_uri)
         return _html(html_pages.consent_page(auth_server, view), 200, view.redirect_uri)
@@ -259,11 +275,15 @@ async def consent(auth_server: str, request: Request, svc: Services = Depends(se
             raise BadInput("unknown action")
         try:
             if action == "approve":
-                return _redirect(svc.consent.approve_with_pin(request_id, secret, form.get("pin"), chosen))
+                return _redirect(svc.consent.approve_with_pin(request_id, secret, form.get("pin"), chosen,
+                                                              address=client_address(request)))
             view = svc.consent.request_device_approval(request_id, secret, chosen)
             return _waiting(auth_server, view)
         except PinRefused as exc:
             return _consent_again(svc, auth_server, request_id, secret, _pin_message(exc), 403)
+        except Throttled:
+            return _consent_again(svc, auth_server, request_id, secret,
+                                  "Too many wrong PINs from your network; try again later.", 429)
         except IdentityError as exc:
             return _consent_again(svc, auth_server, request_id, secret, exc.message, 403)
         except ProcessError as exc:

@@ -1,5 +1,6 @@
-"""Approval-device API (native error format): a user registers an app instance with their password
-and the instance's public key; the instance then long-polls for signature requests waiting for its
+"""Approval-device API (native error format): a user registers an app instance with a one-time
+pairing code (shown on the activation page or sent to the user's e-mail; never the password alone,
+which a relying party could have seen) and the instance's public key; the instance then long-polls for signature requests waiting for its
 user and answers each with a signature of its key over the decision's text (plus the signing PIN
 to approve). Possession of the device key + knowledge of the PIN = SCAL2's two factors."""
 
@@ -16,11 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from remotesign.api.deps import bearer_token, services
 from remotesign.api.errors import ApiError
+from remotesign.api.same_origin import client_address
+from remotesign.core.activation import ActivationError
 from remotesign.core.devices import DeviceError, DeviceInfo
+from remotesign.core.throttle import Throttled
 from remotesign.core.identities import IdentityError, PinRefused, Viewer
 from remotesign.core.processes import ProcessError, ProcessInfo
 from remotesign.core.tenants import TenantError
-from remotesign.core.users import LoginFailed, UserError
+from remotesign.core.users import UserError
 from remotesign.service import Services
 
 router = APIRouter(prefix="/v1/device", tags=["approval device"])
@@ -35,8 +39,7 @@ class Strict(BaseModel):
 
 
 class Register(Strict):
-    username: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=1024)
+    activation_code: str = Field(min_length=1, max_length=64, description="the one-time device pairing code")
     public_key: str = Field(min_length=1, max_length=8192, description="PEM or base64 DER SubjectPublicKeyInfo")
     name: str = Field(default="", max_length=200)
 
@@ -59,16 +62,15 @@ def device(request: Request, svc: Services = Depends(services)) -> DeviceInfo:
     return found
 
 
-@router.post("/register", status_code=201, summary="Register an approval device for a user (password login)")
-def register(body: Register, svc: Services = Depends(services)) -> dict[str, str]:
-    if "\x00" in body.username + body.password:
-        raise ApiError(401, "login_failed", "wrong user name or password")
+@router.post("/register", status_code=201, summary="Register an approval device with a one-time pairing code")
+def register(body: Register, request: Request, svc: Services = Depends(services)) -> dict[str, str]:
     try:
-        user = svc.users.authenticate(body.username, body.password, None)
-    except LoginFailed as exc:
+        info, token = svc.activation.pair_device(body.activation_code, body.public_key, body.name,
+                                                 source_keys=[f"address:{client_address(request)}"])
+    except Throttled as exc:
+        raise ApiError(429, exc.code, exc.message, {"Retry-After": str(exc.retry_after)}) from exc
+    except ActivationError as exc:
         raise ApiError(401, exc.code, exc.message) from exc
-    try:
-        info, token = svc.devices.register(user, body.public_key, body.name)
     except DeviceError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from exc
     return {"device_id": info.id, "device_token": token}

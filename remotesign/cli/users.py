@@ -41,6 +41,7 @@ def _services():  # type: ignore[no-untyped-def]
 
 
 def _errors() -> tuple[type[BaseException], ...]:
+    from remotesign.core.activation import ActivationError
     from remotesign.core.devices import DeviceError
     from remotesign.core.identities import IdentityError
     from remotesign.core.tenants import TenantError
@@ -49,7 +50,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     from remotesign.trust.ca import CertificateError
     from remotesign.trust.profiles import ProfileError
 
-    return (UserError, IdentityError, TenantError, KeyStoreError, DeviceError, CertificateError, ProfileError,
+    return (ActivationError, UserError, IdentityError, TenantError, KeyStoreError, DeviceError, CertificateError, ProfileError,
             CliError)
 
 
@@ -240,6 +241,20 @@ def cmd_users_set_password(args: argparse.Namespace, svc, password: str) -> int:
 
 
 @command
+def cmd_users_activation_code(args: argparse.Namespace, svc) -> int:  # type: ignore[no-untyped-def]
+    user = svc.users.find(args.user)
+    if args.email:
+        channel = svc.activation.send(user, args.purpose, actor="operator")
+        print(f"{args.purpose} code sent to user {user.username} ({user.id}) by {channel}")
+        return 0
+    code = svc.activation.issue_for_operator(user, args.purpose)
+    print(code)
+    if args.purpose != "device":
+        print(f"give it to {user.username} in person; they open {svc.base_url}/account/activate", file=sys.stderr)
+    return 0
+
+
+@command
 def cmd_users_delete(args: argparse.Namespace, svc) -> int:  # type: ignore[no-untyped-def]
     from remotesign.core.identities import Viewer
 
@@ -387,8 +402,21 @@ def cmd_client_redirect_uris(args: argparse.Namespace, svc) -> int:  # type: ign
 
 
 # -- parsers ----------------------------------------------------------------------------------------
+@command
+def cmd_client_pkce(args: argparse.Namespace, svc) -> int:  # type: ignore[no-untyped-def]
+    tenant = svc.tenants.set_pkce_required(args.client_id, args.setting == "required")
+    print(f"PKCE S256 is {'required' if tenant.pkce_required else 'optional'} for {tenant.client_id}")
+    return 0
+
+
 def add_client_parsers(csub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``client redirect-uris``, added to the ``client`` command's actions."""
+    """``client redirect-uris`` and ``client pkce``, added to the ``client`` command's actions."""
+    p = csub.add_parser("pkce", help="require PKCE S256 (the default) or let a legacy client go without",
+                        description="PKCE S256 is required on the authorization-code flow. 'optional' lets this "
+                                    "one confidential client omit it (plain is never accepted); audited.")
+    p.add_argument("client_id")
+    p.add_argument("setting", choices=("required", "optional"))
+    p.set_defaults(func=cmd_client_pkce)
     p = csub.add_parser("redirect-uris", help="set (or show) a relying party's OAuth2 redirect URIs",
                         description="Replace the exact redirect URIs the authorization endpoint may send this "
                                     "client's users back to, and print the list. Absolute https URIs without a "
@@ -447,6 +475,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--password-stdin", action="store_true", required=True,
                    help="read the password from stdin (one line)")
     p.set_defaults(func=cmd_users_set_password)
+    p = usub.add_parser("activation-code", help="a one-time code for the user: activate, reset or pair a device",
+                        description="Print a one-time code (shown once, stored hashed) with which the user chooses "
+                                    "password and PIN on /account/activate (activate, reset: lifts every lock) or "
+                                    "pairs an approval app (device). --email sends it to the user's own address "
+                                    "instead. Audited; a newer code replaces an older one of the same purpose.")
+    p.add_argument("user", metavar="USER")
+    p.add_argument("--purpose", choices=("activate", "reset", "device"), default="activate")
+    p.add_argument("--email", action="store_true", help="send it by e-mail instead of printing it")
+    p.set_defaults(func=cmd_users_activation_code)
     p = usub.add_parser("delete", help="delete a user with their sign identities and devices")
     p.add_argument("user", metavar="USER")
     p.set_defaults(func=cmd_users_delete)

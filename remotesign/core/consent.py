@@ -4,7 +4,10 @@ bound to what was consented to (identity, digests summary).
 
 Checks follow RFC 6749 §4.1 and §10, RFC 7636 (PKCE) and the OAuth 2.0 Security BCP: redirect URIs
 match a registered one exactly, errors about the client or the redirect URI are never redirected,
+PKCE with S256 is required (``plain`` never; the operator may relax PKCE for one legacy client),
 codes live ``auth_code_ttl`` seconds and a replayed code revokes the tokens issued from it.
+Failed passwords and PINs count against the client and the browser's address (``core.throttle``)
+as well as against the account.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from remotesign.core.devices import DeviceService
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
 from remotesign.core.processes import ProcessService
 from remotesign.core.scopes import IDENTITY_PROFILE, USE_DEVICE, USE_SERVER, USER_SCOPES
-from remotesign.core.sole_control import SUMMARY_ALGORITHMS, summary_algorithm
+from remotesign.core.sole_control import SUMMARY_ALGORITHMS, parse_digest_types, summary_algorithm
 from remotesign.core.tenants import IssuedToken, TenantInfo, TenantService
-from remotesign.core.users import UserInfo, UserService
+from remotesign.core.throttle import AttemptThrottle
+from remotesign.core.users import LoginFailed, UserInfo, UserService
 from remotesign.storage.db import Database
 from remotesign.storage.models import AuthorizationCode, AuthorizationRequest
 
@@ -91,6 +95,7 @@ class PendingConsent:
     candidates: tuple[IdentityInfo, ...]
     digests_summary: str | None
     digests_summary_algorithm: str | None
+    digest_types: tuple[str, ...] | None
     documents: tuple[str, ...]
     has_device: bool
     redirect_uri: str
@@ -109,7 +114,7 @@ class ConsentService:
     def __init__(self, db: Database, audit: AuditLog, tenants: TenantService, users: UserService,
                  identities: IdentityService, devices: DeviceService, processes: ProcessService, *,
                  request_ttl: int, code_ttl: int, token_ttl: int, signing_token_ttl: int, allow_sha1: bool,
-                 documents_for_summary: object = None) -> None:
+                 documents_for_summary: object = None, throttle: AttemptThrottle | None = None) -> None:
         self.db = db
         self.audit = audit
         self.tenants = tenants
@@ -123,6 +128,7 @@ class ConsentService:
         self.signing_token_ttl = signing_token_ttl
         self.allow_sha1 = allow_sha1
         self.documents_for_summary = documents_for_summary
+        self.throttle = throttle
 
     # -- 1. the authorization request --------------------------------------------------------------
     def start(self, auth_server: str, params: dict[str, str]) -> tuple[str, str]:
@@ -153,13 +159,14 @@ class ConsentService:
             raise bad("invalid_scope", f"unknown scope(s): {' '.join(unknown)[:200]}")
         challenge, method = params.get("code_challenge"), params.get("code_challenge_method")
         if challenge is not None:
-            method = method or "plain"
-            if method not in ("S256", "plain"):
-                raise bad("invalid_request", "code_challenge_method is S256 or plain")
+            if method != "S256":
+                raise bad("invalid_request", "code_challenge_method must be S256 (plain is not accepted)")
             if not (43 <= len(challenge) <= 128) or not set(challenge) <= _PKCE_CHARS:
                 raise bad("invalid_request", "code_challenge must have 43-128 unreserved characters")
         elif method is not None:
             raise bad("invalid_request", "code_challenge_method without code_challenge")
+        elif client.pkce_required:
+            raise bad("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
         identity_id = params.get("sign_identity_id") or None
         summary, summary_alg = params.get("digests_summary") or None, params.get("digests_summary_algorithm") or None
         if USE_SERVER in scopes:
@@ -174,8 +181,16 @@ class ConsentService:
             if len(raw) != hashlib.new(name).digest_size:
                 raise bad("invalid_request", f"digests_summary is not a {summary_alg} value")
             summary_alg = next(k for k, v in SUMMARY_ALGORITHMS.items() if v == name)
+            try:
+                digest_types = parse_digest_types(params.get("digests_algorithms"), allow_sha1=self.allow_sha1)
+            except ValueError as exc:
+                raise bad("invalid_request", f"digests_algorithms: {exc}") from exc
         elif summary:
             raise bad("invalid_request", f"digests_summary goes with scope {USE_SERVER}")
+        else:
+            digest_types = None
+        if digest_types is None and params.get("digests_algorithms"):
+            raise bad("invalid_request", "digests_algorithms goes with digests_summary")
         if identity_id is not None and len(identity_id) > 36:
             raise bad("invalid_request", "sign_identity_id is malformed")
         request_id, secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -184,7 +199,8 @@ class ConsentService:
             s.add(AuthorizationRequest(
                 id=request_id, browser_hash=_hash(secret), tenant_id=client.id, auth_server=auth_server,
                 redirect_uri=redirect_uri, state=state, scope=" ".join(scopes), sign_identity_id=identity_id,
-                digests_summary=summary, digests_summary_algorithm=summary_alg, code_challenge=challenge,
+                digests_summary=summary, digests_summary_algorithm=summary_alg,
+                digest_types=" ".join(digest_types) if digest_types else None, code_challenge=challenge,
                 code_challenge_method=method if challenge else None, status="login", created_at=now,
                 expires_at=now + timedelta(seconds=self.request_ttl)))
             s.execute(delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < now - timedelta(hours=1)))
@@ -227,14 +243,28 @@ class ConsentService:
             docs = tuple(name for _sid, name in self.documents_for_summary(r.tenant_id, r.digests_summary))
         return PendingConsent(id=r.id, client=client, status=r.status, scopes=tuple(r.scope.split()), user=user,
                               identity=identity, candidates=candidates, digests_summary=r.digests_summary,
-                              digests_summary_algorithm=r.digests_summary_algorithm, documents=docs,
+                              digests_summary_algorithm=r.digests_summary_algorithm,
+                              digest_types=tuple(r.digest_types.split()) if r.digest_types else None, documents=docs,
                               has_device=user is not None and self.devices.has_device(user.id),
                               redirect_uri=r.redirect_uri, state=r.state, process_id=r.process_id)
 
     # -- 2. login ----------------------------------------------------------------------------------
-    def login(self, request_id: str, secret: str, username: str, password: str) -> PendingConsent:
+    def _sources(self, r: AuthorizationRequest, address: str | None) -> list[str]:
+        return [f"client:{r.tenant_id}"] + ([f"address:{address}"] if address else [])
+
+    def login(self, request_id: str, secret: str, username: str, password: str, *,
+              address: str | None = None) -> PendingConsent:
+        """Password login; Throttled or LoginFailed (one answer for every reason) propagate."""
         r = self._load(request_id, secret, "login")
-        user = self.users.authenticate(username, password, r.tenant_id)  # LoginFailed propagates
+        sources = self._sources(r, address)
+        if self.throttle is not None:
+            self.throttle.check(sources)
+        try:
+            user = self.users.authenticate(username, password, r.tenant_id)
+        except LoginFailed:
+            if self.throttle is not None:
+                self.throttle.failed(sources)
+            raise
         if r.sign_identity_id:
             try:
                 identity = self.identities.get(r.sign_identity_id, Viewer(r.tenant_id, user.id))
@@ -262,15 +292,24 @@ class ConsentService:
         except IdentityError:
             raise ConsentError("invalid_request", "unknown sign identity") from None
 
-    def approve_with_pin(self, request_id: str, secret: str, pin: str | None, chosen_identity: str | None) -> str:
+    def approve_with_pin(self, request_id: str, secret: str, pin: str | None, chosen_identity: str | None, *,
+                         address: str | None = None) -> str:
         """Consent with the PIN (always needed when a server signature is authorized); returns the
-        redirect URL carrying the code. PinRefused propagates (the page shows tries left)."""
+        redirect URL carrying the code. PinRefused and Throttled propagate (the page shows tries left)."""
         r = self._load(request_id, secret, "consent")
         identity = self._chosen_identity(r, chosen_identity)
         if USE_SERVER in r.scope.split():
             assert identity is not None and r.user_id is not None
             self.identities.check_usable(identity)
-            self.identities.verify_pin(identity.id, pin or "", actor=r.user_id, tenant_id=r.tenant_id)
+            sources = self._sources(r, address)
+            if self.throttle is not None:
+                self.throttle.check(sources)
+            try:
+                self.identities.verify_pin(identity.id, pin or "", actor=r.user_id, tenant_id=r.tenant_id)
+            except PinRefused:
+                if self.throttle is not None:
+                    self.throttle.failed(sources)
+                raise
         return self._issue_code(r, identity)
 
     def request_device_approval(self, request_id: str, secret: str, chosen_identity: str | None) -> PendingConsent:
@@ -328,6 +367,7 @@ class ConsentService:
                 code_hash=_hash(code), tenant_id=r.tenant_id, auth_server=r.auth_server, user_id=r.user_id or "",
                 redirect_uri=r.redirect_uri, scope=r.scope, sign_identity_id=identity.id if identity else None,
                 digests_summary=r.digests_summary, digests_summary_algorithm=r.digests_summary_algorithm,
+                digest_types=r.digest_types,
                 code_challenge=r.code_challenge, code_challenge_method=r.code_challenge_method,
                 expires_at=_now() + timedelta(seconds=self.code_ttl)))
         self.audit.append("consent.given", actor=r.user_id or "", tenant_id=r.tenant_id,
@@ -380,7 +420,8 @@ class ConsentService:
             c.tenant_id, auth_server, c.scope, user_id=c.user_id,
             ttl=self.signing_token_ttl if signing else self.token_ttl, sign_identity_id=c.sign_identity_id,
             digests_summary=c.digests_summary if signing else None,
-            digests_summary_algorithm=c.digests_summary_algorithm if signing else None, code_hash=code_hash)
+            digests_summary_algorithm=c.digests_summary_algorithm if signing else None, code_hash=code_hash,
+            digest_types=c.digest_types if signing else None)
 
 
 __all__ = ["ConsentError", "ConsentService", "GrantError", "PendingConsent", "PinRefused", "IDENTITY_PROFILE",

@@ -1,8 +1,11 @@
 """Sign identities: a key in the key store plus its certificate, owned by one end user, and the
 signing PIN that protects it (SCAL2's knowledge factor).
 
-Wrong PINs count down; when none are left the identity locks for a configured time and then the
-counter starts again. A successful PIN resets the count.
+Wrong PINs count down; when none are left the identity locks for the next step of an escalating
+schedule (15 minutes, an hour, a day by default), and after the last step for good, until the user
+chooses a new PIN through their own channel (``core.activation``) or the operator resets it. A
+successful PIN starts both the count and the escalation afresh.
+The PIN is the signer's: a relying party never sets it (the facades refuse it).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from remotesign.storage.audit import AuditLog
 from remotesign.core.errors import CoreError
 from remotesign.core.kdf import DEFAULT_LOG2_N, hash_secret, verify_secret
 from remotesign.core.tenants import TokenInfo
+from remotesign.core.throttle import lock_duration
 from remotesign.core.users import UserInfo
 from remotesign.keystore import KeyStore
 from remotesign.keystore.base import KeyAlgorithm, KeyStoreError
@@ -171,14 +175,14 @@ def _subject(user: UserInfo, country: str) -> x509.Name:
 
 class IdentityService:
     def __init__(self, db: Database, keystore: KeyStore, ca: CertificateAuthority, audit: AuditLog, *,
-                 pin_max_attempts: int = 3, pin_lock_seconds: int = 900, kdf_log2_n: int = DEFAULT_LOG2_N,
-                 country: str = "LV") -> None:
+                 pin_max_attempts: int = 3, pin_lock_schedule: tuple[int, ...] = (900, 3600, 86400),
+                 kdf_log2_n: int = DEFAULT_LOG2_N, country: str = "LV") -> None:
         self.db = db
         self.keystore = keystore
         self.ca = ca
         self.audit = audit
         self.pin_max_attempts = pin_max_attempts
-        self.pin_lock_seconds = pin_lock_seconds
+        self.pin_lock_schedule = pin_lock_schedule
         self.kdf_log2_n = kdf_log2_n
         self.country = country
 
@@ -192,7 +196,7 @@ class IdentityService:
         chosen = check_labels(labels if labels is not None else
                               (LEGAL_LABELS if user.kind == "legal" else NATURAL_LABELS))
         profile = profile or ("qualified-seal" if user.kind == "legal" else "qualified-person")
-        key = self.keystore.create(algorithm, f"identity:{user.username}", user.tenant_id)
+        key = self.keystore.create_identity_key(algorithm, f"identity:{user.username}", user.tenant_id)
         cert = self.ca.issue(subject=_subject(user, self.country), public_key_der=key.public_key_der,
                              profile_name=profile, tenant_id=user.tenant_id, key_id=key.id)
         chain = b"".join(c.der for c in reversed(self.ca.chain()))
@@ -220,7 +224,7 @@ class IdentityService:
                 cert.public_key().public_bytes(serialization.Encoding.DER, spki):
             raise IdentityError("key_mismatch", "the certificate does not belong to the private key")
         try:
-            key = self.keystore.import_key(private_key, f"identity:{user.username}", user.tenant_id)
+            key = self.keystore.import_identity_key(private_key, f"identity:{user.username}", user.tenant_id)
         except KeyStoreError as exc:
             raise IdentityError("unsupported_key", str(exc)) from exc
         chain = b"".join(c.public_bytes(serialization.Encoding.DER) for c in (extra or []))
@@ -234,8 +238,11 @@ class IdentityService:
                            certificate_der=cert_der, chain_der=chain, description=description[:200],
                            labels=" ".join(labels), domain=domain[:60], status="enabled",
                            pin_hash=hash_secret(pin, self.kdf_log2_n) if pin is not None else None,
-                           pin_failures=0, created_at=datetime.now(timezone.utc))
+                           pin_failures=0, pin_lock_level=0, created_at=datetime.now(timezone.utc))
         with self.db.session() as s:
+            if rec.pin_hash is None:  # the PIN the user chose at activation, if any
+                owner = s.get(EndUser, user.id)
+                rec.pin_hash = owner.pin_hash if owner is not None else None
             s.add(rec)
         self.audit.append("identity.created", actor=actor, tenant_id=user.tenant_id, subject=rec.id,
                           details={"user_id": user.id, "labels": list(labels), **details})
@@ -292,7 +299,7 @@ class IdentityService:
                 changed.append("labels")
             if pin is not None:
                 rec.pin_hash = hash_secret(pin, self.kdf_log2_n)
-                rec.pin_failures, rec.pin_locked_until = 0, None
+                rec.pin_failures, rec.pin_locked_until, rec.pin_lock_level = 0, None, 0
                 changed.append("pin")
             owner = s.get(EndUser, rec.user_id)
             info = _info(rec, owner.tenant_id if owner else None)
@@ -309,11 +316,25 @@ class IdentityService:
             if rec is not None:
                 s.delete(rec)
         try:
-            self.keystore.destroy(self.keystore.get(info.key_id, info.user_tenant_id), actor=actor)
+            self.keystore.destroy(self.keystore.identity_key(info.key_id, info.user_tenant_id), actor=actor)
         except KeyStoreError:
             pass  # already gone
         self.audit.append("identity.deleted", actor=actor, tenant_id=info.user_tenant_id, subject=identity_id,
                           details={"user_id": info.user_id})
+
+    def set_user_pin(self, user_id: str, pin_hash: str, *, actor: str, tenant_id: str | None) -> int:
+        """The user's own new PIN (activation or reset through their channel) on every identity
+        they hold; lifts every PIN lock. Returns how many identities changed."""
+        with self.db.session() as s:
+            rows = s.scalars(select(SignIdentity).where(SignIdentity.user_id == user_id)).all()
+            for rec in rows:
+                rec.pin_hash = pin_hash
+                rec.pin_failures, rec.pin_locked_until, rec.pin_lock_level = 0, None, 0
+            ids = [r.id for r in rows]
+        for identity_id in ids:
+            self.audit.append("identity.updated", actor=actor, tenant_id=tenant_id, subject=identity_id,
+                              details={"changed": ["pin"], "by": "user"})
+        return len(ids)
 
     # -- sole control ----------------------------------------------------------------------------
     def verify_pin(self, identity_id: str, pin: str, *, actor: str, tenant_id: str | None) -> None:
@@ -324,32 +345,37 @@ class IdentityService:
             if rec is None:
                 raise IdentityError("not_found", f"no sign identity {identity_id}", status=404)
             locked = _aware(rec.pin_locked_until)
-            if locked is not None and locked > now:
+            forever = rec.pin_lock_level > len(self.pin_lock_schedule)
+            if forever:
+                outcome = "locked_permanently"
+            elif locked is not None and locked > now:
                 outcome = "locked"
-            elif locked is not None:
-                rec.pin_failures, rec.pin_locked_until = 0, None
-                locked = None
-                outcome = ""
             else:
-                outcome = ""
-            if not outcome:
+                if locked is not None:
+                    rec.pin_failures, rec.pin_locked_until = 0, None
+                    locked = None
                 if rec.pin_hash is None or len(pin) > PIN_MAX or not verify_secret(pin, rec.pin_hash):
                     rec.pin_failures += 1
+                    outcome = "wrong"
                     if rec.pin_failures >= self.pin_max_attempts:
-                        locked = now + timedelta(seconds=self.pin_lock_seconds)
+                        rec.pin_lock_level += 1
+                        seconds = lock_duration(self.pin_lock_schedule, rec.pin_lock_level)
+                        locked = now + timedelta(seconds=seconds) if seconds is not None else None
                         rec.pin_locked_until = locked
-                        outcome = "locked_now"
-                    else:
-                        outcome = "wrong"
+                        outcome = "locked_now" if seconds is not None else "locked_permanently"
                 else:
-                    rec.pin_failures = 0
+                    rec.pin_failures, rec.pin_lock_level = 0, 0
                     outcome = "ok"
+            level = rec.pin_lock_level
             remaining = max(0, self.pin_max_attempts - rec.pin_failures)
         if outcome == "ok":
             return
         self.audit.append("identity.pin_refused", actor=actor, tenant_id=tenant_id, subject=identity_id,
-                          details={"reason": outcome, "remaining": remaining,
+                          details={"reason": outcome, "remaining": remaining, "lock_level": level,
                                    "locked_until": locked.isoformat() if locked else None})
+        if outcome == "locked_permanently":
+            raise PinRefused("pin_blocked", "the PIN is blocked after too many wrong tries; choose a new one "
+                             "through your reset link or ask the service operator", 0, None)
         if outcome in ("locked", "locked_now"):
             raise PinRefused("pin_locked", "the PIN is locked after too many wrong tries; try again later",
                              0, locked)

@@ -13,9 +13,9 @@ from asn1crypto import algos
 
 from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, Viewer
-from remotesign.core.sole_control import SoleControl
+from remotesign.core.sole_control import SoleControl, TypedDigest
 from remotesign.core.tenants import TokenInfo
-from remotesign.keystore import KeyStore, SignatureScheme
+from remotesign.keystore import KeyStore, KeyUseAuthorization, SignatureScheme
 from remotesign.keystore.base import HASH_SIZES, KeyAlgorithm, KeyStoreError
 
 _BY_SIZE = {20: "sha1", 32: "sha256", 48: "sha384", 64: "sha512"}
@@ -103,7 +103,7 @@ class RawSigningService:
             raise
 
     def key_algorithm(self, identity: IdentityInfo) -> KeyAlgorithm:
-        return self.keystore.get(identity.key_id, identity.user_tenant_id).algorithm
+        return self.keystore.identity_key(identity.key_id, identity.user_tenant_id).algorithm
 
     def sign(self, token: TokenInfo, identity_id: str, requests: list[RawRequest]) -> list[bytes]:
         """Spend the token's consent on exactly ``requests`` (in order) and sign them."""
@@ -111,15 +111,22 @@ class RawSigningService:
             raise RawSigningError("invalid_request", f"a batch has 1 to {MAX_BATCH} requests")
         identity = self.identity_for(token, identity_id)
         self.identities.check_usable(identity)
-        self.sole_control.authorize(token, identity_id, [r.digest for r in requests])
-        key = self.keystore.get(identity.key_id, identity.user_tenant_id)
+        reference = self.sole_control.authorize(token, identity_id, [TypedDigest(r.hash_name, r.digest) for r in requests])
         try:
-            return [self.keystore.sign_digest(key, r.digest, r.hash_name, r.scheme) for r in requests]
+            auth = KeyUseAuthorization(reference, identity_id, actor=token.user_id or token.client_id,
+                                       tenant_id=token.tenant_id)
+            key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id)
+            return self.keystore.sign_with_identity_key(key, [(r.digest, r.hash_name, r.scheme) for r in requests],
+                                                        auth)
         except KeyStoreError as exc:
             raise RawSigningError("signing_failed", f"the key store could not sign: {exc}", 500) from exc
 
-    def sign_authorized(self, identity: IdentityInfo, request: RawRequest) -> bytes:
-        """Sign after the user approved this very digest on their device (processes module)."""
+    def sign_authorized(self, identity: IdentityInfo, request: RawRequest, *, process_id: str, actor: str,
+                        tenant_id: str | None) -> bytes:
+        """Sign after the user approved this very digest on their device: the pending process
+        ``process_id`` (processes module) is the authorization the key store checks and audits."""
         self.identities.check_usable(identity)
-        key = self.keystore.get(identity.key_id, identity.user_tenant_id)
-        return self.keystore.sign_digest(key, request.digest, request.hash_name, request.scheme)
+        key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id)
+        auth = KeyUseAuthorization.device_process(process_id, identity.id, actor, tenant_id)
+        [value] = self.keystore.sign_with_identity_key(key, [(request.digest, request.hash_name, request.scheme)], auth)
+        return value

@@ -1,6 +1,14 @@
 """The SCAL2 invariant (CEN EN 419 241-1): a signing credential obtained for a digests summary
 signs exactly those digests, with exactly the identity the user chose, once, before it expires.
 
+The summary is H(d1 || d2 || ...), the TrustedX wire form. A bare concatenation does not say where
+one digest ends, so [X1, X2] and the single 64-byte "digest" X1||X2 share a summary. The
+authorization therefore binds a typed list: by default every digest is of the summary's own hash
+algorithm and has exactly its length, so the list is the concatenation cut into equal, typed
+pieces, in order; a client signing digests of other or mixed algorithms declares them, in order,
+with the authorization request (``digests_algorithms=SHA256,SHA512``), and then exactly that
+list matches. Nothing else does.
+
 Every facade that signs with a server-held key goes through ``SoleControl.authorize`` before the
 key store is touched; every refusal is written to the audit log with its reason.
 """
@@ -10,6 +18,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import update
@@ -40,6 +50,27 @@ def summary_algorithm(name: str, *, allow_sha1: bool = False) -> str:
     return SUMMARY_ALGORITHMS[key]
 
 
+@dataclass(frozen=True)
+class TypedDigest:
+    """One digest to be signed, with the hash algorithm (hashlib name) it claims to be."""
+
+    hash_name: str
+    value: bytes
+
+
+MAX_DIGESTS = 1000
+
+
+def parse_digest_types(text: str | None, *, allow_sha1: bool = False) -> tuple[str, ...] | None:
+    """``SHA256,SHA512`` (commas or spaces) -> ("sha256", "sha512"); None when not given."""
+    if not text:
+        return None
+    names = [x for x in text.replace(",", " ").split() if x]
+    if not 1 <= len(names) <= MAX_DIGESTS:
+        raise ValueError(f"1 to {MAX_DIGESTS} algorithms")
+    return tuple(summary_algorithm(n, allow_sha1=allow_sha1) for n in names)
+
+
 def digests_summary(digests: list[bytes], algorithm: str) -> str:
     """base64(H(d1 || d2 || ...)) over the digests in signing order; for one digest this is
     b64(H(digest)), the form eParaksts' CalculateDigest returns and TrustedX checks."""
@@ -61,8 +92,9 @@ class SoleControl:
                                    "bound_identity": token.sign_identity_id, "bound_summary": token.digests_summary})
         return SoleControlRefused(reason, message)
 
-    def authorize(self, token: TokenInfo, identity_id: str, digests: list[bytes]) -> None:
-        """Spend ``token`` on signing ``digests`` with ``identity_id``, or raise SoleControlRefused."""
+    def authorize(self, token: TokenInfo, identity_id: str, digests: Sequence[TypedDigest]) -> str:
+        """Spend ``token`` on signing ``digests`` (typed, in order) with ``identity_id``, or raise
+        SoleControlRefused. Returns the authorization's reference for the key store's audit."""
         if token.user_id is None or USE_SERVER not in token.scopes:
             raise self.refuse(token, "not_a_signing_token",
                               f"server signing needs a token from the user's consent with scope {USE_SERVER}",
@@ -75,7 +107,20 @@ class SoleControl:
         now = datetime.now(timezone.utc)
         if token.expires_at <= now:
             raise self.refuse(token, "expired", "the signing authorization has expired", identity_id)
-        actual = digests_summary(digests, token.digests_summary_algorithm)
+        bound_hash = summary_algorithm(token.digests_summary_algorithm, allow_sha1=True)
+        types = token.digest_types or (bound_hash,) * len(digests)
+        if len(types) != len(digests):
+            raise self.refuse(token, "digest_type_mismatch",
+                              f"the authorization covers {len(types)} digests, not {len(digests)}", identity_id)
+        for n, (d, wanted) in enumerate(zip(digests, types)):
+            size = hashlib.new(wanted).digest_size
+            if d.hash_name != wanted or len(d.value) != size:
+                raise self.refuse(token, "digest_type_mismatch",
+                                  f"digest {n} is not the {wanted} digest of {size} bytes the user authorized",
+                                  identity_id)
+        if not digests:
+            raise self.refuse(token, "digests_mismatch", "no digests to sign", identity_id)
+        actual = digests_summary([d.value for d in digests], token.digests_summary_algorithm)
         if not hmac.compare_digest(actual.encode(), token.digests_summary.encode()):
             raise self.refuse(token, "digests_mismatch",
                               "the digests do not match the digests_summary the user authorized", identity_id)
@@ -86,6 +131,9 @@ class SoleControl:
                               .values(consumed_at=now)).rowcount
         if spent != 1:
             raise self.refuse(token, "replayed", "the signing authorization has been used already", identity_id)
-        self.audit.append("scal2.authorized", actor=token.user_id, tenant_id=token.tenant_id, subject=identity_id,
-                          details={"digests_summary": token.digests_summary, "digests": len(digests),
-                                   "token_sha256_prefix": token.token_hash[:16]})
+        seq = self.audit.append("scal2.authorized", actor=token.user_id, tenant_id=token.tenant_id,
+                                subject=identity_id,
+                                details={"digests_summary": token.digests_summary, "digests": len(digests),
+                                         "digest_types": list(types),
+                                         "token_sha256_prefix": token.token_hash[:16]})
+        return f"scal2:{seq}:{token.token_hash[:16]}"

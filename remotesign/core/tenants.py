@@ -43,6 +43,7 @@ class TenantInfo:
     enabled: bool
     created_at: datetime
     redirect_uris: tuple[str, ...] = ()
+    pkce_required: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class TokenInfo:
     sign_identity_id: str | None = None         # SCAL2 binding of a signing token ...
     digests_summary: str | None = None          # ... to exactly these digests
     digests_summary_algorithm: str | None = None
+    digest_types: tuple[str, ...] | None = None  # hashlib names of the digests, in order, when declared
     token_hash: str = ""                        # to spend a signing token exactly once
 
     @property
@@ -76,7 +78,8 @@ class TokenInfo:
 def _info(t: Tenant) -> TenantInfo:
     return TenantInfo(id=t.id, name=t.name, client_id=t.client_id,
                       allowed_scopes=tuple(s for s in t.allowed_scopes.split() if s), enabled=t.enabled,
-                      created_at=t.created_at, redirect_uris=tuple(u for u in (t.redirect_uris or "").split() if u))
+                      created_at=t.created_at, redirect_uris=tuple(u for u in (t.redirect_uris or "").split() if u),
+                      pkce_required=t.pkce_required is not False)
 
 
 def _hash_secret(secret: str, salt: str) -> str:
@@ -205,7 +208,8 @@ class TenantService:
                              scopes=frozenset(tok.scope.split()), issued_at=_aware(tok.issued_at),
                              expires_at=_aware(tok.expires_at), user_id=tok.user_id,
                              sign_identity_id=tok.sign_identity_id, digests_summary=tok.digests_summary,
-                             digests_summary_algorithm=tok.digests_summary_algorithm, token_hash=tok.token_hash)
+                             digests_summary_algorithm=tok.digests_summary_algorithm, token_hash=tok.token_hash,
+                             digest_types=tuple(tok.digest_types.split()) if tok.digest_types else None)
 
     def set_redirect_uris(self, client_id: str, uris: list[str], actor: str = "operator") -> TenantInfo:
         """Register the exact redirect URIs the authorization endpoint may send this client's users to."""
@@ -221,9 +225,22 @@ class TenantService:
                           details={"redirect_uris": list(info.redirect_uris)})
         return info
 
+    def set_pkce_required(self, client_id: str, required: bool, actor: str = "operator") -> TenantInfo:
+        """PKCE S256 is required by default; only the operator may relax it for a legacy client."""
+        with self.db.session() as s:
+            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
+            if t is None:
+                raise TenantError(f"no client {client_id!r}")
+            t.pkce_required = required
+            info = _info(t)
+        self.audit.append("client.pkce", actor=actor, tenant_id=info.id, subject=client_id,
+                          details={"required": required})
+        return info
+
     def issue_user_token(self, tenant_id: str, auth_server: str, scope: str, *, user_id: str, ttl: int,
                          sign_identity_id: str | None = None, digests_summary: str | None = None,
-                         digests_summary_algorithm: str | None = None, code_hash: str | None = None) -> IssuedToken:
+                         digests_summary_algorithm: str | None = None, code_hash: str | None = None,
+                         digest_types: str | None = None) -> IssuedToken:
         """Authorization-code grant: a token acting for ``user_id``, bound to what they consented to."""
         token = secrets.token_urlsafe(32)
         now = datetime.now(timezone.utc)
@@ -231,7 +248,8 @@ class TenantService:
             s.add(AccessToken(token_hash=_token_hash(token), tenant_id=tenant_id, auth_server=auth_server,
                               scope=scope, issued_at=now, expires_at=now + timedelta(seconds=ttl), user_id=user_id,
                               sign_identity_id=sign_identity_id, digests_summary=digests_summary,
-                              digests_summary_algorithm=digests_summary_algorithm, code_hash=code_hash))
+                              digests_summary_algorithm=digests_summary_algorithm, code_hash=code_hash,
+                              digest_types=digest_types))
         self.audit.append("token.issued", actor=user_id, tenant_id=tenant_id, subject=auth_server,
                           details={"scope": scope, "grant": "authorization_code", "sign_identity_id": sign_identity_id,
                                    "digests_summary": digests_summary,

@@ -2,7 +2,14 @@
 
 A user enrolled by a relying party belongs to it (``tenant_id``): only that relying party sees the
 user, and the user can only consent to that relying party's requests. Users enrolled by the operator
-(``tenant_id`` None) are service-wide, like citizens of a national signing service.
+(``tenant_id`` None) are service-wide, like citizens of a national signing service. User names are
+unique per relying party, so one relying party cannot learn another's users by probing names.
+
+Secrets are the signer's alone: a relying party enrols users but never sets or reads a password or
+PIN; the user chooses them on the service's activation page with a one-time code delivered out of
+band (``core.activation``). Wrong passwords lock the account for longer and longer
+(``lock_schedule``), then for good until a reset through the user's own channel; callers that are
+not the user learn nothing from a refusal (unknown, locked, disabled and wrong all read the same).
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+import hashlib
+
 from remotesign.storage.audit import AuditLog
 from remotesign.core.kdf import DEFAULT_LOG2_N, dummy_verify, hash_secret, verify_secret
+from remotesign.core.throttle import lock_duration
 from remotesign.storage.db import Database
 from remotesign.storage.models import EndUser
 from remotesign.storage.tenancy import owned_by
@@ -34,7 +44,12 @@ class UserError(ValueError):
 
 
 class LoginFailed(UserError):
-    """Wrong user name or password, or a disabled user (one answer: do not tell which)."""
+    """Wrong user name or password, a locked or a disabled user: one answer, do not tell which.
+    ``reason`` is for the audit log only."""
+
+    def __init__(self, reason: str = "login_failed") -> None:
+        super().__init__("login_failed", "wrong user name or password")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -51,12 +66,17 @@ class UserInfo:
     has_password: bool
     locked_until: datetime | None
     created_at: datetime
+    lock_level: int = 0
+    locked_permanently: bool = False
+    activated: bool = False
+    has_pin: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "username": self.username, "display_name": self.display_name, "kind": self.kind,
                 "email": self.email, "phone": self.phone, "serial_number": self.serial_number,
                 "enabled": self.enabled, "has_password": self.has_password, "service_wide": self.tenant_id is None,
                 "locked_until": self.locked_until.isoformat() if self.locked_until else None,
+                "locked_permanently": self.locked_permanently, "activated": self.activated,
                 "created_at": self.created_at.isoformat()}
 
 
@@ -64,11 +84,23 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _info(u: EndUser) -> UserInfo:
+PERMANENT_LOCK = "permanent"
+
+
+def _info(u: EndUser, schedule: tuple[int, ...] = ()) -> UserInfo:
+    level = u.lock_level or 0
     return UserInfo(id=u.id, tenant_id=u.tenant_id, username=u.username, display_name=u.display_name, kind=u.kind,
                     email=u.email, phone=u.phone, serial_number=u.serial_number, enabled=u.enabled,
                     has_password=u.password_hash is not None, locked_until=_aware(u.locked_until),
-                    created_at=_aware(u.created_at) or u.created_at)
+                    created_at=_aware(u.created_at) or u.created_at, lock_level=level,
+                    locked_permanently=bool(schedule) and level > len(schedule),
+                    activated=u.activated_at is not None, has_pin=u.pin_hash is not None)
+
+
+def username_fingerprint(username: str) -> str:
+    """What the audit log keeps of a name typed at a failed login: never the text itself (it may
+    be a password typed in the wrong field), only a short hash to correlate attempts."""
+    return "sha256:" + hashlib.sha256(username.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 def visible_to(tenant_id: str) -> object:
@@ -93,12 +125,12 @@ def _owned(s: Any, user_id: str, tenant_id: str | None) -> EndUser:
 
 
 class UserService:
-    def __init__(self, db: Database, audit: AuditLog, *, max_attempts: int = 5, lock_seconds: int = 900,
-                 kdf_log2_n: int = DEFAULT_LOG2_N) -> None:
+    def __init__(self, db: Database, audit: AuditLog, *, max_attempts: int = 5,
+                 lock_schedule: tuple[int, ...] = (900, 3600, 86400), kdf_log2_n: int = DEFAULT_LOG2_N) -> None:
         self.db = db
         self.audit = audit
         self.max_attempts = max_attempts
-        self.lock_seconds = lock_seconds
+        self.lock_schedule = lock_schedule
         self.kdf_log2_n = kdf_log2_n
 
     def create(self, *, tenant_id: str | None, username: str, display_name: str, kind: str = "natural",
@@ -112,12 +144,16 @@ class UserService:
             raise UserError("invalid_name", "display_name is required (at most 200 characters)")
         if password is not None:
             check_password_quality(password)
+        now = datetime.now(timezone.utc)
         user = EndUser(id=str(uuid.uuid4()), tenant_id=tenant_id, username=username, display_name=display_name.strip(),
                        kind=kind, email=email, phone=phone, serial_number=serial_number,
                        password_hash=hash_secret(password, self.kdf_log2_n) if password is not None else None,
-                       password_failures=0, enabled=True, created_at=datetime.now(timezone.utc))
+                       password_failures=0, lock_level=0, enabled=True, created_at=now,
+                       activated_at=now if password is not None else None)
         with self.db.session() as s:
-            if s.scalar(select(EndUser.id).where(EndUser.username == username)) is not None:
+            taken = select(EndUser.id).where(EndUser.username == username)
+            taken = taken.where(EndUser.tenant_id.is_(None) if tenant_id is None else EndUser.tenant_id == tenant_id)
+            if s.scalar(taken) is not None:
                 raise UserError("username_taken", f"user name {username!r} is taken")
             s.add(user)
         self.audit.append("user.created", actor=actor, tenant_id=tenant_id, subject=user.id,
@@ -128,22 +164,25 @@ class UserService:
         """The user if owned by ``tenant_id`` (None: the operator sees every user)."""
         with self.db.session() as s:
             u = _owned(s, user_id, tenant_id)
-            return _info(u)
+            return _info(u, self.lock_schedule)
 
     def find(self, id_or_username: str) -> UserInfo:
-        """Operator lookup by id or user name."""
+        """Operator lookup by id or user name (a name two relying parties use is ambiguous)."""
         with self.db.session() as s:
-            u = s.scalar(select(EndUser).where(or_(EndUser.id == id_or_username, EndUser.username == id_or_username)))
-            if u is None:
+            found = s.scalars(select(EndUser).where(
+                or_(EndUser.id == id_or_username, EndUser.username == id_or_username)).limit(2)).all()
+            if not found:
                 raise UserError("not_found", f"no user {id_or_username!r}")
-            return _info(u)
+            if len(found) > 1:
+                raise UserError("ambiguous", f"several relying parties have a user {id_or_username!r}; give the id")
+            return _info(found[0], self.lock_schedule)
 
     def list(self, tenant_id: str | None, *, all_users: bool = False) -> list[UserInfo]:
         with self.db.session() as s:
             q = select(EndUser).order_by(EndUser.created_at)
             if not all_users:
                 q = q.where(owned_by(EndUser.tenant_id, tenant_id))
-            return [_info(u) for u in s.scalars(q)]
+            return [_info(u, self.lock_schedule) for u in s.scalars(q)]
 
     def update(self, user_id: str, tenant_id: str | None, *, enabled: bool | None = None,
                password: str | None = None, display_name: str | None = None, actor: str = "operator") -> UserInfo:
@@ -158,13 +197,13 @@ class UserService:
                 changed.append("enabled" if enabled else "disabled")
             if password is not None:
                 u.password_hash = hash_secret(password, self.kdf_log2_n)
-                u.password_failures = 0
-                u.locked_until = None
+                u.password_failures, u.locked_until, u.lock_level = 0, None, 0
+                u.activated_at = u.activated_at or datetime.now(timezone.utc)
                 changed.append("password")
             if display_name is not None and display_name.strip():
                 u.display_name = display_name.strip()[:200]
                 changed.append("display_name")
-            info = _info(u)
+            info = _info(u, self.lock_schedule)
         if changed:
             self.audit.append("user.updated", actor=actor, tenant_id=info.tenant_id, subject=user_id,
                               details={"changed": changed})
@@ -177,38 +216,69 @@ class UserService:
         self.audit.append("user.deleted", actor=actor, tenant_id=tenant_id, subject=user_id)
 
     def authenticate(self, username: str, password: str, tenant_id: str | None) -> UserInfo:
-        """Password login of a user that ``tenant_id``'s client may act for (None: any user, for
-        the user's own device registration). Wrong passwords count; after ``max_attempts`` in a row
-        the account is locked for ``lock_seconds``."""
+        """Password login of a user that ``tenant_id``'s client may act for: its own users first,
+        then service-wide ones (None: service-wide users only). Wrong passwords count; after
+        ``max_attempts`` in a row the account locks for the next step of ``lock_schedule``, and
+        after the last step for good. Every refusal raises the same LoginFailed."""
         now = datetime.now(timezone.utc)
         with self.db.session() as s:
-            q = select(EndUser).where(EndUser.username == username)
-            if tenant_id is not None:
-                q = q.where(visible_to(tenant_id))
-            u = s.scalar(q.with_for_update()) if len(username) <= 200 else None
+            u = None
+            if 0 < len(username) <= 200:
+                q = select(EndUser).where(EndUser.username == username)
+                q = q.where(visible_to(tenant_id) if tenant_id is not None else EndUser.tenant_id.is_(None))
+                q = q.order_by(EndUser.tenant_id.is_(None)).limit(1)
+                u = s.scalar(q.with_for_update())
+            locked_until = _aware(u.locked_until) if u is not None else None
             if u is None or u.password_hash is None:
                 dummy_verify(self.kdf_log2_n)
-                outcome, info = "unknown_user", None
-            elif _aware(u.locked_until) is not None and _aware(u.locked_until) > now:  # type: ignore[operator]
-                outcome, info = "locked", _info(u)
+                outcome, info = ("unknown_user" if u is None else "not_activated"), None
+            elif u.lock_level > len(self.lock_schedule):
+                dummy_verify(self.kdf_log2_n)
+                outcome, info = "locked_permanently", _info(u, self.lock_schedule)
+            elif locked_until is not None and locked_until > now:
+                dummy_verify(self.kdf_log2_n)
+                outcome, info = "locked", _info(u, self.lock_schedule)
             elif not verify_secret(password, u.password_hash):
                 u.password_failures += 1
+                outcome = "wrong_password"
                 if u.password_failures >= self.max_attempts:
-                    u.locked_until = now + timedelta(seconds=self.lock_seconds)
+                    u.lock_level += 1
                     u.password_failures = 0
-                outcome, info = "wrong_password", _info(u)
+                    seconds = lock_duration(self.lock_schedule, u.lock_level)
+                    u.locked_until = now + timedelta(seconds=seconds) if seconds is not None else None
+                    outcome = "locked_now" if seconds is not None else "locked_permanently_now"
+                info = _info(u, self.lock_schedule)
             elif not u.enabled:
-                outcome, info = "disabled", _info(u)
+                outcome, info = "disabled", _info(u, self.lock_schedule)
             else:
                 u.password_failures = 0
                 u.locked_until = None
-                outcome, info = "ok", _info(u)
+                u.lock_level = 0
+                outcome, info = "ok", _info(u, self.lock_schedule)
         if outcome == "ok":
             assert info is not None
             self.audit.append("user.login", actor=info.id, tenant_id=tenant_id, subject=info.username)
             return info
-        self.audit.append("user.login_refused", actor=username[:200], tenant_id=tenant_id,
-                          subject=info.id if info else "", details={"reason": outcome})
-        if outcome == "locked":
-            raise LoginFailed("locked", "too many wrong passwords; try again later")
-        raise LoginFailed("login_failed", "wrong user name or password")
+        self.audit.append("user.login_refused", actor=info.id if info else "anonymous", tenant_id=tenant_id,
+                          subject=info.id if info else "",
+                          details={"reason": outcome, "lock_level": info.lock_level if info else None,
+                                   **({} if info else {"username": username_fingerprint(username)})})
+        raise LoginFailed(outcome)
+
+    def set_password(self, user_id: str, password: str, *, actor: str) -> UserInfo:
+        """The user's own new password (activation or reset): lifts every lock."""
+        check_password_quality(password)
+        return self.update(user_id, None, password=password, actor=actor)
+
+    def set_pin(self, user_id: str, pin_hash: str, *, actor: str) -> None:
+        """Remember the PIN the user chose (hashed): each identity created later starts with it."""
+        with self.db.session() as s:
+            u = _owned(s, user_id, None)
+            u.pin_hash = pin_hash
+            tenant_id = u.tenant_id
+        self.audit.append("user.updated", actor=actor, tenant_id=tenant_id, subject=user_id,
+                          details={"changed": ["pin"]})
+
+    def pin_hash(self, user_id: str) -> str | None:
+        with self.db.session() as s:
+            return _owned(s, user_id, None).pin_hash  # type: ignore[no-any-return]

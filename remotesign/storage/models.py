@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true as sa_true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,6 +36,8 @@ class Tenant(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")  # space-separated, exact match
+    # PKCE S256 on the authorization-code flow; only the operator may relax it for a legacy client.
+    pkce_required: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
 
 
 class AccessToken(Base):
@@ -53,6 +56,7 @@ class AccessToken(Base):
     sign_identity_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     digests_summary: Mapped[str | None] = mapped_column(String(200), nullable=True)
     digests_summary_algorithm: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    digest_types: Mapped[str | None] = mapped_column(String(400), nullable=True)  # hashlib names, in order
     consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
@@ -69,6 +73,9 @@ class KeyRecord(Base):
     public_key_der: Mapped[bytes] = mapped_column(LargeBinary)
     handle: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # tenant (a relying party's own key) | identity (an end user's, SCAL2 only) | operator (PKI):
+    # lookups go by usage, so a relying party's key calls never reach its users' identity keys.
+    usage: Mapped[str] = mapped_column(String(10), default="tenant", server_default="tenant", index=True)
 
 
 class CertificateRecord(Base):
@@ -134,6 +141,19 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed seal over the audit chain up to ``seq`` (see storage/audit_seal.py): the chain hash
+    signed with the audit key, and optionally an RFC 3161 token whose imprint is that hash."""
+
+    __tablename__ = "audit_checkpoints"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[str] = mapped_column(String(36))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class SystemSetting(Base):
@@ -214,10 +234,13 @@ class EndUser(Base):
     sees and uses them."""
 
     __tablename__ = "users"
+    # User names are unique per relying party, so one tenant cannot probe another's users; the
+    # operator keeps service-wide names (tenant NULL) unique in code.
+    __table_args__ = (UniqueConstraint("tenant_id", "username", name="uq_users_tenant_username"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True,
                                                   nullable=True)
-    username: Mapped[str] = mapped_column(String(200), unique=True)
+    username: Mapped[str] = mapped_column(String(200), index=True)
     display_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(10))  # natural | legal
     email: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -226,6 +249,10 @@ class EndUser(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     password_failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lock_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # escalating locks
+    # The signing PIN the user chose at activation: each identity created later starts with it.
+    pin_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -248,7 +275,35 @@ class SignIdentity(Base):
     pin_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     pin_failures: Mapped[int] = mapped_column(Integer, default=0)
     pin_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    pin_lock_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ActivationCode(Base):
+    """A one-time code delivered out of band (e-mail, or the operator's CLI) that lets a user
+    activate their account, reset a secret or pair a device. Stored hashed; single use."""
+
+    __tablename__ = "activation_codes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # activate | reset | device
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(20))  # email | operator
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AttemptCounter(Base):
+    """Failed attempts of one kind from one source (a client, an address, an account) in the
+    current window, shared by every process through the database."""
+
+    __tablename__ = "attempt_counters"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Device(Base):
@@ -280,6 +335,7 @@ class AuthorizationRequest(Base):
     sign_identity_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     digests_summary: Mapped[str | None] = mapped_column(String(200), nullable=True)
     digests_summary_algorithm: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    digest_types: Mapped[str | None] = mapped_column(String(400), nullable=True)
     code_challenge: Mapped[str | None] = mapped_column(String(200), nullable=True)
     code_challenge_method: Mapped[str | None] = mapped_column(String(10), nullable=True)
     user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
@@ -303,6 +359,7 @@ class AuthorizationCode(Base):
     sign_identity_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     digests_summary: Mapped[str | None] = mapped_column(String(200), nullable=True)
     digests_summary_algorithm: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    digest_types: Mapped[str | None] = mapped_column(String(400), nullable=True)
     code_challenge: Mapped[str | None] = mapped_column(String(200), nullable=True)
     code_challenge_method: Mapped[str | None] = mapped_column(String(10), nullable=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

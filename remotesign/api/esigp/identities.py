@@ -32,7 +32,8 @@ class Pkcs12Import(BaseModel):
     pkcs12: str = Field(min_length=1, max_length=MAX_PKCS12_B64, description="base64 PKCS#12 (PFX)")
     password: str = Field(default="", max_length=1024)
     labels: list[str] | None = Field(default=None, max_length=32)
-    pin: str | None = Field(default=None, max_length=64, description="signing PIN protecting the identity")
+    pin: str | None = Field(default=None, max_length=64,
+                            description="refused: the identity takes the PIN the user chose at activation")
     description: str | None = Field(default=None, max_length=200)
     domain: str | None = Field(default=None, max_length=60)
     user_id: str | None = Field(default=None, pattern=ID_PATTERN,
@@ -89,6 +90,9 @@ def get_identity(identity_id: str, token: TokenInfo = Depends(caller),
 def import_pkcs12(body: Pkcs12Import, response: Response, token: TokenInfo = Depends(caller),
                   svc: Services = Depends(services)) -> dict[str, Any]:
     need_any(token, IDENTITY_MANAGE)
+    if body.pin is not None:  # the caller (a relying party's backend, even with a user's token) holds no PIN
+        raise bad_request("the signing PIN is the user's: the identity starts with the PIN the user chose on the "
+                          "service's activation page", "secret_not_allowed")
     if token.is_user_token:
         if body.user_id not in (None, token.user_id):
             raise bad_request("a user's token imports identities for that user only")
@@ -101,7 +105,7 @@ def import_pkcs12(body: Pkcs12Import, response: Response, token: TokenInfo = Dep
     with core_errors():
         owner = svc.users.get(owner_id or "", None if token.is_user_token else token.tenant_id)
         identity = svc.identities.import_pkcs12(
-            owner, data, body.password.encode() if body.password else None, labels=body.labels, pin=body.pin,
+            owner, data, body.password.encode() if body.password else None, labels=body.labels,
             description=body.description, domain=body.domain or "citizen", actor=token.user_id or token.client_id)
     view = _view(svc, identity, details=True)
     response.headers["Location"] = view["self"]
