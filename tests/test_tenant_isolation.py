@@ -76,7 +76,7 @@ def test_listings_are_per_tenant(http: httpx.Client, tenants: dict[str, dict[str
 
 def test_operator_pki_keys_are_not_tenant_keys(service: Service, http: httpx.Client,
                                                tenants: dict[str, dict[str, str]]) -> None:
-    """The CA, TSA, OCSP and transport keys belong to the operator; no tenant can use them to sign,
+    """The CA, TSA, OCSP, transport and audit keys belong to the operator; no tenant can use them to sign,
     nor the keys of service-wide users' sign identities (also held outside any tenant)."""
     import json
 
@@ -88,7 +88,7 @@ def test_operator_pki_keys_are_not_tenant_keys(service: Service, http: httpx.Cli
         pki_keys = [row[0] for row in conn.execute(
             text("SELECT id FROM keys WHERE tenant_id IS NULL AND label NOT LIKE 'identity:%'"))]
     engine.dispose()
-    assert len(pki_keys) == 5  # root, issuing, TSA, OCSP, SignAPI transport key
+    assert len(pki_keys) == 6  # root, issuing, TSA, OCSP, SignAPI transport key, audit key
     auth = {"Authorization": f"Bearer {tenants['A']['token']}"}
     for key_id in operator_keys:
         r = http.post(f"/v1/keys/{key_id}/sign", json={"digest": DIGEST}, headers=auth)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from remotesign.api import admin, consent_pages, devices, eparaksts, esigp, health, native, oauth, pki, validation
+from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.limits import BodySizeLimit
 from remotesign.service import Services
@@ -27,8 +28,11 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep_sessions(services))
+        sealer = asyncio.create_task(seal_periodically(services))
         yield
         sweeper.cancel()
+        sealer.cancel()
+        seal_at_shutdown(services)
         services.close()
 
     app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan)

@@ -185,17 +185,42 @@ def cmd_pki_list(args: argparse.Namespace) -> int:
 def cmd_audit_verify(_args: argparse.Namespace) -> int:
     svc = _services()
     try:
-        count, problems = svc.audit.verify()
+        report = svc.verify_audit()
     finally:
         svc.close()
-    if not problems:
-        print(f"audit log OK: {count} events, hash chain intact")
+    if not report.problems:
+        stamped = (f", last time-stamp {report.last_timestamp:%Y-%m-%dT%H:%M:%SZ}" if report.last_timestamp else "")
+        print(f"audit log OK: {report.events} events, hash chain intact; {report.checkpoints} signed checkpoint(s) "
+              f"({report.timestamped} time-stamped{stamped}), sealed up to event {report.last_sealed}; "
+              f"{report.unsealed} event(s) after the last checkpoint not yet sealed")
+        if report.database_only:
+            print(f"note: {report.database_only} checkpoint(s) are in the database but not in this node's anchor "
+                  f"file {svc.settings.audit_anchor_path} (made by another node, or just before a crash)")
         return 0
-    print(f"audit log BROKEN: {len(problems)} problem(s) in {count} events", file=sys.stderr)
-    for p in problems:
+    print(f"audit log BROKEN: {len(report.problems)} problem(s) in {report.events} events", file=sys.stderr)
+    for p in report.problems[:AUDIT_PROBLEMS_SHOWN]:
         where = f"event {p.seq}" if p.seq is not None else "chain"
         print(f"  {where}: {p.message}", file=sys.stderr)
+    if len(report.problems) > AUDIT_PROBLEMS_SHOWN:
+        print(f"  ... and {len(report.problems) - AUDIT_PROBLEMS_SHOWN} more", file=sys.stderr)
     return 1
+
+
+AUDIT_PROBLEMS_SHOWN = 50
+
+
+def cmd_audit_seal(_args: argparse.Namespace) -> int:
+    svc = _services()
+    try:
+        svc.initialize()  # the audit key and the anchor file's pins exist from the first start on
+        cp = svc.audit_sealer.seal()
+    finally:
+        svc.close()
+    if cp is None:
+        print("nothing to seal: the last event is already sealed")
+    else:
+        print(f"sealed the audit log up to event {cp.seq} ({'time-stamped' if cp.timestamp_token else 'no time-stamp'})")
+    return 0
 
 
 # --- trust: declare the built-in CA qualified in an operator-local trusted list ----------------------
@@ -324,10 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_validate_parser(sub)
 
-    audit = sub.add_parser("audit", help="audit log", description="The hash-chained audit log.")
+    audit = sub.add_parser("audit", help="audit log", description="The hash-chained audit log, sealed by signed, time-stamped checkpoints.")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    p = asub.add_parser("verify", help="check the hash chain; exit 1 and say where if it was tampered with")
+    p = asub.add_parser("verify", help="check the hash chain, the signed checkpoints and the anchor file; exit 1 "
+                        "and say where if the log was tampered with")
     p.set_defaults(func=cmd_audit_verify)
+    p = asub.add_parser("seal", help="write a signed, time-stamped checkpoint of the log now (the service "
+                        "does this by itself)")
+    p.set_defaults(func=cmd_audit_seal)
 
     add_trust_parser(sub)
     return parser

@@ -3,6 +3,10 @@
 Each event's hash covers its content and the previous event's hash; a head row records the last
 sequence number and hash. ``verify`` recomputes the chain and reports the first event where an
 edit, a deletion (a gap, or a truncated tail) or a reordering shows.
+
+The chain has no key: whoever can write the database can recompute it. audit_seal.py signs and
+time-stamps checkpoints of it and audit_verify.py checks them; appending here stays one short
+transaction with no key-store operation.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -43,6 +48,7 @@ class AuditLog:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._lock = threading.Lock()
+        self.appended = 0  # events this process appended: lets the sealer count without a query
 
     def append(self, event: str, *, actor: str, tenant_id: str | None = None, subject: str = "",
                details: dict[str, Any] | None = None) -> int:
@@ -61,6 +67,7 @@ class AuditLog:
                     s.add(AuditEvent(seq=seq, at=at, event=event, actor=actor, tenant_id=tenant_id, subject=subject,
                                      details=details_json, prev_hash=head.last_hash, hash=digest))
                     head.last_seq, head.last_hash = seq, digest
+                self.appended += 1
                 return seq
             except (IntegrityError, OperationalError):
                 continue
@@ -73,8 +80,9 @@ class AuditLog:
                 q = q.where(AuditEvent.tenant_id == tenant_id)
             return list(s.scalars(q))
 
-    def verify(self) -> tuple[int, list[AuditProblem]]:
-        """Check the whole chain; returns (events checked, problems found, in chain order)."""
+    def verify(self, observe: Callable[[int, str], None] | None = None) -> tuple[int, list[AuditProblem]]:
+        """Check the whole chain; returns (events checked, problems found, in chain order).
+        ``observe(seq, hash)`` sees every event's stored hash (the checkpoint checks use it)."""
         problems: list[AuditProblem] = []
         expected_seq, prev = 1, GENESIS
         count = 0
@@ -91,6 +99,8 @@ class AuditLog:
                                          ev.event, ev.actor, ev.tenant_id, ev.subject, ev.details, ev.prev_hash)
                 if recomputed != ev.hash:
                     problems.append(AuditProblem(ev.seq, "content does not match its hash: the event was edited"))
+                if observe is not None:
+                    observe(ev.seq, ev.hash)
                 prev, expected_seq = ev.hash, ev.seq + 1
             last_seq = expected_seq - 1
             if head is None:
