@@ -204,6 +204,7 @@ class ActivationService:
 
     def pair_device(self, code: str, public_key: str, name: str, *, source_keys: list[str]) -> tuple[DeviceInfo, str]:
         """Register an approval device with a device code (never with the password alone)."""
+        self.throttle.check(source_keys)
         load_device_key(public_key)  # a malformed key must not burn the code
         rec = self._spend(code, ("device",), source_keys)
         user = self.users.get(rec.user_id, None)
