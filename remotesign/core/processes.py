@@ -251,7 +251,8 @@ class ProcessService:
             return self._finish(info, "finished", None, actor=device.id, device_id=device.id) or info
         request = RawRequest(info.digest_value, info.digest_algorithm, self.raw_scheme(identity))
         try:
-            value = self.raw.sign_authorized(identity, request)
+            value = self.raw.sign_authorized(identity, request, process_id=info.id, actor=device.id,
+                                             tenant_id=info.tenant_id)
         except (IdentityError, KeyStoreError, RawSigningError) as exc:
             return self._finish(info, "failed", str(exc), actor=device.id, device_id=device.id) or info
         return self._finish(info, "finished", base64.b64encode(value).decode(), actor=device.id,

@@ -6,5 +6,7 @@ and delegates the private-key operations to one ``KeyBackend`` (software or PKCS
 
 from remotesign.keystore.base import KeyAlgorithm, KeyBackend, KeyStoreError, SignatureScheme
 from remotesign.keystore.store import KeyStore, StoredKey
+from remotesign.keystore.usage import AuthorizationRefused, KeyUsage, KeyUseAuthorization
 
-__all__ = ["KeyAlgorithm", "KeyBackend", "KeyStore", "KeyStoreError", "SignatureScheme", "StoredKey"]
+__all__ = ["AuthorizationRefused", "KeyAlgorithm", "KeyBackend", "KeyStore", "KeyStoreError", "KeyUsage",
+           "KeyUseAuthorization", "SignatureScheme", "StoredKey"]

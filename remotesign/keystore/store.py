@@ -1,13 +1,19 @@
 """KeyStore: key records in the database, private-key operations in one backend.
 
-Keys carry the owning tenant (``None`` for the operator's PKI keys). Lookups that take a
-``tenant_id`` never return another tenant's key, so facades cannot leak keys across tenants.
+Keys carry the owning tenant (``None`` for the operator's PKI keys) and their usage
+(``usage.KeyUsage``). Lookups that take a ``tenant_id`` never return another tenant's key, so
+facades cannot leak keys across tenants; ``get``/``list``/``sign_digest`` serve only the relying
+parties' and the operator's own keys, so a relying party can never reach its end users' identity
+keys. Those are created, found and used only through the ``*identity*`` methods, and an identity
+key signs only under a named, checked authorization that the store writes to the audit log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import uuid
+from collections.abc import Sequence
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from sqlalchemy import select
 
-from remotesign.storage.audit import AuditLog
+from remotesign.keystore import authorization
 from remotesign.keystore.base import (
     GeneratedKey,
     KeyAlgorithm,
@@ -26,6 +32,8 @@ from remotesign.keystore.base import (
     SignatureScheme,
     algorithm_of,
 )
+from remotesign.keystore.usage import AuthorizationRefused, KeyUsage, KeyUseAuthorization
+from remotesign.storage.audit import AuditLog
 from remotesign.storage.db import Database
 from remotesign.storage.models import KeyRecord
 from remotesign.storage.tenancy import owned_by
@@ -44,6 +52,7 @@ class StoredKey:
     algorithm: KeyAlgorithm
     public_key_der: bytes
     created_at: datetime
+    usage: KeyUsage = KeyUsage.TENANT
 
     def public_key(self) -> PublicKeyTypes:
         return serialization.load_der_public_key(self.public_key_der)
@@ -62,7 +71,13 @@ def _stored(rec: KeyRecord) -> StoredKey:
         algorithm=KeyAlgorithm(rec.algorithm),
         public_key_der=rec.public_key_der,
         created_at=rec.created_at,
+        usage=KeyUsage(rec.usage),
     )
+
+
+def _own_usage(tenant_id: str | None) -> KeyUsage:
+    """The usage of the keys ``create``/``get``/``list`` serve: the operator's or a relying party's own."""
+    return KeyUsage.OPERATOR if tenant_id is None else KeyUsage.TENANT
 
 
 class KeyStore:
@@ -70,15 +85,30 @@ class KeyStore:
         self.db = db
         self.backend = backend
         self.audit = audit
-        self._handles: OrderedDict[str, tuple[bytes, KeyAlgorithm]] = OrderedDict()  # LRU, bounded
+        self._handles: OrderedDict[str, tuple[bytes, KeyAlgorithm, KeyUsage]] = OrderedDict()  # LRU, bounded
 
     def create(self, algorithm: KeyAlgorithm, label: str, tenant_id: str | None, *,
                decrypt: bool = False) -> StoredKey:
+        """A relying party's own key (``tenant_id``) or an operator key (``None``)."""
         generated = self.backend.generate(algorithm, label, decrypt=decrypt)
-        return self._record(generated, algorithm, label, tenant_id, "key.created")
+        return self._record(generated, algorithm, label, tenant_id, "key.created", _own_usage(tenant_id))
+
+    def create_identity_key(self, algorithm: KeyAlgorithm, label: str, tenant_id: str | None) -> StoredKey:
+        """An end user's sign-identity key (``tenant_id``: the user's relying party, None for
+        service-wide users); reachable only through the identity methods below."""
+        generated = self.backend.generate(algorithm, label)
+        return self._record(generated, algorithm, label, tenant_id, "key.created", KeyUsage.IDENTITY)
+
+    def import_identity_key(self, private_key: PrivateKeyTypes, label: str, tenant_id: str | None) -> StoredKey:
+        """``import_key`` for an end user's own key (their PKCS#12): it becomes an identity key."""
+        return self._import(private_key, label, tenant_id, KeyUsage.IDENTITY)
 
     def import_key(self, private_key: PrivateKeyTypes, label: str, tenant_id: str | None) -> StoredKey:
-        """Make a user's own private key (e.g. from an uploaded PKCS#12) a key of this store.
+        """Make an existing private key a relying party's (or, with None, the operator's) key of this store."""
+        return self._import(private_key, label, tenant_id, _own_usage(tenant_id))
+
+    def _import(self, private_key: PrivateKeyTypes, label: str, tenant_id: str | None, usage: KeyUsage) -> StoredKey:
+        """Make a private key (e.g. a user's, from an uploaded PKCS#12) a key of this store.
 
         The key is refused unless it is one of the algorithms the service generates; it is then
         handed to the backend (sealed or written to the token) and used like any created key.
@@ -95,10 +125,10 @@ class KeyStore:
         if generated.public_key_der != expected:  # a backend bug must not bind a wrong key to a user
             self.backend.delete(generated.handle)
             raise KeyStoreError("the backend stored a key whose public key differs from the imported one")
-        return self._record(generated, algorithm, label, tenant_id, "key.imported")
+        return self._record(generated, algorithm, label, tenant_id, "key.imported", usage)
 
     def _record(self, generated: GeneratedKey, algorithm: KeyAlgorithm, label: str, tenant_id: str | None,
-                event: str) -> StoredKey:
+                event: str, usage: KeyUsage) -> StoredKey:
         """The KeyRecord row for a key the backend now holds, plus its audit event."""
         rec = KeyRecord(
             id=str(uuid.uuid4()),
@@ -109,6 +139,7 @@ class KeyStore:
             public_key_der=generated.public_key_der,
             handle=generated.handle,
             created_at=datetime.now(timezone.utc),
+            usage=usage.value,
         )
         try:
             with self.db.session() as s:
@@ -120,23 +151,37 @@ class KeyStore:
             raise
         if self.audit is not None:
             self.audit.append(event, actor="keystore", tenant_id=tenant_id, subject=rec.id,
-                              details={"algorithm": algorithm.value, "backend": self.backend.name, "label": label})
+                              details={"algorithm": algorithm.value, "backend": self.backend.name, "label": label,
+                                       **({"usage": usage.value} if usage is KeyUsage.IDENTITY else {})})
+        return _stored(rec)
+
+    def _find(self, key_id: str, tenant_id: str | None, usage: KeyUsage) -> StoredKey:
+        with self.db.session() as s:
+            rec = s.scalar(select(KeyRecord).where(KeyRecord.id == key_id, KeyRecord.usage == usage.value,
+                                                   owned_by(KeyRecord.tenant_id, tenant_id)))
+        if rec is None:
+            raise KeyStoreError(f"no key {key_id}")  # the same answer whether it is absent or of another usage
         return _stored(rec)
 
     def get(self, key_id: str, tenant_id: str | None) -> StoredKey:
-        """The key ``key_id`` if it belongs to ``tenant_id`` (``None``: the operator)."""
-        with self.db.session() as s:
-            rec = s.scalar(select(KeyRecord).where(KeyRecord.id == key_id, owned_by(KeyRecord.tenant_id, tenant_id)))
-        if rec is None:
-            raise KeyStoreError(f"no key {key_id}")
-        return _stored(rec)
+        """The key ``key_id`` if it is ``tenant_id``'s own key (``None``: an operator key); never an
+        identity key."""
+        return self._find(key_id, tenant_id, _own_usage(tenant_id))
+
+    def identity_key(self, key_id: str, tenant_id: str | None) -> StoredKey:
+        """The sign-identity key ``key_id`` of a user of ``tenant_id`` (None: a service-wide user),
+        for the identity services only."""
+        return self._find(key_id, tenant_id, KeyUsage.IDENTITY)
 
     def list(self, tenant_id: str) -> list[StoredKey]:
+        """A relying party's own keys (never its users' identity keys)."""
         with self.db.session() as s:
-            rows = s.scalars(select(KeyRecord).where(KeyRecord.tenant_id == tenant_id).order_by(KeyRecord.created_at))
+            rows = s.scalars(select(KeyRecord).where(KeyRecord.tenant_id == tenant_id,
+                                                     KeyRecord.usage == KeyUsage.TENANT.value)
+                             .order_by(KeyRecord.created_at))
             return [_stored(r) for r in rows]
 
-    def _handle(self, key_id: str) -> tuple[bytes, KeyAlgorithm]:
+    def _handle(self, key_id: str) -> tuple[bytes, KeyAlgorithm, KeyUsage]:
         cached = self._handles.get(key_id)
         if cached is not None:
             self._handles.move_to_end(key_id)
@@ -149,7 +194,7 @@ class KeyStore:
                 raise KeyStoreError(f"key {key_id} lives in backend {rec.backend!r}, not {self.backend.name!r}")
             if not rec.handle:
                 raise KeyStoreError(f"key {key_id} has been destroyed")
-            value = (rec.handle, KeyAlgorithm(rec.algorithm))
+            value = (rec.handle, KeyAlgorithm(rec.algorithm), KeyUsage(rec.usage))
         self._handles[key_id] = value
         while len(self._handles) > HANDLE_CACHE_SIZE:
             self._handles.popitem(last=False)
@@ -158,7 +203,7 @@ class KeyStore:
     def destroy(self, key: StoredKey, actor: str = "keystore") -> None:
         """Destroy the private key for good (the backend deletes it; the record keeps only the
         public half, for the certificates and the audit trail that refer to it)."""
-        handle, _ = self._handle(key.id)
+        handle, _, _ = self._handle(key.id)
         self.backend.delete(handle)
         with self.db.session() as s:
             rec = s.get(KeyRecord, key.id)
@@ -175,13 +220,53 @@ class KeyStore:
         hash_name: str,
         scheme: SignatureScheme | None = None,
     ) -> bytes:
-        """Sign ``digest`` with ``key`` (obtained through ``get``/``create``, so ownership was checked)."""
-        handle, algorithm = self._handle(key.id)
+        """Sign ``digest`` with a relying party's or the operator's ``key`` (obtained through
+        ``get``/``create``, so ownership was checked). Identity keys are refused whatever the
+        caller holds: they sign only through ``sign_with_identity_key``."""
+        handle, algorithm = self._usable(key.id, (KeyUsage.TENANT, KeyUsage.OPERATOR))
         return self.backend.sign_digest(handle, algorithm, digest, hash_name, scheme or key.default_scheme)
+
+    def sign_with_identity_key(self, key: StoredKey, digests: Sequence[tuple[bytes, str, SignatureScheme]],
+                               auth: KeyUseAuthorization) -> list[bytes]:
+        """Sign ``digests`` (digest, hash name, scheme; in order) with an end user's identity key,
+        under the authorization ``auth`` names. The store checks that the authorization exists and
+        covers this key and these digests, then writes ``identity_key.used`` naming it; a refusal
+        is audited as ``identity_key.refused``. No other method signs with an identity key."""
+        handle, algorithm = self._usable(key.id, (KeyUsage.IDENTITY,))
+        typed = [(hash_name, digest) for digest, hash_name, _ in digests]
+        try:
+            if not typed:
+                raise AuthorizationRefused("nothing to sign")
+            with self.db.session() as s:
+                authorization.check(s, auth, key.id, typed)
+        except AuthorizationRefused as exc:
+            self._audit_use("identity_key.refused", key, auth, typed, reason=str(exc))
+            raise
+        # Written before the key is used: a signature without its audit event cannot exist.
+        self._audit_use("identity_key.used", key, auth, typed)
+        return [self.backend.sign_digest(handle, algorithm, digest, hash_name, scheme)
+                for digest, hash_name, scheme in digests]
+
+    def _audit_use(self, event: str, key: StoredKey, auth: KeyUseAuthorization,
+                   typed: Sequence[tuple[str, bytes]], **extra: str) -> None:
+        if self.audit is None:
+            raise KeyStoreError("identity keys sign only with an audit log")
+        concatenated = hashlib.sha256(b"".join(d for _, d in typed)).hexdigest()
+        self.audit.append(event, actor=auth.actor, tenant_id=auth.tenant_id, subject=auth.identity_id,
+                          details={"authorization": auth.reference, "key_id": key.id, "digests": len(typed),
+                                   "hash_algorithms": sorted({h for h, _ in typed}),
+                                   "digests_sha256": concatenated, **extra})
+
+    def _usable(self, key_id: str, usages: tuple[KeyUsage, ...]) -> tuple[bytes, KeyAlgorithm]:
+        """The backend handle of ``key_id`` if its recorded usage is one of ``usages``."""
+        handle, algorithm, usage = self._handle(key_id)
+        if usage not in usages:
+            raise KeyStoreError(f"no key {key_id}")
+        return handle, algorithm
 
     def decrypt(self, key: StoredKey, ciphertext: bytes) -> bytes:
         """RSAES-PKCS1-v1_5 decryption with a transport key (created with ``decrypt=True``)."""
-        handle, algorithm = self._handle(key.id)
+        handle, algorithm = self._usable(key.id, (KeyUsage.TENANT, KeyUsage.OPERATOR))
         return self.backend.decrypt_pkcs1v15(handle, algorithm, ciphertext)
 
     def close(self) -> None:
