@@ -11,10 +11,12 @@ from remotesign import __version__
 import asyncio
 import logging
 
-from remotesign.api import admin, consent_pages, devices, eparaksts, esigp, health, native, oauth, pki, validation
+from remotesign.api import account_pages, admin, consent_pages, devices, eparaksts, esigp, health, native, oauth, pki, validation
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
+from remotesign.api.json_guard import JsonDepthGuard
 from remotesign.api.limits import BodySizeLimit
+from remotesign.api import request_context
 from remotesign.service import Services
 
 DESCRIPTION = """Remote electronic-signature service: keys held for relying parties' users, a built-in
@@ -38,12 +40,14 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (health.router, oauth.router, pki.router, native.router, admin.router, consent_pages.router, validation.router, eparaksts.router,
+    for router in (account_pages.router, health.router, oauth.router, pki.router, native.router, admin.router, consent_pages.router, validation.router, eparaksts.router,
                    esigp.router, devices.router):
         app.include_router(router)
     upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD
+    app.add_middleware(JsonDepthGuard, max_bytes=services.settings.max_request_bytes)  # inside the size limit
     app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes,
                        prefix_limits={"/api-storage/": upload_limit, "/v1/validations": upload_limit}, envelope_prefixes=eparaksts.PATH_PREFIXES)
+    request_context.install(app)  # outermost: request ids, one-line logs, answers what escaped
     return app
 
 
@@ -57,6 +61,7 @@ async def _sweep_sessions(services: Services) -> None:
         try:
             await asyncio.to_thread(services.sessions.sweep_expired)
             await asyncio.to_thread(services.processes.sweep)
+            await asyncio.to_thread(services.throttle.sweep)
         except Exception:  # noqa: BLE001 - a failed sweep is retried next time; never kill the loop
             logging.getLogger("remotesign").exception("session sweep failed")
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)

@@ -8,11 +8,12 @@ protocol). Documented in the README:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("remotesign.api")
@@ -73,27 +74,53 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def render(request: Request, status: int, code: str, message: str,
-           headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> JSONResponse:
-    if _is_oauth_path(request.url.path):
-        return JSONResponse({"error": code, "error_description": message, **(extra or {})}, status_code=status,
-                            headers=headers)
+def error_content(path: str, code: str, message: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The error body in the shape of the API that owns ``path``; ASGI middlewares that answer
+    before routing (size and nesting limits, unexpected errors) use it too, so every layer agrees."""
+    if _is_oauth_path(path):
+        return {"error": code, "error_description": message, **(extra or {})}
     body = error_body(code, message)
     body["error"].update(extra or {})
-    if _is_signapi_path(request.url.path):
-        return JSONResponse({"data": None, **body}, status_code=status, headers=headers)
-    return JSONResponse(body, status_code=status, headers=headers)
+    if _is_signapi_path(path):
+        return {"data": None, **body}
+    return body
+
+
+ProtocolErrorRenderer = Callable[[int, str], Response]
+_PROTOCOL_ERRORS: dict[str, ProtocolErrorRenderer] = {}
+
+
+def register_protocol_errors(path: str, renderer: ProtocolErrorRenderer) -> None:
+    """``path`` (and everything under ``path/``) speaks a binary protocol (OCSP, TSA): every error
+    there, from any layer, is answered by ``renderer(status, message)`` in that protocol, not JSON."""
+    _PROTOCOL_ERRORS[path] = renderer
+
+
+def error_response(path: str, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                   extra: dict[str, Any] | None = None) -> Response:
+    """The error answer for ``path``: its protocol's, or JSON in its API's shape."""
+    for prefix, renderer in _PROTOCOL_ERRORS.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            response = renderer(status, message)
+            response.headers.update(headers or {})
+            return response
+    return JSONResponse(error_content(path, code, message, extra), status_code=status, headers=headers)
+
+
+def render(request: Request, status: int, code: str, message: str,
+           headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response:
+    return error_response(request.url.path, status, code, message, headers, extra)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
         return render(request, exc.status, exc.code, exc.message, exc.headers, exc.extra)
 
     from remotesign.api.eparaksts.envelope import EnvelopeError
 
     @app.exception_handler(EnvelopeError)
-    async def _envelope_error(request: Request, exc: EnvelopeError) -> JSONResponse:
+    async def _envelope_error(request: Request, exc: EnvelopeError) -> Response:
         return render(request, exc.status, exc.code, exc.message)
 
     @app.exception_handler(OAuthError)
@@ -102,16 +129,18 @@ def install_error_handlers(app: FastAPI) -> None:
                             headers={"Cache-Control": "no-store", **(exc.headers or {})})
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         return render(request, 400, "invalid_request", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         return render(request, exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, 500, "internal_error", "internal error; see the service log")
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Only reached for errors outside RequestContext (which answers the rest itself): one line.
+        from remotesign.api.request_context import unexpected_error_response
+
+        return unexpected_error_response(request.scope, exc)

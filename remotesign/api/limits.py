@@ -4,7 +4,6 @@ stream to disk raise their own, larger limit by path prefix."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -21,7 +20,7 @@ class BodySizeLimit:
         self.app = app
         self.default_limit = default_limit
         self.prefix_limits = prefix_limits or {}
-        self.envelope_prefixes = envelope_prefixes  # paths answering {"data": null, "error": ...}
+        del envelope_prefixes  # kept for callers; errors.error_content picks each API's shape by path
 
     def limit_for(self, path: str) -> int:
         for prefix, limit in self.prefix_limits.items():
@@ -35,16 +34,15 @@ class BodySizeLimit:
             return
         path = scope.get("path", "")
         limit = self.limit_for(path)
-        envelope = path.startswith(self.envelope_prefixes)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _reject(send, 400, "invalid_request", "bad Content-Length header", envelope)
+                    await reject(send, path, 400, "invalid_request", "bad Content-Length header")
                     return
                 if declared > limit:
-                    await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes", envelope)
+                    await reject(send, path, 413, "payload_too_large", f"request body exceeds {limit} bytes")
                     return
         received = 0
         exceeded = False
@@ -70,18 +68,23 @@ class BodySizeLimit:
             if exceeded:
                 if message["type"] == "http.response.start" and not replaced:
                     replaced = True
-                    await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes", envelope)
+                    await reject(send, path, 413, "payload_too_large", f"request body exceeds {limit} bytes")
                 return
             await send(message)
 
         await self.app(scope, counting_receive, tracking_send)
         if exceeded and not replaced:
-            await _reject(send, 413, "payload_too_large", f"request body exceeds {limit} bytes", envelope)
+            await reject(send, path, 413, "payload_too_large", f"request body exceeds {limit} bytes")
 
 
-async def _reject(send: Send, status: int, code: str, message: str, envelope: bool = False) -> None:
-    payload = {"error": {"code": code, "message": message}}
-    body = json.dumps({"data": None, **payload} if envelope else payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+async def reject(send: Send, path: str, status: int, code: str, message: str) -> None:
+    """Answer from a middleware, before routing, in the error shape of the API that owns ``path``."""
+    from remotesign.api.errors import error_response
+
+    await send_response(send, error_response(path, status, code, message))
+
+
+async def send_response(send: Send, response: Any) -> None:
+    """Send a complete (non-streaming) Starlette response through a bare ASGI ``send``."""
+    await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -13,14 +13,31 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.deps import services
-from remotesign.api.errors import ApiError
+from remotesign.api.errors import ApiError, register_protocol_errors
 from remotesign.service import Services
+from remotesign.trust.ocsp import error_reply as ocsp_error_reply
+from remotesign.trust.tsa import error_reply as tsa_error_reply
 
 router = APIRouter(prefix="/pki", tags=["pki"])
 
 OCSP_RESPONSE = "application/ocsp-response"
 TS_REPLY = "application/timestamp-reply"
 PROTOCOL_BODY_LIMIT = 64 * 1024
+
+
+def _ocsp_error(status: int, _message: str) -> Response:
+    return Response(ocsp_error_reply(status >= 500).der, status_code=status, media_type=OCSP_RESPONSE,
+                    headers={"Cache-Control": "no-cache"})
+
+
+def _tsa_error(status: int, message: str) -> Response:
+    return Response(tsa_error_reply(status >= 500, message).der, status_code=status, media_type=TS_REPLY)
+
+
+# Every error on the protocol endpoints — a size limit, a malformed URL, an unexpected fault —
+# answers in the protocol, as clients of OCSP and RFC 3161 can read nothing else.
+register_protocol_errors("/pki/ocsp", _ocsp_error)
+register_protocol_errors("/pki/tsa", _tsa_error)
 
 
 @router.get("/ca.pem", summary="Root and issuing CA certificates (PEM)", response_class=PlainTextResponse)

@@ -102,8 +102,8 @@ def next_field_name(source: BinaryIO) -> str:
     reader = _reader(source)
     try:
         taken = {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=None)}
-    except (PdfError, ValueError, KeyError, TypeError, AttributeError):
-        taken = set()
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError):
+        taken = set()  # an unreadable form: signing it fails below with invalid_pdf
     n = 1
     while f"Signature{n}" in taken:
         n += 1

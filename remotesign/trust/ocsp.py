@@ -59,6 +59,12 @@ def _status_only(status: str) -> OcspReply:
     return OcspReply(ocsp.OCSPResponse({"response_status": status}).dump(), status)
 
 
+def error_reply(server_fault: bool) -> OcspReply:
+    """The unsigned OCSPResponse for a request refused before the responder saw it (too large,
+    malformed URL) — ``malformedRequest`` — or for a fault of the service — ``internalError``."""
+    return _status_only("internal_error" if server_fault else "malformed_request")
+
+
 def _now() -> datetime:
     # OCSP times are GeneralizedTime; whole seconds keep every client's parser happy.
     return datetime.now(timezone.utc).replace(microsecond=0)

@@ -71,6 +71,12 @@ def _rejection(fail_info: str, message: str) -> TsaReply:
     return TsaReply(_StatusOnlyResp({"status": status}).dump(), "rejection")
 
 
+def error_reply(server_fault: bool, message: str) -> TsaReply:
+    """The TimeStampResp for a query refused before the TSA saw it (``badDataFormat``: too large,
+    malformed) or for a fault of the service (``systemFailure``)."""
+    return _rejection("system_failure" if server_fault else "bad_data_format", message[:200])
+
+
 _T = TypeVar("_T", bound=core.Asn1Value)
 
 

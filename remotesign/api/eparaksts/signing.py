@@ -4,7 +4,6 @@ case-insensitively, under /api-sign/ and the /api-signing/ spelling some example
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from remotesign.api.deps import services
+from remotesign.api.json_guard import JsonInputError, loads_untrusted
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, error_entry, ok
 from remotesign.core.signature_values import SignerInputError, decode_b64, load_certificate
 from remotesign.core.signing import Outcome, SigningError
@@ -65,9 +65,9 @@ class ESealRequest(_Body):
 
 def _parse(model: type[_Body], raw: bytes) -> Any:
     try:
-        return model.model_validate(json.loads(raw))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EnvelopeError(400, "invalid_json", "the request body is not valid JSON") from exc
+        return model.model_validate(loads_untrusted(raw))
+    except JsonInputError as exc:
+        raise EnvelopeError(400, "invalid_json", str(exc)) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
