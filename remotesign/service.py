@@ -293,7 +293,7 @@ class Services:
         """First-start work: the PKI, and a demo relying party whose credentials go to a file."""
         created_pki = self.ca.initialize()
         self.transport.key()
-        self._initialize_audit_seal()
+        self.initialize_audit_seal()
         demo: dict[str, Any] | None = None
         if not self.tenants.list():
             tenant, secret = self.tenants.create(DEMO_CLIENT_NAME)
@@ -305,7 +305,7 @@ class Services:
             _write_private_json(self.demo_client_file, demo)
         return {"pki_created": created_pki, "demo_client_created": demo is not None}
 
-    def _initialize_audit_seal(self) -> None:
+    def initialize_audit_seal(self) -> None:
         """The audit key (first start) and the anchor file's pins of it and of the TSA certificate."""
         import hashlib
         from datetime import datetime, timezone

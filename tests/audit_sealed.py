@@ -37,7 +37,8 @@ def sealed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sealed]:
                   env={"REMOTESIGN_AUDIT_SEAL_EVENTS": str(SEAL_EVERY), "REMOTESIGN_AUDIT_SEAL_SECONDS": "3600"})
     svc.start()
     try:
-        (svc.home / "ca.pem").write_bytes(httpx.get(svc.url + "/pki/ca.pem", timeout=10).content)
+        for name in ("ca.pem", "tsa.pem"):  # for openssl: the tokens do not embed the TSA's chain
+            (svc.home / name).write_bytes(httpx.get(f"{svc.url}/pki/{name}", timeout=10).content)
         demo = svc.demo_client()
         for batch in range(3):  # the checkpoint at start, then one after each batch of 5 events
             for _ in range(SEAL_EVERY if batch else 0):
@@ -90,7 +91,7 @@ def copy_home(src: Path, dst: Path) -> Path:
     dst.mkdir()
     with db_of(src) as source, sqlite3.connect(dst / "remotesign.db") as target:
         source.backup(target)
-    for name in ("audit-anchors.jsonl", "master.key", "ca.pem"):
+    for name in ("audit-anchors.jsonl", "master.key", "ca.pem", "tsa.pem"):
         shutil.copy(src / name, dst / name)
     return dst
 

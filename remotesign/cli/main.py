@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -210,10 +211,15 @@ AUDIT_PROBLEMS_SHOWN = 50
 
 
 def cmd_audit_seal(_args: argparse.Namespace) -> int:
+    from remotesign.trust.ca import CertificateError
+
     svc = _services()
     try:
-        svc.initialize()  # the audit key and the anchor file's pins exist from the first start on
+        svc.initialize_audit_seal()  # the audit key and the anchor file's pins (made at first start)
         cp = svc.audit_sealer.seal()
+    except CertificateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         svc.close()
     if cp is None:
@@ -363,8 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from remotesign.storage.private import private_umask
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    previous = private_umask()  # whatever the command writes under the state directory is the service's alone
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        os.umask(previous)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ audit key's public key.
 
 Appending stays cheap: no key-store operation per event. A checkpoint is made from a background
 task when ``seal_events`` events were appended or ``seal_seconds`` passed (and something is new),
-when the service starts and when it shuts down.
+when the service starts and when it shuts down. The task polls ``due()`` once a second, so at most
+one checkpoint a second is made: under a heavier load the unsealed tail is one second of events.
 
 Threat model. The attacker can read and write the whole database (SQL access, a stolen backup
 put back), but not the state directory (anchor file, master key file) and cannot make the key
