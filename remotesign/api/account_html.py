@@ -3,7 +3,7 @@ result page with a one-time device-pairing code. Built from ``html_pages``' layo
 
 from __future__ import annotations
 
-from remotesign.api.html_pages import e, layout
+from remotesign.api.html_pages import e, layout, shown
 
 __all__ = ["activate_page", "activated_page", "layout"]
 
@@ -11,7 +11,7 @@ ACTIVATE_PATH = "/account/activate"
 
 
 def _error_box(error: str | None) -> str:
-    return f'<p class="error" role="alert">{e(error)}</p>\n' if error else ""
+    return f'<p class="error" role="alert">{shown(error, 500)}</p>\n' if error else ""
 
 
 def activate_page(code: str = "", *, purpose: str | None = None, error: str | None = None,
@@ -41,7 +41,7 @@ def activate_page(code: str = "", *, purpose: str | None = None, error: str | No
 def activated_page(username: str, purpose: str, device_code: str, device_minutes: int) -> str:
     done = "is active" if purpose == "activate" else "has a new password and signing PIN; every lock is lifted"
     body = (
-        f'<p class="notice">Your account <strong>{e(username)}</strong> {done}.</p>\n'
+        f'<p class="notice">Your account <strong>{shown(username)}</strong> {done}.</p>\n'
         "<h2>Approval app</h2>\n"
         "<p>To approve signatures on your phone, enter this pairing code in the approval app. It is valid for "
         f"{device_minutes} minutes and works once:</p>\n"

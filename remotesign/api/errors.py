@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("remotesign.api")
@@ -96,14 +96,36 @@ def register_protocol_errors(path: str, renderer: ProtocolErrorRenderer) -> None
     _PROTOCOL_ERRORS[path] = renderer
 
 
+_PAGE_STEPS = ("login", "consent", "wait")
+
+
+def is_html_page(path: str) -> bool:
+    """The pages people see in a browser: the authorization endpoint, its login, consent and
+    waiting pages, and the account pages."""
+    parts = path.split("/")
+    if path.startswith("/trustedx-authserver/oauth/"):
+        return len(parts) == 4 or (len(parts) == 5 and parts[4] in _PAGE_STEPS)
+    return path.startswith("/account/")
+
+
+def _html_error(status: int, message: str, headers: dict[str, str] | None) -> Response:
+    from remotesign.api.consent_pages import security_headers
+    from remotesign.api.html_pages import error_page
+
+    return HTMLResponse(error_page(message), status_code=status, headers={**security_headers(), **(headers or {})})
+
+
 def error_response(path: str, status: int, code: str, message: str, headers: dict[str, str] | None = None,
                    extra: dict[str, Any] | None = None) -> Response:
-    """The error answer for ``path``: its protocol's, or JSON in its API's shape."""
+    """The error answer for ``path``: its protocol's, an HTML page for a browser page, or JSON in
+    its API's shape."""
     for prefix, renderer in _PROTOCOL_ERRORS.items():
         if path == prefix or path.startswith(prefix + "/"):
             response = renderer(status, message)
             response.headers.update(headers or {})
             return response
+    if is_html_page(path):
+        return _html_error(status, message, headers)
     return JSONResponse(error_content(path, code, message, extra), status_code=status, headers=headers)
 
 

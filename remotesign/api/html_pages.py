@@ -1,6 +1,8 @@
 """Server-rendered HTML of the end user's pages (login, consent, waiting for the device, errors,
 the demo client's callback). Plain forms, no JavaScript, a little inline CSS; every value that is
-not a literal of this module goes through ``html.escape``. Readable in a text browser."""
+not a literal of this module goes through ``html.escape``, and every untrusted string shown to the
+person (names, labels, documents, descriptions, messages) through ``shown``, which also makes
+control and bidi characters visible and bounds the length. Readable in a text browser."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from urllib.parse import quote
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from remotesign.api.display import visible
 from remotesign.core.consent import PendingConsent
 from remotesign.core.identities import IdentityInfo
 from remotesign.core.scopes import USE_DEVICE, USE_SERVER
@@ -47,6 +50,12 @@ def e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def shown(value: object, limit: int = 120) -> str:
+    """An untrusted string for a person to read: invisible and reordering characters made visible
+    (``⟨U+202E⟩``), at most ``limit`` characters, HTML-escaped."""
+    return e(visible(value, limit))
+
+
 def layout(title: str, body: str, head: str = "") -> str:
     """A whole document; ``title`` is escaped, ``body`` and ``head`` are HTML built from escaped parts."""
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -57,7 +66,7 @@ def layout(title: str, body: str, head: str = "") -> str:
 
 
 def _error_box(error: str | None) -> str:
-    return f'<p class="error" role="alert">{e(error)}</p>\n' if error else ""
+    return f'<p class="error" role="alert">{shown(error, 500)}</p>\n' if error else ""
 
 
 def _hidden(name: str, value: str) -> str:
@@ -69,7 +78,7 @@ def _action(auth_server: str, step: str) -> str:
 
 
 def _list(items: Iterable[str]) -> str:
-    return "<ul>\n" + "".join(f"<li>{e(i)}</li>\n" for i in items) + "</ul>\n"
+    return "<ul>\n" + "".join(f"<li>{shown(i)}</li>\n" for i in items) + "</ul>\n"
 
 
 def date_text(value: datetime) -> str:
@@ -95,18 +104,18 @@ def identity_details(identity: IdentityInfo) -> str:
         rows.append(("Description", identity.description))
     if identity.status != "enabled":
         rows.append(("Status", identity.status + (f" ({identity.status_reason})" if identity.status_reason else "")))
-    return "<dl>\n" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>\n" for k, v in rows) + "</dl>\n"
+    return "<dl>\n" + "".join(f"<dt>{e(k)}</dt><dd>{shown(v, 200)}</dd>\n" for k, v in rows) + "</dl>\n"
 
 
 def _request_summary(view: PendingConsent, *, documents: bool = True) -> str:
     """Who asks for what; the documents' names only once the user has signed in."""
-    out = [f"<p><strong>{e(view.client.name)}</strong> asks to:</p>\n", _list(view.scope_descriptions())]
+    out = [f"<p><strong>{shown(view.client.name)}</strong> asks to:</p>\n", _list(view.scope_descriptions())]
     if view.digests_summary:
         if documents and view.documents:
             out.append("<h2>Documents to be signed</h2>\n" + _list(view.documents))
         out.append("<dl>\n"
-                   f"<dt>Digests summary</dt><dd><code>{e(view.digests_summary)}</code></dd>\n"
-                   f"<dt>Algorithm</dt><dd>{e(view.digests_summary_algorithm or '')}</dd>\n</dl>\n")
+                   f"<dt>Digests summary</dt><dd><code>{shown(view.digests_summary, 200)}</code></dd>\n"
+                   f"<dt>Algorithm</dt><dd>{shown(view.digests_summary_algorithm or '')}</dd>\n</dl>\n")
     return "".join(out)
 
 
@@ -140,7 +149,7 @@ def _identity_choice(view: PendingConsent) -> str:
         checked = " checked" if single else ""
         items.append(f'<div class="choice"><input type="radio" id="identity-{n}" name="sign_identity_id" '
                      f'value="{e(identity.id)}"{checked} required> '
-                     f'<label for="identity-{n}">{e(_identity_title(identity))}</label>\n'
+                     f'<label for="identity-{n}">{shown(_identity_title(identity), 200)}</label>\n'
                      f"{identity_details(identity)}</div>\n")
     return ("<fieldset>\n<legend>Choose the sign identity</legend>\n" + "".join(items) + "</fieldset>\n")
 
@@ -154,7 +163,7 @@ def _identity_title(identity: IdentityInfo) -> str:
 
 def consent_page(auth_server: str, view: PendingConsent, *, error: str | None = None) -> str:
     user = view.user
-    who = (f"<p>Signed in as <strong>{e(user.display_name)}</strong> ({e(user.username)}).</p>\n"
+    who = (f"<p>Signed in as <strong>{shown(user.display_name)}</strong> ({shown(user.username)}).</p>\n"
            if user is not None else "")
     pin = ""
     if view.needs_pin:
@@ -208,7 +217,7 @@ def error_page(message: str, *, title: str = "This request cannot go on") -> str
 def callback_page(params: Sequence[tuple[str, str]], token_url: str, redirect_uri: str) -> str:
     """What the demo client received on its redirect URI."""
     values = dict(params)
-    rows = "".join(f"<dt>{e(k)}</dt><dd><code>{e(v)}</code></dd>\n" for k, v in params)
+    rows = "".join(f"<dt>{shown(k, 60)}</dt><dd><code>{shown(v, 300)}</code></dd>\n" for k, v in params)
     if "code" in values:
         intro = '<p class="notice">The authorization server sent an authorization code.</p>\n'
         hint = ("<p>Exchange it within a minute (add <code>-d code_verifier=...</code> when the request used PKCE):</p>\n"
@@ -216,7 +225,7 @@ def callback_page(params: Sequence[tuple[str, str]], token_url: str, redirect_ur
                 f"-d code={e(quote(values['code'], safe=''))} "
                 f"--data-urlencode redirect_uri={e(redirect_uri)} {e(token_url)}</code></pre>\n")
     elif "error" in values:
-        intro = f'<p class="error" role="alert">The authorization ended with the error {e(values["error"])}.</p>\n'
+        intro = f'<p class="error" role="alert">The authorization ended with the error {shown(values["error"])}.</p>\n'
         hint = ""
     else:
         intro, hint = "<p>No authorization response parameters were received.</p>\n", ""
