@@ -176,3 +176,13 @@ def test_database_rolled_back_to_an_older_backup(sealed: Sealed, tmp_path: Path)
     assert_broken(copy, f"but the log ends at event {first}")
 
 
+
+
+def test_tsa_certificate_record_replaced(home: Path) -> None:
+    """Swap the TSA certificate the tokens are checked against (here for the OCSP responder's)."""
+    with db_of(home) as db:
+        db.execute("UPDATE certificates SET der = (SELECT der FROM certificates WHERE id = (SELECT value FROM "
+                   "system_settings WHERE name = 'ocsp_cert_id')) WHERE id = (SELECT value FROM system_settings "
+                   "WHERE name = 'tsa_cert_id')")
+    err = assert_broken(home, "the TSA certificate in the database is not the one pinned in the anchor file")
+    assert "time-stamp does not match: it was not signed by the built-in TSA" in err

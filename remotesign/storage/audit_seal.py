@@ -36,9 +36,9 @@ length), and the next checkpoint then seals what they left; delete checkpoint ro
 are only in another node's anchor file (each node's file covers the checkpoints it made).
 Outside the model: an attacker who can also write the state directory and use the key store
 (with software keys the master key sits there) can forge everything; use an HSM and keep the
-anchor file on append-only storage. The time-stamps' trust comes from the built-in CA, whose
-certificates are also in the database; their chain is checked, and the key store's possession
-check covers the audit key, not the TSA key.
+anchor file on append-only storage. The time-stamps are checked against the built-in TSA
+certificate, whose record is in the database too: the anchor file pins its SHA-256 and its path to
+the built-in root is validated (revocation is not checked: the CA is the service itself).
 """
 
 from __future__ import annotations
