@@ -70,6 +70,9 @@ class Settings:
     ocsp_validity_minutes: int = 60
     file_max_bytes: int = 256 << 20
     session_timeout_seconds: int = 86400
+    # A finalize/archive claims its operation for this long; after it (or once the claiming process
+    # is known dead) a retry may take the operation over. Must exceed the longest legitimate finalize.
+    operation_lease_seconds: int = 300
     tsa_url: str | None = None
     trust_anchor_files: tuple[Path, ...] = ()
     trusted_lists: tuple[Path, ...] = ()       # local EU trusted-list / LOTL files or directories
@@ -149,6 +152,7 @@ def load_settings() -> Settings:
         ocsp_validity_minutes=_env_int("REMOTESIGN_OCSP_VALIDITY_MINUTES", 60),
         file_max_bytes=_env_int("REMOTESIGN_FILE_MAX_BYTES", Settings.file_max_bytes),
         session_timeout_seconds=_env_int("REMOTESIGN_SESSION_TIMEOUT", Settings.session_timeout_seconds),
+        operation_lease_seconds=max(1, _env_int("REMOTESIGN_OPERATION_LEASE", Settings.operation_lease_seconds)),
         tsa_url=_env("REMOTESIGN_TSA_URL"),
         trust_anchor_files=tuple(Path(p) for p in (_env("REMOTESIGN_TRUST_ANCHORS", "") or "").split(",") if p),
         trusted_lists=tuple(Path(p) for p in (_env("REMOTESIGN_TRUSTED_LISTS", "") or "").split(",") if p),

@@ -21,6 +21,7 @@ from remotesign.storage.blobs import LocalBlobStore
 from remotesign.storage.db import Database
 from remotesign.storage.migrate import upgrade_to_head
 from remotesign.storage.models import SystemSetting
+from remotesign.storage.private import prepare_state
 from remotesign.trust.ca import CertificateAuthority
 
 DEMO_CLIENT_NAME = "demo relying party"
@@ -28,7 +29,8 @@ DEMO_CLIENT_NAME = "demo relying party"
 
 class Services:
     def __init__(self, settings: Settings, default_public_url: str | None = None) -> None:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        prepare_state(settings.home, settings.database_url,
+                      (settings.master_key_file, settings.home / "demo-client.json", settings.audit_anchor_path))
         upgrade_to_head(settings.database_url)
         self.settings = settings
         self.db = Database(settings.database_url)
@@ -142,7 +144,8 @@ class Services:
         revocation = RevocationCollector(list(ca_by_der), lambda der: self.ocsp.respond(der).der,
                                          lambda ca_cert: self.crls.current(ca_by_der[ca_cert.dump()]),
                                          timeout=self.settings.fetch_timeout_seconds)
-        return SigningService(self.db, self.sessions, self.audit, self.trust_store, revocation, self.timestamper)
+        return SigningService(self.db, self.sessions, self.audit, self.trust_store, revocation, self.timestamper,
+                              lease_seconds=self.settings.operation_lease_seconds)
 
     @cached_property
     def trust_anchors(self) -> Any:

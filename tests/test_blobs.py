@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,9 +46,11 @@ def test_size_limit_is_all_or_nothing(tmp_path: Path) -> None:
 def test_temporaries_of_a_killed_process_are_swept(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path)
     (tmp_path / "t").mkdir()
-    (tmp_path / "t" / ".tmp-deadbeef-doc").write_bytes(b"partial")
+    old = tmp_path / "t" / ".tmp-deadbeef-doc"  # an older version's name: only its age can tell
+    old.write_bytes(b"partial")
+    os.utime(old, (time.time() - 2 * 3600,) * 2)
     assert store.sweep_temporaries() == 1
-    assert not store.exists("t", "doc")
+    assert not store.exists("t", "doc") and not old.exists()
 
 
 @pytest.mark.parametrize("name", ["../x", "..", "a/b", "", ".hidden", "x" * 200, "a\x00b", "a b"])

@@ -150,6 +150,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": exc.code, "error_description": exc.description}, status_code=exc.status,
                             headers={"Cache-Control": "no-store", **(exc.headers or {})})
 
+    from starlette.responses import Response as _Response
+
+    from remotesign.storage.faults import StorageUnavailable
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_unavailable(request: Request, exc: StorageUnavailable) -> _Response:
+        # A condition of the installation (disk full, read-only volume, database down), not of the
+        # request: a stable code the client can retry on, one log line without a traceback.
+        log.error("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return render(request, 503, "storage_unavailable", exc.message, {"Retry-After": str(exc.retry_after)})
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         return render(request, 400, "invalid_request", _validation_message(exc))

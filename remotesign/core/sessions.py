@@ -18,7 +18,9 @@ from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
+from remotesign.core import operations
 from remotesign.storage.audit import AuditLog
 from remotesign.formats import asic
 from remotesign.formats.base import FormatError, Limits
@@ -222,20 +224,32 @@ class SessionService:
     def _record(self, tenant_id: str, session_id: str, *, kind: str, name: str, size: int, sha256: bytes,
                 mime_type: str, blob: str | None, signature_index: int | None = None) -> DocumentInfo:
         with self.db.session() as s:
-            self._lookup(s, tenant_id, session_id)
-            seq = s.execute(select(func.coalesce(func.max(SessionDocument.seq), 0)).where(
-                SessionDocument.session_id == session_id)).scalar_one() + 1
-            doc = SessionDocument(id=blob or str(uuid.uuid4()), session_id=session_id, seq=seq, kind=kind,
-                                  name=name, mime_type=mime_type, size=size, sha256=sha256, blob=blob,
-                                  signature_index=signature_index, created_at=_utcnow())
-            s.add(doc)
-            s.flush()
-            return _info(doc)
+            return self._insert(s, tenant_id, session_id, kind=kind, name=name, size=size, sha256=sha256,
+                                mime_type=mime_type, blob=blob, signature_index=signature_index)
+
+    def _insert(self, s: Session, tenant_id: str, session_id: str, *, kind: str, name: str, size: int,
+                sha256: bytes, mime_type: str, blob: str | None, signature_index: int | None = None) -> DocumentInfo:
+        self._lookup(s, tenant_id, session_id)
+        seq = s.execute(select(func.coalesce(func.max(SessionDocument.seq), 0)).where(
+            SessionDocument.session_id == session_id)).scalar_one() + 1
+        doc = SessionDocument(id=blob or str(uuid.uuid4()), session_id=session_id, seq=seq, kind=kind,
+                              name=name, mime_type=mime_type, size=size, sha256=sha256, blob=blob,
+                              signature_index=signature_index, created_at=_utcnow())
+        s.add(doc)
+        s.flush()
+        return _info(doc)
 
     def store_result(self, tenant_id: str, session_id: str, name: str, mime_type: str, blob: str,
                      size: int, sha256: bytes) -> DocumentInfo:
         """Record a signed document produced by the signing core (its blob is already written)."""
         return self._record(tenant_id, session_id, kind="signed", name=name, size=size, sha256=sha256,
+                            mime_type=mime_type, blob=blob)
+
+    def add_result(self, s: Session, tenant_id: str, session_id: str, name: str, mime_type: str, blob: str,
+                   size: int, sha256: bytes) -> DocumentInfo:
+        """Record a signed document inside the caller's unit of work, so the signing core moves its
+        operation on and records the result atomically (core/operations.py)."""
+        return self._insert(s, tenant_id, session_id, kind="signed", name=name, size=size, sha256=sha256,
                             mime_type=mime_type, blob=blob)
 
     def documents(self, tenant_id: str, session_id: str) -> list[DocumentInfo]:
@@ -277,9 +291,18 @@ class SessionService:
             self.blobs.delete(self.namespace(tenant_id, session_id), doc.blob)
 
     def delete_document(self, tenant_id: str, session_id: str, document_id: str) -> None:
+        """Remove a document and the session's signing operation with its prepared state (prepared
+        file, unrecorded result): a preparation covering a removed document can never be finalized.
+        Refused while a live process is finalizing or archiving the session."""
         doc = self.document(tenant_id, session_id, document_id)
         with self.db.session() as s:
+            op = s.get(SigningOperation, session_id)
+            if operations.in_progress(op):
+                raise SessionError(409, "operation_in_progress", "the session is being finalized; try again later")
+            leftovers = operations.leftover_blobs(op) if op is not None else []
             s.execute(delete(SessionDocument).where(SessionDocument.id == doc.id))
             s.execute(delete(SigningOperation).where(SigningOperation.session_id == session_id))
-        if doc.blob:
-            self.blobs.delete(self.namespace(tenant_id, session_id), doc.blob)
+        namespace = self.namespace(tenant_id, session_id)
+        for blob in [doc.blob, *leftovers]:
+            if blob:
+                self.blobs.delete(namespace, blob)

@@ -9,6 +9,13 @@ archive: B-LT -> B-LTA (document time-stamp / xadesv141:ArchiveTimeStamp).
 Every session has at most one operation; its status moves prepared -> finalizing -> signed ->
 archiving -> archived by compare-and-set updates, so a replayed or concurrent finalize can never
 produce a second signature, and a failed step returns the operation to where it was.
+
+Crash safety (core/operations.py): finalizing and archiving are claimed with a lease; a claim of a
+process that died is taken over by a retry (at once when the process is known dead on this host,
+else when the lease expires). The result is written under a name fixed by the operation, with an
+exclusive create, and recorded in the same transaction that moves the status on, fenced by the
+lease: a retry adopts a result its dead predecessor wrote but did not record, so every operation
+ends with exactly one signature.
 """
 
 from __future__ import annotations
@@ -29,16 +36,19 @@ from asn1crypto import cms, x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from remotesign.storage.audit import AuditLog
+from remotesign.core import operations
+from remotesign.core.operations import Lease, LeaseLost
 from remotesign.core.sessions import DocumentInfo, SessionError, SessionService
 from remotesign.core.signature_values import SignerAlgorithm, SignerInputError, algorithm_for, normalize_and_verify
 from remotesign.core.sole_control import digests_summary
 from remotesign.formats import asic, pades, xades
 from remotesign.formats.base import FormatError, Limits, SignerSpec, ValidationData
+from remotesign.storage.blobs import BlobExists
 from remotesign.storage.db import Database
-from remotesign.storage.models import SigningOperation
+from remotesign.storage.models import SessionDocument, SigningOperation
 from remotesign.trust.revocation import PathError, RevocationCollector, TrustStore
 from remotesign.trust.timestamping import as_timestamp_fn
 
@@ -46,6 +56,7 @@ log = logging.getLogger("remotesign.signing")
 
 EDOC_SUFFIX = ".edoc"
 TSA_DATA_TTL = 300.0
+DEFAULT_LEASE_SECONDS = 300
 
 
 class SigningError(Exception):
@@ -101,8 +112,10 @@ def _failure(exc: Exception) -> SigningError:
 
 class SigningService:
     def __init__(self, db: Database, sessions: SessionService, audit: AuditLog, trust: TrustStore,
-                 revocation: RevocationCollector, timestamper: TimeStamper, limits: Limits | None = None) -> None:
+                 revocation: RevocationCollector, timestamper: TimeStamper, limits: Limits | None = None,
+                 lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
         self.db = db
+        self.lease_seconds = lease_seconds
         self.sessions = sessions
         self.blobs = sessions.blobs
         self.audit = audit
@@ -235,16 +248,21 @@ class SigningService:
     # --- operation rows -------------------------------------------------------------------------
 
     def _reset_operation(self, tenant_id: str, sid: str) -> None:
-        """A new CalculateDigest replaces an unfinished preparation (and its placeholder file)."""
+        """A new CalculateDigest replaces an unfinished preparation (and its placeholder file), or an
+        abandoned claim (and the result it never recorded); a live claim is refused."""
         with self.db.session() as s:
             op = s.get(SigningOperation, sid)
             if op is None:
                 return
-            if op.status in ("finalizing", "archiving"):
+            if operations.in_progress(op):
                 raise SigningError("operation_in_progress", "the session is being finalized", 409)
-            blob = op.prepared_blob
-            s.delete(op)
-        if blob:
+            leftovers = operations.leftover_blobs(op)
+            removed = s.execute(delete(SigningOperation).where(SigningOperation.session_id == sid,
+                                                               SigningOperation.status == op.status,
+                                                               _same_owner(op.lease_owner))).rowcount
+            if removed != 1:
+                raise SigningError("operation_in_progress", "the session is being finalized", 409)
+        for blob in leftovers:
             self.blobs.delete(self.sessions.namespace(tenant_id, sid), blob)
 
     def _save_operation(self, tenant_id: str, sid: str, fmt: str, signer: Signer, digest: bytes,
@@ -258,21 +276,68 @@ class SigningService:
                           details={"format": fmt, "digest": digest.hex(),
                                    "signer": signer.certificate.subject.rfc4514_string()})
 
-    def _claim(self, sid: str, from_status: tuple[str, ...], to_status: str) -> SigningOperation | None:
+    def _claim(self, tenant_id: str, sid: str, from_status: tuple[str, ...],
+               to_status: str) -> tuple[SigningOperation, Lease, str] | None:
+        """Move the operation from one of ``from_status`` (or from an abandoned ``to_status`` claim)
+        to ``to_status`` under a new lease; returns (operation, lease, status it had) or None."""
+        now = datetime.now(timezone.utc)
         with self.db.session() as s:
+            op = s.get(SigningOperation, sid)
+            if op is None:
+                return None
+            s.expunge(op)
+            taken_over = op.status == to_status and operations.abandoned(op.lease_owner, op.lease_expires_at, now)
+            if op.status not in from_status and not taken_over:
+                return None
+            lease = operations.new_lease(self.lease_seconds, now)
             changed = s.execute(update(SigningOperation)
-                                .where(SigningOperation.session_id == sid, SigningOperation.status.in_(from_status))
-                                .values(status=to_status)).rowcount
+                                .where(SigningOperation.session_id == sid, SigningOperation.status == op.status,
+                                       _same_owner(op.lease_owner))
+                                .values(status=to_status, lease_owner=lease.owner,
+                                        lease_expires_at=lease.expires_at)).rowcount
             if changed != 1:
                 return None
-            op = s.get(SigningOperation, sid)
-            s.expunge(op)
-            return op
+        if taken_over:
+            log.warning("session %s: taking over the %s claim of %s", sid, to_status, op.lease_owner)
+            self.audit.append("signing.claim_recovered", actor="signing", tenant_id=tenant_id, subject=sid,
+                              details={"status": to_status, "previous_owner": op.lease_owner, "owner": lease.owner})
+        return op, lease, op.status
 
-    def _set_status(self, sid: str, status: str, **values: Any) -> None:
+    def _release(self, sid: str, lease: Lease, status: str) -> None:
+        """Give the operation back (a failed step) unless it was taken over meanwhile."""
         with self.db.session() as s:
-            s.execute(update(SigningOperation).where(SigningOperation.session_id == sid)
-                      .values(status=status, **values))
+            s.execute(update(SigningOperation)
+                      .where(SigningOperation.session_id == sid, SigningOperation.lease_owner == lease.owner)
+                      .values(status=status, lease_owner=None, lease_expires_at=None))
+
+    def _commit_result(self, tenant_id: str, sid: str, lease: Lease, status: str, blob: str, name: str,
+                       mime_type: str, replaces: str | None = None, **values: Any) -> DocumentInfo:
+        """One transaction, fenced by the lease: the operation moves to ``status`` and the result
+        blob becomes the session's signed document (replacing ``replaces``). LeaseLost when another
+        process took the operation over; then nothing is recorded and the blob is left to it."""
+        namespace = self.sessions.namespace(tenant_id, sid)
+        digest = hashlib.sha256()
+        size = 0
+        with self.blobs.open(namespace, blob) as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        with self.db.session() as s:
+            changed = s.execute(update(SigningOperation)
+                                .where(SigningOperation.session_id == sid, SigningOperation.lease_owner == lease.owner)
+                                .values(status=status, result_document_id=blob, lease_owner=None,
+                                        lease_expires_at=None, **values)).rowcount
+            if changed != 1:
+                raise LeaseLost(sid)
+            if replaces is not None:
+                s.execute(delete(SessionDocument).where(SessionDocument.id == replaces,
+                                                        SessionDocument.session_id == sid))
+            return self.sessions.add_result(s, tenant_id, sid, name, mime_type, blob, size, digest.digest())
+
+    def _lost(self, tenant_id: str, sid: str) -> SigningError:
+        """The answer when another process took the operation over (or the session went away)."""
+        self.sessions.require(tenant_id, sid)  # session_closed / session_expired when that is why
+        return SigningError("operation_in_progress", "the session's operation was taken over by a retry", 409)
 
     def _operation(self, sid: str) -> SigningOperation | None:
         with self.db.session() as s:
@@ -293,26 +358,37 @@ class SigningService:
 
     async def _finalize_one(self, tenant_id: str, sid: str, value: bytes) -> DocumentInfo:
         self.sessions.require(tenant_id, sid)
-        op = self._claim(sid, ("prepared",), "finalizing")
-        if op is None:
+        claim = self._claim(tenant_id, sid, ("prepared",), "finalizing")
+        if claim is None:
             return self._replayed(tenant_id, sid, value)
+        op, lease, _previous = claim
+        namespace = self.sessions.namespace(tenant_id, sid)
         try:
             cert = cx509.load_der_x509_certificate(op.certificate_der)
             signer = self.check_signer(cert)
             value = normalize_and_verify(cert, op.digest, value, signer.algorithm)
             state = json.loads(op.state)
-            if op.format == "pades":
-                doc = await self._finalize_pades(tenant_id, sid, op, state, signer, value)
-            else:
-                doc = await self._finalize_xades(tenant_id, sid, state, signer, value)
+            result = operations.finalize_result_id(op)
+            if not self.blobs.exists(namespace, result):  # else: written by a claim that died; adopt it
+                try:
+                    if op.format == "pades":
+                        await self._finalize_pades(tenant_id, sid, op, state, signer, value, result)
+                    else:
+                        await self._finalize_xades(tenant_id, sid, state, signer, value, result)
+                except BlobExists:
+                    pass  # a previous claim of this operation finished the same result first
+            operations.crash_point("finalize.result_written")
+            name, mime = ((state["name"], "application/pdf") if op.format == "pades"
+                          else (state["container_name"], asic.MIMETYPE))
+            doc = self._commit_result(tenant_id, sid, lease, "signed", result, name, mime, finalized_at=_now(),
+                                      state=json.dumps({**state, "value_sha256": hashlib.sha256(value).hexdigest()}))
+        except LeaseLost:
+            raise self._lost(tenant_id, sid) from None
         except BaseException:
-            self._set_status(sid, "prepared")
+            self._release(sid, lease, "prepared")
             raise
-        self._set_status(sid, "signed", result_document_id=doc.id, finalized_at=_now(),
-                         state=json.dumps({**json.loads(op.state), "value_sha256": hashlib.sha256(value).hexdigest()}),
-                         prepared_blob=None)
         if op.prepared_blob:
-            self.blobs.delete(self.sessions.namespace(tenant_id, sid), op.prepared_blob)
+            self.blobs.delete(namespace, op.prepared_blob)
         self.audit.append("signing.finalized", actor="signing", tenant_id=tenant_id, subject=sid,
                           details={"format": op.format, "document": doc.id, "sha256": doc.sha256.hex()})
         return doc
@@ -323,7 +399,7 @@ class SigningService:
         op = self._operation(sid)
         if op is None:
             raise SigningError("not_prepared", "CalculateDigest was not called for this session", 409)
-        if op.status in ("finalizing", "archiving"):
+        if op.status in operations.CLAIMED:
             raise SigningError("operation_in_progress", "the session is being finalized", 409)
         state = json.loads(op.state)
         candidates = {hashlib.sha256(value).hexdigest()}
@@ -352,34 +428,31 @@ class SigningService:
         return [r.dump() for r in self.trust.roots]
 
     async def _finalize_pades(self, tenant_id: str, sid: str, op: SigningOperation, state: dict[str, Any],
-                              signer: Signer, value: bytes) -> DocumentInfo:
+                              signer: Signer, value: bytes, result_blob: str) -> None:
         prepared = pades.PreparedPades.from_state(state, op.digest)
         namespace = self.sessions.namespace(tenant_id, sid)
-        result_blob = str(uuid.uuid4())
         if not op.prepared_blob:
             raise SigningError("not_prepared", "the prepared document is gone; call CalculateDigest again", 409)
-        with self.blobs.writer(namespace, result_blob) as out:
+        with self.blobs.writer(namespace, result_blob, exclusive=True) as out:
             with self.blobs.open(namespace, op.prepared_blob) as src:
                 _copy(src, out)
             await pades.embed(out, prepared, signer.spec, value, self.timestamper)
             token = pades_signature_timestamp(out)
             data = await self._validation_data(signer.path, [token] if token else [])
             await pades.add_validation_data(out, pades.validation_context(self._roots(), data))
-        return self._store(tenant_id, sid, state["name"], "application/pdf", result_blob)
 
     async def _finalize_xades(self, tenant_id: str, sid: str, state: dict[str, Any], signer: Signer,
-                              value: bytes) -> DocumentInfo:
+                              value: bytes, result_blob: str) -> None:
         xml = xades.embed_signature_value(base64.b64decode(state["xml"]), value)
         xml = await xades.add_signature_timestamp(xml, as_timestamp_fn(self.timestamper))
         tokens = [tok for kind, tok in xades.timestamp_tokens(xml) if kind == "signature"]
         xml = xades.add_validation_data(xml, await self._validation_data(signer.path, tokens))
         namespace = self.sessions.namespace(tenant_id, sid)
-        result_blob = str(uuid.uuid4())
         docs = {d.id: d for d in self.sessions.documents(tenant_id, sid)}
         sources = [docs[i] for i in state["sources"] if i in docs]
         if len(sources) != len(state["sources"]):
             raise SigningError("documents_changed", "a document was removed after CalculateDigest", 409)
-        with self.blobs.writer(namespace, result_blob) as out:
+        with self.blobs.writer(namespace, result_blob, exclusive=True) as out:
             if state["mode"] == "parallel":
                 with self.open_container(tenant_id, sid, sources[0]) as container:
                     asic.write_with_signature(container, out, state["signature_name"], xml)
@@ -387,21 +460,6 @@ class SigningService:
                 files = [(d.name, d.mime_type, self.sessions.iter_content(tenant_id, sid, d))
                          for d in sources if d.blob is not None]
                 asic.write_new(out, files, {state["signature_name"]: xml})
-        return self._store(tenant_id, sid, state["container_name"], asic.MIMETYPE, result_blob)
-
-    def _store(self, tenant_id: str, sid: str, name: str, mime_type: str, blob: str) -> DocumentInfo:
-        namespace = self.sessions.namespace(tenant_id, sid)
-        digest = hashlib.sha256()
-        size = 0
-        with self.blobs.open(namespace, blob) as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-        try:
-            return self.sessions.store_result(tenant_id, sid, name, mime_type, blob, size, digest.digest())
-        except BaseException:
-            self.blobs.delete(namespace, blob)
-            raise
 
     # --- archive --------------------------------------------------------------------------------
 
@@ -413,19 +471,33 @@ class SigningService:
 
     async def _archive_one(self, tenant_id: str, sid: str) -> DocumentInfo:
         self.sessions.require(tenant_id, sid)
-        op = self._claim(sid, ("signed", "archived"), "archiving")
-        if op is None:
+        claim = self._claim(tenant_id, sid, ("signed", "archived"), "archiving")
+        if claim is None:
+            if (current := self._operation(sid)) is not None and current.status == "archiving":
+                raise SigningError("operation_in_progress", "the session is being archived", 409)
             raise SigningError("not_signed", "the session holds no finalized signature to archive", 409)
+        op, lease, previous = claim
+        namespace = self.sessions.namespace(tenant_id, sid)
         try:
             old = self.sessions.document(tenant_id, sid, op.result_document_id or "")
-            state = json.loads(op.state)
-            doc = await (self._archive_pades(tenant_id, sid, old) if op.format == "pades"
-                         else self._archive_xades(tenant_id, sid, old, state))
+            result = operations.archive_result_id(sid, old.id)
+            if not self.blobs.exists(namespace, result):  # else: written by a claim that died; adopt it
+                try:
+                    await (self._archive_pades(tenant_id, sid, old, result) if op.format == "pades"
+                           else self._archive_xades(tenant_id, sid, old, json.loads(op.state), result))
+                except BlobExists:
+                    pass
+            operations.crash_point("archive.result_written")
+            mime = "application/pdf" if op.format == "pades" else asic.MIMETYPE
+            doc = self._commit_result(tenant_id, sid, lease, "archived", result, old.name, mime, replaces=old.id)
+        except LeaseLost:
+            raise self._lost(tenant_id, sid) from None
         except BaseException:
-            self._set_status(sid, "signed")  # the stored result is unchanged and can be archived again
+            # the stored result is unchanged and can be archived again
+            self._release(sid, lease, previous if previous in ("signed", "archived") else "signed")
             raise
-        self.sessions.delete_result(tenant_id, sid, old.id)
-        self._set_status(sid, "archived", result_document_id=doc.id)
+        if old.blob:
+            self.blobs.delete(namespace, old.blob)
         self.audit.append("signing.archived", actor="signing", tenant_id=tenant_id, subject=sid,
                           details={"format": op.format, "document": doc.id, "sha256": doc.sha256.hex()})
         return doc
@@ -441,17 +513,16 @@ class SigningService:
         self._tsa_cache = (time.monotonic(), data)
         return data
 
-    async def _archive_pades(self, tenant_id: str, sid: str, old: DocumentInfo) -> DocumentInfo:
+    async def _archive_pades(self, tenant_id: str, sid: str, old: DocumentInfo, result_blob: str) -> None:
         namespace = self.sessions.namespace(tenant_id, sid)
-        result_blob = str(uuid.uuid4())
         context = pades.validation_context(self._roots(), await self._tsa_data())
-        with self.blobs.writer(namespace, result_blob) as out, self.sessions.open(tenant_id, sid, old) as src:
+        with self.blobs.writer(namespace, result_blob, exclusive=True) as out, \
+                self.sessions.open(tenant_id, sid, old) as src:
             await pades.add_document_timestamp(src, out, self.timestamper, context)
-        return self._store(tenant_id, sid, old.name, "application/pdf", result_blob)
 
-    async def _archive_xades(self, tenant_id: str, sid: str, old: DocumentInfo, state: dict[str, Any]) -> DocumentInfo:
+    async def _archive_xades(self, tenant_id: str, sid: str, old: DocumentInfo, state: dict[str, Any],
+                             result_blob: str) -> None:
         namespace = self.sessions.namespace(tenant_id, sid)
-        result_blob = str(uuid.uuid4())
         data = await self._tsa_data()
         with self.open_container(tenant_id, sid, old) as container:
             names = {e.name for e in container.data_objects}
@@ -464,9 +535,8 @@ class SigningService:
                 return container.stream(name)
 
             xml = await xades.add_archive_timestamp(xml, chunks, as_timestamp_fn(self.timestamper), data)
-            with self.blobs.writer(namespace, result_blob) as out:
+            with self.blobs.writer(namespace, result_blob, exclusive=True) as out:
                 asic.write_with_signature(container, out, state["signature_name"], xml, replace=True)
-        return self._store(tenant_id, sid, old.name, asic.MIMETYPE, result_blob)
 
 
 EXPECTED_FAILURES = (SessionError, FormatError, SigningError, SignerInputError, PathError, TimestampRequestError)
@@ -478,6 +548,11 @@ async def _guarded(sid: str, run: Callable[[str], Awaitable[Outcome]]) -> Outcom
         return await run(sid)
     except EXPECTED_FAILURES as exc:
         return Outcome(sid, error=_failure(exc))
+
+
+def _same_owner(owner: str | None) -> Any:
+    """SQL condition: the lease owner column is still ``owner`` (NULL-safe), the fence of every CAS."""
+    return SigningOperation.lease_owner.is_(None) if owner is None else SigningOperation.lease_owner == owner
 
 
 def _copy(src: Any, dst: Any) -> None:

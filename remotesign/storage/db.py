@@ -1,5 +1,9 @@
 """Engine and session factory. SQLite gets WAL, foreign keys and a busy timeout so that the
-embedded default behaves under the service's thread pool; PostgreSQL needs nothing special."""
+embedded default behaves under the service's thread pool; PostgreSQL needs nothing special.
+
+A database that cannot be reached or written (server down, disk full, read-only file) raises
+SQLAlchemy's OperationalError; a unit of work turns it into StorageUnavailable('database') so every
+facade answers ``storage_unavailable`` (503) instead of a 500."""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from remotesign.storage.faults import StorageUnavailable
+
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def make_engine(url: str) -> Engine:
@@ -27,6 +36,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def is_contention(exc: OperationalError) -> bool:
+    """A lock or serialization conflict with another writer (SQLite BUSY/LOCKED, PostgreSQL
+    40001/40P01/55P03): callers such as the audit log retry those; they are not a storage fault."""
+    orig = exc.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (5, 6)
+    return getattr(orig, "sqlstate", None) in ("40001", "40P01", "55P03")
+
+
 class Database:
     """Owns the engine; ``session()`` is a unit of work that commits on success."""
 
@@ -41,11 +60,20 @@ class Database:
         try:
             yield session
             session.commit()
-        except BaseException:
-            session.rollback()
+        except BaseException as exc:
+            try:
+                session.rollback()
+            except OperationalError:
+                pass  # the connection is gone; the original error says why
+            if isinstance(exc, OperationalError) and not is_contention(exc):
+                reason = (str(exc.orig or exc).splitlines() or ["operational error"])[0]
+                raise StorageUnavailable("database", reason, DATABASE_RETRY_AFTER_SECONDS) from exc
             raise
         finally:
-            session.close()
+            try:
+                session.close()
+            except OperationalError:
+                pass
 
     def ping(self) -> None:
         """Raise unless the database answers a trivial query (readiness checks)."""

@@ -196,7 +196,8 @@ class SessionDocument(Base):
 
 class SigningOperation(Base):
     """State kept between CalculateDigest and finalizeSigning, so that finalizing produces exactly
-    what was digested; one per session at a time. ``status``: prepared -> signed (-> archived)."""
+    what was digested; one per session at a time. ``status``: prepared -> finalizing -> signed
+    (-> archiving -> archived)."""
 
     __tablename__ = "signing_operations"
     session_id: Mapped[str] = mapped_column(ForeignKey("signing_sessions.id", ondelete="CASCADE"),
@@ -212,6 +213,10 @@ class SigningOperation(Base):
     digests_summary: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # While finalizing/archiving: who claimed the operation ("<process id>#<claim>") and until when;
+    # a claim whose lease expired, or whose process is known dead, may be taken over (core/operations.py).
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class TrustAnchorRecord(Base):

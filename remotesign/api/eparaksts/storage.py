@@ -14,12 +14,13 @@ from starlette.requests import ClientDisconnect
 
 from remotesign.api.deps import services
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
-from remotesign.api.eparaksts.multipart import MultipartError, file_part
+from remotesign.api.eparaksts.multipart import FilePart, MultipartError, file_part
 from remotesign.core.sessions import DocumentInfo, SessionError
 from remotesign.core.tenants import TokenInfo
 from remotesign.formats import asic
 from remotesign.formats.base import FormatError
 from remotesign.service import Services
+from remotesign.storage.faults import StorageUnavailable
 
 router = APIRouter(prefix="/api-storage/v1.0", tags=["eParaksts storage"])
 
@@ -48,6 +49,7 @@ def _describe(svc: Services, tenant_id: str, session_id: str, doc: DocumentInfo)
 @router.api_route("/{session_id}/upload", methods=["PUT", "POST"])
 async def upload(session_id: str, request: Request, caller: TokenInfo = Caller,
                  svc: Services = Depends(services)) -> JSONResponse:
+    part: FilePart | None = None
     try:
         svc.sessions.require(caller.tenant_id, session_id)
         part = await file_part(request)
@@ -55,6 +57,10 @@ async def upload(session_id: str, request: Request, caller: TokenInfo = Caller,
         if mime in ("", "application/octet-stream"):
             mime = asic.guess_mime_type(part.filename)
         doc = await svc.sessions.upload(caller.tenant_id, session_id, part.filename, part.chunks, mime)
+    except StorageUnavailable:
+        if part is not None:
+            await _drain(part)
+        raise
     except SessionError as exc:
         raise EnvelopeError.from_session(exc) from exc
     except MultipartError as exc:
@@ -64,6 +70,16 @@ async def upload(session_id: str, request: Request, caller: TokenInfo = Caller,
     svc.audit.append("document.uploaded", actor=caller.client_id, tenant_id=caller.tenant_id, subject=session_id,
                      details={"document": doc.id, "size": doc.size, "sha256": doc.sha256.hex()})
     return JSONResponse(ok(_describe(svc, caller.tenant_id, session_id, doc)), status_code=201)
+
+
+async def _drain(part: FilePart) -> None:
+    """Read the rest of an upload that storage refused (the body is bounded by the size limit), so the
+    client, still sending, receives the 503 instead of a connection reset."""
+    try:
+        async for _chunk in part.chunks:
+            pass
+    except (MultipartError, ClientDisconnect):
+        pass
 
 
 @router.get("/{session_id}/list")
