@@ -16,7 +16,7 @@ from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.json_guard import JsonDepthGuard
 from remotesign.api.limits import BodySizeLimit
-from remotesign.api import request_context
+from remotesign.api import openapi_doc, request_context
 from remotesign.service import Services
 
 DESCRIPTION = """Remote electronic-signature service: keys held for relying parties' users, a built-in
@@ -40,9 +40,12 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (account_pages.router, health.router, oauth.router, pki.router, native.router, admin.router, consent_pages.router, validation.router, eparaksts.router,
-                   esigp.router, devices.router):
-        app.include_router(router)
+    for api, router in (("account", account_pages.router), ("health", health.router), ("oauth", oauth.router),
+                        ("pki", pki.router), ("native", native.router), ("admin", admin.router),
+                        ("pages", consent_pages.router), ("validation", validation.router),
+                        ("eparaksts", eparaksts.router), ("esigp", esigp.router), ("devices", devices.router)):
+        app.include_router(router, responses=openapi_doc.API_ERRORS[api])  # what each API can answer
+    openapi_doc.install(app)
     upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD
     app.add_middleware(JsonDepthGuard, max_bytes=services.settings.max_request_bytes)  # inside the size limit
     app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes,

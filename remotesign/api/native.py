@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import ApiError
+from remotesign.api.utc import UtcDateTime
 from remotesign.core import scopes
 from remotesign.core.tenants import TokenInfo
 from remotesign.keystore import KeyAlgorithm, KeyStoreError, SignatureScheme, StoredKey
@@ -42,7 +42,7 @@ class KeyOut(BaseModel):
     algorithm: str
     backend: str
     public_key: str = Field(description="SubjectPublicKeyInfo, PEM")
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class SignRequest(Strict):
@@ -70,9 +70,9 @@ class CertificateOut(BaseModel):
     profile: str
     subject: str
     status: str
-    not_before: datetime
-    not_after: datetime
-    revoked_at: datetime | None
+    not_before: UtcDateTime
+    not_after: UtcDateTime
+    revoked_at: UtcDateTime | None
     revocation_reason: str | None
     key_id: str | None
     certificate: str = Field(description="PEM")
@@ -85,7 +85,7 @@ class RevokeRequest(Strict):
 
 class AuditOut(BaseModel):
     seq: int
-    at: datetime
+    at: UtcDateTime
     event: str
     actor: str
     subject: str

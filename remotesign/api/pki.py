@@ -40,19 +40,25 @@ register_protocol_errors("/pki/ocsp", _ocsp_error)
 register_protocol_errors("/pki/tsa", _tsa_error)
 
 
-@router.get("/ca.pem", summary="Root and issuing CA certificates (PEM)", response_class=PlainTextResponse)
-def ca_bundle(svc: Services = Depends(services)) -> PlainTextResponse:
-    return PlainTextResponse(svc.ca.issuing.pem() + svc.ca.root.pem(), media_type="application/x-pem-file")
+class PemResponse(PlainTextResponse):
+    """PEM certificates, documented with the media type they are served with."""
+
+    media_type = "application/x-pem-file"
 
 
-@router.get("/tsa.pem", summary="The TSA certificate (PEM)", response_class=PlainTextResponse)
-def tsa_cert(svc: Services = Depends(services)) -> PlainTextResponse:
-    return PlainTextResponse(svc.ca.tsa_signer()[0].pem(), media_type="application/x-pem-file")
+@router.get("/ca.pem", summary="Root and issuing CA certificates (PEM)", response_class=PemResponse)
+def ca_bundle(svc: Services = Depends(services)) -> PemResponse:
+    return PemResponse(svc.ca.issuing.pem() + svc.ca.root.pem())
 
 
-@router.get("/ocsp.pem", summary="The OCSP responder certificate (PEM)", response_class=PlainTextResponse)
-def ocsp_cert(svc: Services = Depends(services)) -> PlainTextResponse:
-    return PlainTextResponse(svc.ca.ocsp_signer()[0].pem(), media_type="application/x-pem-file")
+@router.get("/tsa.pem", summary="The TSA certificate (PEM)", response_class=PemResponse)
+def tsa_cert(svc: Services = Depends(services)) -> PemResponse:
+    return PemResponse(svc.ca.tsa_signer()[0].pem())
+
+
+@router.get("/ocsp.pem", summary="The OCSP responder certificate (PEM)", response_class=PemResponse)
+def ocsp_cert(svc: Services = Depends(services)) -> PemResponse:
+    return PemResponse(svc.ca.ocsp_signer()[0].pem())
 
 
 @router.get("/ca/{ca_id}.crt", summary="A CA certificate (DER), as named in caIssuers")

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import ApiError
+from remotesign.api.utc import UtcDateTime
 from remotesign.api.formdata import FormDataError, read_form
+from remotesign.api.openapi_doc import errors
 from remotesign.core import scopes
 from remotesign.core.tenants import TokenInfo
 from remotesign.core.validation import TrustAnchorError
@@ -77,7 +79,7 @@ def input_error_status(exc: ValidationInputError) -> int:
     return 503 if exc.code == "validation_timeout" else 422
 
 
-@router.post("/validations",
+@router.post("/validations", responses=errors(422),
              summary="Validate a signed file (multipart: file, detached*, trust*, at, report, policy)")
 async def validate(request: Request, caller: TokenInfo = Validator, svc: Services = Depends(services)) -> Response:
     validation = svc.validation
@@ -123,7 +125,7 @@ class AnchorOut(BaseModel):
     id: str
     subject: str
     sha256: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 def _anchor_out(row: Any) -> AnchorOut:

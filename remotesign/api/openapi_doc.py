@@ -1,0 +1,115 @@
+"""The error responses in ``/openapi.json`` say what the service really answers.
+
+Routes and routers declare which error statuses they can answer with ``responses=errors(...)``; this
+module gives those a description, and, once for the whole schema, the body each API really sends
+(``errors.error_response`` decides it by path: native JSON, the SignAPI envelope, RFC 6749 JSON,
+an HTML page, or an OCSP / RFC 3161 message). FastAPI documents a 422 for every route with
+parameters; the service answers such a request with 400 in the API's shape (errors.py), so that 422
+is replaced by 400. A client generated from the description, or a schema-driven test, then meets no
+status or body the document does not name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from remotesign.api.errors import _is_oauth_path, _is_signapi_path, is_html_page
+
+DESCRIPTIONS = {
+    400: "The request is malformed or invalid (the error names the field)",
+    401: "Credentials are missing, unknown or expired",
+    403: "Authenticated, but not allowed (scope, sole control, another site's form)",
+    404: "No such object (also: another client's object)",
+    409: "The object's state does not allow it (already done, in progress, taken)",
+    410: "Closed, expired or finished",
+    413: "The request body is too large",
+    422: "The document cannot be validated (unsupported or unreadable format)",
+    429: "Too many failed attempts; wait as Retry-After says",
+    502: "A service this operation needs (the time-stamping authority) failed",
+    503: "Temporarily unavailable (storage, or the validation took too long); retry later",
+}
+
+_ERROR = {"type": "object", "required": ["code", "message"],
+          "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": _ERROR},
+              "description": "Error of remotesign's own API"},
+    "EnvelopeError": {"type": "object", "properties": {"data": {}, "error": _ERROR},
+                      "description": "SignAPI envelope: data is null for a whole-request error; a batch lists "
+                                     "each session with its own error"},
+    "OAuthError": {"type": "object", "required": ["error"],
+                   "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+                   "description": "RFC 6749 error (TrustedX authorization server and eSigP resources)"},
+}
+PROTOCOL_MEDIA_TYPES = {"/pki/ocsp": "application/ocsp-response", "/pki/tsa": "application/timestamp-reply"}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: these error statuses, described; bodies are added by path."""
+    return {status: {"description": DESCRIPTIONS[status]} for status in statuses}
+
+
+_STORAGE = 503  # storage_unavailable: any call that reads or writes state can meet a full or failed volume
+# The error statuses each API (a router of the composition root) can answer; a route adds its own
+# with ``responses=errors(...)``.
+API_ERRORS: dict[str, dict[int | str, dict[str, Any]]] = {
+    "account": errors(400, 403, 404, 429, _STORAGE),
+    "health": errors(503),
+    "oauth": errors(400, 401, 404, 413, 429, _STORAGE),
+    "pki": errors(400, 404, 413),
+    "native": errors(400, 401, 403, 404, 409, 413, _STORAGE),
+    "admin": errors(400, 401, 403, 404, 409, 413, 429, _STORAGE),
+    "pages": {303: {"description": "Back to the client's redirect URI (code, or error=access_denied)"},
+              **errors(400, 401, 403, 404, 410, 429, _STORAGE)},
+    "validation": errors(400, 401, 403, 404, 409, 413, 503),
+    "eparaksts": errors(400, 401, 403, 404, 409, 410, 413, 502, 503),
+    "esigp": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
+    "devices": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
+}
+
+
+def _error_content(path: str) -> dict[str, Any]:
+    for prefix, media in PROTOCOL_MEDIA_TYPES.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return {media: {"schema": {"type": "string", "format": "binary"}}}
+    if is_html_page(path):
+        return {"text/html": {"schema": {"type": "string"}}}
+    name = "OAuthError" if _is_oauth_path(path) else "EnvelopeError" if _is_signapi_path(path) else "Error"
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+
+def _is_fastapi_422(response: dict[str, Any]) -> bool:
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return schema.get("$ref", "").endswith("/HTTPValidationError")
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite the generated schema in place: 422 -> 400, and every error response gets its body."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses and _is_fastapi_422(responses["422"]):
+                del responses["422"]
+                responses.setdefault("400", {"description": DESCRIPTIONS[400]})
+            for status, response in responses.items():
+                if status[:1] in ("4", "5") and "content" not in response:
+                    response["content"] = _error_content(path)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(SCHEMAS)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    """Serve the rewritten description at ``/openapi.json``."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
