@@ -12,6 +12,7 @@ from remotesign.api import account_html
 from remotesign.api.consent_pages import BadInput, _form, security_headers
 from remotesign.api.deps import services
 from remotesign.api.same_origin import client_address, same_origin
+from remotesign.api.openapi_doc import form_body, text
 from remotesign.core.activation import ActivationError
 from remotesign.core.identities import PIN_MIN, IdentityError
 from remotesign.core.throttle import Throttled
@@ -38,7 +39,10 @@ async def activate_form(code: str = Query(default="", max_length=64),
     return _form_page(code, None, 200, purpose)
 
 
-@router.post("/activate", response_class=HTMLResponse, summary="Activate / reset with a one-time code")
+@router.post("/activate", response_class=HTMLResponse, summary="Activate / reset with a one-time code",
+             openapi_extra=form_body({"code": text("the one-time code"), "password": text("new password"),
+                                      "password2": text("again"), "pin": text("new signing PIN"),
+                                      "pin2": text("again")}, ("code", "password", "password2", "pin", "pin2")))
 async def activate(request: Request, svc: Services = Depends(services)) -> Response:
     if not same_origin(request, svc.base_url):
         return _page(account_html.layout("Refused", "<p class=\"error\">This form was sent from another site.</p>"),

@@ -34,6 +34,7 @@ from remotesign.api.deps import services
 from remotesign.core.consent import ConsentError, PendingConsent
 from remotesign.core.identities import IdentityError, PinRefused
 from remotesign.api.same_origin import client_address, same_origin
+from remotesign.api.openapi_doc import form_body, text
 from remotesign.core.processes import ProcessError
 from remotesign.core.tenants import TenantError
 from remotesign.core.throttle import Throttled
@@ -223,7 +224,10 @@ async def authorize(auth_server: str, request: Request, svc: Services = Depends(
     return await _run(handle)
 
 
-@pages.post("/{auth_server}/login", summary="Login form of the authorization endpoint", response_class=HTMLResponse)
+@pages.post("/{auth_server}/login", summary="Login form of the authorization endpoint", response_class=HTMLResponse,
+            openapi_extra=form_body({"request_id": text("from the page"), "username": text("user name"),
+                                     "password": text("password"), "action": text("button", enum=["login", "cancel"])},
+                                    ("request_id", "action")))
 async def login(auth_server: str, request: Request, svc: Services = Depends(services)) -> Response:
     posted = await _posted(svc, auth_server, request)
     if isinstance(posted, Response):
@@ -259,7 +263,11 @@ async def login(auth_server: str, request: Request, svc: Services = Depends(serv
 
 
 @pages.post("/{auth_server}/consent", summary="Consent form: approve with the PIN, on the device, or cancel",
-            response_class=HTMLResponse)
+            response_class=HTMLResponse,
+            openapi_extra=form_body({"request_id": text("from the page"), "pin": text("signing PIN"),
+                                     "sign_identity_id": text("the chosen identity"),
+                                     "action": text("button", enum=["approve", "device", "cancel"])},
+                                    ("request_id", "action")))
 async def consent(auth_server: str, request: Request, svc: Services = Depends(services)) -> Response:
     posted = await _posted(svc, auth_server, request)
     if isinstance(posted, Response):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from remotesign.api.errors import OAuthError
+from remotesign.api.openapi_doc import form_body, text
 from remotesign.api.deps import services
 from remotesign.core.consent import GrantError
 from remotesign.core.tenants import InvalidClient, InvalidScope, TenantInfo
@@ -70,7 +71,13 @@ def _check_server(svc: Services, auth_server: str) -> None:
         raise OAuthError(404, "invalid_request", f"no authorization server named {auth_server!r}")
 
 
-@router.post("/{auth_server}/token", summary="Token endpoint (client_credentials, authorization_code)")
+@router.post("/{auth_server}/token", summary="Token endpoint (client_credentials, authorization_code)",
+             openapi_extra=form_body({"grant_type": text("grant", enum=["client_credentials", "authorization_code"]),
+                                      "scope": text("space-separated scopes"), "code": text("authorization code"),
+                                      "redirect_uri": text("as in the authorization request"),
+                                      "code_verifier": text("PKCE verifier"),
+                                      "client_id": text("unless HTTP Basic"), "client_secret": text("unless HTTP Basic")},
+                                     ("grant_type",)))
 async def token(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
     _check_server(svc, auth_server)
     params = await _params(request)
@@ -101,7 +108,8 @@ async def token(auth_server: str, request: Request, svc: Services = Depends(serv
     )
 
 
-@router.post("/{auth_server}/introspect", summary="Token introspection (RFC 7662)")
+@router.post("/{auth_server}/introspect", summary="Token introspection (RFC 7662)",
+             openapi_extra=form_body({"token": text("the token"), "token_type_hint": text("access_token")}, ("token",)))
 async def introspect(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
     """Only the client a token was issued to learns anything about it; for anyone else it is inactive."""
     _check_server(svc, auth_server)

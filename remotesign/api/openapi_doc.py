@@ -70,6 +70,33 @@ API_ERRORS: dict[str, dict[int | str, dict[str, Any]]] = {
 }
 
 
+def form_body(fields: dict[str, dict[str, Any]], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads an URL-encoded form itself (OAuth, the HTML forms)."""
+    schema = {"type": "object", "properties": fields, "required": list(required)}
+    return {"requestBody": {"required": True,
+                            "content": {"application/x-www-form-urlencoded": {"schema": schema}}}}
+
+
+def binary_body(media_type: str, description: str) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads a DER protocol message (OCSP, RFC 3161)."""
+    return {"requestBody": {"required": True, "description": description,
+                            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def multipart_body(files: dict[str, str], fields: dict[str, dict[str, Any]] | None = None,
+                   required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``openapi_extra`` for a route that streams a multipart upload itself."""
+    properties: dict[str, Any] = {name: {"type": "string", "format": "binary", "description": text}
+                                  for name, text in files.items()}
+    properties.update(fields or {})
+    schema = {"type": "object", "properties": properties, "required": list(required)}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def text(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **extra}
+
+
 def _error_content(path: str) -> dict[str, Any]:
     for prefix, media in PROTOCOL_MEDIA_TYPES.items():
         if path == prefix or path.startswith(prefix + "/"):

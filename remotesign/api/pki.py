@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.deps import services
 from remotesign.api.errors import ApiError, register_protocol_errors
+from remotesign.api.openapi_doc import binary_body
 from remotesign.service import Services
 from remotesign.trust.ocsp import error_reply as ocsp_error_reply
 from remotesign.trust.tsa import error_reply as tsa_error_reply
@@ -94,7 +95,8 @@ def _ocsp_response(svc: Services, der: bytes) -> Response:
 
 
 @router.post("/ocsp", summary="OCSP responder (RFC 6960, POST)",
-             response_class=Response, responses={200: {"content": {OCSP_RESPONSE: {}}}})
+             response_class=Response, responses={200: {"content": {OCSP_RESPONSE: {}}}},
+             openapi_extra=binary_body("application/ocsp-request", "DER OCSPRequest"))
 async def ocsp_post(request: Request, svc: Services = Depends(services)) -> Response:
     body = await _read_limited(request)
     return await run_in_threadpool(_ocsp_response, svc, body)
@@ -111,7 +113,8 @@ async def ocsp_get(encoded: str, svc: Services = Depends(services)) -> Response:
 
 
 @router.post("/tsa", summary="Time-stamping authority (RFC 3161)",
-             response_class=Response, responses={200: {"content": {TS_REPLY: {}}}})
+             response_class=Response, responses={200: {"content": {TS_REPLY: {}}}},
+             openapi_extra=binary_body("application/timestamp-query", "DER TimeStampReq"))
 async def tsa(request: Request, svc: Services = Depends(services)) -> Response:
     body = await _read_limited(request)
     reply = await run_in_threadpool(svc.tsa.respond, body)

@@ -19,7 +19,7 @@ from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import ApiError
 from remotesign.api.utc import UtcDateTime
 from remotesign.api.formdata import FormDataError, read_form
-from remotesign.api.openapi_doc import errors
+from remotesign.api.openapi_doc import errors, multipart_body, text
 from remotesign.core import scopes
 from remotesign.core.tenants import TokenInfo
 from remotesign.core.validation import TrustAnchorError
@@ -79,7 +79,10 @@ def input_error_status(exc: ValidationInputError) -> int:
     return 503 if exc.code == "validation_timeout" else 422
 
 
-@router.post("/validations", responses=errors(422),
+@router.post("/validations", responses=errors(422), openapi_extra=multipart_body(
+                 {"file": "the signed file", "detached": "detached content (repeatable)",
+                  "trust": "an extra trust anchor, PEM or DER (repeatable)", "policy": "a validation policy (TOML)"},
+                 {"at": text("validation time, ISO 8601"), "report": text("report", enum=list(REPORTS))}, ("file",)),
              summary="Validate a signed file (multipart: file, detached*, trust*, at, report, policy)")
 async def validate(request: Request, caller: TokenInfo = Validator, svc: Services = Depends(services)) -> Response:
     validation = svc.validation

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from remotesign.api.deps import services
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
 from remotesign.api.eparaksts.multipart import FilePart, MultipartError, file_part
+from remotesign.api.openapi_doc import multipart_body
 from remotesign.core.sessions import DocumentInfo, SessionError
 from remotesign.core.tenants import TokenInfo
 from remotesign.formats import asic
@@ -46,7 +47,8 @@ def _describe(svc: Services, tenant_id: str, session_id: str, doc: DocumentInfo)
     return _entry(doc, included)
 
 
-@router.api_route("/{session_id}/upload", methods=["PUT", "POST"])
+@router.api_route("/{session_id}/upload", methods=["PUT", "POST"],
+                  openapi_extra=multipart_body({"file": "the document, streamed to disk"}, required=("file",)))
 async def upload(session_id: str, request: Request, caller: TokenInfo = Caller,
                  svc: Services = Depends(services)) -> JSONResponse:
     part: FilePart | None = None
