@@ -135,8 +135,12 @@ class PostgresServer:
                 parent = parent.parent
         data = self.base / "data"
         self._run(str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.base / "pg.log"), "-w", "-o",
-                  f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        return self.restart()
+
+    def restart(self) -> "PostgresServer":
+        """Start the initialised cluster (again, after ``stop``: a database outage that ends)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-l", str(self.base / "pg.log"), "-w",
+                  "-o", f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
         return self
 
     def create_database(self, name: str) -> str:
