@@ -325,6 +325,10 @@ def test_forms_posted_from_another_site_are_refused(http: httpx.Client, demo: di
         r = browser.post("/account/activate", headers={"Origin": "https://evil.example"},
                          data={"code": "X", "password": "x" * 10, "password2": "x" * 10, "pin": "1234", "pin2": "1234"})
     refused("post the activation form cross-site", r.status_code == 403)
+    r = a.browser.post("/trustedx-authserver/oauth/lvrtc-eipsign-as/login",
+                       headers={"Sec-Fetch-Site": "cross-site", "Origin": str(http.base_url).rstrip("/")},
+                       data={"request_id": a.request_id, "username": who.username, "password": who.password})
+    refused("post the login form cross-site (Sec-Fetch-Site)", r.status_code == 403)
     own = str(http.base_url).rstrip("/")
     r = a.browser.post("/trustedx-authserver/oauth/lvrtc-eipsign-as/login", headers={"Origin": own},
                        data={"request_id": a.request_id, "username": who.username, "password": who.password,
