@@ -23,34 +23,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _rate  # noqa: E402 - next to this script
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SECONDS = 4.0
 
 
 def rate(append: Callable[[], object], threads: int, seconds: float = SECONDS) -> float:
-    """Calls of ``append`` per second from ``threads`` threads."""
-    counts = [0] * threads
-    barrier = threading.Barrier(threads + 1)
-    deadline = 0.0
-
-    def loop(i: int) -> None:
-        barrier.wait()
-        n = 0
-        while time.perf_counter() < deadline:
-            append()
-            n += 1
-        counts[i] = n
-
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
-    barrier.wait()
-    for w in workers:
-        w.join()
-    return sum(counts) / (time.perf_counter() - t0)
+    """Calls per second (the shared measurement in bench/_rate.py)."""
+    return _rate.rate(append, threads, seconds)
 
 
 def event(audit: object) -> Callable[[], object]:

@@ -14,10 +14,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _rate  # noqa: E402 - next to this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -26,28 +27,8 @@ SECONDS = 3.0
 
 
 def rate(sign: Callable[[], bytes], threads: int = 1, seconds: float = SECONDS) -> float:
-    """Signatures per second of ``sign`` called in a loop from ``threads`` threads."""
-    counts = [0] * threads
-    start = threading.Barrier(threads + 1)
-    deadline = 0.0
-
-    def loop(i: int) -> None:
-        start.wait()
-        n = 0
-        while time.perf_counter() < deadline:
-            sign()
-            n += 1
-        counts[i] = n
-
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
-    start.wait()
-    for w in workers:
-        w.join()
-    return sum(counts) / (time.perf_counter() - t0)
+    """Calls per second (the shared measurement in bench/_rate.py)."""
+    return _rate.rate(sign, threads, seconds)
 
 
 def make_token(tmp: Path) -> None:
