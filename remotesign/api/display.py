@@ -30,7 +30,7 @@ def escape_char(ch: str) -> str:
 
 
 def visible(value: object, limit: int = MAX_CHARS) -> str:
-    """``value`` as text with every invisible or reordering character shown as ``⟨U+XXXX⟩``, cut
+    """``value`` as text with every invisible or reordering character shown as ``⟨U+<code point>⟩ (e.g. ⟨U+202E⟩)``, cut
     to at most ``limit`` characters (escapes included) with an ellipsis. Not HTML-escaped."""
     text = "" if value is None else str(value)
     out: list[str] = []
