@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core.devices import DeviceService
@@ -33,6 +33,7 @@ from remotesign.core.throttle import AttemptThrottle
 from remotesign.core.users import LoginFailed, UserInfo, UserService
 from remotesign.storage.db import Database
 from remotesign.storage.models import AuthorizationCode, AuthorizationRequest
+from remotesign.storage.times import aware as _aware
 
 _PKCE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -73,9 +74,6 @@ def add_query(uri: str, params: dict[str, str]) -> str:
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _now() -> datetime:

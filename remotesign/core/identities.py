@@ -34,6 +34,7 @@ from remotesign.keystore.base import KeyAlgorithm, KeyStoreError
 from remotesign.storage.db import Database
 from remotesign.storage.models import EndUser, SignIdentity
 from remotesign.trust.ca import CertificateAuthority
+from remotesign.storage.times import aware as _aware
 
 NATURAL_LABELS = ("serverid", "x509:keyUsage:contentCommitment")
 LEGAL_LABELS = ("qsealc", "x509:keyUsage:contentCommitment")
@@ -123,9 +124,6 @@ class IdentityInfo:
             }
         return out
 
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _split_chain(blob: bytes) -> tuple[bytes, ...]:

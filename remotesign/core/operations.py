@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 from remotesign.storage import process_id
 from remotesign.storage.models import SigningOperation
+from remotesign.storage.times import aware as _aware
 
 CLAIMED = ("finalizing", "archiving")
 _NAMES = uuid.UUID("6f1d7f0e-3c4b-4a8e-9a57-52b8e2f4c1a0")
@@ -39,9 +40,6 @@ class Lease:
     owner: str
     expires_at: datetime
 
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def crash_point(name: str) -> None:

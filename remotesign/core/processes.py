@@ -25,6 +25,7 @@ from remotesign.core.tenants import TokenInfo
 from remotesign.keystore.base import KeyStoreError
 from remotesign.storage.db import Database
 from remotesign.storage.models import SignatureProcess
+from remotesign.storage.times import aware as _aware
 
 RAW = "sign:raw"
 AUTHORIZATION = "authorization"
@@ -63,9 +64,6 @@ class ProcessInfo:
         return "\n".join(("remotesign-approval-v1", self.id, decision, self.digest_algorithm,
                           base64.b64encode(self.digest_value).decode(), "")).encode()
 
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _info(p: SignatureProcess) -> ProcessInfo:

@@ -28,6 +28,7 @@ from remotesign.storage.blobs import BlobStore
 from remotesign.storage.db import Database
 from remotesign.storage.models import SessionDocument, SigningOperation, SigningSession
 from remotesign.storage.tenancy import owned_by
+from remotesign.storage.times import aware as _aware
 
 SESSION_ID = re.compile(r"^[0-9a-f]{64}$")
 MAX_AMOUNT = 100
@@ -61,9 +62,6 @@ class DocumentInfo:
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def clean_file_name(raw: str) -> str:

@@ -20,6 +20,7 @@ from remotesign.storage.audit import AuditLog
 from remotesign.core.scopes import KNOWN_SCOPES
 from remotesign.storage.db import Database
 from remotesign.storage.models import AccessToken, Tenant
+from remotesign.storage.times import aware as _aware
 
 
 class TenantError(ValueError):
@@ -94,9 +95,6 @@ def _check_secret(secret: str, stored: str) -> bool:
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class TenantService:

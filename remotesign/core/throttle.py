@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from remotesign.core.errors import CoreError
 from remotesign.storage.db import Database
 from remotesign.storage.models import AttemptCounter
+from remotesign.storage.times import aware as _aware
 
 
 class Throttled(CoreError):
@@ -35,9 +36,6 @@ class Limit:
     failures: int
     window_seconds: int
 
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def lock_duration(schedule: tuple[int, ...], level: int) -> int | None:

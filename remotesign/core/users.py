@@ -30,6 +30,7 @@ from remotesign.core.throttle import lock_duration
 from remotesign.storage.db import Database
 from remotesign.storage.models import EndUser
 from remotesign.storage.tenancy import owned_by
+from remotesign.storage.times import aware as _aware
 
 KINDS = ("natural", "legal")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,200}$")
@@ -79,9 +80,6 @@ class UserInfo:
                 "locked_permanently": self.locked_permanently, "activated": self.activated,
                 "created_at": self.created_at.isoformat()}
 
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 PERMANENT_LOCK = "permanent"

@@ -18,13 +18,11 @@ from sqlalchemy.orm import Session
 
 from remotesign.keystore.usage import DEVICE_PROCESS, AuthorizationRefused, KeyUseAuthorization
 from remotesign.storage.models import AuditEvent, SignatureProcess, SignIdentity
+from remotesign.storage.times import aware as _aware
 
 SCAL2_EVENT = "scal2.authorized"  # core/sole_control.py
 RAW_PROCESS, PENDING = "sign:raw", "pending"  # core/processes.py
 
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def check(s: Session, auth: KeyUseAuthorization, key_id: str, digests: Sequence[tuple[str, bytes]]) -> None:
