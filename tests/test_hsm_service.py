@@ -104,7 +104,9 @@ def test_eseal_password_is_decrypted_on_the_token(hsm_service: Service, tmp_path
 
     from tests.pdfgen import pdf_bytes
     from tests.signapi import SignApi, issue_card
-    from tests.test_signapi_eseal import encrypt_password, eseal
+    from cryptography.hazmat.primitives import hashes
+
+    from tests.test_signapi_eseal import encrypt_password, eseal, oaep
     from tests.verifiers import root_of
     from tests.verifiers import pyhanko_pdf
 
@@ -114,11 +116,13 @@ def test_eseal_password_is_decrypted_on_the_token(hsm_service: Service, tmp_path
     seal = issue_card(hsm_service, tmp_path, "p256", cn="HSM Org eZimogs", profile="qualified-seal")
     pfx = pkcs12.serialize_key_and_certificates(b"seal", seal.key, seal.cert, None,  # type: ignore[arg-type]
                                                 serialization.BestAvailableEncryption(b"pw-123"))
-    sid = api.start()
-    api.upload(sid, "a.pdf", pdf_bytes())
-    r = eseal(api, [sid], pfx, encrypt_password(api, "pw-123"), as_pdf=True)
-    assert r.status_code == 200, r.text
-    _, sealed = api.result(sid)
     ca_pem = httpx.get(hsm_service.url + "/pki/ca.pem").content
-    verdict = pyhanko_pdf(sealed, root_of(ca_pem))
-    assert verdict["intact"] and verdict["trusted"] and verdict["has_dss"], verdict["summary"]
+    # PKCS#1 v1.5 (the vendor's sample) and OAEP-SHA1 (the PHP client), decrypted by SoftHSM2.
+    for pad in (None, oaep(hashes.SHA1)):
+        sid = api.start()
+        api.upload(sid, "a.pdf", pdf_bytes())
+        r = eseal(api, [sid], pfx, encrypt_password(api, "pw-123", pad), as_pdf=True)
+        assert r.status_code == 200, (pad, r.text)
+        _, sealed = api.result(sid)
+        verdict = pyhanko_pdf(sealed, root_of(ca_pem))
+        assert verdict["intact"] and verdict["trusted"] and verdict["has_dss"], verdict["summary"]

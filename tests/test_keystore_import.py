@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from sqlalchemy import func, select
 
 from remotesign.storage.audit import AuditLog
-from remotesign.keystore import KeyAlgorithm, KeyStore, KeyStoreError, SignatureScheme
+from remotesign.keystore import EncryptionPadding, KeyAlgorithm, KeyStore, KeyStoreError, SignatureScheme
 from remotesign.keystore.base import GeneratedKey, KeyBackend, algorithm_of
 from remotesign.keystore.software import SoftwareKeyBackend
 from remotesign.storage.db import Database
@@ -201,7 +201,8 @@ def test_backends_without_import_refuse(tmp_path: Path) -> None:
         def generate(self, algorithm: KeyAlgorithm, label: str, *, decrypt: bool = False) -> GeneratedKey:
             raise NotImplementedError
 
-        def decrypt_pkcs1v15(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes) -> bytes:
+        def decrypt(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes,
+                    padding_kind: EncryptionPadding = EncryptionPadding.PKCS1V15) -> bytes:
             raise NotImplementedError
 
         def sign_digest(self, handle: bytes, algorithm: KeyAlgorithm, digest: bytes, hash_name: str,

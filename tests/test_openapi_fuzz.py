@@ -48,7 +48,7 @@ EXCLUDED = {
 # The eParaksts Config API's "created"/"changed" are written as the vendor writes them (UTC, no
 # zone: "2019-10-22T10:34:10.666528", shared/specs/vendor-api-notes.md) so existing integrations
 # parse them; every other date-time carries its offset.
-VENDOR_NAIVE = {("/api-config/v1.0/", "$.data.created"), ("/api-config/v1.0/", "$.data.changed")}
+VENDOR_NAIVE = {("/api-config/v1.0/", f"${where}.{name}") for where in ("", ".data") for name in ("created", "changed")}
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -39,11 +39,18 @@ def pfx_of(card: Card, password: str) -> bytes:
                                                  serialization.BestAvailableEncryption(password.encode()))
 
 
-def encrypt_password(api: SignApi, password: str) -> str:
+def encrypt_password(api: SignApi, password: str, pad: padding.AsymmetricPadding | None = None) -> str:
+    """As the vendor's C# sample does (PKCS#1 v1.5), or with ``pad`` (the PHP client: OAEP-SHA1)."""
     r = api.client.get("/api-config/v1.0/public/key")
     assert r.status_code == 200, r.text
     public = serialization.load_pem_public_key(r.json()["data"]["publicKey"].encode())
-    return base64.b64encode(public.encrypt(password.encode(), padding.PKCS1v15())).decode()  # type: ignore[union-attr]
+    assert r.json()["publicKey"] == r.json()["data"]["publicKey"]  # the PHP client reads it at the top level
+    return base64.b64encode(public.encrypt(password.encode(),  # type: ignore[union-attr]
+                                           pad or padding.PKCS1v15())).decode()
+
+
+def oaep(hash_cls: type[hashes.HashAlgorithm]) -> padding.OAEP:
+    return padding.OAEP(mgf=padding.MGF1(hash_cls()), algorithm=hash_cls(), label=None)
 
 
 def eseal(api: SignApi, sids: list[str], pfx: bytes, password_b64: str, as_pdf: bool) -> httpx.Response:
@@ -68,7 +75,8 @@ def test_eseal_pdf_and_container(service: Service, api: SignApi, seal: Card, htt
     assert verdict["intact"] and verdict["trusted"] and verdict["timestamped"] and verdict["has_dss"], verdict["summary"]
     assert "eZīmogs" in verdict["signature"].signer_cert.subject.human_friendly
 
-    r = eseal(api, [edoc_session], pfx, encrypt_password(api, PASSWORD), as_pdf=False)
+    # The PHP client encrypts with OAEP (PHP's OPENSSL_PKCS1_OAEP_PADDING: SHA-1): accepted as well.
+    r = eseal(api, [edoc_session], pfx, encrypt_password(api, PASSWORD, oaep(hashes.SHA1)), as_pdf=False)
     assert r.status_code == 200, r.text
     _, edoc = api.result(edoc_session)
     verify_all_signatures(tmp_path, check_container(edoc), ca_pem)
@@ -93,8 +101,12 @@ def test_eseal_refusals(api: SignApi, seal: Card) -> None:
     sid = api.start()
     api.upload(sid, "a.pdf", pdf_bytes())
     pfx = pfx_of(seal, PASSWORD)
-    r = eseal(api, [sid], pfx, encrypt_password(api, "wrong password"), as_pdf=True)
-    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_pfx"
+    for pad in (None, oaep(hashes.SHA1)):
+        r = eseal(api, [sid], pfx, encrypt_password(api, "wrong password", pad), as_pdf=True)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_pfx"
+    # OAEP with SHA-256 is not a padding the service decrypts (SoftHSM2 cannot): a clear refusal.
+    r = eseal(api, [sid], pfx, encrypt_password(api, PASSWORD, oaep(hashes.SHA256)), as_pdf=True)
+    assert r.status_code == 400 and r.json()["error"]["code"] in ("invalid_password_encryption", "invalid_pfx")
     # (garbage of the right size decrypts to noise: implicit rejection, so it surfaces as invalid_pfx)
     r = eseal(api, [sid], pfx, base64.b64encode(b"\x01" * 10).decode(), as_pdf=True)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_password_encryption"

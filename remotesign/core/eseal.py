@@ -15,7 +15,7 @@ from asn1crypto import x509
 from remotesign.storage.audit import AuditLog
 from remotesign.core.signing import Outcome, SigningError, SigningService
 from remotesign.core.signature_values import HASHES
-from remotesign.keystore import KeyAlgorithm, KeyStore, StoredKey
+from remotesign.keystore import EncryptionPadding, KeyAlgorithm, KeyStore, StoredKey
 from remotesign.keystore.base import KeyStoreError
 from remotesign.storage.db import Database
 from remotesign.storage.models import SystemSetting
@@ -51,11 +51,16 @@ class TransportKey:
                                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
     def decrypt(self, ciphertext: bytes) -> bytes:
-        try:
-            return self.keystore.decrypt(self.key(), ciphertext)
-        except KeyStoreError as exc:
-            raise SigningError("invalid_password_encryption",
-                               "signKeyPassword cannot be decrypted with the service's public key") from exc
+        """The password, whichever padding the client chose. OAEP is tried first: its check makes a
+        false success negligible, whereas PKCS#1 v1.5 accepts about one random block in 2^16."""
+        for kind in (EncryptionPadding.OAEP_SHA1, EncryptionPadding.PKCS1V15):
+            try:
+                return self.keystore.decrypt(self.key(), ciphertext, kind)
+            except KeyStoreError:
+                continue
+        raise SigningError("invalid_password_encryption",
+                           "signKeyPassword cannot be decrypted with the service's public key "
+                           "(RSA PKCS#1 v1.5 or OAEP with SHA-1)")
 
 
 def _sign(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, digest: bytes, hash_name: str) -> bytes:

@@ -4,9 +4,9 @@
 and delegates the private-key operations to one ``KeyBackend`` (software or PKCS#11).
 """
 
-from remotesign.keystore.base import KeyAlgorithm, KeyBackend, KeyStoreError, SignatureScheme
+from remotesign.keystore.base import EncryptionPadding, KeyAlgorithm, KeyBackend, KeyStoreError, SignatureScheme
 from remotesign.keystore.store import KeyStore, StoredKey
 from remotesign.keystore.usage import AuthorizationRefused, KeyUsage, KeyUseAuthorization
 
-__all__ = ["AuthorizationRefused", "KeyAlgorithm", "KeyBackend", "KeyStore", "KeyStoreError", "KeyUsage",
+__all__ = ["EncryptionPadding", "AuthorizationRefused", "KeyAlgorithm", "KeyBackend", "KeyStore", "KeyStoreError", "KeyUsage",
            "KeyUseAuthorization", "SignatureScheme", "StoredKey"]

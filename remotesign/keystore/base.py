@@ -52,6 +52,15 @@ class SignatureScheme(str, Enum):
     ECDSA = "ecdsa"
 
 
+class EncryptionPadding(str, Enum):
+    """RSA encryption paddings a transport key decrypts: what clients encrypt e-seal passwords with
+    (the vendor's sample uses PKCS#1 v1.5; its text ("SHA1 padding") and PHP's
+    OPENSSL_PKCS1_OAEP_PADDING mean OAEP with SHA-1, the only OAEP hash SoftHSM2 decrypts)."""
+
+    PKCS1V15 = "pkcs1v15"
+    OAEP_SHA1 = "oaep-sha1"
+
+
 ImportableKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 """Private keys a backend can take in: the same families and sizes it can generate."""
 
@@ -104,8 +113,10 @@ class KeyBackend(abc.ABC):
         RSA key for decryption only (a transport key), never for signing."""
 
     @abc.abstractmethod
-    def decrypt_pkcs1v15(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes) -> bytes:
-        """RSAES-PKCS1-v1_5 decryption with a key generated with ``decrypt=True``."""
+    def decrypt(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes,
+                padding_kind: EncryptionPadding = EncryptionPadding.PKCS1V15) -> bytes:
+        """RSA decryption (RSAES-PKCS1-v1_5 or RSAES-OAEP with SHA-1 and MGF1-SHA1) with a key
+        generated with ``decrypt=True``; KeyStoreError when the ciphertext does not decrypt."""
 
     @abc.abstractmethod
     def sign_digest(

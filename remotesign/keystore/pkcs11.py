@@ -41,7 +41,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pkcs11
-from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11exc
 
 from cryptography.hazmat.primitives import serialization
@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from remotesign.keystore.base import (
+    EncryptionPadding,
     GeneratedKey,
     ImportableKey,
     KeyAlgorithm,
@@ -64,6 +65,10 @@ log = logging.getLogger(__name__)
 
 _FORMAT_V1 = b"P11K"  # handle = marker + CKA_ID; the marker tells handles of other backends apart
 _ID_LEN = 16
+_ENCRYPTION_MECHANISMS: dict[EncryptionPadding, tuple[Mechanism, Any]] = {
+    EncryptionPadding.PKCS1V15: (Mechanism.RSA_PKCS, None),
+    EncryptionPadding.OAEP_SHA1: (Mechanism.RSA_PKCS_OAEP, (Mechanism.SHA_1, MGF.SHA1, None)),
+}
 _KEY_CACHE_SIZE = 1024  # cached key objects per pooled session
 
 # DER DigestInfo prefixes (RFC 8017, section 9.2, note 1): SEQUENCE { AlgorithmIdentifier
@@ -608,15 +613,17 @@ class Pkcs11KeyBackend(KeyBackend):
             return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
         return bytes(raw)
 
-    def decrypt_pkcs1v15(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes) -> bytes:
+    def decrypt(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes,
+                padding_kind: EncryptionPadding = EncryptionPadding.PKCS1V15) -> bytes:
         if not algorithm.is_rsa:
             raise KeyStoreError("decryption needs an RSA key")
+        mechanism, param = _ENCRYPTION_MECHANISMS[padding_kind]
         key_id = _key_id(handle)
         with self._borrow() as pooled:
             key, _ = self._find_private(pooled, key_id)
             try:
                 with self._call_lock:
-                    return bytes(key.decrypt(ciphertext, mechanism=Mechanism.RSA_PKCS))
+                    return bytes(key.decrypt(ciphertext, mechanism=mechanism, mechanism_param=param))
             except p11exc.PKCS11Error as exc:
                 raise _p11_error("decrypt", exc) from exc
 

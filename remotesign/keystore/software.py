@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from remotesign.keystore.base import (
+    EncryptionPadding,
     GeneratedKey,
     ImportableKey,
     KeyAlgorithm,
@@ -147,12 +148,16 @@ class SoftwareKeyBackend(KeyBackend):
             return key.sign(digest, pad, prehashed)
         return key.sign(digest, ec.ECDSA(prehashed))
 
-    def decrypt_pkcs1v15(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes) -> bytes:
+    def decrypt(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes,
+                padding_kind: EncryptionPadding = EncryptionPadding.PKCS1V15) -> bytes:
         key = self._private_key(handle)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise KeyStoreError("decryption needs an RSA key")
+        pad: padding.AsymmetricPadding = padding.PKCS1v15()
+        if padding_kind is not EncryptionPadding.PKCS1V15:
+            pad = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
         try:
-            return key.decrypt(ciphertext, padding.PKCS1v15())
+            return key.decrypt(ciphertext, pad)
         except ValueError as exc:
             raise KeyStoreError("decryption failed") from exc
 

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from remotesign.keystore import authorization
 from remotesign.keystore.base import (
+    EncryptionPadding,
     GeneratedKey,
     KeyAlgorithm,
     KeyBackend,
@@ -264,10 +265,11 @@ class KeyStore:
             raise KeyStoreError(f"no key {key_id}")
         return handle, algorithm
 
-    def decrypt(self, key: StoredKey, ciphertext: bytes) -> bytes:
-        """RSAES-PKCS1-v1_5 decryption with a transport key (created with ``decrypt=True``)."""
+    def decrypt(self, key: StoredKey, ciphertext: bytes,
+                padding_kind: EncryptionPadding = EncryptionPadding.PKCS1V15) -> bytes:
+        """RSA decryption with a transport key (created with ``decrypt=True``)."""
         handle, algorithm = self._usable(key.id, (KeyUsage.TENANT, KeyUsage.OPERATOR))
-        return self.backend.decrypt_pkcs1v15(handle, algorithm, ciphertext)
+        return self.backend.decrypt(handle, algorithm, ciphertext, padding_kind)
 
     def close(self) -> None:
         self.backend.close()

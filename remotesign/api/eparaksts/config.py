@@ -1,4 +1,8 @@
-"""Config API: the relying party's limits and the public key for e-seal passwords."""
+"""Config API: the relying party's limits and the public key for e-seal passwords.
+
+The vendor documents the fields under ``data``; the PHP client reads ``publicKey`` and
+``fileMaxLength`` at the top level. Both are served: the fields appear in ``data`` and again at the
+top level of the same answer."""
 
 from __future__ import annotations
 
@@ -18,11 +22,17 @@ router = APIRouter(prefix="/api-config/v1.0", tags=["eParaksts config"])
 def configuration(caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
     tenant = svc.tenants.by_client_id(caller.client_id)
     created = tenant.created_at.replace(tzinfo=None).isoformat() if tenant else None
-    return ok({"oauthClientId": caller.client_id, "name": tenant.name if tenant else caller.client_id,
-               "created": created, "changed": created, "fileMaxLength": svc.settings.file_max_bytes,
-               "sessionExpirationTimeout": svc.settings.session_timeout_seconds})
+    return _both({"oauthClientId": caller.client_id, "name": tenant.name if tenant else caller.client_id,
+                  "created": created, "changed": created, "fileMaxLength": svc.settings.file_max_bytes,
+                  "sessionExpirationTimeout": svc.settings.session_timeout_seconds})
 
 
 @router.get("/public/key")
 def public_key(caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
-    return ok({"publicKey": svc.transport.public_pem(), "algorithm": "RSA", "padding": "PKCS1-v1_5"})
+    return _both({"publicKey": svc.transport.public_pem(), "algorithm": "RSA",
+                  "padding": "PKCS1-v1_5", "paddings": ["PKCS1-v1_5", "OAEP-SHA1"]})
+
+
+def _both(fields: dict[str, Any]) -> dict[str, Any]:
+    """``{"data": fields, **fields}``: the documented envelope and the PHP client's top level."""
+    return {**ok(fields), **fields}
