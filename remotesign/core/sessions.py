@@ -33,6 +33,7 @@ from remotesign.storage.times import aware as _aware
 SESSION_ID = re.compile(r"^[0-9a-f]{64}$")
 MAX_AMOUNT = 100
 MAX_NAME_BYTES = 255
+MAX_ARCHIVE_RENEWALS = 50  # archive time-stamps a client may have added to one document, oldest id first
 CONTAINER_SUFFIXES = (".edoc", ".asice", ".sce", ".bdoc")
 
 
@@ -269,6 +270,23 @@ class SessionService:
             if doc.id == document_id:
                 return doc
         raise SessionError(404, "document_not_found", f"unknown document {document_id}")
+
+    def current(self, tenant_id: str, session_id: str, document_id: str) -> DocumentInfo:
+        """The latest version of the document a client knows by ``document_id``: the id an upload,
+        a finalize or an archive returned keeps meaning "this document" after the session signed
+        it (eParaksts clients download by the upload's id after finalizeSigning). An input that
+        went into a signed result, and a result that a later one superseded (B-LT -> B-LTA, whose
+        row is replaced), resolve to the newest signed result; anything else is itself."""
+        docs = self.documents(tenant_id, session_id)
+        by_id = {d.id: n for n, d in enumerate(docs)}
+        wanted, hops = document_id, 0
+        while wanted not in by_id and hops < MAX_ARCHIVE_RENEWALS:
+            wanted, hops = operations.archive_result_id(session_id, wanted), hops + 1
+        if wanted not in by_id:
+            raise SessionError(404, "document_not_found", f"unknown document {document_id}")
+        position = by_id[wanted]
+        newer = [d for d in docs[position + 1:] if d.kind == "signed"]
+        return newer[-1] if newer else docs[position]
 
     def open(self, tenant_id: str, session_id: str, doc: DocumentInfo) -> BinaryIO:
         if doc.blob is None:

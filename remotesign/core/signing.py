@@ -37,6 +37,7 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core import operations
@@ -472,6 +473,8 @@ class SigningService:
     async def _archive_one(self, tenant_id: str, sid: str) -> DocumentInfo:
         self.sessions.require(tenant_id, sid)
         claim = self._claim(tenant_id, sid, ("signed", "archived"), "archiving")
+        if claim is None and self._adopt_upload(tenant_id, sid):
+            claim = self._claim(tenant_id, sid, ("signed", "archived"), "archiving")
         if claim is None:
             if (current := self._operation(sid)) is not None and current.status == "archiving":
                 raise SigningError("operation_in_progress", "the session is being archived", 409)
@@ -502,6 +505,39 @@ class SigningService:
                           details={"format": op.format, "document": doc.id, "sha256": doc.sha256.hex()})
         return doc
 
+    def _adopt_upload(self, tenant_id: str, sid: str) -> bool:
+        """A session whose one document was uploaded already signed (a PDF signed elsewhere, an
+        ASiC-E with XAdES signatures) and that this service never prepared: the upload becomes the
+        session's signed result, so addArchive extends it like one of its own."""
+        if self._operation(sid) is not None:
+            return False
+        docs = self.sessions.documents(tenant_id, sid)
+        if len(docs) != 1 or docs[0].kind != "file":
+            return False
+        doc = docs[0]
+        state: dict[str, Any] = {}
+        with self.sessions.open(tenant_id, sid, doc) as fh:
+            if pades.is_pdf(fh.read(1024)):
+                fmt = "pades" if pades.signature_count(fh) else None
+            else:
+                fmt = None
+        if fmt is None and self._is_container(tenant_id, sid, doc):
+            with self.open_container(tenant_id, sid, doc) as container:
+                if container.signature_names:
+                    fmt, state = "xades", {"signature_names": list(container.signature_names)}
+        if fmt is None:
+            return False
+        try:
+            with self.db.session() as s:
+                s.add(SigningOperation(session_id=sid, format=fmt, status="signed", certificate_der=b"",
+                                       digest_algorithm="", digest=b"", state=json.dumps(state),
+                                       result_document_id=doc.id, created_at=_now()))
+        except IntegrityError:  # a concurrent addArchive or CalculateDigest created the operation first
+            return False
+        self.audit.append("signing.adopted", actor="signing", tenant_id=tenant_id, subject=sid,
+                          details={"format": fmt, "document": doc.id, "sha256": doc.sha256.hex()})
+        return True
+
     async def _tsa_data(self) -> ValidationData:
         """Validation data of the TSA, learnt from a probe token's certificates and kept for
         TSA_DATA_TTL seconds (pyHanko likewise probes the TSA once for size estimation)."""
@@ -522,11 +558,12 @@ class SigningService:
 
     async def _archive_xades(self, tenant_id: str, sid: str, old: DocumentInfo, state: dict[str, Any],
                              result_blob: str) -> None:
+        """Every signature this session made (or, for an adopted upload, every signature in it)
+        gets its archive time-stamp; the container is written once."""
         namespace = self.sessions.namespace(tenant_id, sid)
         data = await self._tsa_data()
         with self.open_container(tenant_id, sid, old) as container:
             names = {e.name for e in container.data_objects}
-            xml = container.read_small(state["signature_name"])
 
             def chunks(name: str) -> Any:
                 if name not in names:
@@ -534,9 +571,14 @@ class SigningService:
                                        f"{name} is not in the container (digest-only); it cannot be archived")
                 return container.stream(name)
 
-            xml = await xades.add_archive_timestamp(xml, chunks, as_timestamp_fn(self.timestamper), data)
+            targets = state.get("signature_names") or [state["signature_name"]]
+            replaced = {}
+            for target in targets:
+                xml = container.read_small(target)
+                replaced[target] = await xades.add_archive_timestamp(xml, chunks, as_timestamp_fn(self.timestamper),
+                                                                     data)
             with self.blobs.writer(namespace, result_blob, exclusive=True) as out:
-                asic.write_with_signature(container, out, state["signature_name"], xml, replace=True)
+                asic.write_replacing(container, out, replaced)
 
 
 EXPECTED_FAILURES = (SessionError, FormatError, SigningError, SignerInputError, PathError, TimestampRequestError)

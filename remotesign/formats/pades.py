@@ -97,6 +97,14 @@ def _writer(source: BinaryIO) -> IncrementalPdfFileWriter:
         raise FormatError("invalid_pdf", f"the PDF cannot be updated: {exc}") from exc
 
 
+def signature_count(source: BinaryIO) -> int:
+    """Embedded signatures (document time-stamps included); 0 for an unreadable PDF."""
+    try:
+        return len(_reader(source).embedded_signatures)
+    except (FormatError, PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError):
+        return 0
+
+
 def next_field_name(source: BinaryIO) -> str:
     """Signature1, Signature2, ...: the first name not taken by an existing field."""
     reader = _reader(source)

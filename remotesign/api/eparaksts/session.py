@@ -23,7 +23,12 @@ def start(amount: int | None = Query(default=None), caller: TokenInfo = Caller,
         ids = svc.sessions.start(caller.tenant_id, amount or 1)
     except SessionError as exc:
         raise EnvelopeError.from_session(exc) from exc
-    body: dict[str, Any] = ok({"sessionIds": ids} if amount is not None else {"sessionId": ids[0]})
+    # The vendor documents sessionIds for amount=N and sessionId without it; clients that always send
+    # amount (the PHP library sends amount=1) read sessionId, so one session answers both names.
+    data: dict[str, Any] = {"sessionId": ids[0]} if len(ids) == 1 else {}
+    if amount is not None:
+        data["sessionIds"] = ids
+    body: dict[str, Any] = ok(data)
     return JSONResponse(body, status_code=201)
 
 

@@ -125,14 +125,14 @@ def add_document_digest(session_id: str, body: DigestRequest, caller: TokenInfo 
         docs = svc.sessions.add_digests(caller.tenant_id, session_id, files, index)
     except SessionError as exc:
         raise EnvelopeError.from_session(exc) from exc
-    return JSONResponse(ok([_entry(d) for d in docs]), status_code=201)
+    return JSONResponse(ok([_entry(d) for d in docs]), status_code=200)  # the PHP client requires 200
 
 
 @router.get("/{session_id}/{document_id}")
 def download(session_id: str, document_id: str, type: str | None = Query(default=None),  # noqa: A002
              caller: TokenInfo = Caller, svc: Services = Depends(services)) -> StreamingResponse:
     try:
-        doc = svc.sessions.document(caller.tenant_id, session_id, document_id)
+        doc = svc.sessions.current(caller.tenant_id, session_id, document_id)
         content = svc.sessions.iter_content(caller.tenant_id, session_id, doc)
         if doc.blob is None:
             raise SessionError(409, "no_content", f"{doc.name} is a digest-only entry without content")

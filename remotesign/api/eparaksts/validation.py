@@ -22,7 +22,7 @@ async def _validate(svc: Services, caller: TokenInfo, session_id: str, document_
                     policy: str | None = None) -> DocumentResult:
     try:
         svc.sessions.require(caller.tenant_id, session_id)
-        doc = svc.sessions.document(caller.tenant_id, session_id, document_id)
+        doc = svc.sessions.current(caller.tenant_id, session_id, document_id)
         if doc.blob is None:
             raise EnvelopeError(400, "not_signed", f"{doc.name} is a digest-only entry, there is nothing to validate")
         namespace = svc.sessions.namespace(caller.tenant_id, session_id)

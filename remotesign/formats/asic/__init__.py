@@ -3,7 +3,7 @@ a writer for new containers and for containers with a signature added or replace
 
 from .names import MIMETYPE, guess_mime_type
 from .reader import AsicContainer, Entry, is_asic_e
-from .writer import write_new, write_with_signature
+from .writer import write_new, write_replacing, write_with_signature
 
 __all__ = [
     "MIMETYPE",
@@ -12,5 +12,6 @@ __all__ = [
     "guess_mime_type",
     "is_asic_e",
     "write_new",
+    "write_replacing",
     "write_with_signature",
 ]

@@ -157,6 +157,23 @@ def write_with_signature(
             raise FormatError("not_found", f"no {signature_name!r} to replace")
         if src._has_key(signature_name):
             raise FormatError("duplicate_entry", f"{signature_name!r} clashes with an existing entry")
+    if replace:
+        write_replacing(src, out, {signature_name: signature_xml})
+        return
+    _write(src, out, {}, (signature_name, signature_xml))
+
+
+def write_replacing(src: AsicContainer, out: BinaryIO, signatures: dict[str, bytes]) -> None:
+    """Copy ``src`` with each of the existing signature files named in ``signatures`` substituted
+    in place (an archive time-stamp added to every signature of a container at once)."""
+    for name in signatures:
+        _Names(validate=True).claim(name, signature=True)
+        if name not in src.names:
+            raise FormatError("not_found", f"no {name!r} to replace")
+    _write(src, out, signatures, None)
+
+
+def _write(src: AsicContainer, out: BinaryIO, replaced: dict[str, bytes], added: tuple[str, bytes] | None) -> None:
     when = _now()
     entries = list(src._raw_entries())
     with _zip_writer(out) as zf:
@@ -165,12 +182,12 @@ def write_with_signature(
         for info, copy in entries:
             if info.filename == MIMETYPE_NAME:
                 continue
-            if replace and info.filename == signature_name:
-                _write_small(zf, signature_name, bytes(signature_xml), when)
+            if info.filename in replaced:
+                _write_small(zf, info.filename, bytes(replaced[info.filename]), when)
             else:
                 _copy_entry(zf, src, info, copy)
-        if not replace:
-            _write_small(zf, signature_name, bytes(signature_xml), when)
+        if added is not None:
+            _write_small(zf, added[0], bytes(added[1]), when)
 
 
 def _copy_entry(
