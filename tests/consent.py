@@ -169,8 +169,10 @@ def redirect_params(r: httpx.Response, redirect_uri: str = REDIRECT_URI) -> dict
 
 
 def exchange(http: httpx.Client, client_id: str, client_secret: str, code: str, verifier: str | None,
-             redirect_uri: str = REDIRECT_URI) -> httpx.Response:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+             redirect_uri: str | None = REDIRECT_URI) -> httpx.Response:
+    data = {"grant_type": "authorization_code", "code": code}
+    if redirect_uri is not None:
+        data["redirect_uri"] = redirect_uri
     if verifier:
         data["code_verifier"] = verifier
     return http.post(f"/trustedx-authserver/oauth/{AS}/token", data=data, auth=(client_id, client_secret))

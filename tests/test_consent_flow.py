@@ -256,12 +256,18 @@ def test_code_exchange_checks(http: httpx.Client, demo: dict[str, str], alice: E
     r = exchange(http, cid, "wrong secret", "no-such-code", None)
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
 
-    # PKCE S256 is required: no challenge, or the plain method, goes back to the client as an error
-    for extra in ({}, {"code_challenge": "a" * 43, "code_challenge_method": "plain"},
-                  {"code_challenge": "a" * 43}):
+    # PKCE is S256 only: the plain method, or a challenge without method, goes back as an error
+    for extra in ({"code_challenge": "a" * 43, "code_challenge_method": "plain"}, {"code_challenge": "a" * 43}):
         r, _ = start(str(http.base_url), cid, PROFILE, pkce=False, extra=extra)
         assert r.status_code == 303, r.text
         assert redirect_params(r)["error"] == "invalid_request", r.headers["location"]
+    # The client sent PKCE: the token request must prove it, and the redirect URI, when given, must match.
+    code, a = approved_code(http, demo, alice)
+    r = exchange(http, cid, secret, code, None, redirect_uri=None)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    code, a = approved_code(http, demo, alice)
+    r = exchange(http, cid, secret, code, a.verifier, redirect_uri=None)  # omitted, as the Laravel client does
+    assert r.status_code == 200, r.text
 
 
 def test_expired_code(tmp_path: Path) -> None:

@@ -59,8 +59,13 @@ def listed(http: httpx.Client, token: str, **params: str) -> list[dict[str, Any]
     return r.json()["sign_identities"]  # type: ignore[no-any-return]
 
 
-def ids(entries: list[dict[str, Any]]) -> set[str]:
+def all_ids(entries: list[dict[str, Any]]) -> set[str]:
     return {e["id"] for e in entries}
+
+
+def ids(entries: list[dict[str, Any]]) -> set[str]:
+    """The signing identities listed (enrolment also gives each person an authentication identity)."""
+    return {e["id"] for e in entries if e["description"] != "eparaksts:mobileid:auth"}
 
 
 def test_user_token_lists_own_identities_with_filters(http: httpx.Client, alice: dict[str, Any],
@@ -68,7 +73,10 @@ def test_user_token_lists_own_identities_with_filters(http: httpx.Client, alice:
     who, second = alice["who"], alice["second"]
     both = {who.identity_id, second["id"]}
     entries = listed(http, alice_profile)
-    assert ids(entries) == both and bob.identity_id not in ids(entries)
+    # Enrolment gave Alice the authentication identity eParaksts clients look for beside the signing one.
+    auth = [e for e in entries if e["description"] == "eparaksts:mobileid:auth"]
+    assert len(auth) == 1 and auth[0]["labels"] == ["mobileid", "x509:keyUsage:digitalSignature"]
+    assert ids(entries) == both and all_ids(entries) == both | all_ids(auth) and bob.identity_id not in all_ids(entries)
     for e in entries:
         assert "details" not in e
         assert e["type"] == "pki:x509" and e["status"] == {"value": "enabled"} and e["domain"] == "citizen"
@@ -76,6 +84,7 @@ def test_user_token_lists_own_identities_with_filters(http: httpx.Client, alice:
         assert e["access"] == [{"user_id": who.user["id"], "permissions": ["sign"]}]
         assert e["links"]["Signatures.create.server.raw"]["auth"]["oauth2"]["scopes"] == [USE_SERVER]
     assert ids(listed(http, alice_profile, labels="serverid,x509:keyUsage:contentCommitment")) == both
+    assert all_ids(listed(http, alice_profile, labels="mobileid,x509:keyUsage:digitalSignature")) == all_ids(auth)
     assert ids(listed(http, alice_profile, labels="eparaksts,serverid")) == {second["id"]}
     assert ids(listed(http, alice_profile, labels="serverid,nope")) == set()
     assert ids(listed(http, alice_profile, domain="citizen")) == both

@@ -292,6 +292,7 @@ def test_pkce_can_be_relaxed_only_by_the_operator(service: Service, http: httpx.
     legacy = service.new_client("legacy app")
     token = service.token(legacy["client_id"], legacy["client_secret"])
     register_redirect(http, token)
+    service.cli("client", "pkce", legacy["client_id"], "required")
     r, _a = start(service.url, legacy["client_id"], PROFILE, pkce=False)
     refused("skip PKCE", r.status_code == 303 and redirect_params(r)["error"] == "invalid_request")
     service.cli("client", "pkce", legacy["client_id"], "optional")

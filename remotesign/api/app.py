@@ -11,7 +11,8 @@ from remotesign import __version__
 import asyncio
 import logging
 
-from remotesign.api import account_pages, admin, consent_pages, devices, eparaksts, esigp, health, native, oauth, pki, validation
+from remotesign.api import (account_pages, admin, consent_pages, devices, eparaksts, esigp, health, logout_page, native,
+                            oauth, pki, validation)
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.json_guard import JsonDepthGuard
@@ -42,7 +43,7 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     for api, router in (("account", account_pages.router), ("health", health.router), ("oauth", oauth.router),
                         ("pki", pki.router), ("native", native.router), ("admin", admin.router),
-                        ("pages", consent_pages.router), ("validation", validation.router),
+                        ("pages", consent_pages.router), ("pages", logout_page.router), ("validation", validation.router),
                         ("eparaksts", eparaksts.router), ("esigp", esigp.router), ("devices", devices.router)):
         app.include_router(router, responses=openapi_doc.API_ERRORS[api])  # what each API can answer
     openapi_doc.install(app)

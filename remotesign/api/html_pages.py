@@ -214,6 +214,12 @@ def error_page(message: str, *, title: str = "This request cannot go on") -> str
     return layout(title, body)
 
 
+def signed_out_page(next_url: str | None) -> str:
+    link = (f'<p><a class="button" href="{e(next_url)}">Continue</a></p>\n' if next_url else
+            '<p class="muted">You can close this window.</p>\n')
+    return layout("You are signed out", "<p>Every sign-in page open in this browser has been closed.</p>\n" + link)
+
+
 def callback_page(params: Sequence[tuple[str, str]], token_url: str, redirect_uri: str) -> str:
     """What the demo client received on its redirect URI."""
     values = dict(params)

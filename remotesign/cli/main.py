@@ -64,7 +64,8 @@ def cmd_client_create(args: argparse.Namespace) -> int:
 
     svc = _services()
     try:
-        tenant, secret = svc.tenants.create(args.name, args.scope or None, client_id=args.client_id)
+        tenant, secret = svc.tenants.create(args.name, args.scope or None, client_id=args.client_id,
+                                            pkce_required=args.pkce == "required")
     except TenantError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -311,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a human-readable name, e.g. 'Example Bank'")
     p.add_argument("--scope", action="append", help="allowed scope (repeatable; default: all known scopes)")
     p.add_argument("--client-id", help="choose the client id (default: random)")
+    p.add_argument("--pkce", choices=("optional", "required"), default="optional",
+                   help="PKCE S256 in the authorization-code flow: checked whenever sent; 'required' refuses "
+                        "requests without it (default: optional, as eParaksts clients send none)")
     p.set_defaults(func=cmd_client_create)
     p = csub.add_parser("list", help="list relying parties")
     p.set_defaults(func=cmd_client_list)

@@ -26,7 +26,7 @@ from remotesign.storage.audit import AuditLog
 from remotesign.core.devices import DeviceService
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
 from remotesign.core.processes import ProcessService
-from remotesign.core.scopes import IDENTITY_PROFILE, USE_DEVICE, USE_SERVER, USER_SCOPES
+from remotesign.core.scopes import IDENTITY_PROFILE, USE_DEVICE, USE_SERVER, describe_user_scope, is_user_scope
 from remotesign.core.sole_control import SUMMARY_ALGORITHMS, parse_digest_types, summary_algorithm
 from remotesign.core.tenants import IssuedToken, TenantInfo, TenantService
 from remotesign.core.throttle import AttemptThrottle
@@ -105,7 +105,7 @@ class PendingConsent:
         return USE_SERVER in self.scopes
 
     def scope_descriptions(self) -> list[str]:
-        return [USER_SCOPES.get(s, s) for s in self.scopes]
+        return [describe_user_scope(s) for s in self.scopes]
 
 
 class ConsentService:
@@ -152,7 +152,7 @@ class ConsentService:
         scopes = tuple(dict.fromkeys(s for s in (params.get("scope") or "").split() if s))
         if not scopes:
             raise bad("invalid_scope", "scope is required")
-        unknown = [s for s in scopes if s not in USER_SCOPES]
+        unknown = [s for s in scopes if not is_user_scope(s)]
         if unknown:
             raise bad("invalid_scope", f"unknown scope(s): {' '.join(unknown)[:200]}")
         challenge, method = params.get("code_challenge"), params.get("code_challenge_method")
@@ -167,7 +167,10 @@ class ConsentService:
             raise bad("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
         identity_id = params.get("sign_identity_id") or None
         summary, summary_alg = params.get("digests_summary") or None, params.get("digests_summary_algorithm") or None
-        if USE_SERVER in scopes:
+        binds = USE_SERVER in scopes or (USE_DEVICE in scopes and summary is not None)
+        if binds:
+            # use:server always signs given digests; use:device may name them too (eParaksts eID
+            # Scan): the token is then spent on exactly those digests, once, like a server signature.
             if not summary:
                 raise bad("invalid_request", f"scope {USE_SERVER} needs digests_summary")
             summary_alg = summary_alg or "SHA256"
@@ -184,7 +187,7 @@ class ConsentService:
             except ValueError as exc:
                 raise bad("invalid_request", f"digests_algorithms: {exc}") from exc
         elif summary:
-            raise bad("invalid_request", f"digests_summary goes with scope {USE_SERVER}")
+            raise bad("invalid_request", f"digests_summary goes with scope {USE_SERVER} or {USE_DEVICE}")
         else:
             digest_types = None
         if digest_types is None and params.get("digests_algorithms"):
@@ -235,7 +238,9 @@ class ConsentService:
                 except IdentityError:
                     identity = None  # deleted meanwhile: the page can still be canceled
             else:
-                candidates = tuple(i for i in self.identities.list(viewer) if i.status == "enabled")
+                # Authentication identities (keyUsage digitalSignature only) are not offered for signing.
+                candidates = tuple(i for i in self.identities.list(viewer) if i.status == "enabled"
+                                   and "x509:keyUsage:digitalSignature" not in i.labels)
         docs: tuple[str, ...] = ()
         if r.digests_summary and callable(self.documents_for_summary):
             docs = tuple(name for _sid, name in self.documents_for_summary(r.tenant_id, r.digests_summary))
@@ -279,7 +284,7 @@ class ConsentService:
 
     # -- 3. consent ----------------------------------------------------------------------------------
     def _chosen_identity(self, r: AuthorizationRequest, chosen: str | None) -> IdentityInfo | None:
-        needs = USE_SERVER in r.scope.split()
+        needs = USE_SERVER in r.scope.split() or bool(r.digests_summary)
         identity_id = r.sign_identity_id or chosen
         if not identity_id:
             if needs:
@@ -323,7 +328,7 @@ class ConsentService:
         else:
             alg = "sha256"
             digest = hashlib.sha256(f"consent:{r.id}".encode()).digest()
-        html = f"{client.name} asks to " + "; ".join(USER_SCOPES.get(s, s) for s in r.scope.split())
+        html = f"{client.name} asks to " + "; ".join(describe_user_scope(s) for s in r.scope.split())
         process = self.processes.create_authorization(r.tenant_id, identity, digest, alg, html)
         self._set(request_id, status="device", process_id=process.id, sign_identity_id=identity.id)
         return self.view(request_id, secret)
@@ -391,7 +396,10 @@ class ConsentService:
         # code is spent, so nobody else can burn it (or revoke its tokens by a fake replay).
         if c.tenant_id != client.id or c.auth_server != auth_server:
             raise GrantError("invalid_grant", "the authorization code was issued to another client")
-        if redirect_uri != c.redirect_uri:
+        # RFC 6749 §4.1.3 wants redirect_uri again; eParaksts' Laravel client omits it. The code is
+        # bound to its client (authenticated here) and to a registered, exactly matched redirect URI,
+        # so an absent value is accepted; a different one never is.
+        if redirect_uri is not None and redirect_uri != c.redirect_uri:
             raise GrantError("invalid_grant", "redirect_uri differs from the authorization request")
         if c.code_challenge is not None:
             if not code_verifier or not (43 <= len(code_verifier) <= 128) or not set(code_verifier) <= _PKCE_CHARS:
@@ -413,7 +421,7 @@ class ConsentService:
             raise GrantError("invalid_grant", "the authorization code was used already")
         if _aware(c.expires_at) <= now:
             raise GrantError("invalid_grant", "the authorization code has expired")
-        signing = USE_SERVER in c.scope.split()
+        signing = USE_SERVER in c.scope.split() or (USE_DEVICE in c.scope.split() and bool(c.digests_summary))
         return self.tenants.issue_user_token(
             c.tenant_id, auth_server, c.scope, user_id=c.user_id,
             ttl=self.signing_token_ttl if signing else self.token_ttl, sign_identity_id=c.sign_identity_id,

@@ -38,6 +38,10 @@ from remotesign.storage.times import aware as _aware
 
 NATURAL_LABELS = ("serverid", "x509:keyUsage:contentCommitment")
 LEGAL_LABELS = ("qsealc", "x509:keyUsage:contentCommitment")
+# The authentication identity an eParaksts mobile user has beside the signing one: clients pick it
+# by these labels and description for finalizeSigning's authCertificate.
+AUTH_LABELS = ("mobileid", "x509:keyUsage:digitalSignature")
+AUTH_DESCRIPTION = "eparaksts:mobileid:auth"
 MAX_LABELS = 32
 PIN_MIN, PIN_MAX = 4, 64
 
@@ -194,13 +198,22 @@ class IdentityService:
         chosen = check_labels(labels if labels is not None else
                               (LEGAL_LABELS if user.kind == "legal" else NATURAL_LABELS))
         profile = profile or ("qualified-seal" if user.kind == "legal" else "qualified-person")
+        created = self._issue(user, algorithm, profile, chosen, pin,
+                              description or ("eparaksts:qsealc:sign" if user.kind == "legal"
+                                              else "eparaksts:serverid:sign"), domain, actor)
+        if labels is None and user.kind == "natural" and not any(
+                i.description == AUTH_DESCRIPTION for i in self.list(Viewer(None, user.id))):
+            self._issue(user, algorithm, "person-auth", AUTH_LABELS, pin, AUTH_DESCRIPTION, domain, actor)
+        return created
+
+    def _issue(self, user: UserInfo, algorithm: KeyAlgorithm, profile: str, labels: tuple[str, ...],
+               pin: str | None, description: str, domain: str, actor: str) -> IdentityInfo:
         key = self.keystore.create_identity_key(algorithm, f"identity:{user.username}", user.tenant_id)
         cert = self.ca.issue(subject=_subject(user, self.country), public_key_der=key.public_key_der,
                              profile_name=profile, tenant_id=user.tenant_id, key_id=key.id)
         chain = b"".join(c.der for c in reversed(self.ca.chain()))
-        return self._save(user, key.id, cert.der, chain, cert.id, chosen, pin,
-                          description or ("eparaksts:qsealc:sign" if user.kind == "legal" else "eparaksts:serverid:sign"),
-                          domain, actor, {"algorithm": algorithm.value, "profile": profile})
+        return self._save(user, key.id, cert.der, chain, cert.id, labels, pin, description, domain, actor,
+                          {"algorithm": algorithm.value, "profile": profile})
 
     def import_pkcs12(self, user: UserInfo, data: bytes, password: bytes | None, *, labels: list[str] | None = None,
                       pin: str | None = None, description: str | None = None, domain: str = "citizen",

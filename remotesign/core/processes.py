@@ -21,6 +21,8 @@ from remotesign.core.errors import CoreError
 from remotesign.core.devices import DeviceInfo, DeviceService, verify_device_signature
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
 from remotesign.core.raw_signing import RawRequest, RawSigningError, RawSigningService, parse_request
+from remotesign.core.scopes import USE_DEVICE
+from remotesign.core.sole_control import TypedDigest
 from remotesign.core.tenants import TokenInfo
 from remotesign.keystore.base import KeyStoreError
 from remotesign.storage.db import Database
@@ -99,6 +101,9 @@ class ProcessService:
         self.identities.check_usable(identity)
         if not self.devices.has_device(identity.user_id):
             raise ProcessError("no_device", "the identity's user has no registered approval device", 409)
+        if token.digests_summary:  # consent bound to digests (eID Scan): exactly these, this identity, once
+            self.raw.sole_control.authorize(token, identity.id, [TypedDigest(request.hash_name, request.digest)],
+                                            scope=USE_DEVICE)
         return self._create(token.tenant_id, identity, RAW, request, data_info_html, actor=token.user_id or token.client_id)
 
     def create_authorization(self, tenant_id: str, identity: IdentityInfo, summary_digest: bytes, summary_alg: str,

@@ -13,6 +13,8 @@ VALIDATE = "remotesign:validate"
 USERS = "remotesign:users"
 IDENTITY_MANAGE = "urn:safelayer:eidas:sign:identity:manage"
 
+IDENTIFY = "urn:lvrtc:fpeil:aa"  # electronic identification: name and personal code
+IDENTIFY_AGE = "urn:lvrtc:fpeil:aa:age"  # identification with the age (also :age_NN, "at least NN years")
 IDENTITY_PROFILE = "urn:safelayer:eidas:sign:identity:profile"
 USE_SERVER = "urn:safelayer:eidas:sign:identity:use:server"
 USE_DEVICE = "urn:safelayer:eidas:sign:identity:use:device"
@@ -28,7 +30,32 @@ KNOWN_SCOPES: dict[str, str] = {
 }
 
 USER_SCOPES: dict[str, str] = {
+    IDENTIFY: "see your name and personal code",
+    IDENTIFY_AGE: "see your name, personal code and age",
     IDENTITY_PROFILE: "see your sign identities",
     USE_SERVER: "sign with your server-held key the documents shown (once)",
     USE_DEVICE: "send signature requests to your approval device",
 }
+
+
+def age_threshold(scope: str) -> int | None:
+    """``urn:lvrtc:fpeil:aa:age_18`` -> 18; None for any other scope (the plain ``:age`` included)."""
+    prefix = IDENTIFY_AGE + "_"
+    if scope.startswith(prefix) and scope[len(prefix):].isdigit() and len(scope) - len(prefix) <= 3:
+        return int(scope[len(prefix):])
+    return None
+
+
+def is_user_scope(scope: str) -> bool:
+    return scope in USER_SCOPES or age_threshold(scope) is not None
+
+
+def describe_user_scope(scope: str) -> str:
+    years = age_threshold(scope)
+    if years is not None:
+        return f"see your name, personal code and whether you are at least {years} years old"
+    return USER_SCOPES.get(scope, scope)
+
+
+def is_identification(scope: str) -> bool:
+    return scope in (IDENTIFY, IDENTIFY_AGE) or age_threshold(scope) is not None

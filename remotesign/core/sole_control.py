@@ -92,12 +92,15 @@ class SoleControl:
                                    "bound_identity": token.sign_identity_id, "bound_summary": token.digests_summary})
         return SoleControlRefused(reason, message)
 
-    def authorize(self, token: TokenInfo, identity_id: str, digests: Sequence[TypedDigest]) -> str:
+    def authorize(self, token: TokenInfo, identity_id: str, digests: Sequence[TypedDigest],
+                  scope: str = USE_SERVER) -> str:
         """Spend ``token`` on signing ``digests`` (typed, in order) with ``identity_id``, or raise
-        SoleControlRefused. Returns the authorization's reference for the key store's audit."""
-        if token.user_id is None or USE_SERVER not in token.scopes:
+        SoleControlRefused. Returns the authorization's reference for the key store's audit.
+        ``scope``: the consent the signature needs (``use:device`` for a request sent to the
+        user's device with a token bound to digests)."""
+        if token.user_id is None or scope not in token.scopes:
             raise self.refuse(token, "not_a_signing_token",
-                              f"server signing needs a token from the user's consent with scope {USE_SERVER}",
+                              f"this signature needs a token from the user's consent with scope {scope}",
                               identity_id)
         if not token.sign_identity_id or not token.digests_summary or not token.digests_summary_algorithm:
             raise self.refuse(token, "unbound_token", "the token is not bound to an identity and digests", identity_id)

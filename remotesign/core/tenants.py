@@ -104,8 +104,10 @@ class TenantService:
         self.token_ttl = token_ttl_seconds
 
     def create(self, name: str, scopes: list[str] | None = None, client_id: str | None = None,
-               client_secret: str | None = None) -> tuple[TenantInfo, str]:
-        """New relying party; returns it with its client secret (shown once, stored only hashed)."""
+               client_secret: str | None = None, *, pkce_required: bool = False) -> tuple[TenantInfo, str]:
+        """New relying party; returns it with its client secret (shown once, stored only hashed).
+        PKCE is optional by default (checked when sent, S256 only): the eParaksts client libraries
+        are confidential clients that never send it; the operator requires it per client."""
         scopes = list(scopes) if scopes else list(KNOWN_SCOPES)
         unknown = [s for s in scopes if s not in KNOWN_SCOPES]
         if unknown:
@@ -113,7 +115,8 @@ class TenantService:
         secret = client_secret or secrets.token_urlsafe(32)
         tenant = Tenant(id=str(uuid.uuid4()), name=name, client_id=client_id or secrets.token_hex(16),
                         client_secret_hash=_hash_secret(secret, secrets.token_hex(8)),
-                        allowed_scopes=" ".join(scopes), enabled=True, created_at=datetime.now(timezone.utc))
+                        allowed_scopes=" ".join(scopes), enabled=True, pkce_required=pkce_required,
+                        created_at=datetime.now(timezone.utc))
         with self.db.session() as s:
             if s.scalar(select(Tenant).where(Tenant.client_id == tenant.client_id)) is not None:
                 raise TenantError(f"client id {tenant.client_id!r} exists already")
@@ -130,6 +133,12 @@ class TenantService:
         with self.db.session() as s:
             t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
             return _info(t) if t else None
+
+    def is_registered_redirect(self, uri: str) -> bool:
+        """``uri`` is, exactly, a redirect URI an enabled client registered."""
+        if not uri or len(uri) > 2000:
+            return False
+        return any(t.enabled and uri in t.redirect_uris for t in self.list())
 
     def by_client_id_or_id(self, tenant_id: str) -> TenantInfo:
         with self.db.session() as s:

@@ -6,6 +6,7 @@ device) at a time. Identities of other relying parties are simply not found."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -16,12 +17,16 @@ from remotesign.api.errors import ApiError
 from remotesign.api.esigp.auth import (ID_PATTERN, b64, bad_request, caller, core_errors, insufficient_scope, need_any,
                                        plausible_id)
 from remotesign.core.identities import IdentityInfo, Viewer
-from remotesign.core.scopes import IDENTITY_MANAGE, IDENTITY_PROFILE, USE_DEVICE, USE_SERVER
+from remotesign.core import personal_codes
+from remotesign.core.scopes import (IDENTIFY_AGE, IDENTITY_MANAGE, IDENTITY_PROFILE, USE_DEVICE, USE_SERVER,
+                                    age_threshold, is_identification)
+from remotesign.core.users import UserInfo
 from remotesign.core.tenants import TokenInfo
 from remotesign.service import Services
 
 router = APIRouter(tags=["esigp identities"])
 
+DEFAULT_ACR = "urn:eparaksts:authentication:flow:mobileid"
 READ_SCOPES = (IDENTITY_PROFILE, USE_SERVER, USE_DEVICE, IDENTITY_MANAGE)
 MAX_PKCS12_B64 = 512 * 1024
 
@@ -123,13 +128,38 @@ def delete_identity(identity_id: str, token: TokenInfo = Depends(caller),
     return Response(status_code=204)
 
 
-@router.get("/openid/v1/users/me", summary="The signed-in user and their sign identities (profile token)")
+def _identification(token: TokenInfo, user: UserInfo) -> dict[str, Any]:
+    """The OpenID claims of the identification scopes (eParaksts ``urn:lvrtc:fpeil:aa[:age[_NN]]``):
+    names and personal code; the age only when the personal code tells it."""
+    given, _, family = user.display_name.rpartition(" ")
+    claims: dict[str, Any] = {"sub": user.id, "domain": "citizen" if user.kind == "natural" else "organization",
+                              "acr": DEFAULT_ACR, "amr": ["pwd"], "given_name": given or user.display_name,
+                              "family_name": family if given else "", "name": user.display_name,
+                              "serial_number": user.serial_number or "", "eips": "remotesign"}
+    born = personal_codes.birth_date(user.serial_number)
+    for scope in token.scopes:
+        years = age_threshold(scope)
+        if scope == IDENTIFY_AGE and born is not None:
+            claims["age"] = personal_codes.age_on(born, date.today())
+        elif years is not None:
+            claims[f"age_over_{years}"] = None if born is None else personal_codes.age_on(born, date.today()) >= years
+    return claims
+
+
+@router.api_route("/openid/v1/users/me", methods=["GET", "POST"],
+                  summary="The signed-in user: identification claims and/or sign identities (user token)")
 def users_me(token: TokenInfo = Depends(caller), svc: Services = Depends(services)) -> dict[str, Any]:
-    need_any(token, IDENTITY_PROFILE)
+    """GET as documented; POST too, as the PHP client sends it."""
+    identifies = any(is_identification(s) for s in token.scopes)
+    if not identifies:
+        need_any(token, IDENTITY_PROFILE)
     if not token.is_user_token:
         raise insufficient_scope(IDENTITY_PROFILE)
     with core_errors():
         user = svc.users.get(token.user_id or "", None)
-    found = svc.identities.list(Viewer.of(token))
-    return {"id": user.id, "name": user.display_name, "sign_identities": [_view(svc, i) for i in found]}
-
+    out: dict[str, Any] = {"id": user.id, "name": user.display_name}
+    if identifies:
+        out.update(_identification(token, user))
+    if IDENTITY_PROFILE in token.scopes:
+        out["sign_identities"] = [_view(svc, i, details=True) for i in svc.identities.list(Viewer.of(token))]
+    return out
