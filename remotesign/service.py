@@ -83,6 +83,12 @@ class Services:
                               file_max_bytes=self.settings.file_max_bytes)
 
     @cached_property
+    def sharing(self) -> Any:
+        from remotesign.core.sharing import ShareService
+
+        return ShareService(self.db, self.sessions, self.audit)
+
+    @cached_property
     def trust_store(self) -> Any:
         from remotesign.trust.revocation import TrustStore
 

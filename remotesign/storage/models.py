@@ -176,6 +176,20 @@ class SigningSession(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class SessionShare(Base):
+    """A session shared with a natural person (eParaksts Share API), named by the national part of
+    their personal code (``XXXXXX-YYYYY``); gone with the session."""
+
+    __tablename__ = "session_shares"
+    session_id: Mapped[str] = mapped_column(ForeignKey("signing_sessions.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    access_rights: Mapped[str] = mapped_column(Text, default="null")  # JSON, as the client sent it
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SessionDocument(Base):
     """A file (kind 'file'), a hash-only entry (kind 'hash') or a signing result (kind 'signed')
     inside a session. Content lives in the blob store under the tenant's namespace."""
