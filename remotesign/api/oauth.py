@@ -39,7 +39,7 @@ async def _params(request: Request) -> dict[str, str]:
     return params
 
 
-def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, str]:
+def _client_credentials(request: Request, params: dict[str, str]) -> list[tuple[str, str]]:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "basic":
@@ -50,20 +50,24 @@ def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, 
         client_id, sep, secret = decoded.partition(":")
         if not sep:
             raise OAuthError(401, "invalid_client", "malformed Basic credentials", _BASIC_CHALLENGE)
-        return unquote_plus(client_id), unquote_plus(secret)
+        # RFC 6749 §2.3.1 form-encodes both parts (the PHP client does); the Go client sends them raw.
+        decoded_pair = (unquote_plus(client_id), unquote_plus(secret))
+        return [decoded_pair] + ([(client_id, secret)] if (client_id, secret) != decoded_pair else [])
     if params.get("client_id") and params.get("client_secret"):
-        return params["client_id"], params["client_secret"]
+        return [(params["client_id"], params["client_secret"])]
     raise OAuthError(401, "invalid_client", "client authentication is required (HTTP Basic)", _BASIC_CHALLENGE)
 
 
 def _authenticate(svc: Services, request: Request, params: dict[str, str]) -> TenantInfo:
-    client_id, secret = _client_credentials(request, params)
-    if len(client_id) > 200 or len(secret) > 500:
-        raise OAuthError(401, "invalid_client", "client authentication failed", _BASIC_CHALLENGE)
-    try:
-        return svc.tenants.authenticate(client_id, secret)
-    except InvalidClient as exc:
-        raise OAuthError(401, "invalid_client", str(exc), _BASIC_CHALLENGE) from exc
+    failure: InvalidClient | None = None
+    for client_id, secret in _client_credentials(request, params):
+        if len(client_id) > 200 or len(secret) > 500:
+            raise OAuthError(401, "invalid_client", "client authentication failed", _BASIC_CHALLENGE)
+        try:
+            return svc.tenants.authenticate(client_id, secret)
+        except InvalidClient as exc:
+            failure = exc
+    raise OAuthError(401, "invalid_client", str(failure), _BASIC_CHALLENGE) from failure
 
 
 def _check_server(svc: Services, auth_server: str) -> None:
