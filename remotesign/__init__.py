@@ -6,3 +6,7 @@ blobs), ``api`` (HTTP facades), ``cli`` (operator commands).
 """
 
 __version__ = "0.1.0"
+
+from remotesign import asn1fix as _asn1fix
+
+_asn1fix.install()  # before anything serialises ASN.1 (see remotesign/asn1fix.py)
