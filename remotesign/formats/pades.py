@@ -152,12 +152,13 @@ async def embed(prepared_file: BinaryIO, prepared: PreparedPades, signer: Signer
     sig_cms = await ext.async_sign_prescribed_attributes(
         signer.digest_algorithm, signed_attrs=cms.CMSAttributes.load(prepared.signed_attrs),
         timestamper=timestamper)
-    if len(sig_cms.dump()) * 2 > prepared.reserved_region_end - prepared.reserved_region_start - 2:
+    der = sig_cms.dump()  # serialised once; pyHanko embeds these bytes as they are
+    if len(der) * 2 > prepared.reserved_region_end - prepared.reserved_region_start - 2:
         raise FormatError("signature_too_large", "the signature container does not fit its placeholder")
     digest = PreparedByteRangeDigest(document_digest=prepared.document_digest,
                                      reserved_region_start=prepared.reserved_region_start,
                                      reserved_region_end=prepared.reserved_region_end)
-    await PdfTBSDocument.async_finish_signing(prepared_file, digest, sig_cms)
+    await PdfTBSDocument.async_finish_signing(prepared_file, digest, der)
 
 
 def validation_context(trust_roots: list[bytes], data: ValidationData) -> ValidationContext:
