@@ -16,6 +16,10 @@ else when the lease expires). The result is written under a name fixed by the op
 exclusive create, and recorded in the same transaction that moves the status on, fenced by the
 lease: a retry adopts a result its dead predecessor wrote but did not record, so every operation
 ends with exactly one signature.
+
+prepare, finalize and archive run in a worker thread with an event loop of its own
+(core/offload.py): pyHanko's PDF writing and CMS building are plain Python, and on the service's
+event loop one of them would hold up every other request until it ended.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core import operations
+from remotesign.core.offload import off_loop
 from remotesign.core.operations import Lease, LeaseLost
 from remotesign.core.sessions import DocumentInfo, SessionError, SessionService
 from remotesign.core.signature_values import SignerAlgorithm, SignerInputError, algorithm_for, normalize_and_verify
@@ -149,9 +154,12 @@ class SigningService:
             return Outcome(sid, digest=await self._prepare_one(tenant_id, sid, signer, sign_as_pdf,
                                                                create_new_container))
 
-        outcomes = [await _guarded(sid, one) for sid in session_ids]
-        self._record_summary(outcomes, signer)
-        return outcomes
+        async def batch() -> list[Outcome]:
+            outcomes = [await _guarded(sid, one) for sid in session_ids]
+            self._record_summary(outcomes, signer)
+            return outcomes
+
+        return await off_loop(batch)
 
     def _record_summary(self, outcomes: list[Outcome], signer: Signer) -> None:
         """Remember which prepared sessions one digests summary covers, so the consent page can
@@ -355,7 +363,10 @@ class SigningService:
         async def one(sid: str) -> Outcome:
             return Outcome(sid, document=await self._finalize_one(tenant_id, sid, by_session[sid]))
 
-        return [await _guarded(sid, one) for sid, _ in values]
+        async def batch() -> list[Outcome]:
+            return [await _guarded(sid, one) for sid, _ in values]
+
+        return await off_loop(batch)
 
     async def _finalize_one(self, tenant_id: str, sid: str, value: bytes) -> DocumentInfo:
         self.sessions.require(tenant_id, sid)
@@ -468,7 +479,10 @@ class SigningService:
         async def one(sid: str) -> Outcome:
             return Outcome(sid, document=await self._archive_one(tenant_id, sid))
 
-        return [await _guarded(sid, one) for sid in session_ids]
+        async def batch() -> list[Outcome]:
+            return [await _guarded(sid, one) for sid in session_ids]
+
+        return await off_loop(batch)
 
     async def _archive_one(self, tenant_id: str, sid: str) -> DocumentInfo:
         self.sessions.require(tenant_id, sid)
