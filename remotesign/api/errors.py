@@ -101,10 +101,12 @@ _PAGE_STEPS = ("login", "consent", "wait")
 
 def is_html_page(path: str) -> bool:
     """The pages people see in a browser: the authorization endpoint, its login, consent and
-    waiting pages, and the account pages."""
+    waiting pages, the identity provider's logout page, and the account pages."""
     parts = path.split("/")
     if path.startswith("/trustedx-authserver/oauth/"):
         return len(parts) == 4 or (len(parts) == 5 and parts[4] in _PAGE_STEPS)
+    if path.startswith("/trustedx-authserver/") and len(parts) == 4 and parts[3] == "logout":
+        return True
     return path.startswith("/account/")
 
 
