@@ -174,13 +174,16 @@ class SignatureFormat(ABC):
         ECDSA; the caller has checked it against the certificate and the digest."""
 
     @abstractmethod
-    async def extend(self, source: BinaryIO, output: BinaryIO, level: Level, context: ExtensionContext) -> None:
+    async def extend(self, source: BinaryIO, output: BinaryIO, level: Level, context: ExtensionContext,
+                     detached: Sequence[Document] = ()) -> None:
         """Raise every signature of ``source`` to ``level`` (T adds signature time-stamps where
         missing, LT the validation data, LTA an archive / document time-stamp; an LTA input gets a
-        new archive time-stamp that renews it). Writes the result to ``output``."""
+        new archive time-stamp that renews it). Writes the result to ``output``. ``detached`` is
+        the signed content of a detached signature, which an archive time-stamp covers."""
 
     @abstractmethod
-    async def timestamp(self, source: BinaryIO, output: BinaryIO, context: ExtensionContext) -> None:
+    async def timestamp(self, source: BinaryIO, output: BinaryIO, context: ExtensionContext,
+                        detached: Sequence[Document] = ()) -> None:
         """Add a time-stamp over the whole document (PDF document time-stamp, archive time-stamp)."""
 
     @abstractmethod
