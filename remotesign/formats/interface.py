@@ -15,6 +15,7 @@ document in memory. A :class:`~remotesign.formats.registry.FormatRegistry` picks
 from __future__ import annotations
 
 import enum
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any, BinaryIO, ClassVar, Protocol
 from asn1crypto import x509
 from pyhanko.sign.timestamps import TimeStamper
 
-from remotesign.formats.base import SignerSpec, ValidationData
+from remotesign.formats.base import FormatError, SignerSpec, ValidationData
 
 
 class Level(enum.IntEnum):
@@ -172,6 +173,23 @@ class SignatureFormat(ABC):
                    signature_value: bytes, scratch: BinaryIO, output: BinaryIO) -> None:
         """Write the B-B signed document to ``output`` (step 2). ``signature_value`` is DER for
         ECDSA; the caller has checked it against the certificate and the digest."""
+
+    async def sign_at_level(self, documents: Sequence[Document], parameters: SignParameters, prepared: DataToSign,
+                            signature_value: bytes, scratch: BinaryIO, output: BinaryIO, level: Level,
+                            context: ExtensionContext | None) -> None:
+        """Sign straight to ``level`` (EU DSS's signDocument with a target level): B-B, then
+        extension of the result. Formats that can put the signature time-stamp in while signing
+        override this."""
+        if level == Level.B:
+            await self.sign(documents, parameters, prepared, signature_value, scratch, output)
+            return
+        if context is None:
+            raise FormatError("timestamp_required", f"level {level.name} needs a time-stamping authority")
+        with tempfile.TemporaryFile() as signed:
+            await self.sign(documents, parameters, prepared, signature_value, scratch, signed)
+            signed.seek(0)
+            await self.extend(signed, output, level, context,
+                              detached=documents if parameters.packaging is Packaging.DETACHED else ())
 
     @abstractmethod
     async def extend(self, source: BinaryIO, output: BinaryIO, level: Level, context: ExtensionContext,

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 from asn1crypto import cms, x509
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.ades.report import AdESPassed
+from pyhanko.sign.ades.report import AdESIndeterminate, AdESPassed
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import errors as pyhanko_errors
 from pyhanko.sign.validation.ades import (AdESLTAValidationResult, AdESWithTimeValidationResult,
@@ -171,6 +171,9 @@ class _Document:
     dss_revision: int | None
     stamps: list[EmbeddedPdfSignature] = field(default_factory=list)     # document time-stamps
     stamp_spec: SignatureValidationSpec | None = None
+    #: what the document time-stamps' TSAs need beyond the DSS (their certificates, fresh
+    #: revocation data): the LTA process of every signature they cover walks them too
+    stamp_material: cc.Material = field(default_factory=cc.Material)
     stamp_results: dict[str, TimestampResult] = field(default_factory=dict)
     backend: Any = None
 
@@ -239,8 +242,9 @@ async def _validate_fields(reader: PdfFileReader, fields: list[_Field], options:
         stamps = [item.embedded for item in fields if item.is_timestamp and item.embedded is not None]
         tsa_certs = [c for ts in stamps for c in cc.sd_certificates(ts.signed_data)]
         tsa_signers = [cc.find_signer_cert(ts.signer_info, cc.sd_certificates(ts.signed_data)) for ts in stamps]
-        spec = cc.make_spec(options, _merged(dss, tsa_certs, cc.provided_material(
-            options, cc.chains(tsa_signers, list(dss.certs) + tsa_certs + list(options.trust_anchors)))), backend)
+        doc.stamp_material = _merged(tsa_certs, cc.provided_material(
+            options, cc.chains(tsa_signers, list(dss.certs) + tsa_certs + list(options.trust_anchors))))
+        spec = cc.make_spec(options, _merged(dss, doc.stamp_material), backend)
         doc.stamps = stamps
         doc.stamp_spec = spec
         for item in fields:
@@ -508,9 +512,11 @@ async def _run_ades(embedded: EmbeddedPdfSignature, doc: _Document, knowledge: c
     try:
         if archived:
             try:
-                lta = await _lta(embedded, doc, _merged(cms_material, provided))
-                if lta.ades_subindic == AdESPassed.OK or not timestamped:
+                lta = await _lta(embedded, doc, _merged(cms_material, provided, doc.stamp_material))
+                if lta.ades_subindic == AdESPassed.OK:
                     return lta
+                if not timestamped:
+                    return await _basic_fallback(embedded, doc, spec, lta)
                 return await _with_time_fallback(embedded, doc, spec, lta, warnings)
             except pyhanko_errors.SignatureValidationError:
                 raise
@@ -525,6 +531,20 @@ async def _run_ades(embedded: EmbeddedPdfSignature, doc: _Document, knowledge: c
         return await ades_basic_validation(embedded.signed_data, spec, timing_info=doc.timing, raw_digest=digest)
     except pyhanko_errors.SignatureValidationError as exc:
         return cc.FailedAdES(exc.ades_subindication, exc.failure_message)
+
+
+async def _basic_fallback(embedded: EmbeddedPdfSignature, doc: _Document, spec: SignatureValidationSpec,
+                          lta: Any) -> Any:
+    """A signature whose time-stamp is a later document time-stamp (B-T per EN 319 142-1 §5.4):
+    pyHanko's LTA process validates "with time" at the current time, which insists on a
+    signature time-stamp in the CMS and answers SIG_CONSTRAINTS_FAILURE without one. Basic
+    validation at the current time is what EN 319 102-1 asks first; its PASSED stands (the
+    document time-stamps are judged on their own), anything else keeps the LTA result."""
+    if lta.ades_subindic != AdESIndeterminate.SIG_CONSTRAINTS_FAILURE:
+        return lta
+    basic = await ades_basic_validation(embedded.signed_data, spec, timing_info=doc.timing,
+                                        raw_digest=embedded.compute_digest())
+    return basic if basic.ades_subindic == AdESPassed.OK else lta
 
 
 async def _with_time_fallback(embedded: EmbeddedPdfSignature, doc: _Document, spec: SignatureValidationSpec,

@@ -1,0 +1,124 @@
+"""PAdES through the format interface: two-step signing to each level, and extension of PDFs
+signed here and by pyHanko from B to T, LT, LTA and LTA renewal, each result checked by
+remotesign's validator at the new level, by pyHanko's validator and by poppler's pdfsig."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+
+from remotesign.formats.base import FormatError
+from remotesign.formats.interface import Level
+from remotesign.formats.pades_format import PadesFormat
+from remotesign.validation.model import Indication
+from remotesign.validation.pades import validate_pdf
+from tests import format_pki
+from tests.pades_pki import Pki, make_pki, sign_pdf
+from tests.pdfgen import pdf_bytes
+
+FMT = PadesFormat()
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
+    with make_pki(tmp_path_factory.mktemp("pades-format-pki")) as made:
+        yield made
+
+
+def check(pki: Pki, data: bytes, tmp_path: Path, level: str, signatures: int = 1) -> None:
+    """remotesign's validator (from embedded data only for LT/LTA), pyHanko, pdfsig."""
+    path = tmp_path / f"check-{level}.pdf"
+    path.write_bytes(data)
+    options = pki.options(revocation_provider=None) if level in ("LT", "LTA") else pki.options()
+    result = run(validate_pdf(path, options, filename=path.name))
+    assert len(result.signatures) == signatures
+    for sig in result.signatures:
+        assert (sig.indication, sig.sub_indication) == (Indication.TOTAL_PASSED, None), sig.errors
+        assert sig.signature_format == f"PAdES_BASELINE_{level}", sig.signature_format
+    reader = PdfFileReader(io.BytesIO(data))
+    vc = ValidationContext(trust_roots=[pki.root], other_certs=[pki.issuing], allow_fetching=False,
+                           revocation_mode="soft-fail")
+    for embedded in reader.embedded_regular_signatures:
+        status = run(async_validate_pdf_signature(embedded, vc))
+        assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    if shutil.which("pdfsig"):
+        out = subprocess.run(["pdfsig", "-nocert", str(path)], capture_output=True, text=True, check=False)
+        assert out.stdout.count("Signature is Valid.") >= signatures, out.stdout
+
+
+@pytest.mark.parametrize("level", [Level.B, Level.T, Level.LT, Level.LTA])
+def test_sign_to_level(pki: Pki, level: Level, tmp_path: Path) -> None:
+    _signer, issued, key = pki.signer()
+    spec = format_pki.spec(pki, issued.asn1(), key)
+    doc = format_pki.document("a.pdf", pdf_bytes(), "application/pdf")
+    data = run(format_pki.sign(FMT, [doc], spec, key, level, format_pki.context(pki)))
+    assert FMT.signature_levels(io.BytesIO(data)) == [level]
+    check(pki, data, tmp_path, level.name)
+
+
+def test_extend_own_b_through_every_level_and_renew(pki: Pki, tmp_path: Path) -> None:
+    _signer, issued, key = pki.signer()
+    ctx = format_pki.context(pki)
+    data = run(format_pki.sign(FMT, [format_pki.document("a.pdf", pdf_bytes())], format_pki.spec(pki, issued.asn1(), key), key))
+    for level in (Level.T, Level.LT, Level.LTA):
+        extended = run(format_pki.extend(FMT, data, level, ctx))
+        assert extended.startswith(data), "extension must only append incremental updates"
+        assert FMT.signature_levels(io.BytesIO(extended)) == [level]
+        check(pki, extended, tmp_path, level.name)
+        data = extended
+    renewed = run(format_pki.extend(FMT, data, Level.LTA, ctx))
+    assert renewed.startswith(data) and len(renewed) > len(data)
+    assert PdfFileReader(io.BytesIO(renewed)).embedded_signatures[-1].sig_object["/Type"] == "/DocTimeStamp"
+    assert len(PdfFileReader(io.BytesIO(renewed)).embedded_timestamp_signatures) == 3
+    check(pki, renewed, tmp_path, "LTA")
+
+
+@pytest.mark.parametrize("target", [Level.LT, Level.LTA])
+def test_extend_pyhanko_b_b_directly(pki: Pki, target: Level, tmp_path: Path) -> None:
+    """A PDF signed elsewhere (pyHanko, B-B, no time-stamp) goes to LT or LTA in one call."""
+    signer, _issued, _key = pki.signer()
+    source = run(sign_pdf(pki, signer, "B", tmp_path / "pyhanko-b.pdf")).read_bytes()
+    extended = run(format_pki.extend(FMT, source, target, format_pki.context(pki)))
+    assert FMT.signature_levels(io.BytesIO(extended)) == [target]
+    check(pki, extended, tmp_path, target.name)
+
+
+def test_extend_two_signatures(pki: Pki, tmp_path: Path) -> None:
+    """Every signature of the document is extended, not only the last one."""
+    first, _i1, _k1 = pki.signer()
+    source = run(sign_pdf(pki, first, "B", tmp_path / "one.pdf")).read_bytes()
+    _s2, issued, key = pki.signer()
+    both = run(format_pki.sign(FMT, [format_pki.document("one.pdf", source)], format_pki.spec(pki, issued.asn1(), key), key))
+    extended = run(format_pki.extend(FMT, both, Level.LTA, format_pki.context(pki)))
+    assert FMT.signature_levels(io.BytesIO(extended)) == [Level.LTA, Level.LTA]
+    check(pki, extended, tmp_path, "LTA", signatures=2)
+
+
+def test_t_does_not_stamp_twice(pki: Pki) -> None:
+    """A signature that has its time-stamp is already T: extending to T changes nothing."""
+    _signer, issued, key = pki.signer()
+    ctx = format_pki.context(pki)
+    data = run(format_pki.sign(FMT, [format_pki.document("a.pdf", pdf_bytes())], format_pki.spec(pki, issued.asn1(), key),
+                               key, Level.T, ctx))
+    assert run(format_pki.extend(FMT, data, Level.T, ctx)) == data
+
+
+@pytest.mark.parametrize("data", [b"", b"%PDF-1.7\n garbage", pdf_bytes()], ids=["empty", "garbage", "unsigned"])
+def test_bad_input_is_a_format_error(pki: Pki, data: bytes) -> None:
+    with pytest.raises(FormatError) as exc:
+        run(format_pki.extend(FMT, data, Level.LT, format_pki.context(pki)))
+    assert exc.value.code in {"invalid_pdf", "not_a_pdf", "not_signed"}
+    assert FMT.signature_levels(io.BytesIO(data)) == []
