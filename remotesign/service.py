@@ -142,15 +142,35 @@ class Services:
                              hashlib.sha256(tsa_cert.der).hexdigest())
 
     @cached_property
-    def signing(self) -> Any:
-        from remotesign.core.signing import SigningService
+    def revocation(self) -> Any:
+        """Revocation data for signing and extension: the built-in CA answers in-process, other
+        issuers over their OCSP / CRL URLs."""
         from remotesign.trust.revocation import RevocationCollector
 
         ca_by_der = {c.der: c.id for c in self.ca.chain()}
-        revocation = RevocationCollector(list(ca_by_der), lambda der: self.ocsp.respond(der).der,
-                                         lambda ca_cert: self.crls.current(ca_by_der[ca_cert.dump()]),
-                                         timeout=self.settings.fetch_timeout_seconds)
-        return SigningService(self.db, self.sessions, self.audit, self.trust_store, revocation, self.timestamper,
+        return RevocationCollector(list(ca_by_der), lambda der: self.ocsp.respond(der).der,
+                                   lambda ca_cert: self.crls.current(ca_by_der[ca_cert.dump()]),
+                                   timeout=self.settings.fetch_timeout_seconds)
+
+    @cached_property
+    def formats(self) -> Any:
+        """The signature formats, most specific first (the registry sniffs in this order)."""
+        from remotesign.formats.pades_format import PadesFormat
+        from remotesign.formats.registry import FormatRegistry
+
+        return FormatRegistry([PadesFormat()])
+
+    @cached_property
+    def extension(self) -> Any:
+        from remotesign.core.extension import ExtensionService
+
+        return ExtensionService(self.formats, self.validation, self.revocation, self.timestamper, self.audit)
+
+    @cached_property
+    def signing(self) -> Any:
+        from remotesign.core.signing import SigningService
+
+        return SigningService(self.db, self.sessions, self.audit, self.trust_store, self.revocation, self.timestamper,
                               lease_seconds=self.settings.operation_lease_seconds)
 
     @cached_property

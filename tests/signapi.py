@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import NameOID
 
 from tests.harness import Service
+from tests.pdfgen import pdf_bytes
 
 _HASHES = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
 
@@ -135,3 +136,33 @@ def run(*args: str | Path, check: bool = True, input: bytes | None = None) -> su
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc  # type: ignore[return-value]
+
+
+def pyhanko_signer(card: Card, chain: list[x509.Certificate] = ()) -> Any:  # type: ignore[assignment]
+    """The card as pyHanko's SimpleSigner: signing "elsewhere", with another product."""
+    from asn1crypto import keys
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    key = keys.PrivateKeyInfo.load(card.key.private_bytes(serialization.Encoding.DER,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    certs = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in chain]
+    return signers.SimpleSigner(
+        signing_cert=asn1_x509.Certificate.load(card.cert.public_bytes(serialization.Encoding.DER)),
+        signing_key=key, cert_registry=SimpleCertificateStore.from_certs(certs))
+
+
+def sign_bb(card: Card, chain: list[x509.Certificate] = (), source: bytes | None = None) -> bytes:  # type: ignore[assignment]
+    """A PAdES B-B signature made outside the service (pyHanko; no time-stamp: no proof of existence)."""
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    out = io.BytesIO()
+    writer = IncrementalPdfFileWriter(io.BytesIO(source or pdf_bytes()))
+    meta = signers.PdfSignatureMetadata(field_name="Signature1", subfilter=fields.SigSeedSubFilter.PADES)
+    signers.PdfSigner(meta, pyhanko_signer(card, chain)).sign_pdf(writer, output=out)
+    return out.getvalue()

@@ -13,19 +13,17 @@ from typing import Any
 
 import httpx
 import pytest
-from asn1crypto import cms, keys
+from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import fields, signers
 
 from tests.harness import Service
 from tests.pdfgen import pdf_bytes
-from tests.signapi import Card, SignApi, issue_card, make_key
+from tests.signapi import Card, SignApi, issue_card, make_key, sign_bb
 
 
 @pytest.fixture(scope="module")
@@ -174,26 +172,6 @@ def test_file_removed_from_container_is_signed_data_not_found(api: SignApi,
                 target.writestr(info, source.read(info.filename))
     sig = only_signature(direct(api, "missing.asice", out.getvalue()).json()["simpleReport"])
     assert (sig["indication"], sig["subIndication"]) == ("INDETERMINATE", "SIGNED_DATA_NOT_FOUND"), sig
-
-
-def _asn1_signer(card: Card, chain: list[x509.Certificate] = ()) -> signers.SimpleSigner:  # type: ignore[assignment]
-    key = keys.PrivateKeyInfo.load(card.key.private_bytes(serialization.Encoding.DER,
-                                                          serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
-    certs = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in chain]
-    return signers.SimpleSigner(
-        signing_cert=asn1_x509.Certificate.load(card.cert.public_bytes(serialization.Encoding.DER)),
-        signing_key=key, cert_registry=SimpleCertificateStore.from_certs(certs))
-
-
-def sign_bb(card: Card, chain: list[x509.Certificate] = ()) -> bytes:  # type: ignore[assignment]
-    """A PAdES B-B signature made outside the service (no time-stamp: no proof of existence)."""
-    out = io.BytesIO()
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf_bytes()))
-    meta = signers.PdfSignatureMetadata(field_name="Signature1", subfilter=fields.SigSeedSubFilter.PADES)
-    signers.PdfSigner(meta, _asn1_signer(card, chain)).sign_pdf(writer, output=out)
-    return out.getvalue()
 
 
 def test_revoked_signer_without_poe_is_revoked_no_poe(api: SignApi, service: Service, tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from remotesign import __version__
 import asyncio
 import logging
 
-from remotesign.api import (account_pages, admin, consent_pages, devices, eparaksts, esigp, health, logout_page, native,
-                            oauth, pki, validation)
+from remotesign.api import (account_pages, admin, consent_pages, devices, eparaksts, esigp, fortress, health,
+                            logout_page, native, oauth, pki, validation)
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.json_guard import JsonDepthGuard
@@ -44,13 +44,15 @@ def create_app(services: Services) -> FastAPI:
     for api, router in (("account", account_pages.router), ("health", health.router), ("oauth", oauth.router),
                         ("pki", pki.router), ("native", native.router), ("admin", admin.router),
                         ("pages", consent_pages.router), ("pages", logout_page.router), ("validation", validation.router),
-                        ("eparaksts", eparaksts.router), ("esigp", esigp.router), ("devices", devices.router)):
+                        ("eparaksts", eparaksts.router), ("esigp", esigp.router), ("devices", devices.router),
+                        ("fortress", fortress.router)):
         app.include_router(router, responses=openapi_doc.API_ERRORS[api])  # what each API can answer
     openapi_doc.install(app)
     upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD
     app.add_middleware(JsonDepthGuard, max_bytes=services.settings.max_request_bytes)  # inside the size limit
     app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes,
-                       prefix_limits={"/api-storage/": upload_limit, "/v1/validations": upload_limit}, envelope_prefixes=eparaksts.PATH_PREFIXES)
+                       prefix_limits={"/api-storage/": upload_limit, "/v1/validations": upload_limit,
+                                     fortress.PREFIX + "/api/": upload_limit * 4 // 3 + UPLOAD_OVERHEAD}, envelope_prefixes=eparaksts.PATH_PREFIXES)
     request_context.install(app)  # outermost: request ids, one-line logs, answers what escaped
     return app
 

@@ -52,11 +52,12 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-OAUTH_STYLE_PREFIXES = ("/trustedx-authserver/", "/trustedx-resources/")
+OAUTH_STYLE_PREFIXES = ("/trustedx-authserver/", "/trustedx-resources/", "/fortress/")
 
 
 def _is_oauth_path(path: str) -> bool:
-    """TrustedX paths (authorization server and eSigP resources) answer ``{"error", "error_description"}``."""
+    """TrustedX paths (authorization server and eSigP resources) and the Fortress-style API answer
+    ``{"error", "error_description"}``."""
     return path.startswith(OAUTH_STYLE_PREFIXES)
 
 

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/trustedx-authserver/oauth", tags=["oauth2"])
 _BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="remotesign"'}
 
 
-async def _params(request: Request) -> dict[str, str]:
+async def token_params(request: Request) -> dict[str, str]:
     params = dict(request.query_params)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/x-www-form-urlencoded":
@@ -58,7 +58,7 @@ def _client_credentials(request: Request, params: dict[str, str]) -> list[tuple[
     raise OAuthError(401, "invalid_client", "client authentication is required (HTTP Basic)", _BASIC_CHALLENGE)
 
 
-def _authenticate(svc: Services, request: Request, params: dict[str, str]) -> TenantInfo:
+def authenticate_client(svc: Services, request: Request, params: dict[str, str]) -> TenantInfo:
     failure: InvalidClient | None = None
     for client_id, secret in _client_credentials(request, params):
         if len(client_id) > 200 or len(secret) > 500:
@@ -84,11 +84,11 @@ def _check_server(svc: Services, auth_server: str) -> None:
                                      ("grant_type",)))
 async def token(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
     _check_server(svc, auth_server)
-    params = await _params(request)
+    params = await token_params(request)
     grant = params.get("grant_type")
     if not grant:
         raise OAuthError(400, "invalid_request", "grant_type is required")
-    tenant = _authenticate(svc, request, params)
+    tenant = authenticate_client(svc, request, params)
     if grant == "authorization_code":
         try:
             issued = svc.consent.exchange(tenant, auth_server, params.get("code") or "", params.get("redirect_uri"),
@@ -117,8 +117,8 @@ async def token(auth_server: str, request: Request, svc: Services = Depends(serv
 async def introspect(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
     """Only the client a token was issued to learns anything about it; for anyone else it is inactive."""
     _check_server(svc, auth_server)
-    params = await _params(request)
-    caller = _authenticate(svc, request, params)
+    params = await token_params(request)
+    caller = authenticate_client(svc, request, params)
     token_value = params.get("token")
     if not token_value:
         raise OAuthError(400, "invalid_request", "token is required")

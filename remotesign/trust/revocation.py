@@ -45,7 +45,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     return [x509.Certificate.load(data)]
 
 
-def _is_self_signed(cert: x509.Certificate) -> bool:
+def is_self_signed(cert: x509.Certificate) -> bool:
     return cert.self_signed in ("maybe", "yes")
 
 
@@ -72,8 +72,8 @@ class TrustStore:
         certs = [x509.Certificate.load(der) for der in builtin_chain]
         for path in anchor_files:
             certs.extend(load_certificates(path.read_bytes()))
-        return cls(roots=[c for c in certs if _is_self_signed(c)],
-                   intermediates=[c for c in certs if not _is_self_signed(c)])
+        return cls(roots=[c for c in certs if is_self_signed(c)],
+                   intermediates=[c for c in certs if not is_self_signed(c)])
 
     def path(self, cert: x509.Certificate, at: datetime | None = None,
              extra: list[x509.Certificate] | None = None) -> list[x509.Certificate]:

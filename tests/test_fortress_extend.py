@@ -1,0 +1,178 @@
+"""The Fortress-style Extend Signature API over HTTP: the client token as Fortress clients ask for
+it, extension of PDFs signed elsewhere (pyHanko) to T, LT and LTA checked by pdfsig, pyHanko and
+remotesign's validator, refusal of tampered, revoked and untrusted signatures, the PKCS1 time-stamp
+checked by ``openssl ts -verify``, and the errors in the vendor's shape."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from asn1crypto import pem as asn1_pem
+from asn1crypto import x509 as asn1_x509
+
+from tests.harness import Service
+from tests.signapi import Card, issue_card, sign_bb
+
+EXTEND = "/fortress/api/v1/signature/extend"
+
+
+@pytest.fixture(scope="module")
+def fortress(service: Service) -> httpx.Client:
+    """A client holding a Fortress client token, obtained with query parameters as the vendor documents."""
+    demo = service.demo_client()
+    r = httpx.post(service.url + "/fortress/oauth2/v1/token", params={
+        "scope": "client", "redirect_uri": "https://rp.example/cb", "client_id": demo["client_id"],
+        "client_secret": demo["client_secret"], "grant_type": "client_credentials"}, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "Bearer" and isinstance(body["expires_in"], int) and body["access_token"]
+    client = httpx.Client(base_url=service.url, timeout=120,
+                          headers={"Authorization": f"Bearer {body['access_token']}"})
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def card(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Card:
+    return issue_card(service, tmp_path_factory.mktemp("fortress"), "p256", cn="Fortress Signer")
+
+
+def extend(client: httpx.Client, data: bytes, signature_type: str, name: str = "contract.pdf",
+           **extra: Any) -> httpx.Response:
+    config = {"document": {"bytesB64": base64.b64encode(data).decode(), "name": name},
+              "signatureType": signature_type, "signatureAlgorithm": "RSA_SHA256", "packaging": "ENVELOPED", **extra}
+    return client.post(EXTEND, json={"extendSignatureConfigurations": [config]})
+
+
+def extended(response: httpx.Response) -> bytes:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"ref", "bytesB64"} and len(body["ref"]) == 32
+    return base64.b64decode(body["bytesB64"])
+
+
+def validate(client: httpx.Client, service: Service, data: bytes) -> list[dict[str, Any]]:
+    """remotesign's validator over its eParaksts-style HTTP API, as a relying party would."""
+    token = service.token(service.demo_client()["client_id"], service.demo_client()["client_secret"])
+    r = httpx.post(service.url + "/v1/validations", files=[("file", ("x.pdf", data))],
+                   headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    assert r.status_code == 200, r.text
+    return r.json()["simpleReport"]["signaturesExt"]  # type: ignore[no-any-return]
+
+
+def pdfsig_ok(data: bytes, tmp_path: Path, ca_pem: bytes) -> str:
+    path = tmp_path / "out.pdf"
+    path.write_bytes(data)
+    out = subprocess.run(["pdfsig", "-nocert", str(path)], capture_output=True, text=True, check=False).stdout
+    assert "Signature is Valid." in out, out
+    return out
+
+
+@pytest.mark.parametrize("level", ["T", "LT", "LTA"])
+def test_extend_pyhanko_pdf(fortress: httpx.Client, service: Service, card: Card, ca_pem: bytes, level: str,
+                            tmp_path: Path) -> None:
+    source = sign_bb(card)
+    result = extended(extend(fortress, source, f"PADES_{level}"))
+    assert result.startswith(source), "the original revision must stay byte for byte"
+    pdfsig_ok(result, tmp_path, ca_pem)
+    roots = [asn1_x509.Certificate.load(der) for _, _, der in asn1_pem.unarmor(ca_pem, multiple=True)]
+    vc = ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
+    status = validate_pdf_signature(PdfFileReader(io.BytesIO(result)).embedded_regular_signatures[0], vc)
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    [sig] = validate(fortress, service, result)
+    assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", f"PAdES_BASELINE_{level}"), sig
+
+
+def test_lta_is_renewed(fortress: httpx.Client, service: Service, card: Card, ca_pem: bytes, tmp_path: Path) -> None:
+    lta = extended(extend(fortress, sign_bb(card), "PADES_LTA"))
+    renewed = extended(extend(fortress, lta, "PADES_LTA"))
+    assert renewed.startswith(lta)
+    stamps = PdfFileReader(io.BytesIO(renewed)).embedded_timestamp_signatures
+    assert len(stamps) == len(PdfFileReader(io.BytesIO(lta)).embedded_timestamp_signatures) + 1
+    [sig] = validate(fortress, service, renewed)
+    assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", "PAdES_BASELINE_LTA"), sig
+
+
+def refused(response: httpx.Response, fragment: str) -> None:
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == "invalid_request" and fragment in body["error_description"], body
+
+
+def test_tampered_pdf_is_refused(fortress: httpx.Client, card: Card) -> None:
+    source = bytearray(sign_bb(card))
+    at = source.index(b"/Type /Page") if b"/Type /Page" in source else len(source) // 3
+    source[at + 1:at + 5] = b"XXXX"  # inside the signed byte range
+    refused(extend(fortress, bytes(source), "PADES_LT"), "signature_not_valid")
+
+
+def test_revoked_signer_is_refused(fortress: httpx.Client, service: Service, tmp_path: Path) -> None:
+    card = issue_card(service, tmp_path, "p256", cn="Revoked Before Extension")
+    source = sign_bb(card)
+    service.cli("pki", "revoke", format(card.cert.serial_number, "x"), "--reason", "key_compromise")
+    refused(extend(fortress, source, "PADES_LTA"), "signature_not_valid")
+
+
+def test_untrusted_signer_is_refused(fortress: httpx.Client) -> None:
+    from tests.test_validation_api import foreign_card
+
+    foreign, root = foreign_card()
+    refused(extend(fortress, sign_bb(foreign, [root]), "PADES_T"), "signature_not_valid")
+
+
+def test_pkcs1_value_gets_a_verifiable_timestamp(fortress: httpx.Client, ca_pem: bytes, tmp_path: Path) -> None:
+    value = hashlib.sha512(b"some signature value").digest() * 4
+    token = extended(extend(fortress, value, "PKCS1", name="sig.bin"))
+    (tmp_path / "value").write_bytes(value)
+    (tmp_path / "token.tst").write_bytes(token)
+    (tmp_path / "ca.pem").write_bytes(ca_pem)
+    out = subprocess.run(["openssl", "ts", "-verify", "-data", str(tmp_path / "value"), "-in", str(tmp_path / "token.tst"),
+                          "-token_in", "-CAfile", str(tmp_path / "ca.pem"), "-untrusted", str(tmp_path / "ca.pem")],
+                         capture_output=True, text=True, check=False)
+    assert "Verification: OK" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("config, fragment", [
+    ({"document": {"bytesB64": "%%%", "name": "x.pdf"}, "signatureType": "PADES_T"}, "Base64"),
+    ({"document": {"bytesB64": "JVBERi0=", "name": "x.pdf"}, "signatureType": "PADES_B"}, "signatureType"),
+    ({"document": {"bytesB64": "JVBERi0=", "name": "x.pdf"}, "signatureType": "WORD_T"}, "signatureType"),
+    ({"document": {"bytesB64": "aGVsbG8=", "name": "x.txt"}, "signatureType": "PADES_T"}, "unsupported_format"),
+    ({"document": {"bytesB64": "JVBERi0=", "name": "x.pdf"}, "signatureType": "PADES_T",
+      "signatureAlgorithm": "DSA_MD5"}, "signatureAlgorithm"),
+])
+def test_bad_requests(fortress: httpx.Client, config: dict[str, Any], fragment: str) -> None:
+    refused(fortress.post(EXTEND, json={"extendSignatureConfigurations": [config]}), fragment)
+
+
+def test_pdf_as_cades_is_a_format_mismatch(fortress: httpx.Client, card: Card) -> None:
+    refused(extend(fortress, sign_bb(card), "CADES_T"), "format_mismatch")
+
+
+def test_malformed_bodies(fortress: httpx.Client) -> None:
+    for body in (b"{", b"[]", b'{"extendSignatureConfigurations": []}', b'{"extendSignatureConfigurations": [{}]}'):
+        r = fortress.post(EXTEND, content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+
+
+def test_token_errors(service: Service) -> None:
+    url = service.url + "/fortress/oauth2/v1/token"
+    demo = service.demo_client()
+    r = httpx.post(url, params={"client_id": demo["client_id"], "client_secret": "wrong", "grant_type": "client_credentials"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    r = httpx.post(url, data={"client_id": demo["client_id"], "client_secret": demo["client_secret"],
+                              "grant_type": "client_credentials", "scope": "everything"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+    r = httpx.post(service.url + EXTEND, json={"extendSignatureConfigurations": []})
+    assert r.status_code == 401 and "error_description" in r.json()
+    r = httpx.post(service.url + EXTEND, json={}, headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token"
