@@ -1,0 +1,178 @@
+"""What a visible signature stamp shows and where: a vendor-neutral description that every API
+mapping (Fortress, ...) produces and the PDF code renders. Everything is checked here, once, so a
+bad request fails with ``invalid_stamp`` before any PDF is touched, and the renderer can trust its
+input (sizes bounded: a stamp is rendered inside a signing request)."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from PIL import Image
+
+from remotesign.formats.base import FormatError
+
+ERROR_CODE = "invalid_stamp"
+
+MAX_TEXT_LINES = 3
+MAX_LINE_CHARS = 120
+MAX_QR_CHARS = 1024        # QR version ~25 at level M: still readable at stamp sizes
+MAX_CODE128_CHARS = 64     # wider codes need more than a page width at a printable module size
+MAX_PDF417_CHARS = 512
+MAX_IMAGE_BYTES = 2 << 20
+MAX_IMAGE_SIDE = 4096
+MAX_IMAGE_PIXELS = 8_000_000
+IMAGE_FORMATS = ("PNG", "JPEG")
+MAX_COORDINATE = 14_400.0  # the largest PDF page side (ISO 32000-1, annex C)
+MIN_SIDE = 8.0
+ROTATIONS = (0, 90, 180, 270)
+
+
+def stamp_error(message: str) -> FormatError:
+    """The one error of a stamp the caller can fix; its code is stable for the API envelope."""
+    return FormatError(ERROR_CODE, message)
+
+
+def load_image(data: bytes, what: str = "image") -> Image.Image:
+    """Decode PNG/JPEG bytes fully (a truncated or hostile file fails here, not in the PDF
+    writer), refusing decompression bombs by their declared size before decoding the pixels."""
+    if not isinstance(data, bytes | bytearray) or not data:
+        raise stamp_error(f"the stamp {what} is empty")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise stamp_error(f"the stamp {what} is larger than {MAX_IMAGE_BYTES} bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
+            width, height = img.size
+            if (width < 1 or height < 1 or max(width, height) > MAX_IMAGE_SIDE
+                    or width * height > MAX_IMAGE_PIXELS):
+                raise stamp_error(f"the stamp {what} is {width}x{height} pixels; at most {MAX_IMAGE_SIDE} "
+                                  f"per side and {MAX_IMAGE_PIXELS} pixels are accepted")
+            img.load()
+    except FormatError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            EOFError) as exc:
+        raise stamp_error(f"the stamp {what} is not a readable PNG or JPEG image ({exc})") from exc
+    # pyHanko embeds L, LA, RGB, RGBA and palette images; CMYK JPEGs and 16-bit PNGs are converted.
+    if img.mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
+    return img
+
+
+def _check_text(value: str, what: str, limit: int) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise stamp_error(f"the stamp {what} is empty")
+    if len(value) > limit:
+        raise stamp_error(f"the stamp {what} has {len(value)} characters; at most {limit} are accepted")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+        raise stamp_error(f"the stamp {what} contains control characters (line breaks included)")
+
+
+def _check_number(value: float, what: str, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise stamp_error(f"the stamp {what} must be a number from {low:g} to {high:g}")
+
+
+@dataclass(frozen=True)
+class StampSpec:
+    """A visible stamp: any combination of up to three text lines (plus the signer's name and the
+    signing date in ``time_zone``), a background/watermark ``image``, a ``logo``, a QR code, a
+    Code 128 and a PDF417 barcode. ``page`` is 1..n, -1 for the last page or 0 for every page;
+    ``x``/``y`` is the lower left corner in PDF points (origin bottom left, before rotation);
+    ``width``/``height`` default to the natural size of the layout (one given: the other keeps
+    the aspect ratio). ``rotation`` is counter-clockwise, like a widget's /MK /R."""
+
+    text_lines: tuple[str, ...] = ()
+    show_signer: bool = False
+    show_date: bool = False
+    time_zone: str = "UTC"
+    signer_label: str = "Digitally signed by"
+    date_label: str = "Date"
+    image: bytes | None = None
+    image_opacity: float | None = None  # None: opaque when the image is all there is, else 0.3
+    logo: bytes | None = None
+    qr: str | None = None
+    qr_size: float = 64.0  # side of the QR code (quiet zone included) at natural size, points
+    code128: str | None = None
+    pdf417: str | None = None
+    rotation: int = 0
+    page: int = 1
+    x: float = 36.0
+    y: float = 36.0
+    width: float | None = None
+    height: float | None = None
+    border: bool = True
+    _images: dict[str, Image.Image] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text_lines, tuple):
+            object.__setattr__(self, "text_lines", tuple(self.text_lines))
+        if len(self.text_lines) > MAX_TEXT_LINES:
+            raise stamp_error(f"a stamp has at most {MAX_TEXT_LINES} text lines")
+        for i, line in enumerate(self.text_lines, 1):
+            _check_text(line, f"text line {i}", MAX_LINE_CHARS)
+        for label, what in ((self.signer_label, "signer label"), (self.date_label, "date label")):
+            _check_text(label, what, 40)
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+            raise stamp_error(f"unknown time zone {self.time_zone!r} (an IANA name such as Europe/Riga)") from exc
+        for value, what, limit in ((self.qr, "QR code content", MAX_QR_CHARS),
+                                   (self.code128, "Code 128 content", MAX_CODE128_CHARS),
+                                   (self.pdf417, "PDF417 content", MAX_PDF417_CHARS)):
+            if value is not None:
+                _check_text(value, what, limit)
+        if self.code128 is not None and not self.code128.isascii():
+            raise stamp_error("Code 128 encodes ASCII only")
+        if self.rotation not in ROTATIONS:
+            raise stamp_error(f"the stamp rotation must be one of {ROTATIONS}")
+        if isinstance(self.page, bool) or not isinstance(self.page, int) or self.page < -1:
+            raise stamp_error("the stamp page must be 1..n, -1 (last page) or 0 (every page)")
+        _check_number(self.x, "x position", 0, MAX_COORDINATE)
+        _check_number(self.y, "y position", 0, MAX_COORDINATE)
+        _check_number(self.qr_size, "QR size", 24, 600)
+        for side, what in ((self.width, "width"), (self.height, "height")):
+            if side is not None:
+                _check_number(side, what, MIN_SIDE, MAX_COORDINATE)
+        if self.image_opacity is not None:
+            _check_number(self.image_opacity, "image opacity", 0.05, 1.0)
+        if self.image is not None:
+            self._images["image"] = load_image(self.image, "image")
+        if self.logo is not None:
+            self._images["logo"] = load_image(self.logo, "logo")
+        if not self.has_text and not any((self.image, self.logo, self.qr, self.code128, self.pdf417)):
+            raise stamp_error("the stamp shows nothing: give text, an image, a logo or a code")
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text_lines or self.show_signer or self.show_date)
+
+    @property
+    def image_only(self) -> bool:
+        """Only a picture: it is then the whole stamp, opaque and without a border."""
+        return self.image is not None and not self.has_text and not any((self.logo, self.qr, self.code128,
+                                                                         self.pdf417))
+
+    def decoded(self, which: str) -> Image.Image | None:
+        """The decoded ``image`` or ``logo`` (decoded once, when the spec was made)."""
+        return self._images.get(which)
+
+    def lines(self, signer_name: str | None, signing_time: datetime) -> list[str]:
+        """The text the stamp prints: signer, date in the stamp's time zone, then the given lines."""
+        out: list[str] = []
+        if self.show_signer and signer_name:
+            out.append(f"{self.signer_label} {signer_name[:MAX_LINE_CHARS]}")
+        if self.show_date:
+            aware = signing_time if signing_time.tzinfo else signing_time.replace(tzinfo=timezone.utc)
+            local = aware.astimezone(ZoneInfo(self.time_zone))
+            out.append(f"{self.date_label}: {local:%Y-%m-%d %H:%M:%S} {local.tzname() or ''}".rstrip())
+        out.extend(self.text_lines)
+        return out
+
