@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import BinaryIO
 
 from asn1crypto import algos, cms, x509
@@ -28,6 +28,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from remotesign.formats.base import FormatError, SignerSpec, ValidationData
+from remotesign.formats.stamps import StampSpec, add_stamp_field, stamped_field
 
 #: DER bytes reserved for the CMS (doubled: it is written as hex). Room for the chain, a signature
 #: time-stamp with its own chain, and RSA-4096 values.
@@ -105,23 +106,26 @@ def signature_count(source: BinaryIO) -> int:
         return 0
 
 
-def next_field_name(source: BinaryIO) -> str:
-    """Signature1, Signature2, ...: the first name not taken by an existing field."""
+def next_field_name(source: BinaryIO, prefix: str = "Signature") -> str:
+    """Signature1, Signature2, ... (or another ``prefix``): the first name not taken by a field."""
     reader = _reader(source)
     try:
         taken = {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=None)}
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError):
         taken = set()  # an unreadable form: signing it fails below with invalid_pdf
     n = 1
-    while f"Signature{n}" in taken:
+    while f"{prefix}{n}" in taken:
         n += 1
-    return f"Signature{n}"
+    return f"{prefix}{n}"
 
 
 async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signing_time: datetime, *,
-                  reason: str | None = None, location: str | None = None) -> PreparedPades:
+                  reason: str | None = None, location: str | None = None,
+                  stamp: StampSpec | None = None) -> PreparedPades:
     """Write ``source`` + a signature placeholder to ``output`` (readable, writable, seekable) and
-    return the digest to be signed."""
+    return the digest to be signed. With ``stamp`` the signature field is visible: its widget
+    shows the stamp (and, for every page of an unsigned PDF, the other pages get the same stamp in
+    the revision the signature covers); the appearance is final here, embed only fills the CMS."""
     field_name = next_field_name(source)
     writer = _writer(source)
     placeholder = 512 if signer.mechanism == "rsa" else 132
@@ -129,10 +133,20 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm=signer.digest_algorithm,
                                         subfilter=fields.SigSeedSubFilter.PADES, reason=reason,
                                         location=location)
-    pdf_signer = signers.PdfSigner(meta, signer=ext, new_field_spec=fields.SigFieldSpec(field_name))
+    text_params = None
+    if stamp is None:
+        pdf_signer = signers.PdfSigner(meta, signer=ext, new_field_spec=fields.SigFieldSpec(field_name))
+    else:
+        try:
+            placement = stamped_field(writer, stamp, field_name, signing_time, signer_display_name(signer))
+        except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+            raise FormatError("invalid_pdf", f"the PDF cannot take a stamp: {exc}") from exc
+        pdf_signer = signers.PdfSigner(meta, signer=ext, stamp_style=placement.style,
+                                       new_field_spec=placement.field_spec)
+        text_params = placement.text_params
     try:
         prep, _tbs, _out = await pdf_signer.async_digest_doc_for_signing(
-            writer, bytes_reserved=CMS_RESERVED_BYTES * 2, output=output)
+            writer, bytes_reserved=CMS_RESERVED_BYTES * 2, output=output, appearance_text_params=text_params)
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
         raise FormatError("invalid_pdf", f"the PDF cannot be prepared for signing: {exc}") from exc
     attr_settings = signers.pdf_cms.PdfCMSSignedAttributes(signing_time=signing_time)
@@ -184,11 +198,30 @@ async def add_validation_data(document: BinaryIO, context: ValidationContext) ->
 
 
 async def add_document_timestamp(document: BinaryIO, output: BinaryIO, timestamper: TimeStamper,
-                                 context: ValidationContext, hash_name: str = "sha256") -> None:
-    """B-LT -> B-LTA: DSS update for the new time-stamp's TSA, then a document time-stamp."""
+                                 context: ValidationContext, hash_name: str = "sha256", *,
+                                 stamp: StampSpec | None = None) -> None:
+    """B-LT -> B-LTA: DSS update for the new time-stamp's TSA, then a document time-stamp. With
+    ``stamp`` the time-stamp's field is visible and shows it (one page; the date printed is the
+    time of this call, the token's own time follows within the TSA round trip)."""
     reader = _reader(document)
     if not reader.embedded_signatures:
         raise FormatError("not_signed", "the PDF holds no signature to archive")
     writer = IncrementalPdfFileWriter.from_reader(reader)
-    await PdfTimeStamper(timestamper).async_timestamp_pdf(writer, hash_name, validation_context=context,
-                                                          output=output)
+    field_name = None
+    if stamp is not None:
+        field_name = next_field_name(document, "Timestamp")
+        try:
+            add_stamp_field(writer, stamp, field_name, datetime.now(timezone.utc))
+        except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+            raise FormatError("invalid_pdf", f"the PDF cannot take a stamp: {exc}") from exc
+    await PdfTimeStamper(timestamper, field_name=field_name).async_timestamp_pdf(
+        writer, hash_name, validation_context=context, output=output)
+
+
+def signer_display_name(signer: SignerSpec) -> str | None:
+    """The name a stamp prints for the signer: the certificate's common name (else its subject)."""
+    subject = x509.Certificate.load(signer.certificate).subject
+    name = subject.native.get("common_name")
+    if isinstance(name, list):
+        name = " ".join(name)
+    return name or subject.human_friendly or None
