@@ -25,7 +25,17 @@ from typing import Any, BinaryIO, ClassVar, Protocol
 from asn1crypto import x509
 from pyhanko.sign.timestamps import TimeStamper
 
-from remotesign.formats.base import FormatError, SignerSpec, ValidationData
+from remotesign.formats.base import FormatError, SignerSpec, TimestampFn, ValidationData
+
+
+def timestamp_function(stamper: TimeStamper) -> TimestampFn:
+    """The pyHanko time-stamper as the ``TimestampFn`` the XML formats call (DER token out)."""
+
+    async def _timestamp(imprint: bytes, hash_name: str) -> bytes:
+        token = await stamper.async_timestamp(imprint, hash_name)
+        return token.dump()  # type: ignore[no-any-return]
+
+    return _timestamp
 
 
 class Level(enum.IntEnum):
@@ -62,12 +72,19 @@ class Container(enum.Enum):
 @dataclass(frozen=True)
 class Document:
     """One input of a signature: its name, media type, and a way to open it (read, seekable) as
-    many times as the format needs, so large files are streamed rather than held in memory."""
+    many times as the format needs, so large files are streamed rather than held in memory.
+    ``open`` is None for a digest-only document (only ``sha256`` is known: the signer signs a
+    file the service never sees); formats that need the content refuse it."""
 
     name: str
     mime_type: str
-    open: Callable[[], BinaryIO]
+    open: Callable[[], BinaryIO] | None
     sha256: bytes | None = None  # when the caller knows it already (hash once)
+
+    def content(self) -> BinaryIO:
+        if self.open is None:
+            raise FormatError("content_required", f"{self.name} is known only by its digest")
+        return self.open()
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ class PadesFormat(SignatureFormat):
     async def data_to_sign(self, documents: Sequence[Document], parameters: SignParameters,
                            scratch: BinaryIO) -> DataToSign:
         doc = _one(documents)
-        with doc.open() as src:
+        with doc.content() as src:
             if not pades.is_pdf(src.read(1024)):
                 raise FormatError("not_a_pdf", f"{doc.name} is not a PDF")
             prepared = await pades.prepare(src, scratch, parameters.signer, parameters.signing_time,
