@@ -42,6 +42,8 @@ FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
 _FIT = layout.SimpleBoxLayoutRule(x_align=layout.AxisAlignment.ALIGN_MID, y_align=layout.AxisAlignment.ALIGN_MID,
                                   margins=layout.Margins.uniform(2),
                                   inner_content_scaling=layout.InnerScaling.STRETCH_TO_FIT)
+_FILL = layout.SimpleBoxLayoutRule(x_align=layout.AxisAlignment.ALIGN_MID, y_align=layout.AxisAlignment.ALIGN_MID,
+                                   inner_content_scaling=layout.InnerScaling.STRETCH_TO_FIT)
 
 
 @lru_cache(maxsize=1)
@@ -146,7 +148,7 @@ def make_style(spec: StampSpec, lines: list[str]) -> StampStyle:
     return StampStyle(
         spec=spec, lines=tuple(lines), stamp_text="", border_width=1 if spec.border and not spec.image_only else 0,
         background=PdfImage(image) if image is not None else None, background_opacity=opacity,
-        background_layout=_FIT, inner_content_layout=_FIT,
+        background_layout=_FILL if spec.image_only else _FIT, inner_content_layout=_FIT,
         text_box_style=TextBoxStyle(font=font, font_size=FONT_SIZE, leading=FONT_SIZE + 2))
 
 

@@ -82,12 +82,14 @@ def _check_number(value: float, what: str, low: float, high: float) -> None:
 
 @dataclass(frozen=True)
 class StampSpec:
-    """A visible stamp: any combination of up to three text lines (plus the signer's name and the
-    signing date in ``time_zone``), a background/watermark ``image``, a ``logo``, a QR code, a
-    Code 128 and a PDF417 barcode. ``page`` is 1..n, -1 for the last page or 0 for every page;
-    ``x``/``y`` is the lower left corner in PDF points (origin bottom left, before rotation);
-    ``width``/``height`` default to the natural size of the layout (one given: the other keeps
-    the aspect ratio). ``rotation`` is counter-clockwise, like a widget's /MK /R."""
+    """A visible stamp: any combination of up to three text lines (plus the signer's name, the
+    signing date in ``time_zone`` and a verification code line), a background/watermark
+    ``image``, a ``logo``, a QR code, a Code 128 and a PDF417 barcode. ``page`` is 1..n, -1 for
+    the last page or 0 for every page. ``x``/``y`` is the lower left corner of the stamp on the
+    page in PDF points (origin bottom left; a turned stamp keeps it there). ``width``/``height``
+    are the stamp's own, before rotation, and default to the natural size of the layout (one
+    given: the other keeps the aspect ratio). ``rotation`` is counter-clockwise, as a widget's
+    /MK /R."""
 
     text_lines: tuple[str, ...] = ()
     show_signer: bool = False
@@ -95,6 +97,7 @@ class StampSpec:
     time_zone: str = "UTC"
     signer_label: str = "Digitally signed by"
     date_label: str = "Date"
+    verification_text: str | None = None  # e.g. "CSV: 4F2A-..." or a verification URL, its own line
     image: bytes | None = None
     image_opacity: float | None = None  # None: opaque when the image is all there is, else 0.3
     logo: bytes | None = None
@@ -124,7 +127,8 @@ class StampSpec:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
             raise stamp_error(f"unknown time zone {self.time_zone!r} (an IANA name such as Europe/Riga)") from exc
-        for value, what, limit in ((self.qr, "QR code content", MAX_QR_CHARS),
+        for value, what, limit in ((self.verification_text, "verification text", MAX_LINE_CHARS),
+                                   (self.qr, "QR code content", MAX_QR_CHARS),
                                    (self.code128, "Code 128 content", MAX_CODE128_CHARS),
                                    (self.pdf417, "PDF417 content", MAX_PDF417_CHARS)):
             if value is not None:
@@ -152,7 +156,7 @@ class StampSpec:
 
     @property
     def has_text(self) -> bool:
-        return bool(self.text_lines or self.show_signer or self.show_date)
+        return bool(self.text_lines or self.show_signer or self.show_date or self.verification_text)
 
     @property
     def image_only(self) -> bool:
@@ -165,7 +169,8 @@ class StampSpec:
         return self._images.get(which)
 
     def lines(self, signer_name: str | None, signing_time: datetime) -> list[str]:
-        """The text the stamp prints: signer, date in the stamp's time zone, then the given lines."""
+        """The text the stamp prints: signer, date in the stamp's time zone, verification text, then
+        the given lines."""
         out: list[str] = []
         if self.show_signer and signer_name:
             out.append(f"{self.signer_label} {signer_name[:MAX_LINE_CHARS]}")
@@ -173,6 +178,8 @@ class StampSpec:
             aware = signing_time if signing_time.tzinfo else signing_time.replace(tzinfo=timezone.utc)
             local = aware.astimezone(ZoneInfo(self.time_zone))
             out.append(f"{self.date_label}: {local:%Y-%m-%d %H:%M:%S} {local.tzname() or ''}".rstrip())
+        if self.verification_text:
+            out.append(self.verification_text)
         out.extend(self.text_lines)
         return out
 
