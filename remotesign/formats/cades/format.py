@@ -45,7 +45,7 @@ def digests(chunks: Iterable[bytes], names: Iterable[str]) -> dict[str, bytes]:
 
 
 def document_chunks(document: Document) -> Iterable[bytes]:
-    with document.open() as stream:
+    with document.content() as stream:
         while chunk := stream.read(_CHUNK):
             yield chunk
 
@@ -152,7 +152,7 @@ class CadesFormat(SignatureFormat):
         expected = next((v for a in signed_attrs if a["type"].native == "message_digest" for v in a["values"].native),
                         None)
         hasher = hashlib.new(signer.digest_algorithm)
-        with document.open() as content:
+        with document.content() as content:
             length = content.seek(0, 2)
             content.seek(0)
             layout.write(output, EncapSource.attached(content, length, hasher.update))
