@@ -155,10 +155,13 @@ class Services:
     @cached_property
     def formats(self) -> Any:
         """The signature formats, most specific first (the registry sniffs in this order)."""
+        from remotesign.formats.asic_cades import AsicECadesFormat, AsicSFormat
+        from remotesign.formats.asic_e_format import AsicEXadesFormat
+        from remotesign.formats.cades.format import CadesFormat
         from remotesign.formats.pades_format import PadesFormat
         from remotesign.formats.registry import FormatRegistry
 
-        return FormatRegistry([PadesFormat()])
+        return FormatRegistry([PadesFormat(), AsicSFormat(), AsicECadesFormat(), AsicEXadesFormat(), CadesFormat()])
 
     @cached_property
     def extension(self) -> Any:
@@ -171,7 +174,7 @@ class Services:
         from remotesign.core.signing import SigningService
 
         return SigningService(self.db, self.sessions, self.audit, self.trust_store, self.revocation, self.timestamper,
-                              lease_seconds=self.settings.operation_lease_seconds)
+                              self.formats, lease_seconds=self.settings.operation_lease_seconds)
 
     @cached_property
     def trust_anchors(self) -> Any:

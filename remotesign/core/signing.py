@@ -24,19 +24,18 @@ event loop one of them would hold up every other request until it ended.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable
 import hashlib
+import io
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 
-from asn1crypto import cms, x509
+from asn1crypto import x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
@@ -50,18 +49,21 @@ from remotesign.core.operations import Lease, LeaseLost
 from remotesign.core.sessions import DocumentInfo, SessionError, SessionService
 from remotesign.core.signature_values import SignerAlgorithm, SignerInputError, algorithm_for, normalize_and_verify
 from remotesign.core.sole_control import digests_summary
-from remotesign.formats import asic, pades, xades
-from remotesign.formats.base import FormatError, Limits, SignerSpec, ValidationData
+from remotesign.formats import asic, pades
+from remotesign.formats.base import FormatError, Limits, SignerSpec
+from remotesign.formats.interface import (Container, DataToSign, Document, ExtensionContext, Level,
+                                          SignParameters)
+from remotesign.formats.registry import FormatRegistry
 from remotesign.storage.blobs import BlobExists
 from remotesign.storage.db import Database
 from remotesign.storage.models import SessionDocument, SigningOperation
 from remotesign.trust.revocation import PathError, RevocationCollector, TrustStore
-from remotesign.trust.timestamping import as_timestamp_fn
 
 log = logging.getLogger("remotesign.signing")
 
 EDOC_SUFFIX = ".edoc"
-TSA_DATA_TTL = 300.0
+#: operation records name the format as they always have; the registry's names since the format layer
+FORMATS = {"pades": "pades", "xades": "asic-e"}
 DEFAULT_LEASE_SECONDS = 300
 
 
@@ -118,8 +120,8 @@ def _failure(exc: Exception) -> SigningError:
 
 class SigningService:
     def __init__(self, db: Database, sessions: SessionService, audit: AuditLog, trust: TrustStore,
-                 revocation: RevocationCollector, timestamper: TimeStamper, limits: Limits | None = None,
-                 lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
+                 revocation: RevocationCollector, timestamper: TimeStamper, formats: FormatRegistry,
+                 limits: Limits | None = None, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
         self.db = db
         self.lease_seconds = lease_seconds
         self.sessions = sessions
@@ -128,8 +130,8 @@ class SigningService:
         self.trust = trust
         self.revocation = revocation
         self.timestamper = timestamper
+        self.formats = formats
         self.limits = limits or Limits()
-        self._tsa_cache: tuple[float, ValidationData] | None = None
 
     # --- signer certificates --------------------------------------------------------------------
 
@@ -209,15 +211,12 @@ class SigningService:
         if len(sources) != 1 or sources[0].kind == "hash":
             raise SigningError("one_pdf_per_session", "signing as PDF needs exactly one PDF file in the session")
         doc = sources[0]
-        if not doc.mime_type == "application/pdf" and not doc.name.lower().endswith(".pdf"):
-            with self.sessions.open(tenant_id, sid, doc) as fh:
-                if not pades.is_pdf(fh.read(1024)):
-                    raise SigningError("not_a_pdf", f"{doc.name} is not a PDF")
         prepared_blob = f"prep-{uuid.uuid4()}"
         namespace = self.sessions.namespace(tenant_id, sid)
-        with self.blobs.writer(namespace, prepared_blob) as out, self.sessions.open(tenant_id, sid, doc) as src:
-            prepared = await pades.prepare(src, out, signer.spec, _now())
-        state = {"source": doc.id, "name": doc.name, **prepared.to_state()}
+        with self.blobs.writer(namespace, prepared_blob) as out:
+            prepared = await self.formats.get(FORMATS["pades"]).data_to_sign(
+                [self._document(tenant_id, sid, doc)], self._parameters(signer), out)
+        state = {"source": doc.id, "name": doc.name, **prepared.state}
         self._save_operation(tenant_id, sid, "pades", signer, prepared.digest, state, prepared_blob)
         return prepared.digest
 
@@ -232,27 +231,32 @@ class SigningService:
 
     async def _prepare_xades(self, tenant_id: str, sid: str, signer: Signer, sources: list[DocumentInfo],
                              create_new_container: bool) -> bytes:
-        parallel = (len(sources) == 1 and not create_new_container
-                    and self._is_container(tenant_id, sid, sources[0]))
-        if parallel:
-            with self.open_container(tenant_id, sid, sources[0]) as container:
-                objects = [xades.DataObjectRef(e.name, container.digest(e.name, "sha256"), "sha256", e.mime_type)
-                           for e in container.data_objects]
-                signature_name = container.next_signature_name()
-            if not objects:
-                raise SigningError("empty_container", "the container holds no files to sign")
-            container_name = sources[0].name
-        else:
-            objects = [xades.DataObjectRef(d.name, d.sha256, "sha256", d.mime_type) for d in sources]
-            index = next((d.signature_index for d in sources if d.signature_index is not None), 0)
-            signature_name = f"META-INF/signatures{index}.xml"
-            container_name = PurePosixPath(sources[0].name).stem + EDOC_SUFFIX
-        prepared = xades.prepare_signature(objects, signer.spec, _now())
-        state = {"mode": "parallel" if parallel else "new", "sources": [d.id for d in sources],
-                 "signature_name": signature_name, "container_name": container_name,
-                 "xml": base64.b64encode(prepared.xml).decode()}
+        index = next((d.signature_index for d in sources if d.signature_index is not None), 0)
+        parameters = self._parameters(signer, container=Container.ASIC_E if create_new_container else None,
+                                      signature_file=f"META-INF/signatures{index}.xml")
+        prepared = await self.formats.get(FORMATS["xades"]).data_to_sign(
+            [self._document(tenant_id, sid, d) for d in sources], parameters, io.BytesIO())
+        parallel = prepared.state["mode"] == "parallel"
+        container_name = sources[0].name if parallel else PurePosixPath(sources[0].name).stem + EDOC_SUFFIX
+        state = {"sources": [d.id for d in sources], "container_name": container_name, **prepared.state}
         self._save_operation(tenant_id, sid, "xades", signer, prepared.digest, state, None)
         return prepared.digest
+
+    # --- the format layer -------------------------------------------------------------------------
+
+    def _document(self, tenant_id: str, sid: str, doc: DocumentInfo) -> Document:
+        """A session document as a format input (digest-only documents have no content)."""
+        opener = (lambda: self.sessions.open(tenant_id, sid, doc)) if doc.blob is not None else None
+        return Document(doc.name, doc.mime_type, opener, doc.sha256)
+
+    def _parameters(self, signer: Signer, **options: Any) -> SignParameters:
+        return SignParameters(signer=signer.spec, signing_time=_now(), **options)
+
+    def _context(self) -> ExtensionContext:
+        """The service's TSA, revocation source and trust anchors, as every format step gets them."""
+        return ExtensionContext(timestamper=self.timestamper, revocation=self.revocation,
+                                trust_roots=tuple(r.dump() for r in self.trust.roots),
+                                path_of=lambda cert, extra: self.trust.path(cert, extra=extra))
 
     # --- operation rows -------------------------------------------------------------------------
 
@@ -383,10 +387,8 @@ class SigningService:
             result = operations.finalize_result_id(op)
             if not self.blobs.exists(namespace, result):  # else: written by a claim that died; adopt it
                 try:
-                    if op.format == "pades":
-                        await self._finalize_pades(tenant_id, sid, op, state, signer, value, result)
-                    else:
-                        await self._finalize_xades(tenant_id, sid, state, signer, value, result)
+                    finish = self._finalize_pades if op.format == "pades" else self._finalize_xades
+                    await finish(tenant_id, sid, op, state, signer, value, result)
                 except BlobExists:
                     pass  # a previous claim of this operation finished the same result first
             operations.crash_point("finalize.result_written")
@@ -424,54 +426,28 @@ class SigningService:
             return self.sessions.document(tenant_id, sid, op.result_document_id)
         raise SigningError("already_finalized", "the session's signature was already finalized", 409)
 
-    async def _validation_data(self, signer_path: list[x509.Certificate], tokens: list[bytes]) -> ValidationData:
-        """Certificates and revocation data for the signer and for every time-stamp's TSA."""
-        data = await self.revocation.collect(signer_path)
-        for token in tokens:
-            tsa_cert, tsa_extra = tsa_certificate(token)
-            try:
-                tsa_path = self.trust.path(tsa_cert, extra=tsa_extra)
-            except PathError as exc:
-                raise SigningError("timestamp_untrusted", f"the time-stamp's TSA is not trusted: {exc.message}") from exc
-            data = data.merged(await self.revocation.collect(tsa_path))
-        return data
-
-    def _roots(self) -> list[bytes]:
-        return [r.dump() for r in self.trust.roots]
-
     async def _finalize_pades(self, tenant_id: str, sid: str, op: SigningOperation, state: dict[str, Any],
                               signer: Signer, value: bytes, result_blob: str) -> None:
-        prepared = pades.PreparedPades.from_state(state, op.digest)
         namespace = self.sessions.namespace(tenant_id, sid)
         if not op.prepared_blob:
             raise SigningError("not_prepared", "the prepared document is gone; call CalculateDigest again", 409)
-        with self.blobs.writer(namespace, result_blob, exclusive=True) as out:
-            with self.blobs.open(namespace, op.prepared_blob) as src:
-                _copy(src, out)
-            await pades.embed(out, prepared, signer.spec, value, self.timestamper)
-            token = embedded_signature_timestamp(out, prepared)
-            data = await self._validation_data(signer.path, [token] if token else [])
-            await pades.add_validation_data(out, pades.validation_context(self._roots(), data))
+        with self.blobs.writer(namespace, result_blob, exclusive=True) as out, \
+                self.blobs.open(namespace, op.prepared_blob) as prepared:
+            await self.formats.get(FORMATS["pades"]).sign_at_level(
+                [], self._parameters(signer), DataToSign(op.digest, state), value, prepared, out, Level.LT,
+                self._context())
 
-    async def _finalize_xades(self, tenant_id: str, sid: str, state: dict[str, Any], signer: Signer,
-                              value: bytes, result_blob: str) -> None:
-        xml = xades.embed_signature_value(base64.b64decode(state["xml"]), value)
-        xml = await xades.add_signature_timestamp(xml, as_timestamp_fn(self.timestamper))
-        tokens = [tok for kind, tok in xades.timestamp_tokens(xml) if kind == "signature"]
-        xml = xades.add_validation_data(xml, await self._validation_data(signer.path, tokens))
-        namespace = self.sessions.namespace(tenant_id, sid)
+    async def _finalize_xades(self, tenant_id: str, sid: str, op: SigningOperation, state: dict[str, Any],
+                              signer: Signer, value: bytes, result_blob: str) -> None:
         docs = {d.id: d for d in self.sessions.documents(tenant_id, sid)}
         sources = [docs[i] for i in state["sources"] if i in docs]
         if len(sources) != len(state["sources"]):
             raise SigningError("documents_changed", "a document was removed after CalculateDigest", 409)
+        namespace = self.sessions.namespace(tenant_id, sid)
         with self.blobs.writer(namespace, result_blob, exclusive=True) as out:
-            if state["mode"] == "parallel":
-                with self.open_container(tenant_id, sid, sources[0]) as container:
-                    asic.write_with_signature(container, out, state["signature_name"], xml)
-            else:
-                files = [(d.name, d.mime_type, self.sessions.iter_content(tenant_id, sid, d))
-                         for d in sources if d.blob is not None]
-                asic.write_new(out, files, {state["signature_name"]: xml})
+            await self.formats.get(FORMATS["xades"]).sign_at_level(
+                [self._document(tenant_id, sid, d) for d in sources], self._parameters(signer),
+                DataToSign(op.digest, state), value, io.BytesIO(), out, Level.LT, self._context())
 
     # --- archive --------------------------------------------------------------------------------
 
@@ -500,8 +476,7 @@ class SigningService:
             result = operations.archive_result_id(sid, old.id)
             if not self.blobs.exists(namespace, result):  # else: written by a claim that died; adopt it
                 try:
-                    await (self._archive_pades(tenant_id, sid, old, result) if op.format == "pades"
-                           else self._archive_xades(tenant_id, sid, old, json.loads(op.state), result))
+                    await self._archive_document(tenant_id, sid, op.format, old, result)
                 except BlobExists:
                     pass
             operations.crash_point("archive.result_written")
@@ -552,50 +527,14 @@ class SigningService:
                           details={"format": fmt, "document": doc.id, "sha256": doc.sha256.hex()})
         return True
 
-    async def _tsa_data(self) -> ValidationData:
-        """Validation data of the TSA, learnt from a probe token's certificates and kept for
-        TSA_DATA_TTL seconds (pyHanko likewise probes the TSA once for size estimation)."""
-        cached = self._tsa_cache
-        if cached is not None and time.monotonic() - cached[0] < TSA_DATA_TTL:
-            return cached[1]
-        token = (await self.timestamper.async_timestamp(hashlib.sha256(b"remotesign").digest(), "sha256")).dump()
-        data = await self._validation_data([], [token])
-        self._tsa_cache = (time.monotonic(), data)
-        return data
-
-    async def _archive_pades(self, tenant_id: str, sid: str, old: DocumentInfo, result_blob: str) -> None:
+    async def _archive_document(self, tenant_id: str, sid: str, record_format: str, old: DocumentInfo,
+                                result_blob: str) -> None:
+        """B-LT -> B-LTA: the format's time-stamp over the whole document (a PDF document
+        time-stamp; an archive time-stamp on every XAdES signature of the container at LT)."""
         namespace = self.sessions.namespace(tenant_id, sid)
-        context = pades.validation_context(self._roots(), await self._tsa_data())
         with self.blobs.writer(namespace, result_blob, exclusive=True) as out, \
                 self.sessions.open(tenant_id, sid, old) as src:
-            await pades.add_document_timestamp(src, out, self.timestamper, context)
-
-    async def _archive_xades(self, tenant_id: str, sid: str, old: DocumentInfo, state: dict[str, Any],
-                             result_blob: str) -> None:
-        """Every signature this session made (or, for an adopted upload, every signature in it)
-        gets its archive time-stamp; the container is written once."""
-        namespace = self.sessions.namespace(tenant_id, sid)
-        data = await self._tsa_data()
-        with self.open_container(tenant_id, sid, old) as container:
-            names = {e.name for e in container.data_objects}
-
-            def chunks(name: str) -> Any:
-                if name not in names:
-                    raise SigningError("archive_needs_content",
-                                       f"{name} is not in the container (digest-only); it cannot be archived")
-                return container.stream(name)
-
-            targets = state.get("signature_names") or [state["signature_name"]]
-            replaced = {}
-            for target in targets:
-                xml = container.read_small(target)
-                replaced[target] = await xades.add_archive_timestamp(xml, chunks, as_timestamp_fn(self.timestamper),
-                                                                     data)
-            with self.blobs.writer(namespace, result_blob, exclusive=True) as out:
-                asic.write_replacing(container, out, replaced)
-
-
-EXPECTED_FAILURES = (SessionError, FormatError, SigningError, SignerInputError, PathError, TimestampRequestError)
+            await self.formats.get(FORMATS[record_format]).timestamp(src, out, self._context())
 
 
 async def _guarded(sid: str, run: Callable[[str], Awaitable[Outcome]]) -> Outcome:
@@ -611,36 +550,4 @@ def _same_owner(owner: str | None) -> Any:
     return SigningOperation.lease_owner.is_(None) if owner is None else SigningOperation.lease_owner == owner
 
 
-def _copy(src: Any, dst: Any) -> None:
-    while chunk := src.read(1 << 20):
-        dst.write(chunk)
-    dst.flush()
-
-
-def tsa_certificate(token_der: bytes) -> tuple[x509.Certificate, list[x509.Certificate]]:
-    """The certificate that signed a TimeStampToken, and the other certificates it carries."""
-    signed = cms.ContentInfo.load(token_der)["content"]
-    certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
-    sid = signed["signer_infos"][0]["sid"]
-    for cert in certs:
-        if sid.name == "issuer_and_serial_number":
-            if (cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native):
-                return cert, [c for c in certs if c is not cert]
-        elif cert.key_identifier == sid.chosen.native:
-            return cert, [c for c in certs if c is not cert]
-    raise SigningError("timestamp_untrusted", "the time-stamp token does not carry its TSA certificate")
-
-
-def embedded_signature_timestamp(document: Any, prepared: pades.PreparedPades) -> bytes | None:
-    """The signature time-stamp token of the CMS just written into ``prepared``'s placeholder, read
-    from the placeholder itself (parsing the whole PDF again costs more than the rest of a finalize)."""
-    document.seek(prepared.reserved_region_start + 1)  # past the '<'
-    hex_contents = document.read(prepared.reserved_region_end - prepared.reserved_region_start - 2)
-    signed = cms.ContentInfo.load(bytes.fromhex(hex_contents.decode("ascii")), strict=False)["content"]
-    attrs = signed["signer_infos"][0]["unsigned_attrs"]
-    if not attrs:
-        return None
-    for attr in attrs:
-        if attr["type"].native == "signature_time_stamp_token":
-            return attr["values"][0].dump()  # type: ignore[no-any-return]
-    return None
+EXPECTED_FAILURES = (SessionError, FormatError, SigningError, SignerInputError, PathError, TimestampRequestError)

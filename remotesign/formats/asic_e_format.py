@@ -131,7 +131,7 @@ class AsicEXadesFormat(SignatureFormat):
                 raise FormatError("empty_container", "the container holds no files to sign")
         else:
             objects = [xades.DataObjectRef(d.name, _sha256(d), "sha256", d.mime_type) for d in documents]
-            signature_name = "META-INF/signatures0.xml"
+            signature_name = parameters.signature_file or "META-INF/signatures0.xml"
         prepared = xades.prepare_signature(objects, parameters.signer, parameters.signing_time)
         return DataToSign(prepared.digest, {"mode": "parallel" if parallel else "new",
                                             "signature_name": signature_name,
@@ -196,7 +196,35 @@ class AsicEXadesFormat(SignatureFormat):
 
     async def timestamp(self, source: BinaryIO, output: BinaryIO, context: ExtensionContext,
                         detached: Sequence[Document] = ()) -> None:
-        await self.extend(source, output, Level.LTA, context, detached)
+        """An archive time-stamp on every signature that is at LT or above (B-LT -> B-LTA, or an
+        LTA renewal); signatures below LT are left as they are (they need ``extend``)."""
+        stamper = timestamp_function(context.timestamper)
+        with self._open(source) as container:
+            names = {e.name for e in container.data_objects}
+
+            def chunks(name: str) -> Iterator[bytes]:
+                if name not in names:
+                    raise FormatError("archive_needs_content",
+                                      f"{name} is not in the container (digest-only); it cannot be archived")
+                return container.stream(name)
+
+            probe = await context.timestamper.async_dummy_response(context.digest_algorithm)
+            tsa = await signed_data_material(probe["content"], context, with_timestamps=False)
+            replaced: dict[str, bytes] = {}
+            for signature_name in container.signature_names:
+                xml = original = container.read_small(signature_name)
+                for signature_id in signature_ids(xml):
+                    if Level[xades.signature_level(xml, signature_id=signature_id)] >= Level.LT:
+                        xml = await xades.add_archive_timestamp(xml, chunks, stamper, tsa, context.digest_algorithm,
+                                                                signature_id=signature_id)
+                if xml != original:
+                    replaced[signature_name] = xml
+            if not replaced:
+                raise FormatError("not_long_term", "no signature of the container is at LT; extend it to LT first")
+            output.seek(0)
+            output.truncate()
+            asic.write_replacing(container, output, replaced)
+            output.flush()
 
     def signature_levels(self, source: BinaryIO) -> list[Level]:
         try:

@@ -126,6 +126,8 @@ class SignParameters:
     content_hint: str | None = None
     stamp: Any = None
     xml: XmlOptions = field(default_factory=XmlOptions)
+    #: ASiC: the new signature's entry name (e.g. ``META-INF/signatures1.xml``); None: the format's choice
+    signature_file: str | None = None
 
 
 @dataclass(frozen=True)
