@@ -1,6 +1,7 @@
 """Time-stamp clients for the signing formats: the built-in TSA called in-process (no HTTP hop to
 ourselves), or any RFC 3161 server by URL (``REMOTESIGN_TSA_URL``). Both are pyHanko
-``TimeStamper``s, so PAdES uses them directly and XAdES through :func:`as_timestamp_fn`."""
+``TimeStamper``s: PAdES and CAdES use them directly, the XML formats through
+:func:`remotesign.formats.interface.timestamp_function`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import asyncio
 from asn1crypto import tsp
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 
-from remotesign.formats.base import TimestampFn
 from remotesign.trust.tsa import TimeStampAuthority
 
 
@@ -27,11 +27,3 @@ class BuiltinTimeStamper(TimeStamper):
 
 def make_timestamper(tsa: TimeStampAuthority, url: str | None, timeout: float) -> TimeStamper:
     return HTTPTimeStamper(url, timeout=timeout) if url else BuiltinTimeStamper(tsa)
-
-
-def as_timestamp_fn(stamper: TimeStamper) -> TimestampFn:
-    async def _timestamp(imprint: bytes, hash_name: str) -> bytes:
-        token = await stamper.async_timestamp(imprint, hash_name)
-        return token.dump()  # type: ignore[no-any-return]
-
-    return _timestamp
