@@ -5,7 +5,8 @@ pyHanko validates one SignerInfo at a time: basic validation for signatures with
 signature time-stamp, validation with time when one is present. Everything the signature
 carries (certificates, CRLs, OCSP responses, CAdES certificate-values / revocation-values) and
 what the service can add goes in as local knowledge. Archive time-stamps (CAdES-A / LTA) are
-reported but their hash-index imprint is not recomputed: the report says so in a warning."""
+reported; the imprint of archive-time-stamp-v3 (baseline LTA) is recomputed from its ATSHashIndexV3,
+that of the older v1/v2 forms is not: the report says so in a warning."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator, SignatureValidationContext
 
 from remotesign.validation import cms_common as cc
+from remotesign.validation.cades_ats import expected_imprint
 from remotesign.validation.model import (Block, Conclusion, DocumentResult, Indication, SignatureResult,
                                          SubIndication, TimestampKind, TimestampResult, ValidationInputError)
 from remotesign.validation.options import ContentOpener, ValidationOptions
@@ -221,12 +223,13 @@ async def _validate_signer(signed_data: cms.SignedData, signer_info: cms.SignerI
     spec = cc.make_spec(options, knowledge, backend)
 
     profile = cc.cms_profile(signed_data, signer_info, signer_cert)
-    result.timestamps = await _timestamps(signer_info, digests, spec, timing)
+    result.timestamps = await _timestamps(signed_data, signer_info, digests, spec, timing)
     lt_complete = signer_cert is not None and cc.revocation_complete(
         [signer_cert] + cc.tst_signers(signer_info, content=False), _with_certs(material, tst_certs),
         options.trust_anchors)
     result.signature_format = cades_level(profile, lt_complete)
-    _level_warnings(result, profile)
+    _level_warnings(result, profile, any(cc.attribute_count(signer_info, oid, signed=False)
+                                         for oid in (cc.ARCHIVE_TIMESTAMP_V1, cc.ARCHIVE_TIMESTAMP_V2)))
 
     if not cc.digest_supported(facts.digest_algorithm):
         cc.unsupported_digest(result, facts.digest_algorithm)
@@ -270,8 +273,8 @@ def _with_certs(material: cc.Material, certs: list[x509.Certificate]) -> cc.Mate
     return out
 
 
-async def _timestamps(signer_info: cms.SignerInfo, digests: _ContentDigests, spec: SignatureValidationSpec,
-                      timing: ValidationTimingInfo) -> list[TimestampResult]:
+async def _timestamps(signed_data: cms.SignedData, signer_info: cms.SignerInfo, digests: _ContentDigests,
+                      spec: SignatureValidationSpec, timing: ValidationTimingInfo) -> list[TimestampResult]:
     """Every time-stamp on the signature, each validated on its own for the report."""
     out: list[TimestampResult] = []
     for token in cc.timestamp_tokens(signer_info, cc.CONTENT_TIMESTAMP, signed=True):
@@ -288,12 +291,20 @@ async def _timestamps(signer_info: cms.SignerInfo, digests: _ContentDigests, spe
                 token, TimestampKind.VALIDATION_DATA, None, spec, timing,
                 unchecked_reason="The validation-data time-stamp's imprint was not recomputed (CAdES-X "
                                  "references are not verified)."))
-    for oid in cc.ARCHIVE_TIMESTAMPS:
+    for token in cc.timestamp_tokens(signer_info, cc.ARCHIVE_TIMESTAMP_V3, signed=False):
+        problems: list[str] = []
+        checker = expected_imprint(signed_data, signer_info, token,
+                                   digests.digest if digests.available else None, problems)
+        stamp = await cc.validate_timestamp(token, TimestampKind.ARCHIVE, checker, spec, timing)
+        if problems and stamp.valid is False:
+            stamp.conclusion.messages.extend(m for m in problems if m not in stamp.conclusion.messages)
+        out.append(stamp)
+    for oid in (cc.ARCHIVE_TIMESTAMP_V1, cc.ARCHIVE_TIMESTAMP_V2):
         for token in cc.timestamp_tokens(signer_info, oid, signed=False):
             out.append(await cc.validate_timestamp(
                 token, TimestampKind.ARCHIVE, None, spec, timing,
-                unchecked_reason="The archive time-stamp's imprint was not recomputed (the archive-time-stamp "
-                                 "hash index is not verified); its token signature and TSA chain were checked."))
+                unchecked_reason="The imprint of this archive time-stamp (CAdES-A v1/v2) was not recomputed; "
+                                 "its token signature and TSA chain were checked."))
     return out
 
 
@@ -326,11 +337,11 @@ def _content_missing(result: SignatureResult, signer_cert: x509.Certificate | No
     result.blocks[Block.CRYPTOGRAPHIC_VERIFICATION] = Conclusion.of(SubIndication.SIGNED_DATA_NOT_FOUND, message)
 
 
-def _level_warnings(result: SignatureResult, profile: cc.CmsProfile) -> None:
-    if profile.archive_any:
+def _level_warnings(result: SignatureResult, profile: cc.CmsProfile, older_archive_timestamps: bool) -> None:
+    if older_archive_timestamps:
         result.warnings.append(
-            "Archive time-stamps (CAdES-A / BASELINE-LTA) are reported, but their message imprint over the "
-            "archived data is not recomputed; long-term validity rests on the signature time-stamp and the "
+            "Archive time-stamps of the older forms (CAdES-A v1/v2) are reported, but their message imprint over "
+            "the archived data is not recomputed; long-term validity rests on the signature time-stamp and the "
             "embedded validation data.")
     if profile.complete_refs:
         result.warnings.append("CAdES-C complete certificate and revocation references are not matched "
