@@ -376,6 +376,8 @@ def test_every_page_on_an_already_signed_pdf_is_refused(pki: Pki) -> None:
     ({"code128": "x" * 65}, "Code 128 content has 65 characters"),
     ({"code128": "Bērziņš"}, "ASCII"),
     ({"pdf417": "x" * 100_000}, "PDF417 content has 100000 characters"),
+    ({"pdf417": "𝄞" * 500}, "PDF417 content cannot be encoded"),
+    ({"qr": "𝄞" * 1000}, "QR code content cannot be encoded"),
     ({"text_lines": ("a", "b", "c", "d")}, "at most 3 text lines"),
     ({"text_lines": ("two\nlines",)}, "control characters"),
     ({"show_date": True, "time_zone": "Mars/Olympus"}, "unknown time zone"),

@@ -147,12 +147,35 @@ class StampSpec:
                 _check_number(side, what, MIN_SIDE, MAX_COORDINATE)
         if self.image_opacity is not None:
             _check_number(self.image_opacity, "image opacity", 0.05, 1.0)
+        self._check_encodable()
         if self.image is not None:
             self._images["image"] = load_image(self.image, "image")
         if self.logo is not None:
             self._images["logo"] = load_image(self.logo, "logo")
         if not self.has_text and not any((self.image, self.logo, self.qr, self.code128, self.pdf417)):
             raise stamp_error("the stamp shows nothing: give text, an image, a logo or a code")
+
+    def _check_encodable(self) -> None:
+        """Content within the character limits can still overflow a symbol (QR: 2331 bytes at
+        level M; PDF417: 90 rows), e.g. with many multi-byte characters: fail here, not at signing."""
+        import pdf417gen
+        import qrcode
+        from qrcode.exceptions import DataOverflowError
+
+        from remotesign.formats.stamps.codes import _pdf417_columns
+
+        if self.qr is not None:
+            try:
+                code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M)
+                code.add_data(self.qr)
+                code.make(fit=True)
+            except (DataOverflowError, ValueError) as exc:
+                raise stamp_error(f"the QR code content cannot be encoded: {exc}") from exc
+        if self.pdf417 is not None:
+            try:
+                pdf417gen.encode(self.pdf417, columns=_pdf417_columns(self.pdf417), security_level=2)
+            except ValueError as exc:
+                raise stamp_error(f"the PDF417 content cannot be encoded: {exc}") from exc
 
     @property
     def has_text(self) -> bool:
