@@ -174,7 +174,7 @@ class Services:
         from remotesign.core.signing import SigningService
 
         return SigningService(self.db, self.sessions, self.audit, self.trust_store, self.revocation, self.timestamper,
-                              self.formats, lease_seconds=self.settings.operation_lease_seconds)
+                              self.formats, self.extension, lease_seconds=self.settings.operation_lease_seconds)
 
     @cached_property
     def trust_anchors(self) -> Any:

@@ -223,3 +223,25 @@ def test_oversized_upload_and_expiry(tight: Service) -> None:
     time.sleep(3.5)
     assert error_of(api.client.get(f"/api-storage/v1.0/{sid}/list"), 410) == "session_expired"
     assert blobs_of(tight, sid) == []
+
+
+@pytest.mark.parametrize("how", ["untrusted", "tampered"])
+def test_archive_of_an_upload_signed_elsewhere_validates_it_first(api: SignApi, card: Card, how: str) -> None:
+    """addArchive adopts a PDF signed elsewhere only when its signatures pass: the service's
+    time-stamp must not give a forged or altered signature a proof of existence."""
+    from tests.signapi import sign_bb
+    from tests.test_validation_api import foreign_card
+
+    if how == "untrusted":
+        foreign, root = foreign_card()
+        pdf = sign_bb(foreign, [root])
+    else:
+        forged = bytearray(sign_bb(card))
+        at = forged.index(b"/Type /Page")
+        forged[at + 1:at + 5] = b"XXXX"  # inside the signed byte range
+        pdf = bytes(forged)
+    sid = api.start()
+    doc = api.upload(sid, "elsewhere.pdf", pdf)["data"]
+    assert session_error(api.archive([sid]), 422, "results") == "signature_not_valid"
+    assert api.download(sid, doc["id"]) == pdf
+    assert [d["id"] for d in api.list(sid)] == [doc["id"]]

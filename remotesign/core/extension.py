@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from asn1crypto import x509
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
@@ -159,6 +160,15 @@ class ExtensionService:
                                    "after": [lv.name for lv in extended.levels_after],
                                    "input_sha256": extended.input_sha256, "output_sha256": extended.output_sha256})
         return extended
+
+    async def check_stream(self, tenant_id: str, source: BinaryIO, name: str) -> None:
+        """The validation :meth:`extend` makes first, for a document another service step is about
+        to time-stamp (the SignAPI's addArchive of a document signed elsewhere)."""
+        with self.validation.temporary_dir() as tmp:
+            path = Path(tmp) / "document"
+            with open(path, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+            await self._check_signatures(tenant_id, path, name, ())
 
     async def _check_signatures(self, tenant_id: str, source: Path, name: str, detached: Sequence[Path]) -> None:
         options = self.validation.options(tenant_id, detached=[DetachedDocument(p.name, p) for p in detached])

@@ -44,6 +44,7 @@ from sqlalchemy.exc import IntegrityError
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core import operations
+from remotesign.core.extension import ExtensionError, ExtensionService
 from remotesign.core.offload import off_loop
 from remotesign.core.operations import Lease, LeaseLost
 from remotesign.core.sessions import DocumentInfo, SessionError, SessionService
@@ -121,7 +122,8 @@ def _failure(exc: Exception) -> SigningError:
 class SigningService:
     def __init__(self, db: Database, sessions: SessionService, audit: AuditLog, trust: TrustStore,
                  revocation: RevocationCollector, timestamper: TimeStamper, formats: FormatRegistry,
-                 limits: Limits | None = None, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
+                 extension: ExtensionService | None = None, limits: Limits | None = None,
+                 lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
         self.db = db
         self.lease_seconds = lease_seconds
         self.sessions = sessions
@@ -131,6 +133,7 @@ class SigningService:
         self.revocation = revocation
         self.timestamper = timestamper
         self.formats = formats
+        self.extension = extension
         self.limits = limits or Limits()
 
     # --- signer certificates --------------------------------------------------------------------
@@ -463,7 +466,7 @@ class SigningService:
     async def _archive_one(self, tenant_id: str, sid: str) -> DocumentInfo:
         self.sessions.require(tenant_id, sid)
         claim = self._claim(tenant_id, sid, ("signed", "archived"), "archiving")
-        if claim is None and self._adopt_upload(tenant_id, sid):
+        if claim is None and await self._adopt_upload(tenant_id, sid):
             claim = self._claim(tenant_id, sid, ("signed", "archived"), "archiving")
         if claim is None:
             if (current := self._operation(sid)) is not None and current.status == "archiving":
@@ -494,10 +497,12 @@ class SigningService:
                           details={"format": op.format, "document": doc.id, "sha256": doc.sha256.hex()})
         return doc
 
-    def _adopt_upload(self, tenant_id: str, sid: str) -> bool:
+    async def _adopt_upload(self, tenant_id: str, sid: str) -> bool:
         """A session whose one document was uploaded already signed (a PDF signed elsewhere, an
         ASiC-E with XAdES signatures) and that this service never prepared: the upload becomes the
-        session's signed result, so addArchive extends it like one of its own."""
+        session's signed result, so addArchive extends it like one of its own — once every
+        signature in it has passed validation (the service's time-stamp must not lend a forged,
+        altered or revoked signature a proof of existence)."""
         if self._operation(sid) is not None:
             return False
         docs = self.sessions.documents(tenant_id, sid)
@@ -516,6 +521,12 @@ class SigningService:
                     fmt, state = "xades", {"signature_names": list(container.signature_names)}
         if fmt is None:
             return False
+        if self.extension is not None:
+            with self.sessions.open(tenant_id, sid, doc) as fh:
+                try:
+                    await self.extension.check_stream(tenant_id, fh, doc.name)
+                except ExtensionError as exc:
+                    raise SigningError(exc.code, exc.message, exc.status) from exc
         try:
             with self.db.session() as s:
                 s.add(SigningOperation(session_id=sid, format=fmt, status="signed", certificate_der=b"",
