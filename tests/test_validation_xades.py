@@ -31,6 +31,7 @@ from remotesign.formats.base import SignerSpec, ValidationData
 from remotesign.formats.xades import (DataObjectRef, add_archive_timestamp, add_signature_timestamp,
                                       add_validation_data, embed_signature_value, prepare_signature)
 from remotesign.formats.xades import constants as xc
+from remotesign.formats.xades.c14n import Budget, NodeSet, element_octets
 from remotesign.keystore import KeyAlgorithm
 from remotesign.storage.db import Database
 from remotesign.trust.ca import CertificateAuthority, subject_from_text
@@ -40,7 +41,6 @@ from remotesign.trust.tsa import TimeStampAuthority
 from remotesign.validation.model import Block, Indication, SubIndication, TimestampKind, ValidationInputError
 from remotesign.validation.options import DetachedDocument, ValidationOptions
 from remotesign.validation.xades import validate_xades, validate_xml_file
-from remotesign.validation.xades_c14n import Budget, NodeSet, element_octets
 from tests import conformance
 from tests.inprocess_pki import build_ca
 

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
 
 from asn1crypto import x509
 from pyhanko.sign.validation.policy_decl import (LocalKnowledge, RevinfoOnlineFetchingRule,
@@ -22,6 +21,9 @@ from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, REQUIRE_REVINF
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from remotesign.formats.base import Limits, ValidationData
+# Opens one signed data object; resolves a detached reference URI to one (None: not available,
+# -> SIGNED_DATA_NOT_FOUND). Defined with the reference processor that calls them.
+from remotesign.formats.xades.references import ContentOpener, Resolver  # noqa: F401 - re-exported
 from remotesign.validation.policy import ValidationPolicy, builtin_policy
 
 
@@ -121,8 +123,3 @@ class ValidationOptions:
         return None
 
 
-#: Opens one signed data object as a binary stream.
-ContentOpener = Callable[[], BinaryIO]
-#: A detached reference's content: given the reference URI exactly as written in the signature,
-#: return an opener, or None when the content is not available (-> SIGNED_DATA_NOT_FOUND).
-Resolver = Callable[[str], "ContentOpener | None"]

@@ -27,36 +27,34 @@ from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
 from remotesign.formats.base import FormatError, ValidationData
-from remotesign.formats.xades.canonical import inclusive_namespaces
+from remotesign.formats.xades.algorithms import SignatureMethod, signature_method
+from remotesign.formats.xades.c14n import (Budget, BudgetExceeded, check_algorithm, element_octets, inclusive_namespaces,
+                                           work_budget)
+from remotesign.formats.xades.dom import (DS, SignatureParts, StructureError, enclosing_signature, id_index,
+                                          is_counter_signature, q, signature_parts, single)
+from remotesign.formats.xades.placement import countersignature_problem, partial_scope
+from remotesign.formats.xades.reading import (CertReference, embedded_data, identify_signer, key_info_certificates,
+                                              signing_certificate_refs, values_of)
+from remotesign.formats.xades.references import (ContentOpener, ReferenceContext, ReferenceOutcome, Resolver,
+                                                 detached_name, process_references)
 from remotesign.formats.xades.xmlio import parse_xml
 from remotesign.validation.certificates import (assess_signer, certificates_of, describe, knowledge_from,
                                                 uncovered_certificates)
 from remotesign.validation.fetching import fetching_session, with_backend
 from remotesign.validation.model import (Block, Conclusion, DocumentResult, Indication, SignatureResult, SubIndication,
                                          TimestampKind, ValidationInputError)
-from remotesign.validation.options import ContentOpener, DetachedDocument, Resolver, ValidationOptions
+from remotesign.validation.options import DetachedDocument, ValidationOptions
 from remotesign.validation.policy import CHECKS, Level
 from remotesign.validation.timestamps import (TimestampCheck, TimestampFormatError, TokenInfo, not_validated,
                                               read_token, validate_timestamp)
-from remotesign.validation.xades_algorithms import SignatureMethod, signature_method
-from remotesign.validation.xades_c14n import Budget, BudgetExceeded, check_algorithm, element_octets
-from remotesign.validation.xades_dom import (DS, SignatureParts, StructureError, enclosing_signature, id_index,
-                                             is_counter_signature, q, signature_parts, single)
 from remotesign.validation.xades_level import LevelFacts, is_epes, signature_format
-from remotesign.validation.xades_placement import countersignature_problem, partial_scope
-from remotesign.validation.xades_props import CertReference, identify_signer, signed_facts, signing_certificate_refs
-from remotesign.validation.xades_refs import ReferenceContext, ReferenceOutcome, detached_name, process_references
+from remotesign.validation.xades_props import signed_facts
 from remotesign.validation.xades_tst import StampInputs, StampProperty, stamp_properties
-from remotesign.validation.xades_values import (embedded_data, key_info_certificates, produced_at,
-                                                revocation_values_ocsp, time_mark, values_of)
+from remotesign.validation.xades_values import produced_at, revocation_values_ocsp, time_mark
 
 log = logging.getLogger(__name__)
 
 MAX_SIGNATURES = 200
-#: Canonical octets one document may make the validator produce, per octet of input (plus a
-#: fixed allowance): generous for real signatures, bounded for hostile ones.
-WORK_FACTOR = 16
-WORK_ALLOWANCE = 64 << 20
 
 
 # -- entry points -----------------------------------------------------------------------------------
@@ -112,7 +110,7 @@ async def validate_xades(xml: bytes, options: ValidationOptions, *, resolve: Res
     if not signatures:
         return []
     document = _Document(tree=tree, ids=id_index(tree), resolve=resolve, options=options,
-                         budget=Budget(WORK_FACTOR * len(xml) + WORK_ALLOWANCE))
+                         budget=work_budget(len(xml)))
     results = []
     async with fetching_session(options) as backend:
         document.backend = backend

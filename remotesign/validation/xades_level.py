@@ -14,10 +14,10 @@ from datetime import datetime
 from asn1crypto import x509
 from lxml import etree
 
-from remotesign.validation.xades_c14n import ALGORITHMS
-from remotesign.validation.xades_dom import DS, SignatureParts, children, is_element, local_name, single
-from remotesign.validation.xades_props import CertReference
-from remotesign.validation.xades_refs import ReferenceOutcome
+from remotesign.formats.xades.c14n import ALGORITHMS
+from remotesign.formats.xades.dom import DS, SignatureParts, children, is_element, local_name, single
+from remotesign.formats.xades.reading import CertReference
+from remotesign.formats.xades.references import ReferenceOutcome
 
 _EXEMPT_FROM_FORMAT = frozenset({"signed_properties", "countersigned", "manifest", "key_info", "properties"})
 

@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from lxml import etree
 
 from remotesign.formats.xades import constants as c
-from remotesign.formats.xades.canonical import inclusive_namespaces
+from remotesign.formats.xades.algorithms import new_hash
+from remotesign.formats.xades.archive import archive_tail, reference_chunks
+from remotesign.formats.xades.c14n import ALGORITHMS, Budget, element_octets, inclusive_namespaces
+from remotesign.formats.xades.dom import DS, SignatureParts, StructureError, is_element, local_name, namespace, single
+from remotesign.formats.xades.references import NotFound, ReferenceOutcome
 from remotesign.validation.model import TimestampKind
-from remotesign.validation.xades_algorithms import new_hash
-from remotesign.validation.xades_c14n import ALGORITHMS, Budget, element_octets
-from remotesign.validation.xades_dom import (DS, SignatureParts, StructureError, children, is_element, local_name,
-                                             namespace, single)
-from remotesign.validation.xades_refs import NotFound, ReferenceOutcome
 
 _COMPLETE_REFS = ("CompleteCertificateRefs", "CompleteCertificateRefsV2", "CompleteRevocationRefs",
                   "AttributeCertificateRefs", "AttributeCertificateRefsV2", "AttributeRevocationRefs")
@@ -139,10 +138,7 @@ class StampInputs:
         return self.parts.unsigned()[:prop.position]
 
     def _reference_chunks(self, refs: list[ReferenceOutcome], prop: StampProperty) -> Iterator[bytes]:
-        for ref in refs:
-            if not ref.found or ref.output is None:
-                raise NotFound(ref.message or "a referenced data object is not available")
-            yield from ref.output.chunks(self.budget, prop.algorithm, prop.prefixes)
+        yield from reference_chunks(refs, self.budget, prop.algorithm, prop.prefixes)
 
     def _content(self, prop: StampProperty) -> Iterator[bytes]:
         if prop.name == "AllDataObjectsTimeStamp":
@@ -156,15 +152,7 @@ class StampInputs:
         yield from self._reference_chunks(refs, prop)
 
     def _archive(self, prop: StampProperty) -> Iterator[bytes]:
+        # The same input the extender time-stamps (formats.xades.archive, EN 319 132-1 §5.5.2.2).
         yield from self._reference_chunks(self.references, prop)
-        yield self._c14n(self.parts.signed_info, prop)
-        yield self._c14n(self.parts.signature_value, prop)
-        if self.parts.key_info is not None:
-            yield self._c14n(self.parts.key_info, prop)
-        for other in self._before(prop):
-            yield self._c14n(other, prop)
-        qp = self.parts.qualifying_properties
-        for obj in children(self.parts.sig, DS, "Object"):
-            if qp is None or qp.getparent() is not obj:
-                yield self._c14n(obj, prop)
+        yield from archive_tail(self.parts, self._before(prop), self.budget, prop.algorithm, prop.prefixes)
 

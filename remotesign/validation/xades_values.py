@@ -1,75 +1,19 @@
-"""Validation data a XAdES signature carries (ds:KeyInfo certificates, CertificateValues,
-RevocationValues, TimeStampValidationData and the XAdES 1.3.2 attribute-authority variants),
-and the BDOC time-mark: an OCSP response whose nonce is the digest of the signature value,
-which proves the signature existed when the response was produced."""
+"""The BDOC time-mark: an OCSP response of the signature's own RevocationValues whose nonce is
+the digest of the signature value, which proves the signature existed when the response was
+produced. Reading the validation data a XAdES signature carries is the one XAdES reader's job
+(``remotesign.formats.xades.reading.values_of`` / ``embedded_data``)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
 from asn1crypto import algos, core, ocsp, x509
-from lxml import etree
 
-from remotesign.formats.base import ValidationData
-from remotesign.validation.xades_dom import DS, SignatureParts, children, is_element, local_name
-
-_CERT_VALUES = ("CertificateValues", "AttrAuthoritiesCertValues")
-_REV_VALUES = ("RevocationValues", "AttributeRevocationValues")
-VALUE_PROPERTIES = (*_CERT_VALUES, *_REV_VALUES, "TimeStampValidationData")
-
-
-def _decode(el: etree._Element, problems: list[str]) -> bytes | None:
-    try:
-        return base64.b64decode("".join((el.text or "").split()), validate=True)
-    except (binascii.Error, ValueError):
-        problems.append(f"{local_name(el)} is not valid base64")
-        return None
-
-
-def _encapsulated(parent: etree._Element, name: str, problems: list[str]) -> list[bytes]:
-    out = []
-    for el in parent.iter():
-        if is_element(el) and local_name(el) == name:
-            der = _decode(el, problems)
-            if der:
-                out.append(der)
-    return out
-
-
-def values_of(props: list[etree._Element], problems: list[str]) -> ValidationData:
-    """Certificates, OCSP responses and CRLs inside the given unsigned properties."""
-    certs: list[bytes] = []
-    ocsps: list[bytes] = []
-    crls: list[bytes] = []
-    for prop in props:
-        name = local_name(prop)
-        if name not in VALUE_PROPERTIES:
-            continue
-        certs += _encapsulated(prop, "EncapsulatedX509Certificate", problems)
-        ocsps += _encapsulated(prop, "EncapsulatedOCSPValue", problems)
-        crls += _encapsulated(prop, "EncapsulatedCRLValue", problems)
-    return ValidationData().merged(ValidationData(tuple(certs), tuple(ocsps), tuple(crls)))
-
-
-def key_info_certificates(parts: SignatureParts, problems: list[str]) -> list[bytes]:
-    out = []
-    for data in children(parts.key_info, DS, "X509Data"):
-        for el in children(data, DS, "X509Certificate"):
-            der = _decode(el, problems)
-            if der:
-                out.append(der)
-    return out
-
-
-def embedded_data(parts: SignatureParts, problems: list[str]) -> ValidationData:
-    """Everything the signature embeds: KeyInfo certificates first, then the unsigned values."""
-    keyinfo = ValidationData(tuple(key_info_certificates(parts, problems)))
-    return keyinfo.merged(values_of(parts.unsigned(), problems))
+from remotesign.formats.xades.dom import SignatureParts
+from remotesign.formats.xades.reading import values_of
 
 
 def revocation_values_ocsp(parts: SignatureParts, problems: list[str]) -> list[bytes]:

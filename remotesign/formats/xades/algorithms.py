@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
-from remotesign.validation.xades_dom import DS, StructureError, single
+from remotesign.formats.xades.dom import DS, StructureError, single
 
 MORE = "http://www.w3.org/2001/04/xmldsig-more#"
 MORE07 = "http://www.w3.org/2007/05/xmldsig-more#"

@@ -12,7 +12,11 @@ Only node-sets that permitted transforms can produce are modelled (whole documen
 or one element's content; minus excluded subtrees). Input comes from the hardened parser: no
 DTD, no entities, so attribute defaults and entity references never arise. Every canonical
 octet produced is charged to a work budget, which bounds what a hostile document with many
-references can cost."""
+references can cost.
+
+This is the one canonicalization of the project: the signer (SignedInfo, SignedProperties,
+references), the extenders (time-stamp inputs) and the validator all produce their octets here,
+so what is signed or time-stamped is exactly what is later verified."""
 
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ from dataclasses import dataclass, field, replace
 
 from lxml import etree
 
+from remotesign.formats.base import FormatError
 from remotesign.formats.xades import constants as c
-from remotesign.validation.xades_dom import XML_NS, StructureError, is_element
+from remotesign.formats.xades.dom import XML_NS, StructureError, is_element
 
 _XML_ATTR = f"{{{XML_NS}}}"
 _WITH_COMMENTS = {c.C14N_10_COMMENTS, c.C14N_11_COMMENTS, c.EXC_C14N_COMMENTS}
@@ -29,6 +34,12 @@ _EXCLUSIVE = {c.EXC_C14N, c.EXC_C14N_COMMENTS}
 _C14N_11 = {c.C14N_11, c.C14N_11_COMMENTS}
 ALGORITHMS = frozenset({c.C14N_10, c.C14N_10_COMMENTS, c.C14N_11, c.C14N_11_COMMENTS, c.EXC_C14N,
                         c.EXC_C14N_COMMENTS})
+
+
+#: Canonical octets one document may make us produce, per octet of input (plus a fixed
+#: allowance): generous for real signatures, bounded for hostile ones.
+WORK_FACTOR = 16
+WORK_ALLOWANCE = 64 << 20
 
 
 class BudgetExceeded(Exception):
@@ -46,6 +57,15 @@ class Budget:
         self.used += amount
         if self.used > self.limit:
             raise BudgetExceeded(f"canonicalization work above {self.limit} octets")
+
+
+def work_budget(document_size: int) -> Budget:
+    """The budget for all canonicalization work on one document of ``document_size`` octets."""
+    return Budget(WORK_FACTOR * document_size + WORK_ALLOWANCE)
+
+
+def is_c14n(algorithm: str | None) -> bool:
+    return algorithm in ALGORITHMS
 
 
 def check_algorithm(algorithm: str | None) -> str:
@@ -221,6 +241,8 @@ class _Writer:
 
     def _inclusive_namespaces(self, axis: dict, parent_axis: dict, apex: bool) -> tuple[dict, dict]:
         decls = {p: u for p, u in axis.items() if apex or parent_axis.get(p) != u}
+        if decls.get(None) == "" and not parent_axis.get(None):
+            del decls[None]  # xmlns="" undeclares nothing where no output ancestor has a default namespace
         if None not in axis and parent_axis.get(None):
             decls[None] = ""
         return decls, axis
@@ -278,3 +300,42 @@ class _Writer:
                     if local not in ("lang", "space"):
                         continue
                 attrs.setdefault((XML_NS, local), (f"xml:{local}", value))
+
+
+# -- the formats' side: FormatError instead of StructureError ---------------------------------------
+
+def canonicalize(element: etree._Element, algorithm: str, inclusive_prefixes: list[str] | None = None,
+                 budget: Budget | None = None) -> bytes:
+    """Octets of ``element`` (and its subtree, comments kept when ``algorithm`` keeps them) in
+    its document context under ``algorithm``; FormatError when that cannot be done."""
+    if not is_c14n(algorithm):
+        raise FormatError("unsupported_algorithm", f"canonicalization {algorithm!r} is not supported")
+    if budget is None:
+        budget = work_budget(0)
+    try:
+        return element_octets(element, algorithm, budget, inclusive_prefixes)
+    except StructureError as exc:
+        raise FormatError("unsupported_xml", f"the element cannot be canonicalized: {exc}") from None
+    except BudgetExceeded as exc:
+        raise FormatError("document_too_complex", f"the document needs too much processing ({exc})") from None
+
+
+def canonicalization_of(parent: etree._Element, default: str = c.C14N_10) -> str:
+    """Algorithm of the ``ds:CanonicalizationMethod`` child of ``parent`` (XMLDSig default if absent)."""
+    method = parent.find(c.q(c.DS, "CanonicalizationMethod"))
+    if method is None:
+        return default
+    algorithm = method.get("Algorithm")
+    if not is_c14n(algorithm):
+        raise FormatError("unsupported_algorithm", f"canonicalization {algorithm!r} is not supported")
+    return algorithm  # type: ignore[return-value]
+
+
+def inclusive_namespaces(method: etree._Element | None) -> list[str] | None:
+    """PrefixList of an ``ec:InclusiveNamespaces`` child of an exclusive c14n method, if any."""
+    if method is None:
+        return None
+    for node in method:
+        if isinstance(node.tag, str) and etree.QName(node).localname == "InclusiveNamespaces":
+            return (node.get("PrefixList") or "").split()
+    return None

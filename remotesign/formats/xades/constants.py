@@ -6,6 +6,9 @@ from __future__ import annotations
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
 XADES141 = "http://uri.etsi.org/01903/v1.4.1#"
+#: Older XAdES namespaces: read (validation, level detection), never written or extended.
+XADES111 = "http://uri.etsi.org/01903/v1.1.1#"
+XADES122 = "http://uri.etsi.org/01903/v1.2.2#"
 ASIC = "http://uri.etsi.org/02918/v1.2.1#"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 

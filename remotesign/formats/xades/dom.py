@@ -1,8 +1,9 @@
-"""Where things are in a ds:Signature, for every XAdES version a validator meets (TS 101 903
-1.1.1 / 1.2.2 / 1.3.2 and EN 319 132-1 with its 1.4.1 additions). The writer in
-``remotesign.formats.xades`` only knows the namespaces it writes; validation must read what
-others wrote, so the lookups here take any of them and refuse ambiguous structures instead of
-picking one (a second QualifyingProperties or SignedInfo is how wrapping attacks start)."""
+"""Where things are in a ds:Signature, for every XAdES version met in the wild (TS 101 903
+1.1.1 / 1.2.2 / 1.3.2 and EN 319 132-1 with its 1.4.1 additions). The one structural reader of
+signing, extension and validation: the writers create only 1.3.2 / 1.4.1 elements, but they
+extend, and the validator judges, what others wrote, so the lookups here take any of the
+namespaces and refuse ambiguous structures instead of picking one (a second QualifyingProperties
+or SignedInfo is how wrapping attacks start)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-DS = "http://www.w3.org/2000/09/xmldsig#"
-XADES111 = "http://uri.etsi.org/01903/v1.1.1#"
-XADES122 = "http://uri.etsi.org/01903/v1.2.2#"
-XADES132 = "http://uri.etsi.org/01903/v1.3.2#"
-XADES141 = "http://uri.etsi.org/01903/v1.4.1#"
-XML_NS = "http://www.w3.org/XML/1998/namespace"
+from remotesign.formats.xades.constants import DS, XADES111, XADES122, XADES141, XML_NS, q  # noqa: F401 - re-exported
+from remotesign.formats.xades.constants import XADES as XADES132
+
 #: Namespaces a xades:QualifyingProperties may be written in (newest first).
 XADES_VERSIONS = (XADES132, XADES122, XADES111)
 ALL_XADES = (*XADES_VERSIONS, XADES141)
@@ -41,10 +39,6 @@ ID_LOCAL_NAME = "id"
 
 class StructureError(Exception):
     """The signature's XML structure is not one a validator may interpret (FORMAT_FAILURE)."""
-
-
-def q(ns: str, local: str) -> str:
-    return f"{{{ns}}}{local}"
 
 
 def is_element(node: object) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from lxml import etree
 
 from remotesign.formats.base import ValidationData
-from remotesign.formats.xades.reading import ATS, CERT_VALUES, REV_VALUES, embedded_validation_data, read_signature
+from remotesign.formats.xades.reading import CERT_VALUES, REV_VALUES, embedded_validation_data, read_signature
 from remotesign.formats.xades.unsigned import (Ids, append_certificates, append_revocation,
                                                append_timestamp_validation_data, append_values, ensure_usp)
 from remotesign.formats.xades.xmlio import (MAX_DOCUMENT_BYTES, element_children, find_signature,
@@ -23,7 +23,7 @@ def incorporate(sig: etree._Element, data: ValidationData, ids: Ids) -> None:
         return
     usp = ensure_usp(sig, ids)
     props = element_children(usp)
-    if any(p.tag == ATS for p in props):
+    if any(etree.QName(p).localname == "ArchiveTimeStamp" for p in props):
         append_timestamp_validation_data(usp, missing, ids)
         return
     cert_values = next((p for p in props if p.tag == CERT_VALUES), None)

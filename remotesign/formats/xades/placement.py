@@ -1,6 +1,6 @@
 """Where XMLDSig and XAdES put what a ds:Reference covers: the positional half of the defence
 against XML signature wrapping (the other half, Ids carried by one element only, is
-``xades_refs.by_id``).
+``references.by_id``).
 
 A wrapping attack leaves the signed element intact but moves it to where a consumer no longer
 looks and puts a forged element in its place. The digest still matches -- xmlsec1 or any XMLDSig
@@ -23,7 +23,7 @@ from typing import Protocol
 
 from lxml import etree
 
-from remotesign.validation.xades_dom import (
+from remotesign.formats.xades.dom import (
     ALL_XADES,
     DS,
     MANIFEST_TYPE,

@@ -15,7 +15,7 @@ from lxml import etree
 
 from remotesign.formats.base import DIGEST_SIZES, FormatError, SignerSpec
 from remotesign.formats.xades import constants as c
-from remotesign.formats.xades.canonical import canonicalize
+from remotesign.formats.xades.c14n import canonicalize
 from remotesign.formats.xades.certs import is_self_signed, key_facts, load_certificate
 from remotesign.formats.xades.model import DataObjectRef, PreparedXades
 from remotesign.formats.xades.signed_properties import build_qualifying_properties

@@ -7,7 +7,11 @@ limited to the ones signatures need (enveloped-signature, the C14N family, base6
 fixed XPath forms that equal enveloped-signature or select an element by Id); XSLT and general
 XPath are refused. What a reference covers is classified, so a ds:Manifest, KeyInfo or
 SignedProperties reference never counts as signed data, and an element found by its Id must
-also be where its kind belongs (``xades_placement``): moved signed data is not found."""
+also be where its kind belongs (``placement``): moved signed data is not found.
+
+The one reference processor of the project: the signer computes the DigestValues of the
+references it writes here, the extender the archive time-stamp input (EN 319 132-1 §5.5.2.2
+step 1, through a :class:`Tee`, so a detached file is read once) and the validator its verdict."""
 
 from __future__ import annotations
 
@@ -15,23 +19,28 @@ import base64
 import binascii
 import hmac
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from lxml import etree
 
 from remotesign.formats.base import FormatError
 from remotesign.formats.xades import constants as c
-from remotesign.formats.xades.canonical import inclusive_namespaces, is_c14n
+from remotesign.formats.xades.algorithms import digest_name, new_hash
+from remotesign.formats.xades.c14n import Budget, BudgetExceeded, NodeSet, inclusive_namespaces, is_c14n, work_budget
+from remotesign.formats.xades.dom import (COUNTERSIGNED_TYPES, DS, MANIFEST_TYPE, SIGNATURE_PROPERTIES_TYPE,
+                                          SignatureParts, StructureError, children, enclosing_signature, id_index,
+                                          is_counter_signature, local_name, namespace, q, signature_parts, single)
+from remotesign.formats.xades.placement import enveloped_problem, misplacement
 from remotesign.formats.xades.uris import uri_to_name
-from remotesign.formats.xades.xmlio import parse_xml
-from remotesign.validation.options import ContentOpener, Resolver
-from remotesign.validation.xades_algorithms import digest_name, new_hash
-from remotesign.validation.xades_c14n import Budget, NodeSet
-from remotesign.validation.xades_dom import (COUNTERSIGNED_TYPES, DS, MANIFEST_TYPE, SIGNATURE_PROPERTIES_TYPE,
-                                             SignatureParts, StructureError, children, enclosing_signature,
-                                             is_counter_signature, local_name, namespace, q, single)
-from remotesign.validation.xades_placement import enveloped_problem, misplacement
+from remotesign.formats.xades.xmlio import MAX_DOCUMENT_BYTES, parse_xml
+
+#: Opens a detached data object (read, binary) each time it is called.
+ContentOpener = Callable[[], BinaryIO]
+#: A detached reference's content: given the reference URI exactly as written in the signature,
+#: return an opener, or None when the content is not available (-> not found).
+Resolver = Callable[[str], "ContentOpener | None"]
 
 ENVELOPED = DS + "enveloped-signature"
 BASE64 = DS + "base64"
@@ -122,10 +131,22 @@ class ReferenceOutcome:
     intact: bool = False
     message: str | None = None
     output: ReferenceOutput | None = None
+    computed: bytes | None = None              # the digest of the output (what DigestValue must hold)
 
     @property
     def detached(self) -> bool:
         return self.uri is not None and self.uri != "" and not self.uri.startswith("#")
+
+
+@dataclass
+class Tee:
+    """A second consumer of every reference's output, fed while the reference is digested: the
+    output's octets (a node-set canonicalized with ``algorithm`` / ``prefixes``, as the archive
+    time-stamp input wants it) go to ``update``, so detached content is read only once."""
+
+    update: Callable[[bytes], None]
+    algorithm: str
+    prefixes: list[str] | None = None
 
 
 @dataclass
@@ -138,6 +159,7 @@ class ReferenceContext:
     resolve: Resolver
     budget: Budget
     max_xml_bytes: int
+    tee: Tee | None = None
 
 
 def by_id(ctx_ids: dict[str, list[etree._Element]], ident: str) -> etree._Element | None:
@@ -186,15 +208,22 @@ def _process(ctx: ReferenceContext, ref: etree._Element) -> ReferenceOutcome:
         return outcome
     output = ReferenceOutput(node_set=data) if isinstance(data, NodeSet) else ReferenceOutput(octets=data)
     hasher = new_hash(outcome.digest_algorithm)
+    tee = ctx.tee
     try:
+        if tee is not None and output.node_set is not None:
+            for chunk in output.chunks(ctx.budget, tee.algorithm, tee.prefixes):
+                tee.update(chunk)
         for chunk in output.chunks(ctx.budget):
             hasher.update(chunk)
+            if tee is not None and output.octets is not None:
+                tee.update(chunk)
     except NotFound as exc:
         outcome.message = str(exc)
         return outcome
     outcome.found = True
     outcome.output = output
-    outcome.intact = hmac.compare_digest(hasher.digest(), expected)
+    outcome.computed = hasher.digest()
+    outcome.intact = hmac.compare_digest(outcome.computed, expected)
     if not outcome.intact:
         outcome.message = f"the digest of {_describe(outcome)} does not match its ds:Reference"
     return outcome
@@ -392,3 +421,37 @@ def _parent_value(parts: SignatureParts, target: etree._Element) -> bool:
     if target.tag != q(DS, "SignatureValue") or not is_counter_signature(parts.sig):
         return False
     return target.getparent() is enclosing_signature(parts.sig)
+
+
+# -- the formats' entry point ---------------------------------------------------------------------
+
+def signature_references(sig: etree._Element, resolve: Resolver, *, tee: Tee | None = None,
+                         budget: Budget | None = None, max_xml_bytes: int | None = None,
+                         ids: dict[str, list[etree._Element]] | None = None) -> list[ReferenceOutcome]:
+    """Every ds:Reference of ``sig`` processed (the signer's and extenders' call): FormatError
+    ``invalid_xades`` for a structure the processor refuses, ``document_too_complex`` when the
+    canonicalization budget runs out. Outcomes still say which references were not found or do
+    not match; :func:`require_intact` turns that into an error."""
+    tree = sig.getroottree()
+    try:
+        ctx = ReferenceContext(parts=signature_parts(sig), tree=tree, ids=ids if ids is not None else id_index(tree),
+                               resolve=resolve, budget=budget or work_budget(MAX_DOCUMENT_BYTES),
+                               max_xml_bytes=max_xml_bytes or MAX_DOCUMENT_BYTES, tee=tee)
+        return process_references(ctx)
+    except StructureError as exc:
+        raise FormatError("invalid_xades", f"the signature's references cannot be processed: {exc}") from None
+    except BudgetExceeded as exc:
+        raise FormatError("document_too_complex", f"the document needs too much processing ({exc})") from None
+
+
+def require_intact(outcomes: list[ReferenceOutcome]) -> None:
+    """FormatError unless every reference was found and matches its digest: ``missing_data_object``
+    for detached content that was not supplied, ``digest_mismatch`` for changed data, and
+    ``invalid_xades`` for a same-document reference that finds nothing or finds it moved
+    (signature wrapping)."""
+    for outcome in outcomes:
+        if not outcome.found:
+            code = "missing_data_object" if outcome.detached else "invalid_xades"
+            raise FormatError(code, f"reference {outcome.uri!r}: {outcome.message or 'not found'}")
+        if not outcome.intact:
+            raise FormatError("digest_mismatch", f"reference {outcome.uri!r} does not match its digest")

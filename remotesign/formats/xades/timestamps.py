@@ -11,9 +11,9 @@ from lxml import etree
 
 from remotesign.formats.base import DIGEST_SIZES, FormatError, TimestampFn
 from remotesign.formats.xades import constants as c
-from remotesign.formats.xades.canonical import canonicalization_of, canonicalize
+from remotesign.formats.xades.c14n import canonicalization_of, canonicalize
 from remotesign.formats.xades.reading import ATS, STS, read_signature, unsigned_children
-from remotesign.formats.xades.unsigned import Ids, append_timestamp, ensure_usp
+from remotesign.formats.xades.unsigned import Ids, append_timestamp, check_writable, ensure_usp
 from remotesign.formats.xades.xmlio import (MAX_DOCUMENT_BYTES, child, find_signature, parse_signatures,
                                             serialize, unb64)
 
@@ -56,17 +56,27 @@ def signature_timestamp_input(sig: etree._Element, c14n_algorithm: str) -> bytes
     return canonicalize(child(sig, c.DS, "SignatureValue"), c14n_algorithm)
 
 
-async def add_signature_timestamp(xml: bytes, timestamp: TimestampFn, hash_name: str = "sha256", *,
-                                  signature_id: str | None = None) -> bytes:
-    """B-B -> B-T: append a xades:SignatureTimeStamp over the canonical ds:SignatureValue."""
+async def timestamp_signature(sig: etree._Element, timestamp: TimestampFn, hash_name: str = "sha256") -> None:
+    """B-B -> B-T of ``sig`` in place: append a xades:SignatureTimeStamp over the canonical
+    ds:SignatureValue."""
     check_hash_name(hash_name)
-    tree = parse_signatures(xml, MAX_DOCUMENT_BYTES)
-    sig = find_signature(tree, signature_id)
-    read_signature(sig)  # refuses an unsigned or unreadable signature
+    check_writable(sig)
+    if not "".join((child(sig, c.DS, "SignatureValue").text or "").split()):
+        raise FormatError("not_signed", "the signature value is empty; embed it first")
     digest = hashlib.new(hash_name, signature_timestamp_input(sig, c.TIMESTAMP_C14N)).digest()
     token = await stamp(timestamp, digest, hash_name)
     ids = Ids(sig)
     append_timestamp(ensure_usp(sig, ids), STS, token, c.TIMESTAMP_C14N, ids, "sigtst")
+
+
+async def add_signature_timestamp(xml: bytes, timestamp: TimestampFn, hash_name: str = "sha256", *,
+                                  signature_id: str | None = None) -> bytes:
+    """:func:`timestamp_signature` on a signature document (``asic:XAdESSignatures``)."""
+    check_hash_name(hash_name)
+    tree = parse_signatures(xml, MAX_DOCUMENT_BYTES)
+    sig = find_signature(tree, signature_id)
+    read_signature(sig)  # refuses an unsigned or unreadable signature
+    await timestamp_signature(sig, timestamp, hash_name)
     return serialize(tree)
 
 

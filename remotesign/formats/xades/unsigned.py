@@ -12,28 +12,42 @@ from lxml import etree
 
 from remotesign.formats.base import FormatError, ValidationData
 from remotesign.formats.xades import constants as c
-from remotesign.formats.xades.reading import qualifying_properties
-from remotesign.formats.xades.xmlio import all_ids, b64, child, new_id
+from remotesign.formats.xades.dom import id_index
+from remotesign.formats.xades.reading import parts_of
+from remotesign.formats.xades.xmlio import b64, child, new_id
 
 _V141 = {"xadesv141": c.XADES141}
 
 
 class Ids:
-    """Fresh Ids for new elements, unique in the whole document and derived from the signature Id."""
+    """Fresh Ids for new elements, unique in the whole document (among every Id-like attribute,
+    as the reference processor counts them) and derived from the signature Id."""
 
     def __init__(self, sig: etree._Element) -> None:
-        self._taken = all_ids(sig.getroottree())
+        self._taken = set(id_index(sig.getroottree()))
         self._base = sig.get("Id") or "sig"
 
     def __call__(self, suffix: str) -> str:
         return new_id(self._taken, f"{self._base}-{suffix}")
 
 
+def check_writable(sig: etree._Element) -> etree._Element:
+    """The xades:QualifyingProperties of ``sig``, if unsigned properties can be added to it:
+    plain XMLDSig cannot become XAdES (``not_xades``: nothing signed says who signed with
+    which certificate), and only XAdES 1.3.2 (EN 319 132-1) signatures get baseline properties."""
+    qp = parts_of(sig).qualifying_properties
+    if qp is None:
+        raise FormatError("not_xades", "the signature is plain XMLDSig (no xades:QualifyingProperties); "
+                                       "it cannot be extended to a XAdES level")
+    if etree.QName(qp).namespace != c.XADES:
+        raise FormatError("unsupported_xades_version",
+                          f"XAdES {etree.QName(qp).namespace} signatures are not extended; only {c.XADES} ones")
+    return qp
+
+
 def ensure_usp(sig: etree._Element, ids: Ids) -> etree._Element:
     """xades:UnsignedSignatureProperties of ``sig``, created (with UnsignedProperties) if absent."""
-    qp = qualifying_properties(sig)
-    if qp is None:
-        raise FormatError("invalid_xades", "not a XAdES signature: no xades:QualifyingProperties")
+    qp = check_writable(sig)
     up = child(qp, c.XADES, "UnsignedProperties", required=False)
     if up is None:
         up = etree.SubElement(qp, c.q(c.XADES, "UnsignedProperties"), {"Id": ids("unsignedprops")})

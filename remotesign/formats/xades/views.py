@@ -8,7 +8,7 @@ import hashlib
 from remotesign.formats.base import FormatError
 from remotesign.formats.xades import constants as c
 from remotesign.formats.xades.archive import ObjectChunks, archive_timestamp_digest
-from remotesign.formats.xades.canonical import inclusive_namespaces
+from remotesign.formats.xades.c14n import inclusive_namespaces
 from remotesign.formats.xades.model import SignatureValues, TimestampImprint
 from remotesign.formats.xades.reading import level_of, read_signature, unsigned_children
 from remotesign.formats.xades.timestamps import (encapsulated_tokens, property_c14n, signature_timestamp_input,

@@ -107,10 +107,6 @@ def check_id(value: str) -> str:
     return value
 
 
-def all_ids(tree: etree._ElementTree) -> set[str]:
-    return {v for el in tree.iter() if isinstance(el.tag, str) and (v := el.get("Id")) is not None}
-
-
 def new_id(taken: set[str], base: str) -> str:
     """``base`` or ``base-2``, ``base-3`` ... whichever is free; records the choice in ``taken``."""
     candidate, n = base, 1
