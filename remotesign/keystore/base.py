@@ -106,6 +106,8 @@ class KeyBackend(abc.ABC):
     """A place where private keys live. Implementations must be thread-safe."""
 
     name: str
+    #: whether ``export_private_key`` works (software keys); an HSM's keys never leave it
+    releases_keys: bool = False
 
     @abc.abstractmethod
     def generate(self, algorithm: KeyAlgorithm, label: str, *, decrypt: bool = False) -> GeneratedKey:
@@ -136,6 +138,12 @@ class KeyBackend(abc.ABC):
         Optional: backends that cannot hold foreign key material refuse.
         """
         raise KeyStoreError("this key backend cannot import keys")
+
+    def export_private_key(self, handle: bytes) -> ImportableKey:
+        """The clear private key, for the one use that needs it outside the backend: a TLS client
+        key handed to Python's ssl (``KeyStore.tls_client_key``). Backends that keep keys inside
+        (an HSM) refuse."""
+        raise KeyStoreError(f"keys of the {self.name} key backend cannot leave it")
 
     def delete(self, handle: bytes) -> None:  # noqa: B027 - optional for backends
         """Destroy the private key (backends that cannot destroy keys keep this no-op)."""

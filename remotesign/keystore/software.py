@@ -72,6 +72,7 @@ def pyca_hash(hash_name: str) -> hashes.HashAlgorithm:
 
 class SoftwareKeyBackend(KeyBackend):
     name = "software"
+    releases_keys = True
 
     def __init__(self, master_key: bytes, cache_size: int = 1024) -> None:
         self._aead = AESGCM(master_key)
@@ -160,6 +161,9 @@ class SoftwareKeyBackend(KeyBackend):
             return key.decrypt(ciphertext, pad)
         except ValueError as exc:
             raise KeyStoreError("decryption failed") from exc
+
+    def export_private_key(self, handle: bytes) -> ImportableKey:
+        return self._private_key(handle)
 
     def delete(self, handle: bytes) -> None:
         with self._lock:

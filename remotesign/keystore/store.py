@@ -108,6 +108,19 @@ class KeyStore:
         """Make an existing private key a relying party's (or, with None, the operator's) key of this store."""
         return self._import(private_key, label, tenant_id, _own_usage(tenant_id))
 
+    def import_tls_client_key(self, private_key: PrivateKeyTypes, label: str) -> StoredKey:
+        """An operator's TLS client key (a TSA client certificate's): sealed like every key, never
+        signs through this store, and only ``tls_client_key`` gives it back, to Python's ssl."""
+        if not self.backend.releases_keys:
+            raise KeyStoreError(f"the {self.backend.name} key backend keeps keys inside, where Python's TLS "
+                                f"cannot use them; TLS client keys need the software backend")
+        return self._import(private_key, label, None, KeyUsage.TLS_CLIENT)
+
+    def tls_client_key(self, key_id: str) -> PrivateKeyTypes:
+        """The clear TLS client key ``key_id`` (usage tls-client only), for an SSLContext."""
+        handle, _ = self._usable(key_id, (KeyUsage.TLS_CLIENT,))
+        return self.backend.export_private_key(handle)
+
     def _import(self, private_key: PrivateKeyTypes, label: str, tenant_id: str | None, usage: KeyUsage) -> StoredKey:
         """Make a private key (e.g. a user's, from an uploaded PKCS#12) a key of this store.
 

@@ -25,6 +25,7 @@ class KeyUsage(str, Enum):
     TENANT = "tenant"  # a relying party's own key (e-seal), usable with its client credentials
     IDENTITY = "identity"  # an end user's sign-identity key, usable only under SCAL2
     OPERATOR = "operator"  # the operator's PKI and transport keys
+    TLS_CLIENT = "tls-client"  # a TLS client key the operator registered (TSA client certificates): never signs
 
 
 SCAL2 = "scal2"
