@@ -74,6 +74,10 @@ class Settings:
     # is known dead) a retry may take the operation over. Must exceed the longest legitimate finalize.
     operation_lease_seconds: int = 300
     tsa_url: str | None = None
+    # Where a relying party's own choice of TSA (Fortress ``tsa`` object) may send requests: ``public``
+    # (globally routable addresses), ``loopback``, addresses, CIDR networks, host names, ``*.domain``,
+    # or ``none``. Loopback and private networks only when listed (SSRF).
+    tsa_allowed_hosts: tuple[str, ...] = ("public",)
     trust_anchor_files: tuple[Path, ...] = ()
     trusted_lists: tuple[Path, ...] = ()       # local EU trusted-list / LOTL files or directories
     fetch_timeout_seconds: float = 10.0
@@ -154,6 +158,8 @@ def load_settings() -> Settings:
         session_timeout_seconds=_env_int("REMOTESIGN_SESSION_TIMEOUT", Settings.session_timeout_seconds),
         operation_lease_seconds=max(1, _env_int("REMOTESIGN_OPERATION_LEASE", Settings.operation_lease_seconds)),
         tsa_url=_env("REMOTESIGN_TSA_URL"),
+        tsa_allowed_hosts=tuple(h.strip() for h in (_env("REMOTESIGN_TSA_ALLOWED_HOSTS", "public") or "").split(",")
+                                if h.strip()),
         trust_anchor_files=tuple(Path(p) for p in (_env("REMOTESIGN_TRUST_ANCHORS", "") or "").split(",") if p),
         trusted_lists=tuple(Path(p) for p in (_env("REMOTESIGN_TRUSTED_LISTS", "") or "").split(",") if p),
         validation_fetching=(_env("REMOTESIGN_VALIDATION_FETCH", "") or "").lower() in ("1", "true", "yes"),

@@ -405,3 +405,21 @@ class SignatureProcess(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class TsaCredential(Base):
+    """A TLS client certificate the operator registered for time-stamping authorities that demand
+    one (the Fortress ``tsa`` object's ``certificateCode``). The private key is a key-store key of
+    usage ``tls-client`` (sealed like every software key); ``tenant_id`` NULL lets every relying
+    party name it, otherwise only that one. ``password_hash`` (scrypt), when set, must be matched by
+    the request's ``tsa.password``."""
+
+    __tablename__ = "tsa_credentials"
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True,
+                                                  nullable=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("keys.id"))
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    chain_pem: Mapped[str] = mapped_column(Text, default="")
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
