@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install what the tests need (Debian packages: PostgreSQL server, SoftHSM2, OpenSC, openssl,
 # poppler-utils, xmlsec1, qpdf, Chromium and chromium-driver for the browser test, zbar-tools and
-# fonts-dejavu-core for the stamp tests) and run the whole test suite in parallel. Arguments go to
+# fonts-freefont-ttf for the stamp tests) and run the whole test suite in parallel. Arguments go to
 # pytest (e.g. -m "not slow", -k oauth, -n 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_common.sh
-apt_install openssl softhsm2 opensc poppler-utils xmlsec1 qpdf postgresql chromium chromium-driver zbar-tools fonts-dejavu-core
+apt_install openssl softhsm2 opensc poppler-utils xmlsec1 qpdf postgresql chromium chromium-driver zbar-tools fonts-freefont-ttf
 make_venv ".[test]"
 set +e
 # In parallel: one worker per core (each worker starts its own service processes); tests of one

@@ -214,18 +214,30 @@ def test_text_lines_signer_and_date_in_time_zone_and_signature_valid(pki: Pki, t
     status = pyhanko_status(pki, pdf)
     assert status.intact and status.valid and status.trusted and status.bottom_line
     assert status.modification_level == ModificationLevel.NONE
-    field = PdfFileReader(io.BytesIO(pdf)).embedded_regular_signatures[0].sig_field
-    annot = field if "/Rect" in field else field["/Kids"][0].get_object()
-    x1, y1, _, _ = (float(v) for v in annot["/Rect"])
+    x1, y1, _, _ = _widget_rect(pdf)
     assert (x1, y1) == (72, 72)
 
 
+def _widget_rect(pdf: bytes) -> list[float]:
+    field = PdfFileReader(io.BytesIO(pdf)).embedded_regular_signatures[0].sig_field
+    annot = field if "/Rect" in field else field["/Kids"][0].get_object()
+    return [float(v) for v in annot["/Rect"]]
+
+
 def test_signer_name_outside_latin1_is_printed_with_an_embedded_font(pki: Pki, tmp_path: Path) -> None:
-    pdf = sign(pki, StampSpec(show_signer=True, time_zone="Europe/Riga", show_date=True), unicode_signer=True)
+    pdf = sign(pki, StampSpec(show_signer=True, time_zone="Europe/Riga", show_date=True, x=72, y=72),
+               unicode_signer=True)
     text = text_of(pdf, tmp_path)
     assert "Digitally signed by Jānis Bērziņš" in text
     assert "Date: 2024-01-15 14:00:00 EET" in text
     assert pdfsig_valid(pdf, tmp_path) == [True]
+    # glyph widths in the right units: the line ends inside the stamp (a 2048-unit font taken as
+    # 1000-unit, pyHanko's assumption, doubles every advance and runs the line out of the box)
+    (tmp_path / "bbox.pdf").write_bytes(pdf)
+    html = subprocess.run(["pdftotext", "-bbox", tmp_path / "bbox.pdf", "-"], check=True, capture_output=True,
+                          text=True).stdout
+    (x_max,) = [float(m.group(1)) for m in re.finditer(r'xMax="([\d.]+)"[^>]*>([^<]*Bērziņš[^<]*)<', html)]
+    assert x_max <= _widget_rect(pdf)[2]
 
 
 def test_qr_code_decodes_to_its_content(pki: Pki, tmp_path: Path) -> None:

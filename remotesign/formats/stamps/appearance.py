@@ -34,9 +34,11 @@ LOGO_MAX_ASPECT = 3.0
 IMAGE_DEFAULT_SIDE = 150.0
 WATERMARK_OPACITY = 0.3
 
-#: TrueType fonts tried for text outside Windows-1252 (Latvian, Lithuanian, Polish, ... names);
-#: Debian's fonts-dejavu-core provides the first. REMOTESIGN_STAMP_FONT names another.
-FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+#: TrueType fonts tried for text outside Windows-1252 (Latvian, Lithuanian, Polish, Cyrillic,
+#: Greek names): Debian's fonts-freefont-ttf (1000 units per em, what pyHanko assumes), then
+#: fonts-dejavu-core and fonts-liberation (rescaled once). REMOTESIGN_STAMP_FONT names another.
+FONT_CANDIDATES = ("/usr/share/fonts/truetype/freefont/FreeSans.ttf",
+                   "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
                    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf")
 
 _FIT = layout.SimpleBoxLayoutRule(x_align=layout.AxisAlignment.ALIGN_MID, y_align=layout.AxisAlignment.ALIGN_MID,
@@ -58,9 +60,10 @@ def unicode_font_file() -> str | None:
 
 @lru_cache(maxsize=2)
 def _thousand_unit_font(path: str) -> bytes:
-    """``path`` rescaled to 1000 units per em. pyHanko 0.38 writes glyph widths and TJ offsets in
-    the font's own units while PDF reads them as 1/1000 em, so a 2048-unit TrueType font (DejaVu,
-    Liberation) prints with double letter spacing; rescaled once per process (about a second)."""
+    """``path`` at 1000 units per em. pyHanko 0.38 writes glyph widths, TJ offsets and the font
+    descriptor in the font's own units while PDF reads them as 1/1000 em, so a 2048-unit font
+    (DejaVu, Liberation) would print with double letter spacing; such a font is rescaled, once
+    per process (one to a few seconds), a 1000-unit one (FreeSans) only loaded (0.1 s)."""
     from fontTools.ttLib import TTFont
     from fontTools.ttLib.scaleUpem import scale_upem
 
