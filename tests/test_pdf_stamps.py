@@ -23,12 +23,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image, ImageChops
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko.sign.timestamps import DummyTimeStamper
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from remotesign.api.fortress.stamper import TYPES, stamp_from_fortress
 from remotesign.formats import pades
@@ -375,6 +379,25 @@ def test_every_page_on_an_already_signed_pdf_is_refused(pki: Pki) -> None:
     with pytest.raises(FormatError) as err:
         sign(pki, StampSpec(text_lines=("x",), page=0), source=signed)
     assert err.value.code == "invalid_stamp" and "already signed" in err.value.message
+
+
+def test_certified_pdf_refuses_a_stamp(pki: Pki) -> None:
+    # pyHanko rates a new visible field after a certification signature ILLEGAL_MODIFICATIONS
+    key = asn1_keys.PrivateKeyInfo.load(pki.key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    signer = signers.SimpleSigner(signing_cert=asn1_x509.Certificate.load(pki.spec.certificate), signing_key=key,
+                                  cert_registry=SimpleCertificateStore.from_certs(
+                                      [asn1_x509.Certificate.load(pki.spec.chain[0])]))
+    meta = signers.PdfSignatureMetadata(field_name="Certification", certify=True,
+                                        docmdp_permissions=MDPPerm.FILL_FORMS,
+                                        subfilter=fields.SigSeedSubFilter.PADES)
+    out = io.BytesIO()
+    signers.PdfSigner(meta, signer=signer).sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf_bytes())), output=out)
+    for attempt in (lambda: sign(pki, StampSpec(text_lines=("x",)), source=out.getvalue()),
+                    lambda: document_timestamp(pki, out.getvalue(), StampSpec(text_lines=("x",)))):
+        with pytest.raises(FormatError) as err:
+            attempt()
+        assert err.value.code == "invalid_stamp" and "certified" in err.value.message
 
 
 # ---------------------------------------------------------------- bad inputs

@@ -4,7 +4,8 @@ pages get the same appearance painted into their content in the SAME incremental
 the signature: the signature then covers them. A PDF that is already signed cannot have its pages
 changed (validators see a modified page), so there a stamp goes on one page only, as the widget
 of the new signature or document time-stamp field, which pyHanko's and Acrobat's change rules
-accept as form filling."""
+accept as form filling. A certified PDF takes no stamp at all: pyHanko rejects any new visible
+field after a certification signature."""
 
 from __future__ import annotations
 
@@ -68,13 +69,22 @@ def is_signed(writer: IncrementalPdfFileWriter) -> bool:
     return bool(writer.prev.embedded_signatures)
 
 
+def is_certified(writer: IncrementalPdfFileWriter) -> bool:
+    """Whether the document carries a certification (DocMDP) signature."""
+    perms = writer.prev.root.get("/Perms")
+    return perms is not None and "/DocMDP" in perms.get_object()
+
+
 def stamped_field(writer: IncrementalPdfFileWriter, spec: StampSpec, field_name: str, signing_time: datetime,
                   signer_name: str | None) -> StampPlacement:
     """Check ``spec`` against the document, paint the stamp on the extra pages of an "every page"
     stamp into ``writer`` (the revision the signature will cover) and return the visible field's
     spec and style for the signature itself. Raises ``FormatError('invalid_stamp')`` for a page
-    out of range, a stamp off the page, or every page of an already-signed PDF."""
+    out of range, a stamp off the page, every page of an already-signed PDF, or a certified PDF."""
     pages = resolve_pages(spec, page_count(writer))
+    if is_certified(writer):
+        raise stamp_error("the PDF is certified: validators (pyHanko by default) reject a new visible field "
+                          "after a certification signature, so it cannot take a stamp")
     if len(pages) > 1 and is_signed(writer):
         raise stamp_error("the PDF is already signed: a stamp on every page would change signed pages; "
                           "choose one page (a number or -1)")
