@@ -176,3 +176,34 @@ def test_token_errors(service: Service) -> None:
     assert r.status_code == 401 and "error_description" in r.json()
     r = httpx.post(service.url + EXTEND, json={}, headers={"Authorization": "Bearer nope"})
     assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+
+
+def test_stamp_on_extension_keeps_the_signature(fortress: httpx.Client, service: Service, card: Card, ca_pem: bytes,
+                                                tmp_path: Path) -> None:
+    """A QR stamp asked with the extension shows on the page (decoded back with zbarimg) and the
+    signature it was added after still verifies (pdfsig, remotesign)."""
+    import shutil
+
+    if shutil.which("zbarimg") is None:
+        pytest.skip("zbar-tools is installed by scripts/test.sh")
+    source = sign_bb(card)
+    r = extend(fortress, source, "PADES_LT", padesConfiguration={"stamper": {
+        "type": "QR", "csvPath": "https://verify.example/v#", "page": 1, "xAxis": 100, "yAxis": 400}})
+    result = extended(r)
+    ref = r.json()["ref"]
+    assert result.startswith(source)
+    out = pdfsig_ok(result, tmp_path, ca_pem)
+    assert "Signature Field Name: Timestamp1" in out, out  # the stamped document time-stamp (B -> T)
+    (tmp_path / "stamped.pdf").write_bytes(result)
+    subprocess.run(["pdftoppm", "-r", "150", "-png", "-f", "1", "-l", "1", str(tmp_path / "stamped.pdf"),
+                    str(tmp_path / "page")], check=True)
+    page = next(tmp_path.glob("page*.png"))
+    decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(page)], capture_output=True, text=True).stdout
+    assert f"https://verify.example/v#{ref}" in decoded, decoded
+    sigs = validate(fortress, service, result)
+    assert [(s["indication"], s["signatureFormat"]) for s in sigs] == [("TOTAL-PASSED", "PAdES_BASELINE_LT")], sigs
+
+
+def test_bad_stamper_is_refused(fortress: httpx.Client, card: Card) -> None:
+    refused(extend(fortress, sign_bb(card), "PADES_T", padesConfiguration={"stamper": {"type": "HOLOGRAM"}}),
+            "stamper")

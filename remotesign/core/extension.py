@@ -11,6 +11,7 @@ Wire APIs call only :meth:`ExtensionService.extend`; the format is chosen by the
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import shutil
@@ -112,11 +113,13 @@ class ExtensionService:
 
     async def extend(self, tenant_id: str, source: Path, name: str, level: Level, output: Path, *,
                      timestamper: TimeStamper | None = None, detached: Sequence[Path] = (),
-                     accepted_formats: Collection[str] | None = None, digest_algorithm: str = "sha256") -> Extended:
+                     accepted_formats: Collection[str] | None = None, digest_algorithm: str = "sha256",
+                     stamp: Any = None) -> Extended:
         """Validate ``source``, then write it extended to ``level`` to ``output``. ``detached``
         are the signed files of a detached signature (by their names); ``accepted_formats``
         makes a document of another format a clear error (the caller asked for e.g. PAdES);
-        new time-stamps use ``digest_algorithm``."""
+        new time-stamps use ``digest_algorithm``; ``stamp`` (a formats.stamps.StampSpec) makes the
+        new time-stamp visible on the page (PAdES)."""
         if level == Level.B:
             raise ExtensionError("invalid_level", "a signature can only be extended to T, LT or LTA")
         with open(source, "rb") as fh:
@@ -129,7 +132,8 @@ class ExtensionService:
                                  f"the document is {fmt.name}, not {' or '.join(sorted(accepted_formats))}")
         await self._check_signatures(tenant_id, source, name, detached)
         options = self.validation.options(tenant_id)
-        context = self._context(options.trust_anchors, timestamper or self.default_timestamper, digest_algorithm)
+        context = dataclasses.replace(
+            self._context(options.trust_anchors, timestamper or self.default_timestamper, digest_algorithm), stamp=stamp)
         documents = [Document(name=p.name, mime_type="application/octet-stream", open=lambda p=p: open(p, "rb"))
                      for p in detached]
 

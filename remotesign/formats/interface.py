@@ -164,6 +164,9 @@ class ExtensionContext:
     trust_roots: tuple[bytes, ...]
     path_of: PathBuilder
     digest_algorithm: str = "sha256"
+    #: a visible stamp (formats.stamps.StampSpec) for the field of the new time-stamp: PAdES shows
+    #: it on the page; formats without a page ignore it
+    stamp: Any = None
 
     async def validation_data(self, certificate: x509.Certificate,
                               extra: list[x509.Certificate]) -> ValidationData:

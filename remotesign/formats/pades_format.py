@@ -12,6 +12,7 @@ memory.
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timezone
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -25,6 +26,7 @@ from pyhanko_certvalidator import ValidationContext
 from remotesign.formats import pades
 from remotesign.formats.base import FormatError, ValidationData
 from remotesign.formats.cms_material import signed_data_material
+from remotesign.formats.stamps import add_stamp_field
 from remotesign.formats.interface import (DataToSign, Document, ExtensionContext, Level, SignatureFormat,
                                           SignParameters)
 
@@ -138,27 +140,29 @@ class PadesFormat(SignatureFormat):
         regular = [i for i, s in enumerate(signatures) if not _is_doc_timestamp(s)]
         covered = all(_has_signature_timestamp(signatures[i])
                       or any(_is_doc_timestamp(s) for s in signatures[i + 1:]) for i in regular)
-        if not covered and level == Level.T:
-            await self._document_timestamp(output, context, with_dss=False)
-            return
         if level == Level.T:
+            if not covered or context.stamp is not None:
+                await self._document_timestamp(output, context, with_dss=False, stamp=context.stamp)
             return
         # LT (and the start of LTA): validation data of every signature and time-stamp present;
-        # a signature without any time-stamp gets one first (LT presupposes T).
+        # a signature without any time-stamp gets one first (LT presupposes T), which also carries
+        # the stamp if one is asked for.
+        stamp = context.stamp
         if not covered:
-            await self._document_timestamp(output, context, with_dss=False)
+            await self._document_timestamp(output, context, with_dss=False, stamp=stamp)
+            stamp = None
             signatures = _signatures(output)
         data = ValidationData()
         for sig in signatures:
             data = data.merged(await signed_data_material(sig.signed_data, context))
         await self._add_dss(output, signatures, context, data)
-        if level >= Level.LTA:
-            await self._document_timestamp(output, context)
+        if level >= Level.LTA or stamp is not None:  # a stamp needs a new field: a time-stamp's
+            await self._document_timestamp(output, context, stamp=stamp)
 
     async def timestamp(self, source: BinaryIO, output: BinaryIO, context: ExtensionContext,
                         detached: Sequence[Document] = ()) -> None:
         _copy(source, output)
-        await self._document_timestamp(output, context)
+        await self._document_timestamp(output, context, stamp=context.stamp)
 
     def signature_levels(self, source: BinaryIO) -> list[Level]:
         try:
@@ -191,17 +195,22 @@ class PadesFormat(SignatureFormat):
         document.flush()
 
     async def _document_timestamp(self, document: BinaryIO, context: ExtensionContext, *,
-                                  with_dss: bool = True) -> None:
-        """A document time-stamp; with ``with_dss`` also the DSS data of its TSA (LTA)."""
+                                  with_dss: bool = True, stamp: Any = None) -> None:
+        """A document time-stamp; with ``with_dss`` also the DSS data of its TSA (LTA); with
+        ``stamp`` its field is visible and shows the stamp (a new field in the time-stamp's own
+        revision: a change earlier signatures permit)."""
         vc = None
         if with_dss:
             probe = await context.timestamper.async_dummy_response(context.digest_algorithm)
             data = await signed_data_material(probe["content"], context, with_timestamps=False)
             vc = _context(context.trust_roots, data)
         try:
+            field_name = pades.next_field_name(document, "Timestamp") if stamp is not None else None
             writer = IncrementalPdfFileWriter(document)
+            if stamp is not None:
+                add_stamp_field(writer, stamp, field_name, datetime.now(timezone.utc))
         except _PDF_ERRORS as exc:
             raise FormatError("invalid_pdf", f"the PDF cannot be updated: {exc}") from exc
-        await PdfTimeStamper(context.timestamper).async_timestamp_pdf(
+        await PdfTimeStamper(context.timestamper, field_name=field_name).async_timestamp_pdf(
             writer, context.digest_algorithm, validation_context=vc, in_place=True)
         document.flush()

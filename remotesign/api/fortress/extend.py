@@ -7,6 +7,12 @@ the only extension such a signature has. ``signatureAlgorithm`` picks the hash o
 time-stamps (SHA-1 and SHA-224 are raised to SHA-256); ``packaging``, ``xadesConfiguration``
 and ``policy`` describe how a signature is *created* and do not change an extension.
 
+``padesConfiguration.stamper`` puts a visible stamp on the page without touching the signatures:
+it becomes the appearance of the new document time-stamp's own field, added in the time-stamp's
+revision (a change every signature permits). A target level that needs no new time-stamp (the
+signature is already T, or LT) gets one anyway to carry the stamp. ``csvPath`` is completed with
+the response's ``ref`` as the verification code.
+
 One configuration answers ``{"ref", "bytesB64"}`` (the vendor's documented response); several
 answer a JSON array of those, in order.
 """
@@ -24,6 +30,7 @@ from fastapi.responses import JSONResponse
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import OAuthError
 from remotesign.api.fortress.models import ExtendConfiguration, ExtendRequest
+from remotesign.api.fortress.stamper import stamp_from_fortress
 from remotesign.api.fortress.tsa import timestamper_for
 from remotesign.core import scopes
 from remotesign.core.extension import ExtensionError
@@ -73,10 +80,23 @@ def _decode(config: ExtendConfiguration) -> bytes:
     return data
 
 
+def _stamp(config: ExtendConfiguration, ref: str) -> Any:
+    """The visible stamp of a PAdES extension (on the new document time-stamp's field), with the
+    response's ``ref`` as the verification code that ``csvPath`` is completed with."""
+    pades = config.padesConfiguration
+    if pades is None or pades.stamper is None or not config.signatureType.upper().startswith("PADES_"):
+        return None
+    try:
+        return stamp_from_fortress(pades.stamper, verification_code=ref)
+    except ValueError as exc:
+        raise _invalid(f"padesConfiguration.{exc}") from exc
+
+
 async def _extend_one(svc: Services, tenant_id: str, config: ExtendConfiguration) -> dict[str, str]:
     data = _decode(config)
     digest = digest_of(config.signatureAlgorithm)
     stamper = timestamper_for(svc, config.tsa, tenant_id)
+    ref = uuid.uuid4().hex
     try:
         if config.signatureType.upper() == "PKCS1":
             result = await svc.extension.timestamp_value(tenant_id, data, timestamper=stamper, digest_algorithm=digest)
@@ -84,12 +104,13 @@ async def _extend_one(svc: Services, tenant_id: str, config: ExtendConfiguration
             formats, level = target(config.signatureType)
             name = config.document.name or "document"
             result, _extended = await svc.extension.extend_bytes(
-                tenant_id, data, name, level, accepted_formats=formats, timestamper=stamper, digest_algorithm=digest)
+                tenant_id, data, name, level, accepted_formats=formats, timestamper=stamper, digest_algorithm=digest,
+                stamp=_stamp(config, ref))
     except ExtensionError as exc:
         if exc.status >= 500:
             raise OAuthError(exc.status, exc.code, exc.message) from exc
         raise _invalid(f"{exc.code}: {exc.message}") from exc
-    return {"ref": uuid.uuid4().hex, "bytesB64": base64.b64encode(result).decode("ascii")}
+    return {"ref": ref, "bytesB64": base64.b64encode(result).decode("ascii")}
 
 
 @router.post("/api/v1/signature/extend", summary="Extend signatures to T, LT or LTA (any producer's)")
