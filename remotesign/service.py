@@ -164,6 +164,13 @@ class Services:
         return FormatRegistry([PadesFormat(), AsicSFormat(), AsicECadesFormat(), AsicEXadesFormat(), CadesFormat()])
 
     @cached_property
+    def tsa_clients(self) -> Any:
+        """Time-stampers for a TSA a request chooses (URL, Basic, TLS client certificate)."""
+        from remotesign.trust.tsa_clients import TsaClients
+
+        return TsaClients.for_services(self)
+
+    @cached_property
     def extension(self) -> Any:
         from remotesign.core.extension import ExtensionService
 

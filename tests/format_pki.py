@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from remotesign.formats.base import SignerSpec, ValidationData
-from remotesign.formats.interface import (Document, ExtensionContext, Level, SignatureFormat, SignParameters)
+from remotesign.formats.interface import Document, ExtensionContext, Level, SignatureFormat, SignParameters
 from remotesign.trust.revocation import TrustStore
 from remotesign.trust.timestamping import BuiltinTimeStamper
 from tests.pades_pki import Pki

@@ -65,6 +65,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tsa_failure(exc: TimestampRequestError) -> ExtensionError:
+    """A TSA failure with its precise code when the client says it (trust.tsa_clients.TsaError:
+    unreachable, refused, bad response, not allowed, unknown credential), else ``tsa_failed``."""
+    code, status = getattr(exc, "code", None), getattr(exc, "status", None)
+    if isinstance(code, str) and isinstance(status, int):
+        return ExtensionError(code, str(getattr(exc, "message", exc)), status)
+    return ExtensionError("tsa_failed", f"the time-stamping authority failed: {exc}", 502)
+
+
 def refusal(result: DocumentResult) -> str | None:
     """The reason not to extend ``result``'s document, or None when every signature passed."""
     for sig in result.signatures:
@@ -104,7 +113,7 @@ class ExtensionService:
         try:
             token = await stamper.async_timestamp(hashlib.new(digest_algorithm, value).digest(), digest_algorithm)
         except TimestampRequestError as exc:
-            raise ExtensionError("tsa_failed", f"the time-stamping authority failed: {exc}", 502) from exc
+            raise tsa_failure(exc) from exc
         der: bytes = token.dump()
         self.audit.append("signature.timestamped", actor="extension", tenant_id=tenant_id, subject="signature value",
                           details={"value_sha256": hashlib.sha256(value).hexdigest(),
@@ -148,7 +157,7 @@ class ExtensionService:
             except PathError as exc:
                 raise ExtensionError(exc.code, f"validation data cannot be had: {exc.message}", 422) from exc
             except TimestampRequestError as exc:
-                raise ExtensionError("tsa_failed", f"the time-stamping authority failed: {exc}", 502) from exc
+                raise tsa_failure(exc) from exc
             with open(output, "rb") as out:
                 after = fmt.signature_levels(out)
             return Extended(fmt.name, before, after, _sha256(source), _sha256(output))

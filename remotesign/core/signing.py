@@ -115,6 +115,9 @@ def _failure(exc: Exception) -> SigningError:
     if isinstance(exc, (FormatError, SignerInputError, PathError)):
         return SigningError(exc.code, exc.message)
     if isinstance(exc, TimestampRequestError):
+        code, status = getattr(exc, "code", None), getattr(exc, "status", None)
+        if isinstance(code, str) and isinstance(status, int):  # trust.tsa_clients.TsaError says what failed
+            return SigningError(code, str(getattr(exc, "message", exc)), status)
         return SigningError("timestamp_unavailable", f"the time-stamping authority failed: {exc}", 502)
     raise exc
 

@@ -94,8 +94,8 @@ def _stamp(config: ExtendConfiguration, ref: str) -> Any:
 
 async def _extend_one(svc: Services, tenant_id: str, config: ExtendConfiguration) -> dict[str, str]:
     data = _decode(config)
-    digest = digest_of(config.signatureAlgorithm)
-    stamper = timestamper_for(svc, config.tsa, tenant_id)
+    stamper, tsa_hash = timestamper_for(svc, config.tsa, tenant_id)
+    digest = tsa_hash or digest_of(config.signatureAlgorithm)
     ref = uuid.uuid4().hex
     try:
         if config.signatureType.upper() == "PKCS1":
