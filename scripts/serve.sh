@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_common.sh
+apt_install fonts-freefont-ttf  # visible PDF stamps: names in any European script
 make_venv "."
 exec .venv/bin/remotesign serve "$@"
