@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from asn1crypto import cms, keys
 from cryptography.hazmat.primitives import serialization
 from pyhanko.sign import signers
@@ -276,9 +278,10 @@ def test_archive_timestamp_hash_index_covers_everything(pki: ServicePki, cards: 
     index_values = [der.children_of(der.children_of(a)[1])[0] for a in token_layout.signer_infos[0].unsigned_attrs]
     index = ats.HashIndex.parse(index_values[0])
     after = SignedDataLayout.read(io.BytesIO(lta))
-    # LTA first adds the new TSA's validation data (fresh OCSP responses), then stamps everything
+    # LTA first adds the new TSA's validation data (OCSP responses, new unless the responder
+    # answers with the same bytes), then stamps everything
     assert len(before.certificates) <= len(index.certificates) == len(after.certificates)
-    assert len(before.crls) < len(index.crls) == len(after.crls)
+    assert len(before.crls) <= len(index.crls) == len(after.crls)
     assert len(index.unsigned_attr_values) == 1  # the signature time-stamp
     assert index.missing(after.certificates, after.crls, after.signer_infos[0].unsigned_attrs) == []
     expected = hashlib.sha256(ats.imprint_input(before.econtent_type, hashlib.sha256(CONTENT).digest(),
@@ -342,3 +345,60 @@ def test_large_attached_content_is_streamed(pki: ServicePki, cards: dict[str, Ca
     assert "Verification successful" in verify.stderr, verify.stderr
     assert (tmp_path / "big.out").stat().st_size == path.stat().st_size
 
+
+
+@pytest.fixture(scope="module")
+def b_signature(pki: ServicePki, cards: dict[str, Card]) -> bytes:
+    return openssl_sign(pki, cards["p256"], pki.dir, attached=True, stream=True)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_signatures_never_crash_extension(pki: ServicePki, b_signature: bytes, data: st.DataObject) -> None:
+    """Bytes flipped, cut or inserted anywhere in a BER signature: extension either works or says
+    why (FormatError; PathError when a certificate no longer chains), never another exception."""
+    from pyhanko.sign.timestamps import TimestampRequestError
+
+    from remotesign.trust.revocation import PathError
+
+    mutated = bytearray(b_signature)
+    for _ in range(data.draw(st.integers(1, 4))):
+        where = data.draw(st.integers(0, len(mutated) - 1))
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if action == "flip":
+            mutated[where] ^= data.draw(st.integers(1, 255))
+        elif action == "cut":
+            del mutated[where:where + data.draw(st.integers(1, 64))]
+        else:
+            mutated[where:where] = data.draw(st.binary(min_size=1, max_size=8))
+    FMT.recognizes(io.BytesIO(bytes(mutated)))
+    FMT.signature_levels(io.BytesIO(bytes(mutated)))
+    try:
+        run(FMT.extend(io.BytesIO(bytes(mutated)), io.BytesIO(), data.draw(st.sampled_from([Level.T, Level.LT])),
+                       pki.context()))
+    except (FormatError, PathError, TimestampRequestError):
+        pass
+
+
+def test_validator_rejects_stale_or_copied_archive_timestamps(pki: ServicePki, cards: dict[str, Card],
+                                                              tmp_path: Path) -> None:
+    """remotesign's validator recomputes the ATSv3 imprint: an archive time-stamp whose covered
+    revocation data was removed, or one copied from another signature, is not valid."""
+    lta = extend(pki, sign(pki, cards["p256"], Level.LT), Level.LTA)
+    stale = SignedDataLayout.read(io.BytesIO(lta))
+    stale.crls.pop()
+    other = SignedDataLayout.read(io.BytesIO(extend(pki, sign(pki, cards["rsa"], Level.LT), Level.LTA)))
+    copied = SignedDataLayout.read(io.BytesIO(lta))
+    copied.signer_infos[0].unsigned_attrs[-1] = other.signer_infos[0].unsigned_attrs[-1]
+    (tmp_path / "contract.txt").write_bytes(CONTENT)
+    for label, layout, message in (("stale", stale, "revocation data it covers is missing"),
+                                   ("copied", copied, "does not cover this data")):
+        out = io.BytesIO()
+        layout.write(out)
+        path = tmp_path / f"{label}.p7s"
+        path.write_bytes(out.getvalue())
+        result = run(validate_cms_file(path, pki.options("LTA", tmp_path / "contract.txt"), filename=path.name))
+        archive = [t for t in result.signatures[0].timestamps if t.kind.name == "ARCHIVE"]
+        assert len(archive) == 1 and not archive[0].valid, label
+        assert archive[0].conclusion.sub_indication.name == "HASH_FAILURE", (label, archive[0].conclusion)
+        assert any(message in m for m in archive[0].conclusion.messages), (label, archive[0].conclusion.messages)

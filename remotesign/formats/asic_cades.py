@@ -25,7 +25,7 @@ from remotesign.formats.asic import asic_manifest, asics
 from remotesign.formats.asic.names import META_INF, guess_mime_type
 from remotesign.formats.base import FormatError, Limits
 from remotesign.formats.cades import extend as extension
-from remotesign.formats.cades.format import CadesFormat, content_digest, document_digest, read_layout
+from remotesign.formats.cades.format import MALFORMED, CadesFormat, content_digest, document_digest, read_layout
 from remotesign.formats.cades.layout import copy
 from remotesign.formats.interface import (DataToSign, Document, ExtensionContext, Level, Packaging,
                                           SignatureFormat, SignParameters)
@@ -101,8 +101,12 @@ async def _extended_signature(signature: bytes, level: Level, context: Extension
                               content: Document) -> bytes | None:
     """``signature`` (a detached CMS over ``content``) raised to ``level``; None if unchanged."""
     layout = read_layout(io.BytesIO(signature))
-    digest = content_digest(layout, [content], context.digest_algorithm) if level == Level.LTA else None
-    if not await extension.extend_layout(layout, level, context, digest):
+    try:
+        digest = content_digest(layout, [content], context.digest_algorithm) if level == Level.LTA else None
+        changed = await extension.extend_layout(layout, level, context, digest)
+    except MALFORMED as exc:
+        raise FormatError("invalid_cms", f"the CMS signature cannot be read: {exc}") from exc
+    if not changed:
         return None
     out = io.BytesIO()
     layout.write(out)
@@ -172,7 +176,7 @@ class AsicSFormat(SignatureFormat):
                 if asics.SIGNATURE_NAME not in container.names:
                     return []
                 return _levels_of([container.read_small(asics.SIGNATURE_NAME)])
-        except FormatError:
+        except (FormatError, *MALFORMED):
             return []
 
 
@@ -281,5 +285,5 @@ class AsicECadesFormat(SignatureFormat):
         try:
             with self._open(source) as container:
                 return _levels_of([container.read_small(n) for n in container.cades_signature_names])
-        except FormatError:
+        except (FormatError, *MALFORMED):
             return []

@@ -56,12 +56,15 @@ def document_digest(document: Document, hash_name: str) -> bytes:
     return digests(document_chunks(document), [hash_name])[hash_name]
 
 
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError)
+
+
 def read_layout(source: BinaryIO) -> SignedDataLayout:
     try:
         return SignedDataLayout.read(source)
     except FormatError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+    except MALFORMED as exc:
         raise FormatError("invalid_cms", f"not a readable CMS signature: {exc}") from exc
 
 
@@ -131,6 +134,9 @@ class CadesFormat(SignatureFormat):
         document = _one(documents)
         if parameters.packaging not in (Packaging.DETACHED, Packaging.ENVELOPING):
             raise FormatError("packaging_unsupported", "CAdES signatures are detached or enveloping (attached)")
+        if parameters.packaging is Packaging.ENVELOPING and document.open is None:
+            raise FormatError("content_required", f"{document.name} is known only by its digest: it cannot be "
+                              "enveloped")
         hash_name = parameters.signer.digest_algorithm
         if hash_name not in _SUPPORTED_DIGESTS:
             raise FormatError("unsupported_digest", f"digest algorithm {hash_name!r} is not supported")
@@ -164,8 +170,12 @@ class CadesFormat(SignatureFormat):
     async def extend(self, source: BinaryIO, output: BinaryIO, level: Level, context: ExtensionContext,
                      detached: Sequence[Document] = ()) -> None:
         layout = read_layout(source)
-        digest = content_digest(layout, detached, context.digest_algorithm) if level == Level.LTA else None
-        if await extension.extend_layout(layout, level, context, digest):
+        try:
+            digest = content_digest(layout, detached, context.digest_algorithm) if level == Level.LTA else None
+            changed = await extension.extend_layout(layout, level, context, digest)
+        except MALFORMED as exc:  # asn1crypto reading a field of a well-framed but malformed signature
+            raise FormatError("invalid_cms", f"the CMS signature cannot be read: {exc}") from exc
+        if changed:
             layout.write(output)
         else:
             copy(source, output)
@@ -178,7 +188,7 @@ class CadesFormat(SignatureFormat):
     def signature_levels(self, source: BinaryIO) -> list[Level]:
         try:
             return extension.levels(read_layout(source))
-        except FormatError:
+        except (FormatError, *MALFORMED):
             return []
 
 
