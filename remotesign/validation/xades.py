@@ -28,8 +28,8 @@ from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
 from remotesign.formats.base import FormatError, ValidationData
 from remotesign.formats.xades.algorithms import SignatureMethod, signature_method
-from remotesign.formats.xades.c14n import (Budget, BudgetExceeded, check_algorithm, element_octets, inclusive_namespaces,
-                                           work_budget)
+from remotesign.formats.xades.c14n import (Budget, BudgetExceeded, check_algorithm, element_octets,
+                                           inclusive_namespaces, work_budget)
 from remotesign.formats.xades.dom import (DS, SignatureParts, StructureError, enclosing_signature, id_index,
                                           is_counter_signature, q, signature_parts, single)
 from remotesign.formats.xades.placement import countersignature_problem, partial_scope

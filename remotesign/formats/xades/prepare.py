@@ -15,10 +15,9 @@ from lxml import etree
 
 from remotesign.formats.base import DIGEST_SIZES, FormatError, SignerSpec
 from remotesign.formats.xades import constants as c
+from remotesign.formats.xades.build import PropertyOptions, RefSpec, check_signer, signature_element
 from remotesign.formats.xades.c14n import canonicalize
-from remotesign.formats.xades.certs import is_self_signed, key_facts, load_certificate
 from remotesign.formats.xades.model import DataObjectRef, PreparedXades
-from remotesign.formats.xades.signed_properties import build_qualifying_properties
 from remotesign.formats.xades.uris import name_to_uri
 from remotesign.formats.xades.xmlio import MAX_DOCUMENT_BYTES, b64, check_id, find_signature, parse_xml, serialize
 
@@ -39,32 +38,12 @@ def _check_objects(objects: Sequence[DataObjectRef]) -> None:
         seen.add(obj.name)
 
 
-def _check_signer(signer: SignerSpec) -> None:
-    if signer.digest_algorithm not in DIGEST_SIZES:
-        raise FormatError("unsupported_algorithm", f"digest algorithm {signer.digest_algorithm!r} is not supported")
-    if (signer.mechanism, signer.digest_algorithm) not in c.SIGNATURE_URIS:
-        raise FormatError("unsupported_algorithm", f"signature mechanism {signer.mechanism!r} is not supported")
-    facts = key_facts(signer.certificate)
-    if facts.mechanism != signer.mechanism:
-        raise FormatError("invalid_argument",
-                          f"mechanism {signer.mechanism!r} does not match the certificate's {facts.mechanism} key")
-    for der in signer.chain:
-        load_certificate(der)
-
-
-def _sub(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
-    el = etree.SubElement(parent, c.q(c.DS, local), attrs)
-    if text is not None:
-        el.text = text
-    return el
-
-
 def prepare_signature(objects: Sequence[DataObjectRef], signer: SignerSpec, signing_time: datetime, *,
                       signature_id: str | None = None, claimed_role: str | None = None,
                       production_place: dict[str, str] | None = None) -> PreparedXades:
     """Build a XAdES-B-B detached signature over ``objects`` with an empty SignatureValue."""
     _check_objects(objects)
-    _check_signer(signer)
+    check_signer(signer)
     sid = check_id(signature_id) if signature_id is not None else f"id-{uuid.uuid4().hex}"
     try:
         root = _build(objects, signer, signing_time, sid, claimed_role, production_place)
@@ -92,38 +71,9 @@ def prepare_signature(objects: Sequence[DataObjectRef], signer: SignerSpec, sign
 def _build(objects: Sequence[DataObjectRef], signer: SignerSpec, signing_time: datetime, sid: str,
            claimed_role: str | None, production_place: dict[str, str] | None) -> etree._Element:
     root = etree.Element(c.q(c.ASIC, "XAdESSignatures"), nsmap={"asic": c.ASIC})
-    sig = etree.SubElement(root, c.q(c.DS, "Signature"), {"Id": sid}, nsmap={"ds": c.DS})
-    signed_info = _sub(sig, "SignedInfo")
-    _sub(signed_info, "CanonicalizationMethod", Algorithm=c.SIGNED_INFO_C14N)
-    _sub(signed_info, "SignatureMethod", Algorithm=c.SIGNATURE_URIS[(signer.mechanism, signer.digest_algorithm)])
-
-    data_objects: list[tuple[str, str]] = []
-    for index, obj in enumerate(objects, start=1):
-        ref_id = f"{sid}-ref-{index}"
-        ref = _sub(signed_info, "Reference", Id=ref_id, URI=name_to_uri(obj.name))
-        _sub(ref, "DigestMethod", Algorithm=c.DIGEST_URIS[obj.digest_algorithm])
-        _sub(ref, "DigestValue", b64(obj.digest))
-        data_objects.append((ref_id, obj.mime_type))
-
-    sp_id = f"{sid}-signedprops"
-    sp_ref = _sub(signed_info, "Reference", Id=f"{sid}-ref-signedprops", Type=c.SIGNED_PROPERTIES_TYPE,
-                  URI=f"#{sp_id}")
-    transforms = _sub(sp_ref, "Transforms")
-    _sub(transforms, "Transform", Algorithm=c.SIGNED_INFO_C14N)
-    _sub(sp_ref, "DigestMethod", Algorithm=c.DIGEST_URIS[signer.digest_algorithm])
-    _sub(sp_ref, "DigestValue", "")  # filled once the document is final
-
-    _sub(sig, "SignatureValue", "", Id=f"{sid}-sigvalue")
-    key_info = _sub(sig, "KeyInfo", Id=f"{sid}-keyinfo")
-    x509_data = _sub(key_info, "X509Data")
-    _sub(x509_data, "X509Certificate", b64(signer.certificate))
-    for der in signer.chain:
-        if not is_self_signed(der):  # trust anchors come from the verifier, not from the signature
-            _sub(x509_data, "X509Certificate", b64(der))
-
-    obj_el = _sub(sig, "Object")
-    build_qualifying_properties(parent=obj_el, signature_id=sid, signed_properties_id=sp_id,
-                                signing_time=signing_time, certificate=signer.certificate,
-                                data_objects=data_objects, claimed_role=claimed_role,
-                                production_place=production_place)
+    refs = [RefSpec(id=f"{sid}-ref-{index}", uri=name_to_uri(obj.name), digest_algorithm=obj.digest_algorithm,
+                    digest=obj.digest, mime_type=obj.mime_type)
+            for index, obj in enumerate(objects, start=1)]
+    signature_element(sid, signer, refs, PropertyOptions(signing_time, claimed_role=claimed_role,
+                                                         production_place=production_place), parent=root)
     return root

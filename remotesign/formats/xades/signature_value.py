@@ -11,6 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from lxml import etree
 
 from remotesign.formats.base import FormatError
 from remotesign.formats.xades import constants as c
@@ -67,16 +68,13 @@ def _candidates(facts: KeyFacts, value: bytes) -> list[bytes]:
     return out
 
 
-def embed_signature_value(xml: bytes, signature_value: bytes, *, signature_id: str | None = None,
-                          verify: bool = True) -> bytes:
-    """``xml`` with ``signature_value`` written into its (empty) ds:SignatureValue.
+def embed_value(sig: etree._Element, signature_value: bytes, *, verify: bool = True) -> None:
+    """Write ``signature_value`` into the (empty) ds:SignatureValue of ``sig``, in place.
 
     With ``verify`` (the default) the value must verify over the canonical SignedInfo with the
     signer certificate's key; otherwise FormatError('invalid_signature_value')."""
     if not isinstance(signature_value, (bytes, bytearray)) or not signature_value:
         raise FormatError("invalid_signature_value", "empty signature value")
-    tree = parse_signatures(xml, MAX_DOCUMENT_BYTES)
-    sig = find_signature(tree, signature_id)
     info = read_signature(sig, require_value=False)
     if info.signature_value:
         raise FormatError("already_signed", "the signature already holds a signature value")
@@ -95,4 +93,14 @@ def embed_signature_value(xml: bytes, signature_value: bytes, *, signature_id: s
                               "the signature value does not verify with the signer certificate")
         chosen = good[0]
     sig.find(c.q(c.DS, "SignatureValue")).text = b64(chosen)
+
+
+def embed_signature_value(xml: bytes, signature_value: bytes, *, signature_id: str | None = None,
+                          verify: bool = True) -> bytes:
+    """``xml`` (a signature document) with ``signature_value`` written into its (empty)
+    ds:SignatureValue (see :func:`embed_value`)."""
+    if not isinstance(signature_value, (bytes, bytearray)) or not signature_value:
+        raise FormatError("invalid_signature_value", "empty signature value")
+    tree = parse_signatures(xml, MAX_DOCUMENT_BYTES)
+    embed_value(find_signature(tree, signature_id), signature_value, verify=verify)
     return serialize(tree)

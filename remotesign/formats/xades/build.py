@@ -1,0 +1,148 @@
+"""The ds:Signature skeleton every XAdES signature of this package starts from (ASiC-E detached
+signatures and standalone XML signatures alike): SignedInfo with the data references and the
+SignedProperties reference, an empty SignatureValue, KeyInfo with the signer's certificates,
+optional ds:Objects holding enveloped content, and the ds:Object with QualifyingProperties.
+
+Digests of same-document parts are left empty here: they are computed on the document as it will
+be stored (serialized and parsed back) by the one reference processor, so inherited namespaces
+are exactly those a verifier will see."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+from remotesign.formats.base import DIGEST_SIZES, FormatError, SignerSpec
+from remotesign.formats.xades import constants as c
+from remotesign.formats.xades.certs import is_self_signed, key_facts, load_certificate
+from remotesign.formats.xades.signed_properties import PolicyId, build_qualifying_properties
+from remotesign.formats.xades.xmlio import b64
+
+OBJECT_TYPE = c.DS + "Object"
+
+
+@dataclass(frozen=True)
+class RefSpec:
+    """One data reference of SignedInfo. ``digest`` None leaves DigestValue empty for the
+    reference processor to fill; ``mime_type`` (and ``encoding``) make its DataObjectFormat."""
+
+    id: str
+    uri: str
+    digest_algorithm: str
+    mime_type: str
+    digest: bytes | None = None
+    transforms: tuple[str, ...] = ()
+    type: str | None = None
+    encoding: str | None = None
+
+
+@dataclass(frozen=True)
+class ContentObject:
+    """A ds:Object of an enveloping signature: XML content (an element, moved in) or the base64
+    text of non-XML content."""
+
+    id: str
+    mime_type: str
+    element: etree._Element | None = None
+    base64_text: str | None = None
+    encoding: str | None = None
+
+
+@dataclass(frozen=True)
+class PropertyOptions:
+    """Signed properties besides the signing certificate and the data object formats."""
+
+    signing_time: datetime
+    claimed_role: str | None = None
+    claimed_roles: tuple[str, ...] = ()
+    production_place: dict[str, str] | None = None
+    policy: PolicyId | None = None
+
+
+def check_signer(signer: SignerSpec) -> None:
+    if signer.digest_algorithm not in DIGEST_SIZES:
+        raise FormatError("unsupported_algorithm", f"digest algorithm {signer.digest_algorithm!r} is not supported")
+    if (signer.mechanism, signer.digest_algorithm) not in c.SIGNATURE_URIS:
+        raise FormatError("unsupported_algorithm", f"signature mechanism {signer.mechanism!r} is not supported")
+    facts = key_facts(signer.certificate)
+    if facts.mechanism != signer.mechanism:
+        raise FormatError("invalid_argument",
+                          f"mechanism {signer.mechanism!r} does not match the certificate's {facts.mechanism} key")
+    for der in signer.chain:
+        load_certificate(der)
+
+
+def _sub(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
+    el = etree.SubElement(parent, c.q(c.DS, local), attrs)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _transforms(parent: etree._Element, algorithms: Sequence[str]) -> None:
+    if algorithms:
+        transforms = _sub(parent, "Transforms")
+        for algorithm in algorithms:
+            _sub(transforms, "Transform", Algorithm=algorithm)
+
+
+def signature_element(sid: str, signer: SignerSpec, refs: Sequence[RefSpec], properties: PropertyOptions, *,
+                      signed_info_c14n: str = c.SIGNED_INFO_C14N,
+                      signed_properties_c14n: str = c.SIGNED_INFO_C14N,
+                      objects: Sequence[ContentObject] = (), parent: etree._Element | None = None) -> etree._Element:
+    """A new ds:Signature (appended to ``parent`` when given) with an empty SignatureValue and
+    an empty SignedProperties digest."""
+    nsmap = {"ds": c.DS}
+    if parent is None:
+        sig = etree.Element(c.q(c.DS, "Signature"), {"Id": sid}, nsmap=nsmap)
+    else:
+        sig = etree.SubElement(parent, c.q(c.DS, "Signature"), {"Id": sid}, nsmap=nsmap)
+    signed_info = _sub(sig, "SignedInfo")
+    _sub(signed_info, "CanonicalizationMethod", Algorithm=signed_info_c14n)
+    _sub(signed_info, "SignatureMethod", Algorithm=c.SIGNATURE_URIS[(signer.mechanism, signer.digest_algorithm)])
+
+    for spec in refs:
+        attrs = {"Id": spec.id}
+        if spec.type is not None:
+            attrs["Type"] = spec.type
+        attrs["URI"] = spec.uri
+        ref = _sub(signed_info, "Reference", **attrs)
+        _transforms(ref, spec.transforms)
+        _sub(ref, "DigestMethod", Algorithm=c.DIGEST_URIS[spec.digest_algorithm])
+        _sub(ref, "DigestValue", b64(spec.digest) if spec.digest is not None else "")
+
+    sp_id = f"{sid}-signedprops"
+    sp_ref = _sub(signed_info, "Reference", Id=f"{sid}-ref-signedprops", Type=c.SIGNED_PROPERTIES_TYPE,
+                  URI=f"#{sp_id}")
+    _transforms(sp_ref, [signed_properties_c14n])
+    _sub(sp_ref, "DigestMethod", Algorithm=c.DIGEST_URIS[signer.digest_algorithm])
+    _sub(sp_ref, "DigestValue", "")  # filled once the document is final
+
+    _sub(sig, "SignatureValue", "", Id=f"{sid}-sigvalue")
+    key_info = _sub(sig, "KeyInfo", Id=f"{sid}-keyinfo")
+    x509_data = _sub(key_info, "X509Data")
+    _sub(x509_data, "X509Certificate", b64(signer.certificate))
+    for der in signer.chain:
+        if not is_self_signed(der):  # trust anchors come from the verifier, not from the signature
+            _sub(x509_data, "X509Certificate", b64(der))
+
+    for content in objects:
+        attrs = {"Id": content.id, "MimeType": content.mime_type}
+        if content.encoding:
+            attrs["Encoding"] = content.encoding
+        obj = _sub(sig, "Object", **attrs)
+        if content.element is not None:
+            obj.append(content.element)
+        else:
+            obj.text = content.base64_text
+
+    obj_el = _sub(sig, "Object")
+    build_qualifying_properties(parent=obj_el, signature_id=sid, signed_properties_id=sp_id,
+                                signing_time=properties.signing_time, certificate=signer.certificate,
+                                data_objects=[(r.id, r.mime_type, r.encoding) for r in refs],
+                                claimed_role=properties.claimed_role, production_place=properties.production_place,
+                                claimed_roles=properties.claimed_roles, policy=properties.policy)
+    return sig
