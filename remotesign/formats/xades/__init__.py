@@ -6,7 +6,20 @@ sign) -> ``embed_signature_value`` -> extension (``add_signature_timestamp``,
 ``add_validation_data``, ``add_archive_timestamp``). Each step takes and returns the whole
 document as bytes; signed parts are never re-serialized differently. Store the document exactly
 as returned: SignedInfo and SignedProperties use inclusive C14N, so moving the ds:Signature under
-another root with other namespace declarations would invalidate it."""
+another root with other namespace declarations would invalidate it.
+
+The same machinery serves standalone XML signatures (``remotesign.formats.xades_xml``) and the
+validator (``remotesign.validation.xades``); one copy of each part, used by all three:
+
+- ``xmlio``: the hardened parser (no DTD, entities or network; size-capped) and ``serialize``;
+- ``dom``: where the parts of a ds:Signature are, for every XAdES version;
+- ``c14n``: canonical XML (1.0, 1.1, exclusive, with/without comments) of node-sets, budgeted;
+- ``algorithms``: digest and signature method identifiers, signature value verification;
+- ``references`` + ``placement``: XMLDSig reference processing with the anti-wrapping rules;
+- ``reading``: embedded values, SigningCertificate and signer identification, level;
+- ``build`` / ``prepare`` / ``standalone``: the signature skeleton, ASiC-E and XML signing;
+- ``timestamps`` / ``ltdata`` / ``archive`` / ``unsigned``: T, LT and LTA properties;
+- ``document``: signatures anywhere in an XML document (checks before extension)."""
 
 from remotesign.formats.xades.archive import add_archive_timestamp, archive_timestamp_digest
 from remotesign.formats.xades.views import signature_level, signature_values, timestamp_imprints
