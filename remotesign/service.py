@@ -143,14 +143,15 @@ class Services:
 
     @cached_property
     def revocation(self) -> Any:
-        """Revocation data for signing and extension: the built-in CA answers in-process, other
-        issuers over their OCSP / CRL URLs."""
-        from remotesign.trust.revocation import RevocationCollector
+        """The one revocation source of signing, extension and validation: the built-in CA
+        in-process, other issuers over their OCSP / CRL URLs."""
+        from remotesign.trust.revocation_source import BuiltinRevocation, OnlineRevocation, RevocationSource
 
-        ca_by_der = {c.der: c.id for c in self.ca.chain()}
-        return RevocationCollector(list(ca_by_der), lambda der: self.ocsp.respond(der).der,
-                                   lambda ca_cert: self.crls.current(ca_by_der[ca_cert.dump()]),
-                                   timeout=self.settings.fetch_timeout_seconds)
+        chain = {c.der: c.id for c in self.ca.chain()}
+        builtin = BuiltinRevocation(list(chain), lambda der: self.ocsp.respond(der).der,
+                                    lambda ca_cert: self.crls.current(chain[ca_cert.dump()]),
+                                    state=self._revocation_state)
+        return RevocationSource(builtin, OnlineRevocation(self.settings.fetch_timeout_seconds))
 
     @cached_property
     def formats(self) -> Any:
@@ -191,17 +192,12 @@ class Services:
 
     @cached_property
     def validation(self) -> Any:
-        from remotesign.core.validation import (BuiltinRevocation, CachingRevocationFetcher, CombinedRevocation,
-                                                ValidationService)
+        from remotesign.core.validation import ValidationService
         from remotesign.formats.base import Limits
         from remotesign.validation.policy import resolve_policy
 
         chain = {c.der: c.id for c in self.ca.chain()}
-        revocation = BuiltinRevocation(list(chain), lambda der: self.ocsp.respond(der).der,
-                                       lambda ca_cert: self.crls.current(chain[ca_cert.dump()]),
-                                       state=self._revocation_state)
-        if self.settings.validation_fetching:
-            revocation = CombinedRevocation(revocation, CachingRevocationFetcher(self.settings.fetch_timeout_seconds))
+        revocation = self.revocation.provider(online=self.settings.validation_fetching)
         return ValidationService(
             builtin_chain=list(chain), anchor_files=self.settings.trust_anchor_files,
             anchors=self.trust_anchors, revocation=revocation, trusted_lists=self._trusted_lists_loader(),

@@ -1,6 +1,6 @@
 """Real parts for the CAdES / ASiC format tests: the service's built-in CA, its RFC 3161 TSA over HTTP
 (pyHanko's HTTPTimeStamper) and its OCSP responder and CRLs, reached through the URLs in the issued
-certificates (a RevocationCollector that knows no built-in CA fetches everything over HTTP); and
+certificates (a revocation source without a built-in CA fetches everything over HTTP); and
 the independent verifiers: openssl cms / openssl ts, pyHanko's CMS validation, remotesign's validator."""
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from remotesign.formats.base import SignerSpec
 from remotesign.formats.cades import der
 from remotesign.formats.cades.layout import SignedDataLayout
 from remotesign.formats.interface import ExtensionContext
-from remotesign.trust.revocation import RevocationCollector, TrustStore
+from remotesign.trust.revocation import TrustStore
+from remotesign.trust.revocation_source import RevocationSource
 from remotesign.validation.options import DetachedDocument, ValidationOptions
 from tests.harness import Service
 from tests.signapi import Card, issue_card
@@ -65,7 +66,7 @@ class ServicePki:
     def context(self) -> ExtensionContext:
         trust = TrustStore(roots=[self.root], intermediates=[self.issuing])
         return ExtensionContext(timestamper=HTTPTimeStamper(self.service.url + "/pki/tsa"),
-                                revocation=RevocationCollector([], None, None),
+                                revocation=RevocationSource.online_only(),
                                 trust_roots=(self.root.dump(),),
                                 path_of=lambda cert, extra: trust.path(cert, extra=extra))
 

@@ -312,14 +312,14 @@ def test_online_revocation_fetching_is_cached(service: Service, card: Card, http
     timeout, also only once."""
     from asn1crypto import ocsp
 
-    from remotesign.core.validation import CachingRevocationFetcher
+    from remotesign.trust.revocation_source import OnlineRevocation
     from remotesign.trust.revocation import load_certificates
 
     chain = load_certificates(http.get("/pki/ca.pem").content)
     leaf = asn1_x509.Certificate.load(card.cert.public_bytes(serialization.Encoding.DER))
     calls: list[str] = []
 
-    class Counting(CachingRevocationFetcher):
+    class Counting(OnlineRevocation):
         def _fetch(self, cert, issuer):  # type: ignore[no-untyped-def]
             calls.append(cert.subject.human_friendly)
             return super()._fetch(cert, issuer)

@@ -58,7 +58,8 @@ from remotesign.formats.registry import FormatRegistry
 from remotesign.storage.blobs import BlobExists
 from remotesign.storage.db import Database
 from remotesign.storage.models import SessionDocument, SigningOperation
-from remotesign.trust.revocation import PathError, RevocationCollector, TrustStore
+from remotesign.trust.revocation import PathError, TrustStore
+from remotesign.trust.revocation_source import RevocationSource
 
 log = logging.getLogger("remotesign.signing")
 
@@ -124,7 +125,7 @@ def _failure(exc: Exception) -> SigningError:
 
 class SigningService:
     def __init__(self, db: Database, sessions: SessionService, audit: AuditLog, trust: TrustStore,
-                 revocation: RevocationCollector, timestamper: TimeStamper, formats: FormatRegistry,
+                 revocation: RevocationSource, timestamper: TimeStamper, formats: FormatRegistry,
                  extension: ExtensionService | None = None, limits: Limits | None = None,
                  lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
         self.db = db

@@ -7,15 +7,12 @@ import asyncio
 import hashlib
 import shutil
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 from asn1crypto import x509
 from sqlalchemy import delete, select
 
@@ -23,14 +20,13 @@ from remotesign.storage.audit import AuditLog
 from remotesign.formats.base import Limits, ValidationData
 from remotesign.storage.db import Database
 from remotesign.storage.models import TrustAnchorRecord
-from remotesign.trust.revocation import issued_by, load_certificates, ocsp_request, ocsp_successful
+from remotesign.trust.revocation import load_certificates
 from remotesign.validation.engine import validate_path
 from remotesign.validation.model import DocumentResult, ValidationInputError
 from remotesign.validation.policy import ValidationPolicy, builtin_policy
 from remotesign.validation.options import DetachedDocument, ValidationOptions
 
 MAX_TENANT_ANCHORS = 200
-MAX_FETCHED_BYTES = 16 << 20
 _UNSET = object()
 
 
@@ -100,158 +96,6 @@ class TenantTrustAnchors:
         if not gone:
             raise TrustAnchorError(404, "trust_anchor_not_found", f"unknown trust anchor {anchor_id}")
         self.audit.append("trust_anchor.removed", actor=tenant_id, tenant_id=tenant_id, subject=anchor_id)
-
-
-class BuiltinRevocation:
-    """Fresh OCSP responses (leaves) and CRLs (CA certificates) from the built-in CA, produced
-    in-process: the service can always prove the status of what its own CA issued. Answers are
-    reused for ``ttl_seconds`` while the CA's revocation state (``state()``) is unchanged, so a
-    revocation shows at once and repeated validations do not sign a new OCSP response each."""
-
-    def __init__(self, chain_ders: Sequence[bytes], ocsp_respond: Callable[[bytes], bytes],
-                 crl_for_ca: Callable[[x509.Certificate], bytes], *,
-                 state: Callable[[], object] = lambda: None, ttl_seconds: float = 60.0) -> None:
-        self._cas = [x509.Certificate.load(d) for d in chain_ders]
-        self._ocsp_respond = ocsp_respond
-        self._crl_for_ca = crl_for_ca
-        self._state = state
-        self._ttl = ttl_seconds
-        self._cache: dict[bytes, tuple[float, object, bytes | None, bool]] = {}
-        self._issuers: dict[bytes, x509.Certificate | None] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, certificates: Sequence[x509.Certificate]) -> ValidationData:
-        ocsps: list[bytes] = []
-        crls: list[bytes] = []
-        used = False
-        state: object = _UNSET
-        for cert in certificates:
-            issuer = self._issuer_of(cert)
-            if issuer is None:
-                continue
-            if state is _UNSET:
-                state = self._state()    # one query, and only when the built-in CA is involved
-            used = True
-            der, is_crl = self._answer(cert, issuer, state)
-            if der is not None:
-                (crls if is_crl else ocsps).append(der)
-        if not used:
-            return ValidationData()
-        return ValidationData(certificates=tuple(dict.fromkeys(c.dump() for c in self._cas)),
-                              ocsp_responses=tuple(dict.fromkeys(ocsps)), crls=tuple(dict.fromkeys(crls)))
-
-    def _issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
-        """The built-in CA certificate that issued ``cert`` (signature-checked, remembered)."""
-        key = cert.sha256
-        with self._lock:
-            if key in self._issuers:
-                return self._issuers[key]
-        issuer = next((ca for ca in self._cas if issued_by(cert, ca) and cert.dump() != ca.dump()), None)
-        with self._lock:
-            if len(self._issuers) > 10_000:
-                self._issuers.clear()
-            self._issuers[key] = issuer
-        return issuer
-
-    def _answer(self, cert: x509.Certificate, issuer: x509.Certificate, state: object) -> tuple[bytes | None, bool]:
-        """(DER, is_crl) for a certificate the built-in CA issued."""
-        key = cert.sha256
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit is not None and hit[0] > now and hit[1] == state:
-            return hit[2], hit[3]
-        try:
-            der = self._crl_for_ca(issuer) if cert.ca else self._ocsp_respond(ocsp_request(cert, issuer))
-        except Exception:  # noqa: BLE001 - a missing response only means less evidence
-            der = None
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now + self._ttl, state, der, bool(cert.ca))
-        return der, bool(cert.ca)
-
-
-class CachingRevocationFetcher:
-    """Online OCSP (else CRL) for certificates whose issuer travels with them, used only when the
-    operator allows fetching: each request has the configured timeout, and answers (also failures,
-    briefly) are cached across validations so a busy service does not ask a CA again per file."""
-
-    def __init__(self, timeout: float, ttl_seconds: float = 300.0, failure_ttl_seconds: float = 60.0,
-                 max_entries: int = 10_000) -> None:
-        self.timeout = timeout
-        self.ttl = ttl_seconds
-        self.failure_ttl = failure_ttl_seconds
-        self.max_entries = max_entries
-        self._cache: dict[tuple[bytes, int], tuple[float, bytes | None, bytes | None]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, certificates: Sequence[x509.Certificate]) -> ValidationData:
-        ocsps: list[bytes] = []
-        crls: list[bytes] = []
-        for cert in certificates:
-            issuer = next((c for c in certificates if c is not cert and issued_by(cert, c)), None)
-            if issuer is None:
-                continue
-            ocsp_der, crl_der = self._lookup(cert, issuer)
-            if ocsp_der:
-                ocsps.append(ocsp_der)
-            elif crl_der:
-                crls.append(crl_der)
-        return ValidationData(ocsp_responses=tuple(ocsps), crls=tuple(crls))
-
-    def _lookup(self, cert: x509.Certificate, issuer: x509.Certificate) -> tuple[bytes | None, bytes | None]:
-        key = (issuer.sha256, cert.serial_number)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1], hit[2]
-        ocsp_der, crl_der = self._fetch(cert, issuer)
-        ttl = self.ttl if (ocsp_der or crl_der) else self.failure_ttl
-        with self._lock:
-            if len(self._cache) >= self.max_entries:
-                self._cache.clear()
-            self._cache[key] = (now + ttl, ocsp_der, crl_der)
-        return ocsp_der, crl_der
-
-    def _fetch(self, cert: x509.Certificate, issuer: x509.Certificate) -> tuple[bytes | None, bytes | None]:
-        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
-            for url in cert.ocsp_urls[:3]:
-                body = _get(client, "POST", url, ocsp_request(cert, issuer))
-                if body and ocsp_successful(body):
-                    return body, None
-            for point in cert.crl_distribution_points[:3]:
-                body = _get(client, "GET", point.url, None) if point.url else None
-                if body:
-                    return None, body
-        return None, None
-
-
-def _get(client: httpx.Client, method: str, url: str, body: bytes | None) -> bytes | None:
-    if not url.startswith(("http://", "https://")):
-        return None
-    try:
-        headers = {"Content-Type": "application/ocsp-request"} if body is not None else {}
-        response = client.request(method, url, content=body, headers=headers)
-    except httpx.HTTPError:
-        return None
-    if response.status_code != 200 or len(response.content) > MAX_FETCHED_BYTES:
-        return None
-    return response.content
-
-
-class CombinedRevocation:
-    """Several revocation sources, asked in order; their data is merged."""
-
-    def __init__(self, *sources: Callable[[Sequence[x509.Certificate]], ValidationData]) -> None:
-        self.sources = sources
-
-    def __call__(self, certificates: Sequence[x509.Certificate]) -> ValidationData:
-        data = ValidationData()
-        for source in self.sources:
-            data = data.merged(source(certificates))
-        return data
 
 
 class ValidationService:
