@@ -122,3 +122,23 @@ def test_bad_input_is_a_format_error(pki: Pki, data: bytes) -> None:
         run(format_pki.extend(FMT, data, Level.LT, format_pki.context(pki)))
     assert exc.value.code in {"invalid_pdf", "not_a_pdf", "not_signed"}
     assert FMT.signature_levels(io.BytesIO(data)) == []
+
+
+def test_sign_with_a_visible_stamp(pki: Pki, tmp_path: Path) -> None:
+    """SignParameters.stamp makes the new signature's field visible: the QR code reads back."""
+    if shutil.which("zbarimg") is None:
+        pytest.skip("zbar-tools is installed by scripts/test.sh")
+    import dataclasses
+
+    from remotesign.formats.stamps import StampSpec
+
+    _signer, issued, key = pki.signer()
+    stamp = StampSpec(text_lines=("Approved",), qr="https://verify.example/abc", page=1, x=300, y=500)
+    data = run(format_pki.sign(FMT, [format_pki.document("a.pdf", pdf_bytes())], format_pki.spec(pki, issued.asn1(), key),
+                               key, Level.T, format_pki.context(pki), tweak=lambda p: dataclasses.replace(p, stamp=stamp)))
+    check(pki, data, tmp_path, "T")
+    (tmp_path / "s.pdf").write_bytes(data)
+    subprocess.run(["pdftoppm", "-r", "150", "-png", str(tmp_path / "s.pdf"), str(tmp_path / "p")], check=True)
+    decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(next(tmp_path.glob("p*.png")))],
+                             capture_output=True, text=True).stdout
+    assert "https://verify.example/abc" in decoded

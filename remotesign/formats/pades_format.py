@@ -26,9 +26,9 @@ from pyhanko_certvalidator import ValidationContext
 from remotesign.formats import pades
 from remotesign.formats.base import FormatError, ValidationData
 from remotesign.formats.cms_material import signed_data_material
-from remotesign.formats.stamps import add_stamp_field
 from remotesign.formats.interface import (DataToSign, Document, ExtensionContext, Level, SignatureFormat,
                                           SignParameters)
+from remotesign.formats.stamps import add_stamp_field
 
 _PDF_ERRORS = (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError)
 
@@ -103,7 +103,8 @@ class PadesFormat(SignatureFormat):
             if not pades.is_pdf(src.read(1024)):
                 raise FormatError("not_a_pdf", f"{doc.name} is not a PDF")
             prepared = await pades.prepare(src, scratch, parameters.signer, parameters.signing_time,
-                                           reason=parameters.reason, location=parameters.location)
+                                           reason=parameters.reason, location=parameters.location,
+                                           stamp=parameters.stamp)
         return DataToSign(prepared.digest, prepared.to_state())
 
     async def sign(self, documents: Sequence[Document], parameters: SignParameters, prepared: DataToSign,
