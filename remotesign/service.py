@@ -161,8 +161,10 @@ class Services:
         from remotesign.formats.cades.format import CadesFormat
         from remotesign.formats.pades_format import PadesFormat
         from remotesign.formats.registry import FormatRegistry
+        from remotesign.formats.xades_xml import XadesXmlFormat
 
-        return FormatRegistry([PadesFormat(), AsicSFormat(), AsicECadesFormat(), AsicEXadesFormat(), CadesFormat()])
+        return FormatRegistry([PadesFormat(), AsicSFormat(), AsicECadesFormat(), AsicEXadesFormat(), CadesFormat(),
+                               XadesXmlFormat()])
 
     @cached_property
     def tsa_clients(self) -> Any:

@@ -207,3 +207,96 @@ def test_stamp_on_extension_keeps_the_signature(fortress: httpx.Client, service:
 def test_bad_stamper_is_refused(fortress: httpx.Client, card: Card) -> None:
     refused(extend(fortress, sign_bb(card), "PADES_T", padesConfiguration={"stamper": {"type": "HOLOGRAM"}}),
             "stamper")
+
+
+# --- CAdES and XAdES made elsewhere, over HTTP ---------------------------------------------------------
+
+def _card_files(card: Card, tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+
+    cert, key = tmp_path / "card.pem", tmp_path / "card.key"
+    cert.write_bytes(card.cert.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(card.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert, key
+
+
+@pytest.mark.parametrize("level", ["T", "LT", "LTA"])
+def test_extend_openssl_cades(fortress: httpx.Client, service: Service, card: Card, ca_pem: bytes, level: str,
+                              tmp_path: Path) -> None:
+    """An attached CAdES made by ``openssl cms -sign -cades`` extended over HTTP, then verified by
+    openssl cms and by remotesign's validator at the level."""
+    cert, key = _card_files(card, tmp_path)
+    (tmp_path / "content.txt").write_bytes(b"invoice 42: 100 EUR\n" * 20)
+    subprocess.run(["openssl", "cms", "-sign", "-binary", "-nodetach", "-cades", "-md", "sha256", "-in",
+                    str(tmp_path / "content.txt"), "-signer", str(cert), "-inkey", str(key), "-outform", "DER",
+                    "-out", str(tmp_path / "sig.p7m")], check=True, capture_output=True)
+    result = extended(extend(fortress, (tmp_path / "sig.p7m").read_bytes(), f"CADES_{level}", name="sig.p7m"))
+    (tmp_path / "out.p7m").write_bytes(result)
+    (tmp_path / "ca.pem").write_bytes(ca_pem)
+    out = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(tmp_path / "out.p7m"),
+                          "-CAfile", str(tmp_path / "ca.pem"), "-purpose", "any", "-out", str(tmp_path / "got.txt")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "got.txt").read_bytes() == (tmp_path / "content.txt").read_bytes()
+    [sig] = validate(fortress, service, result)
+    assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", f"CAdES_BASELINE_{level}"), sig
+
+
+def _sign_b(fmt: Any, documents: list[Any], card: Card, ca_pem: bytes, **options: Any) -> bytes:
+    """A B-B signature made in this process through a format (the key stays with the test)."""
+    import asyncio
+    import dataclasses
+
+    from asn1crypto import pem as apem
+    from cryptography.hazmat.primitives import serialization
+
+    from remotesign.formats.base import SignerSpec
+    from tests import format_pki
+
+    chain = tuple(der for _, _, der in apem.unarmor(ca_pem, multiple=True))
+    spec = SignerSpec(card.cert.public_bytes(serialization.Encoding.DER), chain, "sha256",
+                      "rsa" if "RSA" in type(card.key).__name__ else "ecdsa")
+    tweak = (lambda p: dataclasses.replace(p, **options)) if options else None
+    return asyncio.run(format_pki.sign(fmt, documents, spec, card.key, tweak=tweak))
+
+
+def test_extend_asic_e_xades(fortress: httpx.Client, service: Service, card: Card, ca_pem: bytes,
+                             tmp_path: Path) -> None:
+    import zipfile
+
+    from remotesign.formats.asic_e_format import AsicEXadesFormat
+    from tests import format_pki
+    from tests.verifiers import xmlsec_verify
+
+    files = {"a.txt": b"first\n", "b.xml": b"<invoice>42</invoice>"}
+    container = _sign_b(AsicEXadesFormat(), [format_pki.document(n, d, "text/plain") for n, d in files.items()],
+                        card, ca_pem)
+    result = extended(extend(fortress, container, "XADES_LTA", name="c.asice"))
+    zf = zipfile.ZipFile(io.BytesIO(result))
+    ok, out = xmlsec_verify(tmp_path, zf.read("META-INF/signatures0.xml"), files, ca_pem)
+    assert ok, out[-2000:]
+    [sig] = validate(fortress, service, result)
+    assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", "XAdES_BASELINE_LTA"), sig
+
+
+@pytest.mark.parametrize("level", ["T", "LTA"])
+def test_extend_enveloped_xml(fortress: httpx.Client, service: Service, card: Card, ca_pem: bytes, level: str,
+                              tmp_path: Path) -> None:
+    from remotesign.formats.interface import Packaging
+    from remotesign.formats.xades_xml import XadesXmlFormat
+    from tests import format_pki
+
+    invoice = b'<?xml version="1.0" encoding="UTF-8"?>\n<Invoice><Id>42</Id><Total>100.00</Total></Invoice>'
+    signed = _sign_b(XadesXmlFormat(), [format_pki.document("invoice.xml", invoice, "application/xml")], card,
+                     ca_pem, packaging=Packaging.ENVELOPED)
+    result = extended(extend(fortress, signed, f"XADES_{level}", name="invoice.xml"))
+    from tests.verifiers import xmlsec_verify
+
+    ok, out = xmlsec_verify(tmp_path, result, {}, ca_pem)
+    assert ok, out[-2000:]
+    token = service.token(service.demo_client()["client_id"], service.demo_client()["client_secret"])
+    r = httpx.post(service.url + "/v1/validations", files=[("file", ("invoice.xml", result))],
+                   headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    [sig] = r.json()["simpleReport"]["signaturesExt"]
+    assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", f"XAdES_BASELINE_{level}"), sig
