@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
 import shutil
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -72,6 +73,13 @@ def tsa_failure(exc: TimestampRequestError) -> ExtensionError:
     if isinstance(code, str) and isinstance(status, int):
         return ExtensionError(code, str(getattr(exc, "message", exc)), status)
     return ExtensionError("tsa_failed", f"the time-stamping authority failed: {exc}", 502)
+
+
+def reported_level(signature_format: str) -> Level | None:
+    """``PAdES_BASELINE_LT`` -> LT (also PKCS7_LTA, XAdES_BASELINE_T, ...); None for the
+    pre-baseline names (XAdES_A, CAdES_C, PAdES_BES), which say nothing comparable."""
+    match = re.search(r"_(B|T|LT|LTA)$", signature_format)
+    return Level[match.group(1)] if match else None
 
 
 def refusal(result: DocumentResult) -> str | None:
@@ -164,6 +172,7 @@ class ExtensionService:
 
         try:
             extended = await off_loop(work)
+            await self._check_result(tenant_id, output, name, detached, level)
         except BaseException:
             output.unlink(missing_ok=True)  # nothing half-written stays behind
             raise
@@ -192,6 +201,23 @@ class ExtensionService:
         reason = refusal(result)
         if reason is not None:
             raise ExtensionError("signature_not_valid", f"not extended: {reason}", 422)
+
+    async def _check_result(self, tenant_id: str, output: Path, name: str, detached: Sequence[Path],
+                            level: Level) -> None:
+        """The promise of an extension, checked on what it wrote: every signature validates, at
+        the requested level or above. A signature whose validation data cannot be had (an
+        offline CA of another provider) would otherwise come back silently below it."""
+        options = self.validation.options(tenant_id, detached=[DetachedDocument(p.name, p) for p in detached])
+        result = await self.validation.validate(output, options, filename=name)
+        reason = refusal(result)
+        if reason is not None:
+            raise ExtensionError("extension_failed", f"the extended document does not validate: {reason}", 422)
+        for sig in result.signatures:
+            reached = reported_level(sig.signature_format)
+            if reached is not None and reached < level:
+                raise ExtensionError("extension_incomplete",
+                                     f"signature {sig.id} reaches only {reached.name} ({sig.signature_format}): "
+                                     "its validation data cannot be had now", 422)
 
     def _context(self, anchors: Sequence[x509.Certificate], timestamper: TimeStamper,
                  digest_algorithm: str) -> ExtensionContext:

@@ -89,7 +89,7 @@ async def raise_level(xml: bytes, level: Level, context: ExtensionContext, objec
     current = Level[xades.signature_level(xml, signature_id=signature_id)]
     if level >= Level.T and current < Level.T:
         xml = await xades.add_signature_timestamp(xml, stamper, context.digest_algorithm, signature_id=signature_id)
-    if level >= Level.LT:
+    if level >= Level.LT and current < Level.LT:  # an LT signature carries its values already
         xml = xades.add_validation_data(xml, await xades_material(xml, context, signature_id),
                                         signature_id=signature_id)
     if level >= Level.LTA:

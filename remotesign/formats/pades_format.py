@@ -154,9 +154,23 @@ class PadesFormat(SignatureFormat):
             stamp = None
             signatures = _signatures(output)
         data = ValidationData()
+        reader = pades._reader(output)
+        levels = iter(_levels(signatures, "/DSS" in reader.root))
+        needed = []
         for sig in signatures:
-            data = data.merged(await signed_data_material(sig.signed_data, context))
-        await self._add_dss(output, signatures, context, data)
+            long_term = _is_doc_timestamp(sig) or next(levels) >= Level.LT
+            try:
+                data = data.merged(await signed_data_material(sig.signed_data, context))
+                needed.append(sig)
+            except Exception as exc:
+                # a signature (or time-stamp) at LT carries its data already and validation passed
+                # on it: fresh data that cannot be had (an offline CA, a path this service cannot
+                # build) is not needed. A revoked certificate is always an error.
+                code = getattr(exc, "code", None)
+                if not (long_term and isinstance(code, str) and code != "certificate_revoked"):
+                    raise
+        if needed:
+            await self._add_dss(output, needed, context, data)
         if level >= Level.LTA or stamp is not None:  # a stamp needs a new field: a time-stamp's
             await self._document_timestamp(output, context, stamp=stamp)
 

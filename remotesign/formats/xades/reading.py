@@ -21,6 +21,7 @@ from lxml import etree
 from remotesign.formats.base import FormatError, ValidationData
 from remotesign.formats.xades import constants as c
 from remotesign.formats.xades.algorithms import DIGESTS, SignatureMethod, verify_signature_value
+from remotesign.formats.xades.algorithms import SIGNATURE_METHODS as KNOWN_SIGNATURE_METHODS
 from remotesign.formats.xades.c14n import canonicalize, inclusive_namespaces
 from remotesign.formats.xades.dom import (ALL_XADES, DS, SignatureParts, StructureError, children, is_element,
                                           local_name, namespace, signature_parts, text_of)
@@ -344,14 +345,15 @@ def _signing_time(parts: SignatureParts) -> datetime | None:
 
 
 def read_signature(sig: etree._Element, *, require_value: bool = True) -> SignatureValues:
-    """The decoded parts of a signature this package can sign or extend (the signature methods
-    of ``constants.SIGNATURE_URIS``)."""
+    """The decoded parts of a signature this package can sign or extend: any signature method the
+    verifier knows (an extension of someone else's RSASSA-PSS signature needs no signing of it)."""
     parts = parts_of(sig)
     si = signed_info(sig)
     method = child(si, c.DS, "SignatureMethod").get("Algorithm", "")
-    if method not in c.SIGNATURE_METHODS:
+    known = c.SIGNATURE_METHODS.get(method) or KNOWN_SIGNATURE_METHODS.get(method)
+    if known is None:
         raise FormatError("unsupported_algorithm", f"signature method {method!r} is not supported")
-    mechanism, digest_name = c.SIGNATURE_METHODS[method]
+    mechanism, digest_name = known
     value = unb64(child(sig, c.DS, "SignatureValue").text, "SignatureValue")
     if require_value and not value:
         raise FormatError("not_signed", "the signature value is empty; embed it first")
