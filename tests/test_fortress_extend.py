@@ -300,3 +300,89 @@ def test_extend_enveloped_xml(fortress: httpx.Client, service: Service, card: Ca
                    headers={"Authorization": f"Bearer {token}"}, timeout=120)
     [sig] = r.json()["simpleReport"]["signaturesExt"]
     assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", f"XAdES_BASELINE_{level}"), sig
+
+
+def test_pades_lta_validates_in_pyhanko_from_its_dss(fortress: httpx.Client, card: Card, ca_pem: bytes) -> None:
+    """pyHanko, offline and hard-fail, with nothing but the root and what the extension wrote into
+    the DSS (the pyHanko-made B-B carried only the signer's certificate): the signature is intact,
+    valid and trusted with revocation checked, and every document time-stamp validates too.
+    (pyHanko's ETSI process ades_lta_validation insists on a signature time-stamp inside the CMS
+    and cannot judge a B-B made T by a document time-stamp, which EN 319 142-1 allows and EU DSS
+    does; remotesign's validator judges that chain.)"""
+    from pyhanko.sign.validation import DocumentSecurityStore, validate_pdf_timestamp
+
+    from tests.verifiers import root_of
+
+    result = extended(extend(fortress, sign_bb(card), "PADES_LTA"))
+    reader = PdfFileReader(io.BytesIO(result))
+    vc = DocumentSecurityStore.read_dss(reader).as_validation_context(
+        {"trust_roots": [root_of(ca_pem)], "allow_fetching": False, "revocation_mode": "hard-fail"})
+    status = validate_pdf_signature(reader.embedded_regular_signatures[0], vc)
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    stamps = reader.embedded_timestamp_signatures
+    assert len(stamps) == 2
+    for stamp in stamps:
+        ts_vc = DocumentSecurityStore.read_dss(reader).as_validation_context(
+            {"trust_roots": [root_of(ca_pem)], "allow_fetching": False, "revocation_mode": "hard-fail"})
+        ts_status = validate_pdf_timestamp(stamp, validation_context=ts_vc)
+        assert ts_status.intact and ts_status.valid and ts_status.trusted, ts_status.pretty_print_details()
+
+
+def _pem_files(card: Card, ca_pem: bytes, tmp_path: Path) -> tuple[Path, Path]:
+    """The card's key, and its certificate followed by the issuing CA (the root stays out)."""
+    from asn1crypto import pem as apem
+    from asn1crypto import x509 as ax509
+    from cryptography.hazmat.primitives import serialization
+
+    cert, key = _card_files(card, tmp_path)
+    issuing = [der for _, _, der in apem.unarmor(ca_pem, multiple=True)
+               if ax509.Certificate.load(der).self_signed == "no"]
+    cert.write_bytes(cert.read_bytes() + b"".join(apem.armor("CERTIFICATE", d) for d in issuing))
+    return key, cert
+
+
+@pytest.mark.parametrize("producer", ["signxml", "xmlsec1"])
+def test_extend_xades_made_elsewhere(fortress: httpx.Client, service: Service, card: Card, ca_pem: bytes,
+                                     producer: str, tmp_path: Path) -> None:
+    """An enveloped XAdES-B-B made by signxml's XAdESSigner, or by xmlsec1 from a XAdES
+    template, extended to LTA over HTTP: xmlsec1 still verifies it and remotesign's validator
+    says XAdES_BASELINE_LTA."""
+    import base64 as b64
+    import hashlib as hl
+    from datetime import datetime, timezone
+
+    from cryptography.hazmat.primitives import serialization
+    from lxml import etree
+
+    from tests.verifiers import xmlsec_verify
+
+    key, cert = _pem_files(card, ca_pem, tmp_path)
+    if producer == "signxml":
+        from signxml import DigestAlgorithm, SignatureMethod
+        from signxml.xades import XAdESSigner
+
+        signer = XAdESSigner(signature_algorithm=SignatureMethod.ECDSA_SHA256, digest_algorithm=DigestAlgorithm.SHA256)
+        signed = signer.sign(etree.fromstring(b"<Invoice><Number>1</Number><Total>10.00</Total></Invoice>"),
+                             key=key.read_bytes(), cert=cert.read_text())
+        data = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    else:
+        from tests.test_xades_xml_format import ENVELOPED, SP_ID_ATTR, XMLSEC_TEMPLATE, DS, XADES, xc
+
+        der = card.cert.public_bytes(serialization.Encoding.DER)
+        template = tmp_path / "template.xml"
+        template.write_text(XMLSEC_TEMPLATE.format(
+            ds=DS, xades=XADES, exc=xc.EXC_C14N, enveloped=ENVELOPED,
+            time=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            digest=b64.b64encode(hl.sha256(der).digest()).decode()))
+        out = tmp_path / "xmlsec-signed.xml"
+        subprocess.run(["xmlsec1", "--sign", "--privkey-pem", f"{key},{cert}", "--id-attr:Id", SP_ID_ATTR,
+                        "--output", str(out), str(template)], check=True, capture_output=True, timeout=60)
+        data = out.read_bytes()
+    result = extended(extend(fortress, data, "XADES_LTA", name="invoice.xml"))
+    ok, log = xmlsec_verify(tmp_path, result, {}, ca_pem)
+    assert ok, log[-2000:]
+    token = service.token(service.demo_client()["client_id"], service.demo_client()["client_secret"])
+    r = httpx.post(service.url + "/v1/validations", files=[("file", ("invoice.xml", result))],
+                   headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    [sig] = r.json()["simpleReport"]["signaturesExt"]
+    assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", "XAdES_BASELINE_LTA"), sig
