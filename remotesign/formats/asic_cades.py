@@ -51,31 +51,9 @@ class _Borrowed:
         return getattr(self._fp, name)
 
 
-class _EntryStream(io.RawIOBase):
-    """A read-only stream over a container entry's decompressed chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-
 def _entry_document(container: asic.AsicContainer, entry: asic.Entry) -> Document:
     return Document(name=entry.name, mime_type=entry.mime_type,
-                    open=lambda: io.BufferedReader(_EntryStream(container.stream(entry.name))))  # type: ignore[arg-type]
+                    open=lambda: container.open_entry(entry.name))
 
 
 def _bytes_document(name: str, data: bytes, mime_type: str = "text/xml") -> Document:

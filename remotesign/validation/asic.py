@@ -8,7 +8,6 @@ import base64
 import binascii
 import hashlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,32 +37,9 @@ _DIGESTS = {
 }
 
 
-class _ChunkReader(io.RawIOBase):
-    """A read-only binary stream over an iterator of chunks (container entries are streamed,
-    never loaded whole)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-
 def _opener(container: AsicContainer, name: str) -> ContentOpener:
     def open_entry() -> BinaryIO:
-        return io.BufferedReader(_ChunkReader(container.stream(name)))  # type: ignore[arg-type]
+        return container.open_entry(name)
     return open_entry
 
 

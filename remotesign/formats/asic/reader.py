@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from ..base import FormatError, Limits
@@ -48,6 +48,28 @@ class Entry:
 
 def _too_large(message: str) -> FormatError:
     return FormatError("container_too_large", message)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only binary stream over an iterator of chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
 
 
 class AsicContainer:
@@ -246,6 +268,11 @@ class AsicContainer:
             raise ValueError("chunk_size must be positive")
         info = self._info(name)
         return iter_entry(self._ra, info, self._offsets[name], chunk_size)
+
+    def open_entry(self, name: str) -> BinaryIO:
+        """The entry as a read-only file, streamed: what a format or a validator reads a data
+        object through (never the whole entry in memory)."""
+        return io.BufferedReader(_ChunkReader(self.stream(name)))  # type: ignore[arg-type]
 
     def read_small(self, name: str, max_bytes: int | None = None) -> bytes:
         limit = self.limits.max_xml_bytes if max_bytes is None else max_bytes
