@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from enum import Enum
-from typing import TypeAlias
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -106,7 +106,8 @@ class KeyBackend(abc.ABC):
     """A place where private keys live. Implementations must be thread-safe."""
 
     name: str
-    #: whether ``export_private_key`` works (software keys); an HSM's keys never leave it
+    #: whether the backend is also a :class:`KeyReleaser` (software keys); an HSM's keys never
+    #: leave it, and its backend has no method that could return one
     releases_keys: bool = False
 
     @abc.abstractmethod
@@ -139,12 +140,6 @@ class KeyBackend(abc.ABC):
         """
         raise KeyStoreError("this key backend cannot import keys")
 
-    def export_private_key(self, handle: bytes) -> ImportableKey:
-        """The clear private key, for the one use that needs it outside the backend: a TLS client
-        key handed to Python's ssl (``KeyStore.tls_client_key``). Backends that keep keys inside
-        (an HSM) refuse."""
-        raise KeyStoreError(f"keys of the {self.name} key backend cannot leave it")
-
     def delete(self, handle: bytes) -> None:  # noqa: B027 - optional for backends
         """Destroy the private key (backends that cannot destroy keys keep this no-op)."""
 
@@ -165,3 +160,12 @@ def check_scheme(algorithm: KeyAlgorithm, scheme: SignatureScheme) -> None:
         raise KeyStoreError("ECDSA needs an EC key")
     if not algorithm.is_rsa and scheme is not SignatureScheme.ECDSA:
         raise KeyStoreError(f"{scheme.value} needs an RSA key")
+
+
+@runtime_checkable
+class KeyReleaser(Protocol):
+    """A backend whose keys can be handed out in clear, for the one use that needs it outside the
+    backend: a TLS client key given to Python's ssl (``KeyStore.tls_client_key``). Only the
+    software backend is one; PKCS#11 backends deliberately have no such method."""
+
+    def export_private_key(self, handle: bytes) -> ImportableKey: ...

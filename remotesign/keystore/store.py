@@ -29,6 +29,7 @@ from remotesign.keystore.base import (
     GeneratedKey,
     KeyAlgorithm,
     KeyBackend,
+    KeyReleaser,
     KeyStoreError,
     SignatureScheme,
     algorithm_of,
@@ -119,6 +120,8 @@ class KeyStore:
     def tls_client_key(self, key_id: str) -> PrivateKeyTypes:
         """The clear TLS client key ``key_id`` (usage tls-client only), for an SSLContext."""
         handle, _ = self._usable(key_id, (KeyUsage.TLS_CLIENT,))
+        if not isinstance(self.backend, KeyReleaser):
+            raise KeyStoreError(f"keys of the {self.backend.name} key backend cannot leave it")
         return self.backend.export_private_key(handle)
 
     def _import(self, private_key: PrivateKeyTypes, label: str, tenant_id: str | None, usage: KeyUsage) -> StoredKey:
