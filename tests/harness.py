@@ -43,6 +43,7 @@ class Service:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()  # more `remotesign serve` arguments, e.g. ("--workers", "2")
 
     @property
     def url(self) -> str:
@@ -55,7 +56,7 @@ class Service:
         env = {**os.environ, "REMOTESIGN_HOME": str(self.home), "REMOTESIGN_PUBLIC_URL": self.url,
                "REMOTESIGN_SMTP_URL": mailbox().url, **self.env}
         log = open(self.home / "service.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "remotesign", "serve", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "remotesign", "serve", "--port", str(self.port), *self.args],
                                      env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -62,8 +62,12 @@ SWEEP_INTERVAL_SECONDS = 60.0
 
 
 async def _sweep_sessions(services: Services) -> None:
-    """Delete expired sessions' files in the background, once a minute."""
+    """Delete expired sessions' files in the background, once a minute (in one process of a
+    ``serve --workers N`` group: the holder of the background lock)."""
     while True:
+        if not background_leader(services):
+            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+            continue
         try:
             await asyncio.to_thread(services.sessions.sweep_expired)
             await asyncio.to_thread(services.processes.sweep)
@@ -71,3 +75,27 @@ async def _sweep_sessions(services: Services) -> None:
         except Exception:  # noqa: BLE001 - a failed sweep is retried next time; never kill the loop
             logging.getLogger("remotesign").exception("session sweep failed")
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+
+
+_LEADER_FD: int | None = None
+
+
+def background_leader(services: Services) -> bool:
+    """Whether this process runs the background sweeps: the one that holds an exclusive lock on
+    ``$REMOTESIGN_HOME/background.lock`` (taken without waiting, kept for the process's life, so
+    when the holder dies another worker takes over at its next tick)."""
+    global _LEADER_FD
+    if _LEADER_FD is not None:
+        return True
+    import fcntl
+    import os
+
+    path = services.settings.home / "background.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _LEADER_FD = fd
+    return True

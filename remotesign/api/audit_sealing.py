@@ -16,8 +16,10 @@ log = logging.getLogger("remotesign")
 async def seal_periodically(services: Services) -> None:
     sealer = services.audit_sealer
     due = True  # at start: seal what CLI commands or a previous run left unsealed
+    from remotesign.api.app import background_leader
+
     while True:
-        if due:
+        if due and background_leader(services):
             try:
                 await asyncio.to_thread(sealer.seal)
             except Exception:  # noqa: BLE001 - retried at the next tick; never kill the loop

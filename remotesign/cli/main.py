@@ -50,13 +50,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"remotesign serve: REMOTESIGN_VALIDATION_POLICY: {exc}", file=sys.stderr)
         return 2
-    svc = _services(f"http://{shown_host}:{args.port}")
+    default_url = f"http://{shown_host}:{args.port}"
+    svc = _services(default_url)
     svc.initialize()
-    app = create_app(svc)
     print(f"remotesign listening on http://{args.host}:{args.port} (public URL {svc.base_url}); "
-          f"demo client: {svc.demo_client_file}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+          f"demo client: {svc.demo_client_file}; {args.workers} worker process(es)", flush=True)
+    if args.workers > 1:
+        # Each worker builds its own services (database pool, key store sessions) after the fork;
+        # initialisation (migrations, PKI, demo client) ran once, here.
+        svc.close()
+        os.environ[WORKER_URL_ENV] = default_url
+        uvicorn.run("remotesign.cli.main:worker_app", factory=True, workers=args.workers, host=args.host,
+                    port=args.port, log_level=args.log_level, access_log=args.access_log)
+        return 0
+    uvicorn.run(create_app(svc), host=args.host, port=args.port, log_level=args.log_level,
+                access_log=args.access_log)
     return 0
+
+
+WORKER_URL_ENV = "REMOTESIGN_WORKER_DEFAULT_URL"
+
+
+def worker_app():  # type: ignore[no-untyped-def]
+    """The application of one ``serve --workers N`` process (uvicorn calls this after forking)."""
+    from remotesign.api.app import create_app
+
+    return create_app(_services(os.environ.get(WORKER_URL_ENV)))
 
 
 def cmd_client_create(args: argparse.Namespace) -> int:
@@ -302,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--workers", type=int, default=1, choices=range(1, 65), metavar="N",
+                   help="serving processes sharing the port (default 1); background sweeps and audit "
+                        "checkpoints run in one of them")
     p.set_defaults(func=cmd_serve)
 
     client = sub.add_parser("client", help="manage relying parties (OAuth2 clients)",

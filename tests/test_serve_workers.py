@@ -1,0 +1,45 @@
+"""``remotesign serve --workers 2``: two serving processes on one port and one state directory.
+Concurrent two-step signings from several clients all succeed (every session's operation is
+claimed in the shared database, whichever process answers), and afterwards the audit chain, to
+which both processes appended, verifies whole."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Service, free_port
+from tests.pdfgen import pdf_bytes
+from tests.signapi import Card, SignApi, issue_card
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = Service(home=tmp_path_factory.mktemp("workers"), port=free_port(), args=("--workers", "2")).start()
+    yield service
+    service.stop()
+
+
+def test_two_processes_serve_and_share_state(two_workers: Service, tmp_path: Path) -> None:
+    demo = two_workers.demo_client()
+    card: Card = issue_card(two_workers, tmp_path, "p256", cn="Worker Signer")
+
+    def flow(i: int) -> bytes:
+        api = SignApi(two_workers, two_workers.token(demo["client_id"], demo["client_secret"]))
+        sid = api.start()
+        api.upload(sid, f"doc{i}.pdf", pdf_bytes(text=f"document {i}"))
+        api.sign_sessions([sid], card, sign_as_pdf=True, archive=True)
+        return api.result(sid)[1]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(flow, range(12)))
+    assert all(r.startswith(b"%PDF") for r in results) and len(set(results)) == 12
+    log = (two_workers.home / "service.log").read_text(errors="replace")
+    started = set(re.findall(r"Started server process \[(\d+)\]", log))
+    assert len(started) == 2, log[-3000:]
+    verify = two_workers.cli("audit", "verify", check=False)
+    assert verify.returncode == 0, verify.stdout.decode() + verify.stderr.decode()
