@@ -142,3 +142,36 @@ def test_sign_with_a_visible_stamp(pki: Pki, tmp_path: Path) -> None:
     decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(next(tmp_path.glob("p*.png")))],
                              capture_output=True, text=True).stdout
     assert "https://verify.example/abc" in decoded
+
+
+@pytest.mark.parametrize("level", [Level.B, Level.T, Level.LT])
+def test_sign_at_level_hashes_what_it_writes_and_keeps_the_prepared_file(pki: Pki, level: Level,
+                                                                        tmp_path: Path) -> None:
+    """Finalize streams the prepared file into the output once (placeholder filled on the way),
+    appends the DSS from the CMS it just built, and returns the output's SHA-256 hashed while
+    writing; the prepared file is left as it was (a finalize that dies can run again)."""
+    import hashlib
+    from datetime import datetime, timezone
+
+    from remotesign.formats.interface import SignParameters
+
+    _signer, issued, key = pki.signer()
+    spec = format_pki.spec(pki, issued.asn1(), key)
+    doc = format_pki.document("a.pdf", pdf_bytes(padding_bytes=3 << 20), "application/pdf")
+    params = SignParameters(signer=spec, signing_time=datetime.now(timezone.utc))
+    with open(tmp_path / "prepared.pdf", "w+b") as scratch, open(tmp_path / "out.pdf", "w+b") as out:
+        prepared = run(FMT.data_to_sign([doc], params, scratch))
+        scratch.flush()
+        before = (tmp_path / "prepared.pdf").read_bytes()
+        out.write(b"stale bytes the output must lose" * 100000)
+        written = run(FMT.sign_at_level([doc], params, prepared, format_pki.raw_sign(key, prepared.digest), scratch,
+                                        out, level, format_pki.context(pki)))
+    data = (tmp_path / "out.pdf").read_bytes()
+    assert written == hashlib.sha256(data).digest()
+    assert (tmp_path / "prepared.pdf").read_bytes() == before
+    assert data[:len(before)] != before and len(data[:len(before)]) == len(before)
+    assert FMT.signature_levels(io.BytesIO(data)) == [level]
+    check(pki, data, tmp_path, level.name)
+    if level == Level.LT:
+        dss = PdfFileReader(io.BytesIO(data)).root["/DSS"]
+        assert len(dss["/Certs"]) >= 3 and len(dss["/OCSPs"]) >= 2

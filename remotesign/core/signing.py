@@ -331,17 +331,24 @@ class SigningService:
                       .values(status=status, lease_owner=None, lease_expires_at=None))
 
     def _commit_result(self, tenant_id: str, sid: str, lease: Lease, status: str, blob: str, name: str,
-                       mime_type: str, replaces: str | None = None, **values: Any) -> DocumentInfo:
+                       mime_type: str, replaces: str | None = None, sha256: bytes | None = None,
+                       **values: Any) -> DocumentInfo:
         """One transaction, fenced by the lease: the operation moves to ``status`` and the result
         blob becomes the session's signed document (replacing ``replaces``). LeaseLost when another
-        process took the operation over; then nothing is recorded and the blob is left to it."""
+        process took the operation over; then nothing is recorded and the blob is left to it.
+        ``sha256``: the blob's digest when its writer hashed it while writing (else it is read)."""
         namespace = self.sessions.namespace(tenant_id, sid)
-        digest = hashlib.sha256()
-        size = 0
         with self.blobs.open(namespace, blob) as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
+            if sha256 is not None:
+                size = fh.seek(0, 2)
+                sha = sha256
+            else:
+                digest = hashlib.sha256()
+                size = 0
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+                sha = digest.digest()
         with self.db.session() as s:
             changed = s.execute(update(SigningOperation)
                                 .where(SigningOperation.session_id == sid, SigningOperation.lease_owner == lease.owner)
@@ -352,7 +359,7 @@ class SigningService:
             if replaces is not None:
                 s.execute(delete(SessionDocument).where(SessionDocument.id == replaces,
                                                         SessionDocument.session_id == sid))
-            return self.sessions.add_result(s, tenant_id, sid, name, mime_type, blob, size, digest.digest())
+            return self.sessions.add_result(s, tenant_id, sid, name, mime_type, blob, size, sha)
 
     def _lost(self, tenant_id: str, sid: str) -> SigningError:
         """The answer when another process took the operation over (or the session went away)."""
@@ -392,16 +399,18 @@ class SigningService:
             value = normalize_and_verify(cert, op.digest, value, signer.algorithm)
             state = json.loads(op.state)
             result = operations.finalize_result_id(op)
+            written: bytes | None = None  # the result's SHA-256 when hashed while writing it
             if not self.blobs.exists(namespace, result):  # else: written by a claim that died; adopt it
                 try:
                     finish = self._finalize_pades if op.format == "pades" else self._finalize_xades
-                    await finish(tenant_id, sid, op, state, signer, value, result)
+                    written = await finish(tenant_id, sid, op, state, signer, value, result)
                 except BlobExists:
                     pass  # a previous claim of this operation finished the same result first
             operations.crash_point("finalize.result_written")
             name, mime = ((state["name"], "application/pdf") if op.format == "pades"
                           else (state["container_name"], asic.MIMETYPE))
-            doc = self._commit_result(tenant_id, sid, lease, "signed", result, name, mime, finalized_at=_now(),
+            doc = self._commit_result(tenant_id, sid, lease, "signed", result, name, mime, sha256=written,
+                                      finalized_at=_now(),
                                       state=json.dumps({**state, "value_sha256": hashlib.sha256(value).hexdigest()}))
         except LeaseLost:
             raise self._lost(tenant_id, sid) from None
@@ -434,13 +443,14 @@ class SigningService:
         raise SigningError("already_finalized", "the session's signature was already finalized", 409)
 
     async def _finalize_pades(self, tenant_id: str, sid: str, op: SigningOperation, state: dict[str, Any],
-                              signer: Signer, value: bytes, result_blob: str) -> None:
+                              signer: Signer, value: bytes, result_blob: str) -> bytes | None:
+        """Write the B-LT result; returns its SHA-256, hashed while it was written."""
         namespace = self.sessions.namespace(tenant_id, sid)
         if not op.prepared_blob:
             raise SigningError("not_prepared", "the prepared document is gone; call CalculateDigest again", 409)
         with self.blobs.writer(namespace, result_blob, exclusive=True) as out, \
                 self.blobs.open(namespace, op.prepared_blob) as prepared:
-            await self.formats.get(FORMATS["pades"]).sign_at_level(
+            return await self.formats.get(FORMATS["pades"]).sign_at_level(
                 [], self._parameters(signer), DataToSign(op.digest, state), value, prepared, out, Level.LT,
                 self._context())
 

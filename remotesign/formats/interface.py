@@ -198,13 +198,14 @@ class SignatureFormat(ABC):
 
     async def sign_at_level(self, documents: Sequence[Document], parameters: SignParameters, prepared: DataToSign,
                             signature_value: bytes, scratch: BinaryIO, output: BinaryIO, level: Level,
-                            context: ExtensionContext | None) -> None:
+                            context: ExtensionContext | None) -> bytes | None:
         """Sign straight to ``level`` (EU DSS's signDocument with a target level): B-B, then
         extension of the result. Formats that can put the signature time-stamp in while signing
-        override this."""
+        override this. Returns the SHA-256 of ``output`` when the format hashed it while writing
+        (the caller need not read it again), else None."""
         if level == Level.B:
             await self.sign(documents, parameters, prepared, signature_value, scratch, output)
-            return
+            return None
         if context is None:
             raise FormatError("timestamp_required", f"level {level.name} needs a time-stamping authority")
         with tempfile.TemporaryFile() as signed:
@@ -212,6 +213,7 @@ class SignatureFormat(ABC):
             signed.seek(0)
             await self.extend(signed, output, level, context,
                               detached=documents if parameters.packaging is Packaging.DETACHED else ())
+        return None
 
     @abstractmethod
     async def extend(self, source: BinaryIO, output: BinaryIO, level: Level, context: ExtensionContext,

@@ -10,10 +10,11 @@ document when its output is write-only), and nothing reads a PDF into memory.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from asn1crypto import algos, cms, x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -34,6 +35,7 @@ from remotesign.formats.stamps import StampSpec, add_stamp_field, stamped_field
 #: time-stamp with its own chain, and RSA-4096 values.
 CMS_RESERVED_BYTES = 48 * 1024
 PDF_MAGIC = b"%PDF-"
+COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
     the revision the signature covers); the appearance is final here, embed only fills the CMS."""
     field_name = next_field_name(source)
     writer = _writer(source)
+    writer.IO_CHUNK_SIZE = COPY_CHUNK  # pyHanko copies the input in 4 KiB pieces by default
     placeholder = 512 if signer.mechanism == "rsa" else 132
     ext = _external_signer(signer, placeholder)
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm=signer.digest_algorithm,
@@ -146,7 +149,8 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
         text_params = placement.text_params
     try:
         prep, _tbs, _out = await pdf_signer.async_digest_doc_for_signing(
-            writer, bytes_reserved=CMS_RESERVED_BYTES * 2, output=output, appearance_text_params=text_params)
+            writer, bytes_reserved=CMS_RESERVED_BYTES * 2, output=output, appearance_text_params=text_params,
+            chunk_size=COPY_CHUNK)
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
         raise FormatError("invalid_pdf", f"the PDF cannot be prepared for signing: {exc}") from exc
     attr_settings = signers.pdf_cms.PdfCMSSignedAttributes(signing_time=signing_time)
@@ -158,21 +162,68 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
                          reserved_region_end=prep.reserved_region_end, field_name=field_name)
 
 
-async def embed(prepared_file: BinaryIO, prepared: PreparedPades, signer: SignerSpec, signature_value: bytes,
-                timestamper: TimeStamper | None) -> None:
-    """Fill the placeholder of ``prepared_file`` (readable+writable) with the CMS carrying
-    ``signature_value`` (DER for ECDSA) and, with a timestamper, a signature time-stamp (B-T)."""
+async def signature_container(prepared: PreparedPades, signer: SignerSpec, signature_value: bytes,
+                              timestamper: TimeStamper | None) -> tuple[cms.ContentInfo, bytes]:
+    """The CMS carrying ``signature_value`` (DER for ECDSA) over the prepared signed attributes
+    and, with a timestamper, a signature time-stamp (B-T); with its DER, checked to fit."""
     ext = _external_signer(signer, signature_value)
     sig_cms = await ext.async_sign_prescribed_attributes(
         signer.digest_algorithm, signed_attrs=cms.CMSAttributes.load(prepared.signed_attrs),
         timestamper=timestamper)
-    der = sig_cms.dump()  # serialised once; pyHanko embeds these bytes as they are
+    der = sig_cms.dump()  # serialised once; these bytes are embedded as they are
     if len(der) * 2 > prepared.reserved_region_end - prepared.reserved_region_start - 2:
         raise FormatError("signature_too_large", "the signature container does not fit its placeholder")
+    return sig_cms, der
+
+
+async def embed(prepared_file: BinaryIO, prepared: PreparedPades, signer: SignerSpec, signature_value: bytes,
+                timestamper: TimeStamper | None) -> cms.ContentInfo:
+    """Fill the placeholder of ``prepared_file`` (readable+writable) with the CMS carrying
+    ``signature_value`` (DER for ECDSA) and, with a timestamper, a signature time-stamp (B-T).
+    Returns the CMS embedded (what extension to LT works from: nothing is read back)."""
+    sig_cms, der = await signature_container(prepared, signer, signature_value, timestamper)
     digest = PreparedByteRangeDigest(document_digest=prepared.document_digest,
                                      reserved_region_start=prepared.reserved_region_start,
                                      reserved_region_end=prepared.reserved_region_end)
     await PdfTBSDocument.async_finish_signing(prepared_file, digest, der)
+    return sig_cms
+
+
+async def embed_copy(prepared_file: BinaryIO, output: BinaryIO, prepared: PreparedPades, signer: SignerSpec,
+                     signature_value: bytes, timestamper: TimeStamper | None,
+                     hasher: Any = None) -> cms.ContentInfo:
+    """``embed`` into a copy: ``prepared_file`` is streamed once to ``output`` (emptied first) with
+    the placeholder filled on the way, each byte written fed to ``hasher`` (a hashlib object) if
+    given. ``prepared_file`` stays as it was. Returns the CMS embedded."""
+    sig_cms, der = await signature_container(prepared, signer, signature_value, timestamper)
+    content_hex = binascii.hexlify(der).upper()
+    start = prepared.reserved_region_start + 1  # after the '<'; the placeholder is hex zeros
+    prepared_file.seek(0)
+    output.seek(0)
+    output.truncate()
+
+    def put(data: bytes | memoryview) -> None:
+        output.write(data)
+        if hasher is not None:
+            hasher.update(data)
+
+    def copy(limit: int | None) -> int:
+        copied = 0
+        while limit is None or copied < limit:
+            chunk = prepared_file.read(COPY_CHUNK if limit is None else min(COPY_CHUNK, limit - copied))
+            if not chunk:
+                break
+            put(chunk)
+            copied += len(chunk)
+        return copied
+
+    if copy(start) != start:
+        raise FormatError("invalid_pdf", "the prepared document is shorter than its placeholder")
+    put(content_hex)
+    prepared_file.seek(start + len(content_hex))
+    copy(None)
+    output.flush()
+    return sig_cms
 
 
 def validation_context(trust_roots: list[bytes], data: ValidationData) -> ValidationContext:
@@ -195,6 +246,32 @@ async def add_validation_data(document: BinaryIO, context: ValidationContext) ->
     if not reader.embedded_signatures:
         raise FormatError("not_signed", "the PDF holds no signature")
     await async_add_validation_info(reader.embedded_signatures[-1], context, in_place=True)
+
+
+def append_dss(document: BinaryIO, data: ValidationData, hasher: Any = None) -> None:
+    """Append one DSS revision holding ``data`` (certificates, OCSP responses, CRLs; no VRI) to
+    ``document`` in place, from the material as it is: no signature in the document is read and
+    no path validated. With ``hasher`` (fed every byte of ``document`` so far), the bytes
+    appended are fed to it too."""
+    from asn1crypto import crl as asn1_crl
+    from asn1crypto import ocsp as asn1_ocsp
+    from pyhanko.sign.validation import DocumentSecurityStore
+
+    try:
+        writer = IncrementalPdfFileWriter(document)
+        DocumentSecurityStore.supply_dss_in_writer(
+            writer, None, certs=[x509.Certificate.load(c) for c in data.certificates],
+            ocsps=[asn1_ocsp.OCSPResponse.load(o) for o in data.ocsp_responses],
+            crls=[asn1_crl.CertificateList.load(c) for c in data.crls])
+        end = document.seek(0, 2)
+        writer.write_in_place()
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise FormatError("invalid_pdf", f"the PDF cannot be updated: {exc}") from exc
+    document.flush()
+    if hasher is not None:
+        document.seek(end)
+        while chunk := document.read(COPY_CHUNK):
+            hasher.update(chunk)
 
 
 async def add_document_timestamp(document: BinaryIO, output: BinaryIO, timestamper: TimeStamper,

@@ -11,6 +11,7 @@ memory.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from datetime import datetime, timezone
 from collections.abc import Sequence
@@ -113,22 +114,31 @@ class PadesFormat(SignatureFormat):
 
     async def sign_at_level(self, documents: Sequence[Document], parameters: SignParameters, prepared: DataToSign,
                             signature_value: bytes, scratch: BinaryIO, output: BinaryIO, level: Level,
-                            context: ExtensionContext | None) -> None:
+                            context: ExtensionContext | None) -> bytes | None:
         """B-T puts the signature time-stamp into the new CMS itself; LT then adds the DSS data of
-        this signature only (earlier signatures of the document are the ``extend`` caller's)."""
+        this signature only (earlier signatures of the document are the ``extend`` caller's).
+
+        The prepared document is streamed once into ``output`` with the placeholder filled on the
+        way (``scratch`` stays as it was, so a finalize that dies can be run again), and LT works
+        from the CMS just built: its material goes into a DSS revision appended in place, so
+        nothing written is read back or parsed again (the DSS revision itself excepted). Returns
+        the SHA-256 of ``output``, hashed while writing (at LTA: None, the document time-stamp is
+        pyHanko's)."""
         if level > Level.B and context is None:
             raise FormatError("timestamp_required", f"level {level.name} needs a time-stamping authority")
-        _copy(scratch, output)
         state = pades.PreparedPades.from_state(prepared.state, prepared.digest)
-        await pades.embed(output, state, parameters.signer, signature_value,
-                          context.timestamper if context is not None and level >= Level.T else None)
+        hasher = hashlib.sha256()
+        sig_cms = await pades.embed_copy(scratch, output, state, parameters.signer, signature_value,
+                                         context.timestamper if context is not None and level >= Level.T else None,
+                                         hasher)
         if context is None or level < Level.LT:
-            return
-        newest = _signatures(output)[-1]
-        data = await signed_data_material(newest.signed_data, context)
-        await self._add_dss(output, [newest], context, data)
+            return hasher.digest()
+        data = await signed_data_material(sig_cms["content"], context)
+        pades.append_dss(output, data, hasher)
         if level >= Level.LTA:
             await self._document_timestamp(output, context)
+            return None
+        return hasher.digest()
 
     async def extend(self, source: BinaryIO, output: BinaryIO, level: Level, context: ExtensionContext,
                      detached: Sequence[Document] = ()) -> None:
