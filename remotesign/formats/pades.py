@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import io
+import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
@@ -60,6 +63,39 @@ class PreparedPades:
                    field_name=str(state["field"]))
 
 
+_PLAIN_FILES = (io.BufferedReader, io.BufferedRandom, io.FileIO)
+
+
+def _kernel_copy(source: BinaryIO, output: BinaryIO) -> int | None:
+    """Copy the whole of ``source`` to ``output`` at its position, inside the kernel
+    (``copy_file_range``: no pass through Python, a reflink where the file system has them), and
+    leave ``output`` after the copy. None when either is not a plain file (a wrapper's ``fileno``
+    may not be its content) or the kernel refuses before copying anything: copy by hand then."""
+    if type(source) not in _PLAIN_FILES or type(output) not in _PLAIN_FILES or not hasattr(os, "copy_file_range"):
+        return None
+    try:
+        src_fd, dst_fd = source.fileno(), output.fileno()
+        if not stat.S_ISREG(os.fstat(src_fd).st_mode):
+            return None
+        output.flush()
+        size, at = os.fstat(src_fd).st_size, output.tell()
+    except (OSError, ValueError):
+        return None
+    copied = 0
+    while copied < size:
+        try:
+            n = os.copy_file_range(src_fd, dst_fd, size - copied, copied, at + copied)
+        except OSError:
+            if copied:
+                raise
+            return None  # EXDEV, ENOSYS, EINVAL...: nothing written yet
+        if n == 0:
+            break
+        copied += n
+    output.seek(at + copied)
+    return copied
+
+
 def is_pdf(head: bytes) -> bool:
     """PDF files start with %PDF- within the first KiB (ISO 32000 allows leading junk)."""
     return PDF_MAGIC in head[:1024]
@@ -75,6 +111,20 @@ def _external_signer(signer: SignerSpec, value: bytes | int) -> signers.External
         signing_cert=x509.Certificate.load(signer.certificate),
         cert_registry=SimpleCertificateStore.from_certs([x509.Certificate.load(c) for c in signer.chain]),
         signature_value=value, signature_mechanism=_mechanism(signer), embed_roots=True)
+
+
+class _Writer(IncrementalPdfFileWriter):
+    """pyHanko's incremental writer, copying the original document in the kernel when it can
+    (and in 1 MiB pieces, not 4 KiB, when it cannot)."""
+
+    IO_CHUNK_SIZE = COPY_CHUNK
+
+    def _write_header(self, stream: BinaryIO) -> None:  # type: ignore[override]
+        position = self.input_stream.tell()
+        copied = _kernel_copy(self.input_stream, stream)
+        self.input_stream.seek(position)
+        if copied is None:
+            super()._write_header(stream)
 
 
 def _reader(source: BinaryIO) -> PdfFileReader:
@@ -95,7 +145,7 @@ def _writer(source: BinaryIO) -> IncrementalPdfFileWriter:
     if reader.encrypted:
         raise FormatError("encrypted_pdf", "encrypted PDFs cannot be signed")
     try:
-        return IncrementalPdfFileWriter.from_reader(reader)
+        return _Writer.from_reader(reader)
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
         raise FormatError("invalid_pdf", f"the PDF cannot be updated: {exc}") from exc
 
@@ -130,7 +180,6 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
     the revision the signature covers); the appearance is final here, embed only fills the CMS."""
     field_name = next_field_name(source)
     writer = _writer(source)
-    writer.IO_CHUNK_SIZE = COPY_CHUNK  # pyHanko copies the input in 4 KiB pieces by default
     placeholder = 512 if signer.mechanism == "rsa" else 132
     ext = _external_signer(signer, placeholder)
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm=signer.digest_algorithm,
@@ -217,6 +266,20 @@ async def embed_copy(prepared_file: BinaryIO, output: BinaryIO, prepared: Prepar
             copied += len(chunk)
         return copied
 
+    copied = _kernel_copy(prepared_file, output)
+    if copied is not None:  # copied in the kernel: fill the placeholder, then one pass to hash
+        if copied < start + len(content_hex):
+            raise FormatError("invalid_pdf", "the prepared document is shorter than its placeholder")
+        output.seek(start)
+        output.write(content_hex)
+        output.flush()
+        if hasher is not None:
+            output.seek(0)
+            buffer = memoryview(bytearray(COPY_CHUNK))
+            while n := output.readinto(buffer):  # type: ignore[attr-defined]
+                hasher.update(buffer[:n])
+        output.seek(0, 2)
+        return sig_cms
     if copy(start) != start:
         raise FormatError("invalid_pdf", "the prepared document is shorter than its placeholder")
     put(content_hex)
