@@ -175,3 +175,23 @@ def test_sign_at_level_hashes_what_it_writes_and_keeps_the_prepared_file(pki: Pk
     if level == Level.LT:
         dss = PdfFileReader(io.BytesIO(data)).root["/DSS"]
         assert len(dss["/Certs"]) >= 3 and len(dss["/OCSPs"]) >= 2
+
+
+def test_sign_at_level_hash_without_plain_files(pki: Pki) -> None:
+    """In-memory scratch and output (no kernel copy, no hashing thread): the same promise."""
+    import hashlib
+    from datetime import datetime, timezone
+
+    from remotesign.formats.interface import SignParameters
+
+    _signer, issued, key = pki.signer()
+    doc = format_pki.document("a.pdf", pdf_bytes(padding_bytes=1 << 20), "application/pdf")
+    params = SignParameters(signer=format_pki.spec(pki, issued.asn1(), key), signing_time=datetime.now(timezone.utc))
+    scratch, out = io.BytesIO(), io.BytesIO(b"stale" * 500000)
+    prepared = run(FMT.data_to_sign([doc], params, scratch))
+    before = scratch.getvalue()
+    written = run(FMT.sign_at_level([doc], params, prepared, format_pki.raw_sign(key, prepared.digest), scratch, out,
+                                    Level.LT, format_pki.context(pki)))
+    assert written == hashlib.sha256(out.getvalue()).digest()
+    assert scratch.getvalue() == before
+    assert FMT.signature_levels(io.BytesIO(out.getvalue())) == [Level.LT]

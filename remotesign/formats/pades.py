@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
@@ -94,6 +95,27 @@ def _kernel_copy(source: BinaryIO, output: BinaryIO) -> int | None:
         copied += n
     output.seek(at + copied)
     return copied
+
+
+def _hash_spliced(fd: int, size: int, start: int, insert: bytes, hasher: Any,
+                  failures: list[BaseException]) -> None:
+    """Feed ``hasher`` the file ``fd`` (``size`` bytes) with ``insert`` in place of its bytes at
+    ``start``, read with pread (no shared file position)."""
+    try:
+        buffer = bytearray(COPY_CHUNK)
+        view = memoryview(buffer)
+        for begin, end in ((0, start), (start + len(insert), size)):
+            at = begin
+            while at < end:
+                n = os.preadv(fd, [view[:min(COPY_CHUNK, end - at)]], at)
+                if n <= 0:
+                    raise FormatError("invalid_pdf", "the prepared document is shorter than its placeholder")
+                hasher.update(view[:n])
+                at += n
+            if begin == 0:
+                hasher.update(insert)
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+        failures.append(exc)
 
 
 def is_pdf(head: bytes) -> bool:
@@ -266,20 +288,37 @@ async def embed_copy(prepared_file: BinaryIO, output: BinaryIO, prepared: Prepar
             copied += len(chunk)
         return copied
 
-    copied = _kernel_copy(prepared_file, output)
-    if copied is not None:  # copied in the kernel: fill the placeholder, then one pass to hash
+    # Plain files: the kernel copies while a second thread hashes the same bytes (the prepared
+    # file with the CMS spliced in) straight from the prepared file, so the copy costs no pass.
+    worker: threading.Thread | None = None
+    failures: list[BaseException] = []
+    if hasher is not None and type(prepared_file) in _PLAIN_FILES and type(output) in _PLAIN_FILES:
+        fd = prepared_file.fileno()
+        worker = threading.Thread(target=_hash_spliced, name="pades-hash", daemon=True,
+                                  args=(fd, os.fstat(fd).st_size, start, content_hex, hasher, failures))
+        worker.start()
+    try:
+        copied = _kernel_copy(prepared_file, output)
+    finally:
+        if worker is not None:
+            worker.join()
+    if failures:
+        raise failures[0]
+    if copied is not None:  # copied in the kernel: fill the placeholder
         if copied < start + len(content_hex):
             raise FormatError("invalid_pdf", "the prepared document is shorter than its placeholder")
         output.seek(start)
         output.write(content_hex)
         output.flush()
-        if hasher is not None:
+        if hasher is not None and worker is None:
             output.seek(0)
             buffer = memoryview(bytearray(COPY_CHUNK))
             while n := output.readinto(buffer):  # type: ignore[attr-defined]
                 hasher.update(buffer[:n])
         output.seek(0, 2)
         return sig_cms
+    if worker is not None:  # copied by hand below: the thread hashed it already
+        hasher = None
     if copy(start) != start:
         raise FormatError("invalid_pdf", "the prepared document is shorter than its placeholder")
     put(content_hex)
