@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 MAX_FIELD_BYTES = 16 << 10
 MAX_PARTS = 64
+FEED_BYTES = 1 << 20  # received bytes parsed and written to disk in a worker thread at a time
 
 
 class FormDataError(Exception):
@@ -38,7 +40,8 @@ class FormData:
 
 async def read_form(request: Request, directory: Path, *, max_bytes: int) -> FormData:
     """Parse the body into ``directory``; FormDataError on malformed bodies, too many parts, or
-    more than ``max_bytes`` of file content in total."""
+    more than ``max_bytes`` of file content in total. Receiving runs on the event loop; parsing
+    and writing the files run in the thread pool, FEED_BYTES at a time."""
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if ctype != b"multipart/form-data" or not boundary:
@@ -107,10 +110,23 @@ async def read_form(request: Request, directory: Path, *, max_bytes: int) -> For
     parser = MultipartParser(boundary, {
         "on_header_field": on_header_field, "on_header_value": on_header_value, "on_header_end": on_header_end,
         "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end})
-    try:
-        async for chunk in request.stream():
+
+    def feed(batch: list[bytes], last: bool) -> None:
+        for chunk in batch:
             parser.write(chunk)
-        parser.finalize()
+        if last:
+            parser.finalize()
+
+    try:
+        batch: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= FEED_BYTES:
+                await run_in_threadpool(feed, batch, False)
+                batch, size = [], 0
+        await run_in_threadpool(feed, batch, True)
     except FormDataError:
         raise
     except Exception as exc:  # python-multipart raises its own and ValueError subclasses

@@ -17,9 +17,12 @@ import re
 from itertools import accumulate
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from remotesign.api.limits import ASGIApp, Message, Receive, Scope, Send, reject
 
 MAX_DEPTH = 32
+INLINE_SCAN_BYTES = 256 << 10  # bodies up to this size are scanned on the event loop (well under a millisecond)
 # A JSON string, escapes included; an unterminated one runs to the end (linear: no backtracking).
 _STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
@@ -119,7 +122,10 @@ class JsonDepthGuard:
                 break
         if size <= self.max_bytes:
             body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-            problem = _problem(kind, body, self.max_depth)
+            if len(body) > INLINE_SCAN_BYTES:  # a large body is scanned in the thread pool, not on the loop
+                problem = await run_in_threadpool(_problem, kind, body, self.max_depth)
+            else:
+                problem = _problem(kind, body, self.max_depth)
             if problem is not None:
                 await reject(send, path, 400, code if kind != "form" else "invalid_request", problem)
                 return

@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.errors import OAuthError
 from remotesign.api.openapi_doc import form_body, text
@@ -85,6 +86,11 @@ def _check_server(svc: Services, auth_server: str) -> None:
 async def token(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
     _check_server(svc, auth_server)
     params = await token_params(request)
+    # The client secret check (scrypt) and the database work run in the thread pool, not on the loop.
+    return await run_in_threadpool(_token, svc, auth_server, request, params)
+
+
+def _token(svc: Services, auth_server: str, request: Request, params: dict[str, str]) -> JSONResponse:
     grant = params.get("grant_type")
     if not grant:
         raise OAuthError(400, "invalid_request", "grant_type is required")
@@ -118,6 +124,10 @@ async def introspect(auth_server: str, request: Request, svc: Services = Depends
     """Only the client a token was issued to learns anything about it; for anyone else it is inactive."""
     _check_server(svc, auth_server)
     params = await token_params(request)
+    return await run_in_threadpool(_introspect, svc, auth_server, request, params)
+
+
+def _introspect(svc: Services, auth_server: str, request: Request, params: dict[str, str]) -> JSONResponse:
     caller = authenticate_client(svc, request, params)
     token_value = params.get("token")
     if not token_value:

@@ -14,6 +14,7 @@ from asn1crypto import x509
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import ApiError
@@ -25,8 +26,8 @@ from remotesign.core.tenants import TokenInfo
 from remotesign.core.validation import TrustAnchorError
 from remotesign.service import Services
 from remotesign.trust.revocation import load_certificates
-from remotesign.validation.model import ValidationInputError
-from remotesign.validation.options import DetachedDocument
+from remotesign.validation.model import DocumentResult, ValidationInputError
+from remotesign.validation.options import DetachedDocument, ValidationOptions
 from remotesign.validation.policy import MAX_POLICY_BYTES, PolicyError, ValidationPolicy, parse_policy
 from remotesign.validation.reports import detailed_report, report_v1
 
@@ -86,9 +87,10 @@ def input_error_status(exc: ValidationInputError) -> int:
              summary="Validate a signed file (multipart: file, detached*, trust*, at, report, policy)")
 async def validate(request: Request, caller: TokenInfo = Validator, svc: Services = Depends(services)) -> Response:
     validation = svc.validation
-    with validation.temporary_dir() as scratch:
+    scratch = await run_in_threadpool(validation.temporary_dir)
+    try:
         try:
-            form = await read_form(request, Path(scratch), max_bytes=svc.settings.file_max_bytes)
+            form = await read_form(request, Path(scratch.name), max_bytes=svc.settings.file_max_bytes)
         except FormDataError as exc:
             raise ApiError(400, "invalid_multipart", str(exc)) from exc
         signed = form.named("file")
@@ -97,16 +99,27 @@ async def validate(request: Request, caller: TokenInfo = Validator, svc: Service
         report = form.fields.get("report", request.query_params.get("report", "simple"))
         if report not in REPORTS:
             raise ApiError(400, "invalid_request", f"'report' must be one of {', '.join(REPORTS)}")
-        options = validation.options(
-            caller.tenant_id, extra_anchors=_anchors([f.path for f in form.named("trust")]),
-            at=parse_time(form.fields.get("at")),
-            detached=[DetachedDocument(name=f.filename, path=f.path) for f in form.named("detached")],
-            policy=_policy(validation, form.fields.get("policy", request.query_params.get("policy")),
-                           form.named("policy")))
+
+        def options() -> ValidationOptions:  # reads the uploaded anchors and policy, and the database
+            return validation.options(
+                caller.tenant_id, extra_anchors=_anchors([f.path for f in form.named("trust")]),
+                at=parse_time(form.fields.get("at")),
+                detached=[DetachedDocument(name=f.filename, path=f.path) for f in form.named("detached")],
+                policy=_policy(validation, form.fields.get("policy", request.query_params.get("policy")),
+                               form.named("policy")))
+
+        chosen = await run_in_threadpool(options)
         try:
-            document = await validation.validate(signed[0].path, options, filename=signed[0].filename or "document")
+            document = await validation.validate(signed[0].path, chosen, filename=signed[0].filename or "document")
         except ValidationInputError as exc:
             raise ApiError(input_error_status(exc), exc.code, exc.message) from exc
+    finally:
+        await run_in_threadpool(scratch.cleanup)
+    return await run_in_threadpool(_answer, svc, caller, document, report)
+
+
+def _answer(svc: Services, caller: TokenInfo, document: DocumentResult, report: str) -> Response:
+    """The audit record and the report (an XML or JSON document to build): in the thread pool."""
     svc.audit.append("document.validated", actor=caller.client_id, tenant_id=caller.tenant_id,
                      subject=document.filename,
                      details={"signatures": len(document.signatures), "passed": document.valid_count})

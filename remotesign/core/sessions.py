@@ -7,15 +7,16 @@ session id is simply unknown. Session ids are 256-bit random values written as 6
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
 import unicodedata
 import uuid
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -35,6 +36,20 @@ MAX_AMOUNT = 100
 MAX_NAME_BYTES = 255
 MAX_ARCHIVE_RENEWALS = 50  # archive time-stamps a client may have added to one document, oldest id first
 CONTAINER_SUFFIXES = (".edoc", ".asice", ".sce", ".bdoc")
+UPLOAD_BATCH_BYTES = 1 << 20  # received bytes handed to a worker thread at a time (hash + write)
+T = TypeVar("T")
+
+
+async def _run_to_end(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread. A thread cannot be stopped: when the awaiting task is
+    cancelled meanwhile, the call still ends before the cancellation goes on, so the clean-up that
+    follows never runs alongside it."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
 
 
 class SessionError(Exception):
@@ -158,26 +173,55 @@ class SessionService:
     async def upload(self, tenant_id: str, session_id: str, raw_name: str, chunks: AsyncIterable[bytes],
                      mime_type: str) -> DocumentInfo:
         """Stream one file to the blob store (hashing as it goes); nothing is recorded unless the
-        whole file arrived within the size limit."""
+        whole file arrived within the size limit. Only the receiving runs on the caller's event
+        loop: the database, hashing, writing (in batches of UPLOAD_BATCH_BYTES), the blob's fsync
+        and the container check run in worker threads."""
         name = clean_file_name(raw_name)
-        self._check_room(tenant_id, session_id, name)
+        await asyncio.to_thread(self._check_room, tenant_id, session_id, name)
         doc_id = str(uuid.uuid4())
         digest = hashlib.sha256()
         size = 0
         namespace = self.namespace(tenant_id, session_id)
-        with self.blobs.writer(namespace, doc_id) as out:
+
+        def write(out: BinaryIO, batch: list[bytes]) -> None:
+            for chunk in batch:
+                digest.update(chunk)
+                out.write(chunk)
+
+        writer = await asyncio.to_thread(self.blobs.writer, namespace, doc_id)
+        opened: list[BinaryIO] = []
+        try:
+            await _run_to_end(lambda: opened.append(writer.__enter__()))
+            batch: list[bytes] = []
+            pending = 0
             async for chunk in chunks:
                 size += len(chunk)
                 if size > self.file_max_bytes:
                     raise SessionError(413, "file_too_large", f"file exceeds {self.file_max_bytes} bytes")
-                digest.update(chunk)
-                out.write(chunk)
+                batch.append(chunk)
+                pending += len(chunk)
+                if pending >= UPLOAD_BATCH_BYTES:
+                    await _run_to_end(write, opened[0], batch)
+                    batch, pending = [], 0
+            if batch:
+                await _run_to_end(write, opened[0], batch)
+        except BaseException as exc:
+            # As a with block would: the writer removes its temporary file and the error goes on.
+            if not opened or not await _run_to_end(writer.__exit__, type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            await _run_to_end(writer.__exit__, None, None, None)
+        return await asyncio.to_thread(self._record_upload, tenant_id, session_id, namespace, doc_id, name, size,
+                                       digest.digest(), mime_type)
+
+    def _record_upload(self, tenant_id: str, session_id: str, namespace: str, doc_id: str, name: str, size: int,
+                       sha256: bytes, mime_type: str) -> DocumentInfo:
         try:
             if self._looks_like_container(namespace, doc_id, name):
                 self._check_container(namespace, doc_id)
                 mime_type = asic.MIMETYPE
             return self._record(tenant_id, session_id, kind="file", name=name, size=size,
-                                sha256=digest.digest(), mime_type=mime_type, blob=doc_id)
+                                sha256=sha256, mime_type=mime_type, blob=doc_id)
         except BaseException:
             self.blobs.delete(namespace, doc_id)
             raise

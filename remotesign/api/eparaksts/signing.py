@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from remotesign.api.deps import services
 from remotesign.api.json_guard import JsonInputError, loads_untrusted
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, error_entry, ok
+from remotesign.core.offload import off_loop
 from remotesign.core.signature_values import SignerInputError, decode_b64, load_certificate
 from remotesign.core.signing import Outcome, SigningError
 from remotesign.core.sole_control import digests_summary
@@ -166,4 +167,7 @@ async def dispatch(operation: str, request: Request, caller: TokenInfo = Caller,
     handler = OPERATIONS.get(operation.lower())
     if handler is None:
         raise EnvelopeError(404, "unknown_operation", f"no signing operation {operation!r}")
-    return await handler(await request.body(), caller, svc)
+    raw = await request.body()
+    # Parsing, the signer's checks (path building, PFX decryption), the database and the signing
+    # itself run in a worker thread with its own event loop (core/offload.py), never on this one.
+    return await off_loop(lambda: handler(raw, caller, svc))

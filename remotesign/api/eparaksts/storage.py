@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from remotesign.api.deps import services
@@ -53,7 +54,7 @@ async def upload(session_id: str, request: Request, caller: TokenInfo = Caller,
                  svc: Services = Depends(services)) -> JSONResponse:
     part: FilePart | None = None
     try:
-        svc.sessions.require(caller.tenant_id, session_id)
+        await run_in_threadpool(svc.sessions.require, caller.tenant_id, session_id)
         part = await file_part(request)
         mime = part.content_type
         if mime in ("", "application/octet-stream"):
@@ -69,9 +70,13 @@ async def upload(session_id: str, request: Request, caller: TokenInfo = Caller,
         raise EnvelopeError(400, "invalid_upload", str(exc)) from exc
     except ClientDisconnect as exc:
         raise EnvelopeError(413, "file_too_large", "the upload exceeds the size limit or was interrupted") from exc
-    svc.audit.append("document.uploaded", actor=caller.client_id, tenant_id=caller.tenant_id, subject=session_id,
-                     details={"document": doc.id, "size": doc.size, "sha256": doc.sha256.hex()})
-    return JSONResponse(ok(_describe(svc, caller.tenant_id, session_id, doc)), status_code=201)
+
+    def finish() -> JSONResponse:  # the audit record and the listing entry (it opens containers): off the loop
+        svc.audit.append("document.uploaded", actor=caller.client_id, tenant_id=caller.tenant_id, subject=session_id,
+                         details={"document": doc.id, "size": doc.size, "sha256": doc.sha256.hex()})
+        return JSONResponse(ok(_describe(svc, caller.tenant_id, session_id, doc)), status_code=201)
+
+    return await run_in_threadpool(finish)
 
 
 async def _drain(part: FilePart) -> None:

@@ -34,6 +34,7 @@ from remotesign.api.fortress.stamper import stamp_from_fortress
 from remotesign.api.fortress.tsa import timestamper_for
 from remotesign.core import scopes
 from remotesign.core.extension import ExtensionError
+from remotesign.core.offload import off_loop
 from remotesign.core.tenants import TokenInfo
 from remotesign.formats.interface import Level
 from remotesign.service import Services
@@ -116,5 +117,9 @@ async def _extend_one(svc: Services, tenant_id: str, config: ExtendConfiguration
 @router.post("/api/v1/signature/extend", summary="Extend signatures to T, LT or LTA (any producer's)")
 async def extend(body: ExtendRequest, caller: TokenInfo = Depends(require_scope(scopes.SIGNATURES)),
                  svc: Services = Depends(services)) -> Any:
-    results = [await _extend_one(svc, caller.tenant_id, config) for config in body.extendSignatureConfigurations]
-    return JSONResponse(results[0] if len(results) == 1 else results)
+    async def work() -> JSONResponse:
+        results = [await _extend_one(svc, caller.tenant_id, config) for config in body.extendSignatureConfigurations]
+        return JSONResponse(results[0] if len(results) == 1 else results)
+
+    # Decoding, scratch files, validation, the database and encoding the answer: all off the event loop.
+    return await off_loop(work)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.deps import services
 from remotesign.api.errors import OAuthError
@@ -29,6 +30,11 @@ WIRE_SCOPES = {"client": scopes.SIGNATURES}
                                       "redirect_uri": text("accepted and ignored")}, ("grant_type",)))
 async def token(request: Request, svc: Services = Depends(services)) -> JSONResponse:
     params = await token_params(request)
+    # The client secret check (scrypt) and the database work run in the thread pool, not on the loop.
+    return await run_in_threadpool(_token, svc, request, params)
+
+
+def _token(svc: Services, request: Request, params: dict[str, str]) -> JSONResponse:
     grant = params.get("grant_type") or "client_credentials"
     tenant = authenticate_client(svc, request, params)
     if grant != "client_credentials":
