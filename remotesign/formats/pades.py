@@ -11,6 +11,7 @@ document when its output is write-only), and nothing reads a PDF into memory.
 from __future__ import annotations
 
 import binascii
+import errno
 import hashlib
 import io
 import os
@@ -91,7 +92,9 @@ def _kernel_copy(source: BinaryIO, output: BinaryIO) -> int | None:
                 raise
             return None  # EXDEV, ENOSYS, EINVAL...: nothing written yet
         if n == 0:
-            break
+            if copied:  # the source shrank under us: never hand back a partial copy
+                raise OSError(errno.EIO, "the document changed while it was copied")
+            return None  # a file system whose copy_file_range copies nothing: copy by hand
         copied += n
     output.seek(at + copied)
     return copied
