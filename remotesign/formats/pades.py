@@ -29,7 +29,6 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument, PdfTimeStamper
 from pyhanko.sign.timestamps import TimeStamper
-from pyhanko.sign.validation import async_add_validation_info
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -342,15 +341,6 @@ def validation_context(trust_roots: list[bytes], data: ValidationData) -> Valida
         ocsps=[asn1_ocsp.OCSPResponse.load(o) for o in data.ocsp_responses],
         crls=[asn1_crl.CertificateList.load(c) for c in data.crls],
         allow_fetching=False, revocation_mode="hard-fail")
-
-
-async def add_validation_data(document: BinaryIO, context: ValidationContext) -> None:
-    """B-T -> B-LT: append a DSS revision (certificates, OCSP, CRLs of the signer's and the
-    time-stamp's paths) to ``document`` in place."""
-    reader = _reader(document)
-    if not reader.embedded_signatures:
-        raise FormatError("not_signed", "the PDF holds no signature")
-    await async_add_validation_info(reader.embedded_signatures[-1], context, in_place=True)
 
 
 def append_dss(document: BinaryIO, data: ValidationData, hasher: Any = None) -> None:
