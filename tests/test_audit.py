@@ -73,3 +73,14 @@ def test_reordering_is_detected(audit_copy: Path) -> None:
         db.execute(upd, (*a, 6))
     r = cli(audit_copy, "audit", "verify", check=False)
     assert r.returncode == 1 and b"event 5:" in r.stderr
+
+
+def test_appends_inside_transactions_keep_the_chain_on_sqlite(tmp_path: Path) -> None:
+    """The raw signing call's appends inside its transaction, racing plain appends, on the
+    embedded database (the PostgreSQL run is in test_storage_postgres.py)."""
+    from remotesign.storage.migrate import upgrade_to_head
+    from tests.audit_race import race_appends_in_transactions
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    upgrade_to_head(url)
+    race_appends_in_transactions(url)

@@ -13,6 +13,7 @@ from sqlalchemy import inspect
 from remotesign.storage.audit import AuditLog
 from remotesign.storage.db import Database
 from remotesign.storage.migrate import upgrade_to_head
+from tests.audit_race import race_appends_in_transactions
 from tests.harness import PostgresServer, Service, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -78,3 +79,9 @@ def test_audit_chain_survives_concurrent_writers(postgres: PostgresServer) -> No
     assert count == 100 and problems == []
     for log in logs:
         log.db.dispose()
+
+
+def test_audit_chain_survives_appends_inside_transactions(postgres: PostgresServer) -> None:
+    url = postgres.create_database("remotesign_audit_in_tx")
+    upgrade_to_head(url)
+    race_appends_in_transactions(url)

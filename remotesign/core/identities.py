@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core.errors import CoreError
@@ -268,12 +269,18 @@ class IdentityService:
             q = q.where(EndUser.tenant_id == viewer.tenant_id)
         return q
 
-    def get(self, identity_id: str, viewer: Viewer) -> IdentityInfo:
+    def get(self, identity_id: str, viewer: Viewer, *, session: Session | None = None) -> IdentityInfo:
+        """The identity if ``viewer`` may see it; read in ``session`` when given (the caller's transaction)."""
+        if session is not None:
+            return self._get(session, identity_id, viewer)
         with self.db.session() as s:
-            row = s.execute(self._query(viewer).where(SignIdentity.id == identity_id)).first()
-            if row is None:
-                raise IdentityError("not_found", f"no sign identity {identity_id}", status=404)
-            return _info(row[0], row[1])
+            return self._get(s, identity_id, viewer)
+
+    def _get(self, s: Session, identity_id: str, viewer: Viewer) -> IdentityInfo:
+        row = s.execute(self._query(viewer).where(SignIdentity.id == identity_id)).first()
+        if row is None:
+            raise IdentityError("not_found", f"no sign identity {identity_id}", status=404)
+        return _info(row[0], row[1])
 
     def list(self, viewer: Viewer, *, user_id: str | None = None, labels: list[str] | None = None,
              domain: str | None = None) -> list[IdentityInfo]:
@@ -392,18 +399,22 @@ class IdentityService:
                              0, locked)
         raise PinRefused("pin_invalid", f"wrong PIN; {remaining} tries left", remaining)
 
-    def check_usable(self, info: IdentityInfo) -> None:
-        """An identity signs only while it, its user and its certificate are in good standing."""
+    def check_usable(self, info: IdentityInfo, *, session: Session | None = None) -> None:
+        """An identity signs only while it, its user and its certificate are in good standing;
+        read in ``session`` when given (the caller's transaction)."""
         if info.status != "enabled":
             raise IdentityError("identity_disabled", f"sign identity {info.id} is disabled", status=403)
-        with self.db.session() as s:
-            user = s.get(EndUser, info.user_id)
-            if user is None or not user.enabled:
-                raise IdentityError("user_disabled", "the identity's user is disabled", status=403)
+        if session is not None:
+            user = session.get(EndUser, info.user_id)
+        else:
+            with self.db.session() as s:
+                user = s.get(EndUser, info.user_id)
+        if user is None or not user.enabled:
+            raise IdentityError("user_disabled", "the identity's user is disabled", status=403)
         cert = info.certificate()
         now = datetime.now(timezone.utc)
         if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
             raise IdentityError("certificate_expired", "the identity's certificate is not valid now", status=403)
-        for issued in self.ca.find_by_serial(cert.serial_number):
+        for issued in self.ca.find_by_serial(cert.serial_number, session=session):
             if issued.der == info.certificate_der and issued.revoked_at is not None:
                 raise IdentityError("certificate_revoked", "the identity's certificate is revoked", status=403)

@@ -3,13 +3,19 @@
 The caller supplies digests; the service returns RSA PKCS#1 v1.5 or DER ECDSA signature values.
 Every request is parsed and checked before the sole-control credential is spent, so a malformed
 request never burns the user's consent; once spent, the key store signs each digest.
+
+One call is one database transaction: the identity and its key are read once, the token is spent
+and ``scal2.authorized`` and ``identity_key.used`` are appended in it, and the key store commits
+it before the key is used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asn1crypto import algos
+from sqlalchemy.orm import Session
 
 from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, Viewer
@@ -91,11 +97,12 @@ class RawSigningService:
         self.sole_control = sole_control
         self.allow_sha1 = allow_sha1
 
-    def identity_for(self, token: TokenInfo, identity_id: str) -> IdentityInfo:
+    def identity_for(self, token: TokenInfo, identity_id: str, *, session: Session | None = None) -> IdentityInfo:
         """The identity if the token's user (or client) may use it. A signing token naming
-        another identity is a sole-control refusal (audited), not just a 404."""
+        another identity is a sole-control refusal (audited), not just a 404. ``session``: read
+        in the caller's transaction (which must not have written yet: a refusal is appended)."""
         try:
-            return self.identities.get(identity_id, Viewer.of(token))
+            return self.identities.get(identity_id, Viewer.of(token), session=session)
         except IdentityError:
             if token.sign_identity_id is not None and token.sign_identity_id != identity_id:
                 raise self.sole_control.refuse(token, "identity_mismatch",
@@ -105,21 +112,30 @@ class RawSigningService:
     def key_algorithm(self, identity: IdentityInfo) -> KeyAlgorithm:
         return self.keystore.identity_key(identity.key_id, identity.user_tenant_id).algorithm
 
-    def sign(self, token: TokenInfo, identity_id: str, requests: list[RawRequest]) -> list[bytes]:
-        """Spend the token's consent on exactly ``requests`` (in order) and sign them."""
-        if not requests or len(requests) > MAX_BATCH:
-            raise RawSigningError("invalid_request", f"a batch has 1 to {MAX_BATCH} requests")
-        identity = self.identity_for(token, identity_id)
-        self.identities.check_usable(identity)
-        reference = self.sole_control.authorize(token, identity_id, [TypedDigest(r.hash_name, r.digest) for r in requests])
-        try:
-            auth = KeyUseAuthorization(reference, identity_id, actor=token.user_id or token.client_id,
-                                       tenant_id=token.tenant_id)
-            key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id)
-            return self.keystore.sign_with_identity_key(key, [(r.digest, r.hash_name, r.scheme) for r in requests],
-                                                        auth)
-        except KeyStoreError as exc:
-            raise RawSigningError("signing_failed", f"the key store could not sign: {exc}", 500) from exc
+    def sign(self, token: TokenInfo, identity_id: str,
+             requests: list[RawRequest] | Callable[[KeyAlgorithm], list[RawRequest]]) -> list[bytes]:
+        """Spend the token's consent on exactly ``requests`` (in order) and sign them.
+
+        ``requests`` may be a function of the identity key's algorithm that parses them (and
+        raises on a malformed one): it runs after the identity and key are resolved and before
+        the consent is spent, so the call reads them once."""
+        with self.identities.db.session() as s:
+            identity = self.identity_for(token, identity_id, session=s)
+            key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id, session=s)
+            if callable(requests):
+                requests = requests(key.algorithm)
+            if not requests or len(requests) > MAX_BATCH:
+                raise RawSigningError("invalid_request", f"a batch has 1 to {MAX_BATCH} requests")
+            self.identities.check_usable(identity, session=s)
+            reference = self.sole_control.authorize(token, identity_id,
+                                                    [TypedDigest(r.hash_name, r.digest) for r in requests], session=s)
+            try:
+                auth = KeyUseAuthorization(reference, identity_id, actor=token.user_id or token.client_id,
+                                           tenant_id=token.tenant_id)
+                return self.keystore.sign_with_identity_key(
+                    key, [(r.digest, r.hash_name, r.scheme) for r in requests], auth, session=s)
+            except KeyStoreError as exc:
+                raise RawSigningError("signing_failed", f"the key store could not sign: {exc}", 500) from exc
 
     def sign_authorized(self, identity: IdentityInfo, request: RawRequest, *, process_id: str, actor: str,
                         tenant_id: str | None) -> bytes:

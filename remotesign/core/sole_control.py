@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core.scopes import USE_SERVER
@@ -93,11 +94,16 @@ class SoleControl:
         return SoleControlRefused(reason, message)
 
     def authorize(self, token: TokenInfo, identity_id: str, digests: Sequence[TypedDigest],
-                  scope: str = USE_SERVER) -> str:
+                  scope: str = USE_SERVER, *, session: Session | None = None) -> str:
         """Spend ``token`` on signing ``digests`` (typed, in order) with ``identity_id``, or raise
         SoleControlRefused. Returns the authorization's reference for the key store's audit.
         ``scope``: the consent the signature needs (``use:device`` for a request sent to the
-        user's device with a token bound to digests)."""
+        user's device with a token bound to digests).
+
+        With ``session`` the token is spent and ``scal2.authorized`` appended in the caller's
+        transaction, which the caller commits (the key store does, before it signs): the spend
+        is still one conditional UPDATE, so of two calls with one token only one can commit it.
+        The session must not have written anything yet: a refusal rolls it back before auditing."""
         if token.user_id is None or scope not in token.scopes:
             raise self.refuse(token, "not_a_signing_token",
                               f"this signature needs a token from the user's consent with scope {scope}",
@@ -127,16 +133,23 @@ class SoleControl:
         if not hmac.compare_digest(actual.encode(), token.digests_summary.encode()):
             raise self.refuse(token, "digests_mismatch",
                               "the digests do not match the digests_summary the user authorized", identity_id)
+        spend = (update(AccessToken)
+                 .where(AccessToken.token_hash == token.token_hash, AccessToken.consumed_at.is_(None),
+                        AccessToken.expires_at > now)
+                 .values(consumed_at=now))
+        details = {"digests_summary": token.digests_summary, "digests": len(digests), "digest_types": list(types),
+                   "token_sha256_prefix": token.token_hash[:16]}
+        if session is not None:
+            if session.execute(spend).rowcount != 1:
+                session.rollback()  # release the write lock before the refusal is appended
+                raise self.refuse(token, "replayed", "the signing authorization has been used already", identity_id)
+            seq = self.audit.append_in(session, "scal2.authorized", actor=token.user_id, tenant_id=token.tenant_id,
+                                       subject=identity_id, details=details)
+            return f"scal2:{seq}:{token.token_hash[:16]}"
         with self.db.session() as s:
-            spent = s.execute(update(AccessToken)
-                              .where(AccessToken.token_hash == token.token_hash, AccessToken.consumed_at.is_(None),
-                                     AccessToken.expires_at > now)
-                              .values(consumed_at=now)).rowcount
+            spent = s.execute(spend).rowcount
         if spent != 1:
             raise self.refuse(token, "replayed", "the signing authorization has been used already", identity_id)
         seq = self.audit.append("scal2.authorized", actor=token.user_id, tenant_id=token.tenant_id,
-                                subject=identity_id,
-                                details={"digests_summary": token.digests_summary, "digests": len(digests),
-                                         "digest_types": list(types),
-                                         "token_sha256_prefix": token.token_hash[:16]})
+                                subject=identity_id, details=details)
         return f"scal2:{seq}:{token.token_hash[:16]}"

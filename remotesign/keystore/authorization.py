@@ -28,7 +28,7 @@ RAW_PROCESS, PENDING = "sign:raw", "pending"  # core/processes.py
 def check(s: Session, auth: KeyUseAuthorization, key_id: str, digests: Sequence[tuple[str, bytes]]) -> None:
     """Raise AuthorizationRefused unless ``auth`` allows signing ``digests`` (hash name, value)
     with the identity key ``key_id``."""
-    identity = s.scalar(select(SignIdentity).where(SignIdentity.id == auth.identity_id))
+    identity = s.get(SignIdentity, auth.identity_id)  # the caller's transaction may hold it already
     if identity is None or identity.key_id != key_id:
         raise AuthorizationRefused(f"sign identity {auth.identity_id} does not hold key {key_id}")
     if auth.kind == DEVICE_PROCESS:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from remotesign.keystore import authorization
 from remotesign.keystore.base import (
@@ -172,10 +173,14 @@ class KeyStore:
                                        **({"usage": usage.value} if usage is KeyUsage.IDENTITY else {})})
         return _stored(rec)
 
-    def _find(self, key_id: str, tenant_id: str | None, usage: KeyUsage) -> StoredKey:
-        with self.db.session() as s:
-            rec = s.scalar(select(KeyRecord).where(KeyRecord.id == key_id, KeyRecord.usage == usage.value,
-                                                   owned_by(KeyRecord.tenant_id, tenant_id)))
+    def _find(self, key_id: str, tenant_id: str | None, usage: KeyUsage, session: Session | None = None) -> StoredKey:
+        q = select(KeyRecord).where(KeyRecord.id == key_id, KeyRecord.usage == usage.value,
+                                    owned_by(KeyRecord.tenant_id, tenant_id))
+        if session is not None:
+            rec = session.scalar(q)
+        else:
+            with self.db.session() as s:
+                rec = s.scalar(q)
         if rec is None:
             raise KeyStoreError(f"no key {key_id}")  # the same answer whether it is absent or of another usage
         return _stored(rec)
@@ -185,10 +190,10 @@ class KeyStore:
         identity key."""
         return self._find(key_id, tenant_id, _own_usage(tenant_id))
 
-    def identity_key(self, key_id: str, tenant_id: str | None) -> StoredKey:
+    def identity_key(self, key_id: str, tenant_id: str | None, *, session: Session | None = None) -> StoredKey:
         """The sign-identity key ``key_id`` of a user of ``tenant_id`` (None: a service-wide user),
-        for the identity services only."""
-        return self._find(key_id, tenant_id, KeyUsage.IDENTITY)
+        for the identity services only; read in ``session`` when given (the caller's transaction)."""
+        return self._find(key_id, tenant_id, KeyUsage.IDENTITY, session)
 
     def list(self, tenant_id: str) -> list[StoredKey]:
         """A relying party's own keys (never its users' identity keys)."""
@@ -244,13 +249,22 @@ class KeyStore:
         return self.backend.sign_digest(handle, algorithm, digest, hash_name, scheme or key.default_scheme)
 
     def sign_with_identity_key(self, key: StoredKey, digests: Sequence[tuple[bytes, str, SignatureScheme]],
-                               auth: KeyUseAuthorization) -> list[bytes]:
+                               auth: KeyUseAuthorization, *, session: Session | None = None) -> list[bytes]:
         """Sign ``digests`` (digest, hash name, scheme; in order) with an end user's identity key,
         under the authorization ``auth`` names. The store checks that the authorization exists and
         covers this key and these digests, then writes ``identity_key.used`` naming it; a refusal
-        is audited as ``identity_key.refused``. No other method signs with an identity key."""
+        is audited as ``identity_key.refused``. No other method signs with an identity key.
+
+        With ``session`` (the caller's transaction, in which the authorization was just recorded)
+        the check reads that transaction, the event is appended to it, and the store commits it
+        before the key is used: the authorization, the use and everything the caller wrote become
+        durable together, in one commit, or not at all."""
         handle, algorithm = self._usable(key.id, (KeyUsage.IDENTITY,))
         typed = [(hash_name, digest) for digest, hash_name, _ in digests]
+        if session is not None:
+            self._authorize_in(session, key, auth, typed)
+            return [self.backend.sign_digest(handle, algorithm, digest, hash_name, scheme)
+                    for digest, hash_name, scheme in digests]
         try:
             if not typed:
                 raise AuthorizationRefused("nothing to sign")
@@ -264,15 +278,38 @@ class KeyStore:
         return [self.backend.sign_digest(handle, algorithm, digest, hash_name, scheme)
                 for digest, hash_name, scheme in digests]
 
+    def _authorize_in(self, s: Session, key: StoredKey, auth: KeyUseAuthorization,
+                      typed: Sequence[tuple[str, bytes]]) -> None:
+        """``sign_with_identity_key``'s check and audit inside the caller's transaction ``s``,
+        committed here (a refusal too, then raised)."""
+        if self.audit is None:
+            raise KeyStoreError("identity keys sign only with an audit log")
+        try:
+            if not typed:
+                raise AuthorizationRefused("nothing to sign")
+            s.flush()  # the authorization recorded in this transaction is then read from the session, not re-selected
+            authorization.check(s, auth, key.id, typed)
+        except AuthorizationRefused as exc:
+            self._audit_use("identity_key.refused", key, auth, typed, reason=str(exc), session=s)
+            s.commit()
+            raise
+        # Committed before the key is used: a signature without its audit event cannot exist.
+        self._audit_use("identity_key.used", key, auth, typed, session=s)
+        s.commit()
+
     def _audit_use(self, event: str, key: StoredKey, auth: KeyUseAuthorization,
-                   typed: Sequence[tuple[str, bytes]], **extra: str) -> None:
+                   typed: Sequence[tuple[str, bytes]], *, session: Session | None = None, **extra: str) -> None:
         if self.audit is None:
             raise KeyStoreError("identity keys sign only with an audit log")
         concatenated = hashlib.sha256(b"".join(d for _, d in typed)).hexdigest()
-        self.audit.append(event, actor=auth.actor, tenant_id=auth.tenant_id, subject=auth.identity_id,
-                          details={"authorization": auth.reference, "key_id": key.id, "digests": len(typed),
-                                   "hash_algorithms": sorted({h for h, _ in typed}),
-                                   "digests_sha256": concatenated, **extra})
+        details = {"authorization": auth.reference, "key_id": key.id, "digests": len(typed),
+                   "hash_algorithms": sorted({h for h, _ in typed}), "digests_sha256": concatenated, **extra}
+        if session is not None:
+            self.audit.append_in(session, event, actor=auth.actor, tenant_id=auth.tenant_id, subject=auth.identity_id,
+                                 details=details)
+        else:
+            self.audit.append(event, actor=auth.actor, tenant_id=auth.tenant_id, subject=auth.identity_id,
+                              details=details)
 
     def _usable(self, key_id: str, usages: tuple[KeyUsage, ...]) -> tuple[bytes, KeyAlgorithm]:
         """The backend handle of ``key_id`` if its recorded usage is one of ``usages``."""

@@ -7,6 +7,12 @@ edit, a deletion (a gap, or a truncated tail) or a reordering shows.
 The chain has no key: whoever can write the database can recompute it. audit_seal.py signs and
 time-stamps checkpoints of it and audit_verify.py checks them; appending here stays one short
 transaction with no key-store operation.
+
+``append_in`` appends inside a caller's transaction instead (a signing call: token spent and
+events written, committed together). It first writes the head row, which takes the chain's lock
+until that transaction ends (SQLite: the database write lock; PostgreSQL: the row lock), then
+reads the head fresh: no other appender can link to the same head meanwhile, and a rollback takes
+the events and the head's move back together.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event as sa_event, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from remotesign.storage.db import Database
 from remotesign.storage.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
+_HEAD = "remotesign.audit.head"  # Session.info: the head row this transaction holds locked
+_PENDING = "remotesign.audit.pending"  # Session.info: the events appended in it, not committed yet
 
 
 def _event_hash(seq: int, at: datetime, event: str, actor: str, tenant_id: str | None, subject: str,
@@ -36,6 +45,17 @@ def _event_hash(seq: int, at: datetime, event: str, actor: str, tenant_id: str |
         separators=(",", ":"), ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _insert_head(s: Session) -> Any:
+    """INSERT of the genesis head that does nothing when the row exists (a concurrent creator
+    waits for the other's commit, then does nothing)."""
+    values = {"id": 1, "last_seq": 0, "last_hash": GENESIS}
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert(AuditHead).values(**values).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return sqlite_insert(AuditHead).values(**values).on_conflict_do_nothing()
 
 
 @dataclass(frozen=True)
@@ -58,9 +78,9 @@ class AuditLog:
             try:
                 with self._lock, self.db.session() as s:
                     head = s.get(AuditHead, 1, with_for_update=True)
-                    if head is None:
-                        head = AuditHead(id=1, last_seq=0, last_hash=GENESIS)
-                        s.add(head)
+                    if head is None:  # the first event: the head is created first, so every appender locks it
+                        s.execute(_insert_head(s))
+                        head = s.get(AuditHead, 1, with_for_update=True, populate_existing=True)
                     seq = head.last_seq + 1
                     at = datetime.now(timezone.utc)
                     digest = _event_hash(seq, at, event, actor, tenant_id, subject, details_json, head.last_hash)
@@ -72,6 +92,47 @@ class AuditLog:
             except (IntegrityError, OperationalError):
                 continue
         raise RuntimeError("audit log: could not append after 20 attempts")
+
+    def append_in(self, s: Session, event: str, *, actor: str, tenant_id: str | None = None, subject: str = "",
+                  details: dict[str, Any] | None = None) -> int:
+        """Record one event inside the caller's transaction ``s``; returns its sequence number.
+        The chain stays locked from here until ``s`` commits or rolls back, so the caller must
+        not wait on another session that appends (``append``) before then."""
+        details_json = json.dumps(details or {}, sort_keys=True, separators=(",", ":"), default=str)
+        head = s.info.get(_HEAD)
+        if head is None:
+            lock = update(AuditHead).where(AuditHead.id == 1).values(last_seq=AuditHead.last_seq)
+            if s.execute(lock).rowcount != 1:  # a fresh database: create the head, unless a racer just did
+                s.execute(_insert_head(s))
+                s.execute(lock)
+            head = s.get(AuditHead, 1, with_for_update=True, populate_existing=True)
+            if head is None:  # pragma: no cover - created or locked just above
+                raise RuntimeError("audit log: the chain head is missing")
+            if not s.info.get(_PENDING + ".hooked"):
+                s.info[_PENDING + ".hooked"] = True
+                sa_event.listen(s, "after_commit", self._committed)
+                sa_event.listen(s, "after_rollback", self._rolled_back)
+            s.info[_HEAD] = head
+        seq = head.last_seq + 1
+        at = datetime.now(timezone.utc)
+        digest = _event_hash(seq, at, event, actor, tenant_id, subject, details_json, head.last_hash)
+        row = AuditEvent(seq=seq, at=at, event=event, actor=actor, tenant_id=tenant_id, subject=subject,
+                         details=details_json, prev_hash=head.last_hash, hash=digest)
+        s.add(row)
+        head.last_seq, head.last_hash = seq, digest
+        # held until the transaction ends: a later read of the event in it (the key store's check
+        # of the authorization) finds it in the session instead of selecting it again
+        s.info.setdefault(_PENDING, []).append(row)
+        return seq
+
+    def _committed(self, s: Session) -> None:
+        self.appended += len(s.info.pop(_PENDING, ()))
+        s.info.pop(_HEAD, None)
+
+    @staticmethod
+    def _rolled_back(s: Session) -> None:
+        s.info.pop(_PENDING, None)
+        s.info.pop(_HEAD, None)
 
     def events(self, tenant_id: str | None = None, limit: int = 100) -> list[AuditEvent]:
         with self.db.session() as s:

@@ -19,6 +19,7 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from remotesign.storage.audit import AuditLog
 from remotesign.keystore import KeyAlgorithm, KeyStore, StoredKey
@@ -340,11 +341,15 @@ class CertificateAuthority:
             rec = s.get(CertificateRecord, cert_id)
         return _issued(rec) if rec else None
 
-    def find_by_serial(self, serial: int, issuer_id: str | None = None) -> list[IssuedCertificate]:
+    def find_by_serial(self, serial: int, issuer_id: str | None = None, *,
+                       session: Session | None = None) -> list[IssuedCertificate]:
+        """Certificates with this serial number; read in ``session`` when given (the caller's transaction)."""
+        q = select(CertificateRecord).where(CertificateRecord.serial_hex == format(serial, "x"))
+        if issuer_id is not None:
+            q = q.where(CertificateRecord.issuer_id == issuer_id)
+        if session is not None:
+            return [_issued(r) for r in session.scalars(q)]
         with self.db.session() as s:
-            q = select(CertificateRecord).where(CertificateRecord.serial_hex == format(serial, "x"))
-            if issuer_id is not None:
-                q = q.where(CertificateRecord.issuer_id == issuer_id)
             return [_issued(r) for r in s.scalars(q)]
 
     def list(self, tenant_id: str | None = None, *, all_tenants: bool = False) -> list[IssuedCertificate]:

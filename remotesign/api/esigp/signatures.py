@@ -7,6 +7,7 @@ consent is spent, so a malformed call never burns it."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
@@ -16,6 +17,7 @@ from remotesign.api.deps import services
 from remotesign.api.esigp.auth import ID_PATTERN, b64, bad_request, caller, core_errors
 from remotesign.core.raw_signing import MAX_BATCH, RawRequest, parse_request
 from remotesign.core.tenants import TokenInfo
+from remotesign.keystore.base import KeyAlgorithm
 from remotesign.service import Services
 
 router = APIRouter(tags=["esigp signatures"])
@@ -47,12 +49,16 @@ class ServerRawBatch(Lenient):
     requests: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-def _parse(svc: Services, token: TokenInfo, identity_id: str,
-           items: list[tuple[str | None, str | None, str | None]], batch: bool = False) -> list[RawRequest]:
-    """(digest_value, data, signature_algorithm) triples -> parsed requests, or a 4xx."""
-    with core_errors():
-        identity = svc.raw_signing.identity_for(token, identity_id)
-        key_algorithm = svc.raw_signing.key_algorithm(identity)
+def _parser(svc: Services, items: list[tuple[str | None, str | None, str | None]],
+            batch: bool = False) -> Callable[[KeyAlgorithm], list[RawRequest]]:
+    """(digest_value, data, signature_algorithm) triples -> a function of the identity key's
+    algorithm giving the parsed requests, or raising a 4xx (``RawSigningService.sign`` calls it
+    once it has resolved the identity, before the consent is spent)."""
+    return lambda key_algorithm: _parse(svc, key_algorithm, items, batch)
+
+
+def _parse(svc: Services, key_algorithm: KeyAlgorithm, items: list[tuple[str | None, str | None, str | None]],
+           batch: bool = False) -> list[RawRequest]:
     parsed = []
     for n, (digest_value, data, algorithm) in enumerate(items):
         where = f"requests[{n}]." if batch else ""
@@ -71,7 +77,7 @@ def _parse(svc: Services, token: TokenInfo, identity_id: str,
                               "description": "the signature value: PKCS#1 v1.5 or DER ECDSA"}},
              summary="Sign one digest with a server-held identity (binary answer)")
 def server_raw(body: ServerRaw, token: TokenInfo = Depends(caller), svc: Services = Depends(services)) -> Response:
-    requests = _parse(svc, token, body.sign_identity_id, [(body.digest_value, None, body.signature_algorithm)])
+    requests = _parser(svc, [(body.digest_value, None, body.signature_algorithm)])
     with core_errors():
         [value] = svc.raw_signing.sign(token, body.sign_identity_id, requests)
     return Response(value, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
@@ -81,7 +87,7 @@ def server_raw(body: ServerRaw, token: TokenInfo = Depends(caller), svc: Service
 def server_raw_batch(body: ServerRawBatch, response: Response, token: TokenInfo = Depends(caller),
                      svc: Services = Depends(services)) -> dict[str, Any]:
     items = [(r.digest_value, r.data, r.signature_algorithm or body.signature_algorithm) for r in body.requests]
-    requests = _parse(svc, token, body.sign_identity_id, items, batch=True)
+    requests = _parser(svc, items, batch=True)
     with core_errors():
         values = svc.raw_signing.sign(token, body.sign_identity_id, requests)
     response.headers["Cache-Control"] = "no-store"
