@@ -77,7 +77,8 @@ def test_listings_are_per_tenant(http: httpx.Client, tenants: dict[str, dict[str
 def test_operator_pki_keys_are_not_tenant_keys(service: Service, http: httpx.Client,
                                                tenants: dict[str, dict[str, str]]) -> None:
     """The CA, TSA, OCSP, transport and audit keys belong to the operator; no tenant can use them to sign,
-    nor the keys of service-wide users' sign identities (also held outside any tenant)."""
+    nor the keys of service-wide users' sign identities (also held outside any tenant), nor the TLS
+    client keys of TSA credentials."""
     import json
 
     from sqlalchemy import create_engine, text
@@ -86,7 +87,8 @@ def test_operator_pki_keys_are_not_tenant_keys(service: Service, http: httpx.Cli
     with engine.connect() as conn:
         operator_keys = [row[0] for row in conn.execute(text("SELECT id FROM keys WHERE tenant_id IS NULL"))]
         pki_keys = [row[0] for row in conn.execute(
-            text("SELECT id FROM keys WHERE tenant_id IS NULL AND label NOT LIKE 'identity:%'"))]
+            text("SELECT id FROM keys WHERE tenant_id IS NULL AND label NOT LIKE 'identity:%' "
+                 "AND label NOT LIKE 'tsa-credential:%'"))]  # TLS client keys other modules register
     engine.dispose()
     assert len(pki_keys) == 6  # root, issuing, TSA, OCSP, SignAPI transport key, audit key
     auth = {"Authorization": f"Bearer {tenants['A']['token']}"}
