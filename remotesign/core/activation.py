@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from remotesign.core.devices import DeviceInfo, DeviceService, load_device_key
 from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityService, check_pin
-from remotesign.core.kdf import hash_secret
+from remotesign.keystore.kdf import hash_secret
 from remotesign.core.throttle import AttemptThrottle
 from remotesign.core.users import UserInfo, UserService, check_password_quality
 from remotesign.storage.audit import AuditLog

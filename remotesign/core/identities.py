@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core.errors import CoreError
-from remotesign.core.kdf import DEFAULT_LOG2_N, hash_secret, verify_secret
+from remotesign.keystore.kdf import DEFAULT_LOG2_N, hash_secret, verify_secret
 from remotesign.core.tenants import TokenInfo
 from remotesign.core.throttle import lock_duration
 from remotesign.core.users import UserInfo

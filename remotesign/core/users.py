@@ -25,7 +25,7 @@ from sqlalchemy import or_, select
 import hashlib
 
 from remotesign.storage.audit import AuditLog
-from remotesign.core.kdf import DEFAULT_LOG2_N, dummy_verify, hash_secret, verify_secret
+from remotesign.keystore.kdf import DEFAULT_LOG2_N, dummy_verify, hash_secret, verify_secret
 from remotesign.core.throttle import lock_duration
 from remotesign.storage.db import Database
 from remotesign.storage.models import EndUser

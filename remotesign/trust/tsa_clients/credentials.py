@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import or_, select
 
-from remotesign.core.kdf import DEFAULT_LOG2_N, hash_secret, verify_secret
+from remotesign.keystore.kdf import DEFAULT_LOG2_N, hash_secret, verify_secret
 from remotesign.keystore.base import KeyStoreError
 from remotesign.keystore.store import KeyStore, StoredKey
 from remotesign.storage.audit import AuditLog
