@@ -22,24 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rss import reset_peak, status  # noqa: E402
 from remotesign.formats.asic_e_format import AsicEXadesFormat  # noqa: E402
 from remotesign.formats.interface import Document, Level, SignParameters  # noqa: E402
 from remotesign.formats.pades_format import PadesFormat  # noqa: E402
 from tests import format_pki  # noqa: E402
 from tests.pades_pki import make_pki  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def reset_peak() -> int:
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status("VmRSS")
 
 
 async def signed_at_t(fmt, pki, path: Path, name: str, mime: str) -> bytes:  # type: ignore[no-untyped-def]
@@ -74,12 +64,12 @@ async def big_pdf(pki, tmp: Path, mb: int) -> tuple[float, float, float]:  # typ
         prepared = await fmt.data_to_sign([doc], params, scratch)
         await fmt.sign_at_level([doc], params, prepared, format_pki.raw_sign(key, prepared.digest), scratch, signed,
                                 Level.T, ctx)
-    signing_rss = (_status("VmHWM") - base) / 1e6
+    signing_rss = (status("VmHWM") - base) / 1e6
     base = reset_peak()
     t0 = time.perf_counter()
     with open(tmp / "signed.pdf", "rb") as src, open(tmp / "lta.pdf", "w+b") as out:
         await fmt.extend(src, out, Level.LTA, ctx)
-    return time.perf_counter() - t0, signing_rss, (_status("VmHWM") - base) / 1e6
+    return time.perf_counter() - t0, signing_rss, (status("VmHWM") - base) / 1e6
 
 
 async def main() -> None:

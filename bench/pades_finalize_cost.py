@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rss import reset_peak, status  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # noqa: E402
 from pyhanko.sign import fields, signers  # noqa: E402
@@ -37,18 +39,6 @@ from remotesign.formats.pades_format import PadesFormat  # noqa: E402
 from tests import format_pki  # noqa: E402
 from tests.pades_pki import make_pki  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def reset_peak() -> int:
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status("VmRSS")
 
 
 async def pyhanko_bb(signer: signers.SimpleSigner, pdf: Path, out: Path) -> float:
@@ -119,7 +109,7 @@ async def main() -> None:
                     hashes.append(sha256_pass(big))
                     base_rss = reset_peak()
                     walls.append(await remotesign_lt(fmt, spec, key, ctx, big, tmp))
-                    rss = max(rss, (_status("VmHWM") - base_rss) / 1e6)
+                    rss = max(rss, (status("VmHWM") - base_rss) / 1e6)
                 wall = statistics.median(walls)
                 sha = statistics.median(hashes)
                 label = f"{args.big_mb} MB"

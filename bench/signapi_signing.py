@@ -18,21 +18,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rss import reset_peak, status  # noqa: E402
 from tests.harness import Service, free_port  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402
 from tests.signapi import SignApi, issue_card  # noqa: E402
-
-
-def _status(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def reset_peak(pid: int) -> int:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-    return _status(pid, "VmRSS")
 
 
 def sign_flow(api: SignApi, card, sid: str, as_pdf: bool) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -71,7 +61,7 @@ def main() -> None:
                 assert r.status_code == 201, r.text
                 upload = time.perf_counter() - t0
                 digest_s, final_s = sign_flow(api, card, sid, as_pdf=True)
-                peak = _status(pid, "VmHWM") - base
+                peak = status("VmHWM", pid) - base
                 print(f"{f'PDF {pdf.stat().st_size / 1e6:.1f} MB (PAdES B-LT)':<28} {upload:9.2f} {digest_s:9.2f} "
                       f"{final_s:11.2f} {upload + digest_s + final_s:8.2f} {peak / 1e6:13.1f}")
                 api.client.get(f"/api-session/v1.0/{sid}/close")
@@ -84,7 +74,7 @@ def main() -> None:
                     api.upload(sid, f"file-{i:04d}.txt", f"document number {i}\n".encode() * 20)
                 upload = time.perf_counter() - t0
                 digest_s, final_s = sign_flow(api, card, sid, as_pdf=False)
-                peak = _status(pid, "VmHWM") - base
+                peak = status("VmHWM", pid) - base
                 print(f"{f'ASiC-E, {args.files} files (XAdES B-LT)':<28} {upload:9.2f} {digest_s:9.2f} {final_s:11.2f} "
                       f"{upload + digest_s + final_s:8.2f} {peak / 1e6:13.1f}")
         finally:
