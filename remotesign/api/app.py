@@ -41,8 +41,10 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for api, router in (("account", account_pages.router), ("health", health.router), ("oauth", oauth.router),
-                        ("pki", pki.router), ("native", native.router), ("admin", admin.router),
+    # The PKI protocol endpoints come first: routes are matched in order, and OCSP and TSA are the
+    # service's highest-rate calls.
+    for api, router in (("pki", pki.router), ("account", account_pages.router), ("health", health.router),
+                        ("oauth", oauth.router), ("native", native.router), ("admin", admin.router),
                         ("pages", consent_pages.router), ("pages", logout_page.router), ("validation", validation.router),
                         ("eparaksts", eparaksts.router), ("esigp", esigp.router), ("devices", devices.router),
                         ("fortress", fortress.router)):

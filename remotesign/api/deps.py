@@ -15,7 +15,9 @@ from remotesign.core.tenants import TokenInfo
 from remotesign.service import Services
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    """The process's services; ``async`` because FastAPI runs a plain ``def`` dependency in the
+    thread pool, a thread hop on every request for an attribute read."""
     return request.app.state.services  # type: ignore[no-any-return]
 
 

@@ -18,7 +18,7 @@ from asn1crypto import core, keys, pem, x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from remotesign.storage.audit import AuditLog
@@ -70,6 +70,13 @@ class IssuedCertificate:
     @property
     def status(self) -> str:
         return "revoked" if self.revoked_at else "valid"
+
+
+# A revoked row first, should one serial ever appear twice under one issuer.
+_REVOCATION_STATUS = (select(CertificateRecord.revoked_at, CertificateRecord.revocation_reason)
+                      .where(CertificateRecord.serial_hex == bindparam("serial"),
+                             CertificateRecord.issuer_id == bindparam("issuer"))
+                      .order_by(CertificateRecord.revoked_at.is_(None)).limit(1))
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -351,6 +358,13 @@ class CertificateAuthority:
             return [_issued(r) for r in session.scalars(q)]
         with self.db.session() as s:
             return [_issued(r) for r in s.scalars(q)]
+
+    def revocation_status(self, serial: int, issuer_id: str) -> tuple[datetime | None, str | None] | None:
+        """(revoked_at, reason) of the certificate ``issuer_id`` issued with ``serial``, None when
+        there is none: the OCSP responder's per-request lookup (two columns, a statement built once)."""
+        with self.db.engine.connect() as conn:
+            row = conn.execute(_REVOCATION_STATUS, {"serial": format(serial, "x"), "issuer": issuer_id}).first()
+        return None if row is None else (_utc(row[0]), row[1])
 
     def list(self, tenant_id: str | None = None, *, all_tenants: bool = False) -> list[IssuedCertificate]:
         with self.db.session() as s:

@@ -13,31 +13,27 @@ Bad input never raises; it is answered with PKIStatus ``rejection`` and the matc
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TypeVar
 
-from asn1crypto import algos, cms, core, tsp, x509
-from sqlalchemy.exc import IntegrityError
+from asn1crypto import core, tsp
 
 from remotesign.keystore import KeyStore
 from remotesign.keystore.base import HASH_SIZES
 from remotesign.storage.db import Database
-from remotesign.storage.models import TimestampRecord
 from remotesign.trust.ca import CertificateAuthority
 from remotesign.trust.signing import sign_der, signature_algorithm
+from remotesign.trust.tsa_log import SerialClash, TokenLog
+from remotesign.trust.tsa_token import TOKEN_HASH, TokenTemplate
 
 log = logging.getLogger(__name__)
 
 # Message-imprint hash algorithms we accept, with their digest sizes. SHA-1 is accepted for old
 # clients: the imprint only identifies the data, the token's own signature uses SHA-256.
 ACCEPTED_HASHES: dict[str, int] = dict(HASH_SIZES)
-# Hash of the token's SignerInfo (digestAlgorithm) and of signing-certificate-v2.
-TOKEN_HASH = "sha256"
 # A TimeStampReq is a few hundred bytes; anything this big is not one.
 MAX_QUERY_BYTES = 64 * 1024
 SERIAL_ATTEMPTS = 5
@@ -77,15 +73,6 @@ def error_reply(server_fault: bool, message: str) -> TsaReply:
     return _rejection("system_failure" if server_fault else "bad_data_format", message[:200])
 
 
-_T = TypeVar("_T", bound=core.Asn1Value)
-
-
-def _frozen(value: _T) -> _T:
-    """Re-load a constant structure from its DER so asn1crypto reuses the encoding instead of
-    re-serialising it (and its nested certificate names) on every token: ~5 ms per token saved."""
-    return type(value).load(value.dump())  # type: ignore[return-value]
-
-
 def _new_serial() -> int:
     """Positive ~104-bit serial: nanosecond time (ordering for humans) + 40 random bits (uniqueness)."""
     return (time.time_ns() << 40) | secrets.randbits(40)
@@ -97,32 +84,15 @@ class TimeStampAuthority:
     def __init__(self, db: Database, ca: CertificateAuthority, keystore: KeyStore, policy_oid: str,
                  accuracy_ms: int = 500) -> None:
         self.db = db
+        self._log = TokenLog(db)
         self.keystore = keystore
         self.policy = core.ObjectIdentifier(policy_oid)  # validates the OID now, not per request
         self.policy_oid = self.policy.dotted
         cert, key = ca.tsa_signer()
         self._key = key
-        self._cert = cert.asn1()
-        self._chain = [c.asn1() for c in ca.chain()]
-        self._accuracy = self._accuracy_value(accuracy_ms)
-        self._tsa_name = _frozen(x509.GeneralName(name="directory_name", value=self._cert.subject))
-        self._sid = _frozen(cms.SignerIdentifier(name="issuer_and_serial_number", value={
-            "issuer": self._cert.issuer, "serial_number": self._cert.serial_number}))
-        self._digest_alg = _frozen(algos.DigestAlgorithm({"algorithm": TOKEN_HASH}))
-        self._sig_alg = _frozen(signature_algorithm(key, TOKEN_HASH))
-        self._certificates = _frozen(cms.CertificateSet([self._cert, *self._chain]))
-        # ESSCertIDv2: hashAlgorithm omitted because SHA-256 is its DEFAULT (DER forbids encoding it).
-        self._signing_cert_attr = _frozen(cms.CMSAttribute({
-            "type": "signing_certificate_v2",
-            "values": [tsp.SigningCertificateV2({"certs": [{
-                "cert_hash": hashlib.sha256(cert.der).digest(),
-                "issuer_serial": {
-                    "issuer": [x509.GeneralName(name="directory_name", value=self._cert.issuer)],
-                    "serial_number": self._cert.serial_number,
-                },
-            }]})],
-        }))
-        self._content_type_attr = _frozen(cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}))
+        self._template = TokenTemplate(cert.asn1(), [c.asn1() for c in ca.chain()], cert.der,
+                                       signature_algorithm(key, TOKEN_HASH), self.policy_oid,
+                                       self._accuracy_value(accuracy_ms))
 
     @staticmethod
     def _accuracy_value(accuracy_ms: int) -> dict | None:
@@ -183,15 +153,14 @@ class TimeStampAuthority:
 
     # -- issuance ---------------------------------------------------------------------------------
     def _reserve_serial(self, gen_time: datetime, hash_name: str, imprint: bytes) -> int:
-        """Insert the token's record; a primary-key clash (astronomically rare) draws a new serial."""
+        """Commit the token's record (group-committed with concurrent requests) before the token
+        is signed; a serial-number clash (astronomically rare) draws a new serial."""
         for _ in range(SERIAL_ATTEMPTS):
             serial = _new_serial()
             try:
-                with self.db.session() as s:
-                    s.add(TimestampRecord(serial=format(serial, "x"), gen_time=gen_time, hash_algorithm=hash_name,
-                                          message_imprint_hex=imprint.hex()))
+                self._log.record(serial, gen_time, hash_name, imprint)
                 return serial
-            except IntegrityError:
+            except SerialClash:
                 continue
         raise RuntimeError("could not allocate a unique time-stamp serial number")
 
@@ -202,49 +171,13 @@ class TimeStampAuthority:
         gen_time = now.replace(microsecond=now.microsecond // 1000 * 1000)
         serial = self._reserve_serial(gen_time, imprint["hash_algorithm"]["algorithm"].native,
                                       imprint["hashed_message"].native)
-        info: dict = {
-            "version": "v1",
-            "policy": self.policy,
-            "message_imprint": imprint,  # copied as received (RFC 3161 2.4.2)
-            "serial_number": serial,
-            "gen_time": gen_time,
-            "tsa": self._tsa_name,
-        }
-        if self._accuracy is not None:
-            info["accuracy"] = self._accuracy
-        if query["nonce"].native is not None:
-            info["nonce"] = query["nonce"]
-        tst_info = tsp.TSTInfo(info)
-        tst_der = tst_info.dump()
-        signed_attrs = cms.CMSAttributes([
-            self._content_type_attr,
-            cms.CMSAttribute({"type": "signing_time", "values": [cms.Time(name="utc_time", value=gen_time.replace(
-                microsecond=0))]}),
-            cms.CMSAttribute({"type": "message_digest", "values": [hashlib.new(TOKEN_HASH, tst_der).digest()]}),
-            self._signing_cert_attr,
-        ])
-        # The signature covers the DER SET OF encoding (asn1crypto sorts SET OF members).
-        signature = sign_der(self.keystore, self._key, signed_attrs.dump(), TOKEN_HASH)
-        signer = cms.SignerInfo({
-            "version": "v1",
-            "sid": self._sid,
-            "digest_algorithm": self._digest_alg,
-            "signed_attrs": signed_attrs,
-            "signature_algorithm": self._sig_alg,
-            "signature": signature,
-        })
-        signed_data: dict = {
-            "version": "v3",
-            "digest_algorithms": [self._digest_alg],
-            "encap_content_info": {"content_type": "tst_info",
-                                   "content": core.ParsableOctetString(tst_der, parsed=tst_info)},
-            "signer_infos": [signer],
-        }
-        if query["cert_req"].native:
-            signed_data["certificates"] = self._certificates
-        token = cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
-        der = tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
-        return TsaReply(der, "granted")
+        nonce = query["nonce"].native
+        tst_info = self._template.tst_info(imprint.dump(), serial, gen_time, nonce)
+        signed_attrs = self._template.signed_attributes(tst_info, gen_time)
+        # The signature covers the DER SET OF encoding of the signed attributes.
+        signature = sign_der(self.keystore, self._key, signed_attrs, TOKEN_HASH)
+        return TsaReply(self._template.response(tst_info, signed_attrs, signature, bool(query["cert_req"].native)),
+                        "granted")
 
 
 __all__ = ["ACCEPTED_HASHES", "MAX_QUERY_BYTES", "TimeStampAuthority", "TsaReply"]
