@@ -25,6 +25,8 @@ import httpx
 from asn1crypto import algos, core, ocsp, tsp, x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpu import tree_cpu_seconds  # noqa: E402
 from tests.harness import Service, free_port, make_softhsm_token  # noqa: E402
 
 
@@ -79,10 +81,10 @@ def _read_response(sock: socket.socket, buf: bytearray) -> tuple[int, bytearray]
 
 
 def run_load(url: str, path: str, bodies: list[bytes], content_type: str, seconds: float,
-             threads: int) -> tuple[float, int]:
-    """Responses/s with `threads` keep-alive clients sending pre-built requests (so the clients,
-    which share the machine's cores with the service, cost as little as they can); every reply
-    must be HTTP 200."""
+             threads: int, server_pid: int) -> tuple[float, int, float]:
+    """(responses/s, errors, service CPU ms per response) with `threads` keep-alive clients
+    sending pre-built requests (so the clients, which share the machine's cores with the service,
+    cost as little as they can); every reply must be HTTP 200."""
     host_port = url.split("//", 1)[1]
     host, port = host_port.rsplit(":", 1)
     raw = [http_request(host_port, path, body, content_type) for body in bodies]
@@ -103,13 +105,16 @@ def run_load(url: str, path: str, bodies: list[bytes], content_type: str, second
                 count[n] += 1
                 i += threads
 
+    cpu0 = tree_cpu_seconds(server_pid)
     start = time.monotonic()
     ts = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    return sum(count) / (time.monotonic() - start), errors[0]
+    elapsed = time.monotonic() - start
+    cpu_ms = (tree_cpu_seconds(server_pid) - cpu0) * 1000 / max(1, sum(count))
+    return sum(count) / elapsed, errors[0], cpu_ms
 
 
 def openssl_speed(seconds: int) -> tuple[float, float]:
@@ -145,16 +150,16 @@ def main() -> int:
             print(f"remotesign PKI throughput, {os.cpu_count()} CPUs, `serve --workers {args.workers}`, key backend "
                   f"{'pkcs11 (SoftHSM2)' if args.hsm else 'software'}, RSA-2048 TSA/OCSP keys, "
                   f"{args.seconds:.0f} s per line, HTTP/1.1 keep-alive over loopback, pre-built requests")
-            print(f"{'what':<44}{'clients':>8}{'per second':>14}{'errors':>8}")
+            print(f"{'what':<44}{'clients':>8}{'per second':>14}{'errors':>8}{'service CPU ms each':>22}")
             for threads in threads_list:
-                rate, errs = run_load(svc.url, "/pki/tsa", tsa_bodies, "application/timestamp-query",
-                                      args.seconds, threads)
+                rate, errs, cpu = run_load(svc.url, "/pki/tsa", tsa_bodies, "application/timestamp-query",
+                                      args.seconds, threads, svc.proc.pid)
                 results[("tsa", threads)] = rate
-                print(f"{'time-stamps (RFC 3161, certReq, nonce)':<44}{threads:>8}{rate:>14.1f}{errs:>8}")
-                rate, errs = run_load(svc.url, "/pki/ocsp", ocsp_bodies, "application/ocsp-request",
-                                      args.seconds, threads)
+                print(f"{'time-stamps (RFC 3161, certReq, nonce)':<44}{threads:>8}{rate:>14.1f}{errs:>8}{cpu:>22.2f}")
+                rate, errs, cpu = run_load(svc.url, "/pki/ocsp", ocsp_bodies, "application/ocsp-request",
+                                      args.seconds, threads, svc.proc.pid)
                 results[("ocsp", threads)] = rate
-                print(f"{'OCSP responses (1 CertID, nonce)':<44}{threads:>8}{rate:>14.1f}{errs:>8}")
+                print(f"{'OCSP responses (1 CertID, nonce)':<44}{threads:>8}{rate:>14.1f}{errs:>8}{cpu:>22.2f}")
         finally:
             svc.stop()
     sign_rate, verify_rate = openssl_speed(max(1, int(args.seconds)))
