@@ -189,9 +189,14 @@ class FailedAdES:
     api_status: Any = None
 
 
-def make_spec(options: Any, material: Material, backend: AIOHttpFetcherBackend | None) -> SignatureValidationSpec:
-    """The request's validation spec with ``material`` as local knowledge."""
-    return with_backend(options.signature_spec(material.local_knowledge()), backend)
+def make_spec(options: Any, material: Material, backend: AIOHttpFetcherBackend | None,
+              base: SignatureValidationSpec | None = None) -> SignatureValidationSpec:
+    """The request's validation spec with ``material`` as local knowledge. ``base``: the
+    request's spec already built by ``options.signature_spec()`` (its trust manager and
+    policies), so that one validation builds them once."""
+    if base is None:
+        return with_backend(options.signature_spec(material.local_knowledge()), backend)
+    return with_backend(dataclasses.replace(base, local_knowledge=material.local_knowledge()), backend)
 
 
 # --- subindications ------------------------------------------------------------------------------
@@ -360,11 +365,33 @@ def sd_certificates(signed_data: cms.SignedData) -> list[x509.Certificate]:
     return [c.chosen for c in _safe_iter(signed_data["certificates"]) if getattr(c, "name", None) == "certificate"]
 
 
+#: RFC 5280 name comparisons already made, by the DER of both names. asn1crypto's ``==`` prepares
+#: every attribute value (RFC 4518) on each call; the same few names are compared again and again
+#: while chains are walked. The answer is a function of the two encodings alone (nothing of the
+#: document or the request), so it is kept across validations, bounded.
+_NAME_EQUALITY: dict[tuple[bytes, bytes], bool] = {}
+_NAME_EQUALITY_MAX = 4096
+
+
+def same_name(a: x509.Name, b: x509.Name) -> bool:
+    """``a == b`` (asn1crypto's RFC 5280 equality), remembered by the names' DER; raises what
+    ``==`` raises (an answer that raised is not remembered)."""
+    key = (a.dump(), b.dump())
+    known = _NAME_EQUALITY.get(key)
+    if known is not None:
+        return known
+    equal = bool(a == b)
+    if len(_NAME_EQUALITY) >= _NAME_EQUALITY_MAX:
+        _NAME_EQUALITY.clear()
+    _NAME_EQUALITY[key] = equal
+    return equal
+
+
 def matches_sid(cert: x509.Certificate, sid: cms.SignerIdentifier) -> bool:
     try:
         if sid.name == "issuer_and_serial_number":
             ias = sid.chosen
-            return (cert.issuer == ias["issuer"] and cert.serial_number == ias["serial_number"].native)
+            return (same_name(cert.issuer, ias["issuer"]) and cert.serial_number == ias["serial_number"].native)
         if sid.name == "subject_key_identifier":
             return cert.key_identifier == sid.chosen.native
     except Exception:  # noqa: BLE001
@@ -421,14 +448,14 @@ def chains(certs: Iterable[x509.Certificate | None], pool: Sequence[x509.Certifi
 
 
 def is_self_issued(cert: x509.Certificate) -> bool:
-    return cert.subject == cert.issuer
+    return same_name(cert.subject, cert.issuer)
 
 
 def find_issuer(cert: x509.Certificate, pool: Iterable[x509.Certificate]) -> x509.Certificate | None:
     aki = cert.authority_key_identifier
     fallback = None
     for candidate in pool:
-        if candidate.subject != cert.issuer or candidate is cert:
+        if not same_name(candidate.subject, cert.issuer) or candidate is cert:
             continue
         if aki is None or candidate.key_identifier is None or candidate.key_identifier == aki:
             return candidate
@@ -466,7 +493,7 @@ def revocation_complete(roots: Sequence[x509.Certificate], material: Material,
             if responder is not None:
                 todo.append(responder)
             continue
-        if not any(c["tbs_cert_list"]["issuer"] == cert.issuer for c in material.crls):
+        if not any(same_name(c["tbs_cert_list"]["issuer"], cert.issuer) for c in material.crls):
             return False
     return True
 
@@ -495,7 +522,7 @@ def _covering_ocsp_responder(cert: x509.Certificate, issuer: x509.Certificate,
                 if cert_id["issuer_name_hash"].native != hashlib.new(algo, cert.issuer.dump()).digest():
                     continue
                 for signer in basic["certs"] or ():
-                    if signer.subject != issuer.subject:
+                    if not same_name(signer.subject, issuer.subject):
                         return signer
                 return None
         except Exception:  # noqa: BLE001

@@ -176,6 +176,14 @@ class _Document:
     stamp_material: cc.Material = field(default_factory=cc.Material)
     stamp_results: dict[str, TimestampResult] = field(default_factory=dict)
     backend: Any = None
+    #: ``options.signature_spec()``, built once per document (trust manager, policies)
+    base_spec: SignatureValidationSpec | None = None
+
+    def spec(self, material: cc.Material) -> SignatureValidationSpec:
+        """The validation spec with ``material`` as local knowledge."""
+        if self.base_spec is None:
+            self.base_spec = self.options.signature_spec()
+        return cc.make_spec(self.options, material, self.backend, self.base_spec)
 
 
 def dss_material(reader: PdfFileReader) -> tuple[cc.Material, bool]:
@@ -244,7 +252,7 @@ async def _validate_fields(reader: PdfFileReader, fields: list[_Field], options:
         tsa_signers = [cc.find_signer_cert(ts.signer_info, cc.sd_certificates(ts.signed_data)) for ts in stamps]
         doc.stamp_material = _merged(tsa_certs, cc.provided_material(
             options, cc.chains(tsa_signers, list(dss.certs) + tsa_certs + list(options.trust_anchors))))
-        spec = cc.make_spec(options, _merged(dss, doc.stamp_material), backend)
+        spec = doc.spec(_merged(dss, doc.stamp_material))
         doc.stamps = stamps
         doc.stamp_spec = spec
         for item in fields:
@@ -299,7 +307,7 @@ async def _validate_signature(embedded: EmbeddedPdfSignature, doc: _Document) ->
 
     provided = cc.provided_material(options, cc.chains([signer_cert, *cc.tst_signers(signer_info)], pool))
     knowledge = _merged(doc.dss, cms_material, provided, tst_certs)
-    spec = cc.make_spec(options, knowledge, doc.backend)
+    spec = doc.spec(knowledge)
 
     covering = [ts for ts in doc.stamps if ts.signed_revision > embedded.signed_revision]
 
@@ -508,7 +516,7 @@ async def _run_ades(embedded: EmbeddedPdfSignature, doc: _Document, knowledge: c
                     archived: bool, warnings: list[str]) -> Any:
     """LTA when document time-stamps follow the signature, with time when it has a signature
     time-stamp, basic otherwise."""
-    spec = cc.make_spec(doc.options, knowledge, doc.backend)
+    spec = doc.spec(knowledge)
     try:
         if archived:
             try:
@@ -566,7 +574,7 @@ async def _with_time_fallback(embedded: EmbeddedPdfSignature, doc: _Document, sp
 async def _lta(embedded: EmbeddedPdfSignature, doc: _Document, material: cc.Material) -> Any:
     """pyHanko reads the DSS itself on this path, so it gets only the rest; its difference
     analysis is skipped here because :func:`_integrity` already ran it (and judges it)."""
-    spec = cc.make_spec(doc.options, material, doc.backend)
+    spec = doc.spec(material)
     return await ades_lta_validation(embedded, PdfSignatureValidationSpec(spec, diff_policy=None),
                                      timing_info=doc.timing)
 
