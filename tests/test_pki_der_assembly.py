@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from asn1crypto import algos, cms, core, ocsp, tsp, x509
 
-from remotesign.trust import der
+from remotesign import der
 from remotesign.trust.ocsp import OcspResponder
 from remotesign.trust.signing import sign_der
 from remotesign.trust.tsa import TimeStampAuthority

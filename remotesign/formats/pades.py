@@ -33,6 +33,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from remotesign.formats.base import FormatError, SignerSpec, ValidationData
+from remotesign.formats.cms_attributes import pades_signed_attributes
 from remotesign.formats.stamps import StampSpec, add_stamp_field, stamped_field
 
 #: DER bytes reserved for the CMS (doubled: it is written as hex). Room for the chain, a signature
@@ -226,10 +227,7 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
             chunk_size=COPY_CHUNK)
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
         raise FormatError("invalid_pdf", f"the PDF cannot be prepared for signing: {exc}") from exc
-    attr_settings = signers.pdf_cms.PdfCMSSignedAttributes(signing_time=signing_time)
-    signed_attrs = await ext.signed_attrs(prep.document_digest, signer.digest_algorithm,
-                                          attr_settings=attr_settings, use_pades=True)
-    der = signed_attrs.dump()
+    der = pades_signed_attributes(ext.signing_cert, signer.certificate, prep.document_digest)
     return PreparedPades(digest=hashlib.new(signer.digest_algorithm, der).digest(), signed_attrs=der,
                          document_digest=prep.document_digest, reserved_region_start=prep.reserved_region_start,
                          reserved_region_end=prep.reserved_region_end, field_name=field_name)

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from asn1crypto import algos, core, ocsp, x509
 
-from remotesign.trust import der
+from remotesign import der
 
 _SUCCESSFUL = ocsp.OCSPResponse({"response_status": "successful"})["response_status"].dump()
 _OID_BASIC = core.ObjectIdentifier("1.3.6.1.5.5.7.48.1.1").dump()

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from asn1crypto import algos, cms, core, tsp, x509
 
-from remotesign.trust import der
+from remotesign import der
 
 TOKEN_HASH = "sha256"
 _OID_SIGNED_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()

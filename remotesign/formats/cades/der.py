@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from remotesign import der as _der
 from remotesign.formats.base import FormatError
 
 #: Nesting deeper than this is not a signature but an attack on the reader.
@@ -163,26 +164,10 @@ def parse_header(head: bytes, available: int) -> tuple[bytes, int, int | None]:
 
 # --- writing ------------------------------------------------------------------------------------
 
-def length_octets(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(encoded)]) + encoded
-
-
-def header(tag: int | bytes, length: int) -> bytes:
-    return (bytes([tag]) if isinstance(tag, int) else tag) + length_octets(length)
-
-
-def tlv(tag: int | bytes, *parts: bytes) -> bytes:
-    body = b"".join(parts)
-    return header(tag, len(body)) + body
-
-
-def retag(encoded: bytes, tag: int) -> bytes:
-    """``encoded`` (one TLV with a one-octet tag) with its identifier octet replaced: an IMPLICIT
-    tag put on, or taken off, without touching length or contents."""
-    return bytes([tag]) + encoded[1:]
+# One DER writer for the whole service (remotesign/der.py); re-exported for the CAdES modules.
+header = _der.header
+tlv = _der.tlv
+retag = _der.retag
 
 
 def split(data: bytes) -> list[bytes]:

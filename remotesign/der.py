@@ -1,4 +1,5 @@
-"""The few DER encoders the hot responders need (RFC 3161 tokens, OCSP responses).
+"""The service's one DER writer: the few encoders needed where structures are assembled from
+pre-encoded parts (RFC 3161 tokens, OCSP responses, PAdES signed attributes, CAdES extension).
 
 The TSA and the OCSP responder answer hundreds of requests a second with structures that are
 constant apart from a handful of fields. Building them with asn1crypto costs ~1 ms each (most of
@@ -29,10 +30,15 @@ def length(n: int) -> bytes:
     return bytes((0x80 | len(octets),)) + octets
 
 
-def tlv(tag: int, *contents: bytes) -> bytes:
-    """One element: identifier ``tag`` (a single octet), then the length of and the contents."""
+def header(tag: int | bytes, size: int) -> bytes:
+    """Identifier octet(s) ``tag`` and the length octets of ``size`` content bytes."""
+    return (bytes((tag,)) if isinstance(tag, int) else tag) + length(size)
+
+
+def tlv(tag: int | bytes, *contents: bytes) -> bytes:
+    """One element: identifier ``tag``, then the length of and the contents."""
     body = b"".join(contents)
-    return bytes((tag,)) + length(len(body)) + body
+    return header(tag, len(body)) + body
 
 
 def integer(value: int) -> bytes:
@@ -60,7 +66,8 @@ def utc_time(value: datetime) -> bytes:
 
 
 def retag(encoded: bytes, tag: int) -> bytes:
-    """The same element under another identifier octet (IMPLICIT tagging of a pre-encoded value)."""
+    """``encoded`` (one TLV with a one-octet tag) under another identifier octet: an IMPLICIT tag
+    put on, or taken off, without touching length or contents."""
     return bytes((tag,)) + encoded[1:]
 
 
@@ -69,4 +76,4 @@ def set_of(*members: bytes) -> bytes:
     return tlv(SET, *sorted(members))
 
 
-__all__ = ["generalized_time", "integer", "length", "retag", "set_of", "tlv", "utc_time"]
+__all__ = ["generalized_time", "header", "integer", "length", "retag", "set_of", "tlv", "utc_time"]

@@ -1,0 +1,148 @@
+"""Many concurrent integrators on the eParaksts-style flow against one `remotesign serve --workers N`:
+per-call latency percentiles, errors and flows per second.
+
+    .venv/bin/python bench/eparaksts_load.py [--clients 50] [--seconds 30] [--workers 2] [--pdf-kb 100]
+
+Each client loops over the whole flow — start, upload (a PDF), CalculateDigest (PAdES),
+finalizeSigning (B-LT: built-in TSA and OCSP), list, download, close — signing the digest with
+its own software "card" in between. Clients are asyncio tasks over keep-alive HTTP/1.1
+connections, so the load generator itself costs little of the cores it shares with the service.
+
+Goal (issue 15 item 1): p99 under 1 s for every call, 0 errors, and the cheap calls (start,
+list) never queued behind a signing. Starts its own service in a temporary REMOTESIGN_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpu import tree_cpu_seconds  # noqa: E402
+from tests.harness import Service, free_port  # noqa: E402
+from tests.pdfgen import pdf_bytes  # noqa: E402
+from tests.signapi import Card, issue_card  # noqa: E402
+
+CALLS = ("start", "upload", "CalculateDigest", "finalizeSigning", "list", "download", "close")
+CHEAP = ("start", "list", "close")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.flows = 0
+
+    async def call(self, name: str, request) -> httpx.Response | None:  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            r = await request
+        except httpx.HTTPError:
+            self.errors[name] += 1
+            return None
+        self.latency[name].append(time.perf_counter() - t0)
+        if r.status_code >= 300:
+            self.errors[name] += 1
+            return None
+        return r
+
+
+async def client_loop(base_url: str, token: str, card: Card, pdf: bytes, stop: float, rec: Recorder) -> None:
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=120) as http:
+        while time.monotonic() < stop:
+            r = await rec.call("start", http.get("/api-session/v1.0/start"))
+            if r is None:
+                continue
+            sid = r.json()["data"]["sessionId"]
+            if await rec.call("upload", http.put(f"/api-storage/v1.0/{sid}/upload",
+                                                 files={"file": ("contract.pdf", pdf)})) is None:
+                continue
+            r = await rec.call("CalculateDigest", http.post("/api-sign/v1.0/CalculateDigest", json={
+                "sessions": [{"sessionId": sid}], "certificate": card.cert_b64, "signAsPdf": True}))
+            if r is None:
+                continue
+            data = r.json()["data"]
+            value = card.sign(base64.b64decode(data["sessionDigests"][0]["digest"]), data["algorithm"])
+            if await rec.call("finalizeSigning", http.post("/api-sign/v1.0/finalizeSigning", json={
+                    "sessionSignatureValues": [{"sessionId": sid, "signatureValue": base64.b64encode(value).decode()}],
+                    "authCertificate": "MIIB"})) is None:
+                continue
+            r = await rec.call("list", http.get(f"/api-storage/v1.0/{sid}/list"))
+            if r is None:
+                continue
+            doc_id = r.json()["data"][0]["id"]
+            if await rec.call("download", http.get(f"/api-storage/v1.0/{sid}/{doc_id}")) is None:
+                continue
+            await rec.call("close", http.get(f"/api-session/v1.0/{sid}/close"))
+            rec.flows += 1
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def run(base_url: str, token: str, card: Card, pdf: bytes, clients: int, seconds: float) -> Recorder:
+    rec = Recorder()
+    stop = time.monotonic() + seconds
+    await asyncio.gather(*(client_loop(base_url, token, card, pdf, stop, rec) for _ in range(clients)))
+    return rec
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--pdf-kb", type=int, default=100, help="size of the PDF each flow signs")
+    args = ap.parse_args()
+    pdf = pdf_bytes(pages=2, padding_bytes=args.pdf_kb * 1024)
+    with tempfile.TemporaryDirectory() as tmp:
+        svc = Service(home=Path(tmp) / "home", port=free_port(), args=("--workers", str(args.workers))).start()
+        try:
+            demo = svc.demo_client()
+            token = svc.token(demo["client_id"], demo["client_secret"])
+            card = issue_card(svc, Path(tmp), "rsa")
+            asyncio.run(run(svc.url, token, card, pdf, min(args.clients, 4), 3.0))  # warm-up
+            cpu0 = tree_cpu_seconds(svc.proc.pid)  # type: ignore[union-attr]
+            t0 = time.monotonic()
+            rec = asyncio.run(run(svc.url, token, card, pdf, args.clients, args.seconds))
+            elapsed = time.monotonic() - t0
+            cpu = tree_cpu_seconds(svc.proc.pid) - cpu0  # type: ignore[union-attr]
+        finally:
+            svc.stop()
+    print(f"eParaksts flow, {args.clients} concurrent clients, `serve --workers {args.workers}`, "
+          f"{len(pdf) / 1024:.0f} KB PDF, PAdES B-LT, {elapsed:.0f} s")
+    print(f"{'call':<18}{'count':>7}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    worst_p99 = 0.0
+    total_errors = 0
+    for name in CALLS:
+        lat = rec.latency[name]
+        p99 = percentile(lat, 99) * 1000
+        worst_p99 = max(worst_p99, p99 if lat else 0.0)
+        total_errors += rec.errors[name]
+        print(f"{name:<18}{len(lat):>7}{rec.errors[name]:>8}{percentile(lat, 50) * 1000:>9.0f}"
+              f"{percentile(lat, 95) * 1000:>9.0f}{p99:>9.0f}{max(lat, default=0) * 1000:>9.0f}")
+    cheap = [x for name in CHEAP for x in rec.latency[name]]
+    print(f"flows/s: {rec.flows / elapsed:.1f}; service CPU {cpu / elapsed:.2f} cores; "
+          f"cheap calls (start, list, close) median {statistics.median(cheap) * 1000:.0f} ms")
+    print(f"eParaksts load, {args.clients} clients: worst p99 {worst_p99:.0f} ms (goal < 1000 ms), "
+          f"errors {total_errors} (goal 0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
