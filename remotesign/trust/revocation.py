@@ -14,6 +14,7 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp as cocsp
 
+from remotesign.names import same_name
 
 log = logging.getLogger("remotesign.trust")
 
@@ -41,7 +42,7 @@ def is_self_signed(cert: x509.Certificate) -> bool:
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
+    if not same_name(cert.issuer, issuer.subject):
         return False
     try:
         cx509.load_der_x509_certificate(cert.dump()).verify_directly_issued_by(

@@ -24,6 +24,7 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509
 
+from remotesign.names import same_name
 from remotesign.formats.base import ValidationData
 from remotesign.trust.revocation import PathError, is_self_signed, issued_by, ocsp_request, ocsp_successful
 
@@ -230,7 +231,7 @@ def check_status(data: ValidationData, cert: x509.Certificate, issuer: x509.Cert
             return
     for der in data.crls:
         crl = asn1_crl.CertificateList.load(der)
-        if crl["tbs_cert_list"]["issuer"] != issuer.subject:
+        if not same_name(crl["tbs_cert_list"]["issuer"], issuer.subject):
             continue
         for entry in crl["tbs_cert_list"]["revoked_certificates"]:
             if entry["user_certificate"].native == cert.serial_number:

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from asn1crypto import cms
 
+from remotesign.names import same_name
 from remotesign.formats.cades import der
 from remotesign.formats.cades.der import Reader, Tlv, invalid
 
@@ -174,7 +175,7 @@ class SignedDataLayout:
             try:
                 cert = x509.Certificate.load(encoded)
                 if sid.name == "issuer_and_serial_number":
-                    if cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native:
+                    if same_name(cert.issuer, sid.chosen["issuer"]) and cert.serial_number == sid.chosen["serial_number"].native:
                         return cert
                 elif cert.key_identifier == sid.chosen.native:
                     return cert

@@ -18,6 +18,7 @@ from datetime import datetime
 from asn1crypto import tsp, x509
 from lxml import etree
 
+from remotesign.names import same_name
 from remotesign.formats.base import FormatError, ValidationData
 from remotesign.formats.xades import constants as c
 from remotesign.formats.xades.algorithms import DIGESTS, SignatureMethod, verify_signature_value
@@ -190,7 +191,7 @@ class CertReference:
             return None
         if self.serial_number != cert.serial_number:
             return False
-        return self.issuer is None or self.issuer == cert.issuer
+        return self.issuer is None or same_name(self.issuer, cert.issuer)
 
 
 def signing_certificate_refs(parts: SignatureParts) -> tuple[list[CertReference], int]:
