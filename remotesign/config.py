@@ -102,6 +102,7 @@ class Settings:
     smtp_url: str | None = None               # smtp://[user:password@]host:port (smtps:// for TLS)
     mail_from: str = "remotesign <noreply@localhost>"
     kdf_log2_n: int = 16                      # scrypt cost of stored passwords and PINs
+    heavy_threads: int = 2                    # threads per process for signing/extension work
     auth_code_ttl_seconds: int = 60
     authorization_request_ttl_seconds: int = 600
     signing_token_ttl_seconds: int = 300      # a digests-bound token must be spent within this
@@ -179,6 +180,7 @@ def load_settings() -> Settings:
         smtp_url=_env("REMOTESIGN_SMTP_URL"),
         mail_from=_env("REMOTESIGN_MAIL_FROM", Settings.mail_from) or Settings.mail_from,
         kdf_log2_n=max(14, _env_int("REMOTESIGN_KDF_LOG2_N", Settings.kdf_log2_n)),
+        heavy_threads=max(1, _env_int("REMOTESIGN_HEAVY_THREADS", Settings.heavy_threads)),
         auth_code_ttl_seconds=_env_int("REMOTESIGN_AUTH_CODE_TTL", Settings.auth_code_ttl_seconds),
         authorization_request_ttl_seconds=_env_int("REMOTESIGN_AUTHORIZATION_REQUEST_TTL",
                                                    Settings.authorization_request_ttl_seconds),

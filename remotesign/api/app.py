@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from remotesign import __version__
-import asyncio
-import logging
-
 from remotesign.api import (account_pages, admin, consent_pages, devices, eparaksts, esigp, fortress, health,
-                            logout_page, native, oauth, pki, validation)
+                            logout_page, native, oauth, openapi_doc, pki, request_context, validation)
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.json_guard import JsonDepthGuard
 from remotesign.api.limits import BodySizeLimit
-from remotesign.api import openapi_doc, request_context
+from remotesign.core import offload
 from remotesign.service import Services
 
 DESCRIPTION = """Remote electronic-signature service: keys held for relying parties' users, a built-in
@@ -38,6 +38,10 @@ def create_app(services: Services) -> FastAPI:
         seal_at_shutdown(services)
         services.close()
 
+    offload.configure(services.settings.heavy_threads)
+    # A request's CPU-light steps (parse, authenticate, answer) need the GIL between the slices
+    # of heavy work in the same process: 1 ms slices instead of 5 keep them from queueing.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
@@ -59,6 +63,7 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+SWITCH_INTERVAL_SECONDS = 0.001
 UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and boundaries around the file
 SWEEP_INTERVAL_SECONDS = 60.0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,12 +22,34 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-#: Same sizing as asyncio's default executor: the work is CPU-bound Python (one GIL) with waits for
-#: time-stamps and revocation data in between, so a few more threads than cores.
-WORKERS = min(32, (os.cpu_count() or 1) + 4)
+#: Threads per process for CPU-heavy work. It holds the GIL, so more threads than this add no
+#: throughput: they only make every other request of the process (a session start, a list) wait
+#: for GIL slices behind them. Further work queues for its turn. Set from the service's settings
+#: (``REMOTESIGN_HEAVY_THREADS``) by :func:`configure`.
+DEFAULT_THREADS = 2
 
-_executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="remotesign-work")
+_lock = threading.Lock()
+_threads = DEFAULT_THREADS
+_executor: ThreadPoolExecutor | None = None
 _in_worker = threading.local()
+
+
+def configure(threads: int) -> None:
+    """Size the pool (before first use; later calls replace it, letting running work finish)."""
+    global _threads, _executor
+    with _lock:
+        _threads = max(1, threads)
+        if _executor is not None and _executor._max_workers != _threads:  # noqa: SLF001
+            _executor.shutdown(wait=False)
+            _executor = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="remotesign-work")
+        return _executor
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
@@ -51,4 +72,4 @@ async def off_loop(make: Callable[[], Awaitable[T]]) -> T:
     if getattr(_in_worker, "active", False):
         return await make()
     context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(_executor, context.run, _run, make)
+    return await asyncio.get_running_loop().run_in_executor(_pool(), context.run, _run, make)
