@@ -7,14 +7,27 @@ request never burns the user's consent; once spent, the key store signs each dig
 One call is one database transaction: the identity and its key are read once, the token is spent
 and ``scal2.authorized`` and ``identity_key.used`` are appended in it, and the key store commits
 it before the key is used.
+
+A call that succeeds takes the fast path: a handful of SQLAlchemy Core statements on the
+session's connection (spend the token with its conditional UPDATE, read identity, user and key in
+one joined SELECT under the lock that took, check the certificate's revocation, lock and read the
+audit head with one ``UPDATE .. RETURNING``, write both events with one INSERT), then one batch of
+signatures with the key found once. Anything the fast path does not accept (a refusal, an
+unusable identity, a spent token, a key it cannot find) rolls its transaction back, having
+written nothing, and the call is made again by the ORM path below, which answers and audits
+every refusal as before: the fast path only ever signs what that path would sign.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from asn1crypto import algos
+from cryptography import x509
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from remotesign.core.errors import CoreError
@@ -23,6 +36,10 @@ from remotesign.core.sole_control import SoleControl, TypedDigest
 from remotesign.core.tenants import TokenInfo
 from remotesign.keystore import KeyStore, KeyUseAuthorization, SignatureScheme
 from remotesign.keystore.base import HASH_SIZES, KeyAlgorithm, KeyStoreError
+from remotesign.keystore.store import StoredKey
+from remotesign.keystore.usage import KeyUsage
+from remotesign.storage.models import CertificateRecord, EndUser, KeyRecord, SignIdentity
+from remotesign.storage.times import aware
 
 _BY_SIZE = {20: "sha1", 32: "sha256", 48: "sha384", 64: "sha512"}
 _SIGNABLE_HASHES = ("sha1", "sha256", "sha384", "sha512")
@@ -31,6 +48,31 @@ MAX_BATCH = 1000
 
 class RawSigningError(CoreError):
     """A raw signing request is malformed or does not fit the identity."""
+
+
+class _NotFast(Exception):
+    """The fast path does not take this call (its transaction rolls back; the ORM path answers)."""
+
+
+_SI, _U, _K, _C = SignIdentity.__table__, EndUser.__table__, KeyRecord.__table__, CertificateRecord.__table__
+# the identity as a user's token sees it (``IdentityService._query``: its own identities only),
+# with its user and its key
+_IDENTITY_ROW = (
+    select(_SI.c.status, _SI.c.certificate_der, _U.c.tenant_id, _U.c.enabled, _K.c.id, _K.c.tenant_id, _K.c.label,
+           _K.c.backend, _K.c.algorithm, _K.c.public_key_der, _K.c.created_at, _K.c.usage)
+    .join_from(_SI, _U, _U.c.id == _SI.c.user_id).join(_K, _K.c.id == _SI.c.key_id)
+    .where(_SI.c.id == bindparam("identity_id"), _SI.c.user_id == bindparam("user_id")))
+# ``IdentityService.check_usable``: a certificate of this serial number and content that is revoked
+_REVOKED = (select(_C.c.id)
+            .where(_C.c.serial_hex == bindparam("serial_hex"), _C.c.der == bindparam("der"), _C.c.revoked_at.is_not(None))
+            .limit(1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _certificate_facts(der: bytes) -> tuple[datetime, datetime, str]:
+    """(not before, not after, serial in hex) of a certificate: immutable facts of its DER."""
+    cert = x509.load_der_x509_certificate(der)
+    return cert.not_valid_before_utc, cert.not_valid_after_utc, format(cert.serial_number, "x")
 
 
 @dataclass(frozen=True)
@@ -55,8 +97,8 @@ def parse_request(key_algorithm: KeyAlgorithm, signature_algorithm: str | None, 
     ``rsa-pkcs1`` (``digest_info`` is a DER DigestInfo), ``ecdsa`` (hash told by the digest's
     length) or ``ecdsa-sha256|...``; absent means the key's own kind with the hash told by length.
     """
-    alg = (signature_algorithm or "").strip().lower()
     if digest_info is not None:
+        alg = (signature_algorithm or "").strip().lower()
         if alg not in ("", "rsa-pkcs1"):
             raise RawSigningError("invalid_request", "data (a DigestInfo) goes only with signature_algorithm rsa-pkcs1")
         try:
@@ -65,28 +107,39 @@ def parse_request(key_algorithm: KeyAlgorithm, signature_algorithm: str | None, 
             digest = info["digest"].native
         except (ValueError, TypeError, KeyError) as exc:
             raise RawSigningError("invalid_digest_info", "data is not a DER DigestInfo") from exc
-        alg = f"rsa-{hash_name}"
+        hash_name, scheme = _interpret(key_algorithm, f"rsa-{hash_name}", len(digest), allow_sha1, signature_algorithm)
+        return RawRequest(digest, hash_name, scheme)
     if digest is None:
         raise RawSigningError("invalid_request", "digest_value is required")
+    hash_name, scheme = _interpret(key_algorithm, signature_algorithm, len(digest), allow_sha1, signature_algorithm)
+    return RawRequest(digest, hash_name, scheme)
+
+
+@functools.lru_cache(maxsize=1024)
+def _interpret(key_algorithm: KeyAlgorithm, signature_algorithm: str | None, digest_size: int,
+               allow_sha1: bool, given: str | None) -> tuple[str, SignatureScheme]:
+    """(hash name, scheme) of ``parse_request``: a function of the algorithm names and the digest's
+    size only, so a batch works it out once (refusals raise, and are not remembered). ``given``:
+    the caller's own signature_algorithm, for the messages."""
+    alg = (signature_algorithm or "").strip().lower()
     if alg in ("", "rsa", "ecdsa", "rsa-pkcs1"):
         kind = alg.split("-")[0] or ("rsa" if key_algorithm.is_rsa else "ecdsa")
-        hash_name = _BY_SIZE.get(len(digest), "")
+        hash_name = _BY_SIZE.get(digest_size, "")
         if not hash_name:
-            raise RawSigningError("invalid_digest", f"a digest of {len(digest)} bytes matches no supported hash")
+            raise RawSigningError("invalid_digest", f"a digest of {digest_size} bytes matches no supported hash")
     else:
         kind, _, hash_name = alg.partition("-")
         if kind not in ("rsa", "ecdsa") or hash_name not in _SIGNABLE_HASHES:
-            raise RawSigningError("unsupported_algorithm", f"unsupported signature_algorithm {signature_algorithm!r}")
-        if len(digest) != HASH_SIZES[hash_name]:
+            raise RawSigningError("unsupported_algorithm", f"unsupported signature_algorithm {given!r}")
+        if digest_size != HASH_SIZES[hash_name]:
             raise RawSigningError("invalid_digest",
-                                  f"a {hash_name} digest has {HASH_SIZES[hash_name]} bytes, got {len(digest)}")
+                                  f"a {hash_name} digest has {HASH_SIZES[hash_name]} bytes, got {digest_size}")
     if hash_name == "sha1" and not allow_sha1:
         raise RawSigningError("unsupported_algorithm", "SHA-1 signatures are not allowed by this service")
     if (kind == "rsa") != key_algorithm.is_rsa:
         raise RawSigningError("algorithm_mismatch",
                               f"the identity holds a {key_algorithm.value} key; it cannot make {kind} signatures")
-    scheme = SignatureScheme.RSA_PKCS1V15 if kind == "rsa" else SignatureScheme.ECDSA
-    return RawRequest(digest, hash_name, scheme)
+    return hash_name, SignatureScheme.RSA_PKCS1V15 if kind == "rsa" else SignatureScheme.ECDSA
 
 
 class RawSigningService:
@@ -119,6 +172,10 @@ class RawSigningService:
         ``requests`` may be a function of the identity key's algorithm that parses them (and
         raises on a malformed one): it runs after the identity and key are resolved and before
         the consent is spent, so the call reads them once."""
+        try:
+            return self._sign_fast(token, identity_id, requests)
+        except _NotFast:
+            pass
         with self.identities.db.session() as s:
             identity = self.identity_for(token, identity_id, session=s)
             key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id, session=s)
@@ -134,6 +191,52 @@ class RawSigningService:
                                            tenant_id=token.tenant_id)
                 return self.keystore.sign_with_identity_key(
                     key, [(r.digest, r.hash_name, r.scheme) for r in requests], auth, session=s)
+            except KeyStoreError as exc:
+                raise RawSigningError("signing_failed", f"the key store could not sign: {exc}", 500) from exc
+
+    def _sign_fast(self, token: TokenInfo, identity_id: str,
+                   requests: list[RawRequest] | Callable[[KeyAlgorithm], list[RawRequest]]) -> list[bytes]:
+        """``sign`` when everything is in order; raises _NotFast (having written nothing) otherwise."""
+        sole = self.sole_control
+        now = datetime.now(timezone.utc)
+        if token.user_id is None or sole.refusal(token, identity_id, None, now=now) is not None:
+            raise _NotFast
+        with self.identities.db.session() as s:
+            conn = s.connection()
+            if not sole.spend_in(conn, token, now):
+                raise _NotFast  # spent or expired: the ORM path refuses and audits it
+            row = conn.execute(_IDENTITY_ROW, {"identity_id": identity_id, "user_id": token.user_id}).first()
+            if row is None:
+                raise _NotFast
+            (status, certificate_der, user_tenant_id, user_enabled, key_id, key_tenant_id, label, backend, algorithm,
+             public_key_der, created_at, usage) = row
+            if (status != "enabled" or not user_enabled or usage != KeyUsage.IDENTITY.value
+                    or key_tenant_id != user_tenant_id or backend != self.keystore.backend.name):
+                raise _NotFast
+            key = StoredKey(id=key_id, tenant_id=key_tenant_id, label=label, backend=backend,
+                            algorithm=KeyAlgorithm(algorithm), public_key_der=public_key_der,
+                            created_at=aware(created_at) or created_at, usage=KeyUsage.IDENTITY)
+            if callable(requests):
+                requests = requests(key.algorithm)  # a malformed request raises: rolled back, consent not spent
+            if not requests or len(requests) > MAX_BATCH:
+                raise RawSigningError("invalid_request", f"a batch has 1 to {MAX_BATCH} requests")
+            try:
+                not_before, not_after, serial_hex = _certificate_facts(certificate_der)
+            except ValueError:
+                raise _NotFast from None
+            if not (not_before <= now <= not_after):
+                raise _NotFast
+            if conn.execute(_REVOKED, {"serial_hex": serial_hex, "der": certificate_der}).first() is not None:
+                raise _NotFast
+            typed = [TypedDigest(r.hash_name, r.digest) for r in requests]
+            if sole.refusal(token, identity_id, typed, now=now) is not None:
+                raise _NotFast
+            pending = sole.audit.pending_in(conn)
+            reference = sole.record_in(pending, token, identity_id, typed)
+            auth = KeyUseAuthorization(reference, identity_id, actor=token.user_id, tenant_id=token.tenant_id)
+            try:
+                return self.keystore.sign_with_identity_key_pending(
+                    s, pending, key, [(r.digest, r.hash_name, r.scheme) for r in requests], auth)
             except KeyStoreError as exc:
                 raise RawSigningError("signing_failed", f"the key store could not sign: {exc}", 500) from exc
 

@@ -16,20 +16,27 @@ key store is touched; every refusal is written to the audit log with its reason.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import update
+from sqlalchemy import Connection, bindparam, update
 from sqlalchemy.orm import Session
 
-from remotesign.storage.audit import AuditLog
+from remotesign.storage.audit import AuditLog, PendingAppends
 from remotesign.core.scopes import USE_SERVER
 from remotesign.core.tenants import TokenInfo
 from remotesign.storage.db import Database
 from remotesign.storage.models import AccessToken
+
+_TOKENS = AccessToken.__table__
+_SPEND = (update(_TOKENS)
+          .where(_TOKENS.c.token_hash == bindparam("spend_hash"), _TOKENS.c.consumed_at.is_(None),
+                 _TOKENS.c.expires_at > bindparam("spend_now"))
+          .values(consumed_at=bindparam("spend_now")))
 
 SUMMARY_ALGORITHMS = {"SHA256": "sha256", "SHA384": "sha384", "SHA512": "sha512", "SHA1": "sha1"}
 
@@ -60,6 +67,11 @@ class TypedDigest:
 
 
 MAX_DIGESTS = 1000
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_size(hash_name: str) -> int:
+    return hashlib.new(hash_name).digest_size
 
 
 def parse_digest_types(text: str | None, *, allow_sha1: bool = False) -> tuple[str, ...] | None:
@@ -93,6 +105,61 @@ class SoleControl:
                                    "bound_identity": token.sign_identity_id, "bound_summary": token.digests_summary})
         return SoleControlRefused(reason, message)
 
+    def refusal(self, token: TokenInfo, identity_id: str, digests: Sequence[TypedDigest] | None,
+                scope: str = USE_SERVER, now: datetime | None = None) -> tuple[str, str] | None:
+        """Why ``token`` cannot sign ``digests`` with ``identity_id``: (reason, message), or None when
+        it can, as far as the token itself tells (that it is unspent is checked by spending it).
+        ``digests`` None checks only what does not depend on them. Writes nothing."""
+        now = now or datetime.now(timezone.utc)
+        if token.user_id is None or scope not in token.scopes:
+            return ("not_a_signing_token",
+                    f"this signature needs a token from the user's consent with scope {scope}")
+        if not token.sign_identity_id or not token.digests_summary or not token.digests_summary_algorithm:
+            return ("unbound_token", "the token is not bound to an identity and digests")
+        if token.sign_identity_id != identity_id:
+            return ("identity_mismatch", "the token was issued for another sign identity")
+        if token.expires_at <= now:
+            return ("expired", "the signing authorization has expired")
+        if digests is None:
+            return None
+        bound_hash = summary_algorithm(token.digests_summary_algorithm, allow_sha1=True)
+        types = token.digest_types or (bound_hash,) * len(digests)
+        if len(types) != len(digests):
+            return ("digest_type_mismatch", f"the authorization covers {len(types)} digests, not {len(digests)}")
+        for n, (d, wanted) in enumerate(zip(digests, types)):
+            size = _digest_size(wanted)
+            if d.hash_name != wanted or len(d.value) != size:
+                return ("digest_type_mismatch",
+                        f"digest {n} is not the {wanted} digest of {size} bytes the user authorized")
+        if not digests:
+            return ("digests_mismatch", "no digests to sign")
+        actual = digests_summary([d.value for d in digests], token.digests_summary_algorithm)
+        if not hmac.compare_digest(actual.encode(), token.digests_summary.encode()):
+            return ("digests_mismatch", "the digests do not match the digests_summary the user authorized")
+        return None
+
+    def spend_in(self, conn: Connection, token: TokenInfo, now: datetime) -> bool:
+        """Spend the token in the transaction of ``conn`` (SQLAlchemy Core): the conditional UPDATE
+        that only one transaction can make; False when it was spent already or has expired."""
+        return conn.execute(_SPEND, {"spend_hash": token.token_hash, "spend_now": now}).rowcount == 1
+
+    def record_in(self, pending: PendingAppends, token: TokenInfo, identity_id: str,
+                  digests: Sequence[TypedDigest]) -> str:
+        """Append ``scal2.authorized`` for a token ``spend_in`` spent and ``refusal`` passed (with
+        these digests) to ``pending``; returns the authorization's reference for the key store."""
+        if token.user_id is None:
+            raise ValueError("only a user's token authorizes a signature")
+        seq = pending.append("scal2.authorized", actor=token.user_id, tenant_id=token.tenant_id,
+                             subject=identity_id, details=self._details(token, digests))
+        return f"scal2:{seq}:{token.token_hash[:16]}"
+
+    @staticmethod
+    def _details(token: TokenInfo, digests: Sequence[TypedDigest]) -> dict[str, object]:
+        types = token.digest_types or (summary_algorithm(token.digests_summary_algorithm or "", allow_sha1=True),) \
+            * len(digests)
+        return {"digests_summary": token.digests_summary, "digests": len(digests), "digest_types": list(types),
+                "token_sha256_prefix": token.token_hash[:16]}
+
     def authorize(self, token: TokenInfo, identity_id: str, digests: Sequence[TypedDigest],
                   scope: str = USE_SERVER, *, session: Session | None = None) -> str:
         """Spend ``token`` on signing ``digests`` (typed, in order) with ``identity_id``, or raise
@@ -104,41 +171,15 @@ class SoleControl:
         transaction, which the caller commits (the key store does, before it signs): the spend
         is still one conditional UPDATE, so of two calls with one token only one can commit it.
         The session must not have written anything yet: a refusal rolls it back before auditing."""
-        if token.user_id is None or scope not in token.scopes:
-            raise self.refuse(token, "not_a_signing_token",
-                              f"this signature needs a token from the user's consent with scope {scope}",
-                              identity_id)
-        if not token.sign_identity_id or not token.digests_summary or not token.digests_summary_algorithm:
-            raise self.refuse(token, "unbound_token", "the token is not bound to an identity and digests", identity_id)
-        if token.sign_identity_id != identity_id:
-            raise self.refuse(token, "identity_mismatch",
-                              "the token was issued for another sign identity", identity_id)
         now = datetime.now(timezone.utc)
-        if token.expires_at <= now:
-            raise self.refuse(token, "expired", "the signing authorization has expired", identity_id)
-        bound_hash = summary_algorithm(token.digests_summary_algorithm, allow_sha1=True)
-        types = token.digest_types or (bound_hash,) * len(digests)
-        if len(types) != len(digests):
-            raise self.refuse(token, "digest_type_mismatch",
-                              f"the authorization covers {len(types)} digests, not {len(digests)}", identity_id)
-        for n, (d, wanted) in enumerate(zip(digests, types)):
-            size = hashlib.new(wanted).digest_size
-            if d.hash_name != wanted or len(d.value) != size:
-                raise self.refuse(token, "digest_type_mismatch",
-                                  f"digest {n} is not the {wanted} digest of {size} bytes the user authorized",
-                                  identity_id)
-        if not digests:
-            raise self.refuse(token, "digests_mismatch", "no digests to sign", identity_id)
-        actual = digests_summary([d.value for d in digests], token.digests_summary_algorithm)
-        if not hmac.compare_digest(actual.encode(), token.digests_summary.encode()):
-            raise self.refuse(token, "digests_mismatch",
-                              "the digests do not match the digests_summary the user authorized", identity_id)
+        refusal = self.refusal(token, identity_id, digests, scope, now)
+        if refusal is not None:
+            raise self.refuse(token, refusal[0], refusal[1], identity_id)
         spend = (update(AccessToken)
                  .where(AccessToken.token_hash == token.token_hash, AccessToken.consumed_at.is_(None),
                         AccessToken.expires_at > now)
                  .values(consumed_at=now))
-        details = {"digests_summary": token.digests_summary, "digests": len(digests), "digest_types": list(types),
-                   "token_sha256_prefix": token.token_hash[:16]}
+        details = self._details(token, digests)
         if session is not None:
             if session.execute(spend).rowcount != 1:
                 session.rollback()  # release the write lock before the refusal is appended

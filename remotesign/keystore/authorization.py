@@ -13,15 +13,18 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from remotesign.keystore.usage import DEVICE_PROCESS, AuthorizationRefused, KeyUseAuthorization
+from remotesign.storage.audit import PendingAppends
 from remotesign.storage.models import AuditEvent, SignatureProcess, SignIdentity
 from remotesign.storage.times import aware as _aware
 
 SCAL2_EVENT = "scal2.authorized"  # core/sole_control.py
 RAW_PROCESS, PENDING = "sign:raw", "pending"  # core/processes.py
+_SI = SignIdentity.__table__
+_IDENTITY_KEY = select(_SI.c.key_id).where(_SI.c.id == bindparam("identity_id"))
 
 
 
@@ -37,11 +40,34 @@ def check(s: Session, auth: KeyUseAuthorization, key_id: str, digests: Sequence[
         _check_scal2(s, auth, digests)
 
 
+def check_pending(conn: Connection, pending: PendingAppends, auth: KeyUseAuthorization, key_id: str,
+                  digests: Sequence[tuple[str, bytes]]) -> None:
+    """``check`` for a transaction run with Core statements on ``conn``: the identity is read on it
+    (under the write lock the spent token took) and the SCAL2 authorization must be among the
+    events ``pending`` appended in this very transaction; a device approval is not accepted here."""
+    held = conn.execute(_IDENTITY_KEY, {"identity_id": auth.identity_id}).scalar()
+    if held is None or held != key_id:
+        raise AuthorizationRefused(f"sign identity {auth.identity_id} does not hold key {key_id}")
+    if auth.kind == DEVICE_PROCESS:
+        raise AuthorizationRefused(f"{auth.reference} is not a SCAL2 authorization of this transaction")
+    event = pending.find(auth.scal2_seq)
+    if event is None:
+        raise AuthorizationRefused(f"{auth.reference} is no SCAL2 authorization for identity {auth.identity_id}")
+    _check_scal2_event(event.event, event.subject, event.details, auth, digests)
+
+
 def _check_scal2(s: Session, auth: KeyUseAuthorization, digests: Sequence[tuple[str, bytes]]) -> None:
     event = s.get(AuditEvent, auth.scal2_seq)
-    if event is None or event.event != SCAL2_EVENT or event.subject != auth.identity_id:
+    if event is None:
         raise AuthorizationRefused(f"{auth.reference} is no SCAL2 authorization for identity {auth.identity_id}")
-    details = json.loads(event.details or "{}")
+    _check_scal2_event(event.event, event.subject, event.details, auth, digests)
+
+
+def _check_scal2_event(name: str, subject: str, details_json: str | None, auth: KeyUseAuthorization,
+                       digests: Sequence[tuple[str, bytes]]) -> None:
+    if name != SCAL2_EVENT or subject != auth.identity_id:
+        raise AuthorizationRefused(f"{auth.reference} is no SCAL2 authorization for identity {auth.identity_id}")
+    details = json.loads(details_json or "{}")
     if details.get("token_sha256_prefix") != auth.scal2_token_prefix:
         raise AuthorizationRefused(f"{auth.reference} names another signing token")
     if details.get("digests") not in (None, len(digests)):

@@ -9,6 +9,7 @@ built-in PKI. Backends return RSA PKCS#1 v1.5 / PSS signatures and DER-encoded E
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol, TypeAlias, runtime_checkable
@@ -131,6 +132,12 @@ class KeyBackend(abc.ABC):
         scheme: SignatureScheme,
     ) -> bytes:
         """Sign an already computed ``digest`` of ``hash_name``; ECDSA output is DER."""
+
+    def sign_digests(self, handle: bytes, algorithm: KeyAlgorithm,
+                     items: Sequence[tuple[bytes, str, SignatureScheme]]) -> list[bytes]:
+        """``sign_digest`` of each (digest, hash name, scheme), in order: a batch with one key.
+        Backends may do better than this loop (find the key once)."""
+        return [self.sign_digest(handle, algorithm, digest, hash_name, scheme) for digest, hash_name, scheme in items]
 
     def import_private_key(self, private_key: ImportableKey, label: str) -> GeneratedKey:
         """Take in an existing private key (a user's PKCS#12) so that it becomes a key of this

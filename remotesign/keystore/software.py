@@ -12,7 +12,9 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -148,6 +150,39 @@ class SoftwareKeyBackend(KeyBackend):
                 pad = padding.PKCS1v15()
             return key.sign(digest, pad, prehashed)
         return key.sign(digest, ec.ECDSA(prehashed))
+
+    def sign_digests(self, handle: bytes, algorithm: KeyAlgorithm,
+                     items: Sequence[tuple[bytes, str, SignatureScheme]]) -> list[bytes]:
+        """A batch: every item is checked first, the key is found once, and the padding and hash
+        objects are made once per (hash, scheme)."""
+        checked = set()
+        for digest, hash_name, scheme in items:
+            if (len(digest), hash_name, scheme) not in checked:
+                check_digest(digest, hash_name)
+                check_scheme(algorithm, scheme)
+                checked.add((len(digest), hash_name, scheme))
+        key = self._private_key(handle)
+        params: dict[tuple[str, SignatureScheme, int], tuple[Any, ...]] = {}
+        out = []
+        if isinstance(key, rsa.RSAPrivateKey):
+            rsa_sign = key.sign
+            for digest, hash_name, scheme in items:
+                p = params.get((hash_name, scheme, len(digest)))
+                if p is None:
+                    prehashed = utils.Prehashed(pyca_hash(hash_name))
+                    pad: padding.AsymmetricPadding = (
+                        padding.PSS(mgf=padding.MGF1(pyca_hash(hash_name)), salt_length=len(digest))
+                        if scheme is SignatureScheme.RSA_PSS else padding.PKCS1v15())
+                    p = params[(hash_name, scheme, len(digest))] = (pad, prehashed)
+                out.append(rsa_sign(digest, *p))
+            return out
+        ec_sign = key.sign
+        for digest, hash_name, scheme in items:
+            p = params.get((hash_name, scheme, 0))
+            if p is None:
+                p = params[(hash_name, scheme, 0)] = (ec.ECDSA(utils.Prehashed(pyca_hash(hash_name))),)
+            out.append(ec_sign(digest, *p))
+        return out
 
     def decrypt(self, handle: bytes, algorithm: KeyAlgorithm, ciphertext: bytes,
                 padding_kind: EncryptionPadding = EncryptionPadding.PKCS1V15) -> bytes:

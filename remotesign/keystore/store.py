@@ -36,7 +36,7 @@ from remotesign.keystore.base import (
     algorithm_of,
 )
 from remotesign.keystore.usage import AuthorizationRefused, KeyUsage, KeyUseAuthorization
-from remotesign.storage.audit import AuditLog
+from remotesign.storage.audit import AuditLog, PendingAppends
 from remotesign.storage.db import Database
 from remotesign.storage.models import KeyRecord
 from remotesign.storage.tenancy import owned_by
@@ -253,7 +253,8 @@ class KeyStore:
         """Sign ``digests`` (digest, hash name, scheme; in order) with an end user's identity key,
         under the authorization ``auth`` names. The store checks that the authorization exists and
         covers this key and these digests, then writes ``identity_key.used`` naming it; a refusal
-        is audited as ``identity_key.refused``. No other method signs with an identity key.
+        is audited as ``identity_key.refused``. No other method signs with an identity key (but
+        ``sign_with_identity_key_pending``, the same for a transaction run with Core statements).
 
         With ``session`` (the caller's transaction, in which the authorization was just recorded)
         the check reads that transaction, the event is appended to it, and the store commits it
@@ -263,8 +264,7 @@ class KeyStore:
         typed = [(hash_name, digest) for digest, hash_name, _ in digests]
         if session is not None:
             self._authorize_in(session, key, auth, typed)
-            return [self.backend.sign_digest(handle, algorithm, digest, hash_name, scheme)
-                    for digest, hash_name, scheme in digests]
+            return self.backend.sign_digests(handle, algorithm, digests)
         try:
             if not typed:
                 raise AuthorizationRefused("nothing to sign")
@@ -275,8 +275,39 @@ class KeyStore:
             raise
         # Written before the key is used: a signature without its audit event cannot exist.
         self._audit_use("identity_key.used", key, auth, typed)
-        return [self.backend.sign_digest(handle, algorithm, digest, hash_name, scheme)
-                for digest, hash_name, scheme in digests]
+        return self.backend.sign_digests(handle, algorithm, digests)
+
+    def sign_with_identity_key_pending(self, s: Session, pending: PendingAppends, key: StoredKey,
+                                       digests: Sequence[tuple[bytes, str, SignatureScheme]],
+                                       auth: KeyUseAuthorization) -> list[bytes]:
+        """``sign_with_identity_key`` for a caller that works with SQLAlchemy Core statements on
+        ``s.connection()`` and appends its audit events to ``pending`` (``AuditLog.pending_in``)
+        of this store's audit log, the SCAL2 authorization among them. The store checks on that
+        connection that the identity holds the key and that the authorization, appended in this
+        very transaction, covers these digests; it appends ``identity_key.used`` (or
+        ``identity_key.refused``), writes the events and commits ``s`` before the key is used."""
+        handle, algorithm = self._usable(key.id, (KeyUsage.IDENTITY,))
+        if self.audit is None or pending.log is not self.audit:
+            raise KeyStoreError("identity keys sign only with the store's audit log")
+        typed = [(hash_name, digest) for digest, hash_name, _ in digests]
+        try:
+            if not typed:
+                raise AuthorizationRefused("nothing to sign")
+            authorization.check_pending(s.connection(), pending, auth, key.id, typed)
+        except AuthorizationRefused as exc:
+            pending.append("identity_key.refused", actor=auth.actor, tenant_id=auth.tenant_id,
+                           subject=auth.identity_id, details=self._use_details(key, auth, typed, reason=str(exc)))
+            pending.write()
+            s.commit()
+            pending.committed()
+            raise
+        pending.append("identity_key.used", actor=auth.actor, tenant_id=auth.tenant_id, subject=auth.identity_id,
+                       details=self._use_details(key, auth, typed))
+        # Committed before the key is used: a signature without its audit event cannot exist.
+        pending.write()
+        s.commit()
+        pending.committed()
+        return self.backend.sign_digests(handle, algorithm, digests)
 
     def _authorize_in(self, s: Session, key: StoredKey, auth: KeyUseAuthorization,
                       typed: Sequence[tuple[str, bytes]]) -> None:
@@ -301,15 +332,20 @@ class KeyStore:
                    typed: Sequence[tuple[str, bytes]], *, session: Session | None = None, **extra: str) -> None:
         if self.audit is None:
             raise KeyStoreError("identity keys sign only with an audit log")
-        concatenated = hashlib.sha256(b"".join(d for _, d in typed)).hexdigest()
-        details = {"authorization": auth.reference, "key_id": key.id, "digests": len(typed),
-                   "hash_algorithms": sorted({h for h, _ in typed}), "digests_sha256": concatenated, **extra}
+        details = self._use_details(key, auth, typed, **extra)
         if session is not None:
             self.audit.append_in(session, event, actor=auth.actor, tenant_id=auth.tenant_id, subject=auth.identity_id,
                                  details=details)
         else:
             self.audit.append(event, actor=auth.actor, tenant_id=auth.tenant_id, subject=auth.identity_id,
                               details=details)
+
+    @staticmethod
+    def _use_details(key: StoredKey, auth: KeyUseAuthorization, typed: Sequence[tuple[str, bytes]],
+                     **extra: str) -> dict[str, object]:
+        concatenated = hashlib.sha256(b"".join(d for _, d in typed)).hexdigest()
+        return {"authorization": auth.reference, "key_id": key.id, "digests": len(typed),
+                "hash_algorithms": sorted({h for h, _ in typed}), "digests_sha256": concatenated, **extra}
 
     def _usable(self, key_id: str, usages: tuple[KeyUsage, ...]) -> tuple[bytes, KeyAlgorithm]:
         """The backend handle of ``key_id`` if its recorded usage is one of ``usages``."""

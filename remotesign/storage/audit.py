@@ -13,6 +13,11 @@ events written, committed together). It first writes the head row, which takes t
 until that transaction ends (SQLite: the database write lock; PostgreSQL: the row lock), then
 reads the head fresh: no other appender can link to the same head meanwhile, and a rollback takes
 the events and the head's move back together.
+
+``pending_in`` is the same for a hot path that works with SQLAlchemy Core statements on the
+session's connection (raw signing): the head is locked and read by one
+``UPDATE .. RETURNING``, the events are buffered and written by ``PendingAppends.write`` as one
+multi-row INSERT plus one head update, just before the caller commits.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import event as sa_event, select, update
+from sqlalchemy import Connection, bindparam, event as sa_event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -47,15 +52,89 @@ def _event_hash(seq: int, at: datetime, event: str, actor: str, tenant_id: str |
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _insert_head(s: Session) -> Any:
+def _insert_head(s: Session | Connection) -> Any:
     """INSERT of the genesis head that does nothing when the row exists (a concurrent creator
     waits for the other's commit, then does nothing)."""
     values = {"id": 1, "last_seq": 0, "last_hash": GENESIS}
-    if s.get_bind().dialect.name == "postgresql":
+    dialect = s.dialect if isinstance(s, Connection) else s.get_bind().dialect
+    if dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
         return pg_insert(AuditHead).values(**values).on_conflict_do_nothing()
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
     return sqlite_insert(AuditHead).values(**values).on_conflict_do_nothing()
+
+
+_EVENTS = AuditEvent.__table__
+_HEAD_T = AuditHead.__table__
+# locks the head row (SQLite: takes the write lock; PostgreSQL: the row lock) and reads it, in one statement
+_LOCK_HEAD = (update(_HEAD_T).where(_HEAD_T.c.id == 1).values(last_seq=_HEAD_T.c.last_seq)
+              .returning(_HEAD_T.c.last_seq, _HEAD_T.c.last_hash))
+_INSERT_EVENTS = insert(_EVENTS)
+_MOVE_HEAD = (update(_HEAD_T).where(_HEAD_T.c.id == 1)
+              .values(last_seq=bindparam("head_seq"), last_hash=bindparam("head_hash")))
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event appended in a transaction that has not committed yet."""
+
+    seq: int
+    event: str
+    subject: str
+    details: str  # the JSON stored
+
+
+class PendingAppends:
+    """Events appended inside the transaction of ``conn`` (see ``AuditLog.pending_in``). The head
+    stays locked from the first ``append`` until that transaction ends; ``write`` puts the events
+    and the head's move into it, and the caller then commits (or rolls everything back)."""
+
+    def __init__(self, log: AuditLog, conn: Connection) -> None:
+        self.log = log
+        self._conn = conn
+        self._head: tuple[int, str] | None = None
+        self._rows: list[dict[str, Any]] = []
+        self.written = 0
+
+    def append(self, event: str, *, actor: str, tenant_id: str | None = None, subject: str = "",
+               details: dict[str, Any] | None = None) -> int:
+        if self._head is None:
+            row = self._conn.execute(_LOCK_HEAD).first()
+            if row is None:  # a fresh database: create the head, unless a racer just did
+                self._conn.execute(_insert_head(self._conn))
+                row = self._conn.execute(_LOCK_HEAD).first()
+                if row is None:  # pragma: no cover - created or locked just above
+                    raise RuntimeError("audit log: the chain head is missing")
+            self._head = (int(row[0]), str(row[1]))
+        last_seq, last_hash = self._head
+        details_json = json.dumps(details or {}, sort_keys=True, separators=(",", ":"), default=str)
+        seq = last_seq + 1
+        at = datetime.now(timezone.utc)
+        digest = _event_hash(seq, at, event, actor, tenant_id, subject, details_json, last_hash)
+        self._rows.append({"seq": seq, "at": at, "event": event, "actor": actor, "tenant_id": tenant_id,
+                           "subject": subject, "details": details_json, "prev_hash": last_hash, "hash": digest})
+        self._head = (seq, digest)
+        return seq
+
+    def find(self, seq: int) -> PendingEvent | None:
+        """The event ``seq`` if it was appended here (what a check in the same transaction reads)."""
+        for r in self._rows:
+            if r["seq"] == seq:
+                return PendingEvent(seq, r["event"], r["subject"], r["details"])
+        return None
+
+    def write(self) -> None:
+        """Insert the events and move the head (once; call right before the commit)."""
+        if not self._rows or self.written:
+            return
+        assert self._head is not None
+        self._conn.execute(_INSERT_EVENTS, self._rows)
+        self._conn.execute(_MOVE_HEAD, {"head_seq": self._head[0], "head_hash": self._head[1]})
+        self.written = len(self._rows)
+
+    def committed(self) -> None:
+        """Tell the log the transaction committed (its count of appended events)."""
+        self.log.appended += self.written
 
 
 @dataclass(frozen=True)
@@ -124,6 +203,12 @@ class AuditLog:
         # of the authorization) finds it in the session instead of selecting it again
         s.info.setdefault(_PENDING, []).append(row)
         return seq
+
+    def pending_in(self, conn: Connection) -> PendingAppends:
+        """Appends inside the transaction of ``conn`` (SQLAlchemy Core: a session's ``connection()``),
+        written by ``PendingAppends.write`` before the caller commits; like ``append_in``, the
+        chain stays locked from the first append until that transaction ends."""
+        return PendingAppends(self, conn)
 
     def _committed(self, s: Session) -> None:
         self.appended += len(s.info.pop(_PENDING, ()))
