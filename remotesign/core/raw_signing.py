@@ -21,6 +21,7 @@ every refusal as before: the fast path only ever signs what that path would sign
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,7 +39,7 @@ from remotesign.keystore import KeyStore, KeyUseAuthorization, SignatureScheme
 from remotesign.keystore.base import HASH_SIZES, KeyAlgorithm, KeyStoreError
 from remotesign.keystore.store import StoredKey
 from remotesign.keystore.usage import KeyUsage
-from remotesign.storage.models import CertificateRecord, EndUser, KeyRecord, SignIdentity
+from remotesign.storage.models import AccessToken, CertificateRecord, EndUser, KeyRecord, SignIdentity, Tenant
 from remotesign.storage.times import aware
 
 _BY_SIZE = {20: "sha1", 32: "sha256", 48: "sha384", 64: "sha512"}
@@ -55,13 +56,19 @@ class _NotFast(Exception):
 
 
 _SI, _U, _K, _C = SignIdentity.__table__, EndUser.__table__, KeyRecord.__table__, CertificateRecord.__table__
-# the identity as a user's token sees it (``IdentityService._query``: its own identities only),
-# with its user and its key
-_IDENTITY_ROW = (
-    select(_SI.c.status, _SI.c.certificate_der, _U.c.tenant_id, _U.c.enabled, _K.c.id, _K.c.tenant_id, _K.c.label,
+_T, _TN = AccessToken.__table__, Tenant.__table__
+# The token with its client (what ``TenantService.resolve`` reads), the identity as the token's user
+# sees it (``IdentityService._query``: the user's own identities only), its user and its key.
+_CALL_ROW = (
+    select(_T.c.tenant_id, _T.c.auth_server, _T.c.scope, _T.c.issued_at, _T.c.expires_at, _T.c.user_id,
+           _T.c.sign_identity_id, _T.c.digests_summary, _T.c.digests_summary_algorithm, _T.c.digest_types,
+           _T.c.consumed_at, _TN.c.client_id, _TN.c.enabled,
+           _SI.c.status, _SI.c.certificate_der, _U.c.tenant_id, _U.c.enabled, _K.c.id, _K.c.tenant_id, _K.c.label,
            _K.c.backend, _K.c.algorithm, _K.c.public_key_der, _K.c.created_at, _K.c.usage)
-    .join_from(_SI, _U, _U.c.id == _SI.c.user_id).join(_K, _K.c.id == _SI.c.key_id)
-    .where(_SI.c.id == bindparam("identity_id"), _SI.c.user_id == bindparam("user_id")))
+    .join_from(_T, _TN, _TN.c.id == _T.c.tenant_id)
+    .join(_SI, (_SI.c.id == bindparam("identity_id")) & (_SI.c.user_id == _T.c.user_id))
+    .join(_U, _U.c.id == _SI.c.user_id).join(_K, _K.c.id == _SI.c.key_id)
+    .where(_T.c.token_hash == bindparam("token_hash")))
 # ``IdentityService.check_usable``: a certificate of this serial number and content that is revoked
 _REVOKED = (select(_C.c.id)
             .where(_C.c.serial_hex == bindparam("serial_hex"), _C.c.der == bindparam("der"), _C.c.revoked_at.is_not(None))
@@ -173,9 +180,27 @@ class RawSigningService:
         raises on a malformed one): it runs after the identity and key are resolved and before
         the consent is spent, so the call reads them once."""
         try:
-            return self._sign_fast(token, identity_id, requests)
+            return self._sign_fast(identity_id, requests, token.token_hash, token)
         except _NotFast:
             pass
+        return self._sign(token, identity_id, requests)
+
+    def sign_bearer(self, bearer: str | None, identity_id: str,
+                    requests: list[RawRequest] | Callable[[KeyAlgorithm], list[RawRequest]],
+                    resolve: Callable[[], TokenInfo]) -> list[bytes]:
+        """``sign`` for a facade that holds the bearer token only: the fast path reads the token in
+        its joined query; any other case calls ``resolve`` (the facade's own token check, which
+        answers an unknown or expired token) and signs as ``sign`` does."""
+        if bearer and len(bearer) <= 512:
+            try:
+                return self._sign_fast(identity_id, requests, hashlib.sha256(bearer.encode()).hexdigest())
+            except _NotFast:
+                pass
+        return self._sign(resolve(), identity_id, requests)
+
+    def _sign(self, token: TokenInfo, identity_id: str,
+              requests: list[RawRequest] | Callable[[KeyAlgorithm], list[RawRequest]]) -> list[bytes]:
+        """The ORM path: every refusal answered and audited."""
         with self.identities.db.session() as s:
             identity = self.identity_for(token, identity_id, session=s)
             key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id, session=s)
@@ -194,30 +219,46 @@ class RawSigningService:
             except KeyStoreError as exc:
                 raise RawSigningError("signing_failed", f"the key store could not sign: {exc}", 500) from exc
 
-    def _sign_fast(self, token: TokenInfo, identity_id: str,
-                   requests: list[RawRequest] | Callable[[KeyAlgorithm], list[RawRequest]]) -> list[bytes]:
-        """``sign`` when everything is in order; raises _NotFast (having written nothing) otherwise."""
+    def _sign_fast(self, identity_id: str, requests: list[RawRequest] | Callable[[KeyAlgorithm], list[RawRequest]],
+                   token_hash: str, given: TokenInfo | None = None) -> list[bytes]:
+        """``sign`` when everything is in order; raises _NotFast (having written nothing) otherwise.
+        The token is the one whose SHA-256 is ``token_hash``: ``given`` when the caller resolved it."""
         sole = self.sole_control
         now = datetime.now(timezone.utc)
-        if token.user_id is None or sole.refusal(token, identity_id, None, now=now) is not None:
+        if given is not None and (given.user_id is None or sole.refusal(given, identity_id, None, now=now)):
             raise _NotFast
         with self.identities.db.session() as s:
             conn = s.connection()
-            if not sole.spend_in(conn, token, now):
-                raise _NotFast  # spent or expired: the ORM path refuses and audits it
-            row = conn.execute(_IDENTITY_ROW, {"identity_id": identity_id, "user_id": token.user_id}).first()
+            if not conn.dialect.update_returning:
+                raise _NotFast
+            # reads first, outside the write lock (as the ORM path does); the spend below is conditional
+            row = conn.execute(_CALL_ROW, {"token_hash": token_hash, "identity_id": identity_id}).first()
             if row is None:
                 raise _NotFast
-            (status, certificate_der, user_tenant_id, user_enabled, key_id, key_tenant_id, label, backend, algorithm,
+            (tenant_id, auth_server, scope, issued_at, expires_at, user_id, sign_identity_id, digests_summary,
+             digests_summary_algorithm, digest_types, consumed_at, client_id, client_enabled,
+             status, certificate_der, user_tenant_id, user_enabled, key_id, key_tenant_id, label, backend, algorithm,
              public_key_der, created_at, usage) = row
+            # TenantService.resolve: a known token of an enabled client, unexpired
+            if not client_enabled or consumed_at is not None or aware(expires_at) <= now:
+                raise _NotFast
+            token = given or TokenInfo(
+                tenant_id=tenant_id, client_id=client_id, auth_server=auth_server, scopes=frozenset(scope.split()),
+                issued_at=aware(issued_at), expires_at=aware(expires_at), user_id=user_id,
+                sign_identity_id=sign_identity_id, digests_summary=digests_summary,
+                digests_summary_algorithm=digests_summary_algorithm, token_hash=token_hash,
+                digest_types=tuple(digest_types.split()) if digest_types else None)
+            if token.user_id != user_id or token.user_id is None or sole.refusal(token, identity_id, None, now=now):
+                raise _NotFast
+            # IdentityService.check_usable and KeyStore.identity_key
             if (status != "enabled" or not user_enabled or usage != KeyUsage.IDENTITY.value
                     or key_tenant_id != user_tenant_id or backend != self.keystore.backend.name):
                 raise _NotFast
             key = StoredKey(id=key_id, tenant_id=key_tenant_id, label=label, backend=backend,
                             algorithm=KeyAlgorithm(algorithm), public_key_der=public_key_der,
-                            created_at=aware(created_at) or created_at, usage=KeyUsage.IDENTITY)
+                            created_at=aware(created_at), usage=KeyUsage.IDENTITY)
             if callable(requests):
-                requests = requests(key.algorithm)  # a malformed request raises: rolled back, consent not spent
+                requests = requests(key.algorithm)  # a malformed request raises: nothing was written
             if not requests or len(requests) > MAX_BATCH:
                 raise RawSigningError("invalid_request", f"a batch has 1 to {MAX_BATCH} requests")
             try:
@@ -231,9 +272,12 @@ class RawSigningService:
             typed = [TypedDigest(r.hash_name, r.digest) for r in requests]
             if sole.refusal(token, identity_id, typed, now=now) is not None:
                 raise _NotFast
+            # the write transaction: spend, both audit events, commit; then the signatures
+            if not sole.spend_in(conn, token, now):
+                raise _NotFast  # spent meanwhile: the ORM path refuses and audits it
             pending = sole.audit.pending_in(conn)
             reference = sole.record_in(pending, token, identity_id, typed)
-            auth = KeyUseAuthorization(reference, identity_id, actor=token.user_id, tenant_id=token.tenant_id)
+            auth = KeyUseAuthorization(reference, identity_id, actor=user_id, tenant_id=token.tenant_id)
             try:
                 return self.keystore.sign_with_identity_key_pending(
                     s, pending, key, [(r.digest, r.hash_name, r.scheme) for r in requests], auth)

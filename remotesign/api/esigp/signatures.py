@@ -4,10 +4,12 @@ The token must come from the user's consent for exactly these digests (SCAL2, en
 ``core.sole_control``). Every request is decoded and parsed against the identity's key before the
 consent is spent, so a malformed call never burns it.
 
-The handlers are ``async``: the bearer check (an async dependency, so a bad token is still
-answered before a bad body) and the signing each take one thread-pool hop, and the JSON answer is
-written directly. A batch of one is a few milliseconds, and the hops of synchronous dependencies
-and the generic response encoding were a large part of it."""
+The handlers are ``async`` and make the whole call in one thread-pool hop: the body validated
+there (documented as before), the bearer token read by the signing transaction's own query
+(``RawSigningService.sign_bearer``; any other token goes through ``caller``, which answers it
+before a bad body is), the JSON answer written directly. A batch of one is a few milliseconds, and
+the hops of synchronous dependencies, the token's own ORM lookup and the generic response
+encoding were a large part of it."""
 
 from __future__ import annotations
 
@@ -17,13 +19,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from remotesign.api.deps import bearer_token
+from remotesign.api.errors import parse_body
 from remotesign.api.esigp.auth import ID_PATTERN, b64, bad_request, caller, core_errors
+from remotesign.api.openapi_doc import json_body
 from remotesign.core.raw_signing import MAX_BATCH, RawRequest, parse_request
-from remotesign.core.tenants import TokenInfo
 from remotesign.keystore.base import KeyAlgorithm
 from remotesign.service import Services
 
@@ -88,34 +93,39 @@ def _where(n: int, batch: bool) -> str:
     return f"requests[{n}]." if batch else ""
 
 
-async def _caller(request: Request) -> TokenInfo:
-    """``caller`` (the valid bearer token) in one thread-pool hop, without the hop of the
-    synchronous ``services`` dependency."""
-    return await run_in_threadpool(caller, request, request.app.state.services)
-
-
-def _sign(svc: Services, token: TokenInfo, identity_id: str,
-          items: list[tuple[str | None, str | None, str | None]], batch: bool) -> list[bytes]:
-    requests = _parser(svc, items, batch)
+def _call(request: Request, model: type[ServerRaw] | type[ServerRawBatch], raw: bytes) -> list[bytes]:
+    """The whole call, in one thread-pool hop: the body is validated, the bearer token checked (a
+    bad token is answered before a bad body, as a dependency's check would be), the digests signed."""
+    svc: Services = request.app.state.services
+    try:
+        body = parse_body(model, raw)
+    except RequestValidationError:
+        caller(request, svc)
+        raise
+    if isinstance(body, ServerRawBatch):
+        items = [(r.digest_value, r.data, r.signature_algorithm or body.signature_algorithm) for r in body.requests]
+    else:
+        items = [(body.digest_value, None, body.signature_algorithm)]
+    requests = _parser(svc, items, batch=isinstance(body, ServerRawBatch))
     with core_errors():
-        return svc.raw_signing.sign(token, identity_id, requests)
+        return svc.raw_signing.sign_bearer(bearer_token(request), body.sign_identity_id, requests,
+                                           lambda: caller(request, svc))
 
 
 @router.post("/esigp/v1/signatures/server/raw", response_class=Response,
              responses={200: {"content": {"application/octet-stream": {}},
                               "description": "the signature value: PKCS#1 v1.5 or DER ECDSA"}},
-             summary="Sign one digest with a server-held identity (binary answer)")
-async def server_raw(body: ServerRaw, request: Request, token: TokenInfo = Depends(_caller)) -> Response:
-    [value] = await run_in_threadpool(_sign, request.app.state.services, token, body.sign_identity_id,
-                                      [(body.digest_value, None, body.signature_algorithm)], False)
+             summary="Sign one digest with a server-held identity (binary answer)",
+             openapi_extra=json_body(ServerRaw))
+async def server_raw(request: Request) -> Response:
+    [value] = await run_in_threadpool(_call, request, ServerRaw, await request.body())
     return Response(value, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/esigp/v1/signatures/server/raw/batch", summary="Sign several digests at once, in order",
-             response_model=dict[str, Any])
-async def server_raw_batch(body: ServerRawBatch, request: Request, token: TokenInfo = Depends(_caller)) -> Response:
-    items = [(r.digest_value, r.data, r.signature_algorithm or body.signature_algorithm) for r in body.requests]
-    values = await run_in_threadpool(_sign, request.app.state.services, token, body.sign_identity_id, items, True)
+             response_model=dict[str, Any], openapi_extra=json_body(ServerRawBatch))
+async def server_raw_batch(request: Request) -> Response:
+    values = await run_in_threadpool(_call, request, ServerRawBatch, await request.body())
     payload = {"signatures": [base64.b64encode(v).decode() for v in values]}
     return Response(json.dumps(payload, separators=(",", ":")).encode(), media_type="application/json",
                     headers={"Cache-Control": "no-store"})
