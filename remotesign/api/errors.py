@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("remotesign.api")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
@@ -65,6 +67,15 @@ def _is_signapi_path(path: str) -> bool:
     from remotesign.api.eparaksts import PATH_PREFIXES
 
     return path.startswith(PATH_PREFIXES)
+
+
+def parse_body(model: type[ModelT], raw: bytes) -> ModelT:
+    """``raw`` JSON validated as ``model``, for routes that parse their body off the event loop;
+    a bad body raises RequestValidationError, answered like FastAPI's own body errors."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]) from None
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from remotesign.api.errors import _is_oauth_path, _is_signapi_path, is_html_page
 
@@ -84,6 +85,30 @@ def binary_body(media_type: str, description: str) -> dict[str, Any]:
                             "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}}
 
 
+_JSON_MODELS: list[type[BaseModel]] = []
+
+
+def json_body(model: type[BaseModel], description: str = "") -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its JSON body itself (to parse it off the event
+    loop): documented as ``model``, whose schema joins the components when the description is built."""
+    if model not in _JSON_MODELS:
+        _JSON_MODELS.append(model)
+    body: dict[str, Any] = {"required": True, "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+    if description:
+        body["description"] = description
+    return {"requestBody": body}
+
+
+def _add_json_models(schema: dict[str, Any]) -> dict[str, Any]:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in _JSON_MODELS:
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components.setdefault(model.__name__, model_schema)
+    return schema
+
+
 def multipart_body(files: dict[str, str], fields: dict[str, dict[str, Any]] | None = None,
                    required: tuple[str, ...] = ()) -> dict[str, Any]:
     """``openapi_extra`` for a route that streams a multipart upload itself."""
@@ -137,7 +162,7 @@ def install(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors(generate())
+            app.openapi_schema = document_errors(_add_json_models(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

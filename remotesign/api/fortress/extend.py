@@ -24,14 +24,15 @@ import binascii
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from remotesign.api.deps import require_scope, services
-from remotesign.api.errors import OAuthError
+from remotesign.api.errors import OAuthError, parse_body
 from remotesign.api.fortress.models import ExtendConfiguration, ExtendRequest
 from remotesign.api.fortress.stamper import stamp_from_fortress
 from remotesign.api.fortress.tsa import timestamper_for
+from remotesign.api.openapi_doc import json_body
 from remotesign.core import scopes
 from remotesign.core.extension import ExtensionError
 from remotesign.core.offload import off_loop
@@ -114,12 +115,17 @@ async def _extend_one(svc: Services, tenant_id: str, config: ExtendConfiguration
     return {"ref": ref, "bytesB64": base64.b64encode(result).decode("ascii")}
 
 
-@router.post("/api/v1/signature/extend", summary="Extend signatures to T, LT or LTA (any producer's)")
-async def extend(body: ExtendRequest, caller: TokenInfo = Depends(require_scope(scopes.SIGNATURES)),
+@router.post("/api/v1/signature/extend", summary="Extend signatures to T, LT or LTA (any producer's)",
+             openapi_extra=json_body(ExtendRequest))
+async def extend(request: Request, caller: TokenInfo = Depends(require_scope(scopes.SIGNATURES)),
                  svc: Services = Depends(services)) -> Any:
+    raw = await request.body()
+
     async def work() -> JSONResponse:
+        body = parse_body(ExtendRequest, raw)
         results = [await _extend_one(svc, caller.tenant_id, config) for config in body.extendSignatureConfigurations]
         return JSONResponse(results[0] if len(results) == 1 else results)
 
-    # Decoding, scratch files, validation, the database and encoding the answer: all off the event loop.
+    # Parsing the (base64-laden) JSON, decoding, scratch files, validation, the database and
+    # encoding the answer: all off the event loop.
     return await off_loop(work)
