@@ -1,11 +1,11 @@
-"""cms_common.same_name: asn1crypto's RFC 5280 name equality, remembered by the names' DER."""
+"""names.same_name: asn1crypto's RFC 5280 name equality, remembered by the names' DER."""
 
 from __future__ import annotations
 
 import pytest
 from asn1crypto import x509
 
-from remotesign.validation import cms_common as cc
+from remotesign.names import same_name
 
 
 def _name(value: str, string_type: str) -> x509.Name:
@@ -23,11 +23,11 @@ def test_same_name_is_asn1crypto_equality_every_time(a: tuple[str, str], b: tupl
     first, second = _name(*a), _name(*b)
     expected = first == second
     for _ in range(3):  # the remembered answer is the computed one, both ways round
-        assert cc.same_name(first, second) is expected
-        assert cc.same_name(x509.Name.load(second.dump()), x509.Name.load(first.dump())) is expected
+        assert same_name(first, second) is expected
+        assert same_name(x509.Name.load(second.dump()), x509.Name.load(first.dump())) is expected
 
 
 def test_different_names_with_the_same_der_prefix_stay_different() -> None:
     short, long = _name("CA", "utf8"), _name("CA 2", "utf8")
-    assert cc.same_name(short, long) is False
-    assert cc.same_name(short, _name("CA", "utf8")) is True
+    assert same_name(short, long) is False
+    assert same_name(short, _name("CA", "utf8")) is True

@@ -25,6 +25,7 @@ from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator, SignatureValidationContext
 
+from remotesign.names import same_name
 from remotesign.formats.base import ValidationData
 from remotesign.validation.fetching import fetching_session, with_backend  # noqa: F401 - re-exported
 from remotesign.validation.model import (Block, Conclusion, Indication, SignatureResult, SubIndication,
@@ -363,28 +364,6 @@ def provided_material(options: Any, certs: Sequence[x509.Certificate]) -> Materi
 # --- signer certificate ---------------------------------------------------------------------------
 def sd_certificates(signed_data: cms.SignedData) -> list[x509.Certificate]:
     return [c.chosen for c in _safe_iter(signed_data["certificates"]) if getattr(c, "name", None) == "certificate"]
-
-
-#: RFC 5280 name comparisons already made, by the DER of both names. asn1crypto's ``==`` prepares
-#: every attribute value (RFC 4518) on each call; the same few names are compared again and again
-#: while chains are walked. The answer is a function of the two encodings alone (nothing of the
-#: document or the request), so it is kept across validations, bounded.
-_NAME_EQUALITY: dict[tuple[bytes, bytes], bool] = {}
-_NAME_EQUALITY_MAX = 4096
-
-
-def same_name(a: x509.Name, b: x509.Name) -> bool:
-    """``a == b`` (asn1crypto's RFC 5280 equality), remembered by the names' DER; raises what
-    ``==`` raises (an answer that raised is not remembered)."""
-    key = (a.dump(), b.dump())
-    known = _NAME_EQUALITY.get(key)
-    if known is not None:
-        return known
-    equal = bool(a == b)
-    if len(_NAME_EQUALITY) >= _NAME_EQUALITY_MAX:
-        _NAME_EQUALITY.clear()
-    _NAME_EQUALITY[key] = equal
-    return equal
 
 
 def matches_sid(cert: x509.Certificate, sid: cms.SignerIdentifier) -> bool:
