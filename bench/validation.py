@@ -129,21 +129,39 @@ def main() -> None:
 
         spec = PdfSignatureValidationSpec(base.signature_spec())
 
+        from pyhanko.pdf_utils import generic
+
+        fast_reader = generic.read_hex_string_from_stream
+        stock_reader = generic._remotesign_original_hex_reader  # type: ignore[attr-defined]
+
         def pyhanko_only() -> str:
             with open(pades, "rb") as fh:
                 sig = PdfFileReader(fh).embedded_signatures[0]
                 res = loop.run_until_complete(ades_lta_validation(sig, spec))
             return f"{res.ades_subindic.status.name}/{res.ades_subindic.name}"
 
-        outcome = pyhanko_only()
-        times = timed(pyhanko_only, args.runs)
+        def stock_pyhanko() -> str:
+            # The baseline is pyHanko as shipped: remotesign's hex-string reader
+            # (remotesign/pdf_hexfix.py) is taken out while it runs.
+            generic.read_hex_string_from_stream = stock_reader
+            try:
+                return pyhanko_only()
+            finally:
+                generic.read_hex_string_from_stream = fast_reader
+
+        outcome = stock_pyhanko()
+        times = timed(stock_pyhanko, args.runs)
         median = statistics.median(times)
         print(f"{'pyHanko ades_lta_validation alone':<36} {outcome:<32} {median * 1e3:10.1f} "
               f"{statistics.mean(times) * 1e3:8.1f} {1 / median:7.1f}")
+        patched = statistics.median(timed(pyhanko_only, args.runs))
+        print(f"{'  same, with remotesign hex reader':<36} {outcome:<32} {patched * 1e3:10.1f}")
         # Issue 15 item 6: remotesign's whole PAdES validation against pyHanko's LTA process
-        # alone, medians of this run (a summary script parses this line).
+        # alone (as shipped), medians of this run (a summary script parses this line).
         print(f"B-LTA validation / pyHanko ades_lta_validation: {medians['PAdES_BASELINE_LTA'] / median:.2f}x "
               f"(goal <= 1.0x)")
+        print(f"B-LTA validation / pyHanko ades_lta_validation with remotesign's hex reader: "
+              f"{medians['PAdES_BASELINE_LTA'] / patched:.2f}x")
         services.close()
 
 

@@ -8,5 +8,7 @@ blobs), ``api`` (HTTP facades), ``cli`` (operator commands).
 __version__ = "0.1.0"
 
 from remotesign import asn1fix as _asn1fix
+from remotesign import pdf_hexfix as _pdf_hexfix
 
 _asn1fix.install()  # before anything serialises ASN.1 (see remotesign/asn1fix.py)
+_pdf_hexfix.install()  # before any PDF is read (see remotesign/pdf_hexfix.py)
