@@ -44,6 +44,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpu import tree_cpu_seconds  # noqa: E402
 from tests.consent import USE_SERVER, enrol, register_redirect, summary_of, user_token  # noqa: E402
 from tests.harness import Service, free_port, make_softhsm_token  # noqa: E402
 
@@ -111,17 +113,20 @@ def run_calls(http: httpx.Client, jobs: list[tuple[str, dict[str, object]]], bat
             raise SystemExit(f"batch call failed: {r.status_code} {r.text[:300]}")
 
 
-def measure(http: httpx.Client, demo: dict[str, str], who, alg: str, batch: int, calls: int) -> float:  # type: ignore[no-untyped-def]
-    """Signatures per second over ``calls`` batch calls of ``batch`` digests each."""
+def measure(http: httpx.Client, demo: dict[str, str], who, alg: str, batch: int, calls: int,  # type: ignore[no-untyped-def]
+            server_pid: int) -> tuple[float, float]:
+    """(signatures per second, service CPU ms per call) over ``calls`` batch calls of ``batch`` digests each."""
     jobs = prepare(http, demo, who, alg, batch, calls)
+    cpu0 = tree_cpu_seconds(server_pid)
     start = time.perf_counter()
     run_calls(http, jobs, batch)
-    return calls * batch / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return calls * batch / elapsed, (tree_cpu_seconds(server_pid) - cpu0) * 1000 / calls
 
 
-def run_concurrent(env: dict[str, str], home: Path, clients: int, workers: int, calls: int) -> float:
-    """Calls per second of ``clients`` concurrent clients making RSA-2048 batch-of-one calls
-    (``calls`` each) against ``remotesign serve --workers workers``."""
+def run_concurrent(env: dict[str, str], home: Path, clients: int, workers: int, calls: int) -> tuple[float, float]:
+    """(calls per second, service CPU ms per call) of ``clients`` concurrent clients making
+    RSA-2048 batch-of-one calls (``calls`` each) against ``remotesign serve --workers workers``."""
     svc = Service(home=home, port=free_port(), env={"REMOTESIGN_KDF_LOG2_N": "14", **env},
                   args=("--workers", str(workers))).start()
     try:
@@ -149,17 +154,20 @@ def run_concurrent(env: dict[str, str], home: Path, clients: int, workers: int, 
 
             with ThreadPoolExecutor(clients) as pool:
                 running = [pool.submit(client, n) for n in range(clients)]
+                assert svc.proc is not None
+                cpu0 = tree_cpu_seconds(svc.proc.pid)
                 barrier.wait()
                 start = time.perf_counter()
                 for f in running:
                     f.result()
                 elapsed = time.perf_counter() - start
+                cpu_ms = (tree_cpu_seconds(svc.proc.pid) - cpu0) * 1000 / (clients * calls)
         finally:
             for c in connections:
                 c.close()
     finally:
         svc.stop()
-    return clients * calls / elapsed
+    return clients * calls / elapsed, cpu_ms
 
 
 def run_backend(name: str, env: dict[str, str], home: Path, calls: dict[int, int]) -> dict[tuple[str, int], float]:
@@ -172,11 +180,13 @@ def run_backend(name: str, env: dict[str, str], home: Path, calls: dict[int, int
             register_redirect(http, token)
             for label, algorithm, sig_alg in KEYS:
                 who = enrol(http, token, algorithm=algorithm)
-                measure(http, demo, who, sig_alg, 10, 3)  # warm-up: key cache, connection, code paths
+                assert svc.proc is not None
+                measure(http, demo, who, sig_alg, 10, 3, svc.proc.pid)  # warm-up: key cache, connection, code paths
                 for batch in BATCHES:
-                    results[(label, batch)] = measure(http, demo, who, sig_alg, batch, calls[batch])
-                    print(f"  {name:8} {label:8} batch {batch:3}: {results[(label, batch)]:8.0f} signatures/s",
-                          flush=True)
+                    results[(label, batch)], cpu_ms = measure(http, demo, who, sig_alg, batch, calls[batch],
+                                                              svc.proc.pid)
+                    print(f"  {name:8} {label:8} batch {batch:3}: {results[(label, batch)]:8.0f} signatures/s, "
+                          f"service CPU {cpu_ms:5.2f} ms per call", flush=True)
     finally:
         svc.stop()
     return results
@@ -205,8 +215,10 @@ def main() -> None:
         concurrent = None
         if args.clients > 1:
             print(f"  {args.clients} concurrent clients, serve --workers {args.workers} ...", flush=True)
-            concurrent = run_concurrent({}, tmp / "home-concurrent", args.clients, args.workers,
-                                        args.concurrent_calls)
+            concurrent, concurrent_cpu = run_concurrent({}, tmp / "home-concurrent", args.clients, args.workers,
+                                                        args.concurrent_calls)
+            print(f"  software RSA-2048 batch   1, {args.clients} clients: {concurrent:6.0f} calls/s, "
+                  f"service CPU {concurrent_cpu:5.2f} ms per call", flush=True)
     print()
     print(f"{'backend':9} {'key':9} {'batch':>5} {'sig/s':>8} {'openssl sign/s':>15} {'ratio':>6}")
     for backend, rows in table.items():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -59,15 +60,21 @@ _SI, _U, _K, _C = SignIdentity.__table__, EndUser.__table__, KeyRecord.__table__
 _T, _TN = AccessToken.__table__, Tenant.__table__
 # The token with its client (what ``TenantService.resolve`` reads), the identity as the token's user
 # sees it (``IdentityService._query``: the user's own identities only), its user and its key.
+_C0, _C1 = _C.alias("own_certificate"), _C.alias("revoked_certificate")
 _CALL_ROW = (
     select(_T.c.tenant_id, _T.c.auth_server, _T.c.scope, _T.c.issued_at, _T.c.expires_at, _T.c.user_id,
            _T.c.sign_identity_id, _T.c.digests_summary, _T.c.digests_summary_algorithm, _T.c.digest_types,
            _T.c.consumed_at, _TN.c.client_id, _TN.c.enabled,
            _SI.c.status, _SI.c.certificate_der, _U.c.tenant_id, _U.c.enabled, _K.c.id, _K.c.tenant_id, _K.c.label,
-           _K.c.backend, _K.c.algorithm, _K.c.public_key_der, _K.c.created_at, _K.c.usage)
+           _K.c.backend, _K.c.algorithm, _K.c.public_key_der, _K.c.created_at, _K.c.usage,
+           # the revocation check below, for the serial number of the identity's certificate record
+           _C0.c.serial_hex,
+           select(_C1.c.id).where(_C1.c.serial_hex == _C0.c.serial_hex, _C1.c.der == _SI.c.certificate_der,
+                                  _C1.c.revoked_at.is_not(None)).exists().label("revoked"))
     .join_from(_T, _TN, _TN.c.id == _T.c.tenant_id)
     .join(_SI, (_SI.c.id == bindparam("identity_id")) & (_SI.c.user_id == _T.c.user_id))
     .join(_U, _U.c.id == _SI.c.user_id).join(_K, _K.c.id == _SI.c.key_id)
+    .outerjoin(_C0, _C0.c.id == _SI.c.certificate_id)
     .where(_T.c.token_hash == bindparam("token_hash")))
 # ``IdentityService.check_usable``: a certificate of this serial number and content that is revoked
 _REVOKED = (select(_C.c.id)
@@ -156,6 +163,10 @@ class RawSigningService:
         self.keystore = keystore
         self.sole_control = sole_control
         self.allow_sha1 = allow_sha1
+        # The fast path's write sections (spend .. commit) in this process take turns here: a
+        # waiter wakes as soon as the other commits, where SQLite's busy handler would sleep 1 ms
+        # or more. Nothing else takes this lock; the database still serialises other processes.
+        self._write_lock = threading.Lock()
 
     def identity_for(self, token: TokenInfo, identity_id: str, *, session: Session | None = None) -> IdentityInfo:
         """The identity if the token's user (or client) may use it. A signing token naming
@@ -238,7 +249,7 @@ class RawSigningService:
             (tenant_id, auth_server, scope, issued_at, expires_at, user_id, sign_identity_id, digests_summary,
              digests_summary_algorithm, digest_types, consumed_at, client_id, client_enabled,
              status, certificate_der, user_tenant_id, user_enabled, key_id, key_tenant_id, label, backend, algorithm,
-             public_key_der, created_at, usage) = row
+             public_key_der, created_at, usage, record_serial_hex, revoked) = row
             # TenantService.resolve: a known token of an enabled client, unexpired
             if not client_enabled or consumed_at is not None or aware(expires_at) <= now:
                 raise _NotFast
@@ -267,22 +278,36 @@ class RawSigningService:
                 raise _NotFast from None
             if not (not_before <= now <= not_after):
                 raise _NotFast
-            if conn.execute(_REVOKED, {"serial_hex": serial_hex, "der": certificate_der}).first() is not None:
+            if record_serial_hex != serial_hex:  # no certificate record named, or another serial: ask by this one
+                revoked = conn.execute(_REVOKED, {"serial_hex": serial_hex, "der": certificate_der}).first() is not None
+            if revoked:
                 raise _NotFast
             typed = [TypedDigest(r.hash_name, r.digest) for r in requests]
             if sole.refusal(token, identity_id, typed, now=now) is not None:
                 raise _NotFast
             # the write transaction: spend, both audit events, commit; then the signatures
-            if not sole.spend_in(conn, token, now):
-                raise _NotFast  # spent meanwhile: the ORM path refuses and audits it
-            pending = sole.audit.pending_in(conn)
-            reference = sole.record_in(pending, token, identity_id, typed)
-            auth = KeyUseAuthorization(reference, identity_id, actor=user_id, tenant_id=token.tenant_id)
+            lock = self._write_lock
+            lock.acquire()
+            held = [True]
+
+            def release() -> None:
+                if held[0]:
+                    held[0] = False
+                    lock.release()
+
             try:
-                return self.keystore.sign_with_identity_key_pending(
-                    s, pending, key, [(r.digest, r.hash_name, r.scheme) for r in requests], auth)
-            except KeyStoreError as exc:
-                raise RawSigningError("signing_failed", f"the key store could not sign: {exc}", 500) from exc
+                if not sole.spend_in(conn, token, now):
+                    raise _NotFast  # spent meanwhile: the ORM path refuses and audits it
+                pending = sole.audit.pending_in(conn)
+                reference = sole.record_in(pending, token, identity_id, typed)
+                auth = KeyUseAuthorization(reference, identity_id, actor=user_id, tenant_id=token.tenant_id)
+                try:
+                    return self.keystore.sign_with_identity_key_pending(
+                        s, pending, key, [(r.digest, r.hash_name, r.scheme) for r in requests], auth, release)
+                except KeyStoreError as exc:
+                    raise RawSigningError("signing_failed", f"the key store could not sign: {exc}", 500) from exc
+            finally:
+                release()
 
     def sign_authorized(self, identity: IdentityInfo, request: RawRequest, *, process_id: str, actor: str,
                         tenant_id: str | None) -> bytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -279,13 +279,15 @@ class KeyStore:
 
     def sign_with_identity_key_pending(self, s: Session, pending: PendingAppends, key: StoredKey,
                                        digests: Sequence[tuple[bytes, str, SignatureScheme]],
-                                       auth: KeyUseAuthorization) -> list[bytes]:
+                                       auth: KeyUseAuthorization,
+                                       committed: Callable[[], None] | None = None) -> list[bytes]:
         """``sign_with_identity_key`` for a caller that works with SQLAlchemy Core statements on
         ``s.connection()`` and appends its audit events to ``pending`` (``AuditLog.pending_in``)
         of this store's audit log, the SCAL2 authorization among them. The store checks on that
         connection that the identity holds the key and that the authorization, appended in this
         very transaction, covers these digests; it appends ``identity_key.used`` (or
-        ``identity_key.refused``), writes the events and commits ``s`` before the key is used."""
+        ``identity_key.refused``), writes the events and commits ``s`` before the key is used.
+        ``committed`` is called right after that commit (the caller's lock on its write section)."""
         handle, algorithm = self._usable(key.id, (KeyUsage.IDENTITY,))
         if self.audit is None or pending.log is not self.audit:
             raise KeyStoreError("identity keys sign only with the store's audit log")
@@ -300,6 +302,8 @@ class KeyStore:
             pending.write()
             s.commit()
             pending.committed()
+            if committed is not None:
+                committed()
             raise
         pending.append("identity_key.used", actor=auth.actor, tenant_id=auth.tenant_id, subject=auth.identity_id,
                        details=self._use_details(key, auth, typed))
@@ -307,6 +311,8 @@ class KeyStore:
         pending.write()
         s.commit()
         pending.committed()
+        if committed is not None:
+            committed()
         return self.backend.sign_digests(handle, algorithm, digests)
 
     def _authorize_in(self, s: Session, key: StoredKey, auth: KeyUseAuthorization,
