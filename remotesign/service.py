@@ -205,7 +205,8 @@ class Services:
             anchors=self.trust_anchors, revocation=revocation, trusted_lists=self._trusted_lists_loader(),
             allow_fetching=self.settings.validation_fetching, fetch_timeout=self.settings.fetch_timeout_seconds,
             timeout_seconds=self.settings.validation_timeout_seconds, limits=Limits(),
-            work_dir=self.settings.home / "work", policy=resolve_policy(self.settings.validation_policy))
+            work_dir=self.settings.home / "work", policy=resolve_policy(self.settings.validation_policy),
+            audit=self.audit)
 
     def _revocation_state(self) -> object:
         """Changes whenever the built-in CA revokes a certificate (count and latest time)."""

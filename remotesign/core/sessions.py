@@ -146,12 +146,13 @@ class SessionService:
             raise SessionError(410, "session_expired", f"session {session_id} has expired")
         return row  # type: ignore[no-any-return]
 
-    def close(self, tenant_id: str, session_id: str) -> None:
+    def close(self, tenant_id: str, session_id: str, actor: str) -> None:
         with self.db.session() as s:
             row = self._lookup(s, tenant_id, session_id)
             row.closed_at = _utcnow()
             s.execute(delete(SessionDocument).where(SessionDocument.session_id == session_id))
             s.execute(delete(SigningOperation).where(SigningOperation.session_id == session_id))
+            self.audit.append_in(s, "session.closed", actor=actor, tenant_id=tenant_id, subject=session_id)
         self.blobs.delete_namespace(self.namespace(tenant_id, session_id))
 
     def sweep_expired(self, now: datetime | None = None) -> int:
@@ -171,7 +172,7 @@ class SessionService:
     # --- documents ------------------------------------------------------------------------------
 
     async def upload(self, tenant_id: str, session_id: str, raw_name: str, chunks: AsyncIterable[bytes],
-                     mime_type: str) -> DocumentInfo:
+                     mime_type: str, actor: str) -> DocumentInfo:
         """Stream one file to the blob store (hashing as it goes); nothing is recorded unless the
         whole file arrived within the size limit. Only the receiving runs on the caller's event
         loop: the database, hashing, writing (in batches of UPLOAD_BATCH_BYTES), the blob's fsync
@@ -212,16 +213,20 @@ class SessionService:
         else:
             await _run_to_end(writer.__exit__, None, None, None)
         return await asyncio.to_thread(self._record_upload, tenant_id, session_id, namespace, doc_id, name, size,
-                                       digest.digest(), mime_type)
+                                       digest.digest(), mime_type, actor)
 
     def _record_upload(self, tenant_id: str, session_id: str, namespace: str, doc_id: str, name: str, size: int,
-                       sha256: bytes, mime_type: str) -> DocumentInfo:
+                       sha256: bytes, mime_type: str, actor: str) -> DocumentInfo:
         try:
             if self._looks_like_container(namespace, doc_id, name):
                 self._check_container(namespace, doc_id)
                 mime_type = asic.MIMETYPE
-            return self._record(tenant_id, session_id, kind="file", name=name, size=size,
-                                sha256=sha256, mime_type=mime_type, blob=doc_id)
+            with self.db.session() as s:  # the document and its audit record: one transaction
+                doc = self._insert(s, tenant_id, session_id, kind="file", name=name, size=size,
+                                   sha256=sha256, mime_type=mime_type, blob=doc_id)
+                self.audit.append_in(s, "document.uploaded", actor=actor, tenant_id=tenant_id, subject=session_id,
+                                     details={"document": doc.id, "size": doc.size, "sha256": doc.sha256.hex()})
+                return doc
         except BaseException:
             self.blobs.delete(namespace, doc_id)
             raise

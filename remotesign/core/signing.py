@@ -287,14 +287,15 @@ class SigningService:
 
     def _save_operation(self, tenant_id: str, sid: str, fmt: str, signer: Signer, digest: bytes,
                         state: dict[str, Any], prepared_blob: str | None) -> None:
-        with self.db.session() as s:
+        with self.db.session() as s:  # the operation and its audit record: one transaction
             s.add(SigningOperation(session_id=sid, format=fmt, status="prepared",
                                    certificate_der=signer.certificate.public_bytes(Encoding.DER),
                                    digest_algorithm=signer.algorithm.digest_algorithm, digest=digest,
                                    state=json.dumps(state), prepared_blob=prepared_blob, created_at=_now()))
-        self.audit.append("signing.prepared", actor="signing", tenant_id=tenant_id, subject=sid,
-                          details={"format": fmt, "digest": digest.hex(),
-                                   "signer": signer.certificate.subject.rfc4514_string()})
+            s.flush()
+            self.audit.append_in(s, "signing.prepared", actor="signing", tenant_id=tenant_id, subject=sid,
+                                 details={"format": fmt, "digest": digest.hex(),
+                                          "signer": signer.certificate.subject.rfc4514_string()})
 
     def _claim(self, tenant_id: str, sid: str, from_status: tuple[str, ...],
                to_status: str) -> tuple[SigningOperation, Lease, str] | None:
@@ -331,11 +332,12 @@ class SigningService:
                       .values(status=status, lease_owner=None, lease_expires_at=None))
 
     def _commit_result(self, tenant_id: str, sid: str, lease: Lease, status: str, blob: str, name: str,
-                       mime_type: str, replaces: str | None = None, sha256: bytes | None = None,
-                       **values: Any) -> DocumentInfo:
-        """One transaction, fenced by the lease: the operation moves to ``status`` and the result
-        blob becomes the session's signed document (replacing ``replaces``). LeaseLost when another
-        process took the operation over; then nothing is recorded and the blob is left to it.
+                       mime_type: str, event: str, event_format: str, replaces: str | None = None,
+                       sha256: bytes | None = None, **values: Any) -> DocumentInfo:
+        """One transaction, fenced by the lease: the operation moves to ``status``, the result
+        blob becomes the session's signed document (replacing ``replaces``) and the audit ``event``
+        records it. LeaseLost when another process took the operation over; then nothing is
+        recorded and the blob is left to it.
         ``sha256``: the blob's digest when its writer hashed it while writing (else it is read)."""
         namespace = self.sessions.namespace(tenant_id, sid)
         with self.blobs.open(namespace, blob) as fh:
@@ -359,7 +361,10 @@ class SigningService:
             if replaces is not None:
                 s.execute(delete(SessionDocument).where(SessionDocument.id == replaces,
                                                         SessionDocument.session_id == sid))
-            return self.sessions.add_result(s, tenant_id, sid, name, mime_type, blob, size, sha)
+            doc = self.sessions.add_result(s, tenant_id, sid, name, mime_type, blob, size, sha)
+            self.audit.append_in(s, event, actor="signing", tenant_id=tenant_id, subject=sid,
+                                 details={"format": event_format, "document": doc.id, "sha256": doc.sha256.hex()})
+            return doc
 
     def _lost(self, tenant_id: str, sid: str) -> SigningError:
         """The answer when another process took the operation over (or the session went away)."""
@@ -409,7 +414,8 @@ class SigningService:
             operations.crash_point("finalize.result_written")
             name, mime = ((state["name"], "application/pdf") if op.format == "pades"
                           else (state["container_name"], asic.MIMETYPE))
-            doc = self._commit_result(tenant_id, sid, lease, "signed", result, name, mime, sha256=written,
+            doc = self._commit_result(tenant_id, sid, lease, "signed", result, name, mime, "signing.finalized",
+                                      op.format, sha256=written,
                                       finalized_at=_now(),
                                       state=json.dumps({**state, "value_sha256": hashlib.sha256(value).hexdigest()}))
         except LeaseLost:
@@ -419,8 +425,6 @@ class SigningService:
             raise
         if op.prepared_blob:
             self.blobs.delete(namespace, op.prepared_blob)
-        self.audit.append("signing.finalized", actor="signing", tenant_id=tenant_id, subject=sid,
-                          details={"format": op.format, "document": doc.id, "sha256": doc.sha256.hex()})
         return doc
 
     def _replayed(self, tenant_id: str, sid: str, value: bytes) -> DocumentInfo:
@@ -498,7 +502,8 @@ class SigningService:
                     pass
             operations.crash_point("archive.result_written")
             mime = "application/pdf" if op.format == "pades" else asic.MIMETYPE
-            doc = self._commit_result(tenant_id, sid, lease, "archived", result, old.name, mime, replaces=old.id)
+            doc = self._commit_result(tenant_id, sid, lease, "archived", result, old.name, mime, "signing.archived",
+                                      op.format, replaces=old.id)
         except LeaseLost:
             raise self._lost(tenant_id, sid) from None
         except BaseException:
@@ -507,8 +512,6 @@ class SigningService:
             raise
         if old.blob:
             self.blobs.delete(namespace, old.blob)
-        self.audit.append("signing.archived", actor="signing", tenant_id=tenant_id, subject=sid,
-                          details={"format": op.format, "document": doc.id, "sha256": doc.sha256.hex()})
         return doc
 
     async def _adopt_upload(self, tenant_id: str, sid: str) -> bool:
@@ -546,10 +549,11 @@ class SigningService:
                 s.add(SigningOperation(session_id=sid, format=fmt, status="signed", certificate_der=b"",
                                        digest_algorithm="", digest=b"", state=json.dumps(state),
                                        result_document_id=doc.id, created_at=_now()))
+                s.flush()  # a concurrent operation fails here, before the chain is locked
+                self.audit.append_in(s, "signing.adopted", actor="signing", tenant_id=tenant_id, subject=sid,
+                                     details={"format": fmt, "document": doc.id, "sha256": doc.sha256.hex()})
         except IntegrityError:  # a concurrent addArchive or CalculateDigest created the operation first
             return False
-        self.audit.append("signing.adopted", actor="signing", tenant_id=tenant_id, subject=sid,
-                          details={"format": fmt, "document": doc.id, "sha256": doc.sha256.hex()})
         return True
 
     async def _archive_document(self, tenant_id: str, sid: str, record_format: str, old: DocumentInfo,

@@ -106,7 +106,9 @@ class ValidationService:
                  anchors: TenantTrustAnchors,
                  revocation: Callable[[Sequence[x509.Certificate]], ValidationData],
                  trusted_lists: Callable[[], Any] | None, allow_fetching: bool, fetch_timeout: float,
-                 timeout_seconds: float, limits: Limits, work_dir: Path, policy: ValidationPolicy) -> None:
+                 timeout_seconds: float, limits: Limits, work_dir: Path, policy: ValidationPolicy,
+                 audit: AuditLog | None = None) -> None:
+        self.audit = audit
         self._builtin = [x509.Certificate.load(d) for d in builtin_chain]
         self._files: list[x509.Certificate] = []
         for path in anchor_files:
@@ -145,15 +147,22 @@ class ValidationService:
             return self.policy
         return builtin_policy(name)
 
-    async def validate(self, path: Path, options: ValidationOptions, *, filename: str) -> DocumentResult:
+    async def validate(self, path: Path, options: ValidationOptions, *, filename: str,
+                       actor: str | None = None, tenant_id: str | None = None) -> DocumentResult:
         """Validate in a worker thread; ValidationInputError('validation_timeout') when it takes
-        longer than the configured bound (the report would be useless to a waiting caller)."""
+        longer than the configured bound (the report would be useless to a waiting caller).
+        With ``actor`` the validation is recorded in the audit log (``document.validated``)."""
         work = asyncio.to_thread(asyncio.run, validate_path(path, options, filename=filename))
         try:
-            return await asyncio.wait_for(work, timeout=self.timeout_seconds)
+            document = await asyncio.wait_for(work, timeout=self.timeout_seconds)
         except asyncio.TimeoutError:
             raise ValidationInputError("validation_timeout",
                                        f"validation did not finish within {self.timeout_seconds:g} s") from None
+        if actor is not None and self.audit is not None:
+            await asyncio.to_thread(self.audit.append, "document.validated", actor=actor, tenant_id=tenant_id,
+                                    subject=document.filename,
+                                    details={"signatures": len(document.signatures), "passed": document.valid_count})
+        return document
 
     def temporary_dir(self) -> tempfile.TemporaryDirectory[str]:
         """Scratch space for uploaded files, on the blob volume (not /tmp, which may be small)."""

@@ -35,8 +35,7 @@ def start(amount: int | None = Query(default=None), caller: TokenInfo = Caller,
 @router.get("/{session_id}/close")
 def close(session_id: str, caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
     try:
-        svc.sessions.close(caller.tenant_id, session_id)
+        svc.sessions.close(caller.tenant_id, session_id, actor=caller.client_id)
     except SessionError as exc:
         raise EnvelopeError.from_session(exc) from exc
-    svc.audit.append("session.closed", actor=caller.client_id, tenant_id=caller.tenant_id, subject=session_id)
     return ok(f"Session {session_id} closed")

@@ -59,7 +59,8 @@ async def upload(session_id: str, request: Request, caller: TokenInfo = Caller,
         mime = part.content_type
         if mime in ("", "application/octet-stream"):
             mime = asic.guess_mime_type(part.filename)
-        doc = await svc.sessions.upload(caller.tenant_id, session_id, part.filename, part.chunks, mime)
+        doc = await svc.sessions.upload(caller.tenant_id, session_id, part.filename, part.chunks, mime,
+                                        actor=caller.client_id)
     except StorageUnavailable:
         if part is not None:
             await _drain(part)
@@ -71,9 +72,7 @@ async def upload(session_id: str, request: Request, caller: TokenInfo = Caller,
     except ClientDisconnect as exc:
         raise EnvelopeError(413, "file_too_large", "the upload exceeds the size limit or was interrupted") from exc
 
-    def finish() -> JSONResponse:  # the audit record and the listing entry (it opens containers): off the loop
-        svc.audit.append("document.uploaded", actor=caller.client_id, tenant_id=caller.tenant_id, subject=session_id,
-                         details={"document": doc.id, "size": doc.size, "sha256": doc.sha256.hex()})
+    def finish() -> JSONResponse:  # the listing entry (it opens containers): off the loop
         return JSONResponse(ok(_describe(svc, caller.tenant_id, session_id, doc)), status_code=201)
 
     return await run_in_threadpool(finish)
