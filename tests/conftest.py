@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -58,3 +59,22 @@ def ca_pem(http: httpx.Client) -> bytes:
     r = http.get("/pki/ca.pem")
     assert r.status_code == 200
     return r.content
+
+
+@pytest.fixture()
+def in_process(service: Service) -> Iterator[Any]:
+    """The shared service's own Services object, in this process (what a code path does without
+    HTTP in front of it)."""
+    from remotesign.config import load_settings
+    from remotesign.service import Services
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REMOTESIGN_HOME", str(service.home))
+        for name in ("REMOTESIGN_DATABASE_URL", "REMOTESIGN_BLOB_DIR", "REMOTESIGN_MASTER_KEY_FILE",
+                     "REMOTESIGN_MASTER_KEY", "REMOTESIGN_KEY_BACKEND"):
+            mp.delenv(name, raising=False)
+        svc = Services(load_settings())
+    try:
+        yield svc
+    finally:
+        svc.close()

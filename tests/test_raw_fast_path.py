@@ -18,7 +18,6 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +33,6 @@ from tests.harness import Service
 def users(http: httpx.Client, demo_token: str) -> dict[str, Enrolled]:
     register_redirect(http, demo_token)
     return {"rsa": enrol(http, demo_token, algorithm="rsa-2048"), "ec": enrol(http, demo_token, algorithm="ec-p256")}
-
-
-@pytest.fixture()
-def in_process(service: Service) -> Iterator[Any]:
-    from remotesign.config import load_settings
-    from remotesign.service import Services
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REMOTESIGN_HOME", str(service.home))
-        for name in ("REMOTESIGN_DATABASE_URL", "REMOTESIGN_BLOB_DIR", "REMOTESIGN_MASTER_KEY_FILE",
-                     "REMOTESIGN_MASTER_KEY", "REMOTESIGN_KEY_BACKEND"):
-            mp.delenv(name, raising=False)
-        svc = Services(load_settings())
-    try:
-        yield svc
-    finally:
-        svc.close()
 
 
 def _requests(svc: Any, digests: list[bytes]) -> Any:

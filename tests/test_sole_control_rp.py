@@ -21,7 +21,6 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -261,23 +260,6 @@ def test_a_device_approved_signature_is_audited_with_its_process(http: httpx.Cli
 
 
 # -- in process: no code path signs with an identity key without a real authorization -------------------
-@pytest.fixture()
-def in_process(service: Service) -> Iterator[Any]:
-    from remotesign.config import load_settings
-    from remotesign.service import Services
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REMOTESIGN_HOME", str(service.home))
-        for name in ("REMOTESIGN_DATABASE_URL", "REMOTESIGN_BLOB_DIR", "REMOTESIGN_MASTER_KEY_FILE",
-                     "REMOTESIGN_MASTER_KEY", "REMOTESIGN_KEY_BACKEND"):
-            mp.delenv(name, raising=False)
-        svc = Services(load_settings())
-    try:
-        yield svc
-    finally:
-        svc.close()
-
-
 def test_the_key_store_refuses_unnamed_or_made_up_authorizations(service: Service, http: httpx.Client,
                                                                  demo: dict[str, str], rp: dict[str, str],
                                                                  users: dict[str, Enrolled], in_process: Any) -> None:
