@@ -5,8 +5,9 @@ per-call latency percentiles, errors and flows per second.
 
 Each client loops over the whole flow — start, upload (a PDF), CalculateDigest (PAdES),
 finalizeSigning (B-LT: built-in TSA and OCSP), list, download, close — signing the digest with
-its own software "card" in between. Clients are asyncio tasks over keep-alive HTTP/1.1
-connections, so the load generator itself costs little of the cores it shares with the service.
+its own software "card" in between. Clients are asyncio tasks, each on its own keep-alive HTTP/1.1
+connection (bench/_http1.py, not httpx), so the load generator itself costs little of the cores
+it shares with the service; its CPU is printed too.
 
 Goal (issue 15 item 1): p99 under 1 s for every call, 0 errors, and the cheap calls (start,
 list) never queued behind a signing. Starts its own service in a temporary REMOTESIGN_HOME.
@@ -17,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -24,17 +27,17 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cpu import tree_cpu_seconds  # noqa: E402
+from _http1 import Connection, HttpError, Response, multipart  # noqa: E402
 from tests.harness import Service, free_port  # noqa: E402
 from tests.pdfgen import pdf_bytes  # noqa: E402
 from tests.signapi import Card, issue_card  # noqa: E402
 
 CALLS = ("start", "upload", "CalculateDigest", "finalizeSigning", "list", "download", "close")
 CHEAP = ("start", "list", "close")
+JSON = "application/json"
 
 
 class Recorder:
@@ -43,49 +46,50 @@ class Recorder:
         self.errors: dict[str, int] = defaultdict(int)
         self.flows = 0
 
-    async def call(self, name: str, request) -> httpx.Response | None:  # type: ignore[no-untyped-def]
+    async def call(self, name: str, request) -> Response | None:  # type: ignore[no-untyped-def]
         t0 = time.perf_counter()
         try:
             r = await request
-        except httpx.HTTPError:
+        except HttpError:
             self.errors[name] += 1
             return None
         self.latency[name].append(time.perf_counter() - t0)
-        if r.status_code >= 300:
+        if r.status >= 300:
             self.errors[name] += 1
             return None
         return r
 
 
-async def client_loop(base_url: str, token: str, card: Card, pdf: bytes, stop: float, rec: Recorder) -> None:
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=120) as http:
-        while time.monotonic() < stop:
-            r = await rec.call("start", http.get("/api-session/v1.0/start"))
-            if r is None:
-                continue
-            sid = r.json()["data"]["sessionId"]
-            if await rec.call("upload", http.put(f"/api-storage/v1.0/{sid}/upload",
-                                                 files={"file": ("contract.pdf", pdf)})) is None:
-                continue
-            r = await rec.call("CalculateDigest", http.post("/api-sign/v1.0/CalculateDigest", json={
-                "sessions": [{"sessionId": sid}], "certificate": card.cert_b64, "signAsPdf": True}))
-            if r is None:
-                continue
-            data = r.json()["data"]
-            value = card.sign(base64.b64decode(data["sessionDigests"][0]["digest"]), data["algorithm"])
-            if await rec.call("finalizeSigning", http.post("/api-sign/v1.0/finalizeSigning", json={
-                    "sessionSignatureValues": [{"sessionId": sid, "signatureValue": base64.b64encode(value).decode()}],
-                    "authCertificate": "MIIB"})) is None:
-                continue
-            r = await rec.call("list", http.get(f"/api-storage/v1.0/{sid}/list"))
-            if r is None:
-                continue
-            doc_id = r.json()["data"][0]["id"]
-            if await rec.call("download", http.get(f"/api-storage/v1.0/{sid}/{doc_id}")) is None:
-                continue
-            await rec.call("close", http.get(f"/api-session/v1.0/{sid}/close"))
-            rec.flows += 1
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+async def client_loop(http: Connection, card: Card, upload: tuple[bytes, str], stop: float, rec: Recorder) -> None:
+    while time.monotonic() < stop:
+        r = await rec.call("start", http.request("GET", "/api-session/v1.0/start"))
+        if r is None:
+            continue
+        sid = r.json()["data"]["sessionId"]
+        if await rec.call("upload", http.request("PUT", f"/api-storage/v1.0/{sid}/upload", *upload)) is None:
+            continue
+        r = await rec.call("CalculateDigest", http.request("POST", "/api-sign/v1.0/CalculateDigest", _json({
+            "sessions": [{"sessionId": sid}], "certificate": card.cert_b64, "signAsPdf": True}), JSON))
+        if r is None:
+            continue
+        data = r.json()["data"]
+        value = card.sign(base64.b64decode(data["sessionDigests"][0]["digest"]), data["algorithm"])
+        if await rec.call("finalizeSigning", http.request("POST", "/api-sign/v1.0/finalizeSigning", _json({
+                "sessionSignatureValues": [{"sessionId": sid, "signatureValue": base64.b64encode(value).decode()}],
+                "authCertificate": "MIIB"}), JSON)) is None:
+            continue
+        r = await rec.call("list", http.request("GET", f"/api-storage/v1.0/{sid}/list"))
+        if r is None:
+            continue
+        doc_id = r.json()["data"][0]["id"]
+        if await rec.call("download", http.request("GET", f"/api-storage/v1.0/{sid}/{doc_id}")) is None:
+            continue
+        await rec.call("close", http.request("GET", f"/api-session/v1.0/{sid}/close"))
+        rec.flows += 1
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -97,8 +101,15 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(base_url: str, token: str, card: Card, pdf: bytes, clients: int, seconds: float) -> Recorder:
     rec = Recorder()
-    stop = time.monotonic() + seconds
-    await asyncio.gather(*(client_loop(base_url, token, card, pdf, stop, rec) for _ in range(clients)))
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    upload = multipart("file", "contract.pdf", pdf, "application/pdf")
+    connections = [Connection(base_url, headers) for _ in range(clients)]
+    try:
+        stop = time.monotonic() + seconds
+        await asyncio.gather(*(client_loop(http, card, upload, stop, rec) for http in connections))
+    finally:
+        for http in connections:
+            await http.close()
     return rec
 
 
@@ -118,10 +129,13 @@ def main() -> int:
             card = issue_card(svc, Path(tmp), "rsa")
             asyncio.run(run(svc.url, token, card, pdf, min(args.clients, 4), 3.0))  # warm-up
             cpu0 = tree_cpu_seconds(svc.proc.pid)  # type: ignore[union-attr]
+            own0 = resource.getrusage(resource.RUSAGE_SELF)
             t0 = time.monotonic()
             rec = asyncio.run(run(svc.url, token, card, pdf, args.clients, args.seconds))
             elapsed = time.monotonic() - t0
             cpu = tree_cpu_seconds(svc.proc.pid) - cpu0  # type: ignore[union-attr]
+            own1 = resource.getrusage(resource.RUSAGE_SELF)
+            generator = own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
         finally:
             svc.stop()
     print(f"eParaksts flow, {args.clients} concurrent clients, `serve --workers {args.workers}`, "
@@ -137,7 +151,8 @@ def main() -> int:
         print(f"{name:<18}{len(lat):>7}{rec.errors[name]:>8}{percentile(lat, 50) * 1000:>9.0f}"
               f"{percentile(lat, 95) * 1000:>9.0f}{p99:>9.0f}{max(lat, default=0) * 1000:>9.0f}")
     cheap = [x for name in CHEAP for x in rec.latency[name]]
-    print(f"flows/s: {rec.flows / elapsed:.1f}; service CPU {cpu / elapsed:.2f} cores; "
+    print(f"flows/s: {rec.flows / elapsed:.1f}; service CPU {cpu / elapsed:.2f} cores "
+          f"({cpu / max(rec.flows, 1) * 1000:.0f} ms per flow), load generator {generator / elapsed:.2f} cores; "
           f"cheap calls (start, list, close) median {statistics.median(cheap) * 1000:.0f} ms")
     print(f"eParaksts load, {args.clients} clients, worst p99 of any call: {worst_p99:.0f} ms (goal < 1000 ms)")
     print(f"eParaksts load, {args.clients} clients, errors: {total_errors} (goal <= 0)")

@@ -1,5 +1,6 @@
-"""Engine and session factory. SQLite gets WAL, foreign keys and a busy timeout so that the
-embedded default behaves under the service's thread pool; PostgreSQL needs nothing special.
+"""Engine and session factory. SQLite gets WAL, foreign keys, a busy timeout and writers that take
+turns (sqlite_writers) so that the embedded default behaves under the service's thread pools and
+worker processes; PostgreSQL needs nothing special.
 
 A database that cannot be reached or written (server down, disk full, read-only file) raises
 SQLAlchemy's OperationalError; a unit of work turns it into StorageUnavailable('database') so every
@@ -10,18 +11,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from remotesign.storage.faults import StorageUnavailable
+from remotesign.storage.sqlite_writers import WriterLock, connection_factory
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        database = make_url(url).database
+        lock_path = f"{database}-wlock" if database and database != ":memory:" and not database.startswith("file:") else None
+        factory = connection_factory(WriterLock(lock_path))
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30, "factory": factory})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,98 @@
+"""Shared by the load benchmarks: a keep-alive HTTP/1.1 client on asyncio streams that costs
+the machine little. The service and the load generator share the same cores; httpx spends
+~3 ms of CPU per request (its pool, its models, header normalisation), so with dozens of
+clients the generator, not the service, would set the pace. Requests are written in one piece;
+answers with Content-Length or chunked bodies are read. Only what the benchmarks need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class HttpError(Exception):
+    """The connection broke or the answer was not HTTP/1.1."""
+
+
+class Response:
+    __slots__ = ("status", "body")
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def multipart(field: str, filename: str, content: bytes, mime: str = "application/octet-stream") -> tuple[bytes, str]:
+    """(body, content type) of a multipart/form-data upload of one file, encoded once, sent many times."""
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: {mime}\r\n\r\n").encode()
+    return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+class Connection:
+    """One client's connection; reconnects when the server closed it."""
+
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._fixed = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{self.host}:{self.port}", **(headers or {})}.items())
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def _connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+
+    async def request(self, method: str, path: str, body: bytes = b"", content_type: str | None = None) -> Response:
+        if self._writer is None:
+            await self._connect()
+        head = f"{method} {path} HTTP/1.1\r\n{self._fixed}"
+        if body or method in ("POST", "PUT"):
+            head += f"Content-Length: {len(body)}\r\n"
+        if content_type:
+            head += f"Content-Type: {content_type}\r\n"
+        assert self._writer is not None and self._reader is not None
+        try:
+            self._writer.write(head.encode() + b"\r\n" + body)
+            await self._writer.drain()
+            return await self._read()
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            await self.close()
+            raise HttpError(str(exc)) from exc
+
+    async def _read(self) -> Response:
+        assert self._reader is not None
+        header = await self._reader.readuntil(b"\r\n\r\n")
+        lines = header.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        if "content-length" in fields:
+            body = await self._reader.readexactly(int(fields["content-length"]))
+        elif fields.get("transfer-encoding", "").lower() == "chunked":
+            pieces = []
+            while size := int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                pieces.append(await self._reader.readexactly(size))
+                await self._reader.readexactly(2)
+            await self._reader.readuntil(b"\r\n")
+            body = b"".join(pieces)
+        else:
+            body = b""
+        if fields.get("connection", "").lower() == "close":
+            await self.close()
+        return Response(status, body)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except OSError:
+                pass
+        self._reader = self._writer = None
