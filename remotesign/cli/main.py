@@ -60,9 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # initialisation (migrations, PKI, demo client) ran once, here.
         svc.close()
         os.environ[WORKER_URL_ENV] = default_url
-        uvicorn.run("remotesign.cli.main:worker_app", factory=True, workers=args.workers, host=args.host,
-                    port=args.port, log_level=args.log_level, access_log=args.access_log)
-        return 0
+        from remotesign.cli.workers import serve_workers
+
+        return serve_workers(args.workers, args.host, args.port, args.log_level, args.access_log)
     uvicorn.run(create_app(svc), host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.access_log)
     return 0

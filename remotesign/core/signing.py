@@ -352,6 +352,12 @@ class SigningService:
                     size += len(chunk)
                 sha = digest.digest()
         with self.db.session() as s:
+            # the document first: its reads (the session, the next sequence number) come before
+            # this transaction's first write, which takes the database's write lock
+            try:
+                doc = self.sessions.add_result(s, tenant_id, sid, name, mime_type, blob, size, sha)
+            except IntegrityError:  # the result is recorded already: a claim that took over committed it
+                raise LeaseLost(sid) from None
             changed = s.execute(update(SigningOperation)
                                 .where(SigningOperation.session_id == sid, SigningOperation.lease_owner == lease.owner)
                                 .values(status=status, result_document_id=blob, lease_owner=None,
@@ -361,7 +367,6 @@ class SigningService:
             if replaces is not None:
                 s.execute(delete(SessionDocument).where(SessionDocument.id == replaces,
                                                         SessionDocument.session_id == sid))
-            doc = self.sessions.add_result(s, tenant_id, sid, name, mime_type, blob, size, sha)
             self.audit.append_in(s, event, actor="signing", tenant_id=tenant_id, subject=sid,
                                  details={"format": event_format, "document": doc.id, "sha256": doc.sha256.hex()})
             return doc

@@ -38,8 +38,7 @@ from remotesign.storage.db import Database
 from remotesign.storage.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
-_HEAD = "remotesign.audit.head"  # Session.info: the head row this transaction holds locked
-_PENDING = "remotesign.audit.pending"  # Session.info: the events appended in it, not committed yet
+_PENDING = "remotesign.audit.pending"  # Session.info: its PendingAppends (append_in), until it ends
 
 
 def _event_hash(seq: int, at: datetime, event: str, actor: str, tenant_id: str | None, subject: str,
@@ -94,6 +93,7 @@ class PendingAppends:
         self._conn = conn
         self._head: tuple[int, str] | None = None
         self._rows: list[dict[str, Any]] = []
+        self._head_written: tuple[int, str] | None = None
         self.written = 0
 
     def append(self, event: str, *, actor: str, tenant_id: str | None = None, subject: str = "",
@@ -123,14 +123,19 @@ class PendingAppends:
                 return PendingEvent(seq, r["event"], r["subject"], r["details"])
         return None
 
+    def insert_appended(self) -> None:
+        """Insert the events appended since the last call (the head is moved by ``write``)."""
+        if self._rows:
+            self._conn.execute(_INSERT_EVENTS, self._rows)
+            self.written += len(self._rows)
+            self._rows = []
+
     def write(self) -> None:
-        """Insert the events and move the head (once; call right before the commit)."""
-        if not self._rows or self.written:
-            return
-        assert self._head is not None
-        self._conn.execute(_INSERT_EVENTS, self._rows)
-        self._conn.execute(_MOVE_HEAD, {"head_seq": self._head[0], "head_hash": self._head[1]})
-        self.written = len(self._rows)
+        """Insert the events not inserted yet and move the head; call right before the commit."""
+        self.insert_appended()
+        if self._head is not None and self._head != self._head_written:
+            self._conn.execute(_MOVE_HEAD, {"head_seq": self._head[0], "head_hash": self._head[1]})
+            self._head_written = self._head
 
     def committed(self) -> None:
         """Tell the log the transaction committed (its count of appended events)."""
@@ -176,32 +181,15 @@ class AuditLog:
                   details: dict[str, Any] | None = None) -> int:
         """Record one event inside the caller's transaction ``s``; returns its sequence number.
         The chain stays locked from here until ``s`` commits or rolls back, so the caller must
-        not wait on another session that appends (``append``) before then."""
-        details_json = json.dumps(details or {}, sort_keys=True, separators=(",", ":"), default=str)
-        head = s.info.get(_HEAD)
-        if head is None:
-            lock = update(AuditHead).where(AuditHead.id == 1).values(last_seq=AuditHead.last_seq)
-            if s.execute(lock).rowcount != 1:  # a fresh database: create the head, unless a racer just did
-                s.execute(_insert_head(s))
-                s.execute(lock)
-            head = s.get(AuditHead, 1, with_for_update=True, populate_existing=True)
-            if head is None:  # pragma: no cover - created or locked just above
-                raise RuntimeError("audit log: the chain head is missing")
-            if not s.info.get(_PENDING + ".hooked"):
-                s.info[_PENDING + ".hooked"] = True
-                sa_event.listen(s, "after_commit", self._committed)
-                sa_event.listen(s, "after_rollback", self._rolled_back)
-            s.info[_HEAD] = head
-        seq = head.last_seq + 1
-        at = datetime.now(timezone.utc)
-        digest = _event_hash(seq, at, event, actor, tenant_id, subject, details_json, head.last_hash)
-        row = AuditEvent(seq=seq, at=at, event=event, actor=actor, tenant_id=tenant_id, subject=subject,
-                         details=details_json, prev_hash=head.last_hash, hash=digest)
-        s.add(row)
-        head.last_seq, head.last_hash = seq, digest
-        # held until the transaction ends: a later read of the event in it (the key store's check
-        # of the authorization) finds it in the session instead of selecting it again
-        s.info.setdefault(_PENDING, []).append(row)
+        not wait on another session that appends (``append``) before then. The event is inserted
+        at once (a later check in the same transaction reads it back); the head moves once, just
+        before the commit. SQLAlchemy Core on the session's connection, not ORM objects: this runs
+        while the database's write lock is held, where every statement counts."""
+        pending = s.info.get(_PENDING)
+        if pending is None:
+            pending = s.info[_PENDING] = PendingAppends(self, s.connection())
+        seq = pending.append(event, actor=actor, tenant_id=tenant_id, subject=subject, details=details)
+        pending.insert_appended()
         return seq
 
     def pending_in(self, conn: Connection) -> PendingAppends:
@@ -209,15 +197,6 @@ class AuditLog:
         written by ``PendingAppends.write`` before the caller commits; like ``append_in``, the
         chain stays locked from the first append until that transaction ends."""
         return PendingAppends(self, conn)
-
-    def _committed(self, s: Session) -> None:
-        self.appended += len(s.info.pop(_PENDING, ()))
-        s.info.pop(_HEAD, None)
-
-    @staticmethod
-    def _rolled_back(s: Session) -> None:
-        s.info.pop(_PENDING, None)
-        s.info.pop(_HEAD, None)
 
     def events(self, tenant_id: str | None = None, limit: int = 100) -> list[AuditEvent]:
         with self.db.session() as s:
@@ -261,3 +240,23 @@ class AuditLog:
                 elif head.last_hash != prev:
                     problems.append(AuditProblem(head.last_seq, "chain head hash does not match the last event"))
         return count, problems
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _write_appended(s: Session) -> None:
+    """Every session that appended (``append_in``) moves the chain head just before it commits."""
+    pending = s.info.get(_PENDING)
+    if pending is not None:
+        pending.write()
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _count_appended(s: Session) -> None:
+    pending = s.info.pop(_PENDING, None)
+    if pending is not None:
+        pending.committed()
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _drop_appended(s: Session) -> None:
+    s.info.pop(_PENDING, None)
