@@ -174,8 +174,8 @@ class SigningService:
         """Remember which prepared sessions one digests summary covers, so the consent page can
         show the user the documents behind the digests they are asked to sign."""
         prepared = [o for o in outcomes if o.digest is not None]
-        if not prepared:
-            return
+        if len(prepared) < 2:
+            return  # one digest: _save_operation recorded its summary with the operation
         summary = digests_summary([o.digest for o in prepared if o.digest is not None],
                                   signer.algorithm.api_algorithm)
         with self.db.session() as s:
@@ -291,7 +291,8 @@ class SigningService:
             s.add(SigningOperation(session_id=sid, format=fmt, status="prepared",
                                    certificate_der=signer.certificate.public_bytes(Encoding.DER),
                                    digest_algorithm=signer.algorithm.digest_algorithm, digest=digest,
-                                   state=json.dumps(state), prepared_blob=prepared_blob, created_at=_now()))
+                                   state=json.dumps(state), prepared_blob=prepared_blob, created_at=_now(),
+                                   digests_summary=digests_summary([digest], signer.algorithm.api_algorithm)))
             s.flush()
             self.audit.append_in(s, "signing.prepared", actor="signing", tenant_id=tenant_id, subject=sid,
                                  details={"format": fmt, "digest": digest.hex(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,9 +45,17 @@ def is_self_signed(cert: x509.Certificate) -> bool:
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if not same_name(cert.issuer, issuer.subject):
         return False
+    return _signed_by(cert.dump(), issuer.dump())
+
+
+@lru_cache(maxsize=1024)
+def _signed_by(cert_der: bytes, issuer_der: bytes) -> bool:
+    """Whether ``issuer_der``'s key signed ``cert_der``. A pure function of the two encodings, so
+    remembered: every signing asks it again for the same signer, CA, TSA and OCSP certificates
+    (two certificate parses and a signature check each time)."""
     try:
-        cx509.load_der_x509_certificate(cert.dump()).verify_directly_issued_by(
-            cx509.load_der_x509_certificate(issuer.dump()))
+        cx509.load_der_x509_certificate(cert_der).verify_directly_issued_by(
+            cx509.load_der_x509_certificate(issuer_der))
         return True
     except (ValueError, TypeError, Exception):  # noqa: BLE001 - any failure means "not issued by"
         return False
