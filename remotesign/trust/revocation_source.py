@@ -18,6 +18,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import httpx
 from asn1crypto import crl as asn1_crl
@@ -213,16 +214,9 @@ def check_status(data: ValidationData, cert: x509.Certificate, issuer: x509.Cert
     CRL of its issuer. PathError when revoked, unknown to the responder, or not covered."""
     key_hash = issuer.public_key.sha1
     for der in data.ocsp_responses:
-        response = asn1_ocsp.OCSPResponse.load(der)
-        if response["response_status"].native != "successful":
-            continue
-        for single in response.basic_ocsp_response["tbs_response_data"]["responses"]:
-            cert_id = single["cert_id"]
-            if cert_id["serial_number"].native != cert.serial_number or \
-                    (cert_id["hash_algorithm"]["algorithm"].native == "sha1"
-                     and cert_id["issuer_key_hash"].native != key_hash):
+        for serial, hash_algorithm, issuer_key_hash, status in _ocsp_answers(der):
+            if serial != cert.serial_number or (hash_algorithm == "sha1" and issuer_key_hash != key_hash):
                 continue
-            status = single["cert_status"].name
             if status == "revoked":
                 raise PathError("certificate_revoked", f"{cert.subject.human_friendly} is revoked")
             if status != "good":
@@ -238,3 +232,16 @@ def check_status(data: ValidationData, cert: x509.Certificate, issuer: x509.Cert
                 raise PathError("certificate_revoked", f"{cert.subject.human_friendly} is revoked")
         return
     raise PathError("revocation_unavailable", f"no revocation information for {cert.subject.human_friendly}")
+
+
+@lru_cache(maxsize=1024)
+def _ocsp_answers(der: bytes) -> tuple[tuple[int, str, bytes, str], ...]:
+    """(serial, CertID hash algorithm, issuer key hash, status) of each answer of a successful OCSP
+    response; none for any other. A pure function of the DER, remembered: the source hands out
+    the same cached responses to every signing until they are refreshed."""
+    response = asn1_ocsp.OCSPResponse.load(der)
+    if response["response_status"].native != "successful":
+        return ()
+    return tuple((single["cert_id"]["serial_number"].native, single["cert_id"]["hash_algorithm"]["algorithm"].native,
+                  single["cert_id"]["issuer_key_hash"].native, single["cert_status"].name)
+                 for single in response.basic_ocsp_response["tbs_response_data"]["responses"])
