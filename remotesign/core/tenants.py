@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core.scopes import KNOWN_SCOPES
@@ -95,6 +95,15 @@ def _check_secret(secret: str, stored: str) -> bool:
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
+
+
+# every authenticated request runs this: a Core statement built once, columns only
+_RESOLVE = (select(AccessToken.token_hash, AccessToken.tenant_id, AccessToken.auth_server, AccessToken.scope,
+                   AccessToken.issued_at, AccessToken.expires_at, AccessToken.user_id, AccessToken.sign_identity_id,
+                   AccessToken.digests_summary, AccessToken.digests_summary_algorithm, AccessToken.digest_types,
+                   Tenant.client_id, Tenant.enabled)
+            .join(Tenant, Tenant.id == AccessToken.tenant_id)
+            .where(AccessToken.token_hash == bindparam("token_hash")))
 
 
 class TenantService:
@@ -201,22 +210,18 @@ class TenantService:
     def _resolve(self, token: str, *, allow_expired: bool) -> TokenInfo | None:
         if not token or len(token) > 512:
             return None
-        with self.db.session() as s:
-            row = s.execute(
-                select(AccessToken, Tenant).join(Tenant, Tenant.id == AccessToken.tenant_id)
-                .where(AccessToken.token_hash == _token_hash(token))
-            ).first()
-            if row is None:
-                return None
-            tok, tenant = row
-            if not tenant.enabled or (not allow_expired and _aware(tok.expires_at) <= datetime.now(timezone.utc)):
-                return None
-            return TokenInfo(tenant_id=tenant.id, client_id=tenant.client_id, auth_server=tok.auth_server,
-                             scopes=frozenset(tok.scope.split()), issued_at=_aware(tok.issued_at),
-                             expires_at=_aware(tok.expires_at), user_id=tok.user_id,
-                             sign_identity_id=tok.sign_identity_id, digests_summary=tok.digests_summary,
-                             digests_summary_algorithm=tok.digests_summary_algorithm, token_hash=tok.token_hash,
-                             digest_types=tuple(tok.digest_types.split()) if tok.digest_types else None)
+        with self.db.read() as conn:
+            tok = conn.execute(_RESOLVE, {"token_hash": _token_hash(token)}).first()
+        if tok is None:
+            return None
+        if not tok.enabled or (not allow_expired and _aware(tok.expires_at) <= datetime.now(timezone.utc)):
+            return None
+        return TokenInfo(tenant_id=tok.tenant_id, client_id=tok.client_id, auth_server=tok.auth_server,
+                         scopes=frozenset(tok.scope.split()), issued_at=_aware(tok.issued_at),
+                         expires_at=_aware(tok.expires_at), user_id=tok.user_id,
+                         sign_identity_id=tok.sign_identity_id, digests_summary=tok.digests_summary,
+                         digests_summary_algorithm=tok.digests_summary_algorithm, token_hash=tok.token_hash,
+                         digest_types=tuple(tok.digest_types.split()) if tok.digest_types else None)
 
     def set_redirect_uris(self, client_id: str, uris: list[str], actor: str = "operator") -> TenantInfo:
         """Register the exact redirect URIs the authorization endpoint may send this client's users to."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,6 +79,19 @@ class Database:
                 session.close()
             except OperationalError:
                 pass
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only unit on a pooled Core connection: no ORM session, identity map or commit,
+        for the per-request lookups (tokens, sessions) where those are most of the cost."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            if is_contention(exc):
+                raise
+            reason = (str(exc.orig or exc).splitlines() or ["operational error"])[0]
+            raise StorageUnavailable("database", reason, DATABASE_RETRY_AFTER_SECONDS) from exc
 
     def ping(self) -> None:
         """Raise unless the database answers a trivial query (readiness checks)."""
