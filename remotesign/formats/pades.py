@@ -174,7 +174,10 @@ def _reader(source: BinaryIO) -> PdfFileReader:
 
 
 def _writer(source: BinaryIO) -> IncrementalPdfFileWriter:
-    reader = _reader(source)
+    return _writer_of(_reader(source))
+
+
+def _writer_of(reader: PdfFileReader) -> IncrementalPdfFileWriter:
     if reader.encrypted:
         raise FormatError("encrypted_pdf", "encrypted PDFs cannot be signed")
     try:
@@ -193,7 +196,10 @@ def signature_count(source: BinaryIO) -> int:
 
 def next_field_name(source: BinaryIO, prefix: str = "Signature") -> str:
     """Signature1, Signature2, ... (or another ``prefix``): the first name not taken by a field."""
-    reader = _reader(source)
+    return _free_field_name(_reader(source), prefix)
+
+
+def _free_field_name(reader: PdfFileReader, prefix: str = "Signature") -> str:
     try:
         taken = {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=None)}
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError):
@@ -211,8 +217,9 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
     return the digest to be signed. With ``stamp`` the signature field is visible: its widget
     shows the stamp (and, for every page of an unsigned PDF, the other pages get the same stamp in
     the revision the signature covers); the appearance is final here, embed only fills the CMS."""
-    field_name = next_field_name(source)
-    writer = _writer(source)
+    reader = _reader(source)  # read once: the free field name and the incremental writer
+    writer = _writer_of(reader)
+    field_name = _free_field_name(reader)
     placeholder = 512 if signer.mechanism == "rsa" else 132
     ext = _external_signer(signer, placeholder)
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm=signer.digest_algorithm,
