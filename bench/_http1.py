@@ -47,6 +47,11 @@ class Connection:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
+    async def connect(self) -> None:
+        """Open the connection now (else the first request does)."""
+        if self._writer is None:
+            await self._connect()
+
     async def _connect(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
 

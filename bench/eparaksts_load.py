@@ -25,11 +25,12 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cpu import tree_cpu_seconds  # noqa: E402
+from _cpu import connections_per_process, tree_cpu_seconds  # noqa: E402
 from _http1 import Connection, HttpError, Response, multipart  # noqa: E402
 from tests.harness import Service, free_port  # noqa: E402
 from tests.pdfgen import pdf_bytes  # noqa: E402
@@ -99,12 +100,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-async def run(base_url: str, token: str, card: Card, pdf: bytes, clients: int, seconds: float) -> Recorder:
+async def run(base_url: str, token: str, card: Card, pdf: bytes, clients: int, seconds: float,
+              on_connected: Callable[[], None] | None = None) -> Recorder:
     rec = Recorder()
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     upload = multipart("file", "contract.pdf", pdf, "application/pdf")
     connections = [Connection(base_url, headers) for _ in range(clients)]
     try:
+        await asyncio.gather(*(http.connect() for http in connections))
+        if on_connected is not None:
+            on_connected()
         stop = time.monotonic() + seconds
         await asyncio.gather(*(client_loop(http, card, upload, stop, rec) for http in connections))
     finally:
@@ -131,7 +136,17 @@ def main() -> int:
             cpu0 = tree_cpu_seconds(svc.proc.pid)  # type: ignore[union-attr]
             own0 = resource.getrusage(resource.RUSAGE_SELF)
             t0 = time.monotonic()
-            rec = asyncio.run(run(svc.url, token, card, pdf, args.clients, args.seconds))
+            split: dict[int, int] = {}
+
+            def accepted() -> None:  # connect() returns once the kernel queued the connection
+                for _ in range(100):
+                    split.clear()
+                    split.update(connections_per_process(svc.proc.pid, svc.port))  # type: ignore[union-attr]
+                    if sum(split.values()) >= args.clients:
+                        break
+                    time.sleep(0.02)
+
+            rec = asyncio.run(run(svc.url, token, card, pdf, args.clients, args.seconds, accepted))
             elapsed = time.monotonic() - t0
             cpu = tree_cpu_seconds(svc.proc.pid) - cpu0  # type: ignore[union-attr]
             own1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -140,6 +155,7 @@ def main() -> int:
             svc.stop()
     print(f"eParaksts flow, {args.clients} concurrent clients, `serve --workers {args.workers}`, "
           f"{len(pdf) / 1024:.0f} KB PDF, PAdES B-LT, {elapsed:.0f} s")
+    print(f"connections per worker process: {' / '.join(str(n) for n in sorted(split.values(), reverse=True))}")
     print(f"{'call':<18}{'count':>7}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     worst_p99 = 0.0
     total_errors = 0
