@@ -10,8 +10,10 @@ Each batch call spends one SCAL2 credential (a token the user obtained on the co
 exactly those digests), so the credentials are obtained first, through the real login and
 consent pages, outside the timed part. The timed part is the signing calls alone, sequential,
 from one client: HTTP, token check, sole-control check (one database update), audit record,
-key-store signatures. The bench services use a cheaper scrypt (REMOTESIGN_KDF_LOG2_N=14) only to
-make the untimed consents quicker.
+key-store signatures. The calls' requests are encoded beforehand and sent on a plain keep-alive
+socket (bench/_http1.py): the client shares the machine, and httpx would spend ~0.5 ms of it per
+call. The bench services use a cheaper scrypt (REMOTESIGN_KDF_LOG2_N=14) only to make the
+untimed consents quicker.
 
 With ``--clients N`` (N > 1) the batch of one is also measured with N concurrent clients (threads,
 each with its own connection and its own user, all calls' credentials obtained beforehand) against
@@ -20,10 +22,10 @@ a service started with ``remotesign serve --workers W``: the calls per second of
 The last lines are the goals of issue 15 item 4, one per line, for a summary script (software
 keys; each ratio's two figures come from this run):
 
-    raw RSA batch 1: 512 calls/s (goal >= 500)
-    raw RSA batch 1, 4 clients, 2 workers: 610 calls/s (goal >= 500)
-    raw P-256 batch 100 / cryptography in-memory: 0.34x (goal >= 0.3x)
-    raw RSA batch 100 / openssl speed: 0.72x (goal >= 0.7x)
+    raw RSA batch 1: 533 calls/s (goal >= 500)
+    raw RSA batch 1, 4 clients, 2 workers: 709 calls/s (goal >= 500)
+    raw P-256 batch 100 / cryptography in-memory: 0.50x (goal >= 0.3x)
+    raw RSA batch 100 / openssl speed: 0.85x (goal >= 0.7x)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -46,6 +49,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cpu import tree_cpu_seconds  # noqa: E402
+from _http1 import SocketConnection, encode_request  # noqa: E402
 from tests.consent import USE_SERVER, enrol, register_redirect, summary_of, user_token  # noqa: E402
 from tests.harness import Service, free_port, make_softhsm_token  # noqa: E402
 
@@ -105,22 +109,35 @@ def prepare(http: httpx.Client, demo: dict[str, str], who, alg: str, batch: int,
     return jobs
 
 
-def run_calls(http: httpx.Client, jobs: list[tuple[str, dict[str, object]]], batch: int) -> None:
-    for token, body in jobs:
-        r = http.post("/trustedx-resources/esigp/v1/signatures/server/raw/batch", json=body,
-                      headers={"Authorization": f"Bearer {token}"})
-        if r.status_code != 200 or len(r.json()["signatures"]) != batch:
-            raise SystemExit(f"batch call failed: {r.status_code} {r.text[:300]}")
+RAW_BATCH = "/trustedx-resources/esigp/v1/signatures/server/raw/batch"
+
+
+def encoded_calls(base_url: str, jobs: list[tuple[str, dict[str, object]]]) -> list[bytes]:
+    """The calls' HTTP requests, encoded before the timed part (the client shares the cores)."""
+    host = base_url.split("//", 1)[1]
+    return [encode_request("POST", host, RAW_BATCH, json.dumps(body).encode(), "application/json",
+                           {"Authorization": f"Bearer {token}"}) for token, body in jobs]
+
+
+def run_calls(conn: SocketConnection, requests: list[bytes], batch: int) -> None:
+    for raw in requests:
+        r = conn.send(raw)
+        if r.status != 200 or len(r.json()["signatures"]) != batch:
+            raise SystemExit(f"batch call failed: {r.status} {r.body[:300]!r}")
 
 
 def measure(http: httpx.Client, demo: dict[str, str], who, alg: str, batch: int, calls: int,  # type: ignore[no-untyped-def]
             server_pid: int) -> tuple[float, float]:
     """(signatures per second, service CPU ms per call) over ``calls`` batch calls of ``batch`` digests each."""
-    jobs = prepare(http, demo, who, alg, batch, calls)
-    cpu0 = tree_cpu_seconds(server_pid)
-    start = time.perf_counter()
-    run_calls(http, jobs, batch)
-    elapsed = time.perf_counter() - start
+    requests = encoded_calls(str(http.base_url).rstrip("/"), prepare(http, demo, who, alg, batch, calls))
+    conn = SocketConnection(str(http.base_url))
+    try:
+        cpu0 = tree_cpu_seconds(server_pid)
+        start = time.perf_counter()
+        run_calls(conn, requests, batch)
+        elapsed = time.perf_counter() - start
+    finally:
+        conn.close()
     return calls * batch / elapsed, (tree_cpu_seconds(server_pid) - cpu0) * 1000 / calls
 
 
@@ -141,8 +158,8 @@ def run_concurrent(env: dict[str, str], home: Path, clients: int, workers: int, 
                 return prepare(own, demo, users[n], "rsa-sha256", 1, calls + 3, tag="c")
 
         with ThreadPoolExecutor(clients) as pool:
-            jobs = list(pool.map(credentials, range(clients)))
-        connections = [httpx.Client(base_url=svc.url, timeout=120) for _ in range(clients)]
+            jobs = [encoded_calls(svc.url, j) for j in pool.map(credentials, range(clients))]
+        connections = [SocketConnection(svc.url) for _ in range(clients)]
         try:
             for n in range(clients):  # warm-up: connections, code paths of both workers
                 run_calls(connections[n], jobs[n][:3], 1)

@@ -13,7 +13,6 @@ import argparse
 import hashlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from asn1crypto import algos, core, ocsp, tsp, x509
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cpu import tree_cpu_seconds  # noqa: E402
+from _http1 import SocketConnection, encode_request  # noqa: E402
 from tests.harness import Service, free_port, make_softhsm_token  # noqa: E402
 
 
@@ -55,55 +55,28 @@ def ocsp_request(issuer: x509.Certificate, serial: int, nonce: int) -> bytes:
     }}).dump()
 
 
-def http_request(host: str, path: str, body: bytes, content_type: str) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-def _read_response(sock: socket.socket, buf: bytearray) -> tuple[int, bytearray]:
-    """(status code, rest of the buffer) of one HTTP/1.1 response with a Content-Length."""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        buf += chunk
-    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    size = next(int(line.split(b":", 1)[1]) for line in lines[1:] if line.lower().startswith(b"content-length:"))
-    body = bytearray(rest)
-    while len(body) < size:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        body += chunk
-    return status, body[size:]
-
-
 def run_load(url: str, path: str, bodies: list[bytes], content_type: str, seconds: float,
              threads: int, server_pid: int) -> tuple[float, int, float]:
     """(responses/s, errors, service CPU ms per response) with `threads` keep-alive clients
     sending pre-built requests (so the clients, which share the machine's cores with the service,
     cost as little as they can); every reply must be HTTP 200."""
     host_port = url.split("//", 1)[1]
-    host, port = host_port.rsplit(":", 1)
-    raw = [http_request(host_port, path, body, content_type) for body in bodies]
+    raw = [encode_request("POST", host_port, path, body, content_type) for body in bodies]
     count = [0] * threads
     errors = [0]
     stop = time.monotonic() + seconds
 
     def worker(n: int) -> None:
-        with socket.create_connection((host, int(port))) as sock:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            buf = bytearray()
+        conn = SocketConnection(url)
+        try:
             i = n
             while time.monotonic() < stop:
-                sock.sendall(raw[i % len(raw)])
-                status, buf = _read_response(sock, buf)
-                if status != 200:
+                if conn.send(raw[i % len(raw)]).status != 200:
                     errors[0] += 1
                 count[n] += 1
                 i += threads
+        finally:
+            conn.close()
 
     cpu0 = tree_cpu_seconds(server_pid)
     start = time.monotonic()
