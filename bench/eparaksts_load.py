@@ -30,10 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cpu import connections_per_process, tree_cpu_seconds  # noqa: E402
+from _cpu import tree_cpu_seconds  # noqa: E402
 from _http1 import Connection, HttpError, Response, multipart  # noqa: E402
 from tests.harness import Service, free_port  # noqa: E402
 from tests.pdfgen import pdf_bytes  # noqa: E402
+from tests.proc_tools import connections_per_process  # noqa: E402
 from tests.signapi import Card, issue_card  # noqa: E402
 
 CALLS = ("start", "upload", "CalculateDigest", "finalizeSigning", "list", "download", "close")

@@ -43,3 +43,27 @@ def test_two_processes_serve_and_share_state(two_workers: Service, tmp_path: Pat
     assert len(started) == 2, log[-3000:]
     verify = two_workers.cli("audit", "verify", check=False)
     assert verify.returncode == 0, verify.stdout.decode() + verify.stderr.decode()
+
+
+def test_connections_are_spread_evenly_over_the_workers(two_workers: Service) -> None:
+    """Keep-alive connections opened in a burst end up split evenly (least connections), not
+    with whichever worker woke first taking most of them: each process is one GIL's worth of
+    work, so the split is the split of the load."""
+    import socket
+
+    from tests.proc_tools import connections_per_process
+
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{two_workers.port}\r\n\r\n".encode()
+    conns = [socket.create_connection(("127.0.0.1", two_workers.port)) for _ in range(20)]
+    try:
+        for c in conns:
+            c.sendall(request)
+        for c in conns:  # every connection was accepted and answered
+            assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        assert two_workers.proc is not None
+        split = sorted(connections_per_process(two_workers.proc.pid, two_workers.port).values())
+        # (connections an earlier test left open count too: the workers balance their totals)
+        assert len(split) == 2 and sum(split) >= 20 and split[-1] - split[0] <= 2, split
+    finally:
+        for c in conns:
+            c.close()

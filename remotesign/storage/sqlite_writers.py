@@ -52,6 +52,11 @@ class WriterLock:
                 return False
         return True
 
+    @property
+    def held(self) -> bool:
+        """Whether a connection of this process holds the turn."""
+        return self._threads.locked()
+
     def release(self) -> None:
         if self._fd is not None:
             try:
@@ -77,6 +82,7 @@ def connection_factory(lock: WriterLock) -> type[sqlite3.Connection]:
     """A sqlite3.Connection class whose write transactions hold ``lock`` (``factory=`` of connect)."""
 
     class TurnTakingConnection(sqlite3.Connection):
+        _lock = lock
         _holding = False
 
         def cursor(self, factory: Any = _Cursor) -> sqlite3.Cursor:  # type: ignore[override]
