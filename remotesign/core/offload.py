@@ -53,14 +53,30 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
+    """In a pool thread: run the coroutine on the thread's own event loop, kept for the thread's
+    life. A loop per call (``asyncio.run``) cost a new selector, self-pipe and default executor
+    each time, and its ``to_thread`` calls a new thread started and joined every call."""
     async def main() -> T:
         return await make()
 
+    loop = getattr(_in_worker, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _in_worker.loop = asyncio.new_event_loop()
     _in_worker.active = True
     try:
-        return asyncio.run(main())
+        return loop.run_until_complete(main())
     finally:
         _in_worker.active = False
+        _cancel_leftovers(loop)
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """What ``asyncio.run`` does at its end: no task of one call may run on into the next."""
+    leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
 
 
 async def off_loop(make: Callable[[], Awaitable[T]]) -> T:

@@ -42,6 +42,7 @@ from remotesign.formats.stamps import StampSpec, add_stamp_field, stamped_field
 CMS_RESERVED_BYTES = 48 * 1024
 PDF_MAGIC = b"%PDF-"
 COPY_CHUNK = 1 << 20
+PARALLEL_HASH_MIN_BYTES = 8 << 20  # from this size on, finalize hashes in a second thread while copying
 
 
 @dataclass(frozen=True)
@@ -303,11 +304,13 @@ async def embed_copy(prepared_file: BinaryIO, output: BinaryIO, prepared: Prepar
             copied += len(chunk)
         return copied
 
-    # Plain files: the kernel copies while a second thread hashes the same bytes (the prepared
-    # file with the CMS spliced in) straight from the prepared file, so the copy costs no pass.
+    # Large plain files: the kernel copies while a second thread hashes the same bytes (the
+    # prepared file with the CMS spliced in) straight from the prepared file, so the copy costs no
+    # pass. Small ones are hashed after the copy: a thread's start and join cost more than that.
     worker: threading.Thread | None = None
     failures: list[BaseException] = []
-    if hasher is not None and type(prepared_file) in _PLAIN_FILES and type(output) in _PLAIN_FILES:
+    if hasher is not None and type(prepared_file) in _PLAIN_FILES and type(output) in _PLAIN_FILES \
+            and os.fstat(prepared_file.fileno()).st_size >= PARALLEL_HASH_MIN_BYTES:
         fd = prepared_file.fileno()
         worker = threading.Thread(target=_hash_spliced, name="pades-hash", daemon=True,
                                   args=(fd, os.fstat(fd).st_size, start, content_hex, hasher, failures))
