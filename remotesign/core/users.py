@@ -175,6 +175,16 @@ class UserService:
                 raise UserError("ambiguous", f"several relying parties have a user {id_or_username!r}; give the id")
             return _info(found[0], self.lock_schedule)
 
+    def by_username(self, username: str, tenant_id: str | None) -> UserInfo:
+        """The user named ``username`` among ``tenant_id``'s own (a relying party addressing its
+        users by their code); another relying party's user is not found, as if it did not exist."""
+        with self.db.session() as s:
+            u = s.scalars(select(EndUser).where(EndUser.username == username,
+                                                owned_by(EndUser.tenant_id, tenant_id))).first()
+            if u is None:
+                raise UserError("not_found", f"no user {username[:100]!r}")
+            return _info(u, self.lock_schedule)
+
     def list(self, tenant_id: str | None, *, all_users: bool = False) -> list[UserInfo]:
         with self.db.session() as s:
             q = select(EndUser).order_by(EndUser.created_at)

@@ -1,14 +1,14 @@
-"""Fortress-style API facade (Viafirma Fortress wire format): the client token and the Extend
+"""Fortress-style API facade (Viafirma Fortress wire format): the client token, the user API and the Extend
 Signature API, under ``/fortress`` so a client configured with ``{fortress_url}`` works with
 ``http(s)://<remotesign>/fortress``. Wire format only; every operation is a call into
 ``remotesign.core``. Errors are ``{"error", "error_description"}`` (api/errors.py)."""
 
 from fastapi import APIRouter
 
-from remotesign.api.fortress import extend, token
+from remotesign.api.fortress import extend, token, users
 
 PREFIX = "/fortress"
 
 router = APIRouter(prefix=PREFIX)
-for _module in (token, extend):
+for _module in (token, extend, users):
     router.include_router(_module.router)
