@@ -135,3 +135,46 @@ def test_a_thread_waiting_for_its_own_turn_gets_sqlites_answer_not_a_hang(tmp_pa
     assert len(outcome) == 1 and isinstance(outcome[0], OperationalError)
     assert not _lock_of(db).held
     db.dispose()
+
+
+def test_a_database_in_rollback_mode_is_switched_to_wal_even_while_another_writes(tmp_path: Path) -> None:
+    """A fresh connection switching a rollback-journal database to WAL while another connection
+    writes is refused by SQLite at once (a lock upgrade that could deadlock skips the busy
+    handler); the switch is retried until the writer commits."""
+    import sqlite3
+
+    path = tmp_path / "rollback.db"
+    seed = sqlite3.connect(path)
+    seed.execute("CREATE TABLE t (x)")
+    seed.commit()
+    seed.close()
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (0)")
+    committer = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    committer.start()
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.session() as s:
+            s.execute(text("INSERT INTO t VALUES (1)"))
+        with db.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
+    finally:
+        committer.join()
+        writer.close()
+        db.dispose()
+
+
+def test_migrations_create_the_database_in_wal_mode(tmp_path: Path) -> None:
+    import sqlite3
+
+    from remotesign.storage.migrate import upgrade_to_head
+
+    path = tmp_path / "fresh.db"
+    upgrade_to_head(f"sqlite:///{path}")
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()

@@ -8,6 +8,8 @@ facade answers ``storage_unavailable`` (503) instead of a 500."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,14 +33,30 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            use_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def use_wal(cur: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode (a no-op once it is: the mode is stored in the file).
+
+    The switch from a rollback journal upgrades a read lock to a write lock; when several fresh
+    connections switch at once, SQLite refuses one of them at once with SQLITE_BUSY (a lock
+    upgrade that could deadlock never waits for the busy handler), so the switch is retried."""
+    for attempt in range(50):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 5) & 0xFF != 5 or attempt == 49:
+                raise
+            time.sleep(0.01 + 0.002 * attempt)
 
 
 def is_contention(exc: OperationalError) -> bool:

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from remotesign.storage.db import use_wal
 from remotesign.storage.models import Base
 
 config = context.config
@@ -14,6 +15,11 @@ def run_migrations_online() -> None:
         config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
     )
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # born in WAL mode, so the service's first connections never race to switch it
+            cursor = connection.connection.driver_connection.cursor()
+            use_wal(cursor)
+            cursor.close()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
