@@ -321,7 +321,18 @@ class Services:
                               signing_token_ttl=st.signing_token_ttl_seconds, allow_sha1=st.allow_sha1,
                               documents_for_summary=lambda tenant, summary:
                                   self.signing.documents_for_summary(tenant, summary),
-                              throttle=self.throttle)
+                              throttle=self.throttle, signature_requests=self.signature_requests)
+
+    @cached_property
+    def signature_requests(self) -> Any:
+        from remotesign.core.document_signer import DocumentSigner
+        from remotesign.core.signature_requests import SignatureRequestService
+
+        st = self.settings
+        return SignatureRequestService(self.db, self.audit, self.blobs, self.users, self.identities, self.tenants,
+                                       self.keystore, self.sole_control, DocumentSigner(self.formats), self.signing,
+                                       self.tsa_clients, token_ttl=st.signing_token_ttl_seconds,
+                                       lease_seconds=st.operation_lease_seconds)
 
     @property
     def demo_client_file(self) -> Path:

@@ -87,6 +87,7 @@ async def _sweep_sessions(services: Services) -> None:
         try:
             await asyncio.to_thread(services.sessions.sweep_expired)
             await asyncio.to_thread(services.processes.sweep)
+            await asyncio.to_thread(services.signature_requests.sweep)
             await asyncio.to_thread(services.throttle.sweep)
         except Exception:  # noqa: BLE001 - a failed sweep is retried next time; never kill the loop
             logging.getLogger("remotesign").exception("session sweep failed")

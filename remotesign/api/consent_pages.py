@@ -23,6 +23,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Depends, Request
@@ -32,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from remotesign.api import html_pages
 from remotesign.api.deps import services
 from remotesign.core.consent import ConsentError, PendingConsent
+from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, PinRefused
 from remotesign.api.same_origin import client_address, same_origin
 from remotesign.api.openapi_doc import form_body, text
@@ -148,8 +150,13 @@ def _secret(request: Request, request_id: str) -> str:
     return request.cookies.get(_cookie_name(request_id), "")
 
 
-def _known_server(svc: Services, auth_server: str) -> bool:
-    return auth_server in svc.settings.auth_servers
+#: authorization servers with an authorization endpoint of their own elsewhere (api/fortress)
+#: whose users go through these login and consent pages
+PAGE_ONLY_SERVERS = frozenset({"fortress"})
+
+
+def _known_server(svc: Services, auth_server: str, *, pages: bool = True) -> bool:
+    return auth_server in svc.settings.auth_servers or (pages and auth_server in PAGE_ONLY_SERVERS)
 
 
 async def _run(handler: Callable[[], Response]) -> Response:
@@ -160,7 +167,7 @@ async def _run(handler: Callable[[], Response]) -> Response:
         return _error(str(exc))
     except ConsentError as exc:
         return _consent_error(exc)
-    except (IdentityError, UserError, ProcessError, TenantError) as exc:
+    except (CoreError, UserError, ProcessError, TenantError) as exc:
         return _error(getattr(exc, "message", str(exc)))
     except Exception:  # noqa: BLE001 - an HTML page, not the JSON error, for the browser
         log.exception("login / consent page failed")
@@ -207,21 +214,40 @@ async def _posted(svc: Services, auth_server: str, request: Request) -> Response
 @pages.get("/{auth_server}", summary="Authorization endpoint (RFC 6749 §4.1.1): the login page",
            response_class=HTMLResponse)
 async def authorize(auth_server: str, request: Request, svc: Services = Depends(services)) -> Response:
-    if not _known_server(svc, auth_server):
+    if not _known_server(svc, auth_server, pages=False):
         return _error(f"There is no authorization server named {auth_server[:100]!r}.", 404, "Not found")
-    https = request.url.scheme == "https" or svc.base_url.startswith("https://")
 
     def handle() -> Response:
         query = _clean(request.query_params.multi_items())
-        params = {k: v for k, v in query.items() if k in AUTHORIZE_PARAMS}
-        request_id, secret = svc.consent.start(auth_server, params)
-        view = svc.consent.view(request_id, secret)
-        response = _html(html_pages.login_page(auth_server, view), 200, view.redirect_uri)
-        response.set_cookie(_cookie_name(request_id), secret, httponly=True, samesite="lax", path=COOKIE_PATH,
-                            secure=https, max_age=svc.settings.authorization_request_ttl_seconds)
-        return response
+        return login_page(svc, request, auth_server, {k: v for k, v in query.items() if k in AUTHORIZE_PARAMS})
 
     return await _run(handle)
+
+
+def query_params(request: Request) -> dict[str, str]:
+    """The authorization request's parameters (one value each; malformed ones refused)."""
+    return _clean(request.query_params.multi_items())
+
+
+def login_page(svc: Services, request: Request, auth_server: str, params: dict[str, str],
+               **start: Any) -> Response:
+    """Start an authorization request (``ConsentService.start`` with ``start``'s options) and
+    answer its login page with the cookie that binds it to this browser. Blocking: run it in
+    ``run_page``."""
+    https = request.url.scheme == "https" or svc.base_url.startswith("https://")
+    request_id, secret = svc.consent.start(auth_server, params, **start)
+    view = svc.consent.view(request_id, secret)
+    response = _html(html_pages.login_page(auth_server, view, username=view.login_hint or ""), 200,
+                     view.redirect_uri)
+    response.set_cookie(_cookie_name(request_id), secret, httponly=True, samesite="lax", path=COOKIE_PATH,
+                        secure=https, max_age=svc.settings.authorization_request_ttl_seconds)
+    return response
+
+
+async def run_page(handler: Callable[[], Response]) -> Response:
+    """``handler`` in the thread pool; every failure becomes an error page (or a redirect with
+    the error, when RFC 6749 says so)."""
+    return await _run(handler)
 
 
 @pages.post("/{auth_server}/login", summary="Login form of the authorization endpoint", response_class=HTMLResponse,

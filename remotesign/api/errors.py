@@ -112,14 +112,15 @@ _PAGE_STEPS = ("login", "consent", "wait")
 
 
 def is_html_page(path: str) -> bool:
-    """The pages people see in a browser: the authorization endpoint, its login, consent and
-    waiting pages, the identity provider's logout page, and the account pages."""
+    """The pages people see in a browser: the authorization endpoints (TrustedX-style and
+    Fortress-style), the login, consent and waiting pages, the identity provider's logout page,
+    and the account pages."""
     parts = path.split("/")
     if path.startswith("/trustedx-authserver/oauth/"):
         return len(parts) == 4 or (len(parts) == 5 and parts[4] in _PAGE_STEPS)
     if path.startswith("/trustedx-authserver/") and len(parts) == 4 and parts[3] == "logout":
         return True
-    return path.startswith("/account/")
+    return path.startswith("/account/") or path == "/fortress/oauth2/v1/auth"
 
 
 def _html_error(status: int, message: str, headers: dict[str, str] | None) -> Response:

@@ -68,7 +68,7 @@ API_ERRORS: dict[str, dict[int | str, dict[str, Any]]] = {
     "eparaksts": errors(400, 401, 403, 404, 409, 410, 413, 502, 503),
     "esigp": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
     "devices": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
-    "fortress": errors(400, 401, 403, 404, 413, 502, _STORAGE),
+    "fortress": errors(400, 401, 403, 404, 409, 410, 413, 422, 502, _STORAGE),
 }
 
 

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -24,6 +25,7 @@ from sqlalchemy import delete, update
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core.devices import DeviceService
+from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
 from remotesign.core.processes import ProcessService
 from remotesign.core.scopes import IDENTITY_PROFILE, USE_DEVICE, USE_SERVER, describe_user_scope, is_user_scope
@@ -99,6 +101,8 @@ class PendingConsent:
     redirect_uri: str
     state: str | None
     process_id: str | None
+    login_hint: str | None = None
+    signature_request_id: str | None = None
 
     @property
     def needs_pin(self) -> bool:
@@ -108,11 +112,24 @@ class PendingConsent:
         return [describe_user_scope(s) for s in self.scopes]
 
 
+class SignatureRequestHooks(Protocol):
+    """What a consent given for a signature request (core/signature_requests.py) tells it."""
+
+    def consented(self, request_id: str, tenant_id: str, user_id: str, identity_id: str) -> None: ...
+
+    def denied(self, request_id: str, tenant_id: str, reason: str) -> None: ...
+
+    def candidates(self, request_id: str, tenant_id: str) -> tuple[str, ...]: ...
+
+    def document_names(self, request_id: str, tenant_id: str) -> tuple[str, ...]: ...
+
+
 class ConsentService:
     def __init__(self, db: Database, audit: AuditLog, tenants: TenantService, users: UserService,
                  identities: IdentityService, devices: DeviceService, processes: ProcessService, *,
                  request_ttl: int, code_ttl: int, token_ttl: int, signing_token_ttl: int, allow_sha1: bool,
-                 documents_for_summary: object = None, throttle: AttemptThrottle | None = None) -> None:
+                 documents_for_summary: object = None, throttle: AttemptThrottle | None = None,
+                 signature_requests: SignatureRequestHooks | None = None) -> None:
         self.db = db
         self.audit = audit
         self.tenants = tenants
@@ -127,10 +144,19 @@ class ConsentService:
         self.allow_sha1 = allow_sha1
         self.documents_for_summary = documents_for_summary
         self.throttle = throttle
+        self.signature_requests = signature_requests
 
     # -- 1. the authorization request --------------------------------------------------------------
-    def start(self, auth_server: str, params: dict[str, str]) -> tuple[str, str]:
-        """Validate an authorization request; returns (request id, browser secret for the cookie)."""
+    def start(self, auth_server: str, params: dict[str, str], *, login_hint: str | None = None,
+              signature_request_id: str | None = None, extra_redirect_uri: str | None = None,
+              pkce_optional: bool = False) -> tuple[str, str]:
+        """Validate an authorization request; returns (request id, browser secret for the cookie).
+
+        ``login_hint``: only this user may log in. ``signature_request_id``: the consent authorizes
+        that signature request (which gets the signing credential; the code does not).
+        ``extra_redirect_uri``: a redirect URI the client gave, authenticated, for this very
+        request. ``pkce_optional``: for a facade whose clients authenticate at the token endpoint
+        and whose wire API has no PKCE."""
         client_id = params.get("client_id") or ""
         client = self.tenants.by_client_id(client_id) if 0 < len(client_id) <= 200 else None
         if client is None or not client.enabled:
@@ -138,7 +164,7 @@ class ConsentService:
         redirect_uri = params.get("redirect_uri")
         if redirect_uri is None and len(client.redirect_uris) == 1:
             redirect_uri = client.redirect_uris[0]
-        if not redirect_uri or redirect_uri not in client.redirect_uris:
+        if not redirect_uri or (redirect_uri not in client.redirect_uris and redirect_uri != extra_redirect_uri):
             raise ConsentError("invalid_redirect_uri", "redirect_uri is not registered for this client")
         state = params.get("state")
         if state is not None and len(state) > 1000:
@@ -163,7 +189,7 @@ class ConsentService:
                 raise bad("invalid_request", "code_challenge must have 43-128 unreserved characters")
         elif method is not None:
             raise bad("invalid_request", "code_challenge_method without code_challenge")
-        elif client.pkce_required:
+        elif client.pkce_required and not pkce_optional:
             raise bad("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
         identity_id = params.get("sign_identity_id") or None
         summary, summary_alg = params.get("digests_summary") or None, params.get("digests_summary_algorithm") or None
@@ -203,7 +229,8 @@ class ConsentService:
                 digests_summary=summary, digests_summary_algorithm=summary_alg,
                 digest_types=" ".join(digest_types) if digest_types else None, code_challenge=challenge,
                 code_challenge_method=method if challenge else None, status="login", created_at=now,
-                expires_at=now + timedelta(seconds=self.request_ttl)))
+                expires_at=now + timedelta(seconds=self.request_ttl), login_hint=login_hint,
+                signature_request_id=signature_request_id))
             s.execute(delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < now - timedelta(hours=1)))
         return request_id, secret
 
@@ -241,15 +268,21 @@ class ConsentService:
                 # Authentication identities (keyUsage digitalSignature only) are not offered for signing.
                 candidates = tuple(i for i in self.identities.list(viewer) if i.status == "enabled"
                                    and "x509:keyUsage:digitalSignature" not in i.labels)
+                if r.signature_request_id and self.signature_requests is not None:
+                    offered = self.signature_requests.candidates(r.signature_request_id, r.tenant_id)
+                    candidates = tuple(i for i in candidates if i.id in offered)
         docs: tuple[str, ...] = ()
-        if r.digests_summary and callable(self.documents_for_summary):
+        if r.signature_request_id and self.signature_requests is not None:
+            docs = self.signature_requests.document_names(r.signature_request_id, r.tenant_id)
+        elif r.digests_summary and callable(self.documents_for_summary):
             docs = tuple(name for _sid, name in self.documents_for_summary(r.tenant_id, r.digests_summary))
         return PendingConsent(id=r.id, client=client, status=r.status, scopes=tuple(r.scope.split()), user=user,
                               identity=identity, candidates=candidates, digests_summary=r.digests_summary,
                               digests_summary_algorithm=r.digests_summary_algorithm,
                               digest_types=tuple(r.digest_types.split()) if r.digest_types else None, documents=docs,
                               has_device=user is not None and self.devices.has_device(user.id),
-                              redirect_uri=r.redirect_uri, state=r.state, process_id=r.process_id)
+                              redirect_uri=r.redirect_uri, state=r.state, process_id=r.process_id,
+                              login_hint=r.login_hint, signature_request_id=r.signature_request_id)
 
     # -- 2. login ----------------------------------------------------------------------------------
     def _sources(self, r: AuthorizationRequest, address: str | None) -> list[str]:
@@ -263,6 +296,8 @@ class ConsentService:
         if self.throttle is not None:
             self.throttle.check(sources)
         try:
+            if r.login_hint is not None and username != r.login_hint:
+                raise LoginFailed("not_the_requested_user")
             user = self.users.authenticate(username, password, r.tenant_id)
         except LoginFailed:
             if self.throttle is not None:
@@ -352,6 +387,8 @@ class ConsentService:
 
     def _deny(self, r: AuthorizationRequest, why: str) -> str:
         self._set(r.id, status="denied")
+        if r.signature_request_id and self.signature_requests is not None:
+            self.signature_requests.denied(r.signature_request_id, r.tenant_id, why)
         if r.process_id:  # the device must not keep showing a request nobody waits for
             self.processes.withdraw(r.process_id, why, actor=r.user_id or "anonymous")
         self.audit.append("consent.denied", actor=r.user_id or "anonymous", tenant_id=r.tenant_id, subject=r.id,
@@ -360,6 +397,14 @@ class ConsentService:
 
     def _issue_code(self, r: AuthorizationRequest, identity: IdentityInfo | None) -> str:
         code = secrets.token_urlsafe(32)
+        scope, summary, summary_alg, types = r.scope, r.digests_summary, r.digests_summary_algorithm, r.digest_types
+        for_request = r.signature_request_id if self.signature_requests is not None else None
+        if for_request:
+            # The signature request itself gets the credential; the code only identifies the user.
+            if identity is None or r.user_id is None:
+                raise ConsentError("invalid_request", "choose the sign identity to sign with")
+            scope = " ".join(x for x in scope.split() if x != USE_SERVER) or IDENTITY_PROFILE
+            summary = summary_alg = types = None
         with self.db.session() as s:
             done = s.execute(update(AuthorizationRequest)
                              .where(AuthorizationRequest.id == r.id, AuthorizationRequest.status.in_(("consent", "device")))
@@ -368,11 +413,16 @@ class ConsentService:
                 raise ConsentError("invalid_request", "this consent was already given")
             s.add(AuthorizationCode(
                 code_hash=_hash(code), tenant_id=r.tenant_id, auth_server=r.auth_server, user_id=r.user_id or "",
-                redirect_uri=r.redirect_uri, scope=r.scope, sign_identity_id=identity.id if identity else None,
-                digests_summary=r.digests_summary, digests_summary_algorithm=r.digests_summary_algorithm,
-                digest_types=r.digest_types,
+                redirect_uri=r.redirect_uri, scope=scope, sign_identity_id=identity.id if identity else None,
+                digests_summary=summary, digests_summary_algorithm=summary_alg, digest_types=types,
                 code_challenge=r.code_challenge, code_challenge_method=r.code_challenge_method,
                 expires_at=_now() + timedelta(seconds=self.code_ttl)))
+        if for_request:
+            assert self.signature_requests is not None and identity is not None and r.user_id is not None
+            try:
+                self.signature_requests.consented(for_request, r.tenant_id, r.user_id, identity.id)
+            except CoreError as exc:
+                raise ConsentError(exc.code, exc.message, redirect_to=r.redirect_uri, state=r.state) from exc
         self.audit.append("consent.given", actor=r.user_id or "", tenant_id=r.tenant_id,
                           subject=identity.id if identity else "",
                           details={"scope": r.scope, "digests_summary": r.digests_summary,

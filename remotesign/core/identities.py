@@ -95,6 +95,14 @@ class IdentityInfo:
     def certificate(self) -> cx509.Certificate:
         return cx509.load_der_x509_certificate(self.certificate_der)
 
+    def active(self, now: datetime | None = None) -> bool:
+        """Enabled, with a certificate valid now: what a relying party may offer the user."""
+        if self.status != "enabled":
+            return False
+        cert = self.certificate()
+        now = now or datetime.now(timezone.utc)
+        return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+
     def esigp_json(self, base_url: str, *, details: bool = False) -> dict[str, Any]:
         """TrustedX eSigP representation of the identity (``details`` only for single reads)."""
         scope_server = "urn:safelayer:eidas:sign:identity:use:server"

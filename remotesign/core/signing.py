@@ -259,7 +259,7 @@ class SigningService:
     def _parameters(self, signer: Signer, **options: Any) -> SignParameters:
         return SignParameters(signer=signer.spec, signing_time=_now(), **options)
 
-    def _context(self) -> ExtensionContext:
+    def context(self) -> ExtensionContext:
         """The service's TSA, revocation source and trust anchors, as every format step gets them."""
         return ExtensionContext(timestamper=self.timestamper, revocation=self.revocation,
                                 trust_roots=tuple(r.dump() for r in self.trust.roots),
@@ -462,7 +462,7 @@ class SigningService:
                 self.blobs.open(namespace, op.prepared_blob) as prepared:
             return await self.formats.get(FORMATS["pades"]).sign_at_level(
                 [], self._parameters(signer), DataToSign(op.digest, state), value, prepared, out, Level.LT,
-                self._context())
+                self.context())
 
     async def _finalize_xades(self, tenant_id: str, sid: str, op: SigningOperation, state: dict[str, Any],
                               signer: Signer, value: bytes, result_blob: str) -> None:
@@ -474,7 +474,7 @@ class SigningService:
         with self.blobs.writer(namespace, result_blob, exclusive=True) as out:
             await self.formats.get(FORMATS["xades"]).sign_at_level(
                 [self._document(tenant_id, sid, d) for d in sources], self._parameters(signer),
-                DataToSign(op.digest, state), value, io.BytesIO(), out, Level.LT, self._context())
+                DataToSign(op.digest, state), value, io.BytesIO(), out, Level.LT, self.context())
 
     # --- archive --------------------------------------------------------------------------------
 
@@ -569,7 +569,7 @@ class SigningService:
         namespace = self.sessions.namespace(tenant_id, sid)
         with self.blobs.writer(namespace, result_blob, exclusive=True) as out, \
                 self.sessions.open(tenant_id, sid, old) as src:
-            await self.formats.get(FORMATS[record_format]).timestamp(src, out, self._context())
+            await self.formats.get(FORMATS[record_format]).timestamp(src, out, self.context())
 
 
 async def _guarded(sid: str, run: Callable[[str], Awaitable[Outcome]]) -> Outcome:

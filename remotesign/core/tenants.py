@@ -96,6 +96,11 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def hash_of(token: str) -> str:
+    """How the service stores a bearer token: its SHA-256, hex."""
+    return _token_hash(token)
+
+
 
 # every authenticated request runs this: a Core statement built once, columns only
 _RESOLVE = (select(AccessToken.token_hash, AccessToken.tenant_id, AccessToken.auth_server, AccessToken.scope,
@@ -207,11 +212,19 @@ class TenantService:
         signing token as a sole-control refusal before answering invalid_token."""
         return self._resolve(token, allow_expired=True)
 
+    def by_hash(self, token_hash: str) -> TokenInfo | None:
+        """A token the service keeps a reference to (its hash) for work it does later on the
+        user's behalf (a signature request executed after the consent), expired or not."""
+        return self._resolve_hash(token_hash, allow_expired=True)
+
     def _resolve(self, token: str, *, allow_expired: bool) -> TokenInfo | None:
         if not token or len(token) > 512:
             return None
+        return self._resolve_hash(_token_hash(token), allow_expired=allow_expired)
+
+    def _resolve_hash(self, token_hash: str, *, allow_expired: bool) -> TokenInfo | None:
         with self.db.read() as conn:
-            tok = conn.execute(_RESOLVE, {"token_hash": _token_hash(token)}).first()
+            tok = conn.execute(_RESOLVE, {"token_hash": token_hash}).first()
         if tok is None:
             return None
         if not tok.enabled or (not allow_expired and _aware(tok.expires_at) <= datetime.now(timezone.utc)):
@@ -252,8 +265,9 @@ class TenantService:
     def issue_user_token(self, tenant_id: str, auth_server: str, scope: str, *, user_id: str, ttl: int,
                          sign_identity_id: str | None = None, digests_summary: str | None = None,
                          digests_summary_algorithm: str | None = None, code_hash: str | None = None,
-                         digest_types: str | None = None) -> IssuedToken:
-        """Authorization-code grant: a token acting for ``user_id``, bound to what they consented to."""
+                         digest_types: str | None = None, grant: str = "authorization_code") -> IssuedToken:
+        """Authorization-code grant: a token acting for ``user_id``, bound to what they consented to.
+        ``grant`` names how the service came to issue it, for the audit trail."""
         token = secrets.token_urlsafe(32)
         now = datetime.now(timezone.utc)
         with self.db.session() as s:
@@ -263,7 +277,7 @@ class TenantService:
                               digests_summary_algorithm=digests_summary_algorithm, code_hash=code_hash,
                               digest_types=digest_types))
         self.audit.append("token.issued", actor=user_id, tenant_id=tenant_id, subject=auth_server,
-                          details={"scope": scope, "grant": "authorization_code", "sign_identity_id": sign_identity_id,
+                          details={"scope": scope, "grant": grant, "sign_identity_id": sign_identity_id,
                                    "digests_summary": digests_summary,
                                    "token_sha256_prefix": _token_hash(token)[:16]})
         return IssuedToken(access_token=token, expires_in=ttl, scope=scope)

@@ -362,6 +362,10 @@ class AuthorizationRequest(Base):
     process_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: the user who must log in (a Fortress ``user_code``); anyone else is refused
+    login_hint: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: the signature request this consent authorizes (core/signature_requests.py)
+    signature_request_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class AuthorizationCode(Base):
@@ -423,3 +427,39 @@ class TsaCredential(Base):
     chain_pem: Mapped[str] = mapped_column(Text, default="")
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SignatureRequest(Base):
+    """Documents a relying party asked to have signed with a server-held identity, as one unit
+    (core/signature_requests.py): authorized once by the user (or, for an e-seal, by the client's
+    own credentials), executed once; a second execution answers the stored result. ``items`` is
+    the JSON list of documents with their signature parameters and, once signed, their results."""
+
+    __tablename__ = "signature_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    auth_code: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    mode: Mapped[str] = mapped_column(String(12))  # interactive | unattended
+    candidates: Mapped[str] = mapped_column(Text, default="")  # identity ids the user may choose from
+    sign_identity_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    items: Mapped[str] = mapped_column(Text)
+    digests_summary: Mapped[str] = mapped_column(String(200))
+    digests_summary_algorithm: Mapped[str] = mapped_column(String(10))
+    digest_types: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # pending | authorized | executing | done | failed | denied
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_async: Mapped[bool] = mapped_column(Boolean, default=False)
+    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # none | pending | delivered | failed
+    callback_status: Mapped[str] = mapped_column(String(12), default="none", index=True)
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    callback_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -67,3 +67,31 @@ class ExtendRequest(_Wire):
 class SignedDocument(BaseModel):
     ref: str
     bytesB64: str
+
+
+class SignatureConfiguration(ExtendConfiguration):
+    """One document of a signature request and the signature to make over it."""
+
+    ref: str | None = Field(default=None, max_length=100, description="echoed back with the signed document")
+    reason: str | None = Field(default=None, max_length=500)
+    signatureType: str = Field(description="PADES_B|PADES_T|PADES_LT|PADES_LTA|CADES_B|…|XADES_LTA|PKCS1")
+
+
+class SignatureRequestBody(_Wire):
+    """``POST {fortress}/api/v1/signature``."""
+
+    userCode: str | None = Field(default=None, max_length=200, description="the signer (interactive signing)")
+    certificateCode: str | None = Field(default=None, max_length=100,
+                                        description="a certificate of the user, or an e-seal for unattended signing")
+    certificatePassword: str | None = Field(default=None, max_length=200, description="unattended only")
+    multifactorAuth: bool | str | None = None
+    certificateFilter: dict[str, list[str]] | None = Field(
+        default=None, description='{"issuer.cn": [...], "subject.cn": [...], "oid": [...]}')
+    async_: bool | str | None = Field(default=None, alias="async", description='"true": run in the background')
+    callbackUrl: str | None = Field(default=None, max_length=2000)
+    signatureConfigurations: list[SignatureConfiguration] = Field(min_length=1, max_length=40)
+
+
+class SignatureRequestCreated(BaseModel):
+    exeCode: str
+    authCode: str | None

@@ -1,4 +1,6 @@
-"""``POST {fortress}/oauth2/v1/token``: the client-credentials token. Fortress clients send the
+"""``POST {fortress}/oauth2/v1/token``: the client-credentials token, and the exchange of a user
+authorization's ``code`` (``grant_type=authorization_code``, or just ``code``; see authorize.py)
+for a token of that user's profile. Fortress clients send the
 parameters in the query string (``scope=client&client_id=…&client_secret=…&grant_type=…``),
 some in a form body; both are read, as is HTTP Basic. The wire scope ``client`` is the
 service's :data:`~remotesign.core.scopes.SIGNATURES`."""
@@ -14,6 +16,7 @@ from remotesign.api.errors import OAuthError
 from remotesign.api.oauth import authenticate_client, token_params
 from remotesign.api.openapi_doc import form_body, text
 from remotesign.core import scopes
+from remotesign.core.consent import GrantError
 from remotesign.core.tenants import InvalidScope
 from remotesign.service import Services
 
@@ -24,7 +27,8 @@ WIRE_SCOPES = {"client": scopes.SIGNATURES}
 
 
 @router.post("/oauth2/v1/token", summary="Client token (client_credentials; parameters in the query or the form)",
-             openapi_extra=form_body({"grant_type": text("grant", enum=["client_credentials"]),
+             openapi_extra=form_body({"grant_type": text("grant", enum=["client_credentials", "authorization_code"]),
+                                      "code": text("authorization_code: the code of the redirect"),
                                       "scope": text("client"), "client_id": text("unless HTTP Basic"),
                                       "client_secret": text("unless HTTP Basic"),
                                       "redirect_uri": text("accepted and ignored")}, ("grant_type",)))
@@ -35,8 +39,15 @@ async def token(request: Request, svc: Services = Depends(services)) -> JSONResp
 
 
 def _token(svc: Services, request: Request, params: dict[str, str]) -> JSONResponse:
-    grant = params.get("grant_type") or "client_credentials"
+    grant = params.get("grant_type") or ("authorization_code" if params.get("code") else "client_credentials")
     tenant = authenticate_client(svc, request, params)
+    if grant == "authorization_code":
+        try:
+            issued = svc.consent.exchange(tenant, AUTH_SERVER, params.get("code") or "", params.get("redirect_uri"),
+                                          params.get("code_verifier"))
+        except GrantError as exc:
+            raise OAuthError(400, exc.code, exc.message) from exc
+        return _issued(issued.access_token, issued.expires_in)
     if grant != "client_credentials":
         raise OAuthError(400, "unsupported_grant_type", f"grant_type {grant[:100]!r} is not supported here")
     wire = (params.get("scope") or "client").split()
@@ -47,5 +58,9 @@ def _token(svc: Services, request: Request, params: dict[str, str]) -> JSONRespo
         issued = svc.tenants.issue_token(tenant, AUTH_SERVER, " ".join(WIRE_SCOPES[s] for s in wire))
     except InvalidScope as exc:
         raise OAuthError(400, "invalid_scope", f"this client may not use the Fortress-style API ({exc})") from exc
-    return JSONResponse({"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in},
+    return _issued(issued.access_token, issued.expires_in)
+
+
+def _issued(access_token: str, expires_in: int) -> JSONResponse:
+    return JSONResponse({"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in},
                         headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -51,15 +51,8 @@ def _user(svc: Services, caller: TokenInfo, user_code: str) -> UserInfo:
 
 def _active_certificates(svc: Services, caller: TokenInfo, user: UserInfo) -> list[dict[str, Any]]:
     now = datetime.now(timezone.utc)
-    out = []
-    for identity in svc.identities.list(Viewer(caller.tenant_id), user_id=user.id):
-        if identity.status != "enabled":
-            continue
-        cert = identity.certificate()
-        if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
-            continue
-        out.append(_certificate_json(identity))
-    return out
+    return [_certificate_json(i) for i in svc.identities.list(Viewer(caller.tenant_id), user_id=user.id)
+            if i.active(now)]
 
 
 def _certificate_json(identity: IdentityInfo) -> dict[str, Any]:

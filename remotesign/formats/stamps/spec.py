@@ -5,10 +5,11 @@ input (sizes bounded: a stamp is rendered inside a signing request)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -176,6 +177,30 @@ class StampSpec:
                 pdf417gen.encode(self.pdf417, columns=_pdf417_columns(self.pdf417), security_level=2)
             except ValueError as exc:
                 raise stamp_error(f"the PDF417 content cannot be encoded: {exc}") from exc
+
+    def to_json(self) -> dict[str, object]:
+        """The stamp as JSON values (images in Base64), for work that runs later or elsewhere."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, bytes):
+                value = base64.b64encode(value).decode("ascii")
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> "StampSpec":
+        """The inverse of ``to_json`` (checked again, like any new stamp)."""
+        values = dict(data)
+        for name in ("image", "logo"):
+            if isinstance(values.get(name), str):
+                values[name] = base64.b64decode(str(values[name]))
+        known = {f.name for f in fields(cls) if f.init}
+        return cls(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
 
     @property
     def has_text(self) -> bool:
