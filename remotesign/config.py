@@ -78,6 +78,13 @@ class Settings:
     # (globally routable addresses), ``loopback``, addresses, CIDR networks, host names, ``*.domain``,
     # or ``none``. Loopback and private networks only when listed (SSRF).
     tsa_allowed_hosts: tuple[str, ...] = ("public",)
+    # Where callbacks of asynchronous signature requests may go (same entries as tsa_allowed_hosts),
+    # how long one delivery may take, and how many times a failing receiver is tried (backoff
+    # doubling from callback_backoff_seconds, at most 10 minutes between tries).
+    callback_allowed_hosts: tuple[str, ...] = ("public",)
+    callback_timeout_seconds: float = 10.0
+    callback_max_attempts: int = 8
+    callback_backoff_seconds: float = 2.0
     trust_anchor_files: tuple[Path, ...] = ()
     trusted_lists: tuple[Path, ...] = ()       # local EU trusted-list / LOTL files or directories
     fetch_timeout_seconds: float = 10.0
@@ -161,6 +168,11 @@ def load_settings() -> Settings:
         tsa_url=_env("REMOTESIGN_TSA_URL"),
         tsa_allowed_hosts=tuple(h.strip() for h in (_env("REMOTESIGN_TSA_ALLOWED_HOSTS", "public") or "").split(",")
                                 if h.strip()),
+        callback_allowed_hosts=tuple(h.strip() for h in (_env("REMOTESIGN_CALLBACK_ALLOWED_HOSTS", "public") or ""
+                                                         ).split(",") if h.strip()),
+        callback_timeout_seconds=float(_env("REMOTESIGN_CALLBACK_TIMEOUT", "10") or "10"),
+        callback_max_attempts=max(1, _env_int("REMOTESIGN_CALLBACK_MAX_ATTEMPTS", Settings.callback_max_attempts)),
+        callback_backoff_seconds=float(_env("REMOTESIGN_CALLBACK_BACKOFF", "2") or "2"),
         trust_anchor_files=tuple(Path(p) for p in (_env("REMOTESIGN_TRUST_ANCHORS", "") or "").split(",") if p),
         trusted_lists=tuple(Path(p) for p in (_env("REMOTESIGN_TRUSTED_LISTS", "") or "").split(",") if p),
         validation_fetching=(_env("REMOTESIGN_VALIDATION_FETCH", "") or "").lower() in ("1", "true", "yes"),

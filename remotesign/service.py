@@ -332,7 +332,21 @@ class Services:
         return SignatureRequestService(self.db, self.audit, self.blobs, self.users, self.identities, self.tenants,
                                        self.keystore, self.sole_control, DocumentSigner(self.formats), self.signing,
                                        self.tsa_clients, token_ttl=st.signing_token_ttl_seconds,
-                                       lease_seconds=st.operation_lease_seconds)
+                                       lease_seconds=st.operation_lease_seconds,
+                                       callback_max_attempts=st.callback_max_attempts,
+                                       callback_backoff=st.callback_backoff_seconds,
+                                       callback_lease=st.callback_timeout_seconds * 2 + 30)
+
+    @cached_property
+    def request_runner(self) -> Any:
+        """Background execution and callbacks of asynchronous signature requests."""
+        from remotesign.core.request_runner import SignatureRequestRunner
+        from remotesign.notify.webhooks import WebhookSender
+        from remotesign.trust.tsa_clients import TsaUrlPolicy
+
+        st = self.settings
+        sender = WebhookSender(TsaUrlPolicy.parse(st.callback_allowed_hosts), timeout=st.callback_timeout_seconds)
+        return SignatureRequestRunner(self.signature_requests, sender, self.tenants.callback_secret)
 
     @property
     def demo_client_file(self) -> Path:

@@ -9,6 +9,8 @@ which the user chooses them on the service's page (``/account/activate``)."""
 
 from __future__ import annotations
 
+import base64
+
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Response
@@ -226,6 +228,21 @@ def get_client(caller: TokenInfo = Admin, svc: Services = Depends(services)) -> 
     client = svc.tenants.by_client_id_or_id(caller.tenant_id)
     return {"client_id": client.client_id, "name": client.name, "scopes": list(client.allowed_scopes),
             "redirect_uris": list(client.redirect_uris)}
+
+
+@router.get("/client/callback-secret", summary="The key that signs this client's callbacks (HMAC-SHA256)")
+def get_callback_secret(caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
+    return _callback_secret(svc.tenants.callback_secret(caller.tenant_id, actor=caller.client_id))
+
+
+@router.post("/client/callback-secret", summary="Replace the key that signs this client's callbacks")
+def rotate_callback_secret(caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
+    return _callback_secret(svc.tenants.callback_secret(caller.tenant_id, rotate=True, actor=caller.client_id))
+
+
+def _callback_secret(secret: bytes) -> dict[str, Any]:
+    return {"callback_secret": base64.b64encode(secret).decode("ascii"), "algorithm": "HMAC-SHA256",
+            "signed": "<X-Remotesign-Timestamp>.<body>", "header": "X-Remotesign-Signature: sha256=<hex>"}
 
 
 @router.put("/client/redirect-uris", summary="Register the exact redirect URIs of the authorization-code flow")

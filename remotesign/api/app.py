@@ -39,9 +39,11 @@ def create_app(services: Services) -> FastAPI:
         gc.freeze()
         sweeper = asyncio.create_task(_sweep_sessions(services))
         sealer = asyncio.create_task(seal_periodically(services))
+        requests = asyncio.create_task(services.request_runner.run(lambda: background_leader(services)))
         yield
         sweeper.cancel()
         sealer.cancel()
+        requests.cancel()
         seal_at_shutdown(services)
         services.close()
 

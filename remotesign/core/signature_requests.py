@@ -22,6 +22,7 @@ same as for a person's consent.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -125,6 +126,16 @@ class RequestInfo:
 
 
 @dataclass(frozen=True)
+class Callback:
+    """One delivery attempt of a request's callback."""
+
+    request_id: str
+    tenant_id: str
+    url: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class SignedDocument:
     ref: str
     name: str
@@ -169,7 +180,8 @@ class SignatureRequestService:
     def __init__(self, db: Database, audit: AuditLog, blobs: BlobStore, users: UserService,
                  identities: IdentityService, tenants: TenantService, keystore: KeyStore, sole_control: SoleControl,
                  signer: DocumentSigner, signing: Any, tsa_clients: Any, *, request_ttl: int = 3600,
-                 token_ttl: int = 300, retention: int = 86400, lease_seconds: int = 600) -> None:
+                 token_ttl: int = 300, retention: int = 86400, lease_seconds: int = 600,
+                 callback_max_attempts: int = 8, callback_backoff: float = 2.0, callback_lease: float = 60.0) -> None:
         self.db = db
         self.audit = audit
         self.blobs = blobs
@@ -185,6 +197,9 @@ class SignatureRequestService:
         self.token_ttl = token_ttl
         self.retention = retention
         self.lease_seconds = lease_seconds
+        self.callback_max_attempts = callback_max_attempts
+        self.callback_backoff = callback_backoff
+        self.callback_lease = callback_lease
 
     # -- 1. a new request ----------------------------------------------------------------------------
     def create(self, tenant_id: str, documents: Sequence[NewDocument], *, user_code: str | None,
@@ -352,11 +367,12 @@ class SignatureRequestService:
 
     def denied(self, request_id: str, tenant_id: str, reason: str) -> None:
         with self.db.session() as s:
+            run_async = s.scalar(select(SignatureRequest.run_async).where(SignatureRequest.id == request_id))
             moved = s.execute(update(SignatureRequest)
                               .where(SignatureRequest.id == request_id, SignatureRequest.tenant_id == tenant_id,
                                      SignatureRequest.status == "pending")
                               .values(status="denied", error_code="access_denied", error_message=reason,
-                                      finished_at=_now())).rowcount
+                                      finished_at=_now(), **_callback_due(bool(run_async)))).rowcount
         if moved:
             self.audit.append("signature_request.denied", actor="user", tenant_id=tenant_id, subject=request_id,
                               details={"reason": reason})
@@ -421,7 +437,7 @@ class SignatureRequestService:
         with self.db.session() as s:
             s.execute(update(SignatureRequest).where(SignatureRequest.id == r.id, SignatureRequest.status == "executing")
                       .values(status="failed", error_code=code[:60], error_message=message[:2000],
-                              finished_at=_now(), lease_until=None))
+                              finished_at=_now(), lease_until=None, **_callback_due(r.run_async)))
         self.audit.append("signature_request.failed", actor="service", tenant_id=r.tenant_id, subject=r.id,
                           details={"code": code, "message": message[:500]})
 
@@ -473,7 +489,8 @@ class SignatureRequestService:
             moved = s.execute(update(SignatureRequest)
                               .where(SignatureRequest.id == r.id, SignatureRequest.status == "executing")
                               .values(status="done", items=json.dumps(items, separators=(",", ":")),
-                                      finished_at=_now(), lease_until=None, token_hash=None)).rowcount
+                                      finished_at=_now(), lease_until=None, token_hash=None,
+                                      **_callback_due(r.run_async))).rowcount
         if moved != 1:  # pragma: no cover - the lease outlives any execution
             raise SignatureRequestError("in_progress", "the signature request was taken over", 409)
         self.audit.append("signature_request.executed", actor=token.user_id or r.tenant_id, tenant_id=r.tenant_id,
@@ -511,7 +528,72 @@ class SignatureRequestService:
                 out.append(SignedDocument(item["ref"], item["name"], f.read()))
         return out
 
-    # -- 5. housekeeping -----------------------------------------------------------------------------
+    # -- 5. asynchronous requests: background execution and callbacks ------------------------------
+    def due_executions(self, limit: int = 4) -> list[tuple[str, str]]:
+        """(tenant, request) of asynchronous requests authorized and waiting to be executed, or
+        whose execution was abandoned (its lease ran out)."""
+        now = _now()
+        with self.db.session() as s:
+            rows = s.execute(select(SignatureRequest.tenant_id, SignatureRequest.id).where(
+                SignatureRequest.run_async.is_(True),
+                (SignatureRequest.status == "authorized")
+                | ((SignatureRequest.status == "executing") & (SignatureRequest.lease_until < now)))
+                .order_by(SignatureRequest.created_at).limit(limit)).all()
+        return [(t, i) for t, i in rows]
+
+    def claim_callbacks(self, limit: int = 16) -> list[Callback]:
+        """Callbacks due now, each claimed for one delivery attempt (others see it again only if
+        this attempt's lease runs out, e.g. the process died)."""
+        now = _now()
+        lease = now + timedelta(seconds=self.callback_lease)
+        with self.db.session() as s:
+            due = s.scalars(select(SignatureRequest).where(SignatureRequest.callback_status == "pending",
+                                                           SignatureRequest.callback_next_at <= now)
+                            .order_by(SignatureRequest.callback_next_at).limit(limit)).all()
+            claimed = []
+            for r in due:
+                moved = s.execute(update(SignatureRequest).where(
+                    SignatureRequest.id == r.id, SignatureRequest.callback_status == "pending",
+                    SignatureRequest.callback_next_at == r.callback_next_at).values(callback_next_at=lease)).rowcount
+                if moved == 1:
+                    claimed.append(Callback(r.id, r.tenant_id, r.callback_url or "", r.callback_attempts + 1))
+        return claimed
+
+    def callback_body(self, c: Callback) -> bytes:
+        """What the receiver gets: the request's outcome, with the signed documents when done."""
+        info = self.get(c.tenant_id, c.request_id)
+        body: dict[str, Any] = {"exeCode": info.id, "status": info.status.upper()}
+        if info.status == "done":
+            body["signatures"] = [{"ref": d.ref, "bytesB64": base64.b64encode(d.content).decode("ascii")}
+                                  for d in self.results(c.tenant_id, c.request_id)]
+        else:
+            body |= {"error": info.error_code, "error_description": info.error_message}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def callback_outcome(self, c: Callback, error: str | None) -> str:
+        """Record one delivery attempt: delivered, retried later (doubling backoff), or failed
+        for good after ``callback_max_attempts``. Returns the new callback status."""
+        now = _now()
+        if error is None:
+            values: dict[str, Any] = {"callback_status": "delivered", "callback_attempts": c.attempt,
+                                      "callback_error": None, "callback_next_at": None}
+        elif c.attempt >= self.callback_max_attempts:
+            values = {"callback_status": "failed", "callback_attempts": c.attempt, "callback_error": error[:2000],
+                      "callback_next_at": None}
+        else:
+            delay = min(self.callback_backoff * 2 ** (c.attempt - 1), 600.0)
+            values = {"callback_attempts": c.attempt, "callback_error": error[:2000],
+                      "callback_next_at": now + timedelta(seconds=delay)}
+        with self.db.session() as s:
+            s.execute(update(SignatureRequest).where(SignatureRequest.id == c.request_id,
+                                                     SignatureRequest.callback_status == "pending").values(**values))
+        status = values.get("callback_status", "pending")
+        if status != "pending":
+            self.audit.append(f"signature_request.callback_{status}", actor="service", tenant_id=c.tenant_id,
+                              subject=c.request_id, details={"attempts": c.attempt, "error": error})
+        return status
+
+    # -- 6. housekeeping -----------------------------------------------------------------------------
     def sweep(self, now: datetime | None = None) -> int:
         """Forget requests past their expiry (unanswered) or retention (answered), documents too."""
         now = now or _now()
@@ -542,6 +624,11 @@ def _as_failure(exc: BaseException) -> SignatureRequestError | CoreError:
     if isinstance(exc, KeyStoreError):
         return SignatureRequestError("key_refused", str(exc), 403)
     return SignatureRequestError("signing_failed", "the signature could not be made", 500)
+
+
+def _callback_due(run_async: bool) -> dict[str, Any]:
+    """The columns that schedule an asynchronous request's callback now (nothing otherwise)."""
+    return {"callback_status": "pending", "callback_next_at": _now()} if run_async else {}
 
 
 def _opener(blobs: BlobStore, namespace: str, name: str) -> Any:

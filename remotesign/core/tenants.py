@@ -7,6 +7,7 @@ stored only as their SHA-256.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -249,6 +250,21 @@ class TenantService:
         self.audit.append("client.redirect_uris", actor=actor, tenant_id=info.id, subject=client_id,
                           details={"redirect_uris": list(info.redirect_uris)})
         return info
+
+    def callback_secret(self, tenant_id: str, *, rotate: bool = False, actor: str = "operator") -> bytes:
+        """The key of the HMAC-SHA256 signature on the callbacks sent to this client (32 random
+        bytes, made on first use; ``rotate`` replaces it, and the old one stops verifying)."""
+        with self.db.session() as s:
+            t = s.get(Tenant, tenant_id)
+            if t is None:
+                raise TenantError(f"no client {tenant_id!r}")
+            if t.callback_secret and not rotate:
+                return base64.b64decode(t.callback_secret)
+            secret = secrets.token_bytes(32)
+            t.callback_secret = base64.b64encode(secret).decode("ascii")
+        self.audit.append("client.callback_secret", actor=actor, tenant_id=tenant_id, subject=tenant_id,
+                          details={"rotated": rotate})
+        return secret
 
     def set_pkce_required(self, client_id: str, required: bool, actor: str = "operator") -> TenantInfo:
         """PKCE S256 is required by default; only the operator may relax it for a legacy client."""

@@ -38,6 +38,8 @@ class Tenant(Base):
     redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")  # space-separated, exact match
     # PKCE S256 on the authorization-code flow; only the operator may relax it for a legacy client.
     pkce_required: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # the HMAC-SHA256 key of the callbacks sent to this client (base64), made on first use
+    callback_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class AccessToken(Base):

@@ -1,5 +1,5 @@
 """Signature requests (Fortress-style ``POST /api/v1/signature``, issue 16) and the consent
-columns that tie a login to a user code and a signature request.
+columns that tie a login to a user code and a signature request; each client's callback key.
 
 Revision ID: 0012
 Revises: 0011
@@ -50,9 +50,13 @@ def upgrade() -> None:
     with op.batch_alter_table("authorization_requests") as batch:
         batch.add_column(sa.Column("login_hint", sa.String(200), nullable=True))
         batch.add_column(sa.Column("signature_request_id", sa.String(36), nullable=True))
+    with op.batch_alter_table("tenants") as batch:
+        batch.add_column(sa.Column("callback_secret", sa.String(100), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenants") as batch:
+        batch.drop_column("callback_secret")
     with op.batch_alter_table("authorization_requests") as batch:
         batch.drop_column("signature_request_id")
         batch.drop_column("login_hint")

@@ -1,0 +1,91 @@
+"""The background side of asynchronous signature requests: executing the authorized ones and
+delivering their callbacks, signed, retried with backoff until delivered or given up.
+
+Each execution and each delivery is its own task, with a bounded number in flight, so a slow or
+dead receiver holds up only its own delivery (for at most the delivery timeout) and a long
+signature holds up nothing else. The state lives in the database (core/signature_requests.py):
+a callback is claimed for one attempt with a lease, so after a crash another process delivers it,
+and an execution whose process died is taken over when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from remotesign.core.errors import CoreError
+from remotesign.core.offload import off_loop
+from remotesign.core.signature_requests import Callback, SignatureRequestService
+from remotesign.notify.webhooks import DeliveryFailed, WebhookSender
+
+log = logging.getLogger("remotesign.requests")
+
+
+class SignatureRequestRunner:
+    def __init__(self, requests: SignatureRequestService, sender: WebhookSender,
+                 callback_secret: Callable[[str], bytes], *, max_executions: int = 2,
+                 max_deliveries: int = 16) -> None:
+        self.requests = requests
+        self.sender = sender
+        self.callback_secret = callback_secret
+        self.max_executions = max_executions
+        self.max_deliveries = max_deliveries
+        self._executions: dict[str, asyncio.Task[None]] = {}
+        self._deliveries: set[asyncio.Task[None]] = set()
+
+    async def tick(self) -> None:
+        """Start what is due and fits in the limits; returns without waiting for it."""
+        free = self.max_executions - len(self._executions)
+        if free > 0:
+            for tenant_id, request_id in await asyncio.to_thread(self.requests.due_executions, free):
+                if request_id not in self._executions:
+                    task = asyncio.create_task(self._execute(tenant_id, request_id))
+                    self._executions[request_id] = task
+                    task.add_done_callback(lambda _t, rid=request_id: self._executions.pop(rid, None))
+        free = self.max_deliveries - len(self._deliveries)
+        if free > 0:
+            for callback in await asyncio.to_thread(self.requests.claim_callbacks, free):
+                task = asyncio.create_task(self._deliver(callback))
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
+
+    async def run(self, leader: Callable[[], bool], interval: float = 0.5) -> None:
+        """``tick`` every ``interval`` seconds while ``leader()`` (one process of a group)."""
+        while True:
+            try:
+                if leader():
+                    await self.tick()
+            except Exception:  # noqa: BLE001 - retried at the next tick; never kill the loop
+                log.exception("signature request runner failed")
+            await asyncio.sleep(interval)
+
+    async def _execute(self, tenant_id: str, request_id: str) -> None:
+        try:
+            await off_loop(lambda: self.requests.execute(tenant_id, request_id))
+        except CoreError as exc:  # recorded on the request; its callback tells the client
+            log.info("asynchronous signature request %s: %s", request_id, exc.code)
+        except Exception:  # noqa: BLE001
+            log.exception("asynchronous signature request %s failed", request_id)
+
+    async def _deliver(self, callback: Callback) -> None:
+        error: str | None
+        try:
+            body = await asyncio.to_thread(self.requests.callback_body, callback)
+            secret = await asyncio.to_thread(self.callback_secret, callback.tenant_id)
+            await self.sender.post(callback.url, body, secret, event="signature_request")
+            error = None
+        except DeliveryFailed as exc:
+            error = str(exc)
+        except CoreError as exc:  # the request went away meanwhile
+            error = exc.message
+        except Exception as exc:  # noqa: BLE001 - recorded and retried like a failed delivery
+            log.exception("callback of %s failed", callback.request_id)
+            error = f"internal error: {type(exc).__name__}"
+        try:
+            status = await asyncio.to_thread(self.requests.callback_outcome, callback, error)
+        except Exception:  # noqa: BLE001 - the claim's lease runs out and the callback is retried
+            log.exception("recording the callback of %s failed", callback.request_id)
+            return
+        log.info("callback of %s attempt %d: %s%s", callback.request_id, callback.attempt, status,
+                 f" ({error})" if error else "")
