@@ -108,6 +108,8 @@ class Settings:
     device_code_ttl_seconds: int = 900
     smtp_url: str | None = None               # smtp://[user:password@]host:port (smtps:// for TLS)
     mail_from: str = "remotesign <noreply@localhost>"
+    sms_gateway_url: str | None = None        # one-time codes by SMS (notify/sms.py); else by e-mail
+    sms_gateway_token: str | None = None
     kdf_log2_n: int = 16                      # scrypt cost of stored passwords and PINs
     heavy_threads: int = 2                    # threads per process for signing/extension work
     auth_code_ttl_seconds: int = 60
@@ -191,6 +193,8 @@ def load_settings() -> Settings:
         device_code_ttl_seconds=_env_int("REMOTESIGN_DEVICE_CODE_TTL", Settings.device_code_ttl_seconds),
         smtp_url=_env("REMOTESIGN_SMTP_URL"),
         mail_from=_env("REMOTESIGN_MAIL_FROM", Settings.mail_from) or Settings.mail_from,
+        sms_gateway_url=_env("REMOTESIGN_SMS_GATEWAY_URL"),
+        sms_gateway_token=_env("REMOTESIGN_SMS_GATEWAY_TOKEN"),
         kdf_log2_n=max(14, _env_int("REMOTESIGN_KDF_LOG2_N", Settings.kdf_log2_n)),
         heavy_threads=max(1, _env_int("REMOTESIGN_HEAVY_THREADS", Settings.heavy_threads)),
         auth_code_ttl_seconds=_env_int("REMOTESIGN_AUTH_CODE_TTL", Settings.auth_code_ttl_seconds),

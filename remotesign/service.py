@@ -273,6 +273,14 @@ class Services:
         return SmtpMailer(self.settings.smtp_url, self.settings.mail_from)
 
     @cached_property
+    def sms(self) -> Any:
+        if not self.settings.sms_gateway_url:
+            return None
+        from remotesign.notify.sms import HttpSmsGateway
+
+        return HttpSmsGateway(self.settings.sms_gateway_url, self.settings.sms_gateway_token)
+
+    @cached_property
     def activation(self) -> Any:
         from remotesign.core.activation import ActivationService
 
@@ -313,6 +321,7 @@ class Services:
     @cached_property
     def consent(self) -> Any:
         from remotesign.core.consent import ConsentService
+        from remotesign.core.one_time_passwords import OtpSender
 
         st = self.settings
         return ConsentService(self.db, self.audit, self.tenants, self.users, self.identities, self.devices,
@@ -321,7 +330,8 @@ class Services:
                               signing_token_ttl=st.signing_token_ttl_seconds, allow_sha1=st.allow_sha1,
                               documents_for_summary=lambda tenant, summary:
                                   self.signing.documents_for_summary(tenant, summary),
-                              throttle=self.throttle, signature_requests=self.signature_requests)
+                              throttle=self.throttle, signature_requests=self.signature_requests,
+                              otp=OtpSender(self.mailer, self.sms))
 
     @cached_property
     def signature_requests(self) -> Any:

@@ -87,13 +87,14 @@ def mailed_code(http: httpx.Client, token: str, user: dict[str, Any], purpose: s
 
 
 def enrol(http: httpx.Client, token: str, *, algorithm: str = "rsa-2048", pin: str = "1234",
-          password: str = "correct horse battery", username: str | None = None) -> Enrolled:
+          password: str = "correct horse battery", username: str | None = None,
+          phone: str | None = None) -> Enrolled:
     """A new end user of the token's relying party, activated by the user (code by e-mail, password
     and PIN chosen on the service's page), with one sign identity protected by that PIN."""
     username = username or f"user-{secrets.token_hex(4)}"
     address = f"{username}@example.test"
-    r = http.post("/v1/users", json={"username": username, "display_name": f"Test {username}", "email": address},
-                  headers=admin(http, token))
+    r = http.post("/v1/users", json={"username": username, "display_name": f"Test {username}", "email": address,
+                                     **({"phone": phone} if phone else {})}, headers=admin(http, token))
     assert r.status_code == 201, r.text
     user = r.json()
     assert user["activation"]["status"] == "sent", user

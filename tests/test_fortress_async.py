@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -23,7 +24,8 @@ import pytest
 
 from tests.consent import enrol, register_redirect
 from tests.harness import Service, free_port
-from tests.test_fortress_signature import SIGN, authorize, check_raw, client_token, config, openssl_cms, redirected
+from tests.test_fortress_signature import (SIGN, authorize, check_raw, client_token, config, consent_page,
+                                          consent_post, openssl_cms, redirected)
 
 SAMPLE = b"<order>42</order>"
 
@@ -80,10 +82,19 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def sms_gateway() -> Iterator[Receiver]:
+    gateway = Receiver().start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory, sms_gateway: Receiver) -> Iterator[Service]:
     service = Service(home=tmp_path_factory.mktemp("fortress-async"), port=free_port(),
                       env={"REMOTESIGN_CALLBACK_ALLOWED_HOSTS": "loopback", "REMOTESIGN_CALLBACK_BACKOFF": "0.2",
-                           "REMOTESIGN_CALLBACK_MAX_ATTEMPTS": "3", "REMOTESIGN_CALLBACK_TIMEOUT": "2"}).start()
+                           "REMOTESIGN_CALLBACK_MAX_ATTEMPTS": "3", "REMOTESIGN_CALLBACK_TIMEOUT": "2",
+                           "REMOTESIGN_SMS_GATEWAY_URL": sms_gateway.url,
+                           "REMOTESIGN_SMS_GATEWAY_TOKEN": "gateway-secret"}).start()
     yield service
     service.stop()
 
@@ -233,3 +244,28 @@ def test_async_requests_need_a_callback_url(fortress: httpx.Client, seal: dict[s
     r = fortress.post(SIGN, json={"certificateCode": seal["id"], "async": "true", "callbackUrl": "ftp://x/y",
                                   "signatureConfigurations": [config(SAMPLE, "PKCS1", "o.xml", "p")]})
     assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+
+
+def test_a_one_time_code_by_sms_approves_the_request(svc: Service, rp: httpx.Client, fortress: httpx.Client,
+                                                     sms_gateway: Receiver) -> None:
+    token = rp.headers["Authorization"].removeprefix("Bearer ")
+    register_redirect(rp, token)
+    who = enrol(rp, token, phone="+37120000123")
+    r = fortress.post(SIGN, json={"userCode": who.username, "signatureConfigurations": [
+        config(SAMPLE, "PKCS1", "o.xml", "sms")]})
+    assert r.status_code == 200, r.text
+    browser, request_id, _ = consent_page(svc, r.json()["authCode"], who)
+    before = len(sms_gateway.received)
+    page = consent_post(browser, request_id, action="otp")
+    assert page.status_code == 200 and "***123" in page.text, page.text
+    headers, body = sms_gateway.wait(before + 1)[before]
+    message = json.loads(body)
+    assert message["to"] == "+37120000123" and headers["authorization"] == "Bearer gateway-secret", message
+    code = re.search(r"\b(\d{8})\b", message["text"]).group(1)  # type: ignore[union-attr]
+    params = redirected(consent_post(browser, request_id, action="approve", otp=code))
+    browser.close()
+    assert params["code"]
+    done = fortress.post(f"{SIGN}/execute/{r.json()['exeCode']}")
+    assert done.status_code == 200, done.text
+    pem = fortress.get(f"/fortress/api/v1/user/{who.username}/certificate").json()[0]["pem"]
+    check_raw(base64.b64decode(done.json()[0]["bytesB64"]), SAMPLE, pem)

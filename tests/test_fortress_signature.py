@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from tests.consent import REDIRECT_URI, Enrolled, admin, enrol, hidden, register_redirect
 from tests.harness import Service
+from tests.mailbox import mailbox
 from tests.pdfgen import pdf_bytes
 from tests.verifiers import pyhanko_pdf, root_of, xmlsec_verify
 
@@ -55,6 +57,25 @@ def signer(http: httpx.Client, demo_token: str) -> Enrolled:
 def config(data: bytes, signature_type: str, name: str, ref: str, **extra: Any) -> dict[str, Any]:
     return {"ref": ref, "document": {"bytesB64": base64.b64encode(data).decode(), "name": name},
             "signatureType": signature_type, "signatureAlgorithm": "RSA_SHA256", **extra}
+
+
+def consent_page(service: Service, auth_code: str, who: Enrolled) -> tuple[httpx.Client, str, str]:
+    """The user's browser through the authorization URI and the login page: (browser, request id,
+    the consent page)."""
+    browser = httpx.Client(base_url=service.url, timeout=60, follow_redirects=False)
+    page = browser.get("/fortress/oauth2/v1/auth", params={
+        "response_type": "code", "client_id": service.demo_client()["client_id"], "auth_code": auth_code,
+        "redirect_uri": CALLBACK, "state": "st-42"})
+    assert page.status_code == 200, page.text
+    request_id = hidden(page.text, "request_id")
+    page = browser.post("/trustedx-authserver/oauth/fortress/login", data={
+        "request_id": request_id, "username": who.username, "password": who.password, "action": "login"})
+    assert page.status_code == 200, page.text
+    return browser, request_id, page.text
+
+
+def consent_post(browser: httpx.Client, request_id: str, **fields: str) -> httpx.Response:
+    return browser.post("/trustedx-authserver/oauth/fortress/consent", data={"request_id": request_id, **fields})
 
 
 def authorize(service: Service, auth_code: str, who: Enrolled, *, action: str = "approve",
@@ -298,3 +319,57 @@ def test_an_e_seal_of_a_legal_person_signs_unattended(service: Service, http: ht
     assert cades["indication"] == "TOTAL-PASSED", cades
     pem = fortress.get(f"/fortress/api/v1/user/{seal_user['username']}/certificate").json()[0]["pem"]
     check_raw(signed["r1"], content, pem)
+
+
+OTP = re.compile(r"\b(\d{8})\b")
+
+
+def mailed_otp(address: str, count: int) -> str:
+    body = mailbox().wait_for(address, count).get_payload(decode=True).decode()
+    m = OTP.search(body)
+    assert m, body
+    return m.group(1)
+
+
+def test_a_one_time_code_by_e_mail_approves_instead_of_the_pin(service: Service, fortress: httpx.Client,
+                                                                signer: Enrolled) -> None:
+    address = signer.user["email"]
+    r = fortress.post(SIGN, json={"userCode": signer.username, "signatureConfigurations": [
+        config(b"otp approved", "PKCS1", "otp.bin", "otp")]})
+    assert r.status_code == 200, r.text
+    browser, request_id, page = consent_page(service, r.json()["authCode"], signer)
+    assert 'name="otp"' in page and 'value="otp"' in page, page  # the page offers a code instead of the PIN
+    before = len(mailbox().messages_to(address))
+    sent = consent_post(browser, request_id, action="otp")
+    assert sent.status_code == 200 and f"***@{address.split('@')[1]}" in sent.text, sent.text
+    code = mailed_otp(address, before + 1)
+    wrong = consent_post(browser, request_id, action="approve", otp=f"{(int(code) + 1) % 10 ** 8:08d}")
+    assert wrong.status_code == 403 and "2 tries left" in wrong.text, wrong.text
+    params = redirected(consent_post(browser, request_id, action="approve", otp=code))
+    browser.close()
+    assert params["code"]
+    done = fortress.post(f"{SIGN}/execute/{r.json()['exeCode']}")
+    assert done.status_code == 200, done.text
+    pem = fortress.get(f"/fortress/api/v1/user/{signer.username}/certificate").json()[0]["pem"]
+    check_raw(base64.b64decode(done.json()[0]["bytesB64"]), b"otp approved", pem)
+
+
+def test_multifactor_auth_wants_the_pin_and_a_one_time_code(service: Service, fortress: httpx.Client,
+                                                            signer: Enrolled) -> None:
+    address = signer.user["email"]
+    r = fortress.post(SIGN, json={"userCode": signer.username, "multifactorAuth": True, "signatureConfigurations": [
+        config(b"two factors", "PKCS1", "mfa.bin", "mfa")]})
+    assert r.status_code == 200, r.text
+    browser, request_id, page = consent_page(service, r.json()["authCode"], signer)
+    assert "signing PIN and a one-time code" in page, page
+    pin_only = consent_post(browser, request_id, action="approve", pin=signer.pin)
+    assert pin_only.status_code == 403, pin_only.text
+    before = len(mailbox().messages_to(address))
+    assert consent_post(browser, request_id, action="otp").status_code == 200
+    code = mailed_otp(address, before + 1)
+    again = consent_post(browser, request_id, action="otp")
+    assert again.status_code == 429 and "wait" in again.text, again.text  # no code flood
+    params = redirected(consent_post(browser, request_id, action="approve", pin=signer.pin, otp=code))
+    browser.close()
+    assert params["code"]
+    assert fortress.post(f"{SIGN}/execute/{r.json()['exeCode']}").status_code == 200

@@ -35,6 +35,7 @@ from remotesign.api.deps import services
 from remotesign.core.consent import ConsentError, PendingConsent
 from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, PinRefused
+from remotesign.core.one_time_passwords import OtpError
 from remotesign.api.same_origin import client_address, same_origin
 from remotesign.api.openapi_doc import form_body, text
 from remotesign.core.processes import ProcessError
@@ -291,8 +292,9 @@ async def login(auth_server: str, request: Request, svc: Services = Depends(serv
 @pages.post("/{auth_server}/consent", summary="Consent form: approve with the PIN, on the device, or cancel",
             response_class=HTMLResponse,
             openapi_extra=form_body({"request_id": text("from the page"), "pin": text("signing PIN"),
+                                     "otp": text("one-time code (requests that take one)"),
                                      "sign_identity_id": text("the chosen identity"),
-                                     "action": text("button", enum=["approve", "device", "cancel"])},
+                                     "action": text("button", enum=["approve", "device", "otp", "cancel"])},
                                     ("request_id", "action")))
 async def consent(auth_server: str, request: Request, svc: Services = Depends(services)) -> Response:
     posted = await _posted(svc, auth_server, request)
@@ -305,12 +307,15 @@ async def consent(auth_server: str, request: Request, svc: Services = Depends(se
     def handle() -> Response:
         if action == "cancel":
             return _redirect(svc.consent.cancel(request_id, secret))
-        if action not in ("approve", "device"):
+        if action not in ("approve", "device", "otp"):
             raise BadInput("unknown action")
         try:
+            if action == "otp":
+                view = svc.consent.send_otp(request_id, secret)
+                return _html(html_pages.consent_page(auth_server, view), 200, view.redirect_uri)
             if action == "approve":
                 return _redirect(svc.consent.approve_with_pin(request_id, secret, form.get("pin"), chosen,
-                                                              address=client_address(request)))
+                                                              address=client_address(request), otp=form.get("otp")))
             view = svc.consent.request_device_approval(request_id, secret, chosen)
             return _waiting(auth_server, view)
         except PinRefused as exc:
@@ -320,6 +325,9 @@ async def consent(auth_server: str, request: Request, svc: Services = Depends(se
                                   "Too many wrong PINs from your network; try again later.", 429)
         except IdentityError as exc:
             return _consent_again(svc, auth_server, request_id, secret, exc.message, 403)
+        except OtpError as exc:
+            return _consent_again(svc, auth_server, request_id, secret, exc.message,
+                                  exc.status if 400 <= exc.status < 500 else 400)
         except ProcessError as exc:
             return _consent_again(svc, auth_server, request_id, secret, exc.message,
                                   exc.status if 400 <= exc.status < 500 else 400)

@@ -167,8 +167,20 @@ def consent_page(auth_server: str, view: PendingConsent, *, error: str | None = 
            if user is not None else "")
     pin = ""
     if view.needs_pin:
+        required = " required" if view.pin_required else ""
         pin = ('<label for="pin">Signing PIN</label>\n'
-               '<input type="password" id="pin" name="pin" autocomplete="off" inputmode="numeric" required>\n')
+               f'<input type="password" id="pin" name="pin" autocomplete="off" inputmode="numeric"{required}>\n')
+    if view.offers_otp:
+        how = ("Enter your signing PIN and a one-time code." if view.pin_required
+               else "Enter your signing PIN, or a one-time code instead.")
+        sent = (f'<p class="notice">A one-time code was sent to {shown(view.otp_sent_to, 200)}.</p>\n'
+                if view.otp_sent_to else "")
+        pin = (f"<p>{how}</p>\n" + pin + sent
+               + '<label for="otp">One-time code</label>\n'
+               '<input type="text" id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric" '
+               'pattern="[0-9]{8}" maxlength="8">\n'
+               '<button type="submit" name="action" value="otp" class="secondary" formnovalidate>'
+               + ("Send me a new code" if view.otp_sent_to else "Send me a code") + "</button>\n")
     device = ('<button type="submit" name="action" value="device" class="secondary" formnovalidate>'
               "Approve on my device</button>\n") if view.has_device else ""
     body = (

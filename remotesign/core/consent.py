@@ -26,7 +26,9 @@ from sqlalchemy import delete, update
 from remotesign.storage.audit import AuditLog
 from remotesign.core.devices import DeviceService
 from remotesign.core.errors import CoreError
+from remotesign.core import one_time_passwords as otp_codes
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
+from remotesign.core.one_time_passwords import OtpError, OtpSender
 from remotesign.core.processes import ProcessService
 from remotesign.core.scopes import IDENTITY_PROFILE, USE_DEVICE, USE_SERVER, describe_user_scope, is_user_scope
 from remotesign.core.sole_control import SUMMARY_ALGORITHMS, parse_digest_types, summary_algorithm
@@ -37,6 +39,7 @@ from remotesign.storage.db import Database
 from remotesign.storage.models import AuthorizationCode, AuthorizationRequest
 from remotesign.storage.times import aware as _aware
 
+FACTORS = ("pin", "pin-or-otp", "pin+otp")
 _PKCE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
@@ -103,10 +106,21 @@ class PendingConsent:
     process_id: str | None
     login_hint: str | None = None
     signature_request_id: str | None = None
+    factors: str = "pin"
+    otp_sent_to: str | None = None
 
     @property
     def needs_pin(self) -> bool:
+        """The PIN is asked for (required, or one of two ways to approve)."""
         return USE_SERVER in self.scopes
+
+    @property
+    def pin_required(self) -> bool:
+        return self.needs_pin and self.factors != "pin-or-otp"
+
+    @property
+    def offers_otp(self) -> bool:
+        return self.needs_pin and self.factors in ("pin-or-otp", "pin+otp")
 
     def scope_descriptions(self) -> list[str]:
         return [describe_user_scope(s) for s in self.scopes]
@@ -129,7 +143,7 @@ class ConsentService:
                  identities: IdentityService, devices: DeviceService, processes: ProcessService, *,
                  request_ttl: int, code_ttl: int, token_ttl: int, signing_token_ttl: int, allow_sha1: bool,
                  documents_for_summary: object = None, throttle: AttemptThrottle | None = None,
-                 signature_requests: SignatureRequestHooks | None = None) -> None:
+                 signature_requests: SignatureRequestHooks | None = None, otp: OtpSender | None = None) -> None:
         self.db = db
         self.audit = audit
         self.tenants = tenants
@@ -145,18 +159,23 @@ class ConsentService:
         self.documents_for_summary = documents_for_summary
         self.throttle = throttle
         self.signature_requests = signature_requests
+        self.otp = otp
 
     # -- 1. the authorization request --------------------------------------------------------------
     def start(self, auth_server: str, params: dict[str, str], *, login_hint: str | None = None,
               signature_request_id: str | None = None, extra_redirect_uri: str | None = None,
-              pkce_optional: bool = False) -> tuple[str, str]:
+              pkce_optional: bool = False, factors: str = "pin") -> tuple[str, str]:
         """Validate an authorization request; returns (request id, browser secret for the cookie).
 
         ``login_hint``: only this user may log in. ``signature_request_id``: the consent authorizes
         that signature request (which gets the signing credential; the code does not).
         ``extra_redirect_uri``: a redirect URI the client gave, authenticated, for this very
         request. ``pkce_optional``: for a facade whose clients authenticate at the token endpoint
-        and whose wire API has no PKCE."""
+        and whose wire API has no PKCE. ``factors``: what approves a server signature: the PIN
+        (``pin``), the PIN or a one-time password sent to the user (``pin-or-otp``), or both
+        (``pin+otp``)."""
+        if factors not in FACTORS:
+            raise ValueError(f"factors is one of {', '.join(FACTORS)}")
         client_id = params.get("client_id") or ""
         client = self.tenants.by_client_id(client_id) if 0 < len(client_id) <= 200 else None
         if client is None or not client.enabled:
@@ -230,7 +249,7 @@ class ConsentService:
                 digest_types=" ".join(digest_types) if digest_types else None, code_challenge=challenge,
                 code_challenge_method=method if challenge else None, status="login", created_at=now,
                 expires_at=now + timedelta(seconds=self.request_ttl), login_hint=login_hint,
-                signature_request_id=signature_request_id))
+                signature_request_id=signature_request_id, factors=factors))
             s.execute(delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < now - timedelta(hours=1)))
         return request_id, secret
 
@@ -282,7 +301,8 @@ class ConsentService:
                               digest_types=tuple(r.digest_types.split()) if r.digest_types else None, documents=docs,
                               has_device=user is not None and self.devices.has_device(user.id),
                               redirect_uri=r.redirect_uri, state=r.state, process_id=r.process_id,
-                              login_hint=r.login_hint, signature_request_id=r.signature_request_id)
+                              login_hint=r.login_hint, signature_request_id=r.signature_request_id,
+                              factors=r.factors or "pin", otp_sent_to=r.otp_sent_to)
 
     # -- 2. login ----------------------------------------------------------------------------------
     def _sources(self, r: AuthorizationRequest, address: str | None) -> list[str]:
@@ -331,9 +351,10 @@ class ConsentService:
             raise ConsentError("invalid_request", "unknown sign identity") from None
 
     def approve_with_pin(self, request_id: str, secret: str, pin: str | None, chosen_identity: str | None, *,
-                         address: str | None = None) -> str:
-        """Consent with the PIN (always needed when a server signature is authorized); returns the
-        redirect URL carrying the code. PinRefused and Throttled propagate (the page shows tries left)."""
+                         address: str | None = None, otp: str | None = None) -> str:
+        """Consent with the PIN (always needed when a server signature is authorized, unless the
+        request takes a one-time password instead, or wants both); returns the redirect URL
+        carrying the code. PinRefused, OtpError and Throttled propagate (the page shows why)."""
         r = self._load(request_id, secret, "consent")
         identity = self._chosen_identity(r, chosen_identity)
         if USE_SERVER in r.scope.split():
@@ -342,13 +363,62 @@ class ConsentService:
             sources = self._sources(r, address)
             if self.throttle is not None:
                 self.throttle.check(sources)
+            factors = r.factors or "pin"
+            use_otp = factors == "pin+otp" or (factors == "pin-or-otp" and bool(otp) and not pin)
             try:
-                self.identities.verify_pin(identity.id, pin or "", actor=r.user_id, tenant_id=r.tenant_id)
+                if use_otp:
+                    self._check_otp(r, otp or "", sources)
+                if factors != "pin-or-otp" or not use_otp:
+                    self.identities.verify_pin(identity.id, pin or "", actor=r.user_id, tenant_id=r.tenant_id)
             except PinRefused:
                 if self.throttle is not None:
                     self.throttle.failed(sources)
                 raise
         return self._issue_code(r, identity)
+
+    # -- one-time passwords ------------------------------------------------------------------------
+    def send_otp(self, request_id: str, secret: str) -> PendingConsent:
+        """Send the signed-in user a one-time password for this consent (a new one replaces the old)."""
+        r = self._load(request_id, secret, "consent")
+        if (r.factors or "pin") == "pin" or USE_SERVER not in r.scope.split():
+            raise OtpError("invalid_request", "this request is approved with the PIN")
+        if self.otp is None:
+            raise OtpError("no_otp_channel", "this service cannot send one-time codes", 409)
+        now = _now()
+        if r.otp_sends >= otp_codes.MAX_SENDS:
+            raise OtpError("otp_limit", "too many codes were sent for this request; start again from the application",
+                           429)
+        if r.otp_sent_at is not None and _aware(r.otp_sent_at) > now - timedelta(seconds=otp_codes.RESEND_SECONDS):
+            raise OtpError("otp_limit", f"wait {otp_codes.RESEND_SECONDS} seconds before asking for another code", 429)
+        user = self.users.get(r.user_id or "", r.tenant_id)
+        code = otp_codes.new_code()
+        client = self.tenants.by_client_id_or_id(r.tenant_id)
+        sent_to = self.otp.send(user, code, f"approve a signature for {client.name}")
+        self._set(request_id, otp_hash=otp_codes.code_hash(r.id, code), otp_failures=0, otp_sends=r.otp_sends + 1,
+                  otp_sent_at=now, otp_sent_to=sent_to,
+                  otp_expires_at=now + timedelta(seconds=otp_codes.TTL_SECONDS))
+        self.audit.append("consent.otp_sent", actor=user.id, tenant_id=r.tenant_id, subject=r.id,
+                          details={"to": sent_to})
+        return self.view(request_id, secret)
+
+    def _check_otp(self, r: AuthorizationRequest, code: str, sources: list[str]) -> None:
+        """The request's current code, unexpired, within its tries; spent by this use either way."""
+        now = _now()
+        fresh = r.otp_hash is not None and r.otp_expires_at is not None and _aware(r.otp_expires_at) > now
+        if fresh and otp_codes.matches(r.otp_hash, r.id, code.strip()):
+            self._set(r.id, otp_hash=None)
+            return
+        failures = r.otp_failures + 1
+        void = not fresh or failures >= otp_codes.MAX_FAILURES
+        self._set(r.id, otp_failures=failures, **({"otp_hash": None} if void else {}))
+        if self.throttle is not None:
+            self.throttle.failed(sources)
+        self.audit.append("consent.otp_refused", actor=r.user_id or "", tenant_id=r.tenant_id, subject=r.id,
+                          details={"failures": failures, "expired": not fresh})
+        if void:
+            raise OtpError("otp_invalid", "the one-time code is wrong, expired or used up; ask for a new one", 403)
+        left = otp_codes.MAX_FAILURES - failures
+        raise OtpError("otp_invalid", f"wrong one-time code, {left} {'try' if left == 1 else 'tries'} left", 403)
 
     def request_device_approval(self, request_id: str, secret: str, chosen_identity: str | None) -> PendingConsent:
         r = self._load(request_id, secret, "consent")

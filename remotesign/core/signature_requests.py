@@ -116,6 +116,7 @@ class RequestInfo:
     error_code: str | None
     error_message: str | None
     run_async: bool
+    multifactor: bool
     callback_url: str | None
     callback_status: str
     callback_attempts: int
@@ -166,7 +167,8 @@ def _info(r: SignatureRequest) -> RequestInfo:
         documents=tuple(i["name"] for i in items), refs=tuple(i["ref"] for i in items),
         digests_summary=r.digests_summary, digests_summary_algorithm=r.digests_summary_algorithm,
         digest_types=tuple(r.digest_types.split()) if r.digest_types else None, error_code=r.error_code,
-        error_message=r.error_message, run_async=r.run_async, callback_url=r.callback_url,
+        error_message=r.error_message, run_async=r.run_async, multifactor=bool(r.multifactor),
+        callback_url=r.callback_url,
         callback_status=r.callback_status, callback_attempts=r.callback_attempts, callback_error=r.callback_error,
         created_at=aware(r.created_at), expires_at=aware(r.expires_at),
         finished_at=aware(r.finished_at) if r.finished_at else None)
@@ -204,9 +206,10 @@ class SignatureRequestService:
     # -- 1. a new request ----------------------------------------------------------------------------
     def create(self, tenant_id: str, documents: Sequence[NewDocument], *, user_code: str | None,
                certificates: CertificateFilter, certificate_password: str | None = None,
-               run_async: bool = False, callback_url: str | None = None) -> RequestInfo:
+               run_async: bool = False, callback_url: str | None = None, multifactor: bool = False) -> RequestInfo:
         """A request for ``user_code``'s consent (interactive), or without a user code an
-        unattended e-seal with the identity ``certificates.identity_id`` names."""
+        unattended e-seal with the identity ``certificates.identity_id`` names. ``multifactor``:
+        the user approves with the PIN and a one-time code (else either)."""
         if not documents:
             raise SignatureRequestError("invalid_request", "signatureConfigurations is empty")
         if len(documents) > MAX_DOCUMENTS:
@@ -253,6 +256,7 @@ class SignatureRequestService:
                     items=json.dumps(items, separators=(",", ":")), digests_summary=summary,
                     digests_summary_algorithm=summary_alg, digest_types=types,
                     status="authorized" if mode == "unattended" else "pending", run_async=run_async,
+                    multifactor=multifactor,
                     callback_url=callback_url, callback_status="none", callback_attempts=0, created_at=now,
                     expires_at=now + timedelta(seconds=self.request_ttl)))
         except BaseException:

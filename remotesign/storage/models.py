@@ -368,6 +368,14 @@ class AuthorizationRequest(Base):
     login_hint: Mapped[str | None] = mapped_column(String(200), nullable=True)
     #: the signature request this consent authorizes (core/signature_requests.py)
     signature_request_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    #: what approves a server signature: pin | pin-or-otp | pin+otp (core/one_time_passwords.py)
+    factors: Mapped[str] = mapped_column(String(12), default="pin", server_default="pin")
+    otp_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    otp_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    otp_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    otp_sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    otp_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    otp_sent_to: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class AuthorizationCode(Base):
@@ -456,6 +464,7 @@ class SignatureRequest(Base):
     error_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     run_async: Mapped[bool] = mapped_column(Boolean, default=False)
+    multifactor: Mapped[bool] = mapped_column(Boolean, default=False)  # the PIN and a one-time code
     callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     # none | pending | delivered | failed
     callback_status: Mapped[str] = mapped_column(String(12), default="none", index=True)

@@ -77,7 +77,8 @@ async def auth(request: Request, svc: Services = Depends(services)) -> Response:
                 raise ConsentError("invalid_request", "user_code is not the user of this signature request")
             params |= svc.signature_requests.consent_parameters(info)
             return login_page(svc, request, AUTH_SERVER, params, login_hint=user.username,
-                              signature_request_id=info.id, extra_redirect_uri=extra, pkce_optional=True)
+                              signature_request_id=info.id, extra_redirect_uri=extra, pkce_optional=True,
+                              factors="pin+otp" if info.multifactor else "pin-or-otp")
         wire = (query.get("scope") or "profile").split()
         unknown = [s for s in wire if s not in WIRE_SCOPES]
         if unknown:

@@ -208,7 +208,7 @@ async def create(request: Request, caller: TokenInfo = Client, svc: Services = D
             info = svc.signature_requests.create(
                 caller.tenant_id, documents, user_code=body.userCode, certificates=_filter(body),
                 certificate_password=body.certificatePassword, run_async=_flag(body.async_),
-                callback_url=_callback(body.callbackUrl))
+                callback_url=_callback(body.callbackUrl), multifactor=_flag(body.multifactorAuth))
         except CoreError as exc:
             raise _core_error(exc) from exc
         return JSONResponse({"exeCode": info.id, "authCode": info.auth_code if info.mode == "interactive" else None})

@@ -1,5 +1,6 @@
 """Signature requests (Fortress-style ``POST /api/v1/signature``, issue 16) and the consent
-columns that tie a login to a user code and a signature request; each client's callback key.
+columns that tie a login to a user code and a signature request, the one-time passwords of the
+consent page; each client's callback key.
 
 Revision ID: 0012
 Revises: 0011
@@ -34,6 +35,7 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(60), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("run_async", sa.Boolean(), nullable=False),
+        sa.Column("multifactor", sa.Boolean(), nullable=False),
         sa.Column("callback_url", sa.Text(), nullable=True),
         sa.Column("callback_status", sa.String(12), nullable=False),
         sa.Column("callback_attempts", sa.Integer(), nullable=False),
@@ -50,6 +52,13 @@ def upgrade() -> None:
     with op.batch_alter_table("authorization_requests") as batch:
         batch.add_column(sa.Column("login_hint", sa.String(200), nullable=True))
         batch.add_column(sa.Column("signature_request_id", sa.String(36), nullable=True))
+        batch.add_column(sa.Column("factors", sa.String(12), nullable=False, server_default="pin"))
+        batch.add_column(sa.Column("otp_hash", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("otp_expires_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("otp_failures", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("otp_sends", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("otp_sent_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("otp_sent_to", sa.String(200), nullable=True))
     with op.batch_alter_table("tenants") as batch:
         batch.add_column(sa.Column("callback_secret", sa.String(100), nullable=True))
 
@@ -58,6 +67,9 @@ def downgrade() -> None:
     with op.batch_alter_table("tenants") as batch:
         batch.drop_column("callback_secret")
     with op.batch_alter_table("authorization_requests") as batch:
+        for column in ("otp_sent_to", "otp_sent_at", "otp_sends", "otp_failures", "otp_expires_at", "otp_hash",
+                       "factors"):
+            batch.drop_column(column)
         batch.drop_column("signature_request_id")
         batch.drop_column("login_hint")
     op.drop_table("signature_requests")
