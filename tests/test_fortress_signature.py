@@ -11,6 +11,7 @@ import base64
 import hashlib
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -373,3 +374,92 @@ def test_multifactor_auth_wants_the_pin_and_a_one_time_code(service: Service, fo
     browser.close()
     assert params["code"]
     assert fortress.post(f"{SIGN}/execute/{r.json()['exeCode']}").status_code == 200
+
+
+MATRIX = [  # (signatureType, packaging, document name, what remotesign's validator must call it)
+    ("PADES_B", "ENVELOPED", "b.pdf", "PAdES_BASELINE_B"),
+    ("PADES_T", "ENVELOPED", "t.pdf", "PAdES_BASELINE_T"),
+    ("PADES_LTA", "ENVELOPED", "lta.pdf", "PAdES_BASELINE_LTA"),
+    ("CADES_B", "ENVELOPING", "b.txt", "CAdES_BASELINE_B"),
+    ("CADES_LT", "DETACHED", "lt.txt", "CAdES_BASELINE_LT"),
+    ("CADES_LTA", "ENVELOPING", "lta.txt", "CAdES_BASELINE_LTA"),
+    ("XADES_T", "ENVELOPED", "t.xml", "XAdES_BASELINE_T"),
+    ("XADES_LT", "ENVELOPING", "lt.xml", "XAdES_BASELINE_LT"),
+    ("XADES_LTA", "DETACHED", "lta.xml", "XAdES_BASELINE_LTA"),
+]
+
+
+@pytest.fixture(scope="module")
+def e_seal(http: httpx.Client, demo_token: str) -> dict[str, Any]:
+    username = f"seal-{hashlib.sha256(str(time.time()).encode()).hexdigest()[:6]}"
+    r = http.post("/v1/users", json={"username": username, "display_name": "Matrix Seal Ltd", "kind": "legal"},
+                  headers=admin(http, demo_token))
+    assert r.status_code == 201, r.text
+    r = http.post(f"/v1/users/{r.json()['id']}/identities", json={"algorithm": "rsa-3072"},
+                  headers=admin(http, demo_token))
+    assert r.status_code == 201, r.text
+    return {**r.json()["identity"], "username": username}
+
+
+def test_every_format_and_level_verifies_independently(service: Service, fortress: httpx.Client,
+                                                       e_seal: dict[str, Any], ca_pem: bytes, tmp_path: Path) -> None:
+    contents = {"pdf": pdf_bytes(text="matrix"), "txt": b"matrix text\n", "xml": XML}
+    configs = [config(contents[name.rsplit(".", 1)[1]], kind, name, name, packaging=packaging,
+                      signatureAlgorithm="RSA_SHA384" if kind.startswith("XADES") else "RSA_SHA256")
+               for kind, packaging, name, _ in MATRIX]
+    configs.append(config(b"raw value", "PKCS1", "raw.bin", "raw", signatureAlgorithm="RSA_SHA512"))
+    r = fortress.post(SIGN, json={"certificateCode": e_seal["id"], "signatureConfigurations": configs})
+    assert r.status_code == 200, r.text
+    r = fortress.post(f"{SIGN}/execute/{r.json()['exeCode']}")
+    assert r.status_code == 200, r.text
+    signed = {x["ref"]: base64.b64decode(x["bytesB64"]) for x in r.json()}
+    assert list(signed) == [name for _, _, name, _ in MATRIX] + ["raw"]
+    root = root_of(ca_pem)
+    for kind, packaging, name, level in MATRIX:
+        data, original = signed[name], contents[name.rsplit(".", 1)[1]]
+        detached = (name, original) if packaging == "DETACHED" else None
+        [sig] = validate(service, name + (".p7s" if kind.startswith("CADES") else ""), data, detached)
+        assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", level), (name, sig)
+        if kind.startswith("PADES"):
+            verdict = pyhanko_pdf(data, root)
+            assert verdict["intact"] and verdict["trusted"], (name, verdict)
+            assert verdict["doc_timestamps"] == (1 if kind == "PADES_LTA" else 0), (name, verdict)
+        elif kind.startswith("CADES"):
+            out = openssl_cms(tmp_path, data, ca_pem, content=original if detached else None)
+            assert out == original
+        else:
+            ok, log = xmlsec_verify(tmp_path, data, {name: original} if detached else {}, ca_pem)
+            assert ok, (name, log)
+            assert b"http://www.w3.org/2001/04/xmldsig-more#rsa-sha384" in data
+    key = cx509.load_pem_x509_certificate(
+        fortress.get(f"/fortress/api/v1/user/{e_seal['username']}/certificate").json()[0]["pem"].encode()).public_key()
+    assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 3072
+    key.verify(signed["raw"], b"raw value", padding.PKCS1v15(), hashes.SHA512())
+
+
+def test_a_signature_policy_and_xades_options_reach_the_signature(fortress: httpx.Client, e_seal: dict[str, Any],
+                                                                  ca_pem: bytes, tmp_path: Path) -> None:
+    policy_digest = hashlib.sha256(b"the policy document").digest()
+    policy = {"id": "1.3.6.1.4.1.99999.1.2", "digestAlgorithm": "SHA256",
+              "digestValueB64": base64.b64encode(policy_digest).decode(), "description": "test policy"}
+    r = fortress.post(SIGN, json={"certificateCode": e_seal["id"], "signatureConfigurations": [
+        config(XML, "XADES_B", "p.xml", "x", packaging="ENVELOPED", policy=policy,
+               xadesConfiguration={"claimedSignerRoles": ["Accountant"]}),
+        config(b"cms policy", "CADES_B", "p.txt", "c", packaging="ENVELOPING", policy=policy)]})
+    assert r.status_code == 200, r.text
+    r = fortress.post(f"{SIGN}/execute/{r.json()['exeCode']}")
+    assert r.status_code == 200, r.text
+    signed = {x["ref"]: base64.b64decode(x["bytesB64"]) for x in r.json()}
+    xml = signed["x"].decode()
+    assert "1.3.6.1.4.1.99999.1.2" in xml and base64.b64encode(policy_digest).decode() in xml, xml
+    assert "Accountant" in xml
+    ok, log = xmlsec_verify(tmp_path, signed["x"], {}, ca_pem)
+    assert ok, log
+    from asn1crypto import cms
+
+    signer_info = cms.ContentInfo.load(signed["c"])["content"]["signer_infos"][0]
+    attrs = {a["type"].native: a["values"][0] for a in signer_info["signed_attrs"]}
+    sig_policy = attrs["signature_policy_identifier"].native
+    assert sig_policy["sig_policy_id"] == "1.3.6.1.4.1.99999.1.2", sig_policy
+    assert sig_policy["sig_policy_hash"]["digest"] == policy_digest
+    openssl_cms(tmp_path, signed["c"], ca_pem)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from tests.pdfgen import pdf_bytes
 from tests.harness import Service, free_port
 from tests.signapi import Card, issue_card, sign_bb
 from tests.tsa_endpoints import TestCa, TsaProxy, closed_port, server_tls
@@ -102,3 +103,39 @@ def test_tsa_down_and_not_allowed(client: httpx.Client, card: Card) -> None:
     assert private.status_code == 400 and "tsa_not_allowed" in private.json()["error_description"], private.text
     bad = extend(client, card, {"type": "USER", "url": "http://127.0.0.1:1/tsa"})
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_request", bad.text
+
+
+def test_a_signature_request_time_stamps_with_the_chosen_tsa(client: httpx.Client, svc: Service) -> None:
+    """The ``tsa`` of a signature request's configuration is used when the request is executed
+    (basic authentication included), and a TSA that is down fails the execution, not the service."""
+    demo = svc.demo_client()
+    with httpx.Client(base_url=svc.url, timeout=60) as rp:
+        rp.headers["Authorization"] = f"Bearer {svc.token(demo['client_id'], demo['client_secret'])}"
+        r = rp.post("/v1/users", json={"username": "tsa-seal", "display_name": "TSA Seal Ltd", "kind": "legal"})
+        assert r.status_code == 201, r.text
+        r = rp.post(f"/v1/users/{r.json()['id']}/identities", json={"algorithm": "ec-p256"})
+        assert r.status_code == 201, r.text
+        seal = r.json()["identity"]["id"]
+    document = {"bytesB64": base64.b64encode(pdf_bytes(text="tsa choice")).decode(), "name": "t.pdf"}
+    with TsaProxy(svc.url + "/pki/tsa", basic=("alice", "s3cret")) as proxy:
+        r = client.post("/fortress/api/v1/signature", json={"certificateCode": seal, "signatureConfigurations": [
+            {"ref": "t", "document": document, "signatureType": "PADES_LTA",
+             "tsa": {"type": "USER", "url": proxy.url, "user": "alice", "password": "s3cret",
+                     "timestampAlgorithm": "SHA512"}}]})
+        assert r.status_code == 200, r.text
+        done = client.post(f"/fortress/api/v1/signature/execute/{r.json()['exeCode']}")
+        assert done.status_code == 200, done.text
+        assert proxy.requests >= 2  # the signature time-stamp and the document time-stamp (and a size probe)
+    reader = PdfFileReader(io.BytesIO(base64.b64decode(done.json()[0]["bytesB64"])))
+    [doc_ts] = reader.embedded_timestamp_signatures
+    imprint = doc_ts.signed_data["encap_content_info"]["content"].parsed["message_imprint"]
+    assert imprint["hash_algorithm"]["algorithm"].native == "sha512"  # timestampAlgorithm
+
+    r = client.post("/fortress/api/v1/signature", json={"certificateCode": seal, "signatureConfigurations": [
+        {"ref": "t", "document": document, "signatureType": "PADES_T",
+         "tsa": {"type": "URL", "url": f"http://127.0.0.1:{closed_port()}/tsa"}}]})
+    assert r.status_code == 200, r.text
+    down = client.post(f"/fortress/api/v1/signature/execute/{r.json()['exeCode']}")
+    assert down.status_code == 502 and down.json()["error"] == "tsa_unreachable", down.text
+    state = client.get(f"/fortress/api/v1/signature/{r.json()['exeCode']}").json()
+    assert state["status"] == "FAILED" and state["error"] == "tsa_unreachable", state

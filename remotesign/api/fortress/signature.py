@@ -19,7 +19,16 @@ Each ``signatureConfigurations[]`` entry: ``signatureType`` ``PADES_B|_T|_LT|_LT
 signatures are not made); ``packaging`` ``ENVELOPED`` (PAdES; XAdES in the XML it signs),
 ``ENVELOPING`` (CAdES attached, XAdES with the document inside) or ``DETACHED``; ``reason``;
 ``padesConfiguration.stamper`` (a visible stamp, csvPath completed with ``ref``);
-``xadesConfiguration``; ``tsa`` (the time-stamping authority of T, LT and LTA); ``policy``.
+``xadesConfiguration``; ``tsa`` (the time-stamping authority of every time-stamp of T, LT and
+LTA; ``timestampAlgorithm`` is the hash of document and archive time-stamps, a signature
+time-stamp is over the signature's own hash); ``policy`` (``id``, ``digestAlgorithm``,
+``digestValueB64``: an explicit policy, XAdES/CAdES-EPES).
+
+Errors (``{"error", "error_description"}``): ``invalid_request`` 400, ``invalid_token`` 401,
+``access_denied`` / ``unattended_not_allowed`` / ``expired`` (the user's authorization ran out) /
+``replayed`` 403, ``user_not_found`` / ``certificate_not_found`` / ``request_not_found`` 404,
+``authorization_pending`` / ``in_progress`` 409, ``expired_request`` 410, a format's own code
+(``invalid_stamp``, ``not_xml`` …) 422, ``tsa_unreachable`` / ``tsa_refused`` 502.
 """
 
 from __future__ import annotations
