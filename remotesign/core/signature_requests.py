@@ -40,9 +40,10 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 from sqlalchemy import delete, select, update
 
-from remotesign.core.errors import CoreError
 from remotesign.core.document_signer import DocumentSigner, Prepared, SignatureSpec, document
+from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
+from remotesign.core.operations import abandoned, crash_point, new_lease
 from remotesign.core.scopes import USE_SERVER
 from remotesign.core.sole_control import SoleControl, SoleControlRefused, TypedDigest, digests_summary
 from remotesign.core.tenants import TenantService, TokenInfo, hash_of
@@ -394,7 +395,7 @@ class SignatureRequestService:
             results = await self._sign(claimed)
         except BaseException as exc:
             failure = _as_failure(exc)
-            self._fail(claimed, failure.code, failure.message)
+            self._fail(claimed, failure)
             if failure is exc:
                 raise
             raise failure from exc
@@ -409,17 +410,17 @@ class SignatureRequestService:
             status = r.status
             if status == "done":
                 return None
-            if status == "executing" and r.lease_until is not None and aware(r.lease_until) > now:
+            if status == "executing" and not abandoned(r.lease_owner, r.lease_until, now):
                 raise SignatureRequestError("in_progress", "the signature request is being executed", 409)
             if status not in ("authorized", "executing"):
                 raise self._state_error(r)
             if r.mode == "interactive" and aware(r.expires_at) <= now:
                 raise SignatureRequestError("expired_request", "the signature request has expired", 410)
+            lease = new_lease(self.lease_seconds, now)
             moved = s.execute(update(SignatureRequest)
                               .where(SignatureRequest.id == request_id, SignatureRequest.status == status,
-                                     SignatureRequest.lease_until.is_(r.lease_until) if r.lease_until is None
-                                     else SignatureRequest.lease_until == r.lease_until)
-                              .values(status="executing", lease_until=now + timedelta(seconds=self.lease_seconds))
+                                     _same_owner(r.lease_owner))
+                              .values(status="executing", lease_owner=lease.owner, lease_until=lease.expires_at)
                               ).rowcount
             if moved != 1:
                 raise SignatureRequestError("in_progress", "the signature request is being executed", 409)
@@ -435,15 +436,17 @@ class SignatureRequestService:
         if r.status == "denied":
             return SignatureRequestError("access_denied", r.error_message or "the user refused to sign", 403)
         return SignatureRequestError(r.error_code or "signing_failed",
-                                     r.error_message or "the signature request failed", 422)
+                                     r.error_message or "the signature request failed", r.error_status or 422)
 
-    def _fail(self, r: SignatureRequest, code: str, message: str) -> None:
+    def _fail(self, r: SignatureRequest, failure: CoreError) -> None:
         with self.db.session() as s:
-            s.execute(update(SignatureRequest).where(SignatureRequest.id == r.id, SignatureRequest.status == "executing")
-                      .values(status="failed", error_code=code[:60], error_message=message[:2000],
-                              finished_at=_now(), lease_until=None, **_callback_due(r.run_async)))
+            s.execute(update(SignatureRequest).where(SignatureRequest.id == r.id, SignatureRequest.status == "executing",
+                                                     _same_owner(r.lease_owner))
+                      .values(status="failed", error_code=failure.code[:60], error_message=failure.message[:2000],
+                              error_status=failure.status, finished_at=_now(), lease_until=None, lease_owner=None,
+                              **_callback_due(r.run_async)))
         self.audit.append("signature_request.failed", actor="service", tenant_id=r.tenant_id, subject=r.id,
-                          details={"code": code, "message": message[:500]})
+                          details={"code": failure.code, "message": failure.message[:500]})
 
     async def _sign(self, r: SignatureRequest) -> list[SignedDocument]:
         items = json.loads(r.items)
@@ -474,6 +477,7 @@ class SignatureRequestService:
                                        tenant_id=r.tenant_id)
             values = self.keystore.sign_with_identity_key(
                 key, [(p.digest, p.spec.hash_name, key.default_scheme) for p in prepared], auth)
+            crash_point("signature_request.signed")
             context = self.signing.context()
             results: list[SignedDocument] = []
             for n, (item, p, value) in enumerate(zip(items, prepared, values)):
@@ -489,11 +493,13 @@ class SignatureRequestService:
                 item["tsa"] = None  # a TSA password is kept no longer than the request needs it
                 with self.blobs.open(namespace, name) as f:
                     results.append(SignedDocument(item["ref"], item["name"], f.read()))
+            crash_point("signature_request.written")
         with self.db.session() as s:
             moved = s.execute(update(SignatureRequest)
-                              .where(SignatureRequest.id == r.id, SignatureRequest.status == "executing")
+                              .where(SignatureRequest.id == r.id, SignatureRequest.status == "executing",
+                                     _same_owner(r.lease_owner))
                               .values(status="done", items=json.dumps(items, separators=(",", ":")),
-                                      finished_at=_now(), lease_until=None, token_hash=None,
+                                      finished_at=_now(), lease_until=None, lease_owner=None, token_hash=None,
                                       **_callback_due(r.run_async))).rowcount
         if moved != 1:  # pragma: no cover - the lease outlives any execution
             raise SignatureRequestError("in_progress", "the signature request was taken over", 409)
@@ -538,12 +544,12 @@ class SignatureRequestService:
         whose execution was abandoned (its lease ran out)."""
         now = _now()
         with self.db.session() as s:
-            rows = s.execute(select(SignatureRequest.tenant_id, SignatureRequest.id).where(
-                SignatureRequest.run_async.is_(True),
-                (SignatureRequest.status == "authorized")
-                | ((SignatureRequest.status == "executing") & (SignatureRequest.lease_until < now)))
-                .order_by(SignatureRequest.created_at).limit(limit)).all()
-        return [(t, i) for t, i in rows]
+            rows = s.execute(select(SignatureRequest.tenant_id, SignatureRequest.id, SignatureRequest.status,
+                                    SignatureRequest.lease_owner, SignatureRequest.lease_until).where(
+                SignatureRequest.run_async.is_(True), SignatureRequest.status.in_(("authorized", "executing")))
+                .order_by(SignatureRequest.created_at).limit(limit * 4)).all()
+        return [(t, i) for t, i, status, owner, until in rows
+                if status == "authorized" or abandoned(owner, until, now)][:limit]
 
     def claim_callbacks(self, limit: int = 16) -> list[Callback]:
         """Callbacks due now, each claimed for one delivery attempt (others see it again only if
@@ -613,7 +619,7 @@ class SignatureRequestService:
         return len(gone)
 
 
-def _as_failure(exc: BaseException) -> SignatureRequestError | CoreError:
+def _as_failure(exc: BaseException) -> CoreError:
     """What the caller is told about an execution that failed (and what the request records)."""
     if isinstance(exc, CoreError):
         return exc
@@ -628,6 +634,12 @@ def _as_failure(exc: BaseException) -> SignatureRequestError | CoreError:
     if isinstance(exc, KeyStoreError):
         return SignatureRequestError("key_refused", str(exc), 403)
     return SignatureRequestError("signing_failed", "the signature could not be made", 500)
+
+
+def _same_owner(owner: str | None) -> Any:
+    """SQL condition: the lease owner is still ``owner`` (NULL-safe): the fence of every move."""
+    column = SignatureRequest.lease_owner
+    return column.is_(None) if owner is None else column == owner
 
 
 def _callback_due(run_async: bool) -> dict[str, Any]:

@@ -460,9 +460,11 @@ class SignatureRequest(Base):
     # pending | authorized | executing | done | failed | denied
     status: Mapped[str] = mapped_column(String(12), index=True)
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)  # core/operations.py leases
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the HTTP status it was answered with
     run_async: Mapped[bool] = mapped_column(Boolean, default=False)
     multifactor: Mapped[bool] = mapped_column(Boolean, default=False)  # the PIN and a one-time code
     callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
