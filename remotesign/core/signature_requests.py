@@ -608,10 +608,12 @@ class SignatureRequestService:
         """Forget requests past their expiry (unanswered) or retention (answered), documents too."""
         now = now or _now()
         with self.db.session() as s:
+            kept = now - timedelta(seconds=self.retention)
             gone = list(s.scalars(select(SignatureRequest.id).where(
                 ((SignatureRequest.status.in_(("pending", "authorized"))) & (SignatureRequest.expires_at < now))
-                | ((SignatureRequest.finished_at.is_not(None))
-                   & (SignatureRequest.finished_at < now - timedelta(seconds=self.retention))))))
+                | ((SignatureRequest.finished_at.is_not(None)) & (SignatureRequest.finished_at < kept))
+                # an execution abandoned long ago that nobody retried (its process died)
+                | ((SignatureRequest.status == "executing") & (SignatureRequest.expires_at < kept)))))
             if gone:
                 s.execute(delete(SignatureRequest).where(SignatureRequest.id.in_(gone)))
         for request_id in gone:
