@@ -25,7 +25,7 @@ import pytest
 from tests.consent import enrol, register_redirect
 from tests.harness import Service, free_port
 from tests.test_fortress_signature import (SIGN, authorize, check_raw, client_token, config, consent_page,
-                                          consent_post, openssl_cms, redirected)
+                                          consent_post, execute_raw, openssl_cms, redirected)
 
 SAMPLE = b"<order>42</order>"
 
@@ -265,7 +265,4 @@ def test_a_one_time_code_by_sms_approves_the_request(svc: Service, rp: httpx.Cli
     params = redirected(consent_post(browser, request_id, action="approve", otp=code))
     browser.close()
     assert params["code"]
-    done = fortress.post(f"{SIGN}/execute/{r.json()['exeCode']}")
-    assert done.status_code == 200, done.text
-    pem = fortress.get(f"/fortress/api/v1/user/{who.username}/certificate").json()[0]["pem"]
-    check_raw(base64.b64decode(done.json()[0]["bytesB64"]), SAMPLE, pem)
+    execute_raw(fortress, r.json()["exeCode"], who.username, SAMPLE)

@@ -141,6 +141,14 @@ def check_raw(value: bytes, data: bytes, certificate_pem: str) -> None:
         key.verify(value, data, ec.ECDSA(hashes.SHA256()))
 
 
+def execute_raw(fortress: httpx.Client, exe: str, username: str, data: bytes) -> None:
+    """Execute a request of one PKCS1 configuration and check the value with the user's certificate."""
+    done = fortress.post(f"{SIGN}/execute/{exe}")
+    assert done.status_code == 200, done.text
+    pem = fortress.get(f"/fortress/api/v1/user/{username}/certificate").json()[0]["pem"]
+    check_raw(base64.b64decode(done.json()[0]["bytesB64"]), data, pem)
+
+
 def identity_uses(svc: Any, identity_id: str) -> int:
     from sqlalchemy import func, select
 
@@ -349,10 +357,7 @@ def test_a_one_time_code_by_e_mail_approves_instead_of_the_pin(service: Service,
     params = redirected(consent_post(browser, request_id, action="approve", otp=code))
     browser.close()
     assert params["code"]
-    done = fortress.post(f"{SIGN}/execute/{r.json()['exeCode']}")
-    assert done.status_code == 200, done.text
-    pem = fortress.get(f"/fortress/api/v1/user/{signer.username}/certificate").json()[0]["pem"]
-    check_raw(base64.b64decode(done.json()[0]["bytesB64"]), b"otp approved", pem)
+    execute_raw(fortress, r.json()["exeCode"], signer.username, b"otp approved")
 
 
 def test_multifactor_auth_wants_the_pin_and_a_one_time_code(service: Service, fortress: httpx.Client,

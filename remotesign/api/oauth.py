@@ -18,7 +18,7 @@ from remotesign.api.errors import OAuthError
 from remotesign.api.openapi_doc import form_body, text
 from remotesign.api.deps import services
 from remotesign.core.consent import GrantError
-from remotesign.core.tenants import InvalidClient, InvalidScope, TenantInfo
+from remotesign.core.tenants import InvalidClient, InvalidScope, IssuedToken, TenantInfo
 from remotesign.service import Services
 
 router = APIRouter(prefix="/trustedx-authserver/oauth", tags=["oauth2"])
@@ -90,17 +90,22 @@ async def token(auth_server: str, request: Request, svc: Services = Depends(serv
     return await run_in_threadpool(_token, svc, auth_server, request, params)
 
 
+def exchange_code(svc: Services, tenant: TenantInfo, auth_server: str, params: dict[str, str]) -> IssuedToken:
+    """The authorization-code grant (RFC 6749 §4.1.3) for an authenticated client."""
+    try:
+        return svc.consent.exchange(tenant, auth_server, params.get("code") or "", params.get("redirect_uri"),
+                                    params.get("code_verifier"))
+    except GrantError as exc:
+        raise OAuthError(400, exc.code, exc.message) from exc
+
+
 def _token(svc: Services, auth_server: str, request: Request, params: dict[str, str]) -> JSONResponse:
     grant = params.get("grant_type")
     if not grant:
         raise OAuthError(400, "invalid_request", "grant_type is required")
     tenant = authenticate_client(svc, request, params)
     if grant == "authorization_code":
-        try:
-            issued = svc.consent.exchange(tenant, auth_server, params.get("code") or "", params.get("redirect_uri"),
-                                          params.get("code_verifier"))
-        except GrantError as exc:
-            raise OAuthError(400, exc.code, exc.message) from exc
+        issued = exchange_code(svc, tenant, auth_server, params)
     elif grant == "client_credentials":
         scope = params.get("scope")
         if scope is not None and len(scope) > 2000:

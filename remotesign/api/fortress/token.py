@@ -13,10 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.deps import services
 from remotesign.api.errors import OAuthError
-from remotesign.api.oauth import authenticate_client, token_params
+from remotesign.api.oauth import authenticate_client, exchange_code, token_params
 from remotesign.api.openapi_doc import form_body, text
 from remotesign.core import scopes
-from remotesign.core.consent import GrantError
 from remotesign.core.tenants import InvalidScope
 from remotesign.service import Services
 
@@ -42,11 +41,7 @@ def _token(svc: Services, request: Request, params: dict[str, str]) -> JSONRespo
     grant = params.get("grant_type") or ("authorization_code" if params.get("code") else "client_credentials")
     tenant = authenticate_client(svc, request, params)
     if grant == "authorization_code":
-        try:
-            issued = svc.consent.exchange(tenant, AUTH_SERVER, params.get("code") or "", params.get("redirect_uri"),
-                                          params.get("code_verifier"))
-        except GrantError as exc:
-            raise OAuthError(400, exc.code, exc.message) from exc
+        issued = exchange_code(svc, tenant, AUTH_SERVER, params)
         return _issued(issued.access_token, issued.expires_in)
     if grant != "client_credentials":
         raise OAuthError(400, "unsupported_grant_type", f"grant_type {grant[:100]!r} is not supported here")
