@@ -25,7 +25,8 @@ import pytest
 from tests.consent import enrol, register_redirect
 from tests.harness import Service, free_port
 from tests.test_fortress_signature import (SIGN, authorize, check_raw, client_token, config, consent_page,
-                                          consent_post, execute_raw, openssl_cms, redirected)
+                                          consent_post, execute_raw, openssl_cms, redirected,
+                                          validate)
 
 SAMPLE = b"<order>42</order>"
 
@@ -167,6 +168,8 @@ def test_an_async_e_seal_is_posted_back_signed_after_the_receiver_failed_twice(
         signed = {s["ref"]: base64.b64decode(s["bytesB64"]) for s in sent["signatures"]}
         ca_pem = httpx.get(svc.url + "/pki/ca.pem").content
         assert openssl_cms(tmp_path, signed["o1"], ca_pem) == SAMPLE
+        [cades] = validate(svc, "order.p7m", signed["o1"])
+        assert (cades["indication"], cades["signatureFormat"]) == ("TOTAL-PASSED", "CAdES_BASELINE_T"), cades
         pem = fortress.get(f"/fortress/api/v1/user/{seal['username']}/certificate").json()[0]["pem"]
         check_raw(signed["o2"], SAMPLE, pem)
         # a forged body does not verify under the key

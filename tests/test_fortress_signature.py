@@ -468,3 +468,51 @@ def test_a_signature_policy_and_xades_options_reach_the_signature(fortress: http
     assert sig_policy["sig_policy_id"] == "1.3.6.1.4.1.99999.1.2", sig_policy
     assert sig_policy["sig_policy_hash"]["digest"] == policy_digest
     openssl_cms(tmp_path, signed["c"], ca_pem)
+
+
+def test_the_certificate_is_narrowed_by_the_client_and_chosen_by_the_user(
+        service: Service, http: httpx.Client, demo_token: str, fortress: httpx.Client) -> None:
+    who = enrol(http, demo_token)
+    r = http.post(f"/v1/users/{who.user['id']}/identities", json={"algorithm": "ec-p256"},
+                  headers=admin(http, demo_token))
+    assert r.status_code == 201, r.text
+    second = r.json()["identity"]["id"]
+    first = who.identity["id"]
+    cn = f"Test {who.username}"
+
+    def signed_by(exe: str) -> str:
+        done = fortress.post(f"{SIGN}/execute/{exe}")
+        assert done.status_code == 200, done.text
+        value = base64.b64decode(done.json()[0]["bytesB64"])
+        for cert in fortress.get(f"/fortress/api/v1/user/{who.username}/certificate").json():
+            try:
+                check_raw(value, b"which key", cert["pem"])
+                return str(cert["code"])
+            except Exception:  # noqa: BLE001 - not this certificate's signature
+                continue
+        raise AssertionError("no certificate of the user verifies the value")
+
+    # the client narrows to one certificate: the user is not asked to choose
+    r = fortress.post(SIGN, json={"userCode": who.username, "certificateCode": second,
+                                  "certificateFilter": {"subject.cn": [cn]},
+                                  "signatureConfigurations": [config(b"which key", "PKCS1", "k.bin", "k")]})
+    assert r.status_code == 200, r.text
+    browser, request_id, page = consent_page(service, r.json()["authCode"], who)
+    assert 'name="sign_identity_id"' not in page, page
+    assert "code" in redirected(consent_post(browser, request_id, action="approve", pin=who.pin))
+    browser.close()
+    assert signed_by(r.json()["exeCode"]) == second
+
+    # both match: the user picks one of the two (and nothing else)
+    r = fortress.post(SIGN, json={"userCode": who.username, "certificateFilter": {"subject.cn": [cn]},
+                                  "signatureConfigurations": [config(b"which key", "PKCS1", "k.bin", "k")]})
+    assert r.status_code == 200, r.text
+    browser, request_id, page = consent_page(service, r.json()["authCode"], who)
+    assert page.count('name="sign_identity_id"') == 2 and first in page and second in page, page
+    other = enrol(http, demo_token).identity["id"]  # not the user's: refused whatever the form says
+    foreign = consent_post(browser, request_id, action="approve", pin=who.pin, sign_identity_id=other)
+    assert foreign.status_code == 400, foreign.text
+    assert "code" in redirected(consent_post(browser, request_id, action="approve", pin=who.pin,
+                                             sign_identity_id=first))
+    browser.close()
+    assert signed_by(r.json()["exeCode"]) == first
