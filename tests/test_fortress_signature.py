@@ -516,3 +516,43 @@ def test_the_certificate_is_narrowed_by_the_client_and_chosen_by_the_user(
                                              sign_identity_id=first))
     browser.close()
     assert signed_by(r.json()["exeCode"]) == first
+
+
+def test_a_plain_authorization_takes_two_factors_and_gives_a_code_for_the_token_endpoint(
+        service: Service, signer: Enrolled) -> None:
+    demo = service.demo_client()
+
+    def start(browser: httpx.Client) -> tuple[str, str]:
+        page = browser.get("/fortress/oauth2/v1/auth", params={
+            "scope": "profile", "state": "plain-1", "redirect_uri": CALLBACK, "response_type": "code",
+            "client_id": demo["client_id"], "user_code": signer.username})
+        assert page.status_code == 200, page.text
+        return hidden(page.text, "request_id"), page.text
+
+    with httpx.Client(base_url=service.url, timeout=60, follow_redirects=False) as browser:
+        request_id, page = start(browser)
+        assert f'value="{signer.username}"' in page
+        page = browser.post("/trustedx-authserver/oauth/fortress/login", data={
+            "request_id": request_id, "username": signer.username, "password": signer.password, "action": "login"})
+        assert page.status_code == 200 and 'name="pin"' in page.text and 'value="otp"' in page.text, page.text
+        assert consent_post(browser, request_id, action="approve").status_code == 403  # no second factor
+        params = redirected(consent_post(browser, request_id, action="approve", pin=signer.pin))
+        assert params["state"] == "plain-1"
+        token = httpx.post(service.url + "/fortress/oauth2/v1/token", params={
+            "grant_type": "authorization_code", "code": params["code"], "client_id": demo["client_id"],
+            "client_secret": demo["client_secret"]}, timeout=30)
+        assert token.status_code == 200 and token.json()["token_type"] == "Bearer", token.text
+        replay = httpx.post(service.url + "/fortress/oauth2/v1/token", params={
+            "grant_type": "authorization_code", "code": params["code"], "client_id": demo["client_id"],
+            "client_secret": demo["client_secret"]}, timeout=30)
+        assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant", replay.text
+
+        request_id, _ = start(browser)
+        cancel = browser.post("/trustedx-authserver/oauth/fortress/login", data={
+            "request_id": request_id, "action": "cancel"})
+        assert redirected(cancel) == {"set": "7", "error": "access_denied", "error_description": "the user canceled",
+                                      "state": "plain-1"}  # the callback's own query is kept
+    bad = httpx.get(service.url + "/fortress/oauth2/v1/auth", params={
+        "scope": "profile", "redirect_uri": "https://elsewhere.example/cb", "response_type": "code",
+        "client_id": demo["client_id"]}, timeout=30)
+    assert bad.status_code == 400 and "redirect_uri" in bad.text  # shown, never redirected

@@ -111,8 +111,10 @@ class PendingConsent:
 
     @property
     def needs_pin(self) -> bool:
-        """The PIN is asked for (required, or one of two ways to approve)."""
-        return USE_SERVER in self.scopes
+        """The approval asks for more than the login (the PIN, required or as one of two ways): a
+        server signature always does; a request with other ``factors`` than ``pin`` does even
+        without one (a Fortress-style login wants a second factor)."""
+        return USE_SERVER in self.scopes or self.factors != "pin"
 
     @property
     def pin_required(self) -> bool:
@@ -357,30 +359,41 @@ class ConsentService:
         carrying the code. PinRefused, OtpError and Throttled propagate (the page shows why)."""
         r = self._load(request_id, secret, "consent")
         identity = self._chosen_identity(r, chosen_identity)
-        if USE_SERVER in r.scope.split():
-            assert identity is not None and r.user_id is not None
-            self.identities.check_usable(identity)
+        signs, factors = USE_SERVER in r.scope.split(), r.factors or "pin"
+        if signs or factors != "pin":
+            assert r.user_id is not None
+            if signs:
+                assert identity is not None
+                self.identities.check_usable(identity)
             sources = self._sources(r, address)
             if self.throttle is not None:
                 self.throttle.check(sources)
-            factors = r.factors or "pin"
             use_otp = factors == "pin+otp" or (factors == "pin-or-otp" and bool(otp) and not pin)
             try:
                 if use_otp:
                     self._check_otp(r, otp or "", sources)
                 if factors != "pin-or-otp" or not use_otp:
-                    self.identities.verify_pin(identity.id, pin or "", actor=r.user_id, tenant_id=r.tenant_id)
+                    pin_identity = identity if signs else self._pin_identity(r)
+                    self.identities.verify_pin(pin_identity.id, pin or "", actor=r.user_id, tenant_id=r.tenant_id)
             except PinRefused:
                 if self.throttle is not None:
                     self.throttle.failed(sources)
                 raise
         return self._issue_code(r, identity)
 
+    def _pin_identity(self, r: AuthorizationRequest) -> IdentityInfo:
+        """Whose PIN a login without a signature checks: the user's first enabled identity that
+        has one (a user's identities share the PIN the user chose at activation)."""
+        for i in self.identities.list(Viewer(r.tenant_id, r.user_id), user_id=r.user_id):
+            if i.status == "enabled" and i.has_pin:
+                return i
+        raise ConsentError("invalid_request", "you have no signing PIN; ask for a one-time code instead")
+
     # -- one-time passwords ------------------------------------------------------------------------
     def send_otp(self, request_id: str, secret: str) -> PendingConsent:
         """Send the signed-in user a one-time password for this consent (a new one replaces the old)."""
         r = self._load(request_id, secret, "consent")
-        if (r.factors or "pin") == "pin" or USE_SERVER not in r.scope.split():
+        if (r.factors or "pin") == "pin":
             raise OtpError("invalid_request", "this request is approved with the PIN")
         if self.otp is None:
             raise OtpError("no_otp_channel", "this service cannot send one-time codes", 409)

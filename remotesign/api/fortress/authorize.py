@@ -9,9 +9,10 @@ Two uses, as the vendor's SDK has them:
   (``authCode`` is accepted too). The user signs in (only the request's user may), sees the
   documents and approves with the signing PIN; the request is then authorized for exactly those
   documents and the client executes it. The ``code`` of the redirect identifies the user only.
-* A plain authorization (``scope=profile|certificate|certificates&user_code=…``): a code the
-  client exchanges at ``POST {fortress}/oauth2/v1/token`` (``grant_type=authorization_code``,
-  ``code``, client credentials) for a token of the user's profile.
+* A plain authorization (``scope=profile|certificate|certificates&user_code=…``): the password,
+  then the PIN or a one-time code (two factors, as the vendor's), then a code the client
+  exchanges at ``POST {fortress}/oauth2/v1/token`` (``grant_type=authorization_code``, ``code``,
+  client credentials) for a token of the user's profile.
 
 ``redirect_uri`` is one the client registered, or a URL of the same origin as one of them (the
 SDK sends a per-request callback path). The vendor's clients send no PKCE; the code is redeemed
@@ -89,6 +90,6 @@ async def auth(request: Request, svc: Services = Depends(services)) -> Response:
                                state=params.get("state"))
         params["scope"] = " ".join(dict.fromkeys(WIRE_SCOPES[s] for s in wire))
         return login_page(svc, request, AUTH_SERVER, params, login_hint=query.get("user_code") or None,
-                          extra_redirect_uri=extra, pkce_optional=True)
+                          extra_redirect_uri=extra, pkce_optional=True, factors="pin-or-otp")
 
     return await run_page(handle)
