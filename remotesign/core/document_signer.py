@@ -99,12 +99,15 @@ class Prepared:
     parameters: SignParameters | None
     data: DataToSign | None
     scratch: BinaryIO | None
+    document_digest: bytes | None = None  # PKCS1: the document's digest, when the caller had it
 
     @property
     def digest(self) -> bytes:
         """What the key signs: the DTBS digest, or for PKCS1 the document's own digest."""
         if self.data is not None:
             return self.data.digest
+        if self.document_digest is not None:
+            return self.document_digest
         with self.document.content() as f:
             h = hashlib.new(self.spec.hash_name)
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -125,11 +128,12 @@ class DocumentSigner:
 
     async def prepare(self, spec: SignatureSpec, document: Document, path: list[x509.Certificate],
                       algorithm: KeyAlgorithm, stack: contextlib.ExitStack,
-                      signing_time: datetime | None = None) -> Prepared:
+                      signing_time: datetime | None = None, document_digest: bytes | None = None) -> Prepared:
         """The DTBS of ``document`` signed by the first certificate of ``path`` (which ends at a
-        trust anchor); the scratch file lives as long as ``stack``."""
+        trust anchor); the scratch file lives as long as ``stack``. ``document_digest``: the
+        document's digest with the spec's hash, when the caller computed it already."""
         if spec.kind == RAW:
-            return Prepared(spec, document, None, None, None)
+            return Prepared(spec, document, None, None, None, document_digest)
         signer = SignerSpec(certificate=path[0].dump(), chain=tuple(c.dump() for c in path[1:]),
                             digest_algorithm=spec.hash_name, mechanism=mechanism_of(algorithm))
         params = SignParameters(signer=signer, signing_time=signing_time or _now(), packaging=spec.packaging,

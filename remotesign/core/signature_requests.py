@@ -470,7 +470,8 @@ class SignatureRequestService:
                 typed.append(TypedDigest(spec.hash_name, h.digest()))
                 doc = document(item["name"], _opener(self.blobs, namespace, item["blob"]), spec.kind,
                                bytes.fromhex(item["sha256"]))
-                prepared.append(await self.signer.prepare(spec, doc, path, key.algorithm, stack, signing_time))
+                prepared.append(await self.signer.prepare(spec, doc, path, key.algorithm, stack, signing_time,
+                                                          document_digest=typed[-1].value))
             token = self._token(r, identity)
             reference = self.sole_control.authorize(token, identity.id, typed)
             auth = KeyUseAuthorization(reference, identity.id, actor=token.user_id or r.tenant_id,
