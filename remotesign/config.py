@@ -110,6 +110,19 @@ class Settings:
     mail_from: str = "remotesign <noreply@localhost>"
     sms_gateway_url: str | None = None        # one-time codes by SMS (notify/sms.py); else by e-mail
     sms_gateway_token: str | None = None
+    # Messages to signers (passcodes, one-time codes) are retried this many times, the wait
+    # doubling from notify_backoff_seconds (notify/outbox.py).
+    notify_max_attempts: int = 5
+    notify_backoff_seconds: float = 2.0
+    # Certificate products agreements are registered under (core/agreements.py parse_products):
+    # the Remote Signing (VN) profile codes by default; the first is the default product.
+    certificate_products: str = (
+        "T2PSB21Y=natural:1y,T2PSB22Y=natural:2y,T2PSB23Y=natural:3y,"
+        "T2SFB21Y=natural:1y,T2SFB22Y=natural:2y,T2SFB23Y=natural:3y,"
+        "T2OSB21Y=legal:1y,T2OSB22Y=legal:2y,T2OSB23Y=legal:3y")
+    client_jwt_ttl_seconds: int = 3600          # JWTs of the Remote Signing API's client login
+    otp_ttl_seconds: int = 300                  # one-time codes that authorize a signing transaction
+    otp_max_failures: int = 3
     kdf_log2_n: int = 16                      # scrypt cost of stored passwords and PINs
     heavy_threads: int = 2                    # threads per process for signing/extension work
     auth_code_ttl_seconds: int = 60
@@ -195,6 +208,13 @@ def load_settings() -> Settings:
         mail_from=_env("REMOTESIGN_MAIL_FROM", Settings.mail_from) or Settings.mail_from,
         sms_gateway_url=_env("REMOTESIGN_SMS_GATEWAY_URL"),
         sms_gateway_token=_env("REMOTESIGN_SMS_GATEWAY_TOKEN"),
+        notify_max_attempts=max(1, _env_int("REMOTESIGN_NOTIFY_MAX_ATTEMPTS", Settings.notify_max_attempts)),
+        notify_backoff_seconds=float(_env("REMOTESIGN_NOTIFY_BACKOFF", "2") or "2"),
+        certificate_products=_env("REMOTESIGN_CERTIFICATE_PRODUCTS", Settings.certificate_products)
+        or Settings.certificate_products,
+        client_jwt_ttl_seconds=max(1, _env_int("REMOTESIGN_CLIENT_JWT_TTL", Settings.client_jwt_ttl_seconds)),
+        otp_ttl_seconds=max(1, _env_int("REMOTESIGN_OTP_TTL", Settings.otp_ttl_seconds)),
+        otp_max_failures=max(1, _env_int("REMOTESIGN_OTP_MAX_FAILURES", Settings.otp_max_failures)),
         kdf_log2_n=max(14, _env_int("REMOTESIGN_KDF_LOG2_N", Settings.kdf_log2_n)),
         heavy_threads=max(1, _env_int("REMOTESIGN_HEAVY_THREADS", Settings.heavy_threads)),
         auth_code_ttl_seconds=_env_int("REMOTESIGN_AUTH_CODE_TTL", Settings.auth_code_ttl_seconds),

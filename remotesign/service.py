@@ -348,6 +348,39 @@ class Services:
                                        callback_lease=st.callback_timeout_seconds * 2 + 30)
 
     @cached_property
+    def outbox(self) -> Any:
+        """Passcodes and one-time codes to signers, sent in the background and retried."""
+        from remotesign.notify.outbox import Outbox
+
+        st = self.settings
+        return Outbox(self.db, self.audit, self.mailer, self.sms, max_attempts=st.notify_max_attempts,
+                      backoff_seconds=st.notify_backoff_seconds)
+
+    @cached_property
+    def agreements(self) -> Any:
+        from remotesign.core.agreements import AgreementService, parse_products
+
+        return AgreementService(self.db, self.audit, self.users, self.identities, self.outbox, self.blobs,
+                                parse_products(self.settings.certificate_products),
+                                kdf_log2_n=self.settings.kdf_log2_n)
+
+    @cached_property
+    def signing_transactions(self) -> Any:
+        from remotesign.core.signing_transactions import SigningTransactionService
+
+        st = self.settings
+        return SigningTransactionService(self.db, self.audit, self.agreements, self.tenants, self.keystore,
+                                         self.sole_control, self.outbox, otp_ttl=st.otp_ttl_seconds,
+                                         otp_max_failures=st.otp_max_failures)
+
+    @cached_property
+    def client_jwt(self) -> Any:
+        """JWTs for clients that log in with their credentials (the Remote Signing API)."""
+        from remotesign.trust.jwt_issuer import JwtIssuer
+
+        return JwtIssuer(self.db, self.keystore, f"{self.base_url}/rs")
+
+    @cached_property
     def request_runner(self) -> Any:
         """Background execution and callbacks of asynchronous signature requests."""
         from remotesign.core.request_runner import SignatureRequestRunner

@@ -69,6 +69,7 @@ API_ERRORS: dict[str, dict[int | str, dict[str, Any]]] = {
     "esigp": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
     "devices": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
     "fortress": errors(400, 401, 403, 404, 409, 410, 413, 422, 502, _STORAGE),
+    "remote_signing": errors(400, 401, 403, 404, 413),
 }
 
 

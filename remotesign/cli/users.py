@@ -409,8 +409,28 @@ def cmd_client_pkce(args: argparse.Namespace, svc) -> int:  # type: ignore[no-un
     return 0
 
 
+@command
+def cmd_client_networks(args: argparse.Namespace, svc) -> int:  # type: ignore[no-untyped-def]
+    if args.networks or args.clear:
+        tenant = svc.tenants.set_allowed_networks(args.client_id, [] if args.clear else args.networks)
+    else:
+        tenant = svc.tenants.by_client_id_or_id(args.client_id)
+    print("\n".join(tenant.allowed_networks) if tenant.allowed_networks else "(any address)")
+    return 0
+
+
 def add_client_parsers(csub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``client redirect-uris`` and ``client pkce``, added to the ``client`` command's actions."""
+    """``client redirect-uris``, ``client pkce`` and ``client networks``, added to the ``client``
+    command's actions."""
+    p = csub.add_parser("networks", help="limit (or show) the networks a relying party may call from",
+                        description="Replace the IP networks (CIDR) or addresses this client may call the APIs "
+                                    "from, and print the list; calls from elsewhere are refused (the Remote "
+                                    "Signing API answers 1000 INVALID IP ADDRESS). Without networks the list is "
+                                    "shown; --clear lifts the limit.")
+    p.add_argument("client_id")
+    p.add_argument("networks", nargs="*", metavar="CIDR")
+    p.add_argument("--clear", action="store_true", help="allow every address again")
+    p.set_defaults(func=cmd_client_networks)
     p = csub.add_parser("pkce", help="require PKCE S256 (the default) or let a legacy client go without",
                         description="PKCE S256 is required on the authorization-code flow. 'optional' lets this "
                                     "one confidential client omit it (plain is never accepted); audited.")

@@ -215,14 +215,67 @@ class IdentityService:
             self._issue(user, algorithm, "person-auth", AUTH_LABELS, pin, AUTH_DESCRIPTION, domain, actor)
         return created
 
+    def create_for_subject(self, user: UserInfo, subject: x509.Name, *, profile: str, validity: timedelta,
+                           algorithm: KeyAlgorithm = KeyAlgorithm.RSA_2048, pin: str, labels: tuple[str, ...],
+                           description: str, actor: str) -> IdentityInfo:
+        """An identity whose certificate names ``subject`` (the signer's registered details) and
+        lasts ``validity``: a certificate product sold under a contract (core/agreements.py)."""
+        check_pin(pin)
+        return self._issue(user, algorithm, profile, check_labels(labels), pin, description, "citizen", actor,
+                           subject=subject, validity=validity)
+
     def _issue(self, user: UserInfo, algorithm: KeyAlgorithm, profile: str, labels: tuple[str, ...],
-               pin: str | None, description: str, domain: str, actor: str) -> IdentityInfo:
+               pin: str | None, description: str, domain: str, actor: str, *, subject: x509.Name | None = None,
+               validity: timedelta | None = None) -> IdentityInfo:
         key = self.keystore.create_identity_key(algorithm, f"identity:{user.username}", user.tenant_id)
-        cert = self.ca.issue(subject=_subject(user, self.country), public_key_der=key.public_key_der,
-                             profile_name=profile, tenant_id=user.tenant_id, key_id=key.id)
+        cert = self.ca.issue(subject=subject or _subject(user, self.country), public_key_der=key.public_key_der,
+                             profile_name=profile, tenant_id=user.tenant_id, key_id=key.id, validity=validity)
         chain = b"".join(c.der for c in reversed(self.ca.chain()))
         return self._save(user, key.id, cert.der, chain, cert.id, labels, pin, description, domain, actor,
                           {"algorithm": algorithm.value, "profile": profile})
+
+    def rekey(self, identity_id: str, subject: x509.Name, *, profile: str, validity: timedelta | None = None,
+              not_after: datetime | None = None, actor: str) -> IdentityInfo:
+        """A new key and certificate for the identity (changed details, a renewal): the old
+        certificate is revoked as superseded and the old key destroyed, so exactly one key and one
+        valid certificate stand for the identity at any time. The PIN and its state stay."""
+        info = self.get(identity_id, Viewer(None))
+        old_key = self.keystore.identity_key(info.key_id, info.user_tenant_id)
+        key = self.keystore.create_identity_key(old_key.algorithm, old_key.label, info.user_tenant_id)
+        cert = self.ca.issue(subject=subject, public_key_der=key.public_key_der, profile_name=profile,
+                             tenant_id=info.user_tenant_id, key_id=key.id, validity=validity, not_after=not_after)
+        chain = b"".join(c.der for c in reversed(self.ca.chain()))
+        with self.db.session() as s:
+            rec = s.get(SignIdentity, identity_id, with_for_update=True)
+            assert rec is not None
+            old_cert_id = rec.certificate_id
+            rec.key_id, rec.certificate_id, rec.certificate_der, rec.chain_der = key.id, cert.id, cert.der, chain
+            owner = s.get(EndUser, rec.user_id)
+            updated = _info(rec, owner.tenant_id if owner else None)
+        self.audit.append("identity.rekeyed", actor=actor, tenant_id=info.user_tenant_id, subject=identity_id,
+                          details={"old_key_id": old_key.id, "key_id": key.id, "certificate_id": cert.id,
+                                   "profile": profile})
+        self._retire(old_cert_id, old_key, "superseded", actor)
+        return updated
+
+    def retire(self, identity_id: str, *, reason: str, actor: str) -> IdentityInfo:
+        """End the identity for good: its certificate revoked (``reason``), its key destroyed, its
+        status disabled. Nothing can sign with it afterwards."""
+        info = self.update(identity_id, Viewer(None), status="disabled", reason="retired", actor=actor)
+        with self.db.session() as s:
+            rec = s.get(SignIdentity, identity_id)
+            cert_id = rec.certificate_id if rec is not None else None
+        self._retire(cert_id, self.keystore.identity_key(info.key_id, info.user_tenant_id), reason, actor)
+        return info
+
+    def _retire(self, cert_id: str | None, key: Any, reason: str, actor: str) -> None:
+        cert = self.ca.get_any(cert_id) if cert_id else None
+        if cert is not None and cert.revoked_at is None:
+            self.ca.revoke(cert, reason, actor=actor)
+        try:
+            self.keystore.destroy(key, actor=actor)
+        except KeyStoreError:
+            pass  # already gone
 
     def import_pkcs12(self, user: UserInfo, data: bytes, password: bytes | None, *, labels: list[str] | None = None,
                       pin: str | None = None, description: str | None = None, domain: str = "citizen",

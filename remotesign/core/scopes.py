@@ -13,6 +13,7 @@ VALIDATE = "remotesign:validate"
 USERS = "remotesign:users"
 IDENTITY_MANAGE = "urn:safelayer:eidas:sign:identity:manage"
 SIGNATURES = "remotesign:signatures"  # Fortress-style client token (its wire scope is "client")
+AGREEMENTS = "remotesign:agreements"  # register signers' agreements and manage their certificates
 
 IDENTIFY = "urn:lvrtc:fpeil:aa"  # electronic identification: name and personal code
 IDENTIFY_AGE = "urn:lvrtc:fpeil:aa:age"  # identification with the age (also :age_NN, "at least NN years")
@@ -28,7 +29,8 @@ KNOWN_SCOPES: dict[str, str] = {
     VALIDATE: "validate signed documents and manage the relying party's trust anchors (native API)",
     USERS: "enrol the relying party's own end users and create their sign identities (admin API)",
     IDENTITY_MANAGE: "list and import sign identities of the relying party's own users (eSigP)",
-    SIGNATURES: "extend signed documents and request signatures (Fortress-style API)",
+    SIGNATURES: "extend signed documents and request signatures (Fortress-style and Remote Signing APIs)",
+    AGREEMENTS: "register signers' agreements and manage their certificates (Remote Signing API)",
 }
 
 USER_SCOPES: dict[str, str] = {

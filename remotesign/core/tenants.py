@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -46,6 +47,17 @@ class TenantInfo:
     created_at: datetime
     redirect_uris: tuple[str, ...] = ()
     pkce_required: bool = True
+    allowed_networks: tuple[str, ...] = ()  # CIDRs the client may call from; empty = anywhere
+
+    def allows_address(self, address: str | None) -> bool:
+        """May the client call from ``address``? (No list: yes; a list and no address: no.)"""
+        if not self.allowed_networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(n, strict=False) for n in self.allowed_networks)
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,8 @@ def _info(t: Tenant) -> TenantInfo:
     return TenantInfo(id=t.id, name=t.name, client_id=t.client_id,
                       allowed_scopes=tuple(s for s in t.allowed_scopes.split() if s), enabled=t.enabled,
                       created_at=t.created_at, redirect_uris=tuple(u for u in (t.redirect_uris or "").split() if u),
-                      pkce_required=t.pkce_required is not False)
+                      pkce_required=t.pkce_required is not False,
+                      allowed_networks=tuple(n for n in (t.allowed_networks or "").split() if n))
 
 
 def _hash_secret(secret: str, salt: str) -> str:
@@ -148,6 +161,12 @@ class TenantService:
         with self.db.session() as s:
             t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
             return _info(t) if t else None
+
+    def by_name(self, name: str) -> TenantInfo | None:
+        """The enabled client of this name (a relying-party code), if exactly one has it."""
+        with self.db.session() as s:
+            found = s.scalars(select(Tenant).where(Tenant.name == name, Tenant.enabled.is_(True)).limit(2)).all()
+            return _info(found[0]) if len(found) == 1 else None
 
     def is_registered_redirect(self, uri: str) -> bool:
         """``uri`` is, exactly, a redirect URI an enabled client registered."""
@@ -265,6 +284,24 @@ class TenantService:
         self.audit.append("client.callback_secret", actor=actor, tenant_id=tenant_id, subject=tenant_id,
                           details={"rotated": rotate})
         return secret
+
+    def set_allowed_networks(self, client_id: str, networks: list[str], actor: str = "operator") -> TenantInfo:
+        """The networks (CIDRs or addresses) the client may call from; an empty list lifts the limit."""
+        clean = []
+        for n in networks:
+            try:
+                clean.append(str(ipaddress.ip_network(n.strip(), strict=False)))
+            except ValueError as exc:
+                raise TenantError(f"{n!r} is not an IP network") from exc
+        with self.db.session() as s:
+            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
+            if t is None:
+                raise TenantError(f"no client {client_id!r}")
+            t.allowed_networks = " ".join(dict.fromkeys(clean))
+            info = _info(t)
+        self.audit.append("client.allowed_networks", actor=actor, tenant_id=info.id, subject=client_id,
+                          details={"networks": list(info.allowed_networks)})
+        return info
 
     def set_pkce_required(self, client_id: str, required: bool, actor: str = "operator") -> TenantInfo:
         """PKCE S256 is required by default; only the operator may relax it for a legacy client."""

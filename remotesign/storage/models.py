@@ -40,6 +40,8 @@ class Tenant(Base):
     pkce_required: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     # the HMAC-SHA256 key of the callbacks sent to this client (base64), made on first use
     callback_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # the networks this client may call from (space-separated CIDRs); empty = anywhere
+    allowed_networks: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class AccessToken(Base):
@@ -475,4 +477,81 @@ class SignatureRequest(Base):
     callback_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Agreement(Base):
+    """A relying party's contract for one signer (core/agreements.py): the sign identity whose
+    certificate the built-in CA issued for it, who may use it (``shared_mode``), which of the
+    relying party's applications may sign with it, and where the owner receives passcodes and
+    one-time codes. Several agreements may share one identity (a shared agreement names the one
+    it shares, ``shared_from``); the identity's PIN is the owner's passcode."""
+
+    __tablename__ = "agreements"
+    __table_args__ = (UniqueConstraint("tenant_id", "reference", name="uq_agreements_tenant_reference"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(64), index=True)  # the agreement UUID callers name
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sign_identity_id: Mapped[str] = mapped_column(String(36), index=True)
+    owner_reference: Mapped[str] = mapped_column(String(200), index=True)
+    shared_mode: Mapped[str] = mapped_column(String(12))  # private | relying_party | agreement
+    shared_from: Mapped[str | None] = mapped_column(String(36), nullable=True)  # the agreement shared
+    accepted_apps: Mapped[str] = mapped_column(Text, default="")  # space-separated; empty = any
+    product: Mapped[str] = mapped_column(String(40))  # the certificate product it was issued under
+    subject: Mapped[str] = mapped_column(Text)  # JSON: the signer's details the certificate names
+    owner_email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    owner_phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    otp_email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    otp_phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    passcode_channel: Mapped[str] = mapped_column(String(8))  # email | sms
+    passcode_must_change: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(10), index=True)  # active | disabled | revoked
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SigningTransaction(Base):
+    """One signing request made with an agreement (core/signing_transactions.py): what is to be
+    signed (``items``: the digests, in order), how the owner authorizes it (their passcode at
+    once, or a one-time code sent to them), and its outcome. A one-time code is stored hashed and
+    bound to this transaction; the transaction signs at most once."""
+
+    __tablename__ = "signing_transactions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the bill code callers name
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # hash | file
+    items: Mapped[str] = mapped_column(Text)  # JSON
+    method: Mapped[str] = mapped_column(String(12))  # passcode | otp-sms | otp-email
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    otp_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    otp_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    otp_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # pending | signing | done | failed | expired | cancelled
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    error_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Notification(Base):
+    """A message to a signer (a passcode, a one-time code), as delivered: its channel, the masked
+    address, attempts and outcome. The text itself is never stored (it carries a secret); a
+    message still ``queued`` when its process died is marked ``lost`` at the next start."""
+
+    __tablename__ = "notifications"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    subject_ref: Mapped[str] = mapped_column(String(64))  # what it is about (an agreement, a transaction)
+    purpose: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(8))  # email | sms
+    recipient: Mapped[str] = mapped_column(String(200))  # masked
+    status: Mapped[str] = mapped_column(String(10), index=True)  # queued | sent | failed | lost
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    owner: Mapped[str] = mapped_column(String(100))  # the process that holds the text
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

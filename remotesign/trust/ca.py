@@ -239,8 +239,10 @@ class CertificateAuthority:
                           validity=validity)
 
     def issue(self, *, subject: x509.Name, public_key_der: bytes, profile_name: str, tenant_id: str | None,
-              key_id: str | None = None, validity: timedelta | None = None) -> IssuedCertificate:
-        """Issue an end-entity certificate from the issuing CA with the extensions of ``profile_name``."""
+              key_id: str | None = None, validity: timedelta | None = None,
+              not_after: datetime | None = None) -> IssuedCertificate:
+        """Issue an end-entity certificate from the issuing CA with the extensions of ``profile_name``;
+        it ends after ``validity`` (default the profile's) or at ``not_after`` exactly."""
         if profile_name not in ISSUABLE_PROFILES:
             raise ProfileError(f"unknown profile {profile_name!r}; choose one of {', '.join(ISSUABLE_PROFILES)}")
         profile = get_profile(profile_name)
@@ -254,14 +256,16 @@ class CertificateAuthority:
             raise CertificateError(f"public key algorithm {algo} is not supported (RSA or EC only)")
         issuer, issuer_key = self._system_pair(self.ISSUING)
         return self._issue(subject=subject, public_key_der=public_key_der, profile=profile, tenant_id=tenant_id,
-                           key_id=key_id, issuer=issuer, issuer_key=issuer_key, validity=validity)
+                           key_id=key_id, issuer=issuer, issuer_key=issuer_key, validity=validity, not_after=not_after)
 
     def _issue(self, *, subject: x509.Name, public_key_der: bytes, profile: Profile, tenant_id: str | None,
                key_id: str | None, issuer: IssuedCertificate | None, issuer_key: StoredKey,
-               validity: timedelta | None = None) -> IssuedCertificate:
+               validity: timedelta | None = None, not_after: datetime | None = None) -> IssuedCertificate:
         now = datetime.now(timezone.utc).replace(microsecond=0)
         not_before = now - CLOCK_SKEW
-        not_after = now + (validity or profile.validity)
+        not_after = not_after.replace(microsecond=0) if not_after is not None else now + (validity or profile.validity)
+        if not_after <= now:
+            raise CertificateError("a certificate must end in the future")
         if issuer is not None and not_after > issuer.not_after:
             not_after = issuer.not_after  # never outlive the issuer
         serial = secrets.randbits(159) | (1 << 158)  # positive, 20 bytes, unpredictable (CA/B BR 7.1)

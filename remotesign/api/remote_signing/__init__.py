@@ -1,0 +1,21 @@
+"""Remote Signing (VN)-style API facade (the EFY / SignCloud wire format) under ``/remote-signing``,
+so a client configured with ``https://api.remotesigning.vn`` works with
+``http(s)://<remotesign>/remote-signing``: the client login (JWT), agreements and their certificate
+lifecycle, and hash signing authorized by the owner's passcode or a one-time code. Wire format
+only; every operation is a call into ``remotesign.core``. Answers carry the spec's ``responseCode``
+(api/remote_signing/answers.py), errors of any layer under the prefix too."""
+
+from fastapi import APIRouter
+
+from remotesign.api.errors import register_protocol_errors
+from remotesign.api.remote_signing import auth, certificates, signing
+from remotesign.api.remote_signing.answers import transport_error
+
+PREFIX = "/remote-signing"
+
+router = APIRouter(prefix=PREFIX)
+for _module in (auth, certificates, signing):
+    router.include_router(_module.router)
+
+# size and nesting limits, unknown paths, unexpected failures: the API's own shapes
+register_protocol_errors(PREFIX, transport_error)

@@ -1,0 +1,116 @@
+"""The Remote Signing API's answers: the ``responseCode`` table, the body every business answer
+carries, the LoopBack-style ``{"error": {"statusCode", "name", "message"}}`` of transport errors,
+and the mapping of the core's refusals onto the table.
+
+HTTP status: business outcomes are 200 with their ``responseCode`` (as the vendor's clients read
+them); input the service cannot read (1002) is 400; a missing, forged or expired token is 401
+(1001 / 1029) and a call from a network the client is not allowed to use 403 (1000), both also in
+the LoopBack error shape the login documents; an unexpected failure is 500 (1003).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from remotesign.core.errors import CoreError
+
+MESSAGES: dict[int, str] = {
+    0: "SUCCESSFULLY",
+    1000: "INVALID IP ADDRESS",
+    1001: "INVALID CREDENTIAL DATA",
+    1002: "INVALID PARAMS",
+    1003: "UNEXPECTED EXCEPTION",
+    1004: "INVALID AUTHORIZATION CODE",
+    1005: "AUTHORIZATION BLOCKED",
+    1006: "AUTHORIZATION CODE TIMEOUT",
+    1007: "REQUEST ACCEPTED",
+    1008: "AGREEEMENT NOT FOUND",
+    1009: "CERTIFICATE IS NOT ENROLLED",
+    1010: "AGREEMENT EXISTED",
+    1011: "UNSUPPORTED OPERATION",
+    1012: "ACCESS DENIED",
+    1013: "AGREEMENT NOT READY",
+    1014: "CERTIFICATE IS EXPIRED",
+    1015: "BILLCODE TIMEOUT DUE TO UNEXPECTED EXCEPTION WHILE SIGNING",
+    1016: "FILE IS BEING PROCESSED",
+    1017: "AGREEMENT REVOKED",
+    1018: "SUCCESSFULLY. YOUR PASSCODE NEED TO BE CHANGED",
+    1019: "FUNCTION ACCESS DENIED",
+    1020: "FAILED TO CHECK REVOCATION",
+    1021: "CERTIFICATE REVOKED",
+    1022: "CERTIFICATE UNKNOWN",
+    1023: "SHARED AGREEMENT NOT FOUND",
+    1024: "SHARED AGREEMENT INVALID SHARED MODE",
+    1025: "FILE NOT FOUND",
+    1026: "MULTIPLE CLIENT MACHINE YSING THE SAME AGREEMENT UUID",
+    1027: "TRANSACTION NOT FINISHED",
+    1028: "EMAIL HAS BEEN REGISTERED",
+    1029: "CREDENTIALS HAVE BEEN EXPIRED",
+}
+
+# the core's refusal codes (core/agreements.py, core/signing_transactions.py) on the table
+CORE_CODES: dict[str, int] = {
+    "not_found": 1008, "exists": 1010, "email_registered": 1028, "shared_not_found": 1023,
+    "shared_mode_invalid": 1024, "access_denied": 1012, "app_not_accepted": 1012, "disabled": 1013,
+    "revoked": 1017, "certificate_expired": 1014, "certificate_revoked": 1021,
+    "passcode_wrong": 1004, "code_wrong": 1004, "code_used": 1004, "passcode_blocked": 1005, "code_blocked": 1005,
+    "code_expired": 1006, "in_progress": 1016, "failed": 1015, "signing_failed": 1015,
+    "transaction_pending": 1027, "other_client": 1026, "unsupported": 1011, "channel_unavailable": 1011,
+    "invalid_request": 1002, "invalid_details": 1002, "invalid_contact": 1002, "immutable_detail": 1002,
+    "invalid_passcode": 1002, "unknown_product": 1002, "no_channel": 1002, "unknown_transaction": 1002,
+}
+_LOOPBACK_NAMES = {400: "BadRequestError", 401: "UnauthorizedError", 403: "ForbiddenError", 404: "NotFoundError",
+                   405: "MethodNotAllowedError", 413: "PayloadTooLargeError", 429: "TooManyRequestsError",
+                   500: "InternalServerError", 503: "ServiceUnavailableError"}
+
+
+def timestamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Refusal(Exception):
+    """An answer with a failure ``code`` of the table, raised anywhere in a route."""
+
+    def __init__(self, code: int, detail: str, **fields: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.fields = fields
+
+
+def answer(code: int, **fields: Any) -> JSONResponse:
+    """A business answer: HTTP 200 (400 for 1002) with the code, its message and ``fields``."""
+    body = {"responseCode": code, "responseMessage": MESSAGES[code], "timestamp": timestamp(),
+            "status": code in (0, 1007, 1018), **{k: v for k, v in fields.items() if v is not None}}
+    return JSONResponse(body, status_code=400 if code == 1002 else 500 if code == 1003 else 200)
+
+
+def refused(exc: Refusal) -> JSONResponse:
+    if exc.code in (1000, 1001, 1029):
+        status = 403 if exc.code == 1000 else 401
+        return transport_error(status, exc.detail, exc.code)
+    return answer(exc.code, detail=exc.detail, **exc.fields)
+
+
+def from_core(exc: CoreError) -> Refusal:
+    code = CORE_CODES.get(exc.code, 1003 if exc.status >= 500 else 1002 if exc.status == 400 else 1012)
+    extra = getattr(exc, "extra", {}) or {}
+    fields: dict[str, Any] = {}
+    if "remaining" in extra:
+        fields["remainingCounter"] = extra["remaining"]
+    if extra.get("locked_until") is not None:
+        fields["blockedUntil"] = extra["locked_until"].isoformat(timespec="seconds")
+    return Refusal(code, exc.message, **fields)
+
+
+def transport_error(status: int, message: str, code: int | None = None) -> JSONResponse:
+    """The LoopBack-style error of the login (401), also carrying the table's code."""
+    code = code if code is not None else {401: 1001, 403: 1000, 400: 1002, 413: 1002, 422: 1002}.get(
+        status, 1003 if status >= 500 else 1002)
+    body = {"error": {"statusCode": str(status), "name": _LOOPBACK_NAMES.get(status, "Error"), "message": message},
+            "responseCode": code, "responseMessage": MESSAGES[code], "status": False}
+    headers = {"WWW-Authenticate": 'Bearer realm="remotesign"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)

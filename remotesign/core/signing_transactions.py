@@ -1,0 +1,303 @@
+"""Signing with an agreement, authorized by the owner's passcode at once or by a one-time code
+sent to the owner (vendor-neutral; the Remote Signing (VN) facade speaks it).
+
+Each request is a *transaction* whose id (the receipt callers keep) is returned. With the
+passcode the digests are signed in the same call. With a one-time code the transaction waits:
+the code (8 digits, valid ``otp_ttl`` seconds, ``otp_max_failures`` wrong tries) goes to the
+owner's own phone or e-mail address, and only that code, given with that transaction, signs
+exactly the digests stored with it, once. A code is bound to its transaction, so it never
+signs anything else, and a transaction that signed, failed, expired or was blocked never signs.
+
+Sole control (EN 419 241-1 SCAL2): once the owner's factor is checked the service issues a
+signing token bound to the agreement's identity and to these very digests and spends it through
+``core/sole_control.py``; the key store checks that authorization before the key signs, as for
+every other signature the service makes.
+
+A new request for an agreement with a transaction still waiting from another client address is
+refused (one client at a time per agreement); from the same address it replaces the old one.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select, update
+
+from remotesign.core.agreements import AgreementError, AgreementInfo, AgreementService, fill
+from remotesign.core.identities import IdentityInfo
+from remotesign.core.one_time_passwords import code_hash, matches, new_code
+from remotesign.core.operations import crash_point
+from remotesign.core.scopes import USE_SERVER
+from remotesign.core.sole_control import SoleControl, SoleControlRefused, TypedDigest, digests_summary
+from remotesign.core.tenants import TenantService, hash_of
+from remotesign.keystore import KeyStore, KeyUseAuthorization, SignatureScheme
+from remotesign.keystore.base import HASH_SIZES, KeyStoreError
+from remotesign.notify.outbox import NoChannel, Outbox, mask_email, mask_phone
+from remotesign.storage.audit import AuditLog
+from remotesign.storage.db import Database
+from remotesign.storage.models import SigningTransaction
+from remotesign.storage.times import aware
+
+METHODS = ("passcode", "otp-sms", "otp-email")
+MAX_DIGESTS = 100
+CODE_PLACEHOLDER = "{AuthorizeCode}"
+AUTH_SERVER = "agreements"
+SIGNING_LEASE = timedelta(minutes=2)
+
+
+class TransactionError(AgreementError):
+    """A refused signing request or authorization; ``code`` says why."""
+
+
+@dataclass(frozen=True)
+class DigestsToSign:
+    """The digests of one request, in order, all of one hash, and the signature kind asked for."""
+
+    digests: tuple[bytes, ...]
+    hash_name: str
+    kind: str  # rsa | ecdsa
+
+    def check(self) -> None:
+        if not self.digests or len(self.digests) > MAX_DIGESTS:
+            raise TransactionError("invalid_request", f"a request has 1 to {MAX_DIGESTS} hashes")
+        size = HASH_SIZES.get(self.hash_name)
+        if size is None or self.hash_name == "sha1":
+            raise TransactionError("invalid_request", "the hash algorithm is SHA-256, SHA-384 or SHA-512")
+        if any(len(d) != size for d in self.digests):
+            raise TransactionError("invalid_request", f"a {self.hash_name} hash has {size} bytes")
+        if self.kind not in ("rsa", "ecdsa"):
+            raise TransactionError("unsupported", "the signature is RSA or ECDSA")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``accepted``: a code was sent (``sent_to`` masked) and the transaction waits; else
+    ``signatures`` (in the digests' order). ``passcode_must_change``: signed with a passcode the
+    service made, which the owner should now change."""
+
+    transaction_id: str
+    accepted: bool
+    signatures: tuple[bytes, ...] = ()
+    sent_to: str | None = None
+    passcode_must_change: bool = False
+    remaining: int | None = None
+
+
+def new_transaction_id() -> str:
+    """A receipt callers keep: time-ordered and unguessable (``YYMMDDhhmmss-<random>``)."""
+    return f"{datetime.now(timezone.utc):%y%m%d%H%M%S}-{secrets.token_hex(8)}"
+
+
+class SigningTransactionService:
+    def __init__(self, db: Database, audit: AuditLog, agreements: AgreementService, tenants: TenantService,
+                 keystore: KeyStore, sole_control: SoleControl, outbox: Outbox, *, otp_ttl: int = 300,
+                 otp_max_failures: int = 3, transaction_ttl: int = 600, service_name: str = "remotesign") -> None:
+        self.db = db
+        self.audit = audit
+        self.agreements = agreements
+        self.tenants = tenants
+        self.keystore = keystore
+        self.sole_control = sole_control
+        self.outbox = outbox
+        self.otp_ttl = otp_ttl
+        self.otp_max_failures = otp_max_failures
+        self.transaction_ttl = max(transaction_ttl, otp_ttl)
+        self.service_name = service_name
+
+    # -- requests ---------------------------------------------------------------------------------
+    def request(self, tenant_id: str, reference: str, what: DigestsToSign, *, method: str, passcode: str | None,
+                app: str | None, client_address: str | None, message: tuple[str | None, str | None],
+                actor: str) -> Outcome:
+        """Sign ``what`` with the agreement: at once with ``passcode``, or send a one-time code."""
+        if method not in METHODS:
+            raise TransactionError("invalid_request", f"the authorization method is one of {', '.join(METHODS)}")
+        what.check()
+        agreement = self.agreements.get(tenant_id, reference)
+        identity = self.agreements.check_usable(agreement, app)
+        self._check_kind(identity, what)
+        now = datetime.now(timezone.utc)
+        self._one_client(agreement, client_address, now)
+        transaction_id = new_transaction_id()
+        items = json.dumps({"hash": what.hash_name, "kind": what.kind, "digests": [d.hex() for d in what.digests]})
+        if method == "passcode":
+            if not passcode:
+                raise TransactionError("invalid_request", "the passcode (authorizeCode) is required")
+            self.agreements.verify_passcode(agreement, passcode, actor)
+            self._store(transaction_id, agreement, items, method, client_address, now, status="signing")
+            signatures = self._sign(transaction_id, agreement, identity, what, actor)
+            return Outcome(transaction_id, False, signatures, passcode_must_change=agreement.passcode_must_change)
+        channel = "sms" if method == "otp-sms" else "email"
+        address = agreement.contacts.otp_address(channel)
+        if not address:
+            raise TransactionError("no_channel", f"the agreement has no {'mobile number' if channel == 'sms' else 'e-mail address'}")
+        if not self.outbox.can_send(channel):
+            raise TransactionError("channel_unavailable", f"this service sends no {'SMS' if channel == 'sms' else 'e-mail'}")
+        code = new_code()
+        self._store(transaction_id, agreement, items, method, client_address, now, status="pending",
+                    otp_hash=code_hash(transaction_id, code), otp_expires_at=now + timedelta(seconds=self.otp_ttl))
+        template, subject = message
+        text = fill(template, CODE_PLACEHOLDER, code,
+                    f"{CODE_PLACEHOLDER} is your {self.service_name} code to sign {len(what.digests)} item(s) "
+                    f"(transaction {transaction_id}). It is valid for {self.otp_ttl // 60} minutes. "
+                    "Nobody from the service will ask you for it.")
+        try:
+            self.outbox.send(channel=channel, to=address, subject=(subject or "Your signing code")[:200], text=text,
+                             purpose="otp.signing", tenant_id=tenant_id, subject_ref=transaction_id)
+        except NoChannel as exc:  # the service lost its channel meanwhile: the transaction is void
+            self._finish(transaction_id, "cancelled", "channel_unavailable")
+            raise TransactionError("channel_unavailable", str(exc)) from exc
+        return Outcome(transaction_id, True, sent_to=mask_phone(address) if channel == "sms" else mask_email(address))
+
+    @staticmethod
+    def _check_kind(identity: IdentityInfo, what: DigestsToSign) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        is_rsa = isinstance(identity.certificate().public_key(), rsa.RSAPublicKey)
+        if is_rsa != (what.kind == "rsa"):
+            raise TransactionError("unsupported", f"the agreement's key is {'RSA' if is_rsa else 'EC'}; it cannot "
+                                   f"make {what.kind.upper()} signatures")
+
+    def _one_client(self, agreement: AgreementInfo, client_address: str | None, now: datetime) -> None:
+        with self.db.session() as s:
+            waiting = s.scalars(select(SigningTransaction).where(
+                SigningTransaction.agreement_id == agreement.id, SigningTransaction.status == "pending",
+                SigningTransaction.otp_expires_at > now)).all()
+            others = [t for t in waiting if (t.client_address or "") != (client_address or "")]
+            if others:
+                raise TransactionError("other_client", "another client machine is authorizing a transaction of this "
+                                       "agreement; finish it or let it expire", 409)
+            for t in waiting:  # the same client asked again: the older one is void
+                t.status, t.finished_at, t.error_code = "cancelled", now, "superseded"
+
+    def _store(self, transaction_id: str, agreement: AgreementInfo, items: str, method: str,
+               client_address: str | None, now: datetime, *, status: str, otp_hash: str | None = None,
+               otp_expires_at: datetime | None = None) -> None:
+        with self.db.session() as s:
+            s.add(SigningTransaction(id=transaction_id, tenant_id=agreement.tenant_id, agreement_id=agreement.id,
+                                     kind="hash", items=items, method=method, client_address=(client_address or "")[:64],
+                                     otp_hash=otp_hash, otp_expires_at=otp_expires_at, otp_failures=0, status=status,
+                                     created_at=now, expires_at=now + timedelta(seconds=self.transaction_ttl)))
+        self.audit.append("signing_transaction.created", actor=agreement.tenant_id, tenant_id=agreement.tenant_id,
+                          subject=transaction_id, details={"agreement": agreement.id, "method": method,
+                                                           "items": len(json.loads(items)["digests"])})
+
+    # -- authorization ----------------------------------------------------------------------------
+    def authorize(self, tenant_id: str, reference: str, transaction_id: str, code: str, actor: str) -> Outcome:
+        """Sign the transaction's digests with the one-time code the owner received."""
+        agreement = self.agreements.get(tenant_id, reference)
+        now = datetime.now(timezone.utc)
+        with self.db.session() as s:
+            t = s.scalar(select(SigningTransaction).where(SigningTransaction.id == transaction_id,
+                                                          SigningTransaction.agreement_id == agreement.id)
+                         .with_for_update())
+            if t is None:
+                raise TransactionError("unknown_transaction", f"no transaction {transaction_id} of this agreement", 404)
+            outcome = self._check_code(t, code, now)
+            if outcome == "ok":
+                t.status = "signing"  # claimed: no other call can sign it
+                t.otp_hash = None
+                t.expires_at = now + SIGNING_LEASE
+            failures, items = t.otp_failures, t.items
+        if outcome != "ok":
+            self.audit.append("signing_transaction.refused", actor=actor, tenant_id=tenant_id, subject=transaction_id,
+                              details={"reason": outcome, "failures": failures})
+            raise self._refusal(outcome, failures)
+        parsed = json.loads(items)
+        what = DigestsToSign(tuple(bytes.fromhex(d) for d in parsed["digests"]), parsed["hash"], parsed["kind"])
+        try:
+            identity = self.agreements.check_usable(agreement)
+        except AgreementError as exc:
+            self._finish(transaction_id, "failed", exc.code)
+            raise
+        signatures = self._sign(transaction_id, agreement, identity, what, actor)
+        return Outcome(transaction_id, False, signatures, passcode_must_change=False)
+
+    def _check_code(self, t: SigningTransaction, code: str, now: datetime) -> str:
+        if t.status == "done":
+            return "used"
+        if t.status == "signing":
+            if aware(t.expires_at) > now:
+                return "in_progress"
+            t.status, t.error_code, t.finished_at = "failed", "abandoned", now  # its process died signing
+            return "failed"
+        if t.status == "failed":
+            return "failed"
+        if t.status == "blocked":
+            return "blocked"
+        if t.status != "pending" or t.method == "passcode":
+            return "expired"
+        if aware(t.otp_expires_at) is None or aware(t.otp_expires_at) <= now:  # type: ignore[operator]
+            t.status, t.finished_at = "expired", now
+            return "expired"
+        if not matches(t.otp_hash, t.id, code.strip()):
+            t.otp_failures += 1
+            if t.otp_failures >= self.otp_max_failures:
+                t.status, t.finished_at, t.otp_hash = "blocked", now, None
+                return "blocked"
+            return "wrong"
+        return "ok"
+
+    def _refusal(self, outcome: str, failures: int) -> TransactionError:
+        if outcome == "wrong":
+            return TransactionError("code_wrong", "wrong authorization code", 403,
+                                    remaining=max(0, self.otp_max_failures - failures))
+        if outcome == "blocked":
+            return TransactionError("code_blocked", "too many wrong codes: the transaction is blocked; start a new one",
+                                    403, remaining=0)
+        if outcome == "expired":
+            return TransactionError("code_expired", "the authorization code has expired; start a new transaction", 403)
+        if outcome == "used":
+            return TransactionError("code_used", "the transaction has been authorized already; a code works once", 403)
+        if outcome == "in_progress":
+            return TransactionError("in_progress", "the transaction is being signed", 409)
+        return TransactionError("failed", "the transaction failed while signing; start a new one", 409)
+
+    # -- signing ----------------------------------------------------------------------------------
+    def _sign(self, transaction_id: str, agreement: AgreementInfo, identity: IdentityInfo, what: DigestsToSign,
+              actor: str) -> tuple[bytes, ...]:
+        """Spend a token bound to exactly these digests on this identity, then sign; the
+        transaction ends ``done`` with its signatures, or ``failed``."""
+        typed = [TypedDigest(what.hash_name, d) for d in what.digests]
+        try:
+            issued = self.tenants.issue_user_token(
+                agreement.tenant_id, AUTH_SERVER, USE_SERVER, user_id=identity.user_id, ttl=60,
+                sign_identity_id=identity.id, digests_summary=digests_summary(list(what.digests), what.hash_name),
+                digests_summary_algorithm=what.hash_name, digest_types=" ".join([what.hash_name] * len(typed)),
+                grant=f"transaction:{transaction_id}")
+            token = self.tenants.by_hash(hash_of(issued.access_token))
+            assert token is not None
+            reference = self.sole_control.authorize(token, identity.id, typed)
+            key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id)
+            scheme = SignatureScheme.RSA_PKCS1V15 if what.kind == "rsa" else SignatureScheme.ECDSA
+            auth = KeyUseAuthorization(reference, identity.id, actor=actor, tenant_id=agreement.tenant_id)
+            values = self.keystore.sign_with_identity_key(key, [(d, what.hash_name, scheme) for d in what.digests], auth)
+        except (KeyStoreError, SoleControlRefused) as exc:
+            self._finish(transaction_id, "failed", "signing_failed")
+            raise TransactionError("signing_failed", f"the signature could not be made: {exc}", 500) from exc
+        crash_point("signing_transaction.signed")
+        self._finish(transaction_id, "done", None, result=json.dumps([v.hex() for v in values]))
+        self.audit.append("signing_transaction.signed", actor=actor, tenant_id=agreement.tenant_id,
+                          subject=transaction_id, details={"agreement": agreement.id, "signatures": len(values)})
+        return tuple(values)
+
+    def _finish(self, transaction_id: str, status: str, error: str | None, result: str | None = None) -> None:
+        with self.db.session() as s:
+            s.execute(update(SigningTransaction).where(SigningTransaction.id == transaction_id)
+                      .values(status=status, error_code=error, result=result, otp_hash=None,
+                              finished_at=datetime.now(timezone.utc)))
+
+    def sweep(self) -> int:
+        """Transactions past their time: waiting ones expire, ones whose signing process died fail."""
+        now = datetime.now(timezone.utc)
+        with self.db.session() as s:
+            expired = s.execute(update(SigningTransaction)
+                                .where(SigningTransaction.status == "pending", SigningTransaction.expires_at <= now)
+                                .values(status="expired", otp_hash=None, finished_at=now)).rowcount or 0
+            failed = s.execute(update(SigningTransaction)
+                               .where(SigningTransaction.status == "signing", SigningTransaction.expires_at <= now)
+                               .values(status="failed", error_code="abandoned", finished_at=now)).rowcount or 0
+        return expired + failed
+
