@@ -14,7 +14,11 @@ import json
 import re
 import secrets
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -530,3 +534,157 @@ def test_a_certificate_revoked_at_the_ca_is_1021(svc: Service, rp: Rs) -> None:
     serial = rp.detail(agreement)["certificateSerialNumber"]
     svc.cli("pki", "revoke", serial.lower(), "--reason", "key_compromise")
     assert rp.sign(agreement, [hashlib.sha256(b"k").digest()], code=passcode)["responseCode"] == 1021
+
+
+# -- a second service: short lifetimes, a gateway that fails on purpose -------------------------------
+class Gateway:
+    """An SMS gateway whose behaviour follows the number: ``…1`` fails twice then accepts, ``…9``
+    always fails, ``…5`` holds the request until ``release`` is set; others accept at once."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, int] = {}
+        self.delivered: list[dict[str, str]] = []
+        self.release = threading.Event()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                message = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                to = message["to"]
+                gateway.attempts[to] = gateway.attempts.get(to, 0) + 1
+                if to.endswith("5"):
+                    gateway.release.wait(60)
+                ok = not to.endswith("9") and not (to.endswith("1") and gateway.attempts[to] <= 2)
+                if ok:
+                    gateway.delivered.append(message)
+                self.send_response(200 if ok else 502)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/sms"
+
+    def wait(self, to: str, timeout: float = 60.0) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [m for m in self.delivered if m["to"] == to]
+            if found:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"nothing delivered to {to}; attempts {self.attempts.get(to)}")
+
+
+JWT_TTL = 2
+LEEWAY = 5  # the service's clock leeway on a token's expiry
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Gateway]:
+    g = Gateway()
+    yield g
+    g.release.set()
+    g.server.shutdown()
+    g.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def short(tmp_path_factory: pytest.TempPathFactory, gateway: Gateway) -> Iterator[Service]:
+    service = Service(home=tmp_path_factory.mktemp("remote-signing-short"), port=free_port(),
+                      env={"REMOTESIGN_SMS_GATEWAY_URL": gateway.url, "REMOTESIGN_NOTIFY_BACKOFF": "0.2",
+                           "REMOTESIGN_NOTIFY_MAX_ATTEMPTS": "3", "REMOTESIGN_CLIENT_JWT_TTL": str(JWT_TTL),
+                           "REMOTESIGN_OTP_TTL": "2",
+                           "REMOTESIGN_CERTIFICATE_PRODUCTS": "T2PSB21Y=natural:1y,SHORT=natural:3s"}).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def quick(short: Service) -> Iterator[Rs]:
+    party = Rs(short, "Quick Bank")
+    yield party
+    party.http.close()
+
+
+def relogin(party: Rs) -> Rs:
+    """A new token right before the calls that follow (the short service's tokens live 2 s)."""
+    r = party.http.post("/clients/login", json={"username": party.client["client_id"],
+                                                "password": party.client["client_secret"], "rpCode": party.name})
+    assert r.status_code == 200, r.text
+    party.http.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    return party
+
+
+def audit_events(svc: Service, party: Rs, event: str) -> list[dict[str, Any]]:
+    token = svc.token(party.client["client_id"], party.client["client_secret"], "remotesign:audit")
+    r = httpx.get(svc.url + "/v1/audit?limit=1000", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return [e for e in r.json() if e["event"] == event]
+
+
+def test_an_expired_token_is_1029(short: Service, quick: Rs) -> None:
+    token = relogin(quick).http.headers["Authorization"]
+    time.sleep(JWT_TTL + LEEWAY + 1)
+    r = httpx.post(short.url + PREFIX + "/certificates/get-detail", json={"agreementUUID": "x"},
+                   headers={"Authorization": token})
+    assert r.status_code == 401 and r.json()["responseCode"] == 1029, r.text
+    assert r.json()["responseMessage"] == "CREDENTIALS HAVE BEEN EXPIRED"
+
+
+def test_an_expired_code_is_1006(short: Service, quick: Rs) -> None:
+    owner = f"slow-{secrets.token_hex(3)}"
+    agreement, _ = relogin(quick).register(owner=owner, ownerEmail=f"{owner}@example.test")
+    answer = relogin(quick).sign(agreement, [hashlib.sha256(b"late").digest()], mode="EXPLICIT/OTP-EMAIL")
+    assert answer["responseCode"] == 1007, answer
+    code = DIGITS.search(mailbox().wait_for(f"{owner}@example.test", 2).get_payload(decode=True).decode()).group(1)  # type: ignore[union-attr]
+    time.sleep(3)
+    late = relogin(quick).call("/signing/hash/authorize", {"agreementUUID": agreement, "billCode": answer["billCode"],
+                                                           "authorizeCode": code})
+    assert late["responseCode"] == 1006, late
+
+
+def test_an_expired_certificate_is_1014_until_renewed(short: Service, quick: Rs) -> None:
+    agreement, passcode = relogin(quick).register(certificateProfile="SHORT")
+    valid_to = relogin(quick).detail(agreement)["validTo"]
+    while datetime.now(timezone.utc) <= datetime.fromisoformat(valid_to):
+        time.sleep(0.5)
+    digest = hashlib.sha256(b"expired").digest()
+    assert relogin(quick).sign(agreement, [digest], code=passcode)["responseCode"] == 1014
+    renewed = relogin(quick).call("/certificates/renew", {"agreementUUID": agreement, "certificateProfile": "T2PSB21Y"})
+    assert renewed["responseCode"] == 1007, renewed
+    assert relogin(quick).sign(agreement, [digest], code=passcode)["responseCode"] == 1018
+
+
+def test_messages_are_retried_audited_and_do_not_block(short: Service, quick: Rs, gateway: Gateway) -> None:
+    sent_before = len(audit_events(short, quick, "notification.sent"))
+    failed_before = len(audit_events(short, quick, "notification.failed"))
+    # the gateway fails twice, then accepts: the owner gets the passcode on the third try
+    relogin(quick).register(passCodeNotificationMethod="SMS", ownerMobileNo="0900000001", mobileNo="0900000001")
+    message = gateway.wait("0900000001")
+    assert gateway.attempts["0900000001"] == 3 and DIGITS.search(message["text"])
+    # a gateway that never accepts: given up after the configured attempts, recorded as failed
+    relogin(quick).register(passCodeNotificationMethod="SMS", ownerMobileNo="0900000009", mobileNo="0900000009")
+    deadline = time.monotonic() + 60
+    while len(audit_events(short, quick, "notification.failed")) == failed_before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert gateway.attempts["0900000009"] == 3
+    assert len(audit_events(short, quick, "notification.failed")) == failed_before + 1
+    # the API answers while the gateway still holds the message; it is then delivered at the first try
+    answer = relogin(quick).call("/certificates/register", {
+        "agreementDetails": {"personalName": "Held"}, "ownerUUID": "held", "ownerMobileNo": "0900000005",
+        "passCodeNotificationMethod": "SMS"})
+    assert answer["responseCode"] == 1007, answer
+    assert not [m for m in gateway.delivered if m["to"] == "0900000005"]
+    gateway.release.set()
+    gateway.wait("0900000005")
+    assert gateway.attempts["0900000005"] == 1
+    deadline = time.monotonic() + 30
+    while len(audit_events(short, quick, "notification.sent")) < sent_before + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(audit_events(short, quick, "notification.sent")) == sent_before + 2

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer, check_pin
+from remotesign.core.operations import abandoned
 from remotesign.core.users import UserService
 from remotesign.keystore.kdf import hash_secret
 from remotesign.notify.outbox import NoChannel, Outbox
@@ -512,13 +513,17 @@ class AgreementService:
             raise AgreementError("revoked", "the agreement is revoked", 403)
 
     def _no_pending(self, agreement: AgreementInfo) -> None:
+        now = self._now()
         with self.db.session() as s:
-            pending = s.scalar(select(SigningTransaction.id).where(
+            rows = s.execute(select(SigningTransaction.id, SigningTransaction.status, SigningTransaction.lease_owner,
+                                    SigningTransaction.expires_at, SigningTransaction.otp_expires_at).where(
                 SigningTransaction.agreement_id.in_(self._sharing_ids(s, agreement)),
-                SigningTransaction.status.in_(("pending", "signing")),
-                SigningTransaction.expires_at > self._now()).limit(1))
-        if pending:
-            raise AgreementError("transaction_pending", f"transaction {pending} of the agreement is not finished", 409)
+                SigningTransaction.status.in_(("pending", "signing")))).all()
+        for r in rows:  # a code still valid, or a signature being made by a live process
+            waiting = r.status == "pending" and r.otp_expires_at is not None and aware(r.otp_expires_at) > now
+            if waiting or (r.status == "signing" and not abandoned(r.lease_owner, r.expires_at, now)):
+                raise AgreementError("transaction_pending", f"transaction {r.id} of the agreement is not finished",
+                                     409)
 
     @staticmethod
     def _sharing_ids(s: Session, agreement: AgreementInfo) -> list[str]:

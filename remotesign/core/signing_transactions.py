@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from remotesign.core.agreements import AgreementError, AgreementInfo, AgreementService, fill
 from remotesign.core.identities import IdentityInfo
 from remotesign.core.one_time_passwords import code_hash, matches, new_code
-from remotesign.core.operations import crash_point
+from remotesign.core.operations import abandoned, crash_point, new_lease
 from remotesign.core.scopes import USE_SERVER
 from remotesign.core.sole_control import SoleControl, SoleControlRefused, TypedDigest, digests_summary
 from remotesign.core.tenants import TenantService, hash_of
@@ -175,11 +175,14 @@ class SigningTransactionService:
     def _store(self, transaction_id: str, agreement: AgreementInfo, items: str, method: str,
                client_address: str | None, now: datetime, *, status: str, otp_hash: str | None = None,
                otp_expires_at: datetime | None = None) -> None:
+        lease = new_lease(int(SIGNING_LEASE.total_seconds()), now) if status == "signing" else None
+        expires_at = lease.expires_at if lease else now + timedelta(seconds=self.transaction_ttl)
         with self.db.session() as s:
             s.add(SigningTransaction(id=transaction_id, tenant_id=agreement.tenant_id, agreement_id=agreement.id,
                                      kind="hash", items=items, method=method, client_address=(client_address or "")[:64],
                                      otp_hash=otp_hash, otp_expires_at=otp_expires_at, otp_failures=0, status=status,
-                                     created_at=now, expires_at=now + timedelta(seconds=self.transaction_ttl)))
+                                     lease_owner=lease.owner if lease else None, created_at=now,
+                                     expires_at=expires_at))
         self.audit.append("signing_transaction.created", actor=agreement.tenant_id, tenant_id=agreement.tenant_id,
                           subject=transaction_id, details={"agreement": agreement.id, "method": method,
                                                            "items": len(json.loads(items)["digests"])})
@@ -197,9 +200,10 @@ class SigningTransactionService:
                 raise TransactionError("unknown_transaction", f"no transaction {transaction_id} of this agreement", 404)
             outcome = self._check_code(t, code, now)
             if outcome == "ok":
+                lease = new_lease(int(SIGNING_LEASE.total_seconds()), now)
                 t.status = "signing"  # claimed: no other call can sign it
                 t.otp_hash = None
-                t.expires_at = now + SIGNING_LEASE
+                t.lease_owner, t.expires_at = lease.owner, lease.expires_at
             failures, items = t.otp_failures, t.items
         if outcome != "ok":
             self.audit.append("signing_transaction.refused", actor=actor, tenant_id=tenant_id, subject=transaction_id,
@@ -219,7 +223,7 @@ class SigningTransactionService:
         if t.status == "done":
             return "used"
         if t.status == "signing":
-            if aware(t.expires_at) > now:
+            if not abandoned(t.lease_owner, t.expires_at, now):
                 return "in_progress"
             t.status, t.error_code, t.finished_at = "failed", "abandoned", now  # its process died signing
             return "failed"
@@ -290,14 +294,20 @@ class SigningTransactionService:
                               finished_at=datetime.now(timezone.utc)))
 
     def sweep(self) -> int:
-        """Transactions past their time: waiting ones expire, ones whose signing process died fail."""
+        """Transactions past their time: waiting ones expire; ones whose signing process died (or
+        whose lease ran out) fail."""
         now = datetime.now(timezone.utc)
         with self.db.session() as s:
             expired = s.execute(update(SigningTransaction)
                                 .where(SigningTransaction.status == "pending", SigningTransaction.expires_at <= now)
                                 .values(status="expired", otp_hash=None, finished_at=now)).rowcount or 0
-            failed = s.execute(update(SigningTransaction)
-                               .where(SigningTransaction.status == "signing", SigningTransaction.expires_at <= now)
-                               .values(status="failed", error_code="abandoned", finished_at=now)).rowcount or 0
-        return expired + failed
+            signing = s.execute(select(SigningTransaction.id, SigningTransaction.lease_owner,
+                                       SigningTransaction.expires_at)
+                                .where(SigningTransaction.status == "signing")).all()
+            dead = [r.id for r in signing if abandoned(r.lease_owner, r.expires_at, now)]
+            if dead:
+                s.execute(update(SigningTransaction)
+                          .where(SigningTransaction.id.in_(dead), SigningTransaction.status == "signing")
+                          .values(status="failed", error_code="abandoned", finished_at=now))
+        return expired + len(dead)
 

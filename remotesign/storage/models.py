@@ -525,6 +525,7 @@ class SigningTransaction(Base):
     items: Mapped[str] = mapped_column(Text)  # JSON
     method: Mapped[str] = mapped_column(String(12))  # passcode | otp-sms | otp-email
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the process signing it
     otp_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     otp_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     otp_failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("items", sa.Text(), nullable=False),
         sa.Column("method", sa.String(12), nullable=False),
         sa.Column("client_address", sa.String(64), nullable=True),
+        sa.Column("lease_owner", sa.String(100), nullable=True),
         sa.Column("otp_hash", sa.String(64), nullable=True),
         sa.Column("otp_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("otp_failures", sa.Integer(), nullable=False),
