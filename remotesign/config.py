@@ -119,7 +119,8 @@ class Settings:
     certificate_products: str = (
         "T2PSB21Y=natural:1y,T2PSB22Y=natural:2y,T2PSB23Y=natural:3y,"
         "T2SFB21Y=natural:1y,T2SFB22Y=natural:2y,T2SFB23Y=natural:3y,"
-        "T2OSB21Y=legal:1y,T2OSB22Y=legal:2y,T2OSB23Y=legal:3y")
+        "T2OSB21Y=legal:1y,T2OSB22Y=legal:2y,T2OSB23Y=legal:3y,"
+        "T2PSE21Y=natural:1y:ec-p256,T2OSE21Y=legal:1y:ec-p256")
     client_jwt_ttl_seconds: int = 3600          # JWTs of the Remote Signing API's client login
     otp_ttl_seconds: int = 300                  # one-time codes that authorize a signing transaction
     otp_max_failures: int = 3

@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 
+from tests.crash_tools import database
 from tests.harness import Service, free_port
 from tests.mailbox import mailbox
 from tests.test_fortress_async import Receiver
@@ -688,3 +689,70 @@ def test_messages_are_retried_audited_and_do_not_block(short: Service, quick: Rs
     while len(audit_events(short, quick, "notification.sent")) < sent_before + 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(audit_events(short, quick, "notification.sent")) == sent_before + 2
+
+
+def test_ecdsa_agreements(rp: Rs, tmp_path: Path) -> None:
+    agreement, passcode = fresh(rp, certificateProfile="T2PSE21Y")
+    detail = rp.detail(agreement)
+    leaf = x509.load_der_x509_certificate(base64.b64decode(detail["certificate"]))
+    assert leaf.public_key().curve.name == "secp256r1"  # type: ignore[union-attr]
+    digests = [hashlib.sha256(b"ec one").digest(), hashlib.sha256(b"ec two").digest()]
+    assert rp.sign(agreement, digests, code=passcode)["responseCode"] == 1011  # RSA asked of an EC key
+    answer = rp.sign(agreement, digests, code=passcode, encryption="ECDSA")
+    assert answer["responseCode"] == 0, answer
+    assert [verify(tmp_path, detail["certificate"], d, s) for d, s in zip(digests, answer["signatureValues"])] == \
+        [True, True]
+    sha384 = rp.call("/signing/hash", {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+                                       "hashAlgorithm": "SHA-384", "mimeType": "application/sha384-binary",
+                                       "encryption": "ECDSA",
+                                       "hash": base64.b64encode(hashlib.sha384(b"x").digest()).decode()})
+    assert sha384["responseCode"] == 0, sha384
+    assert verify(tmp_path, detail["certificate"], hashlib.sha384(b"x").digest(), sha384["signatureValue"], "sha384")
+
+
+def test_a_code_signs_once_under_concurrent_authorizations(svc: Service, rp: Rs) -> None:
+    owner = f"race-{secrets.token_hex(3)}"
+    agreement, _ = fresh(rp, owner=owner, ownerEmail=f"{owner}@example.test")
+    answer = rp.sign(agreement, [hashlib.sha256(b"race").digest()], mode="EXPLICIT/OTP-EMAIL")
+    code = DIGITS.search(mailbox().wait_for(f"{owner}@example.test", 2).get_payload(decode=True).decode()).group(1)  # type: ignore[union-attr]
+    body = {"agreementUUID": agreement, "billCode": answer["billCode"], "authorizeCode": code}
+    results: list[int] = []
+
+    def authorize() -> None:
+        with httpx.Client(base_url=svc.url + PREFIX, headers=rp.http.headers, timeout=60) as http:
+            results.append(http.post("/signing/hash/authorize", json=body).json()["responseCode"])
+
+    threads = [threading.Thread(target=authorize) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results).count(0) == 1, results
+    assert set(results) <= {0, 1004, 1016}, results  # signed once; the others: used, or being signed
+    with database(svc.home) as db:
+        identity = db.execute("SELECT sign_identity_id FROM agreements WHERE reference = ?", (agreement,)).fetchone()[0]
+        uses = db.execute("SELECT details FROM audit_events WHERE event = 'identity_key.used' AND subject = ?",
+                          (identity,)).fetchall()
+    assert len(uses) == 1  # change-pin does not use the key: this transaction's signature is its only use
+
+
+def test_concurrent_wrong_passcodes_all_count(svc: Service, rp: Rs) -> None:
+    agreement, passcode = fresh(rp)
+    codes: list[int] = []
+
+    def guess(n: int) -> None:
+        with httpx.Client(base_url=svc.url + PREFIX, headers=rp.http.headers, timeout=60) as http:
+            codes.append(http.post("/signing/hash", json={
+                "agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": f"9{n:07d}",
+                "hashAlgorithm": "SHA-256", "mimeType": "application/sha256-binary",
+                "hash": hashlib.sha256(b"g").hexdigest()}).json()["responseCode"])
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes.count(1004) <= 2 and codes.count(1005) >= 6, codes  # never more than 3 tries in all
+    answer = rp.sign(agreement, [hashlib.sha256(b"g").digest()], code=passcode)
+    # one burst is one lock of the schedule's first step, not an escalation to a permanent block
+    assert answer["responseCode"] == 1005 and answer.get("blockedUntil"), answer

@@ -40,6 +40,7 @@ from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer, check_pin
 from remotesign.core.operations import abandoned
 from remotesign.core.users import UserService
+from remotesign.keystore.base import KeyAlgorithm
 from remotesign.keystore.kdf import hash_secret
 from remotesign.notify.outbox import NoChannel, Outbox
 from remotesign.storage.audit import AuditLog
@@ -77,6 +78,7 @@ class CertificateProduct:
     ca_profile: str
     validity: timedelta
     kind: str  # natural | legal
+    algorithm: KeyAlgorithm = KeyAlgorithm.RSA_2048
 
 
 @dataclass(frozen=True)
@@ -224,20 +226,26 @@ def _info(r: Agreement) -> AgreementInfo:
 
 
 def parse_products(text: str) -> dict[str, CertificateProduct]:
-    """``CODE=kind:validity[,...]`` (kind ``natural`` or ``legal``; validity ``<n>y``, ``<n>d`` or
-    ``<n>s``) into certificate products, the first being the default. Natural persons get the
-    qualified-person profile, legal persons the qualified-seal one."""
+    """``CODE=kind:validity[:algorithm][,...]`` (kind ``natural`` or ``legal``; validity ``<n>y``,
+    ``<n>d``, ``<n>h`` or ``<n>s``; key algorithm ``rsa-2048`` by default, or ``rsa-3072``,
+    ``rsa-4096``, ``ec-p256``, ``ec-p384``) into certificate products, the first being the default.
+    Natural persons get the qualified-person profile, legal persons the qualified-seal one."""
     products: dict[str, CertificateProduct] = {}
     units = {"y": 365 * 86400, "d": 86400, "h": 3600, "s": 1}
     for entry in (e.strip() for e in text.split(",") if e.strip()):
         name, _, spec = entry.partition("=")
-        kind, _, validity = spec.partition(":")
+        kind, _, rest = spec.partition(":")
+        validity, _, algorithm = rest.partition(":")
         m = re.fullmatch(r"(\d{1,6})([ydhs])", validity.strip())
         if not name.strip() or kind not in ("natural", "legal") or m is None:
-            raise ValueError(f"certificate product {entry!r}: expected CODE=natural|legal:<n>y|d|h|s")
+            raise ValueError(f"certificate product {entry!r}: expected CODE=natural|legal:<n>y|d|h|s[:algorithm]")
+        try:
+            key_algorithm = KeyAlgorithm(algorithm.strip() or KeyAlgorithm.RSA_2048.value)
+        except ValueError as exc:
+            raise ValueError(f"certificate product {entry!r}: unknown key algorithm {algorithm!r}") from exc
         products[name.strip()] = CertificateProduct(
             name.strip(), "qualified-seal" if kind == "legal" else "qualified-person",
-            timedelta(seconds=int(m.group(1)) * units[m.group(2)]), kind)
+            timedelta(seconds=int(m.group(1)) * units[m.group(2)]), kind, key_algorithm)
     if not products:
         raise ValueError("at least one certificate product is needed")
     return products
@@ -353,7 +361,8 @@ class AgreementService:
                                  kind=chosen.kind, email=contacts.otp_address("email"),
                                  phone=contacts.otp_address("sms"), actor=actor)
         identity = self.identities.create_for_subject(
-            user, details.subject(chosen.kind), profile=chosen.ca_profile, validity=chosen.validity, pin=passcode,
+            user, details.subject(chosen.kind), profile=chosen.ca_profile, validity=chosen.validity,
+            algorithm=chosen.algorithm, pin=passcode,
             labels=("agreement", "x509:keyUsage:contentCommitment"), description=f"agreement:{reference}", actor=actor)
         now = self._now()
         row = Agreement(id=str(uuid.uuid4()), reference=reference, tenant_id=tenant_id, user_id=user.id,
@@ -555,7 +564,7 @@ class AgreementService:
             raise AgreementError("unknown_product", "a renewal keeps the kind of signer (person or organization)")
         self._no_pending(agreement)
         self.identities.rekey(agreement.identity_id, agreement.details.subject(chosen.kind), profile=chosen.ca_profile,
-                              validity=chosen.validity, actor=actor)
+                              validity=chosen.validity, algorithm=chosen.algorithm, actor=actor)
         return self._update(agreement, "renewed", actor, product=chosen.name)
 
     def revoke(self, tenant_id: str, reference: str, actor: str) -> AgreementInfo:

@@ -235,13 +235,14 @@ class IdentityService:
                           {"algorithm": algorithm.value, "profile": profile})
 
     def rekey(self, identity_id: str, subject: x509.Name, *, profile: str, validity: timedelta | None = None,
-              not_after: datetime | None = None, actor: str) -> IdentityInfo:
+              not_after: datetime | None = None, algorithm: KeyAlgorithm | None = None,
+              actor: str) -> IdentityInfo:
         """A new key and certificate for the identity (changed details, a renewal): the old
         certificate is revoked as superseded and the old key destroyed, so exactly one key and one
         valid certificate stand for the identity at any time. The PIN and its state stay."""
         info = self.get(identity_id, Viewer(None))
         old_key = self.keystore.identity_key(info.key_id, info.user_tenant_id)
-        key = self.keystore.create_identity_key(old_key.algorithm, old_key.label, info.user_tenant_id)
+        key = self.keystore.create_identity_key(algorithm or old_key.algorithm, old_key.label, info.user_tenant_id)
         cert = self.ca.issue(subject=subject, public_key_der=key.public_key_der, profile_name=profile,
                              tenant_id=info.user_tenant_id, key_id=key.id, validity=validity, not_after=not_after)
         chain = b"".join(c.der for c in reversed(self.ca.chain()))
@@ -434,9 +435,17 @@ class IdentityService:
                     rec.pin_failures, rec.pin_locked_until = 0, None
                     locked = None
                 if rec.pin_hash is None or len(pin) > PIN_MAX or not verify_secret(pin, rec.pin_hash):
-                    rec.pin_failures += 1
+                    # counted by the database, then read back inside this write: concurrent wrong
+                    # PINs all count (an in-memory += would let them overwrite each other)
+                    s.flush()
+                    rec.pin_failures = SignIdentity.pin_failures + 1  # type: ignore[assignment]
+                    s.flush()
+                    s.refresh(rec)
                     outcome = "wrong"
-                    if rec.pin_failures >= self.pin_max_attempts:
+                    if rec.pin_failures > self.pin_max_attempts:  # a concurrent try locked it already
+                        locked = _aware(rec.pin_locked_until)
+                        outcome = "locked" if rec.pin_lock_level <= len(self.pin_lock_schedule) else "locked_permanently"
+                    elif rec.pin_failures == self.pin_max_attempts:
                         rec.pin_lock_level += 1
                         seconds = lock_duration(self.pin_lock_schedule, rec.pin_lock_level)
                         locked = now + timedelta(seconds=seconds) if seconds is not None else None

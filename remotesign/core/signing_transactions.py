@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from remotesign.core.agreements import AgreementError, AgreementInfo, AgreementService, fill
 from remotesign.core.identities import IdentityInfo
@@ -189,22 +190,27 @@ class SigningTransactionService:
 
     # -- authorization ----------------------------------------------------------------------------
     def authorize(self, tenant_id: str, reference: str, transaction_id: str, code: str, actor: str) -> Outcome:
-        """Sign the transaction's digests with the one-time code the owner received."""
+        """Sign the transaction's digests with the one-time code the owner received.
+
+        Every change of the transaction's state is a conditional UPDATE on the state it was read
+        in, so of concurrent calls with the right code exactly one claims it and signs (the others
+        find it being signed, or signed), and concurrent wrong codes are all counted."""
         agreement = self.agreements.get(tenant_id, reference)
         now = datetime.now(timezone.utc)
         with self.db.session() as s:
             t = s.scalar(select(SigningTransaction).where(SigningTransaction.id == transaction_id,
-                                                          SigningTransaction.agreement_id == agreement.id)
-                         .with_for_update())
+                                                          SigningTransaction.agreement_id == agreement.id))
             if t is None:
                 raise TransactionError("unknown_transaction", f"no transaction {transaction_id} of this agreement", 404)
-            outcome = self._check_code(t, code, now)
-            if outcome == "ok":
-                lease = new_lease(int(SIGNING_LEASE.total_seconds()), now)
-                t.status = "signing"  # claimed: no other call can sign it
-                t.otp_hash = None
-                t.lease_owner, t.expires_at = lease.owner, lease.expires_at
-            failures, items = t.otp_failures, t.items
+            outcome, failures = self._apply(s, t, self._check_code(t, code, now), now), t.otp_failures
+            if outcome == "wrong":
+                failures = s.scalar(select(SigningTransaction.otp_failures).where(SigningTransaction.id == t.id)) or 0
+                if failures >= self.otp_max_failures:
+                    s.execute(update(SigningTransaction)
+                              .where(SigningTransaction.id == t.id, SigningTransaction.status == "pending")
+                              .values(status="blocked", otp_hash=None, finished_at=now))
+                    outcome = "blocked"
+            items = t.items
         if outcome != "ok":
             self.audit.append("signing_transaction.refused", actor=actor, tenant_id=tenant_id, subject=transaction_id,
                               details={"reason": outcome, "failures": failures})
@@ -220,29 +226,46 @@ class SigningTransactionService:
         return Outcome(transaction_id, False, signatures, passcode_must_change=False)
 
     def _check_code(self, t: SigningTransaction, code: str, now: datetime) -> str:
+        """What the code does to the transaction as read (changes nothing)."""
         if t.status == "done":
             return "used"
         if t.status == "signing":
-            if not abandoned(t.lease_owner, t.expires_at, now):
-                return "in_progress"
-            t.status, t.error_code, t.finished_at = "failed", "abandoned", now  # its process died signing
-            return "failed"
-        if t.status == "failed":
-            return "failed"
-        if t.status == "blocked":
-            return "blocked"
+            return "in_progress" if not abandoned(t.lease_owner, t.expires_at, now) else "abandoned"
+        if t.status in ("failed", "blocked"):
+            return t.status
         if t.status != "pending" or t.method == "passcode":
             return "expired"
-        if aware(t.otp_expires_at) is None or aware(t.otp_expires_at) <= now:  # type: ignore[operator]
-            t.status, t.finished_at = "expired", now
-            return "expired"
-        if not matches(t.otp_hash, t.id, code.strip()):
-            t.otp_failures += 1
-            if t.otp_failures >= self.otp_max_failures:
-                t.status, t.finished_at, t.otp_hash = "blocked", now, None
-                return "blocked"
+        expires = aware(t.otp_expires_at)
+        if expires is None or expires <= now:
+            return "expire"
+        return "ok" if matches(t.otp_hash, t.id, code.strip()) else "wrong"
+
+    def _apply(self, s: Session, t: SigningTransaction, outcome: str, now: datetime) -> str:
+        """Make ``outcome``'s change if the transaction is still as it was read; the outcome as it
+        turned out (another call may have changed the transaction in between)."""
+        same = (SigningTransaction.id == t.id, SigningTransaction.status == t.status)
+        if outcome == "ok":
+            lease = new_lease(int(SIGNING_LEASE.total_seconds()), now)
+            claimed = s.execute(update(SigningTransaction).where(*same, SigningTransaction.otp_hash == t.otp_hash)
+                                .values(status="signing", otp_hash=None, lease_owner=lease.owner,
+                                        expires_at=lease.expires_at)).rowcount
+            if claimed == 1:
+                return "ok"
+            now_status = s.scalar(select(SigningTransaction.status).where(SigningTransaction.id == t.id))
+            return {"signing": "in_progress", "done": "used", "failed": "failed", "blocked": "blocked"}.get(
+                now_status or "", "expired")
+        if outcome == "wrong":
+            s.execute(update(SigningTransaction).where(*same)
+                      .values(otp_failures=SigningTransaction.otp_failures + 1))
             return "wrong"
-        return "ok"
+        if outcome == "expire":
+            s.execute(update(SigningTransaction).where(*same).values(status="expired", otp_hash=None, finished_at=now))
+            return "expired"
+        if outcome == "abandoned":  # its process died signing: the signature was never answered
+            s.execute(update(SigningTransaction).where(*same, SigningTransaction.lease_owner == t.lease_owner)
+                      .values(status="failed", error_code="abandoned", finished_at=now))
+            return "failed"
+        return outcome
 
     def _refusal(self, outcome: str, failures: int) -> TransactionError:
         if outcome == "wrong":
