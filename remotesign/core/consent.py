@@ -21,7 +21,7 @@ from typing import Protocol
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core.devices import DeviceService
@@ -417,13 +417,18 @@ class ConsentService:
     def _check_otp(self, r: AuthorizationRequest, code: str, sources: list[str]) -> None:
         """The request's current code, unexpired, within its tries; spent by this use either way."""
         now = _now()
-        fresh = r.otp_hash is not None and r.otp_expires_at is not None and _aware(r.otp_expires_at) > now
-        if fresh and otp_codes.matches(r.otp_hash, r.id, code.strip()):
-            self._set(r.id, otp_hash=None)
-            return
-        failures = r.otp_failures + 1
-        void = not fresh or failures >= otp_codes.MAX_FAILURES
-        self._set(r.id, otp_failures=failures, **({"otp_hash": None} if void else {}))
+        ar = AuthorizationRequest
+        with self.db.session() as s:  # one write: concurrent tries are counted and a code is spent once
+            s.execute(update(ar).where(ar.id == r.id).values(otp_failures=ar.otp_failures + 1))
+            otp_hash, expires, failures = s.execute(select(ar.otp_hash, ar.otp_expires_at, ar.otp_failures)
+                                                    .where(ar.id == r.id)).one()
+            fresh = otp_hash is not None and expires is not None and _aware(expires) > now
+            if fresh and failures <= otp_codes.MAX_FAILURES and otp_codes.matches(otp_hash, r.id, code.strip()):
+                s.execute(update(ar).where(ar.id == r.id).values(otp_hash=None, otp_failures=0))
+                return
+            void = not fresh or failures >= otp_codes.MAX_FAILURES
+            if void:
+                s.execute(update(ar).where(ar.id == r.id).values(otp_hash=None))
         if self.throttle is not None:
             self.throttle.failed(sources)
         self.audit.append("consent.otp_refused", actor=r.user_id or "", tenant_id=r.tenant_id, subject=r.id,

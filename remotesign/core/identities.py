@@ -21,7 +21,7 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from remotesign.storage.audit import AuditLog
@@ -418,44 +418,52 @@ class IdentityService:
 
     # -- sole control ----------------------------------------------------------------------------
     def verify_pin(self, identity_id: str, pin: str, *, actor: str, tenant_id: str | None) -> None:
-        """Check the signing PIN; raises PinRefused with the tries left or the lock's end."""
+        """Check the signing PIN; raises PinRefused with the tries left or the lock's end.
+
+        A try is reserved before the PIN is checked (the count goes up in the database, in a short
+        transaction of its own), and given back only when the PIN was right: so concurrent tries
+        can never check more PINs than the tries left, whatever their timing, and no write
+        transaction is held while the slow hash is computed."""
         now = datetime.now(timezone.utc)
         with self.db.session() as s:
-            rec = s.scalar(select(SignIdentity).where(SignIdentity.id == identity_id).with_for_update())
+            rec = s.get(SignIdentity, identity_id)
             if rec is None:
                 raise IdentityError("not_found", f"no sign identity {identity_id}", status=404)
             locked = _aware(rec.pin_locked_until)
-            forever = rec.pin_lock_level > len(self.pin_lock_schedule)
-            if forever:
-                outcome = "locked_permanently"
+            if rec.pin_lock_level > len(self.pin_lock_schedule):
+                outcome, tried = "locked_permanently", None
             elif locked is not None and locked > now:
-                outcome = "locked"
+                outcome, tried = "locked", None
             else:
-                if locked is not None:
-                    rec.pin_failures, rec.pin_locked_until = 0, None
-                    locked = None
-                if rec.pin_hash is None or len(pin) > PIN_MAX or not verify_secret(pin, rec.pin_hash):
-                    # counted by the database, then read back inside this write: concurrent wrong
-                    # PINs all count (an in-memory += would let them overwrite each other)
-                    s.flush()
-                    rec.pin_failures = SignIdentity.pin_failures + 1  # type: ignore[assignment]
-                    s.flush()
-                    s.refresh(rec)
-                    outcome = "wrong"
-                    if rec.pin_failures > self.pin_max_attempts:  # a concurrent try locked it already
-                        locked = _aware(rec.pin_locked_until)
-                        outcome = "locked" if rec.pin_lock_level <= len(self.pin_lock_schedule) else "locked_permanently"
-                    elif rec.pin_failures == self.pin_max_attempts:
-                        rec.pin_lock_level += 1
-                        seconds = lock_duration(self.pin_lock_schedule, rec.pin_lock_level)
-                        locked = now + timedelta(seconds=seconds) if seconds is not None else None
-                        rec.pin_locked_until = locked
-                        outcome = "locked_now" if seconds is not None else "locked_permanently"
-                else:
-                    rec.pin_failures, rec.pin_lock_level = 0, 0
-                    outcome = "ok"
+                if locked is not None:  # the lock ran out: a fresh round of tries
+                    s.execute(update(SignIdentity).where(SignIdentity.id == identity_id,
+                                                         SignIdentity.pin_locked_until == rec.pin_locked_until)
+                              .values(pin_failures=0, pin_locked_until=None))
+                s.execute(update(SignIdentity).where(SignIdentity.id == identity_id)
+                          .values(pin_failures=SignIdentity.pin_failures + 1))
+                s.refresh(rec)
+                tried, pin_hash = rec.pin_failures, rec.pin_hash
+                outcome = "check" if tried <= self.pin_max_attempts else "locked"
+                locked = _aware(rec.pin_locked_until)
             level = rec.pin_lock_level
-            remaining = max(0, self.pin_max_attempts - rec.pin_failures)
+        if outcome == "check":
+            right = pin_hash is not None and len(pin) <= PIN_MAX and verify_secret(pin, pin_hash)
+            with self.db.session() as s:
+                rec = s.get(SignIdentity, identity_id)
+                assert rec is not None
+                if right:
+                    rec.pin_failures, rec.pin_lock_level, rec.pin_locked_until = 0, 0, None
+                    outcome = "ok"
+                elif tried == self.pin_max_attempts:  # this try used the last one: lock
+                    rec.pin_lock_level += 1
+                    seconds = lock_duration(self.pin_lock_schedule, rec.pin_lock_level)
+                    locked = now + timedelta(seconds=seconds) if seconds is not None else None
+                    rec.pin_locked_until = locked
+                    outcome = "locked_now" if seconds is not None else "locked_permanently"
+                else:
+                    outcome = "wrong"
+                level = rec.pin_lock_level
+        remaining = max(0, self.pin_max_attempts - (tried or self.pin_max_attempts))
         if outcome == "ok":
             return
         self.audit.append("identity.pin_refused", actor=actor, tenant_id=tenant_id, subject=identity_id,

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from remotesign.core.errors import CoreError
 from remotesign.core.users import UserInfo
+from remotesign.notify.outbox import mask_email, mask_phone
 
 DIGITS = 8
 TTL_SECONDS = 300
@@ -49,15 +50,6 @@ def matches(stored_hash: str | None, request_id: str, code: str) -> bool:
     if not stored_hash or not code.isdigit() or len(code) != DIGITS:
         return False
     return hmac.compare_digest(stored_hash, code_hash(request_id, code))
-
-
-def mask_email(address: str) -> str:
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def mask_phone(number: str) -> str:
-    return f"***{number[-3:]}" if len(number) > 3 else "***"
 
 
 class OtpSender:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 import hashlib
 
@@ -229,40 +229,49 @@ class UserService:
         ``max_attempts`` in a row the account locks for the next step of ``lock_schedule``, and
         after the last step for good. Every refusal raises the same LoginFailed."""
         now = datetime.now(timezone.utc)
+        tried = 0
         with self.db.session() as s:
             u = None
             if 0 < len(username) <= 200:
                 q = select(EndUser).where(EndUser.username == username)
                 q = q.where(visible_to(tenant_id) if tenant_id is not None else EndUser.tenant_id.is_(None))
                 q = q.order_by(EndUser.tenant_id.is_(None)).limit(1)
-                u = s.scalar(q.with_for_update())
+                u = s.scalar(q)
             locked_until = _aware(u.locked_until) if u is not None else None
             if u is None or u.password_hash is None:
-                dummy_verify(self.kdf_log2_n)
                 outcome, info = ("unknown_user" if u is None else "not_activated"), None
             elif u.lock_level > len(self.lock_schedule):
-                dummy_verify(self.kdf_log2_n)
                 outcome, info = "locked_permanently", _info(u, self.lock_schedule)
             elif locked_until is not None and locked_until > now:
-                dummy_verify(self.kdf_log2_n)
                 outcome, info = "locked", _info(u, self.lock_schedule)
-            elif not verify_secret(password, u.password_hash):
-                u.password_failures += 1
-                outcome = "wrong_password"
-                if u.password_failures >= self.max_attempts:
+            else:
+                # a try is reserved before the password is checked, in this short transaction, and
+                # given back when it was right: concurrent tries never check more than are left
+                s.execute(update(EndUser).where(EndUser.id == u.id)
+                          .values(password_failures=EndUser.password_failures + 1))
+                s.refresh(u)
+                tried, password_hash, user_id = u.password_failures, u.password_hash, u.id
+                outcome = "check" if tried <= self.max_attempts else "locked"
+                info = _info(u, self.lock_schedule)
+        if outcome != "check":
+            dummy_verify(self.kdf_log2_n)
+        else:
+            right = verify_secret(password, password_hash)
+            with self.db.session() as s:
+                u = s.get(EndUser, user_id)
+                assert u is not None
+                if right:
+                    u.password_failures, u.locked_until, u.lock_level = 0, None, 0
+                    outcome = "ok" if u.enabled else "disabled"
+                elif tried >= self.max_attempts:  # this try used the last one: lock
                     u.lock_level += 1
                     u.password_failures = 0
                     seconds = lock_duration(self.lock_schedule, u.lock_level)
                     u.locked_until = now + timedelta(seconds=seconds) if seconds is not None else None
                     outcome = "locked_now" if seconds is not None else "locked_permanently_now"
+                else:
+                    outcome = "wrong_password"
                 info = _info(u, self.lock_schedule)
-            elif not u.enabled:
-                outcome, info = "disabled", _info(u, self.lock_schedule)
-            else:
-                u.password_failures = 0
-                u.locked_until = None
-                u.lock_level = 0
-                outcome, info = "ok", _info(u, self.lock_schedule)
         if outcome == "ok":
             assert info is not None
             self.audit.append("user.login", actor=info.id, tenant_id=tenant_id, subject=info.username)
