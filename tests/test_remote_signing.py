@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import resource
 import secrets
 import subprocess
 import threading
@@ -756,3 +758,23 @@ def test_concurrent_wrong_passcodes_all_count(svc: Service, rp: Rs) -> None:
     answer = rp.sign(agreement, [hashlib.sha256(b"g").digest()], code=passcode)
     # one burst is one lock of the schedule's first step, not an escalation to a permanent block
     assert answer["responseCode"] == 1005 and answer.get("blockedUntil"), answer
+
+
+def test_an_unwritable_store_is_1003_and_leaves_nothing(short: Service, quick: Rs) -> None:
+    assert short.proc is not None
+    reference = f"evidence-{secrets.token_hex(3)}"
+    body = {"agreementDetails": {"personalName": "Big Scan", "photoIDCard": base64.b64encode(os.urandom(64 << 10)).decode()},
+            "ownerUUID": "scan-owner", "ownerEmail": f"{reference}@example.test", "agreementUUID": reference}
+    hard = resource.prlimit(short.proc.pid, resource.RLIMIT_FSIZE)[1]
+    resource.prlimit(short.proc.pid, resource.RLIMIT_FSIZE, (16 << 10, hard))  # a write past 16 KiB fails (EFBIG)
+    try:
+        answer = relogin(quick).call("/certificates/register", body)
+    finally:
+        resource.prlimit(short.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
+    assert answer["_status"] == 503 and answer["responseCode"] == 1003, answer
+    assert answer["responseMessage"] == "UNEXPECTED EXCEPTION" and "/" not in answer["error"]["message"]
+    # nothing of it remains: the same agreement registers now, and its owner gets exactly one passcode
+    again = relogin(quick).call("/certificates/register", body)
+    assert again["responseCode"] == 1007 and again["agreementUUID"] == reference, again
+    mailbox().wait_for(f"{reference}@example.test")
+    assert len(mailbox().messages_to(f"{reference}@example.test")) == 1

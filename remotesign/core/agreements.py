@@ -357,32 +357,51 @@ class AgreementService:
         with self.db.session() as s:
             self._check_new(s, tenant_id, reference, owner_reference, details, contacts)
         passcode = new_passcode()
-        user = self.users.create(tenant_id=tenant_id, username=f"agreement.{reference}", display_name=details.name[:200],
-                                 kind=chosen.kind, email=contacts.otp_address("email"),
-                                 phone=contacts.otp_address("sms"), actor=actor)
-        identity = self.identities.create_for_subject(
-            user, details.subject(chosen.kind), profile=chosen.ca_profile, validity=chosen.validity,
-            algorithm=chosen.algorithm, pin=passcode,
-            labels=("agreement", "x509:keyUsage:contentCommitment"), description=f"agreement:{reference}", actor=actor)
-        now = self._now()
-        row = Agreement(id=str(uuid.uuid4()), reference=reference, tenant_id=tenant_id, user_id=user.id,
-                        sign_identity_id=identity.id, owner_reference=owner_reference, shared_mode=shared_mode,
-                        shared_from=None, accepted_apps=" ".join(accepted_apps), product=chosen.name,
-                        subject=details.to_json(), owner_email=contacts.owner_email, owner_phone=contacts.owner_phone,
-                        otp_email=contacts.otp_email, otp_phone=contacts.otp_phone,
-                        passcode_channel=contacts.passcode_channel, passcode_must_change=True, status="active",
-                        created_at=now, updated_at=now)
-        with self.db.session() as s:
-            s.add(row)
+        agreement_id = str(uuid.uuid4())
+        # the evidence first (an unwritable store refuses the registration before anything exists),
+        # then the signer, key and certificate, each undone if a later step fails
+        user = None
+        try:
+            kept = self._keep_evidence(agreement_id, "register", evidence)
+            user = self.users.create(tenant_id=tenant_id, username=f"agreement.{reference}",
+                                     display_name=details.name[:200], kind=chosen.kind,
+                                     email=contacts.otp_address("email"), phone=contacts.otp_address("sms"),
+                                     actor=actor)
+            identity = self.identities.create_for_subject(
+                user, details.subject(chosen.kind), profile=chosen.ca_profile, validity=chosen.validity,
+                algorithm=chosen.algorithm, pin=passcode, labels=("agreement", "x509:keyUsage:contentCommitment"),
+                description=f"agreement:{reference}", actor=actor)
+            now = self._now()
+            row = Agreement(id=agreement_id, reference=reference, tenant_id=tenant_id, user_id=user.id,
+                            sign_identity_id=identity.id, owner_reference=owner_reference, shared_mode=shared_mode,
+                            shared_from=None, accepted_apps=" ".join(accepted_apps), product=chosen.name,
+                            subject=details.to_json(), owner_email=contacts.owner_email,
+                            owner_phone=contacts.owner_phone, otp_email=contacts.otp_email,
+                            otp_phone=contacts.otp_phone, passcode_channel=contacts.passcode_channel,
+                            passcode_must_change=True, status="active", created_at=now, updated_at=now)
+            with self.db.session() as s:
+                s.add(row)
+        except BaseException:
+            self._undo_registration(agreement_id, user, actor)
+            raise
         info = _info(row)
-        kept = self._keep_evidence(info, "register", evidence)
         self.audit.append("agreement.registered", actor=actor, tenant_id=tenant_id, subject=info.id,
                           details={"reference": reference, "identity_id": identity.id, "product": chosen.name,
                                    "shared_mode": shared_mode, "evidence": kept})
         self._send_passcode(info, passcode, message, "initial")
         return info
 
-    def _keep_evidence(self, agreement: AgreementInfo, event: str, evidence: dict[str, bytes] | None) -> list[str]:
+    def _undo_registration(self, agreement_id: str, user: Any, actor: str) -> None:
+        """What a failed registration made: its evidence, and the signer with any identity (whose
+        certificate is revoked and key destroyed)."""
+        self.blobs.delete_namespace(f"agreement-{agreement_id}")
+        if user is None:
+            return
+        for identity in self.identities.list(Viewer(None, user.id)):
+            self.identities.retire(identity.id, reason="cessation_of_operation", actor=actor)
+        self.users.delete(user.id, user.tenant_id, actor=actor)
+
+    def _keep_evidence(self, agreement_id: str, event: str, evidence: dict[str, bytes] | None) -> list[str]:
         """Keep the registration documents (scanned forms, ID cards) a registration or change
         came with: the evidence a certification authority must retain. Returns their names."""
         names = []
@@ -390,7 +409,7 @@ class AgreementService:
         for field_name, data in (evidence or {}).items():
             if data and re.fullmatch(r"[A-Za-z]{1,40}", field_name):
                 name = f"{event}-{stamp}-{field_name}"
-                self.blobs.put_bytes(f"agreement-{agreement.id}", name, data)
+                self.blobs.put_bytes(f"agreement-{agreement_id}", name, data)
                 names.append(name)
         return names
 
@@ -551,9 +570,9 @@ class AgreementService:
         not_after = self.identity(agreement).certificate().not_valid_after_utc
         if not_after <= self._now():
             raise AgreementError("certificate_expired", "the certificate has expired; renew it", 403)
+        self._keep_evidence(agreement.id, "change", evidence)
         self.identities.rekey(agreement.identity_id, details.subject(product.kind), profile=product.ca_profile,
                               not_after=not_after, actor=actor)
-        self._keep_evidence(agreement, "change", evidence)
         return self._update(agreement, "changed", actor, subject=details.to_json())
 
     def renew(self, tenant_id: str, reference: str, product: str | None, actor: str) -> AgreementInfo:
