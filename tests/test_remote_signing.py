@@ -778,3 +778,19 @@ def test_an_unwritable_store_is_1003_and_leaves_nothing(short: Service, quick: R
     assert again["responseCode"] == 1007 and again["agreementUUID"] == reference, again
     mailbox().wait_for(f"{reference}@example.test")
     assert len(mailbox().messages_to(f"{reference}@example.test")) == 1
+
+
+def test_an_organization_certificate_names_the_organization(rp: Rs, tmp_path: Path) -> None:
+    agreement, passcode = fresh(rp, certificateProfile="T2OSB21Y", agreementDetails={
+        "personalName": "Nguyễn Văn An", "organization": "Công ty EFY Việt Nam", "taxID": "0102519041",
+        "country": "VN", "stateOrProvince": "Hà Nội"})
+    detail = rp.detail(agreement)
+    leaf = x509.load_der_x509_certificate(base64.b64decode(detail["certificate"]))
+    names = {a.oid.dotted_string: a.value for a in leaf.subject}
+    assert names["2.5.4.3"] == "Công ty EFY Việt Nam" and names["2.5.4.97"] == "VATVN-0102519041"
+    assert names["0.9.2342.19200300.100.1.1"] == "MST:0102519041"
+    statements = leaf.extensions.get_extension_for_oid(x509.ObjectIdentifier("1.3.6.1.5.5.7.1.3"))
+    assert b"\x06\x07\x04\x00\x8e\x46\x01\x06\x02" in statements.value.value  # QcType eseal (0.4.0.1862.1.6.2)
+    digest = hashlib.sha256(b"seal").digest()
+    answer = rp.sign(agreement, [digest], code=passcode)
+    assert answer["responseCode"] == 0 and verify(tmp_path, detail["certificate"], digest, answer["signatureValue"])

@@ -140,7 +140,7 @@ class SignerDetails:
             if value.strip():
                 attrs.append(x509.NameAttribute(UID, f"{prefix}:{value.strip()}"))
         if kind == "legal":
-            if not attrs or not self.organization.strip():
+            if not self.organization.strip():
                 attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.name.strip()))
             org_id = (f"VAT{c}-{self.tax_id.strip()}" if self.tax_id.strip()
                       else f"NTR{c}-{(self.budget_id or self.personal_id or uuid.uuid4().hex[:12]).strip()}")
@@ -153,7 +153,9 @@ class SignerDetails:
             attrs.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, person))
         if self.email.strip() and _EMAIL.fullmatch(self.email.strip()):
             attrs.append(x509.NameAttribute(NameOID.EMAIL_ADDRESS, self.email.strip()))
-        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, self.name.strip()))
+        # an organization's certificate (an e-seal) is named after the organization
+        common_name = (self.organization.strip() or self.name.strip()) if kind == "legal" else self.name.strip()
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
         return asn1_x509.Name.load(x509.Name(attrs).public_bytes())
 
 
