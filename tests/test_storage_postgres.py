@@ -3,8 +3,10 @@ service end to end, and the audit chain under concurrent writers."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -85,3 +87,24 @@ def test_audit_chain_survives_appends_inside_transactions(postgres: PostgresServ
     url = postgres.create_database("remotesign_audit_in_tx")
     upgrade_to_head(url)
     race_appends_in_transactions(url)
+
+
+def test_remote_signing_agreements_on_postgresql(pg_service: Service, tmp_path: Path) -> None:
+    from tests.test_remote_signing import DIGITS, Rs, fresh, verify
+    from tests.mailbox import mailbox
+
+    party = Rs(pg_service, "PG Bank")
+    owner = "pg-owner"
+    agreement, passcode = fresh(party, owner=owner, ownerEmail=f"{owner}@example.test")
+    digest = hashlib.sha256(b"postgres").digest()
+    answer = party.sign(agreement, [digest], code=passcode)
+    assert answer["responseCode"] == 0, answer
+    certificate = party.detail(agreement)["certificate"]
+    assert verify(tmp_path, certificate, digest, answer["signatureValue"])
+    otp = party.sign(agreement, [digest], mode="EXPLICIT/OTP-EMAIL")
+    code = DIGITS.search(mailbox().wait_for(f"{owner}@example.test", 2).get_payload(decode=True).decode()).group(1)  # type: ignore[union-attr]
+    done = party.call("/signing/hash/authorize", {"agreementUUID": agreement, "billCode": otp["billCode"],
+                                                  "authorizeCode": code})
+    assert done["responseCode"] == 0 and verify(tmp_path, certificate, digest, done["signatureValue"])
+    assert party.call("/certificates/revoke", {"agreementUUID": agreement})["responseCode"] == 1007
+    assert party.sign(agreement, [digest], code=passcode)["responseCode"] == 1017

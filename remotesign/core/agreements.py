@@ -34,6 +34,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from remotesign.core.errors import CoreError
@@ -383,8 +384,10 @@ class AgreementService:
                             passcode_must_change=True, status="active", created_at=now, updated_at=now)
             with self.db.session() as s:
                 s.add(row)
-        except BaseException:
+        except BaseException as exc:
             self._undo_registration(agreement_id, user, actor)
+            if isinstance(exc, IntegrityError):  # the same reference registered at the same moment
+                raise AgreementError("exists", f"agreement {reference} exists", 409) from exc
             raise
         info = _info(row)
         self.audit.append("agreement.registered", actor=actor, tenant_id=tenant_id, subject=info.id,
@@ -419,16 +422,16 @@ class AgreementService:
                    contacts: Contacts) -> None:
         if s.scalar(select(Agreement.id).where(Agreement.tenant_id == tenant_id, Agreement.reference == reference)):
             raise AgreementError("exists", f"agreement {reference} exists", 409)
-        live = s.scalars(select(Agreement).where(Agreement.tenant_id == tenant_id, Agreement.status != "revoked",
-                                                 Agreement.shared_from.is_(None))).all()
-        for other in live:
+        live = (Agreement.tenant_id == tenant_id, Agreement.status != "revoked", Agreement.shared_from.is_(None))
+        for other in s.scalars(select(Agreement).where(*live, Agreement.owner_reference == owner_reference)):
             theirs = SignerDetails.from_json(other.subject)
-            if other.owner_reference == owner_reference and any(
-                    getattr(details, f) and getattr(details, f) == getattr(theirs, f) for f in details.IDENTIFIERS):
+            if any(getattr(details, f) and getattr(details, f) == getattr(theirs, f) for f in details.IDENTIFIERS):
                 raise AgreementError("exists", f"the owner has agreement {other.reference} for this signer already", 409)
-            mine = {contacts.otp_address("email"), contacts.owner_email} - {None}
-            if other.owner_reference != owner_reference and mine & {other.otp_email, other.owner_email}:
-                raise AgreementError("email_registered", "the e-mail address belongs to another owner's agreement", 409)
+        mine = list({contacts.otp_address("email"), contacts.owner_email} - {None})
+        if mine and s.scalar(select(Agreement.id).where(
+                *live, Agreement.owner_reference != owner_reference,
+                Agreement.otp_email.in_(mine) | Agreement.owner_email.in_(mine)).limit(1)):
+            raise AgreementError("email_registered", "the e-mail address belongs to another owner's agreement", 409)
 
     def _register_shared(self, tenant_id: str, reference: str, owner_reference: str, shared_mode: str,
                          accepted_apps: tuple[str, ...], shares: tuple[str, str | None], actor: str) -> AgreementInfo:

@@ -500,9 +500,9 @@ class Agreement(Base):
     accepted_apps: Mapped[str] = mapped_column(Text, default="")  # space-separated; empty = any
     product: Mapped[str] = mapped_column(String(40))  # the certificate product it was issued under
     subject: Mapped[str] = mapped_column(Text)  # JSON: the signer's details the certificate names
-    owner_email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    owner_email: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     owner_phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    otp_email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    otp_email: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     otp_phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
     passcode_channel: Mapped[str] = mapped_column(String(8))  # email | sms
     passcode_must_change: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -40,7 +40,8 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("tenant_id", "reference", name="uq_agreements_tenant_reference"),
     )
-    for column in ("reference", "tenant_id", "user_id", "sign_identity_id", "owner_reference", "status"):
+    for column in ("reference", "tenant_id", "user_id", "sign_identity_id", "owner_reference", "status",
+                   "owner_email", "otp_email"):
         op.create_index(f"ix_agreements_{column}", "agreements", [column])
     op.create_table(
         "signing_transactions",
