@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -82,3 +84,32 @@ def test_a_crash_during_a_passcode_signature_leaves_nothing_stuck(svc: Service) 
     renewed = relogin(party).call("/certificates/renew", {"agreementUUID": agreement, "certificateProfile": "T2PSB21Y"})
     assert renewed["responseCode"] == 1007, renewed
     assert party.sign(agreement, [hashlib.sha256(b"p").digest()], code=passcode)["responseCode"] == 0
+
+
+def test_a_billcode_being_signed_is_1016(svc: Service) -> None:
+    svc.stop()
+    svc.env["REMOTESIGN_PAUSE_AT"] = "signing_transaction.claimed"
+    svc.start()
+    party = Rs(svc, "Race Bank")
+    owner = "race-owner"
+    agreement, _ = fresh(party, owner=owner, ownerEmail=f"{owner}@example.test")
+    answer = party.sign(agreement, [hashlib.sha256(b"held").digest()], mode="EXPLICIT/OTP-EMAIL")
+    text = mailbox().wait_for(f"{owner}@example.test", 2).get_payload(decode=True).decode()
+    body = {"agreementUUID": agreement, "billCode": answer["billCode"],
+            "authorizeCode": DIGITS.search(text).group(1)}  # type: ignore[union-attr]
+    first: list[dict[str, object]] = []
+    holder = threading.Thread(target=lambda: first.append(party.call("/signing/hash/authorize", body)))
+    holder.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the first call has claimed the bill and is held before signing
+        with database(svc.home) as db:
+            if db.execute("SELECT status FROM signing_transactions WHERE id = ?",
+                          (answer["billCode"],)).fetchone()[0] == "signing":
+                break
+        time.sleep(0.05)
+    second = party.call("/signing/hash/authorize", body)
+    assert second["responseCode"] == 1016 and second["responseMessage"] == "FILE IS BEING PROCESSED", second
+    (svc.home / "resume-signing_transaction.claimed").touch()
+    holder.join(60)
+    assert first and first[0]["responseCode"] == 0, first
+    assert party.call("/signing/hash/authorize", body)["responseCode"] == 1004  # and then it is used

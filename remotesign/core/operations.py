@@ -50,6 +50,22 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def pause_point(name: str, timeout: float = 60.0) -> None:
+    """Testing aid for races: when REMOTESIGN_PAUSE_AT lists ``name``, the call waits here until the
+    file ``$REMOTESIGN_HOME/resume-<name>`` exists (at most ``timeout`` seconds), so a test can act
+    while it is held at a known point. Unset in production."""
+    points = os.environ.get("REMOTESIGN_PAUSE_AT")
+    if not points or name not in points.split(","):
+        return
+    import time
+    from pathlib import Path
+
+    resume = Path(os.environ.get("REMOTESIGN_HOME", "var")) / f"resume-{name}"
+    deadline = time.monotonic() + timeout
+    while not resume.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def new_lease(seconds: int, now: datetime | None = None) -> Lease:
     now = now or datetime.now(timezone.utc)
     return Lease(f"{process_id.current()}#{secrets.token_hex(4)}", now + timedelta(seconds=seconds))

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from remotesign.core.agreements import AgreementError, AgreementInfo, AgreementService, fill
 from remotesign.core.identities import IdentityInfo
 from remotesign.core.one_time_passwords import code_hash, matches, new_code
-from remotesign.core.operations import abandoned, crash_point, new_lease
+from remotesign.core.operations import abandoned, crash_point, new_lease, pause_point
 from remotesign.core.scopes import USE_SERVER
 from remotesign.core.sole_control import SoleControl, SoleControlRefused, TypedDigest, digests_summary
 from remotesign.core.tenants import TenantService, hash_of
@@ -215,6 +215,7 @@ class SigningTransactionService:
             self.audit.append("signing_transaction.refused", actor=actor, tenant_id=tenant_id, subject=transaction_id,
                               details={"reason": outcome, "failures": failures})
             raise self._refusal(outcome, failures)
+        pause_point("signing_transaction.claimed")
         parsed = json.loads(items)
         what = DigestsToSign(tuple(bytes.fromhex(d) for d in parsed["digests"]), parsed["hash"], parsed["kind"])
         try:
