@@ -96,3 +96,12 @@ def pyhanko_check(pdf: bytes, root: x509.Certificate) -> tuple[int, int, bool]:
     status = validate_pdf_signature(regular[0], ValidationContext(trust_roots=[root], allow_fetching=False))
     return len(regular), len(reader.embedded_timestamp_signatures), bool(status.intact and status.valid
                                                                          and status.trusted)
+
+
+def restart_with(service: Any, crash_at: str | None) -> None:
+    """Restart ``service`` (a tests.harness.Service) dying at the crash point ``crash_at``, or at none."""
+    service.stop()
+    service.env.pop("REMOTESIGN_CRASH_AT", None)
+    if crash_at:
+        service.env["REMOTESIGN_CRASH_AT"] = crash_at
+    service.start()

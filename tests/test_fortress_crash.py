@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.consent import enrol, register_redirect
-from tests.crash_tools import database
+from tests.crash_tools import database, restart_with
 from tests.harness import Service, free_port
 from tests.test_fortress_signature import SIGN, authorize, check_raw, client_token, config, redirected
 
@@ -27,14 +27,6 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service.start()
     yield service
     service.stop()
-
-
-def restart_with(service: Service, crash_at: str | None) -> None:
-    service.stop()
-    service.env.pop("REMOTESIGN_CRASH_AT", None)
-    if crash_at:
-        service.env["REMOTESIGN_CRASH_AT"] = crash_at
-    service.start()
 
 
 def key_uses(service: Service, identity_id: str) -> int:

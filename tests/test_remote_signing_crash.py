@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.crash_tools import database
+from tests.crash_tools import database, restart_with
 from tests.harness import Service, free_port
 from tests.mailbox import mailbox
 from tests.test_remote_signing import DIGITS, Rs, fresh, relogin
@@ -26,14 +26,6 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service = Service(home=tmp_path_factory.mktemp("remote-signing-crash"), port=free_port()).start()
     yield service
     service.stop()
-
-
-def restart_with(service: Service, crash_at: str | None) -> None:
-    service.stop()
-    service.env.pop("REMOTESIGN_CRASH_AT", None)
-    if crash_at:
-        service.env["REMOTESIGN_CRASH_AT"] = crash_at
-    service.start()
 
 
 def key_uses(service: Service, reference: str) -> int:
