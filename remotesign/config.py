@@ -121,6 +121,9 @@ class Settings:
         "T2SFB21Y=natural:1y,T2SFB22Y=natural:2y,T2SFB23Y=natural:3y,"
         "T2OSB21Y=legal:1y,T2OSB22Y=legal:2y,T2OSB23Y=legal:3y,"
         "T2PSE21Y=natural:1y:ec-p256,T2OSE21Y=legal:1y:ec-p256")
+    # automatic: an agreement's certificate is issued at registration (the relying party is the
+    # registration authority); operator: it waits for ``remotesign agreements approve``
+    agreement_approval: str = "automatic"
     client_jwt_ttl_seconds: int = 3600          # JWTs of the Remote Signing API's client login
     otp_ttl_seconds: int = 300                  # one-time codes that authorize a signing transaction
     otp_max_failures: int = 3
@@ -213,6 +216,7 @@ def load_settings() -> Settings:
         notify_backoff_seconds=float(_env("REMOTESIGN_NOTIFY_BACKOFF", "2") or "2"),
         certificate_products=_env("REMOTESIGN_CERTIFICATE_PRODUCTS", Settings.certificate_products)
         or Settings.certificate_products,
+        agreement_approval=_env("REMOTESIGN_AGREEMENT_APPROVAL", "automatic") or "automatic",
         client_jwt_ttl_seconds=max(1, _env_int("REMOTESIGN_CLIENT_JWT_TTL", Settings.client_jwt_ttl_seconds)),
         otp_ttl_seconds=max(1, _env_int("REMOTESIGN_OTP_TTL", Settings.otp_ttl_seconds)),
         otp_max_failures=max(1, _env_int("REMOTESIGN_OTP_MAX_FAILURES", Settings.otp_max_failures)),

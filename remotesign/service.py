@@ -362,7 +362,7 @@ class Services:
 
         return AgreementService(self.db, self.audit, self.users, self.identities, self.outbox, self.blobs,
                                 parse_products(self.settings.certificate_products),
-                                kdf_log2_n=self.settings.kdf_log2_n)
+                                kdf_log2_n=self.settings.kdf_log2_n, approval=self.settings.agreement_approval)
 
     @cached_property
     def signing_transactions(self) -> Any:

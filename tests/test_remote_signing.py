@@ -795,3 +795,55 @@ def test_an_organization_certificate_names_the_organization(rp: Rs, tmp_path: Pa
     digest = hashlib.sha256(b"seal").digest()
     answer = rp.sign(agreement, [digest], code=passcode)
     assert answer["responseCode"] == 0 and verify(tmp_path, detail["certificate"], digest, answer["signatureValue"])
+
+
+# -- registrations the operator approves ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = Service(home=tmp_path_factory.mktemp("remote-signing-ra"), port=free_port(),
+                      env={"REMOTESIGN_AGREEMENT_APPROVAL": "operator",  # the CLI sends the passcode too
+                           "REMOTESIGN_SMTP_URL": mailbox().url}).start()
+    yield service
+    service.stop()
+
+
+def test_a_registration_waits_for_the_operator(ra: Service, tmp_path: Path) -> None:
+    party = Rs(ra, "Careful Bank")
+    owner = f"waiting-{secrets.token_hex(3)}"
+    email = f"{owner}@example.test"
+    body = {"agreementDetails": {"personalName": "Võ Thị Hoa", "personalID": "H-77", "country": "VN",
+                                 "photoIDCard": base64.b64encode(b"scan of the ID card").decode()},
+            "ownerUUID": owner, "ownerEmail": email, "certificateProfile": "T2PSB21Y"}
+    answer = party.call("/certificates/register", body)
+    assert answer["responseCode"] == 1007, answer
+    agreement = answer["agreementUUID"]
+    digest = hashlib.sha256(b"too early").digest()
+    assert party.call("/certificates/get-detail", {"agreementUUID": agreement})["responseCode"] == 1009
+    assert party.sign(agreement, [digest], code="12345678")["responseCode"] == 1009
+    assert party.call("/certificates/renew", {"agreementUUID": agreement,
+                                              "certificateProfile": "T2PSB21Y"})["responseCode"] == 1009
+    changed = party.call("/certificates/change", {"agreementUUID": agreement, "agreementDetails": {
+        "personalName": "Võ Thị Hoa Mai", "personalID": "H-77", "country": "VN"}})
+    assert changed["responseCode"] == 1007, changed
+    assert not mailbox().messages_to(email)  # no passcode before the certificate exists
+
+    listed = json.loads(ra.cli("agreements", "list", "--json").stdout)
+    assert [r["agreement"] for r in listed if r["owner"] == owner] == [agreement]
+    shown = json.loads(ra.cli("agreements", "show", party.client["client_id"], agreement).stdout)
+    assert shown["details"]["name"] == "Võ Thị Hoa Mai"
+    assert [Path(p).read_bytes() for p in shown["evidence"]] == [b"scan of the ID card"]
+    ra.cli("agreements", "approve", party.client["client_id"], agreement)
+    passcode = passcode_in(email)
+    detail = party.detail(agreement)
+    assert "Võ Thị Hoa Mai" in detail["certificateDN"]
+    answer = party.sign(agreement, [digest], code=passcode)
+    assert answer["responseCode"] == 1018 and verify(tmp_path, detail["certificate"], digest, answer["signatureValue"])
+    again = ra.cli("agreements", "approve", party.client["client_id"], agreement, check=False)
+    assert again.returncode == 1 and b"not waiting" in again.stderr
+
+    refused = party.call("/certificates/register", {**body, "ownerUUID": owner + "-2",
+                                                   "ownerEmail": f"{owner}-2@example.test",
+                                                   "agreementDetails": {"personalName": "Forged", "personalID": "F"}})
+    ra.cli("agreements", "reject", party.client["client_id"], refused["agreementUUID"], "--reason", "ID card unreadable")
+    assert party.sign(refused["agreementUUID"], [digest], code=passcode)["responseCode"] == 1017
+    assert not mailbox().messages_to(f"{owner}-2@example.test")

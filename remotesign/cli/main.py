@@ -395,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     from remotesign.cli.tsa_credentials import add_parser as add_tsa_credential_parser
 
     add_tsa_credential_parser(sub)
+    from remotesign.cli.agreements import add_parser as add_agreements_parser
+
+    add_agreements_parser(sub)
     return parser
 
 

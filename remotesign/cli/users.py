@@ -43,6 +43,7 @@ def _services():  # type: ignore[no-untyped-def]
 def _errors() -> tuple[type[BaseException], ...]:
     from remotesign.core.activation import ActivationError
     from remotesign.core.devices import DeviceError
+    from remotesign.core.errors import CoreError
     from remotesign.core.identities import IdentityError
     from remotesign.core.tenants import TenantError
     from remotesign.core.users import UserError
@@ -51,7 +52,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     from remotesign.trust.profiles import ProfileError
 
     return (ActivationError, UserError, IdentityError, TenantError, KeyStoreError, DeviceError, CertificateError, ProfileError,
-            CliError)
+            CoreError, CliError)
 
 
 def command(func: Callable[..., int]) -> Callable[[argparse.Namespace], int]:

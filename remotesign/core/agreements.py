@@ -26,14 +26,14 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,7 +59,7 @@ UID = x509.ObjectIdentifier("0.9.2342.19200300.100.1.1")
 ORG_IDENTIFIER = x509.ObjectIdentifier("2.5.4.97")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 _PHONE = re.compile(r"\+?[0-9 ()-]{4,20}")
-_REFERENCE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_REFERENCE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class AgreementError(CoreError):
@@ -220,7 +220,8 @@ class PasscodeOutcome:
 
 def _info(r: Agreement) -> AgreementInfo:
     return AgreementInfo(
-        id=r.id, reference=r.reference, tenant_id=r.tenant_id, user_id=r.user_id, identity_id=r.sign_identity_id,
+        id=r.id, reference=r.reference, tenant_id=r.tenant_id, user_id=r.user_id or "",
+        identity_id=r.sign_identity_id or "",
         owner_reference=r.owner_reference, shared_mode=r.shared_mode, shared_from=r.shared_from,
         accepted_apps=tuple(a for a in r.accepted_apps.split() if a), product=r.product,
         details=SignerDetails.from_json(r.subject),
@@ -268,7 +269,11 @@ def fill(template: str | None, placeholder: str, code: str, default: str) -> str
 class AgreementService:
     def __init__(self, db: Database, audit: AuditLog, users: UserService, identities: IdentityService,
                  outbox: Outbox, blobs: BlobStore, products: dict[str, CertificateProduct], *, kdf_log2_n: int,
-                 service_name: str = "remotesign", now: Callable[[], datetime] | None = None) -> None:
+                 approval: str = "automatic", service_name: str = "remotesign",
+                 now: Callable[[], datetime] | None = None) -> None:
+        if approval not in ("automatic", "operator"):
+            raise ValueError("agreement approval is automatic or operator")
+        self.approval = approval
         self.db = db
         self.blobs = blobs
         self.audit = audit
@@ -294,7 +299,15 @@ class AgreementService:
         return row
 
     def identity(self, agreement: AgreementInfo) -> IdentityInfo:
+        self._enrolled(agreement)
         return self.identities.get(agreement.identity_id, Viewer(None))
+
+    @staticmethod
+    def _enrolled(agreement: AgreementInfo) -> None:
+        """Refuses an agreement whose certificate the registration officer has not approved yet."""
+        if agreement.status == "pending":
+            raise AgreementError("not_enrolled", "the agreement's certificate is not issued yet: the registration "
+                                 "waits for the operator's approval", 409)
 
     def product(self, name: str | None) -> CertificateProduct:
         if not name:
@@ -314,6 +327,8 @@ class AgreementService:
             states = [r.status if r is not None else "revoked" for r in rows]
         if "revoked" in states:
             raise AgreementError("revoked", "the agreement is revoked", 403)
+        if "pending" in states:
+            self._enrolled(replace(agreement, status="pending"))
         if "disabled" in states:
             raise AgreementError("disabled", "the agreement is disabled", 403)
         if agreement.accepted_apps and (app or "") not in agreement.accepted_apps:
@@ -340,7 +355,7 @@ class AgreementService:
         if not owner_reference or len(owner_reference) > 200:
             raise AgreementError("invalid_request", "the owner's reference has 1 to 200 characters")
         if reference is not None and not _REFERENCE.fullmatch(reference):
-            raise AgreementError("invalid_request", "an agreement reference has 1 to 64 letters, digits or . _ : -")
+            raise AgreementError("invalid_request", "an agreement reference has 1 to 64 letters, digits or . _ -")
         if len(accepted_apps) > 50 or any(not a or len(a) > 60 or " " in a for a in accepted_apps):
             raise AgreementError("invalid_request", "at most 50 accepted applications of 1 to 60 characters")
         reference = reference or uuid.uuid4().hex
@@ -359,52 +374,118 @@ class AgreementService:
                                  409)
         with self.db.session() as s:
             self._check_new(s, tenant_id, reference, owner_reference, details, contacts)
-        passcode = new_passcode()
         agreement_id = str(uuid.uuid4())
-        # the evidence first (an unwritable store refuses the registration before anything exists),
-        # then the signer, key and certificate, each undone if a later step fails
-        user = None
-        try:
+        try:  # the evidence first: an unwritable store refuses the registration before anything exists
             kept = self._keep_evidence(agreement_id, "register", evidence)
-            user = self.users.create(tenant_id=tenant_id, username=f"agreement.{reference}",
-                                     display_name=details.name[:200], kind=chosen.kind,
-                                     email=contacts.otp_address("email"), phone=contacts.otp_address("sms"),
-                                     actor=actor)
-            identity = self.identities.create_for_subject(
-                user, details.subject(chosen.kind), profile=chosen.ca_profile, validity=chosen.validity,
-                algorithm=chosen.algorithm, pin=passcode, labels=("agreement", "x509:keyUsage:contentCommitment"),
-                description=f"agreement:{reference}", actor=actor)
             now = self._now()
-            row = Agreement(id=agreement_id, reference=reference, tenant_id=tenant_id, user_id=user.id,
-                            sign_identity_id=identity.id, owner_reference=owner_reference, shared_mode=shared_mode,
+            row = Agreement(id=agreement_id, reference=reference, tenant_id=tenant_id, user_id=None,
+                            sign_identity_id=None, owner_reference=owner_reference, shared_mode=shared_mode,
                             shared_from=None, accepted_apps=" ".join(accepted_apps), product=chosen.name,
                             subject=details.to_json(), owner_email=contacts.owner_email,
                             owner_phone=contacts.owner_phone, otp_email=contacts.otp_email,
                             otp_phone=contacts.otp_phone, passcode_channel=contacts.passcode_channel,
-                            passcode_must_change=True, status="active", created_at=now, updated_at=now)
+                            passcode_must_change=True, status="pending", evidence=" ".join(kept),
+                            notice=json.dumps({"template": message[0], "subject": message[1]}),
+                            created_at=now, updated_at=now)
             with self.db.session() as s:
                 s.add(row)
         except BaseException as exc:
-            self._undo_registration(agreement_id, user, actor)
+            self.blobs.delete_namespace(f"agreement-{agreement_id}")
             if isinstance(exc, IntegrityError):  # the same reference registered at the same moment
                 raise AgreementError("exists", f"agreement {reference} exists", 409) from exc
             raise
         info = _info(row)
         self.audit.append("agreement.registered", actor=actor, tenant_id=tenant_id, subject=info.id,
-                          details={"reference": reference, "identity_id": identity.id, "product": chosen.name,
-                                   "shared_mode": shared_mode, "evidence": kept})
-        self._send_passcode(info, passcode, message, "initial")
+                          details={"reference": reference, "product": chosen.name, "shared_mode": shared_mode,
+                                   "evidence": kept, "approval": self.approval})
+        if self.approval == "operator":
+            return info  # the registration officer checks the evidence first (approve / reject)
+        try:
+            return self._enrol(info, actor)
+        except BaseException:
+            with self.db.session() as s:  # automatic issuance failed: nothing of the registration stays
+                s.execute(delete(Agreement).where(Agreement.id == info.id, Agreement.status == "pending"))
+            self.blobs.delete_namespace(f"agreement-{agreement_id}")
+            raise
+
+    def _enrol(self, agreement: AgreementInfo, actor: str) -> AgreementInfo:
+        """Issue what a registered agreement stands for: the signer, a new key, the certificate
+        naming the registered details; then the first passcode goes to the owner. Undone if a
+        step fails (the agreement stays pending)."""
+        chosen = self.product(agreement.product)
+        channel = agreement.contacts.passcode_channel
+        if not agreement.contacts.passcode_address() or not self.outbox.can_send(channel):
+            raise AgreementError("channel_unavailable", f"the first passcode cannot be sent: this service sends no "
+                                 f"{'e-mail' if channel == 'email' else 'SMS'}", 409)
+        passcode = new_passcode()
+        user = None
+        try:
+            user = self.users.create(tenant_id=agreement.tenant_id, username=f"agreement.{agreement.reference}",
+                                     display_name=agreement.details.name[:200], kind=chosen.kind,
+                                     email=agreement.contacts.otp_address("email"),
+                                     phone=agreement.contacts.otp_address("sms"), actor=actor)
+            identity = self.identities.create_for_subject(
+                user, agreement.details.subject(chosen.kind), profile=chosen.ca_profile, validity=chosen.validity,
+                algorithm=chosen.algorithm, pin=passcode, labels=("agreement", "x509:keyUsage:contentCommitment"),
+                description=f"agreement:{agreement.reference}", actor=actor)
+            with self.db.session() as s:
+                moved = s.execute(update(Agreement).where(Agreement.id == agreement.id, Agreement.status == "pending")
+                                  .values(user_id=user.id, sign_identity_id=identity.id, status="active",
+                                          updated_at=self._now())).rowcount
+                notice = s.scalar(select(Agreement.notice).where(Agreement.id == agreement.id))
+            if moved != 1:
+                raise AgreementError("not_pending", "the agreement no longer waits for its certificate", 409)
+        except BaseException:
+            self._undo_enrolment(user, actor)
+            raise
+        self.audit.append("agreement.enrolled", actor=actor, tenant_id=agreement.tenant_id, subject=agreement.id,
+                          details={"identity_id": identity.id, "product": chosen.name})
+        info = self.get(agreement.tenant_id, agreement.reference)
+        message = json.loads(notice or "{}")
+        self._send_passcode(info, passcode, (message.get("template"), message.get("subject")), "initial")
         return info
 
-    def _undo_registration(self, agreement_id: str, user: Any, actor: str) -> None:
-        """What a failed registration made: its evidence, and the signer with any identity (whose
-        certificate is revoked and key destroyed)."""
-        self.blobs.delete_namespace(f"agreement-{agreement_id}")
+    def _undo_enrolment(self, user: Any, actor: str) -> None:
+        """The signer a failed enrolment made, with any identity (certificate revoked, key destroyed)."""
         if user is None:
             return
         for identity in self.identities.list(Viewer(None, user.id)):
             self.identities.retire(identity.id, reason="cessation_of_operation", actor=actor)
         self.users.delete(user.id, user.tenant_id, actor=actor)
+
+    # -- the registration officer -----------------------------------------------------------------
+    def waiting(self, tenant_id: str | None = None) -> list[AgreementInfo]:
+        """Registrations waiting for the operator's approval (of one relying party, or all)."""
+        with self.db.session() as s:
+            q = select(Agreement).where(Agreement.status == "pending").order_by(Agreement.created_at)
+            if tenant_id is not None:
+                q = q.where(Agreement.tenant_id == tenant_id)
+            return [_info(r) for r in s.scalars(q)]
+
+    def evidence(self, agreement: AgreementInfo) -> list[str]:
+        """Names of the documents kept with the registration (blob namespace ``agreement-<id>``)."""
+        with self.db.session() as s:
+            return [n for n in (s.scalar(select(Agreement.evidence).where(Agreement.id == agreement.id)) or "").split()
+                    if n]
+
+    def approve(self, tenant_id: str, reference: str, actor: str = "operator") -> AgreementInfo:
+        """The registration officer checked the evidence: issue the certificate, send the passcode."""
+        agreement = self.get(tenant_id, reference)
+        if agreement.status != "pending":
+            raise AgreementError("not_pending", f"agreement {reference} is {agreement.status}, not waiting", 409)
+        return self._enrol(agreement, actor)
+
+    def reject(self, tenant_id: str, reference: str, reason: str, actor: str = "operator") -> AgreementInfo:
+        """The registration is refused: the agreement ends without a certificate (its evidence stays)."""
+        agreement = self.get(tenant_id, reference)
+        with self.db.session() as s:
+            moved = s.execute(update(Agreement).where(Agreement.id == agreement.id, Agreement.status == "pending")
+                              .values(status="revoked", updated_at=self._now())).rowcount
+        if moved != 1:
+            raise AgreementError("not_pending", f"agreement {reference} is {agreement.status}, not waiting", 409)
+        self.audit.append("agreement.rejected", actor=actor, tenant_id=tenant_id, subject=agreement.id,
+                          details={"reason": reason[:500]})
+        return self.get(tenant_id, reference)
 
     def _keep_evidence(self, agreement_id: str, event: str, evidence: dict[str, bytes] | None) -> list[str]:
         """Keep the registration documents (scanned forms, ID cards) a registration or change
@@ -442,6 +523,8 @@ class AgreementService:
                                                       Agreement.shared_from.is_(None)))
             if target is None or target.status == "revoked":
                 raise AgreementError("shared_not_found", f"no agreement {target_ref} to share", 404)
+            if target.status == "pending":
+                raise AgreementError("not_enrolled", f"agreement {target_ref} waits for its certificate", 409)
             other_party = target.tenant_id != tenant_id
             if target.shared_mode == "private" or (other_party and target.shared_mode != "relying_party"):
                 raise AgreementError("shared_mode_invalid",
@@ -489,6 +572,7 @@ class AgreementService:
     def verify_passcode(self, agreement: AgreementInfo, passcode: str, actor: str) -> None:
         """The owner's passcode, or AgreementError ``passcode_wrong`` (``remaining`` tries) /
         ``passcode_blocked`` (until ``locked_until``)."""
+        self._enrolled(agreement)
         try:
             self.identities.verify_pin(agreement.identity_id, passcode, actor=actor, tenant_id=agreement.tenant_id)
         except PinRefused as exc:
@@ -500,6 +584,7 @@ class AgreementService:
     def change_passcode(self, tenant_id: str, reference: str, current: str, new: str, actor: str) -> PasscodeOutcome:
         agreement = self.get(tenant_id, reference)
         self._not_revoked(agreement)
+        self._enrolled(agreement)
         try:
             check_pin(new)
         except IdentityError as exc:
@@ -516,6 +601,7 @@ class AgreementService:
         a passcode lock, and must be changed before signing."""
         agreement = self.get(tenant_id, reference)
         self._not_revoked(agreement)
+        self._enrolled(agreement)
         passcode = new_passcode()
         if not agreement.contacts.passcode_address() or not self.outbox.can_send(agreement.contacts.passcode_channel):
             raise AgreementError("channel_unavailable", "the owner cannot be reached for a new passcode", 409)
@@ -570,19 +656,22 @@ class AgreementService:
             if getattr(details, name) != getattr(agreement.details, name):
                 raise AgreementError("immutable_detail", f"{name} cannot be changed: it stands for the signer")
         details.check()
+        kept = " ".join([*self.evidence(agreement), *self._keep_evidence(agreement.id, "change", evidence)])
+        if agreement.status == "pending":  # not issued yet: the officer will see the new details
+            return self._update(agreement, "changed", actor, subject=details.to_json(), evidence=kept)
         self._no_pending(agreement)
         product = self.product(agreement.product)
         not_after = self.identity(agreement).certificate().not_valid_after_utc
         if not_after <= self._now():
             raise AgreementError("certificate_expired", "the certificate has expired; renew it", 403)
-        self._keep_evidence(agreement.id, "change", evidence)
         self.identities.rekey(agreement.identity_id, details.subject(product.kind), profile=product.ca_profile,
                               not_after=not_after, actor=actor)
-        return self._update(agreement, "changed", actor, subject=details.to_json())
+        return self._update(agreement, "changed", actor, subject=details.to_json(), evidence=kept)
 
     def renew(self, tenant_id: str, reference: str, product: str | None, actor: str) -> AgreementInfo:
         """A new key and certificate for the same details, valid for the (possibly new) product's term."""
         agreement = self._managed(tenant_id, reference)
+        self._enrolled(agreement)
         chosen = self.product(product or agreement.product)
         if chosen.kind != self.product(agreement.product).kind:
             raise AgreementError("unknown_product", "a renewal keeps the kind of signer (person or organization)")
@@ -595,7 +684,8 @@ class AgreementService:
         """The end of the agreement: the certificate revoked (visible in OCSP and the CRL at once),
         the key destroyed; agreements sharing it end with it."""
         agreement = self._managed(tenant_id, reference)
-        self.identities.retire(agreement.identity_id, reason="cessation_of_operation", actor=actor)
+        if agreement.identity_id:  # a registration still waiting has no certificate to revoke
+            self.identities.retire(agreement.identity_id, reason="cessation_of_operation", actor=actor)
         with self.db.session() as s:
             s.execute(update(Agreement).where(Agreement.id.in_(self._sharing_ids(s, agreement)))
                       .values(status="revoked", updated_at=self._now()))
@@ -608,6 +698,7 @@ class AgreementService:
 
     def set_enabled(self, tenant_id: str, reference: str, enabled: bool, actor: str) -> AgreementInfo:
         agreement = self._managed(tenant_id, reference)
+        self._enrolled(agreement)
         return self._update(agreement, "enabled" if enabled else "disabled", actor,
                             status="active" if enabled else "disabled")
 
@@ -618,5 +709,5 @@ class AgreementService:
                 s.execute(update(Agreement).where(Agreement.shared_from == agreement.id)
                           .values(subject=values["subject"], updated_at=self._now()))
         self.audit.append(f"agreement.{event}", actor=actor, tenant_id=agreement.tenant_id, subject=agreement.id,
-                          details={k: v for k, v in values.items() if k != "subject"})
+                          details={k: v for k, v in values.items() if k not in ("subject", "evidence")})
         return self.get(agreement.tenant_id, agreement.reference)

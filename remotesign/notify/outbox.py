@@ -79,6 +79,8 @@ class Outbox:
         self._queue: queue.Queue[Message] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._unfinished = 0
+        self._done = threading.Condition()
 
     def can_send(self, channel: str) -> bool:
         return (self.mailer if channel == "email" else self.sms) is not None
@@ -94,9 +96,17 @@ class Outbox:
             s.add(Notification(id=message.id, tenant_id=tenant_id, subject_ref=subject_ref[:64], purpose=purpose[:40],
                                channel=channel, recipient=self._masked(message)[:200], status="queued", attempts=0,
                                owner=self._owner, created_at=datetime.now(timezone.utc)))
+        with self._done:
+            self._unfinished += 1
         self._queue.put(message)
         self._start()
         return message.id
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until every message queued by this process was sent or given up (a short-lived
+        process, such as the operator's CLI, calls this before it exits). False on timeout."""
+        with self._done:
+            return self._done.wait_for(lambda: self._unfinished == 0, timeout)
 
     @staticmethod
     def _masked(message: Message) -> str:
@@ -115,6 +125,10 @@ class Outbox:
                 self._deliver(message)
             except Exception:  # noqa: BLE001 - the worker outlives any one message
                 log.exception("notification %s could not be processed", message.id)
+            finally:
+                with self._done:
+                    self._unfinished -= 1
+                    self._done.notify_all()
 
     def _deliver(self, message: Message) -> None:
         error = ""

@@ -492,8 +492,9 @@ class Agreement(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     reference: Mapped[str] = mapped_column(String(64), index=True)  # the agreement UUID callers name
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    sign_identity_id: Mapped[str] = mapped_column(String(36), index=True)
+    # the signer and its identity: none while the registration waits for the operator's approval
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=True)
+    sign_identity_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
     owner_reference: Mapped[str] = mapped_column(String(200), index=True)
     shared_mode: Mapped[str] = mapped_column(String(12))  # private | relying_party | agreement
     shared_from: Mapped[str | None] = mapped_column(String(36), nullable=True)  # the agreement shared
@@ -506,7 +507,9 @@ class Agreement(Base):
     otp_phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
     passcode_channel: Mapped[str] = mapped_column(String(8))  # email | sms
     passcode_must_change: Mapped[bool] = mapped_column(Boolean, default=True)
-    status: Mapped[str] = mapped_column(String(10), index=True)  # active | disabled | revoked
+    status: Mapped[str] = mapped_column(String(10), index=True)  # pending | active | disabled | revoked
+    evidence: Mapped[str] = mapped_column(Text, default="")  # blob names of the registration documents
+    notice: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: the first passcode's message
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
