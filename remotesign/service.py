@@ -368,10 +368,20 @@ class Services:
     def signing_transactions(self) -> Any:
         from remotesign.core.signing_transactions import SigningTransactionService
 
+        from asn1crypto import x509 as asn1_x509
+
+        from remotesign.core.document_signer import DocumentSigner
+        from remotesign.core.transaction_files import TransactionFiles
+
         st = self.settings
+        files = TransactionFiles(
+            self.blobs, DocumentSigner(self.formats), self.keystore,
+            signer_path=lambda identity: self.signing.check_signer(
+                identity.certificate(), [asn1_x509.Certificate.load(c) for c in identity.chain_der]).path,
+            context=self.signing.context)
         return SigningTransactionService(self.db, self.audit, self.agreements, self.tenants, self.keystore,
                                          self.sole_control, self.outbox, otp_ttl=st.otp_ttl_seconds,
-                                         otp_max_failures=st.otp_max_failures)
+                                         otp_max_failures=st.otp_max_failures, files=files)
 
     @cached_property
     def client_jwt(self) -> Any:

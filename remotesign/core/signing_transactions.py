@@ -19,21 +19,26 @@ refused (one client at a time per agreement); from the same address it replaces 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from remotesign.core.agreements import AgreementError, AgreementInfo, AgreementService, fill
+from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityInfo
 from remotesign.core.one_time_passwords import code_hash, matches, new_code
 from remotesign.core.operations import abandoned, crash_point, new_lease, pause_point
 from remotesign.core.scopes import USE_SERVER
 from remotesign.core.sole_control import SoleControl, SoleControlRefused, TypedDigest, digests_summary
 from remotesign.core.tenants import TenantService, hash_of
+from remotesign.core.transaction_files import MAX_FILES, FileToSign, SignedFile, TransactionFiles
 from remotesign.keystore import KeyStore, KeyUseAuthorization, SignatureScheme
 from remotesign.keystore.base import HASH_SIZES, KeyStoreError
 from remotesign.notify.outbox import NoChannel, Outbox, mask_email, mask_phone
@@ -85,6 +90,7 @@ class Outcome:
     sent_to: str | None = None
     passcode_must_change: bool = False
     remaining: int | None = None
+    files: tuple[SignedFile, ...] = ()
 
 
 def new_transaction_id() -> str:
@@ -95,7 +101,9 @@ def new_transaction_id() -> str:
 class SigningTransactionService:
     def __init__(self, db: Database, audit: AuditLog, agreements: AgreementService, tenants: TenantService,
                  keystore: KeyStore, sole_control: SoleControl, outbox: Outbox, *, otp_ttl: int = 300,
-                 otp_max_failures: int = 3, transaction_ttl: int = 600, service_name: str = "remotesign") -> None:
+                 otp_max_failures: int = 3, transaction_ttl: int = 600, service_name: str = "remotesign",
+                 files: TransactionFiles | None = None) -> None:
+        self.files = files
         self.db = db
         self.audit = audit
         self.agreements = agreements
@@ -113,23 +121,47 @@ class SigningTransactionService:
                 app: str | None, client_address: str | None, message: tuple[str | None, str | None],
                 actor: str) -> Outcome:
         """Sign ``what`` with the agreement: at once with ``passcode``, or send a one-time code."""
+        what.check()
+        items = {"hash": what.hash_name, "kind": what.kind, "digests": [d.hex() for d in what.digests]}
+        return self._request(tenant_id, reference, "hash", lambda _: items, len(what.digests), method=method,
+                             passcode=passcode, app=app, client_address=client_address, message=message, actor=actor,
+                             check=lambda identity: self._check_kind(identity, what))
+
+    def request_files(self, tenant_id: str, reference: str, files: list[FileToSign], *, method: str,
+                      passcode: str | None, app: str | None, client_address: str | None,
+                      message: tuple[str | None, str | None], actor: str) -> Outcome:
+        """Sign whole documents with the agreement (each as its ``spec`` says), at once with
+        ``passcode`` or after a one-time code; the signed documents stay for download."""
+        if self.files is None:
+            raise TransactionError("unsupported", "this service signs no documents")
+        if not files or len(files) > MAX_FILES:
+            raise TransactionError("invalid_request", f"a request has 1 to {MAX_FILES} files")
+        files_store = self.files
+        return self._request(tenant_id, reference, "file", lambda tid: {"files": files_store.store(tid, files)},
+                             len(files), method=method, passcode=passcode, app=app, client_address=client_address,
+                             message=message, actor=actor, check=None)
+
+    def _request(self, tenant_id: str, reference: str, kind: str, items: Callable[[str], dict[str, Any]], count: int,
+                 *, method: str, passcode: str | None, app: str | None, client_address: str | None,
+                 message: tuple[str | None, str | None], actor: str,
+                 check: Callable[[IdentityInfo], None] | None) -> Outcome:
         if method not in METHODS:
             raise TransactionError("invalid_request", f"the authorization method is one of {', '.join(METHODS)}")
-        what.check()
         agreement = self.agreements.get(tenant_id, reference)
         identity = self.agreements.check_usable(agreement, app)
-        self._check_kind(identity, what)
+        if check is not None:
+            check(identity)
         now = datetime.now(timezone.utc)
         self._one_client(agreement, client_address, now)
         transaction_id = new_transaction_id()
-        items = json.dumps({"hash": what.hash_name, "kind": what.kind, "digests": [d.hex() for d in what.digests]})
         if method == "passcode":
             if not passcode:
                 raise TransactionError("invalid_request", "the passcode (authorizeCode) is required")
             self.agreements.verify_passcode(agreement, passcode, actor)
-            self._store(transaction_id, agreement, items, method, client_address, now, status="signing")
-            signatures = self._sign(transaction_id, agreement, identity, what, actor)
-            return Outcome(transaction_id, False, signatures, passcode_must_change=agreement.passcode_must_change)
+            stored = json.dumps(items(transaction_id))
+            self._store(transaction_id, agreement, kind, stored, method, client_address, now, status="signing")
+            outcome = self._sign(transaction_id, agreement, identity, kind, stored, actor)
+            return dataclasses.replace(outcome, passcode_must_change=agreement.passcode_must_change)
         channel = "sms" if method == "otp-sms" else "email"
         address = agreement.contacts.otp_address(channel)
         if not address:
@@ -137,11 +169,13 @@ class SigningTransactionService:
         if not self.outbox.can_send(channel):
             raise TransactionError("channel_unavailable", f"this service sends no {'SMS' if channel == 'sms' else 'e-mail'}")
         code = new_code()
-        self._store(transaction_id, agreement, items, method, client_address, now, status="pending",
+        stored = json.dumps(items(transaction_id))
+        self._store(transaction_id, agreement, kind, stored, method, client_address, now, status="pending",
                     otp_hash=code_hash(transaction_id, code), otp_expires_at=now + timedelta(seconds=self.otp_ttl))
         template, subject = message
+        what = f"{count} document(s)" if kind == "file" else f"{count} item(s)"
         text = fill(template, CODE_PLACEHOLDER, code,
-                    f"{CODE_PLACEHOLDER} is your {self.service_name} code to sign {len(what.digests)} item(s) "
+                    f"{CODE_PLACEHOLDER} is your {self.service_name} code to sign {what} "
                     f"(transaction {transaction_id}). It is valid for {self.otp_ttl // 60} minutes. "
                     "Nobody from the service will ask you for it.")
         try:
@@ -173,20 +207,19 @@ class SigningTransactionService:
             for t in waiting:  # the same client asked again: the older one is void
                 t.status, t.finished_at, t.error_code = "cancelled", now, "superseded"
 
-    def _store(self, transaction_id: str, agreement: AgreementInfo, items: str, method: str,
+    def _store(self, transaction_id: str, agreement: AgreementInfo, kind: str, items: str, method: str,
                client_address: str | None, now: datetime, *, status: str, otp_hash: str | None = None,
                otp_expires_at: datetime | None = None) -> None:
         lease = new_lease(int(SIGNING_LEASE.total_seconds()), now) if status == "signing" else None
         expires_at = lease.expires_at if lease else now + timedelta(seconds=self.transaction_ttl)
         with self.db.session() as s:
             s.add(SigningTransaction(id=transaction_id, tenant_id=agreement.tenant_id, agreement_id=agreement.id,
-                                     kind="hash", items=items, method=method, client_address=(client_address or "")[:64],
+                                     kind=kind, items=items, method=method, client_address=(client_address or "")[:64],
                                      otp_hash=otp_hash, otp_expires_at=otp_expires_at, otp_failures=0, status=status,
                                      lease_owner=lease.owner if lease else None, created_at=now,
                                      expires_at=expires_at))
         self.audit.append("signing_transaction.created", actor=agreement.tenant_id, tenant_id=agreement.tenant_id,
-                          subject=transaction_id, details={"agreement": agreement.id, "method": method,
-                                                           "items": len(json.loads(items)["digests"])})
+                          subject=transaction_id, details={"agreement": agreement.id, "method": method, "kind": kind})
 
     # -- authorization ----------------------------------------------------------------------------
     def authorize(self, tenant_id: str, reference: str, transaction_id: str, code: str, actor: str) -> Outcome:
@@ -210,21 +243,18 @@ class SigningTransactionService:
                               .where(SigningTransaction.id == t.id, SigningTransaction.status == "pending")
                               .values(status="blocked", otp_hash=None, finished_at=now))
                     outcome = "blocked"
-            items = t.items
+            items, kind = t.items, t.kind
         if outcome != "ok":
             self.audit.append("signing_transaction.refused", actor=actor, tenant_id=tenant_id, subject=transaction_id,
                               details={"reason": outcome, "failures": failures})
             raise self._refusal(outcome, failures)
         pause_point("signing_transaction.claimed")
-        parsed = json.loads(items)
-        what = DigestsToSign(tuple(bytes.fromhex(d) for d in parsed["digests"]), parsed["hash"], parsed["kind"])
         try:
             identity = self.agreements.check_usable(agreement)
         except AgreementError as exc:
             self._finish(transaction_id, "failed", exc.code)
             raise
-        signatures = self._sign(transaction_id, agreement, identity, what, actor)
-        return Outcome(transaction_id, False, signatures, passcode_must_change=False)
+        return self._sign(transaction_id, agreement, identity, kind, items, actor)
 
     def _check_code(self, t: SigningTransaction, code: str, now: datetime) -> str:
         """What the code does to the transaction as read (changes nothing)."""
@@ -284,32 +314,79 @@ class SigningTransactionService:
         return TransactionError("failed", "the transaction failed while signing; start a new one", 409)
 
     # -- signing ----------------------------------------------------------------------------------
-    def _sign(self, transaction_id: str, agreement: AgreementInfo, identity: IdentityInfo, what: DigestsToSign,
-              actor: str) -> tuple[bytes, ...]:
-        """Spend a token bound to exactly these digests on this identity, then sign; the
-        transaction ends ``done`` with its signatures, or ``failed``."""
-        typed = [TypedDigest(what.hash_name, d) for d in what.digests]
+    def _authorization(self, agreement: AgreementInfo, identity: IdentityInfo, typed: list[TypedDigest],
+                       transaction_id: str, actor: str) -> KeyUseAuthorization:
+        """Spend a token bound to exactly these digests on this identity: what the key store
+        checks before the key signs."""
+        hash_names = [d.hash_name for d in typed]
+        if len(set(hash_names)) != 1:
+            raise TransactionError("invalid_request", "the documents of one request are signed with one hash")
+        issued = self.tenants.issue_user_token(
+            agreement.tenant_id, AUTH_SERVER, USE_SERVER, user_id=identity.user_id, ttl=60,
+            sign_identity_id=identity.id, digests_summary=digests_summary([d.value for d in typed], hash_names[0]),
+            digests_summary_algorithm=hash_names[0], digest_types=" ".join(hash_names),
+            grant=f"transaction:{transaction_id}")
+        token = self.tenants.by_hash(hash_of(issued.access_token))
+        assert token is not None
+        reference = self.sole_control.authorize(token, identity.id, typed)
+        return KeyUseAuthorization(reference, identity.id, actor=actor, tenant_id=agreement.tenant_id)
+
+    def _sign(self, transaction_id: str, agreement: AgreementInfo, identity: IdentityInfo, kind: str, items: str,
+              actor: str) -> Outcome:
+        """Sign what the transaction holds under one authorization; it ends ``done`` with its
+        result, or ``failed``."""
+        parsed = json.loads(items)
         try:
-            issued = self.tenants.issue_user_token(
-                agreement.tenant_id, AUTH_SERVER, USE_SERVER, user_id=identity.user_id, ttl=60,
-                sign_identity_id=identity.id, digests_summary=digests_summary(list(what.digests), what.hash_name),
-                digests_summary_algorithm=what.hash_name, digest_types=" ".join([what.hash_name] * len(typed)),
-                grant=f"transaction:{transaction_id}")
-            token = self.tenants.by_hash(hash_of(issued.access_token))
-            assert token is not None
-            reference = self.sole_control.authorize(token, identity.id, typed)
-            key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id)
-            scheme = SignatureScheme.RSA_PKCS1V15 if what.kind == "rsa" else SignatureScheme.ECDSA
-            auth = KeyUseAuthorization(reference, identity.id, actor=actor, tenant_id=agreement.tenant_id)
-            values = self.keystore.sign_with_identity_key(key, [(d, what.hash_name, scheme) for d in what.digests], auth)
+            if kind == "file":
+                assert self.files is not None
+                files = self.files
+                done = files.sign(transaction_id, parsed["files"], identity,
+                                  lambda typed: self._authorization(agreement, identity, typed, transaction_id, actor))
+                result, count = json.dumps({"files": done}), len(done)
+            else:
+                what = DigestsToSign(tuple(bytes.fromhex(d) for d in parsed["digests"]), parsed["hash"], parsed["kind"])
+                auth = self._authorization(agreement, identity, [TypedDigest(what.hash_name, d) for d in what.digests],
+                                           transaction_id, actor)
+                key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id)
+                scheme = SignatureScheme.RSA_PKCS1V15 if what.kind == "rsa" else SignatureScheme.ECDSA
+                values = self.keystore.sign_with_identity_key(
+                    key, [(d, what.hash_name, scheme) for d in what.digests], auth)
+                result, count = json.dumps([v.hex() for v in values]), len(values)
         except (KeyStoreError, SoleControlRefused) as exc:
             self._finish(transaction_id, "failed", "signing_failed")
             raise TransactionError("signing_failed", f"the signature could not be made: {exc}", 500) from exc
+        except CoreError as exc:  # a document the format cannot sign
+            self._finish(transaction_id, "failed", exc.code)
+            raise
         crash_point("signing_transaction.signed")
-        self._finish(transaction_id, "done", None, result=json.dumps([v.hex() for v in values]))
+        self._finish(transaction_id, "done", None, result=result)
         self.audit.append("signing_transaction.signed", actor=actor, tenant_id=agreement.tenant_id,
-                          subject=transaction_id, details={"agreement": agreement.id, "signatures": len(values)})
-        return tuple(values)
+                          subject=transaction_id, details={"agreement": agreement.id, "kind": kind, "signatures": count})
+        return self._outcome(transaction_id, kind, result)
+
+    def _outcome(self, transaction_id: str, kind: str, result: str) -> Outcome:
+        if kind == "file":
+            assert self.files is not None
+            return Outcome(transaction_id, False, files=tuple(self.files.results(transaction_id,
+                                                                                 json.loads(result)["files"])))
+        return Outcome(transaction_id, False, tuple(bytes.fromhex(v) for v in json.loads(result)))
+
+    def signed_files(self, tenant_id: str, transaction_id: str) -> list[SignedFile]:
+        """The signed documents of one of the relying party's transactions (its download)."""
+        with self.db.session() as s:
+            t = s.scalar(select(SigningTransaction).where(SigningTransaction.id == transaction_id,
+                                                          SigningTransaction.tenant_id == tenant_id))
+            status, kind, result = (t.status, t.kind, t.result) if t is not None else (None, None, None)
+        if status is None or kind != "file":
+            raise TransactionError("file_not_found", f"no signed files for {transaction_id}", 404)
+        if status == "signing":
+            raise TransactionError("in_progress", "the files are being signed", 409)
+        if status == "pending":
+            raise TransactionError("transaction_pending", "the transaction waits for its authorization", 409)
+        if status != "done" or not result:
+            raise TransactionError("file_not_found", f"transaction {transaction_id} signed nothing ({status})", 404)
+        assert self.files is not None
+        return self.files.results(transaction_id, json.loads(result)["files"])
 
     def _finish(self, transaction_id: str, status: str, error: str | None, result: str | None = None) -> None:
         with self.db.session() as s:
