@@ -222,7 +222,8 @@ class SigningTransactionService:
                           subject=transaction_id, details={"agreement": agreement.id, "method": method, "kind": kind})
 
     # -- authorization ----------------------------------------------------------------------------
-    def authorize(self, tenant_id: str, reference: str, transaction_id: str, code: str, actor: str) -> Outcome:
+    def authorize(self, tenant_id: str, reference: str, transaction_id: str, code: str, actor: str,
+                  kind: str | None = None) -> Outcome:
         """Sign the transaction's digests with the one-time code the owner received.
 
         Every change of the transaction's state is a conditional UPDATE on the state it was read
@@ -235,6 +236,9 @@ class SigningTransactionService:
                                                           SigningTransaction.agreement_id == agreement.id))
             if t is None:
                 raise TransactionError("unknown_transaction", f"no transaction {transaction_id} of this agreement", 404)
+            if kind is not None and t.kind != kind:  # asked on the wrong endpoint: nothing is spent
+                raise TransactionError("unsupported", f"transaction {transaction_id} signs "
+                                       f"{'files' if t.kind == 'file' else 'hashes'}, not {kind}s")
             outcome, failures = self._apply(s, t, self._check_code(t, code, now), now), t.otp_failures
             if outcome == "wrong":
                 failures = s.scalar(select(SigningTransaction.otp_failures).where(SigningTransaction.id == t.id)) or 0

@@ -8,13 +8,13 @@ only; every operation is a call into ``remotesign.core``. Answers carry the spec
 from fastapi import APIRouter
 
 from remotesign.api.errors import register_protocol_errors
-from remotesign.api.remote_signing import auth, certificates, signing
+from remotesign.api.remote_signing import auth, certificates, files, signing
 from remotesign.api.remote_signing.answers import transport_error
 
 PREFIX = "/remote-signing"
 
 router = APIRouter(prefix=PREFIX)
-for _module in (auth, certificates, signing):
+for _module in (auth, certificates, signing, files):
     router.include_router(_module.router)
 
 # size and nesting limits, unknown paths, unexpected failures: the API's own shapes

@@ -68,7 +68,7 @@ def _sign_hash(svc: Services, who: Caller, body: RsSignHash) -> JSONResponse:
 
 def _authorize(svc: Services, who: Caller, body: RsAuthorize) -> JSONResponse:
     outcome = svc.signing_transactions.authorize(who.tenant.id, body.agreementUUID, body.billCode,
-                                                 body.authorizeCode, who.actor)
+                                                 body.authorizeCode, who.actor, kind="hash")
     values = _b64(outcome.signatures)
     return answer(0, billCode=outcome.transaction_id, signatureValue=values[0], signatureValues=values)
 

@@ -117,9 +117,32 @@ class RsSignHash(RsAgreementCall):
     notificationSubject: Text | None = Field(None, max_length=200)
 
 
+class RsFileData(Wire):
+    """One file of ``multipleSigningFileData``, with its own metadata."""
+
+    signingFileData: str
+    signingFileName: Text | None = Field(None, max_length=255)
+    mimeType: Text = Field(..., max_length=100)
+    signCloudMetaData: dict[str, Any] | None = None
+
+
+class RsSignFile(RsAgreementCall):
+    authMode: Text = "EXPLICIT/PIN"
+    authorizeCode: Text | None = Field(None, max_length=64)
+    mimeType: Text | None = Field(None, max_length=100)
+    signingFileData: str | None = None
+    signingFileName: Text | None = Field(None, max_length=255)
+    signCloudMetaData: dict[str, Any] | None = None
+    multipleSigningFileData: list[RsFileData] | None = Field(None, max_length=20)
+    signingApp: Text | None = Field(None, max_length=60)
+    notificationTemplate: Text | None = Field(None, max_length=1000)
+    notificationSubject: Text | None = Field(None, max_length=200)
+
+
 class RsAuthorize(RsAgreementCall):
     billCode: Text = Field(..., min_length=1, max_length=64)
     authorizeCode: Text = Field(..., max_length=64)
+    signCloudMetaData: dict[str, Any] | None = None  # read at the request; the signer authorized that
 
 
 class RsLogin(Wire):

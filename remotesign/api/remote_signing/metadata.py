@@ -1,0 +1,157 @@
+"""``signCloudMetaData`` as the signature to make: a pure mapping (no I/O), so a bad value fails
+the request before anything is stored or signed.
+
+Both shapes the vendor's clients send are read: ``{"singletonSigning": {"entry": [{"key", "value"}]}}``
+(the spec) and ``{"singletonSigning": {"KEY": "value"}}`` (SignCloud), with or without the quotes
+the spec prints around the member names. Keys are case-insensitive. Keys this service does not
+act on are returned so the answer can list them (``ignoredMetaData``).
+
+PDF keys (PAdES, a visible stamp when ``VISIBLESIGNATURE`` is true, or when it is absent and a
+position or image is given): ``PAGENO`` (a number, ``First``, ``Last``), ``COORDINATE``
+(``x1,y1,x2,y2`` in points from the lower left corner), ``RECTANGLESIZE`` (``width,height``),
+``SIGNATUREIMAGE`` (PNG or JPEG, base64) with ``IMAGEANDTEXT``, ``SHOWSIGNERINFO`` /
+``SIGNERINFOPREFIX`` (the certificate's CN), ``SHOWDATETIME`` / ``DATETIMEPREFIX``,
+``SHOWREASON`` / ``SIGNREASONPREFIX`` / ``SIGNREASON`` (also the signature's reason),
+``SHOWLOCATION`` / ``LOCATIONPREFIX`` / ``LOCATION``, ``SHOWEMAIL`` / ``EMAILPREFIX``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from remotesign.api.remote_signing.answers import Refusal
+from remotesign.core.document_signer import SignatureSpec
+from remotesign.formats.base import FormatError
+from remotesign.formats.interface import Packaging
+from remotesign.formats.stamps.spec import StampSpec
+
+PDF = "application/pdf"
+XML = ("application/xml", "text/xml")
+PDF_KEYS = {"VISIBLESIGNATURE", "PAGENO", "COORDINATE", "RECTANGLESIZE", "SIGNATUREIMAGE", "IMAGEANDTEXT",
+            "SHOWSIGNERINFO", "SIGNERINFOPREFIX", "SHOWDATETIME", "DATETIMEPREFIX", "SHOWREASON", "SIGNREASONPREFIX",
+            "SIGNREASON", "SHOWLOCATION", "LOCATIONPREFIX", "LOCATION", "SHOWEMAIL", "EMAILPREFIX"}
+MAX_ENTRIES = 100
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The signature of one file and the metadata keys it did not use."""
+
+    spec: SignatureSpec
+    ignored: tuple[str, ...]
+
+
+def entries(metadata: Any, member: str = "singletonSigning") -> dict[str, str]:
+    """The key/value pairs of one member of ``signCloudMetaData`` (upper-cased keys)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise Refusal(1002, "signCloudMetaData is an object")
+    part = metadata.get(member, metadata.get(f"'{member}'"))
+    if part is None:
+        return {}
+    if not isinstance(part, dict):
+        raise Refusal(1002, f"signCloudMetaData.{member} is an object")
+    pairs = part.get("entry") if "entry" in part else [{"key": k, "value": v} for k, v in part.items()]
+    if not isinstance(pairs, list) or len(pairs) > MAX_ENTRIES:
+        raise Refusal(1002, f"signCloudMetaData.{member}.entry is a list of at most {MAX_ENTRIES} entries")
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if not isinstance(pair, dict) or not isinstance(pair.get("key"), str) or \
+                not isinstance(pair.get("value"), (str, int, float, bool)):
+            raise Refusal(1002, f"signCloudMetaData.{member}.entry items are {{key, value}} strings")
+        value = pair["value"]
+        out[pair["key"].strip().upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def _flag(meta: dict[str, str], key: str) -> bool:
+    return meta.get(key, "").strip().lower() in ("true", "1", "yes")
+
+
+def _numbers(meta: dict[str, str], key: str, count: int) -> list[float] | None:
+    if key not in meta:
+        return None
+    parts = [p.strip().strip("'") for p in meta[key].strip().strip("'").split(",")]
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) != count:
+        raise Refusal(1002, f"{key} is {count} comma-separated numbers, not {meta[key]!r}")
+    return numbers
+
+
+def _page(meta: dict[str, str]) -> int:
+    value = meta.get("PAGENO", "1").strip().strip("'").lower()
+    if value == "first":
+        return 1
+    if value == "last":
+        return -1
+    if not value.isdigit() or not 1 <= int(value) <= 100_000:
+        raise Refusal(1002, f"PAGENO is a page number, First or Last, not {meta['PAGENO']!r}")
+    return int(value)
+
+
+def _line(meta: dict[str, str], prefix_key: str, default_prefix: str, value: str) -> str:
+    prefix = meta.get(prefix_key, default_prefix).strip()
+    return f"{prefix.rstrip(':')}: {value}" if prefix else value
+
+
+def pdf_signature(meta: dict[str, str], *, email: str | None) -> Chosen:
+    """The PAdES signature the metadata describes."""
+    reason = meta.get("SIGNREASON", "").strip() or None
+    image = None
+    if meta.get("SIGNATUREIMAGE"):
+        try:
+            image = base64.b64decode(re.sub(r"\s+", "", meta["SIGNATUREIMAGE"]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise Refusal(1002, "SIGNATUREIMAGE is not base64") from exc
+    placed = any(k in meta for k in ("COORDINATE", "SIGNATUREIMAGE", "RECTANGLESIZE"))
+    visible = _flag(meta, "VISIBLESIGNATURE") if "VISIBLESIGNATURE" in meta else placed
+    stamp = None
+    if visible:
+        lines = []
+        if _flag(meta, "SHOWREASON") and reason:
+            lines.append(_line(meta, "SIGNREASONPREFIX", "Reason", reason))
+        if _flag(meta, "SHOWLOCATION") and meta.get("LOCATION", "").strip():
+            lines.append(_line(meta, "LOCATIONPREFIX", "Location", meta["LOCATION"].strip()))
+        if _flag(meta, "SHOWEMAIL") and email:
+            lines.append(_line(meta, "EMAILPREFIX", "Email", email))
+        with_text = image is None or _flag(meta, "IMAGEANDTEXT")
+        box = _numbers(meta, "COORDINATE", 4)
+        size = _numbers(meta, "RECTANGLESIZE", 2)
+        x, y, width, height = 36.0, 36.0, None, None
+        if box is not None:
+            x, y, width, height = box[0], box[1], box[2] - box[0], box[3] - box[1]
+            if width <= 0 or height <= 0:
+                raise Refusal(1002, "COORDINATE is x1,y1,x2,y2 with x2 > x1 and y2 > y1")
+        elif size is not None:
+            width, height = size
+        show_signer = with_text and (_flag(meta, "SHOWSIGNERINFO") or not any(
+            k in meta for k in ("SHOWSIGNERINFO", "SHOWDATETIME", "SHOWREASON", "SHOWLOCATION", "SHOWEMAIL")))
+        try:
+            stamp = StampSpec(
+                text_lines=tuple(lines) if with_text else (), show_signer=show_signer,
+                signer_label=(meta.get("SIGNERINFOPREFIX", "Signed by").strip().rstrip(":") or "Signed by") + ":",
+                show_date=with_text and _flag(meta, "SHOWDATETIME"),
+                date_label=meta.get("DATETIMEPREFIX", "Sign date").strip().rstrip(":") or "Sign date",
+                time_zone="Asia/Ho_Chi_Minh", image=image, page=_page(meta), x=x, y=y, width=width, height=height)
+        except FormatError as exc:
+            raise Refusal(1002, exc.message) from exc
+    spec = SignatureSpec(kind="pades", reason=reason, stamp=stamp)
+    return Chosen(spec, tuple(sorted(k for k in meta if k not in PDF_KEYS)))
+
+
+def signature_for(mime_type: str, meta: dict[str, str], *, email: str | None) -> Chosen:
+    """The signature a file of ``mime_type`` gets; 1011 for the types this service does not sign."""
+    kind = mime_type.split(";")[0].strip().lower()
+    if kind == PDF:
+        return pdf_signature(meta, email=email)
+    if kind in XML:
+        return Chosen(SignatureSpec(kind="xades", packaging=Packaging.ENVELOPED), tuple(sorted(meta)))
+    raise Refusal(1011, f"files of type {mime_type!r} are not signed by this service (PDF and XML are)")

@@ -1,0 +1,153 @@
+"""Remote Signing (VN)-style file signing over HTTP: PDFs with a visible signature shaped by
+``signCloudMetaData``, XML with an enveloped XAdES signature, several files under one
+authorization (passcode, or a one-time code by e-mail), and the download by billCode. Outputs are
+checked by poppler (``pdfsig``, ``pdftotext``), pyHanko and ``xmlsec1``."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asn1crypto import pem, x509 as asn1_x509
+from PIL import Image
+
+from tests.crash_tools import pdfsig_signatures, pyhanko_check
+from tests.harness import Service, free_port
+from tests.mailbox import mailbox
+from tests.pdfgen import pdf_bytes
+from tests.test_remote_signing import DIGITS, Rs, fresh
+
+XML = b'<?xml version="1.0" encoding="UTF-8"?><HDon><DLHDon Id="data"><TTChung><SHDon>42</SHDon></TTChung></DLHDon></HDon>'
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = Service(home=tmp_path_factory.mktemp("remote-signing-files"), port=free_port()).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def rp(svc: Service) -> Iterator[Rs]:
+    party = Rs(svc, "Invoice Platform")
+    yield party
+    party.http.close()
+
+
+@pytest.fixture(scope="module")
+def ca(svc: Service, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The service's root and issuing CA, as files for pdfsig-free checks and xmlsec1."""
+    d = tmp_path_factory.mktemp("ca")
+    certs = [asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(httpx.get(svc.url + "/pki/ca.pem").content,
+                                                                          multiple=True)]
+    root = next(c for c in certs if c.self_signed == "maybe" or c.subject == c.issuer)
+    issuing = next(c for c in certs if c is not root)
+    (d / "root.pem").write_bytes(pem.armor("CERTIFICATE", root.dump()))
+    (d / "issuing.pem").write_bytes(pem.armor("CERTIFICATE", issuing.dump()))
+    return {"root": root, "dir": d}
+
+
+def png(color: tuple[int, int, int] = (200, 30, 30)) -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 40), color).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def meta(**pairs: str) -> dict[str, Any]:
+    return {"singletonSigning": {"entry": [{"key": k, "value": v} for k, v in pairs.items()]}}
+
+
+def pdftotext(pdf: bytes, tmp: Path, page: int) -> str:
+    path = tmp / f"t-{secrets.token_hex(3)}.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-layout", "-f", str(page), "-l", str(page), str(path), "-"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_a_pdf_with_a_visible_signature(rp: Rs, ca: dict[str, Any], tmp_path: Path) -> None:
+    agreement, passcode = fresh(rp)
+    answer = rp.call("/signing/file", {
+        "agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+        "mimeType": "application/pdf", "signingFileName": "hoa-don.pdf",
+        "signingFileData": base64.b64encode(pdf_bytes(pages=2)).decode(),
+        "signCloudMetaData": meta(VISIBLESIGNATURE="true", PAGENO="Last", COORDINATE="300,80,560,170",
+                                  SHOWSIGNERINFO="true", SIGNERINFOPREFIX="Ký bởi", SHOWDATETIME="true",
+                                  DATETIMEPREFIX="Ngày ký", SHOWREASON="true", SIGNREASONPREFIX="Lý do",
+                                  SIGNREASON="Phê duyệt hóa đơn", SHOWLOCATION="true", LOCATIONPREFIX="Nơi ký",
+                                  LOCATION="Hà Nội", SIGNATUREIMAGE=png(), IMAGEANDTEXT="true",
+                                  FANCYNEWKEY="42")})
+    assert answer["responseCode"] == 0, answer
+    assert answer["ignoredMetaData"] == ["FANCYNEWKEY"]
+    assert answer["signedFileName"] == "hoa-don.pdf" and answer["mimeType"] == "application/pdf"
+    signed = base64.b64decode(answer["signedFileData"])
+    assert pdfsig_signatures(signed, tmp_path) == ["Signature is Valid."]
+    assert pyhanko_check(signed, ca["root"]) == (1, 0, True)
+    first, last = pdftotext(signed, tmp_path, 1), pdftotext(signed, tmp_path, 2)
+    assert "Ký bởi" not in first  # PAGENO Last: the stamp is on page 2 only
+    lines = [line.strip() for line in last.splitlines() if line.strip()]
+    assert "Ký bởi: Nguyễn Văn An" in lines and "Lý do: Phê duyệt hóa đơn" in lines and "Nơi ký: Hà Nội" in lines, lines
+    assert any(line.startswith("Ngày ký: ") for line in lines), lines
+    download = rp.http.get(f"/signing/download/file/{answer['billCode']}").json()
+    assert download["signedFiles"] == [{"fileName": "hoa-don.pdf", "base64": answer["signedFileData"],
+                                        "mimeType": "application/pdf"}]
+
+
+def test_several_files_with_a_code_by_email(rp: Rs, ca: dict[str, Any], tmp_path: Path) -> None:
+    owner = f"files-{secrets.token_hex(3)}"
+    agreement, _ = fresh(rp, owner=owner, ownerEmail=f"{owner}@example.test")
+    files = [{"signingFileData": base64.b64encode(pdf_bytes()).decode(), "signingFileName": "a.pdf",
+              "mimeType": "application/pdf", "signCloudMetaData": meta(VISIBLESIGNATURE="false")},
+             {"signingFileData": base64.b64encode(XML).decode(), "signingFileName": "invoice.xml",
+              "mimeType": "application/xml"}]
+    answer = rp.call("/signing/file", {"agreementUUID": agreement, "authMode": "EXPLICIT/OTP-EMAIL",
+                                       "multipleSigningFileData": files})
+    assert answer["responseCode"] == 1007, answer
+    bill = answer["billCode"]
+    pending = rp.http.get(f"/signing/download/file/{bill}").json()
+    assert pending["responseCode"] == 1027, pending
+    code = DIGITS.search(mailbox().wait_for(f"{owner}@example.test", 2).get_payload(decode=True).decode()).group(1)  # type: ignore[union-attr]
+    wrong_place = rp.call("/signing/hash/authorize", {"agreementUUID": agreement, "billCode": bill,
+                                                      "authorizeCode": code})
+    assert wrong_place["responseCode"] == 1011, wrong_place  # and the code is not spent by it
+    done = rp.call("/signing/file/authorize", {"agreementUUID": agreement, "billCode": bill, "authorizeCode": code})
+    assert done["responseCode"] == 0, done
+    signed = done["multipleSignedFileData"]
+    assert [f["signedFileName"] for f in signed] == ["a.pdf", "invoice.xml"]
+    pdf = base64.b64decode(signed[0]["signedFileData"])
+    assert pdfsig_signatures(pdf, tmp_path) == ["Signature is Valid."]
+    xml = tmp_path / "invoice.xml"
+    xml.write_bytes(base64.b64decode(signed[1]["signedFileData"]))
+    proc = subprocess.run(["xmlsec1", "--verify", "--trusted-pem", str(ca["dir"] / "root.pem"), "--untrusted-pem",
+                           str(ca["dir"] / "issuing.pem"), "--id-attr:Id",
+                           "http://uri.etsi.org/01903/v1.3.2#:SignedProperties", str(xml)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and re.search(r"^OK$", proc.stdout + proc.stderr, re.M), proc.stdout + proc.stderr
+    downloaded = rp.http.get(f"/signing/download/file/{bill}").json()
+    assert [f["base64"] for f in downloaded["signedFiles"]] == [f["signedFileData"] for f in signed]
+
+
+def test_file_refusals(rp: Rs, svc: Service) -> None:
+    agreement, passcode = fresh(rp)
+    base = {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+            "signingFileData": base64.b64encode(pdf_bytes()).decode(), "mimeType": "application/pdf"}
+    assert rp.call("/signing/file", {**base, "mimeType": "application/vnd.ms-excel"})["responseCode"] == 1011
+    assert rp.call("/signing/file", {**base, "signingFileData": "%%%"})["responseCode"] == 1002
+    bad = rp.call("/signing/file", {**base, "signCloudMetaData": meta(COORDINATE="10,10,5,5")})
+    assert bad["responseCode"] == 1002, bad
+    beyond = rp.call("/signing/file", {**base, "signCloudMetaData": meta(VISIBLESIGNATURE="true", PAGENO="9")})
+    assert beyond["responseCode"] == 1002 and "page" in beyond["detail"], beyond
+    not_pdf = rp.call("/signing/file", {**base, "signingFileData": base64.b64encode(b"not a pdf").decode()})
+    assert not_pdf["responseCode"] == 1002, not_pdf
+    assert rp.http.get("/signing/download/file/no-such-bill").json()["responseCode"] == 1025
+    other = Rs(svc, "Someone Else")
+    done = rp.call("/signing/file", base)
+    assert done["responseCode"] == 0, done
+    assert other.http.get(f"/signing/download/file/{done['billCode']}").json()["responseCode"] == 1025
