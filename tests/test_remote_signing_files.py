@@ -151,3 +151,35 @@ def test_file_refusals(rp: Rs, svc: Service) -> None:
     done = rp.call("/signing/file", base)
     assert done["responseCode"] == 0, done
     assert other.http.get(f"/signing/download/file/{done['billCode']}").json()["responseCode"] == 1025
+
+
+def test_lock_after_signing(rp: Rs, ca: dict[str, Any], tmp_path: Path) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign import fields
+
+    agreement, passcode = fresh(rp)
+
+    def sign(pdf: bytes, **pairs: str) -> dict[str, Any]:
+        return rp.call("/signing/file", {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN",
+                                         "authorizeCode": passcode, "mimeType": "application/pdf",
+                                         "signingFileData": base64.b64encode(pdf).decode(),
+                                         "signCloudMetaData": meta(**pairs)})
+
+    open_one = base64.b64decode(sign(pdf_bytes(), LOCATION="Đà Nẵng")["signedFileData"])
+    twice = sign(open_one)  # an unlocked signature takes another after it
+    assert twice["responseCode"] == 0, twice
+    assert pdfsig_signatures(base64.b64decode(twice["signedFileData"]), tmp_path) == ["Signature is Valid."] * 2
+
+    locked = sign(pdf_bytes(), LOCKAFTERSIGNING="true", VISIBLESIGNATURE="true", COORDINATE="40,40,260,110")
+    assert locked["responseCode"] == 0, locked
+    pdf = base64.b64decode(locked["signedFileData"])
+    reader = PdfFileReader(io.BytesIO(pdf))
+    [(name, _, field_ref)] = list(fields.enumerate_sig_fields(reader, filled_status=True))
+    lock = field_ref.get_object()["/Lock"]
+    assert lock["/Action"] == "/All" and lock["/P"] == 1
+    assert pyhanko_check(pdf, ca["root"]) == (1, 0, True)
+    assert pdfsig_signatures(pdf, tmp_path) == ["Signature is Valid."]
+    refused = sign(pdf)
+    assert refused["responseCode"] == 1011 and "locked" in refused["detail"], refused
+    signed_open = PdfFileReader(io.BytesIO(open_one)).embedded_regular_signatures[0]
+    assert signed_open.sig_object["/Location"] == "Đà Nẵng"

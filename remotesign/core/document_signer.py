@@ -56,6 +56,8 @@ class SignatureSpec:
     xml: XmlOptions = field(default_factory=XmlOptions)
     policy: SignaturePolicy | None = None
     roles: tuple[str, ...] = ()
+    location: str | None = None
+    lock: bool = False  # PDF: no later change or signature keeps this one valid
 
     def __post_init__(self) -> None:
         if self.kind != RAW and self.kind not in FORMATS:
@@ -76,7 +78,7 @@ class SignatureSpec:
                 "xml": dataclasses.asdict(self.xml),
                 "policy": None if self.policy is None else {**dataclasses.asdict(self.policy),
                                                             "digest": self.policy.digest.hex()},
-                "roles": list(self.roles)}
+                "roles": list(self.roles), "location": self.location, "lock": self.lock}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SignatureSpec:
@@ -87,7 +89,8 @@ class SignatureSpec:
                    stamp=StampSpec.from_json(data["stamp"]) if data.get("stamp") else None,
                    xml=XmlOptions(**{**xml, "transforms": tuple(xml.get("transforms") or ())}),
                    policy=None if not policy else SignaturePolicy(**{**policy, "digest": bytes.fromhex(policy["digest"])}),
-                   roles=tuple(data.get("roles") or ()))
+                   roles=tuple(data.get("roles") or ()), location=data.get("location"),
+                   lock=bool(data.get("lock")))
 
 
 @dataclass
@@ -137,8 +140,8 @@ class DocumentSigner:
         signer = SignerSpec(certificate=path[0].dump(), chain=tuple(c.dump() for c in path[1:]),
                             digest_algorithm=spec.hash_name, mechanism=mechanism_of(algorithm))
         params = SignParameters(signer=signer, signing_time=signing_time or _now(), packaging=spec.packaging,
-                                reason=spec.reason, claimed_roles=spec.roles, policy=spec.policy,
-                                stamp=spec.stamp, xml=spec.xml)
+                                reason=spec.reason, location=spec.location, claimed_roles=spec.roles,
+                                policy=spec.policy, stamp=spec.stamp, xml=spec.xml, lock=spec.lock)
         scratch = stack.enter_context(tempfile.TemporaryFile())
         try:
             data = await self._format(spec).data_to_sign([document], params, scratch)

@@ -125,6 +125,9 @@ class SignParameters:
     policy: SignaturePolicy | None = None
     content_hint: str | None = None
     stamp: Any = None
+    # PDF: lock the document with this signature (a /Lock with /P 1 on its field: no later change,
+    # no later signature, keeps it valid), as ISO 32000-2 12.7.5.5 describes
+    lock: bool = False
     xml: XmlOptions = field(default_factory=XmlOptions)
     #: ASiC: the new signature's entry name (e.g. ``META-INF/signatures1.xml``); None: the format's choice
     signature_file: str | None = None

@@ -11,6 +11,7 @@ document when its output is write-only), and nothing reads a PDF into memory.
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import errno
 import hashlib
 import io
@@ -200,6 +201,27 @@ def next_field_name(source: BinaryIO, prefix: str = "Signature") -> str:
     return _free_field_name(_reader(source), prefix)
 
 
+def locked_by(reader: PdfFileReader) -> str | None:
+    """The signature field that locks the document against any change (a certification with
+    DocMDP /P 1, or a filled field whose /Lock says /P 1), or None."""
+    try:
+        perms = reader.root.get("/Perms")
+        if perms is not None:
+            docmdp = perms.get_object().get("/DocMDP")
+            if docmdp is not None:
+                for ref in docmdp.get_object().get("/Reference", []):
+                    params = ref.get_object().get("/TransformParams")
+                    if params is not None and int(params.get_object().get("/P", 2)) == 1:
+                        return "certifying it with no changes allowed"
+        for name, value, field_ref in fields.enumerate_sig_fields(reader, filled_status=True):
+            lock = field_ref.get_object().get("/Lock")
+            if lock is not None and int(lock.get_object().get("/P", 0)) == 1:
+                return name
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError):
+        return None  # an unreadable form: signing it fails later with invalid_pdf
+    return None
+
+
 def _free_field_name(reader: PdfFileReader, prefix: str = "Signature") -> str:
     try:
         taken = {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=None)}
@@ -213,12 +235,16 @@ def _free_field_name(reader: PdfFileReader, prefix: str = "Signature") -> str:
 
 async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signing_time: datetime, *,
                   reason: str | None = None, location: str | None = None,
-                  stamp: StampSpec | None = None) -> PreparedPades:
+                  stamp: StampSpec | None = None, lock: bool = False) -> PreparedPades:
     """Write ``source`` + a signature placeholder to ``output`` (readable, writable, seekable) and
     return the digest to be signed. With ``stamp`` the signature field is visible: its widget
     shows the stamp (and, for every page of an unsigned PDF, the other pages get the same stamp in
     the revision the signature covers); the appearance is final here, embed only fills the CMS."""
     reader = _reader(source)  # read once: the free field name and the incremental writer
+    locked = locked_by(reader)
+    if locked:
+        raise FormatError("document_locked", f"the PDF is locked by its signature {locked}: no signature can be "
+                          "added without invalidating it")
     writer = _writer_of(reader)
     field_name = _free_field_name(reader)
     placeholder = 512 if signer.mechanism == "rsa" else 132
@@ -227,15 +253,17 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
                                         subfilter=fields.SigSeedSubFilter.PADES, reason=reason,
                                         location=location)
     text_params = None
+    locking = dict(field_mdp_spec=fields.FieldMDPSpec(fields.FieldMDPAction.ALL),
+                   doc_mdp_update_value=fields.MDPPerm.NO_CHANGES) if lock else {}
     if stamp is None:
-        pdf_signer = signers.PdfSigner(meta, signer=ext, new_field_spec=fields.SigFieldSpec(field_name))
+        pdf_signer = signers.PdfSigner(meta, signer=ext, new_field_spec=fields.SigFieldSpec(field_name, **locking))
     else:
         try:
             placement = stamped_field(writer, stamp, field_name, signing_time, signer_display_name(signer))
         except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
             raise FormatError("invalid_pdf", f"the PDF cannot take a stamp: {exc}") from exc
         pdf_signer = signers.PdfSigner(meta, signer=ext, stamp_style=placement.style,
-                                       new_field_spec=placement.field_spec)
+                                       new_field_spec=dataclasses.replace(placement.field_spec, **locking))
         text_params = placement.text_params
     try:
         prep, _tbs, _out = await pdf_signer.async_digest_doc_for_signing(

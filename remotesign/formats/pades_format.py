@@ -105,7 +105,7 @@ class PadesFormat(SignatureFormat):
                 raise FormatError("not_a_pdf", f"{doc.name} is not a PDF")
             prepared = await pades.prepare(src, scratch, parameters.signer, parameters.signing_time,
                                            reason=parameters.reason, location=parameters.location,
-                                           stamp=parameters.stamp)
+                                           stamp=parameters.stamp, lock=parameters.lock)
         return DataToSign(prepared.digest, prepared.to_state())
 
     async def sign(self, documents: Sequence[Document], parameters: SignParameters, prepared: DataToSign,

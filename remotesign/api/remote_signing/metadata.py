@@ -12,7 +12,9 @@ position or image is given): ``PAGENO`` (a number, ``First``, ``Last``), ``COORD
 ``SIGNATUREIMAGE`` (PNG or JPEG, base64) with ``IMAGEANDTEXT``, ``SHOWSIGNERINFO`` /
 ``SIGNERINFOPREFIX`` (the certificate's CN), ``SHOWDATETIME`` / ``DATETIMEPREFIX``,
 ``SHOWREASON`` / ``SIGNREASONPREFIX`` / ``SIGNREASON`` (also the signature's reason),
-``SHOWLOCATION`` / ``LOCATIONPREFIX`` / ``LOCATION``, ``SHOWEMAIL`` / ``EMAILPREFIX``.
+``SHOWLOCATION`` / ``LOCATIONPREFIX`` / ``LOCATION`` (also the signature's location),
+``SHOWEMAIL`` / ``EMAILPREFIX``, ``LOCKAFTERSIGNING`` (the signature locks the document: a later
+signature is refused, as it would invalidate this one).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ PDF = "application/pdf"
 XML = ("application/xml", "text/xml")
 PDF_KEYS = {"VISIBLESIGNATURE", "PAGENO", "COORDINATE", "RECTANGLESIZE", "SIGNATUREIMAGE", "IMAGEANDTEXT",
             "SHOWSIGNERINFO", "SIGNERINFOPREFIX", "SHOWDATETIME", "DATETIMEPREFIX", "SHOWREASON", "SIGNREASONPREFIX",
-            "SIGNREASON", "SHOWLOCATION", "LOCATIONPREFIX", "LOCATION", "SHOWEMAIL", "EMAILPREFIX"}
+            "SIGNREASON", "SHOWLOCATION", "LOCATIONPREFIX", "LOCATION", "SHOWEMAIL", "EMAILPREFIX", "LOCKAFTERSIGNING"}
 MAX_ENTRIES = 100
 
 
@@ -143,7 +145,8 @@ def pdf_signature(meta: dict[str, str], *, email: str | None) -> Chosen:
                 time_zone="Asia/Ho_Chi_Minh", image=image, page=_page(meta), x=x, y=y, width=width, height=height)
         except FormatError as exc:
             raise Refusal(1002, exc.message) from exc
-    spec = SignatureSpec(kind="pades", reason=reason, stamp=stamp)
+    spec = SignatureSpec(kind="pades", reason=reason, stamp=stamp, location=meta.get("LOCATION", "").strip() or None,
+                         lock=_flag(meta, "LOCKAFTERSIGNING"))
     return Chosen(spec, tuple(sorted(k for k in meta if k not in PDF_KEYS)))
 
 
