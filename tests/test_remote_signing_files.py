@@ -183,3 +183,56 @@ def test_lock_after_signing(rp: Rs, ca: dict[str, Any], tmp_path: Path) -> None:
     assert refused["responseCode"] == 1011 and "locked" in refused["detail"], refused
     signed_open = PdfFileReader(io.BytesIO(open_one)).embedded_regular_signatures[0]
     assert signed_open.sig_object["/Location"] == "Đà Nẵng"
+
+
+def rasterise(pdf: bytes, tmp: Path, page: int) -> Image.Image:
+    """The page at 72 dpi: one pixel per point, y from the top."""
+    path = tmp / f"r-{secrets.token_hex(3)}.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "72", "-f", str(page), "-l", str(page), "-png", "-singlefile", str(path),
+                    str(path.with_suffix(""))], check=True, timeout=60)
+    return Image.open(path.with_suffix(".png")).convert("RGB")
+
+
+def test_an_anchor_text_places_the_stamp(rp: Rs, tmp_path: Path) -> None:
+    agreement, passcode = fresh(rp)
+    answer = rp.call("/signing/file", {
+        "agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+        "mimeType": "application/pdf", "signingFileData": base64.b64encode(pdf_bytes(pages=3)).decode(),
+        "signCloudMetaData": meta(POSITIONIDENTIFIER="page 2", RECTANGLEOFFSET="0,-120", RECTANGLESIZE="240,90",
+                                  SIGNATUREIMAGE=png((0, 160, 0)), IMAGEANDTEXT="true", TEXTDIRECTION="LEFTTORIGHT",
+                                  TEXTCOLOR="red", SHOWSIGNERINFO="true", SHOWDATETIME="true")})
+    assert answer["responseCode"] == 0, answer
+    pdf = base64.b64decode(answer["signedFileData"])
+    assert pdfsig_signatures(pdf, tmp_path) == ["Signature is Valid."]
+    assert "Signed by" not in pdftotext(pdf, tmp_path, 1) and "Signed by" not in pdftotext(pdf, tmp_path, 3)
+    assert "Signed by: Nguyễn Văn An" in pdftotext(pdf, tmp_path, 2)
+    page = rasterise(pdf, tmp_path, 2)
+    # where poppler sees the anchor: the word "page" of "... - page 2" (its left edge, points)
+    original = tmp_path / "original.pdf"
+    original.write_bytes(pdf_bytes(pages=3))
+    words = subprocess.run(["pdftotext", "-bbox", "-f", "2", "-l", "2", str(original), "-"], capture_output=True,
+                           text=True, check=True).stdout
+    anchor_x = float(re.search(r'<word xMin="([\d.]+)"[^>]*>page</word>', words).group(1))  # type: ignore[union-attr]
+
+    def columns(test: Any) -> list[int]:
+        return [x for x in range(page.width) if any(test(page.getpixel((x, y))) for y in range(0, page.height, 2))]
+
+    def rows(test: Any) -> list[int]:
+        return [y for y in range(page.height) if any(test(page.getpixel((x, y))) for x in range(0, page.width, 2))]
+
+    red = lambda p: p[0] > 180 and p[1] < 90 and p[2] < 90  # noqa: E731
+    green = lambda p: p[1] > 120 and p[0] < 80 and p[2] < 80  # noqa: E731
+    red_x, green_x = columns(red), columns(green)
+    assert red_x and green_x, "red text and the green image are drawn"
+    # the stamp (240 x 90) starts at the anchor's left edge: red text on its left, the image right of it
+    assert anchor_x - 1 <= min(red_x) and max(red_x) < min(green_x) and max(green_x) <= anchor_x + 241, \
+        (anchor_x, min(red_x), max(red_x), min(green_x), max(green_x))
+    # 120 points below the anchor line (baseline 720 -> the stamp's top near 842 - 600 - 90 = 152 from the top)
+    assert 140 <= min(rows(red) + rows(green)) and max(rows(red) + rows(green)) <= 260
+
+    missing = rp.call("/signing/file", {
+        "agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+        "mimeType": "application/pdf", "signingFileData": base64.b64encode(pdf_bytes(pages=3)).decode(),
+        "signCloudMetaData": meta(POSITIONIDENTIFIER="Chữ ký người bán", PAGENO="2")})
+    assert missing["responseCode"] == 1002 and "not on page 2" in missing["detail"], missing

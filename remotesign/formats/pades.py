@@ -201,6 +201,21 @@ def next_field_name(source: BinaryIO, prefix: str = "Signature") -> str:
     return _free_field_name(_reader(source), prefix)
 
 
+def _anchored(source: BinaryIO, stamp: StampSpec) -> StampSpec:
+    """``stamp`` placed by its anchor text: on the page where the text stands (the stamp's page, or
+    the first page that has it), at the text's lower left corner moved by the anchor offsets."""
+    from remotesign.formats.pdf_text import find_text
+
+    assert stamp.anchor is not None
+    found = find_text(source, stamp.anchor, None if stamp.page in (0, -1) else [stamp.page])
+    source.seek(0)
+    if found is None:
+        raise FormatError("anchor_not_found", f"the text {stamp.anchor!r} to place the signature by is not on "
+                          f"{'the document' if stamp.page in (0, -1) else f'page {stamp.page}'}")
+    x, y = max(0.0, found.x0 + stamp.anchor_dx), max(0.0, found.y0 + stamp.anchor_dy)
+    return dataclasses.replace(stamp, page=found.page, x=x, y=y, anchor=None)
+
+
 def locked_by(reader: PdfFileReader) -> str | None:
     """The signature field that locks the document against any change (a certification with
     DocMDP /P 1, or a filled field whose /Lock says /P 1), or None."""
@@ -241,6 +256,8 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
     shows the stamp (and, for every page of an unsigned PDF, the other pages get the same stamp in
     the revision the signature covers); the appearance is final here, embed only fills the CMS."""
     reader = _reader(source)  # read once: the free field name and the incremental writer
+    if stamp is not None and stamp.anchor is not None:
+        stamp = _anchored(source, stamp)
     locked = locked_by(reader)
     if locked:
         raise FormatError("document_locked", f"the PDF is locked by its signature {locked}: no signature can be "

@@ -14,7 +14,11 @@ position or image is given): ``PAGENO`` (a number, ``First``, ``Last``), ``COORD
 ``SHOWREASON`` / ``SIGNREASONPREFIX`` / ``SIGNREASON`` (also the signature's reason),
 ``SHOWLOCATION`` / ``LOCATIONPREFIX`` / ``LOCATION`` (also the signature's location),
 ``SHOWEMAIL`` / ``EMAILPREFIX``, ``LOCKAFTERSIGNING`` (the signature locks the document: a later
-signature is refused, as it would invalidate this one).
+signature is refused, as it would invalidate this one), ``POSITIONIDENTIFIER`` (an anchor text:
+the stamp's lower left corner is the text's, moved by ``RECTANGLEOFFSET`` ``dx,dy``; sized by
+``RECTANGLESIZE``, 170 x 70 points by default; on ``PAGENO``, else the first page that has it),
+``TEXTCOLOR`` (a name, ``#RRGGBB`` or ``r,g,b``), ``TEXTDIRECTION`` (``LEFTTORIGHT``: text left,
+image right; ``RIGHTTOLEFT``: image left; else the image stands behind the text).
 """
 
 from __future__ import annotations
@@ -35,7 +39,12 @@ PDF = "application/pdf"
 XML = ("application/xml", "text/xml")
 PDF_KEYS = {"VISIBLESIGNATURE", "PAGENO", "COORDINATE", "RECTANGLESIZE", "SIGNATUREIMAGE", "IMAGEANDTEXT",
             "SHOWSIGNERINFO", "SIGNERINFOPREFIX", "SHOWDATETIME", "DATETIMEPREFIX", "SHOWREASON", "SIGNREASONPREFIX",
-            "SIGNREASON", "SHOWLOCATION", "LOCATIONPREFIX", "LOCATION", "SHOWEMAIL", "EMAILPREFIX", "LOCKAFTERSIGNING"}
+            "SIGNREASON", "SHOWLOCATION", "LOCATIONPREFIX", "LOCATION", "SHOWEMAIL", "EMAILPREFIX", "LOCKAFTERSIGNING",
+            "POSITIONIDENTIFIER", "RECTANGLEOFFSET", "TEXTCOLOR", "TEXTDIRECTION"}
+COLOURS = {"black": (0, 0, 0), "red": (255, 0, 0), "green": (0, 128, 0), "blue": (0, 0, 255), "white": (255, 255, 255),
+           "gray": (128, 128, 128), "grey": (128, 128, 128), "orange": (255, 165, 0), "yellow": (255, 215, 0),
+           "purple": (128, 0, 128), "brown": (139, 69, 19), "navy": (0, 0, 128), "darkblue": (0, 0, 139),
+           "darkred": (139, 0, 0), "darkgreen": (0, 100, 0)}
 MAX_ENTRIES = 100
 
 
@@ -99,6 +108,21 @@ def _page(meta: dict[str, str]) -> int:
     return int(value)
 
 
+def _colour(meta: dict[str, str]) -> tuple[float, float, float] | None:
+    """TEXTCOLOR as a colour name, ``#RRGGBB`` or ``r,g,b`` (0-255)."""
+    value = meta.get("TEXTCOLOR", "").strip().strip("'").lower()
+    if not value:
+        return None
+    rgb: tuple[int, ...] | None = COLOURS.get(value.replace(" ", ""))
+    if rgb is None and re.fullmatch(r"#?[0-9a-f]{6}", value):
+        rgb = tuple(int(value.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
+    if rgb is None and re.fullmatch(r"\d{1,3},\d{1,3},\d{1,3}", value.replace(" ", "")):
+        rgb = tuple(int(v) for v in value.replace(" ", "").split(","))
+    if rgb is None or any(v > 255 for v in rgb):
+        raise Refusal(1002, f"TEXTCOLOR is a colour name, #RRGGBB or r,g,b, not {meta['TEXTCOLOR']!r}")
+    return (rgb[0] / 255, rgb[1] / 255, rgb[2] / 255)
+
+
 def _line(meta: dict[str, str], prefix_key: str, default_prefix: str, value: str) -> str:
     prefix = meta.get(prefix_key, default_prefix).strip()
     return f"{prefix.rstrip(':')}: {value}" if prefix else value
@@ -113,7 +137,7 @@ def pdf_signature(meta: dict[str, str], *, email: str | None) -> Chosen:
             image = base64.b64decode(re.sub(r"\s+", "", meta["SIGNATUREIMAGE"]), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise Refusal(1002, "SIGNATUREIMAGE is not base64") from exc
-    placed = any(k in meta for k in ("COORDINATE", "SIGNATUREIMAGE", "RECTANGLESIZE"))
+    placed = any(k in meta for k in ("COORDINATE", "SIGNATUREIMAGE", "RECTANGLESIZE", "POSITIONIDENTIFIER"))
     visible = _flag(meta, "VISIBLESIGNATURE") if "VISIBLESIGNATURE" in meta else placed
     stamp = None
     if visible:
@@ -128,12 +152,22 @@ def pdf_signature(meta: dict[str, str], *, email: str | None) -> Chosen:
         box = _numbers(meta, "COORDINATE", 4)
         size = _numbers(meta, "RECTANGLESIZE", 2)
         x, y, width, height = 36.0, 36.0, None, None
+        anchor = meta.get("POSITIONIDENTIFIER", "").strip() or None
+        offset = _numbers(meta, "RECTANGLEOFFSET", 2) or [0.0, 0.0]
+        if anchor is not None:
+            box = None  # placed by the anchor; RECTANGLESIZE gives the size
+            width, height = size if size is not None else (170.0, 70.0)
         if box is not None:
             x, y, width, height = box[0], box[1], box[2] - box[0], box[3] - box[1]
             if width <= 0 or height <= 0:
                 raise Refusal(1002, "COORDINATE is x1,y1,x2,y2 with x2 > x1 and y2 > y1")
-        elif size is not None:
+        elif size is not None and anchor is None:
             width, height = size
+        direction = meta.get("TEXTDIRECTION", "").strip().upper()
+        if direction and direction not in ("LEFTTORIGHT", "RIGHTTOLEFT", "IMAGE_CENTER"):
+            raise Refusal(1002, f"TEXTDIRECTION is LEFTTORIGHT, RIGHTTOLEFT or IMAGE_CENTER, not {meta['TEXTDIRECTION']!r}")
+        # image and text side by side when a direction is given, else the image behind the text
+        beside = image is not None and with_text and direction in ("LEFTTORIGHT", "RIGHTTOLEFT")
         show_signer = with_text and (_flag(meta, "SHOWSIGNERINFO") or not any(
             k in meta for k in ("SHOWSIGNERINFO", "SHOWDATETIME", "SHOWREASON", "SHOWLOCATION", "SHOWEMAIL")))
         try:
@@ -142,7 +176,10 @@ def pdf_signature(meta: dict[str, str], *, email: str | None) -> Chosen:
                 signer_label=(meta.get("SIGNERINFOPREFIX", "Signed by").strip().rstrip(":") or "Signed by") + ":",
                 show_date=with_text and _flag(meta, "SHOWDATETIME"),
                 date_label=meta.get("DATETIMEPREFIX", "Sign date").strip().rstrip(":") or "Sign date",
-                time_zone="Asia/Ho_Chi_Minh", image=image, page=_page(meta), x=x, y=y, width=width, height=height)
+                time_zone="Asia/Ho_Chi_Minh", image=None if beside else image, logo=image if beside else None,
+                logo_side="right" if direction == "LEFTTORIGHT" else "left", text_color=_colour(meta),
+                page=_page(meta) if "PAGENO" in meta or anchor is None else 0, x=x, y=y, width=width,
+                height=height, anchor=anchor, anchor_dx=offset[0], anchor_dy=offset[1])
         except FormatError as exc:
             raise Refusal(1002, exc.message) from exc
     spec = SignatureSpec(kind="pades", reason=reason, stamp=stamp, location=meta.get("LOCATION", "").strip() or None,

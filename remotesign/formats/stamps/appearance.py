@@ -201,12 +201,15 @@ class StampAppearance(TextStamp):
                 lw, lh = lh * LOGO_MAX_ASPECT, lh * LOGO_MAX_ASPECT / aspect
             logo = (PdfImage(logo_img), lw, lh)
         row: list[tuple[PdfContent | bytes, float, float]] = []
-        if logo:
+        if logo and spec.logo_side == "left":
             row.append(logo)
         if qr:
             row.append((qr, spec.qr_size, spec.qr_size))
         if text:
             row.append(text)
+        if logo and spec.logo_side == "right":
+            row.append(logo)
+        colour = b"%g %g %g rg " % spec.text_color if spec.text_color else b""
         strips: list[PdfContent] = []
         if spec.code128:
             strips.append(Code128Content(spec.code128))
@@ -224,7 +227,7 @@ class StampAppearance(TextStamp):
         for part, w, h in row:
             y = row_bottom + (row_height - h) / 2
             if isinstance(part, bytes):
-                out.append(b"q 1 0 0 1 %g %g cm %s Q" % (x, y, part))
+                out.append(b"q %s1 0 0 1 %g %g cm %s Q" % (colour, x, y, part))
             else:
                 out.append(self._place(part, x, y, w, h))
             x += w + PAD

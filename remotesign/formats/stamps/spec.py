@@ -113,6 +113,13 @@ class StampSpec:
     width: float | None = None
     height: float | None = None
     border: bool = True
+    text_color: tuple[float, float, float] | None = None  # RGB 0..1; None: black
+    logo_side: str = "left"  # where the logo stands beside the text: left or right
+    # placed by an anchor text on the page instead of x/y: the stamp's lower left corner is the
+    # anchor's lower left corner moved by (anchor_dx, anchor_dy) points; ``page`` 0 searches all
+    anchor: str | None = None
+    anchor_dx: float = 0.0
+    anchor_dy: float = 0.0
     _images: dict[str, Image.Image] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -148,6 +155,19 @@ class StampSpec:
                 _check_number(side, what, MIN_SIDE, MAX_COORDINATE)
         if self.image_opacity is not None:
             _check_number(self.image_opacity, "image opacity", 0.05, 1.0)
+        if self.text_color is not None:
+            if not isinstance(self.text_color, tuple):
+                object.__setattr__(self, "text_color", tuple(self.text_color))
+            if len(self.text_color) != 3:
+                raise stamp_error("the text colour is three numbers (red, green, blue) from 0 to 1")
+            for part in self.text_color:
+                _check_number(part, "text colour", 0.0, 1.0)
+        if self.logo_side not in ("left", "right"):
+            raise stamp_error("the logo stands left or right of the text")
+        if self.anchor is not None:
+            _check_text(self.anchor, "anchor text", 200)
+            _check_number(self.anchor_dx, "anchor offset", -MAX_COORDINATE, MAX_COORDINATE)
+            _check_number(self.anchor_dy, "anchor offset", -MAX_COORDINATE, MAX_COORDINATE)
         self._check_encodable()
         if self.image is not None:
             self._images["image"] = load_image(self.image, "image")
