@@ -40,7 +40,10 @@ XML = ("application/xml", "text/xml")
 PDF_KEYS = {"VISIBLESIGNATURE", "PAGENO", "COORDINATE", "RECTANGLESIZE", "SIGNATUREIMAGE", "IMAGEANDTEXT",
             "SHOWSIGNERINFO", "SIGNERINFOPREFIX", "SHOWDATETIME", "DATETIMEPREFIX", "SHOWREASON", "SIGNREASONPREFIX",
             "SIGNREASON", "SHOWLOCATION", "LOCATIONPREFIX", "LOCATION", "SHOWEMAIL", "EMAILPREFIX", "LOCKAFTERSIGNING",
-            "POSITIONIDENTIFIER", "RECTANGLEOFFSET", "TEXTCOLOR", "TEXTDIRECTION"}
+            "POSITIONIDENTIFIER", "RECTANGLEOFFSET", "TEXTCOLOR", "TEXTDIRECTION", "DATETIMEFORMAT", "FORMATTIME"}
+# .NET-style date patterns the vendor's clients send (DATETIMEFORMAT / FORMATTIME) as strftime
+DOTNET_DATE = (("yyyy", "%Y"), ("yy", "%y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("hh", "%I"), ("mm", "%M"),
+               ("ss", "%S"), ("tt", "%p"))
 COLOURS = {"black": (0, 0, 0), "red": (255, 0, 0), "green": (0, 128, 0), "blue": (0, 0, 255), "white": (255, 255, 255),
            "gray": (128, 128, 128), "grey": (128, 128, 128), "orange": (255, 165, 0), "yellow": (255, 215, 0),
            "purple": (128, 0, 128), "brown": (139, 69, 19), "navy": (0, 0, 128), "darkblue": (0, 0, 139),
@@ -106,6 +109,19 @@ def _page(meta: dict[str, str]) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 100_000:
         raise Refusal(1002, f"PAGENO is a page number, First or Last, not {meta['PAGENO']!r}")
     return int(value)
+
+
+def _date_format(meta: dict[str, str]) -> str:
+    """The date line's format: DD/MM/YYYY and the time by default (the spec's ``Sign Date: {DD /
+    MM / YYYY}``), or the client's .NET-style ``DATETIMEFORMAT`` / ``FORMATTIME``."""
+    pattern = (meta.get("DATETIMEFORMAT") or meta.get("FORMATTIME") or "").strip()
+    if not pattern:
+        return "%d/%m/%Y %H:%M:%S"
+    if "%" in pattern or len(pattern) > 40:
+        raise Refusal(1002, f"DATETIMEFORMAT is a pattern such as dd/MM/yyyy HH:mm:ss, not {pattern!r}")
+    for dotnet, directive in DOTNET_DATE:
+        pattern = pattern.replace(dotnet, directive)
+    return pattern
 
 
 def _colour(meta: dict[str, str]) -> tuple[float, float, float] | None:
@@ -176,7 +192,7 @@ def pdf_signature(meta: dict[str, str], *, email: str | None) -> Chosen:
                 signer_label=(meta.get("SIGNERINFOPREFIX", "Signed by").strip().rstrip(":") or "Signed by") + ":",
                 show_date=with_text and _flag(meta, "SHOWDATETIME"),
                 date_label=meta.get("DATETIMEPREFIX", "Sign date").strip().rstrip(":") or "Sign date",
-                time_zone="Asia/Ho_Chi_Minh", image=None if beside else image, logo=image if beside else None,
+                time_zone="Asia/Ho_Chi_Minh", date_format=_date_format(meta), image=None if beside else image, logo=image if beside else None,
                 logo_side="right" if direction == "LEFTTORIGHT" else "left", text_color=_colour(meta),
                 page=_page(meta) if "PAGENO" in meta or anchor is None else 0, x=x, y=y, width=width,
                 height=height, anchor=anchor, anchor_dx=offset[0], anchor_dy=offset[1])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -113,6 +114,7 @@ class StampSpec:
     width: float | None = None
     height: float | None = None
     border: bool = True
+    date_format: str = "%Y-%m-%d %H:%M:%S"  # strftime directives of the date line
     text_color: tuple[float, float, float] | None = None  # RGB 0..1; None: black
     logo_side: str = "left"  # where the logo stands beside the text: left or right
     # placed by an anchor text on the page instead of x/y: the stamp's lower left corner is the
@@ -162,6 +164,10 @@ class StampSpec:
                 raise stamp_error("the text colour is three numbers (red, green, blue) from 0 to 1")
             for part in self.text_color:
                 _check_number(part, "text colour", 0.0, 1.0)
+        if not isinstance(self.date_format, str) or not 1 <= len(self.date_format) <= 40 or \
+                set(re.findall(r"%(.)", self.date_format)) - set("dmyYHMSpbBaAIz%"):
+            raise stamp_error("the date format uses %d %m %Y %y %H %M %S %I %p %b %B %a %A %z only, in at most "
+                              "40 characters")
         if self.logo_side not in ("left", "right"):
             raise stamp_error("the logo stands left or right of the text")
         if self.anchor is not None:
@@ -245,7 +251,7 @@ class StampSpec:
         if self.show_date:
             aware = signing_time if signing_time.tzinfo else signing_time.replace(tzinfo=timezone.utc)
             local = aware.astimezone(ZoneInfo(self.time_zone))
-            out.append(f"{self.date_label}: {local:%Y-%m-%d %H:%M:%S} {local.tzname() or ''}".rstrip())
+            out.append(f"{self.date_label}: {local.strftime(self.date_format)} {local.tzname() or ''}".rstrip())
         if self.verification_text:
             out.append(self.verification_text)
         out.extend(self.text_lines)
