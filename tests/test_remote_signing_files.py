@@ -236,3 +236,26 @@ def test_an_anchor_text_places_the_stamp(rp: Rs, tmp_path: Path) -> None:
         "mimeType": "application/pdf", "signingFileData": base64.b64encode(pdf_bytes(pages=3)).decode(),
         "signCloudMetaData": meta(POSITIONIDENTIFIER="Chữ ký người bán", PAGENO="2")})
     assert missing["responseCode"] == 1002 and "not on page 2" in missing["detail"], missing
+
+
+@pytest.fixture(scope="module")
+def signer(rp: Rs) -> tuple[str, str]:
+    return fresh(rp)
+
+
+@pytest.mark.parametrize("hostile", [
+    b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+    b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]><l>&d;&d;&d;</l>',
+    b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+    b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "http://127.0.0.1:9/x">]><r>&x;</r>',
+    b"<a>" * 5000 + b"</a>" * 5000,
+    b"<unclosed><tag>",
+    b"\xff\xfe<a/>",
+])
+def test_hostile_xml_is_refused(rp: Rs, signer: tuple[str, str], hostile: bytes) -> None:
+    agreement, passcode = signer
+    answer = rp.call("/signing/file", {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN",
+                                       "authorizeCode": passcode, "mimeType": "application/xml",
+                                       "signingFileData": base64.b64encode(hostile).decode()})
+    assert answer["_status"] == 400 and answer["responseCode"] == 1002, answer
+    assert "root:" not in str(answer)  # nothing of /etc/passwd
