@@ -259,3 +259,81 @@ def test_hostile_xml_is_refused(rp: Rs, signer: tuple[str, str], hostile: bytes)
                                        "signingFileData": base64.b64encode(hostile).decode()})
     assert answer["_status"] == 400 and answer["responseCode"] == 1002, answer
     assert "root:" not in str(answer)  # nothing of /etc/passwd
+
+
+INVOICE = ('<?xml version="1.0" encoding="UTF-8"?><HDon><DLHDon Id="SigningData"><TTChung><PBan>2.0.1</PBan>'
+           '<THDon>HÓA ĐƠN GIÁ TRỊ GIA TĂNG</THDon><SHDon>12</SHDon><NLap>2026-12-06</NLap></TTChung>'
+           '<NDHDon><NBan><Ten>Công ty EFY Việt Nam</Ten><MST>0102519041</MST></NBan></NDHDon></DLHDon>'
+           '<DSCKS><NBan/><NMua/></DSCKS></HDon>').encode()
+
+
+def xmlsec_verify(ca: dict[str, Any], tmp: Path, xml: bytes, *id_attrs: str) -> str:
+    path = tmp / f"x-{secrets.token_hex(3)}.xml"
+    path.write_bytes(xml)
+    args = ["xmlsec1", "--verify", "--trusted-pem", str(ca["dir"] / "root.pem"), "--untrusted-pem",
+            str(ca["dir"] / "issuing.pem")]
+    for attr in id_attrs:
+        args += ["--id-attr:Id", attr]
+    proc = subprocess.run([*args, str(path)], capture_output=True, text=True, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and re.search(r"^OK$", out, re.M), out
+    return out
+
+
+@pytest.mark.parametrize("form", ["DSIG", "DSIG_SINGLE_NODE", "TAX-211120"])
+def test_xml_signature_formats(rp: Rs, ca: dict[str, Any], signer: tuple[str, str], tmp_path: Path,
+                               form: str) -> None:
+    from lxml import etree
+
+    agreement, passcode = signer
+    pairs = {"SIGNATUREFORMAT": form, "ALGORITHM": "SHA-256", "CANONICALIZATIONMETHOD": "INCLUSIVE"}
+    if form != "DSIG":
+        pairs |= {"NODETOBESIGNED": "SigningData", "SIGNATURELOCATION": "DSCKS/NBan", "SIGNATUREID": "seller",
+                  "ATTRIBUTENAME": "Id"}
+    answer = rp.call("/signing/file", {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN",
+                                       "authorizeCode": passcode, "mimeType": "application/xml",
+                                       "signingFileData": base64.b64encode(INVOICE).decode(),
+                                       "signCloudMetaData": meta(**pairs)})
+    assert answer["responseCode"] == 0 and "ignoredMetaData" not in answer, answer
+    xml = base64.b64decode(answer["signedFileData"])
+    tree = etree.fromstring(xml)
+    ds = "http://www.w3.org/2000/09/xmldsig#"
+    [sig] = tree.iter(f"{{{ds}}}Signature")
+    assert not list(sig.iter("{http://uri.etsi.org/01903/v1.3.2#}QualifyingProperties"))  # plain XMLDSig
+    refs = [r.get("URI") for r in sig.iter(f"{{{ds}}}Reference")]
+    if form == "DSIG":
+        assert sig.getparent() is tree and refs == [""]
+        xmlsec_verify(ca, tmp_path, xml)
+        return
+    assert sig.getparent().tag == "NBan" and sig.getparent().getparent().tag == "DSCKS" and sig.get("Id") == "seller"
+    assert refs[0] == "#SigningData"
+    if form == "TAX-211120":
+        assert sig.prefix is None  # <Signature xmlns="http://www.w3.org/2000/09/xmldsig#">
+        [obj] = [o for o in sig.iter(f"{{{ds}}}Object") if o.get("Id") == "SigningTime"]
+        [time_el] = obj.iter(f"{{{ds}}}SigningTime")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", time_el.text or ""), time_el.text
+        prop = time_el.getparent()
+        assert prop.get("Target") == "#seller" and refs[1] == f"#{prop.get('Id')}"
+        xmlsec_verify(ca, tmp_path, xml, "DLHDon", f"{ds}:SignatureProperty")
+        # the signed time cannot be changed: xmlsec1 refuses the document then
+        forged = xml.replace(time_el.text.encode(), b"2020-01-01T00:00:00")
+        path = tmp_path / "forged.xml"
+        path.write_bytes(forged)
+        proc = subprocess.run(["xmlsec1", "--verify", "--trusted-pem", str(ca["dir"] / "root.pem"), "--untrusted-pem",
+                               str(ca["dir"] / "issuing.pem"), "--id-attr:Id", "DLHDon", "--id-attr:Id",
+                               f"{ds}:SignatureProperty", str(path)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0
+    else:
+        xmlsec_verify(ca, tmp_path, xml, "DLHDon")
+
+
+def test_xml_formats_not_made_yet_and_sha1(rp: Rs, signer: tuple[str, str]) -> None:
+    agreement, passcode = signer
+    for pairs, code in (({"SIGNATUREFORMAT": "XADES_EPES"}, 1011), ({"ALGORITHM": "SHA-1"}, 1011),
+                        ({"SIGNATUREFORMAT": "TAX-211120"}, 1002), ({"SIGNATURELOCATION": "not a name!"}, 1002),
+                        ({"SIGNATUREFORMAT": "DSIG_SINGLE_NODE", "NODETOBESIGNED": "missing"}, 1002)):
+        answer = rp.call("/signing/file", {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN",
+                                           "authorizeCode": passcode, "mimeType": "application/xml",
+                                           "signingFileData": base64.b64encode(INVOICE).decode(),
+                                           "signCloudMetaData": meta(**pairs)})
+        assert answer["responseCode"] == code, (pairs, answer)

@@ -108,6 +108,18 @@ class XmlOptions:
     transforms: tuple[str, ...] = ()
     xpath: str | None = None
     reference_uri: str | None = None
+    #: a plain XMLDSig signature: no XAdES qualifying properties (level B only)
+    plain: bool = False
+    #: ds:Signature in the default namespace (``<Signature xmlns="...xmldsig#">``), as the
+    #: Vietnamese e-invoice forms write it, instead of the ``ds:`` prefix
+    default_namespace: bool = False
+    #: the signature's Id (unique in the document); None: a fresh one
+    signature_id: str | None = None
+    #: a signed ds:Object Id="SigningTime" holding the signing time in this strftime format (the
+    #: Vietnamese TAX-211120 forms); None: none
+    signing_time_format: str | None = None
+    #: the IANA time zone that signing time is written in
+    signing_time_zone: str = "UTC"
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,11 @@ class XadesXmlFormat(SignatureFormat):
             raise FormatError("unsupported_container", "XAdES signatures in ASiC containers are the ASiC formats' job")
         xml = parameters.xml
         choices = XmlChoices.of(xml.signed_info_c14n, xml.signed_properties_c14n, xml.transforms, xml.xpath,
-                                xml.reference_uri)
+                                xml.reference_uri, plain=xml.plain, default_namespace=xml.default_namespace,
+                                signature_id=xml.signature_id, signing_time_format=xml.signing_time_format,
+                                signing_time_zone=xml.signing_time_zone)
+        if (xml.plain or xml.signing_time_format) and parameters.packaging is not Packaging.ENVELOPED:
+            raise FormatError("invalid_argument", "plain XMLDSig and a signing-time object are made enveloped only")
         properties = PropertyOptions(signing_time=parameters.signing_time,
                                      claimed_roles=tuple(parameters.claimed_roles), policy=_policy(parameters))
         contents = [Content(d.name, d.mime_type, d.open, d.sha256) for d in documents]

@@ -32,7 +32,8 @@ from typing import Any
 from remotesign.api.remote_signing.answers import Refusal
 from remotesign.core.document_signer import SignatureSpec
 from remotesign.formats.base import FormatError
-from remotesign.formats.interface import Packaging
+from remotesign.formats.interface import Packaging, XmlOptions
+from remotesign.formats.xades import constants as xml_c14n
 from remotesign.formats.stamps.spec import StampSpec
 
 PDF = "application/pdf"
@@ -49,6 +50,10 @@ COLOURS = {"black": (0, 0, 0), "red": (255, 0, 0), "green": (0, 128, 0), "blue":
            "purple": (128, 0, 128), "brown": (139, 69, 19), "navy": (0, 0, 128), "darkblue": (0, 0, 139),
            "darkred": (139, 0, 0), "darkgreen": (0, 100, 0)}
 MAX_ENTRIES = 100
+XML_KEYS = {"SIGNATUREFORMAT", "ALGORITHM", "CANONICALIZATIONMETHOD", "ATTRIBUTENAME", "NODETOBESIGNED",
+            "SIGNATURELOCATION", "SIGNATUREID", "DATETIMEFORMAT"}
+C14N = {"INCLUSIVE": xml_c14n.C14N_10, "INCLUSIVE_WITH_COMMENTS": xml_c14n.C14N_10_COMMENTS,
+        "EXCLUSIVE": xml_c14n.EXC_C14N, "EXCLUSIVE_WITH_COMMENTS": xml_c14n.EXC_C14N_COMMENTS}
 
 
 @dataclass(frozen=True)
@@ -203,11 +208,71 @@ def pdf_signature(meta: dict[str, str], *, email: str | None) -> Chosen:
     return Chosen(spec, tuple(sorted(k for k in meta if k not in PDF_KEYS)))
 
 
+def _location_xpath(value: str) -> str:
+    """SIGNATURELOCATION as XPath: an XPath as given when it starts with ``/``, else element names
+    (prefixes ignored), ``/``-separated, matched anywhere in the document."""
+    value = value.strip()
+    if value.startswith("/"):
+        return value
+    steps = [part.split(":")[-1] for part in value.split("/") if part.strip()]
+    if not steps or any(not re.fullmatch(r"[A-Za-z_][\w.-]{0,100}", step) for step in steps):
+        raise Refusal(1002, f"SIGNATURELOCATION is an element name, a path of names or an XPath, not {value!r}")
+    return "//" + "/".join(f"*[local-name()='{step}']" for step in steps)
+
+
+def xml_signature(meta: dict[str, str]) -> Chosen:
+    """The XML signature the metadata describes (``SIGNATUREFORMAT``): XAdES-B (the default),
+    XMLDSig of the whole document (``DSIG``) or of one element (``DSIG_SINGLE_NODE``), or the
+    Vietnamese tax form ``TAX-211120`` (XMLDSig in the default namespace over NODETOBESIGNED and a
+    signed SigningTime property, put at SIGNATURELOCATION)."""
+    form = meta.get("SIGNATUREFORMAT", "XADES").strip().upper().replace("_", "-")
+    hash_name = {"SHA-256": "sha256", "SHA256": "sha256", "SHA-384": "sha384", "SHA384": "sha384",
+                 "SHA-512": "sha512", "SHA512": "sha512"}.get(meta.get("ALGORITHM", "SHA-256").strip().upper())
+    if hash_name is None:
+        raise Refusal(1011, f"ALGORITHM {meta.get('ALGORITHM')!r} is not used here (SHA-256, SHA-384, SHA-512 are; "
+                      "SHA-1 signatures are no longer safe)")
+    c14n = meta.get("CANONICALIZATIONMETHOD", "").strip().upper()
+    if c14n and c14n not in C14N:
+        raise Refusal(1002, f"CANONICALIZATIONMETHOD is one of {', '.join(C14N)}")
+    if meta.get("ATTRIBUTENAME", "Id").strip().lower() != "id":
+        raise Refusal(1011, "the signed element is named by an Id attribute (Id, ID or id)")
+    node = meta.get("NODETOBESIGNED", "").strip().lstrip("#") or None
+    location = meta.get("SIGNATURELOCATION", "").strip()
+    xpath = _location_xpath(location) if location else None
+    signature_id = meta.get("SIGNATUREID", "").strip() or None
+    if form in ("XADES", "XADES-BES", "XADES-B"):
+        options = XmlOptions(signed_info_c14n=C14N.get(c14n), xpath=xpath, signature_id=signature_id,
+                             reference_uri=f"#{node}" if node else None)
+    elif form in ("DSIG", "DSIG-SINGLE-NODE", "TAX-211120"):
+        if form != "DSIG" and node is None:
+            raise Refusal(1002, f"SIGNATUREFORMAT {meta['SIGNATUREFORMAT']} needs NODETOBESIGNED (the Id of the element)")
+        tax = form == "TAX-211120"
+        options = XmlOptions(signed_info_c14n=C14N.get(c14n), transforms=(C14N[c14n],) if c14n else (), xpath=xpath,
+                             reference_uri=None if form == "DSIG" else f"#{node}", plain=True,
+                             default_namespace=tax, signature_id=signature_id,
+                             signing_time_format=_tax_time_format(meta) if tax else None,
+                             signing_time_zone="Asia/Ho_Chi_Minh")
+    else:
+        raise Refusal(1011, f"SIGNATUREFORMAT {meta.get('SIGNATUREFORMAT')!r} is not made here yet (XADES, DSIG, "
+                      "DSIG_SINGLE_NODE and TAX-211120 are)")
+    spec = SignatureSpec(kind="xades", packaging=Packaging.ENVELOPED, hash_name=hash_name, xml=options)
+    return Chosen(spec, tuple(sorted(k for k in meta if k not in XML_KEYS)))
+
+
+def _tax_time_format(meta: dict[str, str]) -> str:
+    pattern = (meta.get("DATETIMEFORMAT") or "").strip()
+    if not pattern:
+        return "%Y-%m-%dT%H:%M:%S"
+    for dotnet, directive in DOTNET_DATE:
+        pattern = pattern.replace(dotnet, directive)
+    return pattern
+
+
 def signature_for(mime_type: str, meta: dict[str, str], *, email: str | None) -> Chosen:
     """The signature a file of ``mime_type`` gets; 1011 for the types this service does not sign."""
     kind = mime_type.split(";")[0].strip().lower()
     if kind == PDF:
         return pdf_signature(meta, email=email)
     if kind in XML:
-        return Chosen(SignatureSpec(kind="xades", packaging=Packaging.ENVELOPED), tuple(sorted(meta)))
+        return xml_signature(meta)
     raise Refusal(1011, f"files of type {mime_type!r} are not signed by this service (PDF and XML are)")

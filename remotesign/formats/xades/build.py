@@ -89,13 +89,26 @@ def _transforms(parent: etree._Element, algorithms: Sequence[str]) -> None:
             _sub(transforms, "Transform", Algorithm=algorithm)
 
 
+@dataclass(frozen=True)
+class TimeProperty:
+    """A signed ds:Object ``Id="SigningTime"`` with ds:SignatureProperties/ds:SignatureProperty
+    (``Target`` the signature) holding ``<SigningTime>text</SigningTime>``: where the Vietnamese
+    TAX-211120 forms (e-invoices, tax declarations) read the signing time."""
+
+    object_id: str
+    property_id: str
+    text: str
+
+
 def signature_element(sid: str, signer: SignerSpec, refs: Sequence[RefSpec], properties: PropertyOptions, *,
                       signed_info_c14n: str = c.SIGNED_INFO_C14N,
                       signed_properties_c14n: str = c.SIGNED_INFO_C14N,
-                      objects: Sequence[ContentObject] = (), parent: etree._Element | None = None) -> etree._Element:
+                      objects: Sequence[ContentObject] = (), parent: etree._Element | None = None,
+                      qualifying: bool = True, default_namespace: bool = False,
+                      time_property: TimeProperty | None = None) -> etree._Element:
     """A new ds:Signature (appended to ``parent`` when given) with an empty SignatureValue and
-    an empty SignedProperties digest."""
-    nsmap = {"ds": c.DS}
+    an empty SignedProperties digest. ``qualifying`` False: plain XMLDSig, no XAdES properties."""
+    nsmap: dict[str | None, str] = {None: c.DS} if default_namespace else {"ds": c.DS}
     if parent is None:
         sig = etree.Element(c.q(c.DS, "Signature"), {"Id": sid}, nsmap=nsmap)
     else:
@@ -114,12 +127,19 @@ def signature_element(sid: str, signer: SignerSpec, refs: Sequence[RefSpec], pro
         _sub(ref, "DigestMethod", Algorithm=c.DIGEST_URIS[spec.digest_algorithm])
         _sub(ref, "DigestValue", b64(spec.digest) if spec.digest is not None else "")
 
+    if time_property is not None:
+        tp_ref = _sub(signed_info, "Reference", Id=f"{sid}-ref-signingtime",
+                      Type="http://www.w3.org/2000/09/xmldsig#SignatureProperties", URI=f"#{time_property.property_id}")
+        _transforms(tp_ref, [signed_properties_c14n])
+        _sub(tp_ref, "DigestMethod", Algorithm=c.DIGEST_URIS[signer.digest_algorithm])
+        _sub(tp_ref, "DigestValue", "")
     sp_id = f"{sid}-signedprops"
-    sp_ref = _sub(signed_info, "Reference", Id=f"{sid}-ref-signedprops", Type=c.SIGNED_PROPERTIES_TYPE,
-                  URI=f"#{sp_id}")
-    _transforms(sp_ref, [signed_properties_c14n])
-    _sub(sp_ref, "DigestMethod", Algorithm=c.DIGEST_URIS[signer.digest_algorithm])
-    _sub(sp_ref, "DigestValue", "")  # filled once the document is final
+    if qualifying:
+        sp_ref = _sub(signed_info, "Reference", Id=f"{sid}-ref-signedprops", Type=c.SIGNED_PROPERTIES_TYPE,
+                      URI=f"#{sp_id}")
+        _transforms(sp_ref, [signed_properties_c14n])
+        _sub(sp_ref, "DigestMethod", Algorithm=c.DIGEST_URIS[signer.digest_algorithm])
+        _sub(sp_ref, "DigestValue", "")  # filled once the document is final
 
     _sub(sig, "SignatureValue", "", Id=f"{sid}-sigvalue")
     key_info = _sub(sig, "KeyInfo", Id=f"{sid}-keyinfo")
@@ -139,6 +159,13 @@ def signature_element(sid: str, signer: SignerSpec, refs: Sequence[RefSpec], pro
         else:
             obj.text = content.base64_text
 
+    if time_property is not None:
+        props = _sub(_sub(sig, "Object", Id=time_property.object_id), "SignatureProperties")
+        prop = _sub(props, "SignatureProperty", Id=time_property.property_id, Target=f"#{sid}")
+        # in the signature's namespace, as the forms' own producers write it (readers match local names)
+        _sub(prop, "SigningTime", time_property.text)
+    if not qualifying:
+        return sig
     obj_el = _sub(sig, "Object")
     build_qualifying_properties(parent=obj_el, signature_id=sid, signed_properties_id=sp_id,
                                 signing_time=properties.signing_time, certificate=signer.certificate,

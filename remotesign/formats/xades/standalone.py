@@ -19,24 +19,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lxml import etree
 
 from remotesign.formats.base import FormatError, SignerSpec
 from remotesign.formats.xades import constants as c
-from remotesign.formats.xades.build import OBJECT_TYPE, ContentObject, PropertyOptions, RefSpec, check_signer, \
-    signature_element
+from remotesign.formats.xades.build import (OBJECT_TYPE, ContentObject, PropertyOptions, RefSpec, TimeProperty,
+                                           check_signer, signature_element)
 from remotesign.formats.xades.c14n import canonicalize, inclusive_namespaces, is_c14n
 from remotesign.formats.xades.document import check_still_intact, intact_references, signature_by_id
 from remotesign.formats.xades.dom import enclosing_signature, id_index, is_id_attribute
 from remotesign.formats.xades.placement import contains
 from remotesign.formats.xades.references import BASE64, ENVELOPED, Resolver, signature_references
 from remotesign.formats.xades.uris import name_to_uri
-from remotesign.formats.xades.xmlio import MAX_DOCUMENT_BYTES, b64, child, parse_xml, serialize
+from remotesign.formats.xades.xmlio import MAX_DOCUMENT_BYTES, b64, check_id, child, parse_xml, serialize
 
 #: libxml2 refuses a text node longer than this without ``huge_tree`` (which stays off), so
 #: enveloped base64 content must fit, or nobody could read the signature back.
@@ -53,10 +55,17 @@ class XmlChoices:
     transforms: tuple[str, ...] = ()
     xpath: str | None = None
     reference_uri: str | None = None
+    plain: bool = False
+    default_namespace: bool = False
+    signature_id: str | None = None
+    signing_time_format: str | None = None
+    signing_time_zone: str = "UTC"
 
     @classmethod
     def of(cls, signed_info_c14n: str | None, signed_properties_c14n: str | None, transforms: Sequence[str],
-           xpath: str | None, reference_uri: str | None) -> "XmlChoices":
+           xpath: str | None, reference_uri: str | None, *, plain: bool = False, default_namespace: bool = False,
+           signature_id: str | None = None, signing_time_format: str | None = None,
+           signing_time_zone: str = "UTC") -> "XmlChoices":
         for algorithm in (signed_info_c14n, signed_properties_c14n):
             if algorithm is not None and not is_c14n(algorithm):
                 raise FormatError("unsupported_algorithm", f"canonicalization {algorithm!r} is not supported")
@@ -64,8 +73,18 @@ class XmlChoices:
             if algorithm != ENVELOPED and not is_c14n(algorithm):
                 raise FormatError("unsupported_algorithm", f"transform {algorithm!r} is not supported "
                                                            "(enveloped-signature and the C14N family are)")
+        if signature_id is not None:
+            check_id(signature_id)
+        if signing_time_format is not None and (not 1 <= len(signing_time_format) <= 40
+                                                or not set(re.findall(r"%(.)", signing_time_format)) <= set("YmdHMSz%")):
+            raise FormatError("invalid_argument", "the signing time format uses %Y %m %d %H %M %S %z only")
+        try:
+            ZoneInfo(signing_time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise FormatError("invalid_argument", f"unknown time zone {signing_time_zone!r}") from exc
         return cls(signed_info_c14n or c.SIGNED_INFO_C14N, signed_properties_c14n or c.SIGNED_INFO_C14N,
-                   tuple(transforms), xpath, reference_uri)
+                   tuple(transforms), xpath, reference_uri, plain, default_namespace, signature_id,
+                   signing_time_format, signing_time_zone)
 
     def c14n_transforms(self) -> list[str]:
         return [t for t in self.transforms if t != ENVELOPED]
@@ -172,13 +191,23 @@ def prepare_enveloped(content: Content, signer: SignerSpec, properties: Property
         raise FormatError("invalid_argument", "the signature cannot be put inside another signature")
     enveloped = target is None or contains(target, place)
     transforms = ([ENVELOPED] if enveloped else []) + (choices.c14n_transforms() or [c.C14N_10])
-    sid = _new_id(set(id_index(tree)))
+    taken = set(id_index(tree))
+    if choices.signature_id is not None and choices.signature_id in taken:
+        raise FormatError("invalid_argument", f"the Id {choices.signature_id!r} is taken in the document")
+    sid = choices.signature_id or _new_id(taken)
     mime = content.mime_type if is_xml_mime(content.mime_type or "") else "text/xml"
     ref = RefSpec(id=f"{sid}-ref-1", uri="" if ident is None else f"#{ident}", digest_algorithm=signer.digest_algorithm,
                   mime_type=mime, transforms=tuple(transforms))
+    time_property = None
+    if choices.signing_time_format is not None:
+        local = properties.signing_time.astimezone(ZoneInfo(choices.signing_time_zone))
+        time_property = TimeProperty("SigningTime", f"{sid}-signingtime",
+                                     local.strftime(choices.signing_time_format))
     try:
         signature_element(sid, signer, [ref], properties, signed_info_c14n=choices.signed_info_c14n,
-                          signed_properties_c14n=choices.signed_properties_c14n, parent=place)
+                          signed_properties_c14n=choices.signed_properties_c14n, parent=place,
+                          qualifying=not choices.plain, default_namespace=choices.default_namespace,
+                          time_property=time_property)
     except ValueError as exc:
         raise FormatError("invalid_argument", str(exc)) from None
     prepared = _finish(tree, sid, signer, lambda _uri: None, choices.signed_info_c14n)
