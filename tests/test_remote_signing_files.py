@@ -23,6 +23,7 @@ from tests.crash_tools import pdfsig_signatures, pyhanko_check
 from tests.harness import Service, free_port
 from tests.mailbox import mailbox
 from tests.pdfgen import pdf_bytes
+from tests.test_fortress_signature import validate
 from tests.test_remote_signing import DIGITS, Rs, fresh
 
 XML = b'<?xml version="1.0" encoding="UTF-8"?><HDon><DLHDon Id="data"><TTChung><SHDon>42</SHDon></TTChung></DLHDon></HDon>'
@@ -301,6 +302,10 @@ def test_xml_signature_formats(rp: Rs, ca: dict[str, Any], signer: tuple[str, st
     [sig] = tree.iter(f"{{{ds}}}Signature")
     assert not list(sig.iter("{http://uri.etsi.org/01903/v1.3.2#}QualifyingProperties"))  # plain XMLDSig
     refs = [r.get("URI") for r in sig.iter(f"{{{ds}}}Reference")]
+    [report] = validate(rp.svc, "invoice.xml", xml)  # remotesign's own validator: plain XMLDSig, intact
+    assert (report["indication"], report["signatureFormat"], report["signedBy"]) == \
+        ("TOTAL-PASSED", "XML_NOT_ETSI", "Nguyễn Văn An"), report
+    assert (form == "DSIG") != any("covers element 'SigningData' only" in w["content"] for w in report["warnings"])
     if form == "DSIG":
         assert sig.getparent() is tree and refs == [""]
         xmlsec_verify(ca, tmp_path, xml)
@@ -323,6 +328,8 @@ def test_xml_signature_formats(rp: Rs, ca: dict[str, Any], signer: tuple[str, st
                                str(ca["dir"] / "issuing.pem"), "--id-attr:Id", "DLHDon", "--id-attr:Id",
                                f"{ds}:SignatureProperty", str(path)], capture_output=True, text=True, timeout=60)
         assert proc.returncode != 0
+        [forged_report] = validate(rp.svc, "forged.xml", forged)
+        assert forged_report["indication"] == "TOTAL-FAILED", forged_report
     else:
         xmlsec_verify(ca, tmp_path, xml, "DLHDon")
 
