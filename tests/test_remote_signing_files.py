@@ -344,3 +344,25 @@ def test_xml_formats_not_made_yet_and_sha1(rp: Rs, signer: tuple[str, str]) -> N
                                            "signingFileData": base64.b64encode(INVOICE).decode(),
                                            "signCloudMetaData": meta(**pairs)})
         assert answer["responseCode"] == code, (pairs, answer)
+
+
+def test_xml_multiple_nodes(rp: Rs, ca: dict[str, Any], signer: tuple[str, str], tmp_path: Path) -> None:
+    from lxml import etree
+
+    agreement, passcode = signer
+    document = INVOICE.replace(b"<DSCKS>", b'<MCCQT Id="tax-code">M1-23-ABCDE</MCCQT><DSCKS>')
+    answer = rp.call("/signing/file", {
+        "agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+        "mimeType": "text/xml", "signingFileData": base64.b64encode(document).decode(),
+        "signCloudMetaData": meta(SIGNATUREFORMAT="DSIG_MULTIPLE_NODES", NODETOBESIGNED="SigningData,tax-code",
+                                  SIGNATURELOCATION="DSCKS/NMua", CANONICALIZATIONMETHOD="EXCLUSIVE")})
+    assert answer["responseCode"] == 0, answer
+    xml = base64.b64decode(answer["signedFileData"])
+    ds = "http://www.w3.org/2000/09/xmldsig#"
+    [sig] = etree.fromstring(xml).iter(f"{{{ds}}}Signature")
+    assert [r.get("URI") for r in sig.iter(f"{{{ds}}}Reference")] == ["#SigningData", "#tax-code"]
+    assert sig.find(f"{{{ds}}}SignedInfo/{{{ds}}}CanonicalizationMethod").get("Algorithm") == \
+        "http://www.w3.org/2001/10/xml-exc-c14n#"
+    xmlsec_verify(ca, tmp_path, xml, "DLHDon", "MCCQT")
+    forged = xml.replace(b"M1-23-ABCDE", b"M1-23-FORGE")
+    assert validate(rp.svc, "forged.xml", forged)[0]["indication"] == "TOTAL-FAILED"

@@ -87,7 +87,8 @@ class SignatureSpec:
         return cls(kind=data["kind"], level=Level[data["level"]], packaging=Packaging(data["packaging"]),
                    hash_name=data["hash"], reason=data.get("reason"),
                    stamp=StampSpec.from_json(data["stamp"]) if data.get("stamp") else None,
-                   xml=XmlOptions(**{**xml, "transforms": tuple(xml.get("transforms") or ())}),
+                   xml=XmlOptions(**{**xml, "transforms": tuple(xml.get("transforms") or ()),
+                                     "more_reference_uris": tuple(xml.get("more_reference_uris") or ())}),
                    policy=None if not policy else SignaturePolicy(**{**policy, "digest": bytes.fromhex(policy["digest"])}),
                    roles=tuple(data.get("roles") or ()), location=data.get("location"),
                    lock=bool(data.get("lock")))

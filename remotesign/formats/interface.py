@@ -108,6 +108,8 @@ class XmlOptions:
     transforms: tuple[str, ...] = ()
     xpath: str | None = None
     reference_uri: str | None = None
+    #: more elements (``#Id``) an enveloped signature signs besides ``reference_uri``
+    more_reference_uris: tuple[str, ...] = ()
     #: a plain XMLDSig signature: no XAdES qualifying properties (level B only)
     plain: bool = False
     #: ds:Signature in the default namespace (``<Signature xmlns="...xmldsig#">``), as the

@@ -154,7 +154,8 @@ class XadesXmlFormat(SignatureFormat):
         choices = XmlChoices.of(xml.signed_info_c14n, xml.signed_properties_c14n, xml.transforms, xml.xpath,
                                 xml.reference_uri, plain=xml.plain, default_namespace=xml.default_namespace,
                                 signature_id=xml.signature_id, signing_time_format=xml.signing_time_format,
-                                signing_time_zone=xml.signing_time_zone)
+                                signing_time_zone=xml.signing_time_zone,
+                                more_reference_uris=xml.more_reference_uris)
         if (xml.plain or xml.signing_time_format) and parameters.packaging is not Packaging.ENVELOPED:
             raise FormatError("invalid_argument", "plain XMLDSig and a signing-time object are made enveloped only")
         properties = PropertyOptions(signing_time=parameters.signing_time,

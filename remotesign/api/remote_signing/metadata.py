@@ -236,25 +236,29 @@ def xml_signature(meta: dict[str, str]) -> Chosen:
         raise Refusal(1002, f"CANONICALIZATIONMETHOD is one of {', '.join(C14N)}")
     if meta.get("ATTRIBUTENAME", "Id").strip().lower() != "id":
         raise Refusal(1011, "the signed element is named by an Id attribute (Id, ID or id)")
-    node = meta.get("NODETOBESIGNED", "").strip().lstrip("#") or None
+    nodes = [n.strip().lstrip("#") for n in meta.get("NODETOBESIGNED", "").split(",") if n.strip()]
+    node = nodes[0] if nodes else None
+    if len(nodes) > 1 and form != "DSIG-MULTIPLE-NODES":
+        raise Refusal(1002, "several NODETOBESIGNED are signed with SIGNATUREFORMAT DSIG_MULTIPLE_NODES")
     location = meta.get("SIGNATURELOCATION", "").strip()
     xpath = _location_xpath(location) if location else None
     signature_id = meta.get("SIGNATUREID", "").strip() or None
     if form in ("XADES", "XADES-BES", "XADES-B"):
         options = XmlOptions(signed_info_c14n=C14N.get(c14n), xpath=xpath, signature_id=signature_id,
                              reference_uri=f"#{node}" if node else None)
-    elif form in ("DSIG", "DSIG-SINGLE-NODE", "TAX-211120"):
+    elif form in ("DSIG", "DSIG-SINGLE-NODE", "DSIG-MULTIPLE-NODES", "TAX-211120"):
         if form != "DSIG" and node is None:
             raise Refusal(1002, f"SIGNATUREFORMAT {meta['SIGNATUREFORMAT']} needs NODETOBESIGNED (the Id of the element)")
         tax = form == "TAX-211120"
         options = XmlOptions(signed_info_c14n=C14N.get(c14n), transforms=(C14N[c14n],) if c14n else (), xpath=xpath,
                              reference_uri=None if form == "DSIG" else f"#{node}", plain=True,
+                             more_reference_uris=tuple(f"#{n}" for n in nodes[1:]),
                              default_namespace=tax, signature_id=signature_id,
                              signing_time_format=_tax_time_format(meta) if tax else None,
                              signing_time_zone="Asia/Ho_Chi_Minh")
     else:
         raise Refusal(1011, f"SIGNATUREFORMAT {meta.get('SIGNATUREFORMAT')!r} is not made here yet (XADES, DSIG, "
-                      "DSIG_SINGLE_NODE and TAX-211120 are)")
+                      "DSIG_SINGLE_NODE, DSIG_MULTIPLE_NODES and TAX-211120 are)")
     spec = SignatureSpec(kind="xades", packaging=Packaging.ENVELOPED, hash_name=hash_name, xml=options)
     return Chosen(spec, tuple(sorted(k for k in meta if k not in XML_KEYS)))
 

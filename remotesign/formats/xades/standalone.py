@@ -60,12 +60,13 @@ class XmlChoices:
     signature_id: str | None = None
     signing_time_format: str | None = None
     signing_time_zone: str = "UTC"
+    more_reference_uris: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, signed_info_c14n: str | None, signed_properties_c14n: str | None, transforms: Sequence[str],
            xpath: str | None, reference_uri: str | None, *, plain: bool = False, default_namespace: bool = False,
            signature_id: str | None = None, signing_time_format: str | None = None,
-           signing_time_zone: str = "UTC") -> "XmlChoices":
+           signing_time_zone: str = "UTC", more_reference_uris: Sequence[str] = ()) -> "XmlChoices":
         for algorithm in (signed_info_c14n, signed_properties_c14n):
             if algorithm is not None and not is_c14n(algorithm):
                 raise FormatError("unsupported_algorithm", f"canonicalization {algorithm!r} is not supported")
@@ -84,7 +85,7 @@ class XmlChoices:
             raise FormatError("invalid_argument", f"unknown time zone {signing_time_zone!r}") from exc
         return cls(signed_info_c14n or c.SIGNED_INFO_C14N, signed_properties_c14n or c.SIGNED_INFO_C14N,
                    tuple(transforms), xpath, reference_uri, plain, default_namespace, signature_id,
-                   signing_time_format, signing_time_zone)
+                   signing_time_format, signing_time_zone, tuple(more_reference_uris))
 
     def c14n_transforms(self) -> list[str]:
         return [t for t in self.transforms if t != ENVELOPED]
@@ -198,13 +199,19 @@ def prepare_enveloped(content: Content, signer: SignerSpec, properties: Property
     mime = content.mime_type if is_xml_mime(content.mime_type or "") else "text/xml"
     ref = RefSpec(id=f"{sid}-ref-1", uri="" if ident is None else f"#{ident}", digest_algorithm=signer.digest_algorithm,
                   mime_type=mime, transforms=tuple(transforms))
+    refs = [ref]
+    for n, uri in enumerate(choices.more_reference_uris, start=2):
+        other = _unique_by_id(tree, uri.removeprefix("#"))
+        more = ([ENVELOPED] if contains(other, place) else []) + (choices.c14n_transforms() or [c.C14N_10])
+        refs.append(RefSpec(id=f"{sid}-ref-{n}", uri=f"#{uri.removeprefix('#')}",
+                            digest_algorithm=signer.digest_algorithm, mime_type=mime, transforms=tuple(more)))
     time_property = None
     if choices.signing_time_format is not None:
         local = properties.signing_time.astimezone(ZoneInfo(choices.signing_time_zone))
         time_property = TimeProperty("SigningTime", f"{sid}-signingtime",
                                      local.strftime(choices.signing_time_format))
     try:
-        signature_element(sid, signer, [ref], properties, signed_info_c14n=choices.signed_info_c14n,
+        signature_element(sid, signer, refs, properties, signed_info_c14n=choices.signed_info_c14n,
                           signed_properties_c14n=choices.signed_properties_c14n, parent=place,
                           qualifying=not choices.plain, default_namespace=choices.default_namespace,
                           time_property=time_property)
