@@ -124,6 +124,12 @@ class Settings:
     # automatic: an agreement's certificate is issued at registration (the relying party is the
     # registration authority); operator: it waits for ``remotesign agreements approve``
     agreement_approval: str = "automatic"
+    # The signature policy of XAdES-EPES signatures the Remote Signing API makes (SIGNATUREFORMAT
+    # XADES_EPES): its identifier (OID or URI), the policy document (its SHA-256 goes into each
+    # signature) and where it is published (SPURI); without them XADES_EPES is refused.
+    xades_policy_id: str | None = None
+    xades_policy_file: Path | None = None
+    xades_policy_uri: str | None = None
     client_jwt_ttl_seconds: int = 3600          # JWTs of the Remote Signing API's client login
     otp_ttl_seconds: int = 300                  # one-time codes that authorize a signing transaction
     otp_max_failures: int = 3
@@ -217,6 +223,9 @@ def load_settings() -> Settings:
         certificate_products=_env("REMOTESIGN_CERTIFICATE_PRODUCTS", Settings.certificate_products)
         or Settings.certificate_products,
         agreement_approval=_env("REMOTESIGN_AGREEMENT_APPROVAL", "automatic") or "automatic",
+        xades_policy_id=_env("REMOTESIGN_XADES_POLICY_ID"),
+        xades_policy_file=Path(_env("REMOTESIGN_XADES_POLICY_FILE") or "") if _env("REMOTESIGN_XADES_POLICY_FILE") else None,
+        xades_policy_uri=_env("REMOTESIGN_XADES_POLICY_URI"),
         client_jwt_ttl_seconds=max(1, _env_int("REMOTESIGN_CLIENT_JWT_TTL", Settings.client_jwt_ttl_seconds)),
         otp_ttl_seconds=max(1, _env_int("REMOTESIGN_OTP_TTL", Settings.otp_ttl_seconds)),
         otp_max_failures=max(1, _env_int("REMOTESIGN_OTP_MAX_FAILURES", Settings.otp_max_failures)),

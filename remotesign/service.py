@@ -384,6 +384,20 @@ class Services:
                                          otp_max_failures=st.otp_max_failures, files=files)
 
     @cached_property
+    def xades_policy(self) -> Any:
+        """The operator's XAdES-EPES signature policy (REMOTESIGN_XADES_POLICY_*), or None."""
+        st = self.settings
+        if not st.xades_policy_id or st.xades_policy_file is None:
+            return None
+        import hashlib
+
+        from remotesign.formats.interface import SignaturePolicy
+
+        digest = hashlib.sha256(st.xades_policy_file.read_bytes()).digest()
+        return SignaturePolicy(identifier=st.xades_policy_id, digest_algorithm="sha256", digest=digest,
+                               uri=st.xades_policy_uri)
+
+    @cached_property
     def client_jwt(self) -> Any:
         """JWTs for clients that log in with their credentials (the Remote Signing API)."""
         from remotesign.trust.jwt_issuer import JwtIssuer

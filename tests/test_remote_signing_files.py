@@ -6,6 +6,7 @@ checked by poppler (``pdfsig``, ``pdftotext``), pyHanko and ``xmlsec1``."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import re
 import secrets
@@ -26,12 +27,18 @@ from tests.pdfgen import pdf_bytes
 from tests.test_fortress_signature import validate
 from tests.test_remote_signing import DIGITS, Rs, fresh
 
+POLICY = b"Signature policy of the example CA for XAdES-EPES e-invoices"
+POLICY_ID = "1.3.6.1.4.1.59999.9.1"
 XML = b'<?xml version="1.0" encoding="UTF-8"?><HDon><DLHDon Id="data"><TTChung><SHDon>42</SHDon></TTChung></DLHDon></HDon>'
 
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(home=tmp_path_factory.mktemp("remote-signing-files"), port=free_port()).start()
+    policy = tmp_path_factory.mktemp("policy") / "policy.pdf"
+    policy.write_bytes(POLICY)
+    service = Service(home=tmp_path_factory.mktemp("remote-signing-files"), port=free_port(),
+                      env={"REMOTESIGN_XADES_POLICY_ID": POLICY_ID, "REMOTESIGN_XADES_POLICY_FILE": str(policy),
+                           "REMOTESIGN_XADES_POLICY_URI": "https://ca.example.vn/policy.pdf"}).start()
     yield service
     service.stop()
 
@@ -336,7 +343,7 @@ def test_xml_signature_formats(rp: Rs, ca: dict[str, Any], signer: tuple[str, st
 
 def test_xml_formats_not_made_yet_and_sha1(rp: Rs, signer: tuple[str, str]) -> None:
     agreement, passcode = signer
-    for pairs, code in (({"SIGNATUREFORMAT": "XADES_EPES"}, 1011), ({"ALGORITHM": "SHA-1"}, 1011),
+    for pairs, code in (({"SIGNATUREFORMAT": "DSIG_XPATH"}, 1011), ({"ALGORITHM": "SHA-1"}, 1011),
                         ({"SIGNATUREFORMAT": "TAX-211120"}, 1002), ({"SIGNATURELOCATION": "not a name!"}, 1002),
                         ({"SIGNATUREFORMAT": "DSIG_SINGLE_NODE", "NODETOBESIGNED": "missing"}, 1002)):
         answer = rp.call("/signing/file", {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN",
@@ -366,3 +373,26 @@ def test_xml_multiple_nodes(rp: Rs, ca: dict[str, Any], signer: tuple[str, str],
     xmlsec_verify(ca, tmp_path, xml, "DLHDon", "MCCQT")
     forged = xml.replace(b"M1-23-ABCDE", b"M1-23-FORGE")
     assert validate(rp.svc, "forged.xml", forged)[0]["indication"] == "TOTAL-FAILED"
+
+
+def test_xades_epes_carries_the_operators_policy(rp: Rs, ca: dict[str, Any], signer: tuple[str, str],
+                                                 tmp_path: Path) -> None:
+    from lxml import etree
+
+    agreement, passcode = signer
+    answer = rp.call("/signing/file", {
+        "agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+        "mimeType": "application/xml", "signingFileData": base64.b64encode(INVOICE).decode(),
+        "signCloudMetaData": meta(SIGNATUREFORMAT="XADES_EPES", NODETOBESIGNED="SigningData",
+                                  SIGNATURELOCATION="DSCKS/NBan")})
+    assert answer["responseCode"] == 0, answer
+    xml = base64.b64decode(answer["signedFileData"])
+    xades = "http://uri.etsi.org/01903/v1.3.2#"
+    tree = etree.fromstring(xml)
+    [policy] = tree.iter(f"{{{xades}}}SignaturePolicyId")
+    assert policy.findtext(f".//{{{xades}}}Identifier") == f"urn:oid:{POLICY_ID}"  # an OID as a URN (XAdES 7.2.3)
+    digest = policy.findtext(f".//{{http://www.w3.org/2000/09/xmldsig#}}DigestValue")
+    assert digest == base64.b64encode(hashlib.sha256(POLICY).digest()).decode()
+    xmlsec_verify(ca, tmp_path, xml, "DLHDon", f"{xades}:SignedProperties")
+    [report] = validate(rp.svc, "epes.xml", xml)
+    assert report["indication"] == "TOTAL-PASSED", report

@@ -48,7 +48,7 @@ def _files(svc: Services, who: Caller, body: RsSignFile) -> tuple[list[FileToSig
     for n, (data, name, mime, metadata) in enumerate(given):
         if not mime:
             raise Refusal(1002, "mimeType is required")
-        chosen = signature_for(mime, entries(metadata), email=email)
+        chosen = signature_for(mime, entries(metadata), email=email, policy=svc.xades_policy)
         content = decode_base64(data, "signingFileData" if n == 0 and body.signingFileData else
                                 f"multipleSigningFileData[{n}].signingFileData")
         if not content:

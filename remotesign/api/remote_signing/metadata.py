@@ -32,7 +32,7 @@ from typing import Any
 from remotesign.api.remote_signing.answers import Refusal
 from remotesign.core.document_signer import SignatureSpec
 from remotesign.formats.base import FormatError
-from remotesign.formats.interface import Packaging, XmlOptions
+from remotesign.formats.interface import Packaging, SignaturePolicy, XmlOptions
 from remotesign.formats.xades import constants as xml_c14n
 from remotesign.formats.stamps.spec import StampSpec
 
@@ -220,7 +220,7 @@ def _location_xpath(value: str) -> str:
     return "//" + "/".join(f"*[local-name()='{step}']" for step in steps)
 
 
-def xml_signature(meta: dict[str, str]) -> Chosen:
+def xml_signature(meta: dict[str, str], policy: SignaturePolicy | None = None) -> Chosen:
     """The XML signature the metadata describes (``SIGNATUREFORMAT``): XAdES-B (the default),
     XMLDSig of the whole document (``DSIG``) or of one element (``DSIG_SINGLE_NODE``), or the
     Vietnamese tax form ``TAX-211120`` (XMLDSig in the default namespace over NODETOBESIGNED and a
@@ -243,9 +243,14 @@ def xml_signature(meta: dict[str, str]) -> Chosen:
     location = meta.get("SIGNATURELOCATION", "").strip()
     xpath = _location_xpath(location) if location else None
     signature_id = meta.get("SIGNATUREID", "").strip() or None
-    if form in ("XADES", "XADES-BES", "XADES-B"):
+    if form in ("XADES", "XADES-BES", "XADES-B", "XADES-EPES"):
+        if form == "XADES-EPES" and policy is None:
+            raise Refusal(1011, "XADES_EPES needs the service's signature policy, which the operator has not set")
         options = XmlOptions(signed_info_c14n=C14N.get(c14n), xpath=xpath, signature_id=signature_id,
                              reference_uri=f"#{node}" if node else None)
+        spec = SignatureSpec(kind="xades", packaging=Packaging.ENVELOPED, hash_name=hash_name, xml=options,
+                             policy=policy if form == "XADES-EPES" else None)
+        return Chosen(spec, tuple(sorted(k for k in meta if k not in XML_KEYS)))
     elif form in ("DSIG", "DSIG-SINGLE-NODE", "DSIG-MULTIPLE-NODES", "TAX-211120"):
         if form != "DSIG" and node is None:
             raise Refusal(1002, f"SIGNATUREFORMAT {meta['SIGNATUREFORMAT']} needs NODETOBESIGNED (the Id of the element)")
@@ -257,8 +262,8 @@ def xml_signature(meta: dict[str, str]) -> Chosen:
                              signing_time_format=_tax_time_format(meta) if tax else None,
                              signing_time_zone="Asia/Ho_Chi_Minh")
     else:
-        raise Refusal(1011, f"SIGNATUREFORMAT {meta.get('SIGNATUREFORMAT')!r} is not made here yet (XADES, DSIG, "
-                      "DSIG_SINGLE_NODE, DSIG_MULTIPLE_NODES and TAX-211120 are)")
+        raise Refusal(1011, f"SIGNATUREFORMAT {meta.get('SIGNATUREFORMAT')!r} is not made here yet (XADES, "
+                      "XADES_EPES, DSIG, DSIG_SINGLE_NODE, DSIG_MULTIPLE_NODES and TAX-211120 are)")
     spec = SignatureSpec(kind="xades", packaging=Packaging.ENVELOPED, hash_name=hash_name, xml=options)
     return Chosen(spec, tuple(sorted(k for k in meta if k not in XML_KEYS)))
 
@@ -272,11 +277,12 @@ def _tax_time_format(meta: dict[str, str]) -> str:
     return pattern
 
 
-def signature_for(mime_type: str, meta: dict[str, str], *, email: str | None) -> Chosen:
+def signature_for(mime_type: str, meta: dict[str, str], *, email: str | None,
+                  policy: SignaturePolicy | None = None) -> Chosen:
     """The signature a file of ``mime_type`` gets; 1011 for the types this service does not sign."""
     kind = mime_type.split(";")[0].strip().lower()
     if kind == PDF:
         return pdf_signature(meta, email=email)
     if kind in XML:
-        return xml_signature(meta)
+        return xml_signature(meta, policy)
     raise Refusal(1011, f"files of type {mime_type!r} are not signed by this service (PDF and XML are)")
