@@ -81,15 +81,14 @@ class DigestsToSign:
 @dataclass(frozen=True)
 class Outcome:
     """``accepted``: a code was sent (``sent_to`` masked) and the transaction waits; else
-    ``signatures`` (in the digests' order). ``passcode_must_change``: signed with a passcode the
-    service made, which the owner should now change."""
+    ``signatures`` (hashes, in their order) or ``files`` (documents, signed). ``passcode_must_change``:
+    signed with a passcode the service made, which the owner should now change."""
 
     transaction_id: str
     accepted: bool
     signatures: tuple[bytes, ...] = ()
     sent_to: str | None = None
     passcode_must_change: bool = False
-    remaining: int | None = None
     files: tuple[SignedFile, ...] = ()
 
 
