@@ -374,11 +374,14 @@ class Services:
         from remotesign.core.transaction_files import TransactionFiles
 
         st = self.settings
+        from remotesign.core.relying_party_seal import RelyingPartySeals
+
         files = TransactionFiles(
             self.blobs, DocumentSigner(self.formats), self.keystore,
             signer_path=lambda identity: self.signing.check_signer(
                 identity.certificate(), [asn1_x509.Certificate.load(c) for c in identity.chain_der]).path,
-            context=self.signing.context)
+            context=self.signing.context, seals=RelyingPartySeals(self.keystore, self.ca),
+            seal_path=lambda seal: self.signing.check_signer(seal.certificate).path)
         return SigningTransactionService(self.db, self.audit, self.agreements, self.tenants, self.keystore,
                                          self.sole_control, self.outbox, otp_ttl=st.otp_ttl_seconds,
                                          otp_max_failures=st.otp_max_failures, files=files)

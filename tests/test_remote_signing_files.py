@@ -396,3 +396,37 @@ def test_xades_epes_carries_the_operators_policy(rp: Rs, ca: dict[str, Any], sig
     xmlsec_verify(ca, tmp_path, xml, "DLHDon", f"{xades}:SignedProperties")
     [report] = validate(rp.svc, "epes.xml", xml)
     assert report["indication"] == "TOTAL-PASSED", report
+
+
+def test_counter_signing_with_the_relying_partys_seal(svc: Service, rp: Rs, ca: dict[str, Any],
+                                                      tmp_path: Path) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    agreement, passcode = fresh(rp)
+    body = {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+            "mimeType": "application/pdf", "signingFileData": base64.b64encode(pdf_bytes()).decode(),
+            "signCloudMetaData": {
+                "singletonSigning": {"entry": [{"key": "COORDINATE", "value": "40,40,240,100"}]},
+                "counterSigning": {"entry": [{"key": "COORDINATE", "value": "320,40,560,100"},
+                                             {"key": "SHOWSIGNERINFO", "value": "true"},
+                                             {"key": "SIGNERINFOPREFIX", "value": "Đóng dấu bởi"}]}}}
+    assert rp.call("/signing/file", body)["responseCode"] == 1011  # no seal chosen yet: nothing signed
+    token = svc.token(rp.client["client_id"], rp.client["client_secret"])
+    auth = {"Authorization": f"Bearer {token}"}
+    key = httpx.post(svc.url + "/v1/keys", json={"algorithm": "ec-p256", "label": "seal"}, headers=auth).json()
+    cert = httpx.post(svc.url + "/v1/certificates", headers=auth, json={
+        "profile": "qualified-seal", "key_id": key["id"],
+        "subject": "CN=Invoice Platform JSC,O=Invoice Platform JSC,ORGANIZATIONIDENTIFIER=VATVN-0109999999,C=VN"})
+    assert cert.status_code == 201, cert.text
+    svc.cli("client", "counter-signer", rp.client["client_id"], key["id"])
+    answer = rp.call("/signing/file", body)
+    assert answer["responseCode"] == 0, answer
+    pdf = base64.b64decode(answer["signedFileData"])
+    assert pdfsig_signatures(pdf, tmp_path) == ["Signature is Valid."] * 2
+    signatures = PdfFileReader(io.BytesIO(pdf)).embedded_regular_signatures
+    names = [s.signer_cert.subject.native["common_name"] for s in signatures]
+    assert names == ["Nguyễn Văn An", "Invoice Platform JSC"]  # the signer's first, then the seal
+    assert "Đóng dấu bởi: Invoice Platform JSC" in pdftotext(pdf, tmp_path, 1)
+    locked = {**body, "signCloudMetaData": {**body["signCloudMetaData"],
+                                            "singletonSigning": {"LOCKAFTERSIGNING": "true"}}}
+    assert rp.call("/signing/file", locked)["responseCode"] == 1002

@@ -420,6 +420,24 @@ def cmd_client_networks(args: argparse.Namespace, svc) -> int:  # type: ignore[n
     return 0
 
 
+@command
+def cmd_client_counter_signer(args: argparse.Namespace, svc) -> int:  # type: ignore[no-untyped-def]
+    tenant = svc.tenants.by_client_id_or_id(args.client_id)
+    if args.clear:
+        svc.tenants.set_counter_signer(tenant.client_id, None)
+        print(f"{tenant.client_id} counter-signs nothing")
+        return 0
+    if not args.key_id:
+        print(tenant.counter_signer_key or "(none)")
+        return 0
+    from remotesign.core.relying_party_seal import RelyingPartySeals
+
+    seal = RelyingPartySeals(svc.keystore, svc.ca).seal(tenant.id, args.key_id)  # the key and a valid certificate
+    svc.tenants.set_counter_signer(tenant.client_id, args.key_id)
+    print(f"{tenant.client_id} counter-signs with key {args.key_id} ({seal.certificate.subject.rfc4514_string()})")
+    return 0
+
+
 def add_client_parsers(csub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """``client redirect-uris``, ``client pkce`` and ``client networks``, added to the ``client``
     command's actions."""
@@ -432,6 +450,15 @@ def add_client_parsers(csub: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("networks", nargs="*", metavar="CIDR")
     p.add_argument("--clear", action="store_true", help="allow every address again")
     p.set_defaults(func=cmd_client_networks)
+    p = csub.add_parser("counter-signer", help="choose (or show) the client's own key that counter-signs its users' "
+                                               "documents",
+                        description="The key (one of the client's own, /v1/keys, with a valid certificate of the "
+                                    "built-in CA for it) that adds the client's seal after its users' signatures "
+                                    "when a request asks for it (Remote Signing counterSigning).")
+    p.add_argument("client_id")
+    p.add_argument("key_id", nargs="?")
+    p.add_argument("--clear", action="store_true", help="counter-sign nothing")
+    p.set_defaults(func=cmd_client_counter_signer)
     p = csub.add_parser("pkce", help="require PKCE S256 (the default) or let a legacy client go without",
                         description="PKCE S256 is required on the authorization-code flow. 'optional' lets this "
                                     "one confidential client omit it (plain is never accepted); audited.")

@@ -38,6 +38,7 @@ from remotesign.core.operations import abandoned, crash_point, new_lease, pause_
 from remotesign.core.scopes import USE_SERVER
 from remotesign.core.sole_control import SoleControl, SoleControlRefused, TypedDigest, digests_summary
 from remotesign.core.tenants import TenantService, hash_of
+from remotesign.core.relying_party_seal import Seal
 from remotesign.core.transaction_files import MAX_FILES, FileToSign, SignedFile, TransactionFiles
 from remotesign.keystore import KeyStore, KeyUseAuthorization, SignatureScheme
 from remotesign.keystore.base import HASH_SIZES, KeyStoreError
@@ -135,6 +136,8 @@ class SigningTransactionService:
             raise TransactionError("unsupported", "this service signs no documents")
         if not files or len(files) > MAX_FILES:
             raise TransactionError("invalid_request", f"a request has 1 to {MAX_FILES} files")
+        if any(f.counter is not None for f in files):
+            self._seal(tenant_id)  # no seal, no request: refused before anything is stored or authorized
         files_store = self.files
         return self._request(tenant_id, reference, "file", lambda tid: {"files": files_store.store(tid, files)},
                              len(files), method=method, passcode=passcode, app=app, client_address=client_address,
@@ -343,8 +346,10 @@ class SigningTransactionService:
             if kind == "file":
                 assert self.files is not None
                 files = self.files
+                seal = self._seal(agreement.tenant_id) if any(i.get("counter") for i in parsed["files"]) else None
                 done = files.sign(transaction_id, parsed["files"], identity,
-                                  lambda typed: self._authorization(agreement, identity, typed, transaction_id, actor))
+                                  lambda typed: self._authorization(agreement, identity, typed, transaction_id, actor),
+                                  seal)
                 result, count = json.dumps({"files": done}), len(done)
             else:
                 what = DigestsToSign(tuple(bytes.fromhex(d) for d in parsed["digests"]), parsed["hash"], parsed["kind"])
@@ -373,6 +378,13 @@ class SigningTransactionService:
             return Outcome(transaction_id, False, files=tuple(self.files.results(transaction_id,
                                                                                  json.loads(result)["files"])))
         return Outcome(transaction_id, False, tuple(bytes.fromhex(v) for v in json.loads(result)))
+
+    def _seal(self, tenant_id: str) -> Seal:
+        """The relying party's counter-signing seal, or SealError."""
+        if self.files is None or self.files.seals is None:
+            raise TransactionError("unsupported", "this service counter-signs nothing")
+        tenant = self.tenants.by_client_id_or_id(tenant_id)
+        return self.files.seals.seal(tenant_id, tenant.counter_signer_key)
 
     def signed_files(self, tenant_id: str, transaction_id: str) -> list[SignedFile]:
         """The signed documents of one of the relying party's transactions (its download)."""

@@ -48,6 +48,7 @@ class TenantInfo:
     redirect_uris: tuple[str, ...] = ()
     pkce_required: bool = True
     allowed_networks: tuple[str, ...] = ()  # CIDRs the client may call from; empty = anywhere
+    counter_signer_key: str | None = None  # the client's own key that counter-signs, if chosen
 
     def allows_address(self, address: str | None) -> bool:
         """May the client call from ``address``? (No list: yes; a list and no address: no.)"""
@@ -94,7 +95,8 @@ def _info(t: Tenant) -> TenantInfo:
                       allowed_scopes=tuple(s for s in t.allowed_scopes.split() if s), enabled=t.enabled,
                       created_at=t.created_at, redirect_uris=tuple(u for u in (t.redirect_uris or "").split() if u),
                       pkce_required=t.pkce_required is not False,
-                      allowed_networks=tuple(n for n in (t.allowed_networks or "").split() if n))
+                      allowed_networks=tuple(n for n in (t.allowed_networks or "").split() if n),
+                      counter_signer_key=t.counter_signer_key)
 
 
 def _hash_secret(secret: str, salt: str) -> str:
@@ -301,6 +303,19 @@ class TenantService:
             info = _info(t)
         self.audit.append("client.allowed_networks", actor=actor, tenant_id=info.id, subject=client_id,
                           details={"networks": list(info.allowed_networks)})
+        return info
+
+    def set_counter_signer(self, client_id: str, key_id: str | None, actor: str = "operator") -> TenantInfo:
+        """The client's own key that counter-signs its users' documents on request (None: none).
+        The caller checks the key is the client's and certified."""
+        with self.db.session() as s:
+            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
+            if t is None:
+                raise TenantError(f"no client {client_id!r}")
+            t.counter_signer_key = key_id
+            info = _info(t)
+        self.audit.append("client.counter_signer", actor=actor, tenant_id=info.id, subject=client_id,
+                          details={"key_id": key_id})
         return info
 
     def set_pkce_required(self, client_id: str, required: bool, actor: str = "operator") -> TenantInfo:

@@ -24,6 +24,7 @@ from asn1crypto import x509 as asn1_x509
 
 from remotesign.core.document_signer import DocumentSigner, Prepared, SignatureSpec, document
 from remotesign.core.identities import IdentityInfo
+from remotesign.core.relying_party_seal import RelyingPartySeals, Seal, SealError
 from remotesign.core.sole_control import TypedDigest
 from remotesign.keystore import KeyStore, KeyUseAuthorization
 from remotesign.storage.blobs import BlobStore
@@ -33,10 +34,13 @@ MAX_FILES = 20
 
 @dataclass(frozen=True)
 class FileToSign:
+    """A document and its signature; ``counter``: the relying party's own seal added after it."""
+
     name: str
     mime_type: str
     content: bytes
     spec: SignatureSpec
+    counter: SignatureSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,10 @@ def namespace(transaction_id: str) -> str:
 class TransactionFiles:
     def __init__(self, blobs: BlobStore, signer: DocumentSigner, keystore: KeyStore,
                  signer_path: Callable[[IdentityInfo], list[asn1_x509.Certificate]],
-                 context: Callable[[], Any]) -> None:
+                 context: Callable[[], Any], seals: RelyingPartySeals | None = None,
+                 seal_path: Callable[[Seal], list[asn1_x509.Certificate]] | None = None) -> None:
+        self.seals = seals
+        self.seal_path = seal_path or (lambda seal: [RelyingPartySeals.asn1(seal)])
         self.blobs = blobs
         self.signer = signer
         self.keystore = keystore
@@ -67,7 +74,8 @@ class TransactionFiles:
             blob = f"in-{n}"
             self.blobs.put_bytes(namespace(transaction_id), blob, f.content)
             items.append({"name": f.name, "mime": f.mime_type, "blob": blob, "spec": f.spec.to_json(),
-                          "sha256": hashlib.sha256(f.content).hexdigest()})
+                          "sha256": hashlib.sha256(f.content).hexdigest(),
+                          "counter": f.counter.to_json() if f.counter else None})
         return items
 
     def digests(self, transaction_id: str, items: list[dict[str, Any]]) -> list[TypedDigest]:
@@ -83,10 +91,39 @@ class TransactionFiles:
         return out
 
     def sign(self, transaction_id: str, items: list[dict[str, Any]], identity: IdentityInfo,
-             authorize: Callable[[list[TypedDigest]], KeyUseAuthorization]) -> list[dict[str, Any]]:
+             authorize: Callable[[list[TypedDigest]], KeyUseAuthorization],
+             seal: Seal | None = None) -> list[dict[str, Any]]:
         """Sign every document with the identity's key, under the authorization ``authorize``
-        gives for the documents' digests; returns the items with their results."""
-        return asyncio.run(self._sign(transaction_id, items, identity, authorize))
+        gives for the documents' digests, then add the relying party's ``seal`` where an item
+        asks for a counter-signature; returns the items with their results."""
+        done = asyncio.run(self._sign(transaction_id, items, identity, authorize))
+        if any(item.get("counter") for item in done):
+            if seal is None or self.seals is None:
+                raise SealError("no_seal", "a counter-signature needs the relying party's seal", 409)
+            done = asyncio.run(self._counter_sign(transaction_id, done, seal))
+        return done
+
+    async def _counter_sign(self, transaction_id: str, items: list[dict[str, Any]], seal: Seal) -> list[dict[str, Any]]:
+        """The relying party's seal over each signed document that asks for it, with its own
+        appearance: an approval signature added after the signer's, which stays valid."""
+        assert self.seals is not None
+        space = namespace(transaction_id)
+        path = self.seal_path(seal)
+        out = []
+        for n, item in enumerate(items):
+            if not item.get("counter"):
+                out.append(item)
+                continue
+            spec = SignatureSpec.from_json(item["counter"])
+            with contextlib.ExitStack() as stack:
+                doc = document(item["name"], _opener(self.blobs, space, item["result"]), spec.kind)
+                prepared = await self.signer.prepare(spec, doc, path, seal.key.algorithm, stack)
+                value = self.seals.sign(seal, prepared.digest, spec.hash_name)
+                ctx = dataclasses.replace(self.context(), digest_algorithm=spec.hash_name)
+                with self.blobs.writer(space, f"out-{n}-sealed") as sealed:
+                    await self.signer.finish(prepared, value, sealed, ctx)
+            out.append({**item, "result": f"out-{n}-sealed"})
+        return out
 
     async def _sign(self, transaction_id: str, items: list[dict[str, Any]], identity: IdentityInfo,
                     authorize: Callable[[list[TypedDigest]], KeyUseAuthorization]) -> list[dict[str, Any]]:

@@ -42,6 +42,9 @@ class Tenant(Base):
     callback_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # the networks this client may call from (space-separated CIDRs); empty = anywhere
     allowed_networks: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # the client's own key (with a certificate of the built-in CA) that counter-signs its users'
+    # documents when a request asks for it (Remote Signing ``counterSigning``)
+    counter_signer_key: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class AccessToken(Base):

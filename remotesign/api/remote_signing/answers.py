@@ -58,7 +58,7 @@ CORE_CODES: dict[str, int] = {
     "revoked": 1017, "certificate_expired": 1014, "certificate_revoked": 1021,
     "passcode_wrong": 1004, "code_wrong": 1004, "code_used": 1004, "passcode_blocked": 1005, "code_blocked": 1005,
     "code_expired": 1006, "in_progress": 1016, "failed": 1015, "signing_failed": 1015,
-    "file_not_found": 1025, "document_locked": 1011, "anchor_not_found": 1002, "not_enrolled": 1009, "not_pending": 1009, "transaction_pending": 1027, "other_client": 1026, "unsupported": 1011, "channel_unavailable": 1011,
+    "file_not_found": 1025, "no_seal": 1011, "document_locked": 1011, "anchor_not_found": 1002, "not_enrolled": 1009, "not_pending": 1009, "transaction_pending": 1027, "other_client": 1026, "unsupported": 1011, "channel_unavailable": 1011,
     "invalid_request": 1002, "invalid_details": 1002, "invalid_contact": 1002, "immutable_detail": 1002,
     "invalid_passcode": 1002, "unknown_product": 1002, "no_channel": 1002, "unknown_transaction": 1002,
 }

@@ -49,12 +49,23 @@ def _files(svc: Services, who: Caller, body: RsSignFile) -> tuple[list[FileToSig
         if not mime:
             raise Refusal(1002, "mimeType is required")
         chosen = signature_for(mime, entries(metadata), email=email, policy=svc.xades_policy)
+        counter_meta = entries(metadata, "counterSigning")
+        counter = None
+        if counter_meta:
+            if chosen.spec.kind != "pades":
+                raise Refusal(1011, "counterSigning is made on PDF files")
+            if chosen.spec.lock:
+                raise Refusal(1002, "LOCKAFTERSIGNING and counterSigning exclude each other: a locked PDF takes no "
+                              "counter-signature")
+            counter_chosen = signature_for(mime, counter_meta, email=None)
+            counter = counter_chosen.spec
+            ignored += [k for k in counter_chosen.ignored if k not in ignored]
         content = decode_base64(data, "signingFileData" if n == 0 and body.signingFileData else
                                 f"multipleSigningFileData[{n}].signingFileData")
         if not content:
             raise Refusal(1002, "the file is empty")
         files.append(FileToSign(name or f"document-{n + 1}{EXTENSIONS.get(mime.lower(), '')}", mime.lower(), content,
-                                chosen.spec))
+                                chosen.spec, counter))
         ignored += [k for k in chosen.ignored if k not in ignored]
     return files, ignored
 

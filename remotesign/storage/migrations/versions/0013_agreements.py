@@ -86,10 +86,12 @@ def upgrade() -> None:
     op.create_index("ix_notifications_status", "notifications", ["status"])
     with op.batch_alter_table("tenants") as batch:
         batch.add_column(sa.Column("allowed_networks", sa.Text(), nullable=False, server_default=""))
+        batch.add_column(sa.Column("counter_signer_key", sa.String(36), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tenants") as batch:
+        batch.drop_column("counter_signer_key")
         batch.drop_column("allowed_networks")
     op.drop_table("notifications")
     op.drop_table("signing_transactions")
