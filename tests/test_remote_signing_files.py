@@ -187,10 +187,46 @@ def test_lock_after_signing(rp: Rs, ca: dict[str, Any], tmp_path: Path) -> None:
     assert lock["/Action"] == "/All" and lock["/P"] == 1
     assert pyhanko_check(pdf, ca["root"]) == (1, 0, True)
     assert pdfsig_signatures(pdf, tmp_path) == ["Signature is Valid."]
+    from pyhanko.sign.fields import FieldMDPAction, MDPPerm
+
+    [embedded] = reader.embedded_regular_signatures
+    assert embedded.docmdp_level == MDPPerm.NO_CHANGES and embedded.fieldmdp.action == FieldMDPAction.ALL
     refused = sign(pdf)
     assert refused["responseCode"] == 1011 and "locked" in refused["detail"], refused
     signed_open = PdfFileReader(io.BytesIO(open_one)).embedded_regular_signatures[0]
     assert signed_open.sig_object["/Location"] == "Đà Nẵng"
+    # a signature added by another tool anyway: the locked signature no longer passes
+    later = sign_elsewhere(pdf, tmp_path)
+    reports = validate(rp.svc, "later.pdf", later)
+    locked_report = next(r for r in reports if r["signedBy"] == "Nguyễn Văn An")
+    assert locked_report["indication"] == "TOTAL-FAILED", reports
+
+
+def sign_elsewhere(pdf: bytes, tmp: Path) -> bytes:
+    """``pdf`` with one more signature by a throw-away self-signed key (pyHanko, outside the service)."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "Someone Else")])
+    now = datetime.now(timezone.utc)
+    cert = (cx509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(cx509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp / "other.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    (tmp / "other.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    signer = signers.SimpleSigner.load(str(tmp / "other.key"), str(tmp / "other.pem"))
+    out = io.BytesIO()
+    signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), signers.PdfSignatureMetadata(field_name="Later"),
+                     signer=signer, output=out)
+    return out.getvalue()
 
 
 def rasterise(pdf: bytes, tmp: Path, page: int) -> Image.Image:
