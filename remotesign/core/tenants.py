@@ -262,14 +262,21 @@ class TenantService:
         """Register the exact redirect URIs the authorization endpoint may send this client's users to."""
         for uri in uris:
             check_redirect_uri(uri)
+        unique = list(dict.fromkeys(uris))
+        return self._set(client_id, "client.redirect_uris", {"redirect_uris": unique}, actor,
+                         redirect_uris=" ".join(unique))
+
+    def _set(self, client_id: str, event: str, details: dict[str, object], actor: str,
+             **values: object) -> TenantInfo:
+        """Change the client's settings ``values`` and audit ``event``."""
         with self.db.session() as s:
             t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
             if t is None:
                 raise TenantError(f"no client {client_id!r}")
-            t.redirect_uris = " ".join(dict.fromkeys(uris))
+            for name, value in values.items():
+                setattr(t, name, value)
             info = _info(t)
-        self.audit.append("client.redirect_uris", actor=actor, tenant_id=info.id, subject=client_id,
-                          details={"redirect_uris": list(info.redirect_uris)})
+        self.audit.append(event, actor=actor, tenant_id=info.id, subject=client_id, details=details)
         return info
 
     def callback_secret(self, tenant_id: str, *, rotate: bool = False, actor: str = "operator") -> bytes:
@@ -295,40 +302,18 @@ class TenantService:
                 clean.append(str(ipaddress.ip_network(n.strip(), strict=False)))
             except ValueError as exc:
                 raise TenantError(f"{n!r} is not an IP network") from exc
-        with self.db.session() as s:
-            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
-            if t is None:
-                raise TenantError(f"no client {client_id!r}")
-            t.allowed_networks = " ".join(dict.fromkeys(clean))
-            info = _info(t)
-        self.audit.append("client.allowed_networks", actor=actor, tenant_id=info.id, subject=client_id,
-                          details={"networks": list(info.allowed_networks)})
-        return info
+        unique = list(dict.fromkeys(clean))
+        return self._set(client_id, "client.allowed_networks", {"networks": unique}, actor,
+                         allowed_networks=" ".join(unique))
 
     def set_counter_signer(self, client_id: str, key_id: str | None, actor: str = "operator") -> TenantInfo:
         """The client's own key that counter-signs its users' documents on request (None: none).
         The caller checks the key is the client's and certified."""
-        with self.db.session() as s:
-            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
-            if t is None:
-                raise TenantError(f"no client {client_id!r}")
-            t.counter_signer_key = key_id
-            info = _info(t)
-        self.audit.append("client.counter_signer", actor=actor, tenant_id=info.id, subject=client_id,
-                          details={"key_id": key_id})
-        return info
+        return self._set(client_id, "client.counter_signer", {"key_id": key_id}, actor, counter_signer_key=key_id)
 
     def set_pkce_required(self, client_id: str, required: bool, actor: str = "operator") -> TenantInfo:
         """PKCE S256 is required by default; only the operator may relax it for a legacy client."""
-        with self.db.session() as s:
-            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
-            if t is None:
-                raise TenantError(f"no client {client_id!r}")
-            t.pkce_required = required
-            info = _info(t)
-        self.audit.append("client.pkce", actor=actor, tenant_id=info.id, subject=client_id,
-                          details={"required": required})
-        return info
+        return self._set(client_id, "client.pkce", {"required": required}, actor, pkce_required=required)
 
     def issue_user_token(self, tenant_id: str, auth_server: str, scope: str, *, user_id: str, ttl: int,
                          sign_identity_id: str | None = None, digests_summary: str | None = None,
