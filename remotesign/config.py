@@ -110,6 +110,10 @@ class Settings:
     mail_from: str = "remotesign <noreply@localhost>"
     sms_gateway_url: str | None = None        # one-time codes by SMS (notify/sms.py); else by e-mail
     sms_gateway_token: str | None = None
+    # Without an SMTP server / SMS gateway: write messages to these directories instead (demo and
+    # development only: they carry passcodes and one-time codes; notify/file_drop.py)
+    mail_dir: Path | None = None
+    sms_dir: Path | None = None
     # Messages to signers (passcodes, one-time codes) are retried this many times, the wait
     # doubling from notify_backoff_seconds (notify/outbox.py).
     notify_max_attempts: int = 5
@@ -218,6 +222,8 @@ def load_settings() -> Settings:
         mail_from=_env("REMOTESIGN_MAIL_FROM", Settings.mail_from) or Settings.mail_from,
         sms_gateway_url=_env("REMOTESIGN_SMS_GATEWAY_URL"),
         sms_gateway_token=_env("REMOTESIGN_SMS_GATEWAY_TOKEN"),
+        mail_dir=Path(_env("REMOTESIGN_MAIL_DIR") or "").resolve() if _env("REMOTESIGN_MAIL_DIR") else None,
+        sms_dir=Path(_env("REMOTESIGN_SMS_DIR") or "").resolve() if _env("REMOTESIGN_SMS_DIR") else None,
         notify_max_attempts=max(1, _env_int("REMOTESIGN_NOTIFY_MAX_ATTEMPTS", Settings.notify_max_attempts)),
         notify_backoff_seconds=float(_env("REMOTESIGN_NOTIFY_BACKOFF", "2") or "2"),
         certificate_products=_env("REMOTESIGN_CERTIFICATE_PRODUCTS", Settings.certificate_products)

@@ -267,6 +267,10 @@ class Services:
     @cached_property
     def mailer(self) -> Any:
         if not self.settings.smtp_url:
+            if self.settings.mail_dir is not None:
+                from remotesign.notify.file_drop import FileMailer
+
+                return FileMailer(self.settings.mail_dir, self.settings.mail_from)
             return None
         from remotesign.notify.smtp import SmtpMailer
 
@@ -275,6 +279,10 @@ class Services:
     @cached_property
     def sms(self) -> Any:
         if not self.settings.sms_gateway_url:
+            if self.settings.sms_dir is not None:
+                from remotesign.notify.file_drop import FileSmsGateway
+
+                return FileSmsGateway(self.settings.sms_dir)
             return None
         from remotesign.notify.sms import HttpSmsGateway
 

@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/_common.sh
 apt_install fonts-freefont-ttf  # visible PDF stamps: names in any European script
 make_venv "."
+# The demo has no mail server or SMS gateway: messages to signers (passcodes, codes) land in files.
+if [ -z "${REMOTESIGN_SMTP_URL:-}" ]; then export REMOTESIGN_MAIL_DIR="${REMOTESIGN_MAIL_DIR:-${REMOTESIGN_HOME:-var}/outbox/mail}"; fi
+if [ -z "${REMOTESIGN_SMS_GATEWAY_URL:-}" ]; then export REMOTESIGN_SMS_DIR="${REMOTESIGN_SMS_DIR:-${REMOTESIGN_HOME:-var}/outbox/sms}"; fi
 exec .venv/bin/remotesign serve "$@"

@@ -847,3 +847,49 @@ def test_a_registration_waits_for_the_operator(ra: Service, tmp_path: Path) -> N
     ra.cli("agreements", "reject", party.client["client_id"], refused["agreementUUID"], "--reason", "ID card unreadable")
     assert party.sign(refused["agreementUUID"], [digest], code=passcode)["responseCode"] == 1017
     assert not mailbox().messages_to(f"{owner}-2@example.test")
+
+
+# -- the demo's message files -----------------------------------------------------------------------
+def test_without_mail_server_and_gateway_messages_land_in_files(tmp_path_factory: pytest.TempPathFactory,
+                                                                tmp_path: Path) -> None:
+    import email as email_parser
+    import stat
+
+    drop = tmp_path_factory.mktemp("drop")
+    service = Service(home=tmp_path_factory.mktemp("remote-signing-drop"), port=free_port(),
+                      env={"REMOTESIGN_SMTP_URL": "", "REMOTESIGN_MAIL_DIR": str(drop / "mail"),
+                           "REMOTESIGN_SMS_DIR": str(drop / "sms")}).start()
+    try:
+        party = Rs(service, "Demo Bank")
+
+        def wait_for(directory: Path, count: int) -> list[Path]:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                found = sorted(directory.glob("*.*")) if directory.exists() else []
+                if len([f for f in found if not f.name.startswith(".")]) >= count:
+                    return [f for f in found if not f.name.startswith(".")]
+                time.sleep(0.1)
+            raise AssertionError(f"no message #{count} in {directory}")
+
+        answer = party.call("/certificates/register", {
+            "agreementDetails": {"personalName": "Demo Signer"}, "ownerUUID": "demo", "ownerEmail": "demo@example.test",
+            "mobileNo": "+84900000123"})
+        assert answer["responseCode"] == 1007, answer
+        [mail] = wait_for(drop / "mail", 1)
+        assert stat.S_IMODE(mail.stat().st_mode) == 0o600
+        message = email_parser.message_from_bytes(mail.read_bytes())
+        assert message["To"] == "demo@example.test"
+        passcode = DIGITS.search(message.get_payload(decode=True).decode()).group(1)  # type: ignore[union-attr]
+        digest = hashlib.sha256(b"demo").digest()
+        otp = party.sign(answer["agreementUUID"], [digest], mode="EXPLICIT/OTP-SMS")
+        assert otp["responseCode"] == 1007, otp
+        [sms] = wait_for(drop / "sms", 1)
+        text = sms.read_text()
+        assert text.startswith("To: +84900000123")
+        code = DIGITS.search(text.split("\n\n", 1)[1]).group(1)  # type: ignore[union-attr]
+        done = party.call("/signing/hash/authorize", {"agreementUUID": answer["agreementUUID"],
+                                                      "billCode": otp["billCode"], "authorizeCode": code})
+        assert done["responseCode"] == 0, done
+        assert party.sign(answer["agreementUUID"], [digest], code=passcode)["responseCode"] == 1018
+    finally:
+        service.stop()
