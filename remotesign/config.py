@@ -136,6 +136,7 @@ class Settings:
     xades_policy_uri: str | None = None
     client_jwt_ttl_seconds: int = 3600          # JWTs of the Remote Signing API's client login
     otp_ttl_seconds: int = 300                  # one-time codes that authorize a signing transaction
+    signed_file_retention_seconds: int = 7 * 86400  # signed files of a transaction stay downloadable this long
     otp_max_failures: int = 3
     kdf_log2_n: int = 16                      # scrypt cost of stored passwords and PINs
     heavy_threads: int = 2                    # threads per process for signing/extension work
@@ -234,6 +235,8 @@ def load_settings() -> Settings:
         xades_policy_uri=_env("REMOTESIGN_XADES_POLICY_URI"),
         client_jwt_ttl_seconds=max(1, _env_int("REMOTESIGN_CLIENT_JWT_TTL", Settings.client_jwt_ttl_seconds)),
         otp_ttl_seconds=max(1, _env_int("REMOTESIGN_OTP_TTL", Settings.otp_ttl_seconds)),
+        signed_file_retention_seconds=max(0, _env_int("REMOTESIGN_SIGNED_FILE_RETENTION",
+                                                      Settings.signed_file_retention_seconds)),
         otp_max_failures=max(1, _env_int("REMOTESIGN_OTP_MAX_FAILURES", Settings.otp_max_failures)),
         kdf_log2_n=max(14, _env_int("REMOTESIGN_KDF_LOG2_N", Settings.kdf_log2_n)),
         heavy_threads=max(1, _env_int("REMOTESIGN_HEAVY_THREADS", Settings.heavy_threads)),

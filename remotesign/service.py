@@ -392,7 +392,8 @@ class Services:
             seal_path=lambda seal: self.signing.check_signer(seal.certificate).path)
         return SigningTransactionService(self.db, self.audit, self.agreements, self.tenants, self.keystore,
                                          self.sole_control, self.outbox, otp_ttl=st.otp_ttl_seconds,
-                                         otp_max_failures=st.otp_max_failures, files=files)
+                                         otp_max_failures=st.otp_max_failures, files=files,
+                                         file_retention=st.signed_file_retention_seconds)
 
     @cached_property
     def xades_policy(self) -> Any:

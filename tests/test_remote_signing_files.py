@@ -466,3 +466,31 @@ def test_counter_signing_with_the_relying_partys_seal(svc: Service, rp: Rs, ca: 
     locked = {**body, "signCloudMetaData": {**body["signCloudMetaData"],
                                             "singletonSigning": {"LOCKAFTERSIGNING": "true"}}}
     assert rp.call("/signing/file", locked)["responseCode"] == 1002
+
+
+def test_signed_files_are_kept_for_the_retention_time(svc: Service, rp: Rs, signer: tuple[str, str]) -> None:
+    """The sweep removes the documents of finished transactions past the retention time (here,
+    run in this process with a retention of 0: everything finished goes) and the download says so."""
+    from remotesign.config import load_settings
+    from remotesign.service import Services
+
+    agreement, passcode = signer
+    answer = rp.call("/signing/file", {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN",
+                                       "authorizeCode": passcode, "mimeType": "application/pdf",
+                                       "signingFileData": base64.b64encode(pdf_bytes()).decode()})
+    assert answer["responseCode"] == 0, answer
+    bill = answer["billCode"]
+    assert rp.http.get(f"/signing/download/file/{bill}").json()["responseCode"] == 0
+    blobs = svc.home / "blobs" / f"txn-{bill}"
+    assert blobs.exists()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REMOTESIGN_HOME", str(svc.home))
+        mp.setenv("REMOTESIGN_SIGNED_FILE_RETENTION", "0")
+        local = Services(load_settings())
+        try:
+            assert local.signing_transactions.sweep() >= 1
+        finally:
+            local.close()
+    assert not blobs.exists()
+    gone = rp.http.get(f"/signing/download/file/{bill}").json()
+    assert gone["responseCode"] == 1025 and "no longer kept" in gone["detail"], gone

@@ -102,8 +102,9 @@ class SigningTransactionService:
     def __init__(self, db: Database, audit: AuditLog, agreements: AgreementService, tenants: TenantService,
                  keystore: KeyStore, sole_control: SoleControl, outbox: Outbox, *, otp_ttl: int = 300,
                  otp_max_failures: int = 3, transaction_ttl: int = 600, service_name: str = "remotesign",
-                 files: TransactionFiles | None = None) -> None:
+                 files: TransactionFiles | None = None, file_retention: int = 7 * 86400) -> None:
         self.files = files
+        self.file_retention = file_retention
         self.db = db
         self.audit = audit
         self.agreements = agreements
@@ -270,6 +271,8 @@ class SigningTransactionService:
             return "in_progress" if not abandoned(t.lease_owner, t.expires_at, now) else "abandoned"
         if t.status in ("failed", "blocked"):
             return t.status
+        if t.status == "purged":
+            return "used" if t.error_code is None else "expired"
         if t.status != "pending" or t.method == "passcode":
             return "expired"
         expires = aware(t.otp_expires_at)
@@ -398,6 +401,8 @@ class SigningTransactionService:
             raise TransactionError("in_progress", "the files are being signed", 409)
         if status == "pending":
             raise TransactionError("transaction_pending", "the transaction waits for its authorization", 409)
+        if status == "purged":
+            raise TransactionError("file_not_found", f"the files of {transaction_id} are no longer kept", 404)
         if status != "done" or not result:
             raise TransactionError("file_not_found", f"transaction {transaction_id} signed nothing ({status})", 404)
         assert self.files is not None
@@ -425,5 +430,24 @@ class SigningTransactionService:
                 s.execute(update(SigningTransaction)
                           .where(SigningTransaction.id.in_(dead), SigningTransaction.status == "signing")
                           .values(status="failed", error_code="abandoned", finished_at=now))
-        return expired + len(dead)
+        return expired + len(dead) + self._purge(now)
+
+    def _purge(self, now: datetime) -> int:
+        """Documents are kept while they can still be signed, and signed ones for the retention
+        time (for the download); then their files go and the transaction's record stays."""
+        if self.files is None:
+            return 0
+        cutoff = now - timedelta(seconds=self.file_retention)
+        with self.db.session() as s:
+            ids = list(s.scalars(select(SigningTransaction.id).where(
+                SigningTransaction.kind == "file", SigningTransaction.finished_at.is_not(None),
+                SigningTransaction.status != "purged",
+                ((SigningTransaction.status == "done") & (SigningTransaction.finished_at <= cutoff))
+                | (SigningTransaction.status.in_(("expired", "failed", "cancelled", "blocked")))).limit(500)))
+        for transaction_id in ids:
+            self.files.discard(transaction_id)
+            with self.db.session() as s:
+                s.execute(update(SigningTransaction).where(SigningTransaction.id == transaction_id)
+                          .values(status="purged", result=None))
+        return len(ids)
 

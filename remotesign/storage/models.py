@@ -535,7 +535,7 @@ class SigningTransaction(Base):
     otp_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     otp_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     otp_failures: Mapped[int] = mapped_column(Integer, default=0)
-    # pending | signing | done | failed | expired | cancelled
+    # pending | signing | done | failed | expired | cancelled | blocked | purged (files gone)
     status: Mapped[str] = mapped_column(String(10), index=True)
     result: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
     error_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
