@@ -91,7 +91,7 @@ def test_a_pdf_with_a_visible_signature(rp: Rs, ca: dict[str, Any], tmp_path: Pa
                                   DATETIMEPREFIX="Ngày ký", SHOWREASON="true", SIGNREASONPREFIX="Lý do",
                                   SIGNREASON="Phê duyệt hóa đơn", SHOWLOCATION="true", LOCATIONPREFIX="Nơi ký",
                                   LOCATION="Hà Nội", SIGNATUREIMAGE=png(), IMAGEANDTEXT="true",
-                                  FANCYNEWKEY="42")})
+                                  SHOWEMAIL="true", EMAILPREFIX="Thư điện tử", FANCYNEWKEY="42")})
     assert answer["responseCode"] == 0, answer
     assert answer["ignoredMetaData"] == ["FANCYNEWKEY"]
     assert answer["signedFileName"] == "hoa-don.pdf" and answer["mimeType"] == "application/pdf"
@@ -102,6 +102,7 @@ def test_a_pdf_with_a_visible_signature(rp: Rs, ca: dict[str, Any], tmp_path: Pa
     assert "Ký bởi" not in first  # PAGENO Last: the stamp is on page 2 only
     lines = [line.strip() for line in last.splitlines() if line.strip()]
     assert "Ký bởi: Nguyễn Văn An" in lines and "Lý do: Phê duyệt hóa đơn" in lines and "Nơi ký: Hà Nội" in lines, lines
+    assert any(re.fullmatch(r"Thư điện tử: owner-[0-9a-f]+@example\.test", line) for line in lines), lines
     assert any(re.fullmatch(r"Ngày ký: \d\d/\d\d/\d{4} \d\d:\d\d:\d\d \+07", line) for line in lines), lines
     download = rp.http.get(f"/signing/download/file/{answer['billCode']}").json()
     assert download["signedFiles"] == [{"fileName": "hoa-don.pdf", "base64": answer["signedFileData"],

@@ -43,7 +43,8 @@ def _files(svc: Services, who: Caller, body: RsSignFile) -> tuple[list[FileToSig
               for f in body.multipleSigningFileData or []]
     if not given:
         raise Refusal(1002, "signingFileData or multipleSigningFileData is required")
-    email = svc.agreements.get(who.tenant.id, body.agreementUUID).details.email or None
+    agreement = svc.agreements.get(who.tenant.id, body.agreementUUID)
+    email = agreement.details.email or agreement.contacts.otp_address("email")  # the signer's, for SHOWEMAIL
     files, ignored = [], []
     for n, (data, name, mime, metadata) in enumerate(given):
         if not mime:

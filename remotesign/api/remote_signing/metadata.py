@@ -261,9 +261,12 @@ def xml_signature(meta: dict[str, str], policy: SignaturePolicy | None = None) -
                              default_namespace=tax, signature_id=signature_id,
                              signing_time_format=_tax_time_format(meta) if tax else None,
                              signing_time_zone="Asia/Ho_Chi_Minh")
+    elif form == "DSIG-XPATH":  # deliberately not: see the README (XML signature wrapping)
+        raise Refusal(1011, "DSIG_XPATH is not made: a caller-chosen XPath transform is what signature-wrapping "
+                      "attacks use; sign the elements by Id with DSIG_SINGLE_NODE or DSIG_MULTIPLE_NODES")
     else:
-        raise Refusal(1011, f"SIGNATUREFORMAT {meta.get('SIGNATUREFORMAT')!r} is not made here yet (XADES, "
-                      "XADES_EPES, DSIG, DSIG_SINGLE_NODE, DSIG_MULTIPLE_NODES and TAX-211120 are)")
+        raise Refusal(1011, f"SIGNATUREFORMAT {meta.get('SIGNATUREFORMAT')!r} is not made here (XADES, XADES_EPES, "
+                      "DSIG, DSIG_SINGLE_NODE, DSIG_MULTIPLE_NODES and TAX-211120 are)")
     spec = SignatureSpec(kind="xades", packaging=Packaging.ENVELOPED, hash_name=hash_name, xml=options)
     return Chosen(spec, tuple(sorted(k for k in meta if k not in XML_KEYS)))
 
