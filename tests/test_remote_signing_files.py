@@ -495,3 +495,22 @@ def test_signed_files_are_kept_for_the_retention_time(svc: Service, rp: Rs, sign
     assert not blobs.exists()
     gone = rp.http.get(f"/signing/download/file/{bill}").json()
     assert gone["responseCode"] == 1025 and "no longer kept" in gone["detail"], gone
+
+
+def test_an_image_alone_fills_its_box(rp: Rs, signer: tuple[str, str], tmp_path: Path) -> None:
+    agreement, passcode = signer
+    answer = rp.call("/signing/file", {
+        "agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+        "mimeType": "application/pdf", "signingFileData": base64.b64encode(pdf_bytes()).decode(),
+        "signCloudMetaData": meta(COORDINATE="100,100,300,160", SIGNATUREIMAGE=png((0, 160, 0)), PAGENO="First")})
+    assert answer["responseCode"] == 0, answer
+    pdf = base64.b64decode(answer["signedFileData"])
+    assert pdfsig_signatures(pdf, tmp_path) == ["Signature is Valid."]
+    assert "Signed by" not in pdftotext(pdf, tmp_path, 1)  # no text with the image alone
+    page = rasterise(pdf, tmp_path, 1)
+    green = [(x, y) for x in range(0, page.width, 2) for y in range(0, page.height, 2)
+             if (p := page.getpixel((x, y)))[1] > 120 and p[0] < 80 and p[2] < 80]
+    xs, ys = [x for x, _ in green], [y for _, y in green]
+    # the box 100..300 x 100..160 points from the bottom: 682..742 from the top of the 842-point page
+    assert 98 <= min(xs) and max(xs) <= 302 and 680 <= min(ys) and max(ys) <= 744, (min(xs), max(xs), min(ys), max(ys))
+    assert max(xs) - min(xs) > 150  # the image fills most of the box's width
