@@ -159,12 +159,13 @@ class Services:
         from remotesign.formats.asic_cades import AsicECadesFormat, AsicSFormat
         from remotesign.formats.asic_e_format import AsicEXadesFormat
         from remotesign.formats.cades.format import CadesFormat
+        from remotesign.formats.ooxml import OoxmlFormat
         from remotesign.formats.pades_format import PadesFormat
         from remotesign.formats.registry import FormatRegistry
         from remotesign.formats.xades_xml import XadesXmlFormat
 
         return FormatRegistry([PadesFormat(), AsicSFormat(), AsicECadesFormat(), AsicEXadesFormat(), CadesFormat(),
-                               XadesXmlFormat()])
+                               XadesXmlFormat(), OoxmlFormat()])
 
     @cached_property
     def tsa_clients(self) -> Any:

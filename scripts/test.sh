@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what the tests need (Debian packages: PostgreSQL server, SoftHSM2, OpenSC, openssl,
 # poppler-utils, xmlsec1, qpdf, Chromium and chromium-driver for the browser test, zbar-tools and
-# fonts-freefont-ttf for the stamp tests) and run the whole test suite in parallel. Arguments go to
-# pytest (e.g. -m "not slow", -k oauth, -n 4).
+# fonts-freefont-ttf for the stamp tests, LibreOffice (headless, with python3-uno and NSS's certutil)
+# to verify Office signatures) and run the whole test suite in parallel. Arguments go to pytest
+# (e.g. -m "not slow", -k oauth, -n 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_common.sh
-apt_install openssl softhsm2 opensc poppler-utils xmlsec1 qpdf postgresql chromium chromium-driver zbar-tools fonts-freefont-ttf
+apt_install openssl softhsm2 opensc poppler-utils xmlsec1 qpdf postgresql chromium chromium-driver zbar-tools fonts-freefont-ttf \
+    libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui python3-uno libnss3-tools
 make_venv ".[test]"
 set +e
 # In parallel: one worker per core (each worker starts its own service processes); tests of one

@@ -32,7 +32,7 @@ from remotesign.formats.stamps.spec import StampSpec
 from remotesign.keystore import KeyAlgorithm
 
 #: signature types and the registry's format names (PKCS1 is a bare value, no format)
-FORMATS = {"pades": "pades", "cades": "cades", "xades": "xades"}
+FORMATS = {"pades": "pades", "cades": "cades", "xades": "xades", "ooxml": "ooxml"}
 RAW = "pkcs1"
 MEDIA_TYPES = {"pades": "application/pdf", "xades": "text/xml"}
 HASHES = ("sha256", "sha384", "sha512")

@@ -55,6 +55,11 @@ async def validate_path(path: Path, options: ValidationOptions, *, filename: str
         from remotesign.validation.pades import validate_pdf
         result = await validate_pdf(path, options, filename=name)
     elif kind == "zip":
+        if _office_signatures(path):
+            raise ValidationInputError(
+                "unsupported_signature_format",
+                "The document is an Office Open XML package (docx, xlsx, pptx) with package signatures; this "
+                "service signs those but does not validate them yet (LibreOffice and Microsoft Office show them).")
         from remotesign.validation.asic import validate_container
         result = await validate_container(path, options, filename=name)
     elif kind == "xml":
@@ -72,3 +77,16 @@ async def validate_path(path: Path, options: ValidationOptions, *, filename: str
     for signature in result.signatures:
         assess(signature, options)
     return result
+
+
+def _office_signatures(path: Path) -> bool:
+    """Whether ``path`` is an OPC package (Office document) holding package signatures."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return "[Content_Types].xml" in names and any(
+        n.startswith("_xmlsignatures/sig") and n.endswith(".xml") for n in names)

@@ -38,6 +38,10 @@ from remotesign.formats.stamps.spec import StampSpec
 
 PDF = "application/pdf"
 XML = ("application/xml", "text/xml")
+OFFICE = ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+          "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+          "application/docx", "application/xlsx", "application/pptx")
 PDF_KEYS = {"VISIBLESIGNATURE", "PAGENO", "COORDINATE", "RECTANGLESIZE", "SIGNATUREIMAGE", "IMAGEANDTEXT",
             "SHOWSIGNERINFO", "SIGNERINFOPREFIX", "SHOWDATETIME", "DATETIMEPREFIX", "SHOWREASON", "SIGNREASONPREFIX",
             "SIGNREASON", "SHOWLOCATION", "LOCATIONPREFIX", "LOCATION", "SHOWEMAIL", "EMAILPREFIX", "LOCKAFTERSIGNING",
@@ -288,4 +292,9 @@ def signature_for(mime_type: str, meta: dict[str, str], *, email: str | None,
         return pdf_signature(meta, email=email)
     if kind in XML:
         return xml_signature(meta, policy)
-    raise Refusal(1011, f"files of type {mime_type!r} are not signed by this service (PDF and XML are)")
+    if kind in OFFICE:
+        hash_name = {"SHA-384": "sha384", "SHA-512": "sha512"}.get(meta.get("ALGORITHM", "").strip().upper(), "sha256")
+        return Chosen(SignatureSpec(kind="ooxml", hash_name=hash_name),
+                      tuple(sorted(k for k in meta if k != "ALGORITHM")))
+    raise Refusal(1011, f"files of type {mime_type!r} are not signed by this service (PDF, XML, Word, Excel and "
+                  "PowerPoint are)")
