@@ -380,7 +380,8 @@ def test_xml_signature_formats(rp: Rs, ca: dict[str, Any], signer: tuple[str, st
 
 def test_xml_formats_not_made_yet_and_sha1(rp: Rs, signer: tuple[str, str]) -> None:
     agreement, passcode = signer
-    for pairs, code in (({"SIGNATUREFORMAT": "DSIG_XPATH"}, 1011), ({"ALGORITHM": "SHA-1"}, 1011),
+    for pairs, code in (({"SIGNATUREFORMAT": "DSIG_XPATH", "NODETOBESIGNED": "/HDon/DLHDon"}, 1002),
+                        ({"SIGNATUREFORMAT": "DSIG_NOT_A_FORM"}, 1011), ({"ALGORITHM": "SHA-1"}, 1011),
                         ({"SIGNATUREFORMAT": "TAX-211120"}, 1002), ({"SIGNATURELOCATION": "not a name!"}, 1002),
                         ({"SIGNATUREFORMAT": "DSIG_SINGLE_NODE", "NODETOBESIGNED": "missing"}, 1002)):
         answer = rp.call("/signing/file", {"agreementUUID": agreement, "authMode": "EXPLICIT/PIN",
@@ -388,6 +389,28 @@ def test_xml_formats_not_made_yet_and_sha1(rp: Rs, signer: tuple[str, str]) -> N
                                            "signingFileData": base64.b64encode(INVOICE).decode(),
                                            "signCloudMetaData": meta(**pairs)})
         assert answer["responseCode"] == code, (pairs, answer)
+
+
+def test_xml_dsig_xpath(rp: Rs, ca: dict[str, Any], signer: tuple[str, str], tmp_path: Path) -> None:
+    from lxml import etree
+
+    agreement, passcode = signer
+    answer = rp.call("/signing/file", {
+        "agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
+        "mimeType": "application/xml", "signingFileData": base64.b64encode(INVOICE).decode(),
+        "signCloudMetaData": meta(SIGNATUREFORMAT="DSIG_XPATH", NODETOBESIGNED="id('SigningData')",
+                                  SIGNATURELOCATION="DSCKS/NBan")})
+    assert answer["responseCode"] == 0, answer
+    xml = base64.b64decode(answer["signedFileData"])
+    ds, filter2 = "http://www.w3.org/2000/09/xmldsig#", "http://www.w3.org/2002/06/xmldsig-filter2"
+    [sig] = etree.fromstring(xml).iter(f"{{{ds}}}Signature")
+    [ref] = sig.iter(f"{{{ds}}}Reference")
+    [xpath] = ref.iter(f"{{{filter2}}}XPath")
+    assert ref.get("URI") == "" and (xpath.get("Filter"), xpath.text) == ("intersect", "id('SigningData')")
+    xmlsec_verify(ca, tmp_path, xml, "DLHDon")
+    assert validate(rp.svc, "xpath.xml", xml)[0]["indication"] == "TOTAL-PASSED"
+    forged = xml.replace(b"<SHDon>12</SHDon>", b"<SHDon>13</SHDon>")
+    assert validate(rp.svc, "forged.xml", forged)[0]["indication"] == "TOTAL-FAILED"
 
 
 def test_xml_multiple_nodes(rp: Rs, ca: dict[str, Any], signer: tuple[str, str], tmp_path: Path) -> None:

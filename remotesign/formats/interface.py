@@ -110,6 +110,9 @@ class XmlOptions:
     reference_uri: str | None = None
     #: more elements (``#Id``) an enveloped signature signs besides ``reference_uri``
     more_reference_uris: tuple[str, ...] = ()
+    #: sign the element with this Id through an XPath Filter 2.0 ``intersect id('...')`` over the
+    #: whole document (a reference URI "" that selects the element), instead of ``reference_uri``
+    xpath_filter_id: str | None = None
     #: a plain XMLDSig signature: no XAdES qualifying properties (level B only)
     plain: bool = False
     #: ds:Signature in the default namespace (``<Signature xmlns="...xmldsig#">``), as the

@@ -155,7 +155,7 @@ class XadesXmlFormat(SignatureFormat):
                                 xml.reference_uri, plain=xml.plain, default_namespace=xml.default_namespace,
                                 signature_id=xml.signature_id, signing_time_format=xml.signing_time_format,
                                 signing_time_zone=xml.signing_time_zone,
-                                more_reference_uris=xml.more_reference_uris)
+                                more_reference_uris=xml.more_reference_uris, xpath_filter_id=xml.xpath_filter_id)
         if (xml.plain or xml.signing_time_format) and parameters.packaging is not Packaging.ENVELOPED:
             raise FormatError("invalid_argument", "plain XMLDSig and a signing-time object are made enveloped only")
         properties = PropertyOptions(signing_time=parameters.signing_time,

@@ -225,8 +225,9 @@ def _location_xpath(value: str) -> str:
 
 
 def xml_signature(meta: dict[str, str], policy: SignaturePolicy | None = None) -> Chosen:
-    """The XML signature the metadata describes (``SIGNATUREFORMAT``): XAdES-B (the default),
-    XMLDSig of the whole document (``DSIG``) or of one element (``DSIG_SINGLE_NODE``), or the
+    """The XML signature the metadata describes (``SIGNATUREFORMAT``): XAdES-B (the default) or
+    XAdES-EPES, XMLDSig of the whole document (``DSIG``), of one element (``DSIG_SINGLE_NODE``, or
+    ``DSIG_XPATH`` through an XPath Filter 2.0 ``id()``), of several (``DSIG_MULTIPLE_NODES``), or the
     Vietnamese tax form ``TAX-211120`` (XMLDSig in the default namespace over NODETOBESIGNED and a
     signed SigningTime property, put at SIGNATURELOCATION)."""
     form = meta.get("SIGNATUREFORMAT", "XADES").strip().upper().replace("_", "-")
@@ -240,7 +241,9 @@ def xml_signature(meta: dict[str, str], policy: SignaturePolicy | None = None) -
         raise Refusal(1002, f"CANONICALIZATIONMETHOD is one of {', '.join(C14N)}")
     if meta.get("ATTRIBUTENAME", "Id").strip().lower() != "id":
         raise Refusal(1011, "the signed element is named by an Id attribute (Id, ID or id)")
-    nodes = [n.strip().lstrip("#") for n in meta.get("NODETOBESIGNED", "").split(",") if n.strip()]
+    raw_node = meta.get("NODETOBESIGNED", "").strip()
+    nodes = [raw_node] if form == "DSIG-XPATH" and raw_node else \
+        [n.strip().lstrip("#") for n in raw_node.split(",") if n.strip()]
     node = nodes[0] if nodes else None
     if len(nodes) > 1 and form != "DSIG-MULTIPLE-NODES":
         raise Refusal(1002, "several NODETOBESIGNED are signed with SIGNATUREFORMAT DSIG_MULTIPLE_NODES")
@@ -265,12 +268,19 @@ def xml_signature(meta: dict[str, str], policy: SignaturePolicy | None = None) -
                              default_namespace=tax, signature_id=signature_id,
                              signing_time_format=_tax_time_format(meta) if tax else None,
                              signing_time_zone="Asia/Ho_Chi_Minh")
-    elif form == "DSIG-XPATH":  # deliberately not: see the README (XML signature wrapping)
-        raise Refusal(1011, "DSIG_XPATH is not made: a caller-chosen XPath transform is what signature-wrapping "
-                      "attacks use; sign the elements by Id with DSIG_SINGLE_NODE or DSIG_MULTIPLE_NODES")
+    elif form == "DSIG-XPATH":
+        # the element is selected by an XPath Filter 2.0 over the document, in the one form
+        # verifiers can trust: id('...') (a caller-chosen XPath is the wrapping attacks' tool)
+        target = re.fullmatch(r"""id\(\s*['"]([^'"]{1,64})['"]\s*\)""", node or "") if node else None
+        ident = target.group(1) if target else node
+        if not ident or not re.fullmatch(r"[A-Za-z_][\w.-]{0,63}", ident):
+            raise Refusal(1002, "DSIG_XPATH signs the element NODETOBESIGNED names by its Id (or id('...')); "
+                          "other XPath expressions are not signed")
+        options = XmlOptions(signed_info_c14n=C14N.get(c14n), transforms=(C14N[c14n],) if c14n else (), xpath=xpath,
+                             plain=True, signature_id=signature_id, xpath_filter_id=ident)
     else:
         raise Refusal(1011, f"SIGNATUREFORMAT {meta.get('SIGNATUREFORMAT')!r} is not made here (XADES, XADES_EPES, "
-                      "DSIG, DSIG_SINGLE_NODE, DSIG_MULTIPLE_NODES and TAX-211120 are)")
+                      "DSIG, DSIG_SINGLE_NODE, DSIG_MULTIPLE_NODES, DSIG_XPATH and TAX-211120 are)")
     spec = SignatureSpec(kind="xades", packaging=Packaging.ENVELOPED, hash_name=hash_name, xml=options)
     return Chosen(spec, tuple(sorted(k for k in meta if k not in XML_KEYS)))
 

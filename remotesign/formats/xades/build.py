@@ -22,6 +22,7 @@ from remotesign.formats.xades.signed_properties import PolicyId, build_qualifyin
 from remotesign.formats.xades.xmlio import b64
 
 OBJECT_TYPE = c.DS + "Object"
+XPATH_FILTER2 = "http://www.w3.org/2002/06/xmldsig-filter2"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class RefSpec:
     transforms: tuple[str, ...] = ()
     type: str | None = None
     encoding: str | None = None
+    #: XPath Filter 2.0 steps (filter, expression) applied first, e.g. ("intersect", "id('data')")
+    xpath_filters: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,15 @@ def _sub(parent: etree._Element, local: str, text: str | None = None, **attrs: s
     return el
 
 
-def _transforms(parent: etree._Element, algorithms: Sequence[str]) -> None:
-    if algorithms:
+def _transforms(parent: etree._Element, algorithms: Sequence[str],
+                xpath_filters: Sequence[tuple[str, str]] = ()) -> None:
+    if algorithms or xpath_filters:
         transforms = _sub(parent, "Transforms")
+        if xpath_filters:
+            holder = _sub(transforms, "Transform", Algorithm=XPATH_FILTER2)
+            for mode, expression in xpath_filters:
+                etree.SubElement(holder, f"{{{XPATH_FILTER2}}}XPath", {"Filter": mode},
+                                 nsmap={"dsig-xpath": XPATH_FILTER2}).text = expression
         for algorithm in algorithms:
             _sub(transforms, "Transform", Algorithm=algorithm)
 
@@ -123,7 +132,7 @@ def signature_element(sid: str, signer: SignerSpec, refs: Sequence[RefSpec], pro
             attrs["Type"] = spec.type
         attrs["URI"] = spec.uri
         ref = _sub(signed_info, "Reference", **attrs)
-        _transforms(ref, spec.transforms)
+        _transforms(ref, spec.transforms, spec.xpath_filters)
         _sub(ref, "DigestMethod", Algorithm=c.DIGEST_URIS[spec.digest_algorithm])
         _sub(ref, "DigestValue", b64(spec.digest) if spec.digest is not None else "")
 

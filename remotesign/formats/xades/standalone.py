@@ -61,12 +61,14 @@ class XmlChoices:
     signing_time_format: str | None = None
     signing_time_zone: str = "UTC"
     more_reference_uris: tuple[str, ...] = ()
+    xpath_filter_id: str | None = None
 
     @classmethod
     def of(cls, signed_info_c14n: str | None, signed_properties_c14n: str | None, transforms: Sequence[str],
            xpath: str | None, reference_uri: str | None, *, plain: bool = False, default_namespace: bool = False,
            signature_id: str | None = None, signing_time_format: str | None = None,
-           signing_time_zone: str = "UTC", more_reference_uris: Sequence[str] = ()) -> "XmlChoices":
+           signing_time_zone: str = "UTC", more_reference_uris: Sequence[str] = (),
+           xpath_filter_id: str | None = None) -> "XmlChoices":
         for algorithm in (signed_info_c14n, signed_properties_c14n):
             if algorithm is not None and not is_c14n(algorithm):
                 raise FormatError("unsupported_algorithm", f"canonicalization {algorithm!r} is not supported")
@@ -85,7 +87,8 @@ class XmlChoices:
             raise FormatError("invalid_argument", f"unknown time zone {signing_time_zone!r}") from exc
         return cls(signed_info_c14n or c.SIGNED_INFO_C14N, signed_properties_c14n or c.SIGNED_INFO_C14N,
                    tuple(transforms), xpath, reference_uri, plain, default_namespace, signature_id,
-                   signing_time_format, signing_time_zone, tuple(more_reference_uris))
+                   signing_time_format, signing_time_zone, tuple(more_reference_uris),
+                   check_id(xpath_filter_id) if xpath_filter_id is not None else None)
 
     def c14n_transforms(self) -> list[str]:
         return [t for t in self.transforms if t != ENVELOPED]
@@ -199,6 +202,12 @@ def prepare_enveloped(content: Content, signer: SignerSpec, properties: Property
     mime = content.mime_type if is_xml_mime(content.mime_type or "") else "text/xml"
     ref = RefSpec(id=f"{sid}-ref-1", uri="" if ident is None else f"#{ident}", digest_algorithm=signer.digest_algorithm,
                   mime_type=mime, transforms=tuple(transforms))
+    if choices.xpath_filter_id is not None:  # the element by an XPath Filter 2.0 over the document
+        selected = _unique_by_id(tree, choices.xpath_filter_id)
+        ref = RefSpec(id=f"{sid}-ref-1", uri="", digest_algorithm=signer.digest_algorithm, mime_type=mime,
+                      transforms=tuple(([ENVELOPED] if contains(selected, place) else [])
+                                       + (choices.c14n_transforms() or [c.C14N_10])),
+                      xpath_filters=(("intersect", f"id('{choices.xpath_filter_id}')"),))
     refs = [ref]
     for n, uri in enumerate(choices.more_reference_uris, start=2):
         other = _unique_by_id(tree, uri.removeprefix("#"))
