@@ -63,9 +63,9 @@ def ca(svc: Service, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     return {"root": root, "dir": d}
 
 
-def png(color: tuple[int, int, int] = (200, 30, 30)) -> str:
+def png(color: tuple[int, int, int] = (200, 30, 30), kind: str = "PNG") -> str:
     buf = io.BytesIO()
-    Image.new("RGB", (120, 40), color).save(buf, "PNG")
+    Image.new("RGB", (120, 40), color).save(buf, kind)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -520,12 +520,13 @@ def test_signed_files_are_kept_for_the_retention_time(svc: Service, rp: Rs, sign
     assert gone["responseCode"] == 1025 and "no longer kept" in gone["detail"], gone
 
 
-def test_an_image_alone_fills_its_box(rp: Rs, signer: tuple[str, str], tmp_path: Path) -> None:
+def test_a_jpeg_image_alone_fills_its_box(rp: Rs, signer: tuple[str, str], tmp_path: Path) -> None:
     agreement, passcode = signer
     answer = rp.call("/signing/file", {
         "agreementUUID": agreement, "authMode": "EXPLICIT/PIN", "authorizeCode": passcode,
         "mimeType": "application/pdf", "signingFileData": base64.b64encode(pdf_bytes()).decode(),
-        "signCloudMetaData": meta(COORDINATE="100,100,300,160", SIGNATUREIMAGE=png((0, 160, 0)), PAGENO="First")})
+        "signCloudMetaData": meta(COORDINATE="100,100,300,160", SIGNATUREIMAGE=png((0, 160, 0), "JPEG"),
+                                  PAGENO="First")})
     assert answer["responseCode"] == 0, answer.get("detail")
     pdf = base64.b64decode(answer["signedFileData"])
     assert pdfsig_signatures(pdf, tmp_path) == ["Signature is Valid."]
