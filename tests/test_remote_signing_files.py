@@ -451,7 +451,7 @@ def test_xades_epes_carries_the_operators_policy(rp: Rs, ca: dict[str, Any], sig
     tree = etree.fromstring(xml)
     [policy] = tree.iter(f"{{{xades}}}SignaturePolicyId")
     assert policy.findtext(f".//{{{xades}}}Identifier") == f"urn:oid:{POLICY_ID}"  # an OID as a URN (XAdES 7.2.3)
-    digest = policy.findtext(f".//{{http://www.w3.org/2000/09/xmldsig#}}DigestValue")
+    digest = policy.findtext(".//{http://www.w3.org/2000/09/xmldsig#}DigestValue")
     assert digest == base64.b64encode(hashlib.sha256(POLICY).digest()).decode()
     xmlsec_verify(ca, tmp_path, xml, "DLHDon", f"{xades}:SignedProperties")
     [report] = validate(rp.svc, "epes.xml", xml)
@@ -544,10 +544,19 @@ def test_a_jpeg_image_alone_fills_its_box(rp: Rs, signer: tuple[str, str], tmp_p
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 
-def docx_bytes(text: str = "Hợp đồng số 42") -> bytes:
-    """A small Word document, as a word processor writes one."""
+def zipped(parts: dict[str, str]) -> bytes:
+    """An OPC package of these parts (name -> XML text)."""
     import zipfile
 
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data.encode())
+    return buf.getvalue()
+
+
+def docx_bytes(text: str = "Hợp đồng số 42") -> bytes:
+    """A small Word document, as a word processor writes one."""
     rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
     parts = {
         "[Content_Types].xml": (
@@ -576,17 +585,11 @@ def docx_bytes(text: str = "Hợp đồng số 42") -> bytes:
             'xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" '
             'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Hợp đồng</dc:title></cp:coreProperties>'),
     }
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in parts.items():
-            z.writestr(name, data.encode())
-    return buf.getvalue()
+    return zipped(parts)
 
 
 def xlsx_bytes() -> bytes:
     """A small Excel workbook: one sheet, one cell."""
-    import zipfile
-
     rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
     main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
     parts = {
@@ -614,11 +617,7 @@ def xlsx_bytes() -> bytes:
             f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="{main}"><sheetData>'
             '<row r="1"><c r="A1" t="inlineStr"><is><t>Tổng cộng: 42</t></is></c></row></sheetData></worksheet>'),
     }
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in parts.items():
-            z.writestr(name, data.encode())
-    return buf.getvalue()
+    return zipped(parts)
 
 
 def pptx_bytes() -> bytes:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime, timezone
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
+
+from remotesign.notify.smtp import build_message
 
 
 def _drop(directory: Path, suffix: str, data: bytes) -> Path:
@@ -35,11 +35,7 @@ class FileMailer:
         self.sender = sender
 
     def send(self, to: str, subject: str, body: str) -> None:
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
-        msg["Date"], msg["Message-ID"] = formatdate(localtime=False), make_msgid(domain="remotesign")
-        msg.set_content(body)
-        _drop(self.directory, ".eml", bytes(msg))
+        _drop(self.directory, ".eml", bytes(build_message(self.sender, to, subject, body)))
 
 
 class FileSmsGateway:

@@ -15,6 +15,15 @@ class MailError(Exception):
     """The message could not be handed to the SMTP server."""
 
 
+def build_message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+    """One plain-text message with the headers every mail of the service carries."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+    msg["Date"], msg["Message-ID"] = formatdate(localtime=False), make_msgid(domain="remotesign")
+    msg.set_content(body)
+    return msg
+
+
 class SmtpMailer:
     def __init__(self, url: str, sender: str, *, timeout: float = 10.0) -> None:
         parts = urlsplit(url)
@@ -30,10 +39,7 @@ class SmtpMailer:
         self.timeout = timeout
 
     def send(self, to: str, subject: str, body: str) -> None:
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
-        msg["Date"], msg["Message-ID"] = formatdate(localtime=False), make_msgid(domain="remotesign")
-        msg.set_content(body)
+        msg = build_message(self.sender, to, subject, body)
         try:
             if self.implicit_tls:
                 conn: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
