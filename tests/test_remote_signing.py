@@ -33,17 +33,10 @@ from cryptography.x509.oid import ExtensionOID
 from tests.crash_tools import database
 from tests.harness import Service, free_port
 from tests.mailbox import mailbox
-from tests.test_fortress_async import Receiver
+from tests.test_fortress_async import Receiver, sms_gateway  # noqa: F401 - the module's SMS gateway fixture
 
 PREFIX = "/remote-signing"
 DIGITS = re.compile(r"\b(\d{8})\b")
-
-
-@pytest.fixture(scope="module")
-def sms_gateway() -> Iterator[Receiver]:
-    gateway = Receiver().start()
-    yield gateway
-    gateway.stop()
 
 
 @pytest.fixture(scope="module")
