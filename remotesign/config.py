@@ -135,6 +135,17 @@ class Settings:
     xades_policy_file: Path | None = None
     xades_policy_uri: str | None = None
     client_jwt_ttl_seconds: int = 3600          # JWTs of the Remote Signing API's client login
+    # Cloud Signature Consortium API (api/csc): the SCAL its credentials have (2: every
+    # authorization is bound to its hashes; 1: to a number of signatures), the factors of an
+    # explicit authorization (pin | pin+otp | pin-or-otp), how long a SAD lives, how long a
+    # transaction may be extended, the most signatures one authorization may cover, and whether
+    # auth/login (HTTP Basic with the user's password) is offered.
+    csc_scal: int = 2
+    csc_factors: str = "pin"
+    csc_sad_ttl_seconds: int = 300
+    csc_transaction_ttl_seconds: int = 3600
+    csc_multisign: int = 100
+    csc_basic_login: bool = False
     otp_ttl_seconds: int = 300                  # one-time codes that authorize a signing transaction
     signed_file_retention_seconds: int = 7 * 86400  # signed files of a transaction stay downloadable this long
     otp_max_failures: int = 3
@@ -235,6 +246,13 @@ def load_settings() -> Settings:
         xades_policy_uri=_env("REMOTESIGN_XADES_POLICY_URI"),
         client_jwt_ttl_seconds=max(1, _env_int("REMOTESIGN_CLIENT_JWT_TTL", Settings.client_jwt_ttl_seconds)),
         otp_ttl_seconds=max(1, _env_int("REMOTESIGN_OTP_TTL", Settings.otp_ttl_seconds)),
+        csc_scal=_env_int("REMOTESIGN_CSC_SCAL", Settings.csc_scal),
+        csc_factors=_env("REMOTESIGN_CSC_FACTORS", Settings.csc_factors) or Settings.csc_factors,
+        csc_sad_ttl_seconds=max(1, _env_int("REMOTESIGN_CSC_SAD_TTL", Settings.csc_sad_ttl_seconds)),
+        csc_transaction_ttl_seconds=max(1, _env_int("REMOTESIGN_CSC_TRANSACTION_TTL",
+                                                    Settings.csc_transaction_ttl_seconds)),
+        csc_multisign=max(1, _env_int("REMOTESIGN_CSC_MULTISIGN", Settings.csc_multisign)),
+        csc_basic_login=(_env("REMOTESIGN_CSC_BASIC_LOGIN", "") or "").lower() in ("1", "true", "yes"),
         signed_file_retention_seconds=max(0, _env_int("REMOTESIGN_SIGNED_FILE_RETENTION",
                                                       Settings.signed_file_retention_seconds)),
         otp_max_failures=max(1, _env_int("REMOTESIGN_OTP_MAX_FAILURES", Settings.otp_max_failures)),

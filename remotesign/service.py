@@ -374,23 +374,46 @@ class Services:
                                 kdf_log2_n=self.settings.kdf_log2_n, approval=self.settings.agreement_approval)
 
     @cached_property
-    def signing_transactions(self) -> Any:
-        from remotesign.core.signing_transactions import SigningTransactionService
+    def signature_activation(self) -> Any:
+        """Signature activation data of the CSC API (core/signature_activation.py)."""
+        from remotesign.core.one_time_passwords import OtpSender
+        from remotesign.core.signature_activation import SignatureActivationService
 
+        st = self.settings
+        return SignatureActivationService(self.db, self.audit, self.identities, self.users, self.tenants,
+                                          self.throttle, OtpSender(self.mailer, self.sms), self.processes,
+                                          scal=st.csc_scal, factors=st.csc_factors, ttl=st.csc_sad_ttl_seconds,
+                                          transaction_ttl=st.csc_transaction_ttl_seconds, multisign=st.csc_multisign)
+
+    @cached_property
+    def deferred_results(self) -> Any:
+        """Answers of asynchronous calls, fetched later (core/deferred_results.py)."""
+        from remotesign.core.deferred_results import DeferredResults
+
+        return DeferredResults(self.db, self.blobs, lease_seconds=self.settings.operation_lease_seconds)
+
+    @cached_property
+    def transaction_files(self) -> Any:
+        """Documents signed with a sign identity in one call (core/transaction_files.py)."""
         from asn1crypto import x509 as asn1_x509
 
         from remotesign.core.document_signer import DocumentSigner
+        from remotesign.core.relying_party_seal import RelyingPartySeals
         from remotesign.core.transaction_files import TransactionFiles
 
-        st = self.settings
-        from remotesign.core.relying_party_seal import RelyingPartySeals
-
-        files = TransactionFiles(
+        return TransactionFiles(
             self.blobs, DocumentSigner(self.formats), self.keystore,
             signer_path=lambda identity: self.signing.check_signer(
                 identity.certificate(), [asn1_x509.Certificate.load(c) for c in identity.chain_der]).path,
             context=self.signing.context, seals=RelyingPartySeals(self.keystore, self.ca),
             seal_path=lambda seal: self.signing.check_signer(seal.certificate).path)
+
+    @cached_property
+    def signing_transactions(self) -> Any:
+        from remotesign.core.signing_transactions import SigningTransactionService
+
+        st = self.settings
+        files = self.transaction_files
         return SigningTransactionService(self.db, self.audit, self.agreements, self.tenants, self.keystore,
                                          self.sole_control, self.outbox, otp_ttl=st.otp_ttl_seconds,
                                          otp_max_failures=st.otp_max_failures, files=files,

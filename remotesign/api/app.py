@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from remotesign import __version__
-from remotesign.api import (account_pages, admin, consent_pages, devices, eparaksts, esigp, fortress, health,
+from remotesign.api import (account_pages, admin, consent_pages, csc, devices, eparaksts, esigp, fortress, health,
                             logout_page, native, oauth, openapi_doc, pki, remote_signing, request_context, validation)
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
@@ -62,7 +62,8 @@ def create_app(services: Services) -> FastAPI:
                         ("oauth", oauth.router), ("native", native.router), ("admin", admin.router),
                         ("pages", consent_pages.router), ("pages", logout_page.router), ("validation", validation.router),
                         ("eparaksts", eparaksts.router), ("esigp", esigp.router), ("devices", devices.router),
-                        ("fortress", fortress.router), ("remote_signing", remote_signing.router)):
+                        ("fortress", fortress.router), ("remote_signing", remote_signing.router),
+                        ("csc", csc.router)):
         app.include_router(router, responses=openapi_doc.API_ERRORS[api])  # what each API can answer
     openapi_doc.install(app)
     upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD
@@ -70,7 +71,8 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes,
                        prefix_limits={"/api-storage/": upload_limit, "/v1/validations": upload_limit,
                                      fortress.PREFIX + "/api/": upload_limit * 4 // 3 + UPLOAD_OVERHEAD,
-                                     remote_signing.PREFIX + "/": REMOTE_SIGNING_BODY_LIMIT}, envelope_prefixes=eparaksts.PATH_PREFIXES)
+                                     remote_signing.PREFIX + "/": REMOTE_SIGNING_BODY_LIMIT,
+                                     CSC_SIGN_DOC: CSC_SIGN_DOC_LIMIT}, envelope_prefixes=eparaksts.PATH_PREFIXES)
     request_context.install(app)  # outermost: request ids, one-line logs, answers what escaped
     return app
 
@@ -79,6 +81,10 @@ SWITCH_INTERVAL_SECONDS = 0.005
 UPLOAD_OVERHEAD = 64 * 1024
 # registrations carry scanned forms and ID cards as base64 in their JSON
 REMOTE_SIGNING_BODY_LIMIT = 32 << 20  # multipart headers and boundaries around the file
+# signDoc carries its documents as base64 in JSON (parsed whole): up to 48 MiB of documents a call;
+# larger files go to the APIs that stream them
+CSC_SIGN_DOC = "/csc/v2/signatures/signDoc"
+CSC_SIGN_DOC_LIMIT = 64 << 20
 SWEEP_INTERVAL_SECONDS = 60.0
 
 
@@ -96,6 +102,8 @@ async def _sweep_sessions(services: Services) -> None:
             await asyncio.to_thread(services.throttle.sweep)
             await asyncio.to_thread(services.signing_transactions.sweep)
             await asyncio.to_thread(services.outbox.sweep_lost)
+            await asyncio.to_thread(services.signature_activation.sweep)
+            await asyncio.to_thread(services.deferred_results.sweep)
         except Exception:  # noqa: BLE001 - a failed sweep is retried next time; never kill the loop
             logging.getLogger("remotesign").exception("session sweep failed")
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)

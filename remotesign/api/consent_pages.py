@@ -153,7 +153,7 @@ def _secret(request: Request, request_id: str) -> str:
 
 #: authorization servers with an authorization endpoint of their own elsewhere (api/fortress)
 #: whose users go through these login and consent pages
-PAGE_ONLY_SERVERS = frozenset({"fortress"})
+PAGE_ONLY_SERVERS = frozenset({"fortress", "csc"})
 
 
 def _known_server(svc: Services, auth_server: str, *, pages: bool = True) -> bool:

@@ -54,7 +54,7 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-OAUTH_STYLE_PREFIXES = ("/trustedx-authserver/", "/trustedx-resources/", "/fortress/")
+OAUTH_STYLE_PREFIXES = ("/trustedx-authserver/", "/trustedx-resources/", "/fortress/", "/csc/")
 
 
 def _is_oauth_path(path: str) -> bool:
@@ -120,7 +120,8 @@ def is_html_page(path: str) -> bool:
         return len(parts) == 4 or (len(parts) == 5 and parts[4] in _PAGE_STEPS)
     if path.startswith("/trustedx-authserver/") and len(parts) == 4 and parts[3] == "logout":
         return True
-    return path.startswith("/account/") or path == "/fortress/oauth2/v1/auth"
+    return path.startswith("/account/") or path in ("/fortress/oauth2/v1/auth", "/csc/v1/oauth2/authorize",
+                                                    "/csc/v2/oauth2/authorize")
 
 
 def _html_error(status: int, message: str, headers: dict[str, str] | None) -> Response:

@@ -70,6 +70,7 @@ API_ERRORS: dict[str, dict[int | str, dict[str, Any]]] = {
     "devices": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
     "fortress": errors(400, 401, 403, 404, 409, 410, 413, 422, 502, _STORAGE),
     "remote_signing": errors(400, 401, 403, 404, 413),
+    "csc": errors(400, 401, 403, 404, 409, 413, 429, _STORAGE),
 }
 
 
@@ -99,6 +100,15 @@ def json_body(model: type[BaseModel], description: str = "") -> dict[str, Any]:
     if description:
         body["description"] = description
     return {"requestBody": body}
+
+
+def json_body_schema(types: dict[str, str], required: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads a JSON object itself, described field by field
+    (``{"name": "string" | "integer" | "boolean" | "array" | "object"}``)."""
+    properties = {name: ({"type": "array", "items": {}} if kind == "array" else {"type": kind})
+                  for name, kind in types.items()}
+    schema = {"type": "object", "properties": properties, "required": list(required)}
+    return {"requestBody": {"required": bool(required), "content": {"application/json": {"schema": schema}}}}
 
 
 def _add_json_models(schema: dict[str, Any]) -> dict[str, Any]:

@@ -335,6 +335,22 @@ class TenantService:
                                    "token_sha256_prefix": _token_hash(token)[:16]})
         return IssuedToken(access_token=token, expires_in=ttl, scope=scope)
 
+    def revoke(self, token: str, tenant_id: str, *, user_id: str | None = None, actor: str) -> bool:
+        """Revoke ``token`` if it was issued to ``tenant_id`` (and, given ``user_id``, acts for that
+        user); anyone else's token is left alone, and the answer does not tell (RFC 7009 §2.2)."""
+        if not token or len(token) > 512:
+            return False
+        token_hash = _token_hash(token)
+        with self.db.session() as s:
+            q = delete(AccessToken).where(AccessToken.token_hash == token_hash, AccessToken.tenant_id == tenant_id)
+            if user_id is not None:
+                q = q.where(AccessToken.user_id == user_id)
+            gone = (s.execute(q).rowcount or 0) == 1
+        if gone:
+            self.audit.append("token.revoked", actor=actor, tenant_id=tenant_id, subject=user_id or "",
+                              details={"token_sha256_prefix": token_hash[:16]})
+        return gone
+
     def revoke_code_tokens(self, code_hash: str) -> int:
         """RFC 6749 §4.1.2: a replayed authorization code revokes the tokens issued from it."""
         with self.db.session() as s:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,10 +23,11 @@ from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 
-from remotesign.core.document_signer import DocumentSigner, Prepared, SignatureSpec, document
+from remotesign.core.document_signer import DocumentSigner, DocumentSigningError, Prepared, SignatureSpec, document
 from remotesign.core.identities import IdentityInfo
 from remotesign.core.relying_party_seal import RelyingPartySeals, Seal, SealError
 from remotesign.core.sole_control import TypedDigest
+from remotesign.formats.interface import Document
 from remotesign.keystore import KeyStore, KeyUseAuthorization
 from remotesign.storage.blobs import BlobStore
 
@@ -151,6 +153,35 @@ class TransactionFiles:
                     await self.signer.finish(p, value, out, ctx)
                 done.append({**item, "result": f"out-{n}"})
         return done
+
+    def sign_digests(self, digests: list[TypedDigest], spec: SignatureSpec, identity: IdentityInfo,
+                     authorize: Callable[[list[TypedDigest]], KeyUseAuthorization]) -> list[bytes]:
+        """Detached CAdES signatures over documents known only by their SHA-256 (the service never
+        sees them), under the authorization ``authorize`` gives for those digests."""
+        if spec.kind != "cades" or spec.hash_name != "sha256" or \
+                any(d.hash_name != "sha256" or len(d.value) != 32 for d in digests):
+            raise DocumentSigningError("invalid_request", "a document known only by its digest is signed as a "
+                                                          "detached CAdES signature over its SHA-256")
+        return asyncio.run(self._sign_digests(digests, spec, identity, authorize))
+
+    async def _sign_digests(self, digests: list[TypedDigest], spec: SignatureSpec, identity: IdentityInfo,
+                            authorize: Callable[[list[TypedDigest]], KeyUseAuthorization]) -> list[bytes]:
+        path = self.signer_path(identity)
+        key = self.keystore.identity_key(identity.key_id, identity.user_tenant_id)
+        signing_time = datetime.now(timezone.utc).replace(microsecond=0)
+        with contextlib.ExitStack() as stack:
+            prepared = [await self.signer.prepare(spec, Document(f"digest-{n}", "application/octet-stream", None, d.value),
+                                                  path, key.algorithm, stack, signing_time)
+                        for n, d in enumerate(digests)]
+            values = self.keystore.sign_with_identity_key(
+                key, [(p.digest, spec.hash_name, key.default_scheme) for p in prepared], authorize(digests))
+            context = dataclasses.replace(self.context(), digest_algorithm=spec.hash_name)
+            out = []
+            for p, value in zip(prepared, values):
+                buffer = io.BytesIO()
+                await self.signer.finish(p, value, buffer, context)
+                out.append(buffer.getvalue())
+        return out
 
     def results(self, transaction_id: str, items: list[dict[str, Any]]) -> list[SignedFile]:
         out = []

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -561,4 +562,69 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     owner: Mapped[str] = mapped_column(String(100))  # the process that holds the text
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignatureActivation(Base):
+    """A signer's authorization of ``allowed`` signatures with one sign identity (the CSC API's
+    signature activation data, core/signature_activation.py). SCAL2: ``digests`` lists exactly
+    the digests it may sign (hex, JSON), each once; ``used_digests`` those signed. The SAD itself
+    is stored only as its SHA-256. ``version`` makes every spend one conditional UPDATE.
+
+    Statuses: ``otp`` (a one-time code was sent and waits), ``pending`` (the user's approval on
+    their device is awaited), ``active``, ``spent``, ``replaced`` (by extendTransaction),
+    ``refused`` (denied on the device, or the code used up)."""
+
+    __tablename__ = "signature_activations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sad_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(36))
+    identity_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(10))
+    factors: Mapped[str] = mapped_column(String(20))
+    hash_name: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    digests: Mapped[str | None] = mapped_column(Text, nullable=True)
+    allowed: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    used_digests: Mapped[str] = mapped_column(Text, default="[]")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    otp_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    otp_failures: Mapped[int] = mapped_column(Integer, default=0)
+    process_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    description: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    transaction_ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_signature_activations_owner", "tenant_id", "user_id", "identity_id"),
+                      Index("ix_signature_activations_expires_at", "expires_at"))
+
+
+class PushedAuthorization(Base):
+    """An OAuth2 authorization request a client pushed (RFC 9126), redeemed once by the browser
+    through its ``request_uri``."""
+
+    __tablename__ = "pushed_authorizations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    parameters: Mapped[str] = mapped_column(Text)  # JSON
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DeferredResult(Base):
+    """An answer computed after the call that asked for it returned (core/deferred_results.py):
+    ``running`` in the process named by ``lease_owner``, then ``done`` with the answer in the blob
+    store, until its owner fetches it once or it expires."""
+
+    __tablename__ = "deferred_results"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    status: Mapped[str] = mapped_column(String(10))
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
