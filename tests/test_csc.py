@@ -430,10 +430,26 @@ def test_one_time_code_by_email_authorizes_alone_and_once(v1: Csc, v2: Csc, alic
     assert v1.refused("credentials/authorize", body | {"OTP": code})["error"] in ("invalid_otp", "invalid_request")
     v1.ok("signatures/signHash", {"credentialID": alice.identity_id, "SAD": sad, "hash": [b64(digest)],
                                   "signAlgo": SHA256_RSA})
-    # v2: getChallenge sends it out of band (204); authData carries it
-    time.sleep(0)  # no wait needed: a new credential request, not a resend of the same one
-    r = v2.call("credentials/getChallenge", {"credentialID": alice.identity_id, "authObjectID": "OTP"})
-    assert r.status_code in (204, 429), r.text
+    # a second code within 20 seconds is refused (a resend limit, not a new request)
+    assert v1.refused("credentials/sendOTP", {"credentialID": alice.identity_id}, status=429)["error"] == "otp_limit"
+
+
+def test_get_challenge_sends_the_code_out_of_band(http: httpx.Client, client: dict[str, str],
+                                                  admin_token: str) -> None:
+    harry = enrol(http, admin_token, pin="5555")
+    api = Csc(http, "v2", service_token(http, "v2", client, harry))
+    address = f"{harry.username}@example.test"
+    before = len(mailbox().messages_to(address))
+    assert api.refused("credentials/getChallenge", {"credentialID": harry.identity_id, "authObjectID": "FACE"})
+    r = api.call("credentials/getChallenge", {"credentialID": harry.identity_id, "authObjectID": "OTP"})
+    assert r.status_code == 204, r.text
+    code = OTP.search(mailbox().wait_for(address, before + 1).get_payload(decode=True).decode()).group(1)
+    digest = hashlib.sha256(b"v2 otp").digest()
+    sad = api.ok("credentials/authorize", {"credentialID": harry.identity_id, "numSignatures": 1,
+                                           "hashes": [b64(digest)], "hashAlgorithmOID": SHA256,
+                                           "authData": [{"id": "OTP", "value": code}]})["SAD"]
+    assert api.ok("signatures/signHash", {"credentialID": harry.identity_id, "SAD": sad, "hashes": [b64(digest)],
+                                          "hashAlgorithmOID": SHA256, "signAlgo": SHA256_RSA})["signatures"]
 
 
 def test_asynchronous_sign_hash_is_fetched_once_by_its_owner(http: httpx.Client, client: dict[str, str],
@@ -559,3 +575,71 @@ def test_malformed_requests_get_csc_errors(v1: Csc, method: str, body: bytes) ->
                                                                  "Content-Type": "application/json"})
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "invalid_request" and r.json()["error_description"], r.text
+
+
+# -- the device, and the other configurations -----------------------------------------------------------------
+
+def test_v2_authorization_on_the_device_is_asynchronous(http: httpx.Client, client: dict[str, str],
+                                                        admin_token: str, tmp_path: Path) -> None:
+    from tests.device_client import DeviceApp
+
+    frank = enrol(http, admin_token, pin="2222")
+    phone = DeviceApp.register(http, frank.device_code)
+    api = Csc(http, "v2", service_token(http, "v2", client, frank))
+    digest = hashlib.sha256(b"approved on the phone").digest()
+    ask = {"credentialID": frank.identity_id, "numSignatures": 1, "hashes": [b64(digest)], "hashAlgorithmOID": SHA256,
+           "description": "Loan contract"}
+    handle = api.ok("credentials/authorize", ask, status=202)["handle"]
+    assert api.ok("credentials/authorizeCheck", {"handle": handle}, status=202)["handle"] == handle  # waiting
+    [request] = phone.requests(wait=5)
+    assert "Loan contract" in request["data_info"]["html"], request
+    assert phone.answer(request, "approve", pin=frank.pin).status_code == 200
+    sad = api.ok("credentials/authorizeCheck", {"handle": handle})["SAD"]
+    assert api.refused("credentials/authorizeCheck", {"handle": handle})  # the SAD is given once
+    [value] = api.ok("signatures/signHash", {"credentialID": frank.identity_id, "SAD": sad, "hashes": [b64(digest)],
+                                             "hashAlgorithmOID": SHA256, "signAlgo": SHA256_RSA})["signatures"]
+    pkeyutl_verify(tmp_path, certificate(api, frank.identity_id), digest, base64.b64decode(value))
+    handle = api.ok("credentials/authorize", ask, status=202)["handle"]
+    [request] = phone.requests(wait=5)
+    assert phone.answer(request, "reject").status_code == 200
+    assert api.refused("credentials/authorizeCheck", {"handle": handle}, status=403)["error"] == "access_denied"
+
+
+def test_basic_login_is_off_by_default(service: Service) -> None:
+    info = httpx.post(service.url + "/csc/v1/info", timeout=30).json()
+    assert info["authType"] == ["oauth2code"] and "auth/login" not in info["methods"]
+    r = httpx.post(service.url + "/csc/v1/auth/login", json={}, auth=("someone", "password"), timeout=30)
+    assert r.status_code == 404 and r.json()["error"] == "invalid_request"
+
+
+@pytest.fixture(scope="module")
+def scal1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """An operator's other choices: SCAL1 authorizations (a number of signatures) and PIN and code together."""
+    service = Service(home=tmp_path_factory.mktemp("csc-scal1"), port=free_port(),
+                      env={"REMOTESIGN_CSC_SCAL": "1", "REMOTESIGN_CSC_FACTORS": "pin+otp"}).start()
+    yield service
+    service.stop()
+
+
+def test_scal1_with_pin_and_code_counts_signatures(scal1: Service, tmp_path: Path) -> None:
+    with httpx.Client(base_url=scal1.url, timeout=120) as http:
+        demo = scal1.demo_client()
+        admin = scal1.token(demo["client_id"], demo["client_secret"])
+        register_redirect(http, admin)
+        gina = enrol(http, admin, pin="3141")
+        api = Csc(http, "v1", service_token(http, "v1", demo, gina))
+        info = api.ok("credentials/info", {"credentialID": gina.identity_id})
+        assert info["SCAL"] == "1" and info["PIN"]["presence"] == "true" and info["OTP"]["presence"] == "true"
+        body = {"credentialID": gina.identity_id, "numSignatures": 2, "PIN": gina.pin}
+        assert api.refused("credentials/authorize", body)["error_description"] == \
+            "Missing (or invalid type) string parameter OTP"
+        address = f"{gina.username}@example.test"
+        before = len(mailbox().messages_to(address))
+        assert api.call("credentials/sendOTP", {"credentialID": gina.identity_id}).status_code == 204
+        code = OTP.search(mailbox().wait_for(address, before + 1).get_payload(decode=True).decode()).group(1)
+        sad = api.ok("credentials/authorize", body | {"OTP": code})["SAD"]
+        digests = [hashlib.sha256(f"any {n}".encode()).digest() for n in range(3)]
+        sign = {"credentialID": gina.identity_id, "SAD": sad, "signAlgo": SHA256_RSA}
+        values = api.ok("signatures/signHash", sign | {"hash": [b64(d) for d in digests[:2]]})["signatures"]
+        pkeyutl_verify(tmp_path, certificate(api, gina.identity_id), digests[1], base64.b64decode(values[1]))
+        assert api.refused("signatures/signHash", sign | {"hash": [b64(digests[2])]})  # the two are used up

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.consent_pages import login_page, query_params, run_page
@@ -174,7 +174,7 @@ async def _params(request: Request) -> dict[str, str]:
     if ctype == "application/json":
         data = await wire.body(request)
         return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items() if isinstance(k, str)}
-    if ctype in ("application/x-www-form-urlencoded", "") :
+    if ctype in ("application/x-www-form-urlencoded", ""):
         try:
             return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=False, max_num_fields=50))
         except (UnicodeDecodeError, ValueError):
@@ -252,6 +252,7 @@ def _push(svc: Services, request: Request, params: dict[str, str], version: str)
     with svc.db.session() as s:
         s.add(PushedAuthorization(id=request_id, tenant_id=tenant.id, parameters=json.dumps(query), created_at=now,
                                   expires_at=now + timedelta(seconds=PAR_TTL)))
+        s.execute(delete(PushedAuthorization).where(PushedAuthorization.expires_at < now - timedelta(hours=1)))
     return no_store({"request_uri": PAR_PREFIX + request_id, "expires_in": PAR_TTL}, 201)
 
 
