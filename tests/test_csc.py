@@ -349,8 +349,14 @@ def test_credential_scope_token_signs_its_hashes_once(http: httpx.Client, client
     details = ('[{"type":"credential","credentialID":"%s","hashAlgorithmOID":"%s","documentDigests":'
                '[{"hash":"%s","label":"contract.pdf"},{"hash":"%s","label":"annex.pdf"}]}]'
                % (alice.identity_id, SHA256, b64(digests[0]), b64(digests[1])))
-    issued = user_token(http, "v2", client, alice.username, alice.password, {"authorization_details": details},
-                        pin=alice.pin)
+    page, browser = authorize_page(str(http.base_url), "v2", {"client_id": client["client_id"],
+                                                              "authorization_details": details})
+    assert page.status_code == 200, page.text[:1000]
+    consent_page = log_in(browser, alice.username, alice.password)
+    assert "contract.pdf" in consent_page.text and "annex.pdf" in consent_page.text  # what the user authorizes
+    r = token_request(http, "v2", client, code_of(approve(browser, alice.pin), browser), browser.verifier)
+    assert r.status_code == 200, r.text
+    issued = r.json()
     assert issued["scope"] == "credential" and issued["credentialID"] == alice.identity_id
     api = Csc(http, "v2", issued["access_token"])
     sign = {"credentialID": alice.identity_id, "hashAlgorithmOID": SHA256, "signAlgo": SHA256_RSA}

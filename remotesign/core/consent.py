@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Protocol
@@ -166,7 +167,8 @@ class ConsentService:
     # -- 1. the authorization request --------------------------------------------------------------
     def start(self, auth_server: str, params: dict[str, str], *, login_hint: str | None = None,
               signature_request_id: str | None = None, extra_redirect_uri: str | None = None,
-              pkce_optional: bool = False, factors: str = "pin") -> tuple[str, str]:
+              pkce_optional: bool = False, factors: str = "pin",
+              document_labels: tuple[str, ...] = ()) -> tuple[str, str]:
         """Validate an authorization request; returns (request id, browser secret for the cookie).
 
         ``login_hint``: only this user may log in. ``signature_request_id``: the consent authorizes
@@ -175,7 +177,7 @@ class ConsentService:
         request. ``pkce_optional``: for a facade whose clients authenticate at the token endpoint
         and whose wire API has no PKCE. ``factors``: what approves a server signature: the PIN
         (``pin``), the PIN or a one-time password sent to the user (``pin-or-otp``), or both
-        (``pin+otp``)."""
+        (``pin+otp``). ``document_labels``: the names the client gives the digests' documents."""
         if factors not in FACTORS:
             raise ValueError(f"factors is one of {', '.join(FACTORS)}")
         client_id = params.get("client_id") or ""
@@ -251,7 +253,9 @@ class ConsentService:
                 digest_types=" ".join(digest_types) if digest_types else None, code_challenge=challenge,
                 code_challenge_method=method if challenge else None, status="login", created_at=now,
                 expires_at=now + timedelta(seconds=self.request_ttl), login_hint=login_hint,
-                signature_request_id=signature_request_id, factors=factors))
+                signature_request_id=signature_request_id, factors=factors,
+                document_labels=json.dumps([label[:200] for label in document_labels[:100]]) if document_labels
+                else None))
             s.execute(delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < now - timedelta(hours=1)))
         return request_id, secret
 
@@ -297,6 +301,8 @@ class ConsentService:
             docs = self.signature_requests.document_names(r.signature_request_id, r.tenant_id)
         elif r.digests_summary and callable(self.documents_for_summary):
             docs = tuple(name for _sid, name in self.documents_for_summary(r.tenant_id, r.digests_summary))
+        if not docs and r.document_labels:
+            docs = tuple(json.loads(r.document_labels))
         return PendingConsent(id=r.id, client=client, status=r.status, scopes=tuple(r.scope.split()), user=user,
                               identity=identity, candidates=candidates, digests_summary=r.digests_summary,
                               digests_summary_algorithm=r.digests_summary_algorithm,

@@ -48,6 +48,7 @@ from remotesign.storage.times import aware
 FACTORS = ("pin", "pin+otp", "pin-or-otp")
 AUTH_SERVER = "sad"
 _SPEND_RETRIES = 5
+OTP_SENDS_PER_HOUR = 10
 
 
 class SadError(CoreError):
@@ -266,14 +267,15 @@ class SignatureActivationService:
                                               "is needed")
         now = _now()
         with self.db.session() as s:
-            last = s.scalar(select(SignatureActivation.created_at)
-                            .where(SignatureActivation.tenant_id == signer.tenant_id,
-                                   SignatureActivation.user_id == signer.user_id,
-                                   SignatureActivation.identity_id == identity.id,
-                                   SignatureActivation.factors == "otp-code")
-                            .order_by(SignatureActivation.created_at.desc()).limit(1))
-        if last is not None and aware(last) > now - timedelta(seconds=otp_codes.RESEND_SECONDS):
+            sent = [aware(t) for t in s.scalars(
+                select(SignatureActivation.created_at)
+                .where(SignatureActivation.tenant_id == signer.tenant_id, SignatureActivation.user_id == signer.user_id,
+                       SignatureActivation.identity_id == identity.id, SignatureActivation.factors == "otp-code",
+                       SignatureActivation.created_at > now - timedelta(hours=1)))]
+        if sent and max(sent) > now - timedelta(seconds=otp_codes.RESEND_SECONDS):
             raise OtpError("otp_limit", f"wait {otp_codes.RESEND_SECONDS} seconds before asking for another code", 429)
+        if len(sent) >= OTP_SENDS_PER_HOUR:  # a client cannot flood the signer's phone
+            raise OtpError("otp_limit", "too many one-time codes were sent in the last hour; try again later", 429)
         user = self.users.get(signer.user_id, signer.tenant_id)
         client = self.tenants.by_client_id_or_id(signer.tenant_id)
         row_id, code = str(uuid.uuid4()), otp_codes.new_code()

@@ -382,6 +382,9 @@ class AuthorizationRequest(Base):
     otp_sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     otp_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     otp_sent_to: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: names of the documents the client says the digests are of (CSC ``documentDigests`` labels),
+    #: JSON; shown on the consent page as the client's description
+    document_labels: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuthorizationCode(Base):

@@ -58,6 +58,17 @@ def _redirect_for(client: TenantInfo | None, query: dict[str, str]) -> str | Non
     return uri if uri in client.redirect_uris else None
 
 
+def document_labels(query: dict[str, str]) -> tuple[str, ...]:
+    """The ``label`` of each of ``authorization_details``' documentDigests (for the consent page)."""
+    try:
+        details = json.loads(query.get("authorization_details") or "[]")
+    except ValueError:
+        return ()
+    details = [details] if isinstance(details, dict) else details if isinstance(details, list) else []
+    return tuple(str(d.get("label"))[:200] for detail in details if isinstance(detail, dict)
+                 for d in (detail.get("documentDigests") or []) if isinstance(d, dict) and d.get("label"))
+
+
 def _credential_request(query: dict[str, str], version: str) -> tuple[str, list[bytes], str]:
     """(credential, hashes, hash name) of a credential-scope request, from its parameters or its
     ``authorization_details``."""
@@ -162,7 +173,7 @@ async def authorize(version: str, request: Request) -> Response:
                                state=query.get("state")) from None
         # a service token is the user's login; a credential token also takes the signing factors
         factors = svc.signature_activation.factors if params["scope"] == USE_SERVER else "pin"
-        return login_page(svc, request, AUTH_SERVER, params, factors=factors)
+        return login_page(svc, request, AUTH_SERVER, params, factors=factors, document_labels=document_labels(query))
 
     return await run_page(handle)
 

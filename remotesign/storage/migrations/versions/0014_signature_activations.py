@@ -16,6 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("authorization_requests") as batch:
+        batch.add_column(sa.Column("document_labels", sa.Text(), nullable=True))
     op.create_table(
         "signature_activations",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -65,6 +67,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("deferred_results")
+    with op.batch_alter_table("authorization_requests") as batch:
+        batch.drop_column("document_labels")
     op.drop_table("pushed_authorizations")
     op.drop_index("ix_signature_activations_expires_at", "signature_activations")
     op.drop_index("ix_signature_activations_owner", "signature_activations")
