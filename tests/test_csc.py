@@ -135,6 +135,10 @@ def test_info_answers_each_version_with_its_fields(http: httpx.Client, svc: Serv
     assert {"signatures/signDoc", "credentials/getChallenge", "oauth2/pushed_authorize"} <= set(two["methods"])
     assert RSA_PSS in two["signAlgorithms"]["algos"] and two["conformance_levels"][-1] == "Ades-B-LTA"
     assert two["signature_formats"]["formats"] == ["C", "X", "P"] and two["asynchronousOperationMode"] is True
+    meta = http.get("/.well-known/oauth-authorization-server/csc/v2").json()
+    assert meta["issuer"] == two["oauth2Issuer"] and meta["authorization_endpoint"] == two["oauth2"] + "/oauth2/authorize"
+    assert meta["pushed_authorization_request_endpoint"].endswith("/csc/v2/oauth2/pushed_authorize")
+    assert http.get("/csc/v1/.well-known/oauth-authorization-server").json()["issuer"] == one["oauth2"]
     logo = http.get("/csc/logo.svg")
     assert logo.status_code == 200 and logo.headers["content-type"].startswith("image/svg+xml")
     assert http.post("/csc/v9/info").status_code == 404

@@ -54,7 +54,8 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-OAUTH_STYLE_PREFIXES = ("/trustedx-authserver/", "/trustedx-resources/", "/fortress/", "/csc/")
+OAUTH_STYLE_PREFIXES = ("/trustedx-authserver/", "/trustedx-resources/", "/fortress/", "/csc/",
+                        "/.well-known/oauth-authorization-server/")
 
 
 def _is_oauth_path(path: str) -> bool:

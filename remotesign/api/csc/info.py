@@ -77,3 +77,33 @@ async def info(version: str, request: Request) -> Response:
 @router.get("/csc/logo.svg", summary="The logo info names", response_class=Response)
 async def logo() -> Response:
     return Response(LOGO, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def authorization_server_metadata(svc: Services, version: str) -> dict[str, Any]:
+    """RFC 8414 metadata of the CSC authorization server whose issuer is ``{base}/csc/{version}``."""
+    issuer = f"{svc.base_url}/csc/{version}"
+    out: dict[str, Any] = {
+        "issuer": issuer, "authorization_endpoint": f"{issuer}/oauth2/authorize",
+        "token_endpoint": f"{issuer}/oauth2/token", "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "response_types_supported": ["code"], "grant_types_supported": ["authorization_code"],
+        "code_challenge_methods_supported": ["S256"], "scopes_supported": ["service", "credential"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+    }
+    if version == "v2":
+        out |= {"pushed_authorization_request_endpoint": f"{issuer}/oauth2/pushed_authorize",
+                "authorization_details_types_supported": ["credential"]}
+    return out
+
+
+@router.get("/.well-known/oauth-authorization-server/csc/{version}",
+            summary="RFC 8414 metadata of the CSC authorization server (info.oauth2Issuer)")
+async def metadata(version: str, request: Request) -> Response:
+    wire.check_version(version)
+    return no_store(authorization_server_metadata(request.app.state.services, version))
+
+
+@router.get("/csc/{version}/.well-known/oauth-authorization-server",
+            summary="The same metadata, where clients that append the well-known path look for it")
+async def metadata_appended(version: str, request: Request) -> Response:
+    wire.check_version(version)
+    return no_store(authorization_server_metadata(request.app.state.services, version))
