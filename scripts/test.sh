@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_common.sh
 apt_install openssl softhsm2 opensc poppler-utils xmlsec1 qpdf postgresql chromium chromium-driver zbar-tools fonts-freefont-ttf \
-    libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui python3-uno libnss3-tools
+    libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui python3-uno libnss3-tools \
+    libpango-1.0-0 libpangoft2-1.0-0
 make_venv ".[test]"
 set +e
 # In parallel: one worker per core (each worker starts its own service processes); tests of one

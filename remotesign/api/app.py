@@ -13,7 +13,8 @@ from fastapi import FastAPI
 
 from remotesign import __version__
 from remotesign.api import (account_pages, admin, consent_pages, csc, devices, eparaksts, esigp, fortress, health,
-                            logout_page, native, oauth, openapi_doc, pki, remote_signing, request_context, validation)
+                            logout_page, native, oauth, openapi_doc, pki, remote_signing, request_context, validation,
+                            validation_page)
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.json_guard import JsonDepthGuard
@@ -63,7 +64,7 @@ def create_app(services: Services) -> FastAPI:
                         ("pages", consent_pages.router), ("pages", logout_page.router), ("validation", validation.router),
                         ("eparaksts", eparaksts.router), ("esigp", esigp.router), ("devices", devices.router),
                         ("fortress", fortress.router), ("remote_signing", remote_signing.router),
-                        ("csc", csc.router)):
+                        ("csc", csc.router), ("validation_page", validation_page.router)):
         app.include_router(router, responses=openapi_doc.API_ERRORS[api])  # what each API can answer
     openapi_doc.install(app)
     upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD
@@ -72,7 +73,8 @@ def create_app(services: Services) -> FastAPI:
                        prefix_limits={"/api-storage/": upload_limit, "/v1/validations": upload_limit,
                                      fortress.PREFIX + "/api/": upload_limit * 4 // 3 + UPLOAD_OVERHEAD,
                                      remote_signing.PREFIX + "/": REMOTE_SIGNING_BODY_LIMIT,
-                                     CSC_SIGN_DOC: CSC_SIGN_DOC_LIMIT}, envelope_prefixes=eparaksts.PATH_PREFIXES)
+                                     CSC_SIGN_DOC: CSC_SIGN_DOC_LIMIT,
+                                     validation_page.PATH: validation_page.MAX_UPLOAD + UPLOAD_OVERHEAD}, envelope_prefixes=eparaksts.PATH_PREFIXES)
     request_context.install(app)  # outermost: request ids, one-line logs, answers what escaped
     return app
 

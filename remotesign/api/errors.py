@@ -122,7 +122,7 @@ def is_html_page(path: str) -> bool:
     if path.startswith("/trustedx-authserver/") and len(parts) == 4 and parts[3] == "logout":
         return True
     return path.startswith("/account/") or path in ("/fortress/oauth2/v1/auth", "/csc/v1/oauth2/authorize",
-                                                    "/csc/v2/oauth2/authorize")
+                                                    "/csc/v2/oauth2/authorize", "/validate")
 
 
 def _html_error(status: int, message: str, headers: dict[str, str] | None) -> Response:

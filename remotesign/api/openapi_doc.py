@@ -65,6 +65,7 @@ API_ERRORS: dict[str, dict[int | str, dict[str, Any]]] = {
     "pages": {303: {"description": "Back to the client's redirect URI (code, or error=access_denied)"},
               **errors(400, 401, 403, 404, 410, 429, _STORAGE)},
     "validation": errors(400, 401, 403, 404, 409, 413, 503),
+    "validation_page": errors(400, 403, 404, 413, 422, 503),
     "eparaksts": errors(400, 401, 403, 404, 409, 410, 413, 502, 503),
     "esigp": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
     "devices": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from remotesign.api import readable_report
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import ApiError
 from remotesign.api.utc import UtcDateTime
@@ -33,7 +34,7 @@ from remotesign.validation.reports import detailed_report, report_v1
 
 router = APIRouter(prefix="/v1", tags=["validation"])
 Validator = Depends(require_scope(scopes.VALIDATE))
-REPORTS = ("simple", "detailed", "etsi")
+REPORTS = ("simple", "detailed", "etsi", "html", "pdf")
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -80,7 +81,7 @@ def input_error_status(exc: ValidationInputError) -> int:
     return 503 if exc.code == "validation_timeout" else 422
 
 
-@router.post("/validations", responses=errors(422), openapi_extra=multipart_body(
+@router.post("/validations", responses={**errors(422), **readable_report.DOCUMENTED}, openapi_extra=multipart_body(
                  {"file": "the signed file", "detached": "detached content (repeatable)",
                   "trust": "an extra trust anchor, PEM or DER (repeatable)", "policy": "a validation policy (TOML)"},
                  {"at": text("validation time, ISO 8601"), "report": text("report", enum=list(REPORTS))}, ("file",)),
@@ -96,7 +97,8 @@ async def validate(request: Request, caller: TokenInfo = Validator, svc: Service
         signed = form.named("file")
         if len(signed) != 1:
             raise ApiError(400, "invalid_request", "send exactly one 'file' part with the signed document")
-        report = form.fields.get("report", request.query_params.get("report", "simple"))
+        report = form.fields.get("report", request.query_params.get("report"))
+        report = readable_report.asked(request, report) or report or "simple"
         if report not in REPORTS:
             raise ApiError(400, "invalid_request", f"'report' must be one of {', '.join(REPORTS)}")
 
@@ -121,6 +123,8 @@ async def validate(request: Request, caller: TokenInfo = Validator, svc: Service
 
 def _answer(svc: Services, caller: TokenInfo, document: DocumentResult, report: str) -> Response:
     """The report (an XML or JSON document to build): in the thread pool."""
+    if report in readable_report.MEDIA:
+        return readable_report.response(document, report)
     if report == "etsi":
         from remotesign.validation.etsi_report import etsi_validation_report
         return Response(etsi_validation_report(document), media_type="application/xml")

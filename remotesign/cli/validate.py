@@ -66,7 +66,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     finally:
         if svc is not None:
             svc.close()
-    if args.etsi:
+    if args.pdf:
+        from remotesign.validation.html_report import render_pdf
+        Path(args.pdf).write_bytes(render_pdf(document))
+        print(f"{path.name}: PDF report written to {args.pdf}", file=sys.stderr)
+    if args.html and args.html != "-":
+        from remotesign.validation.html_report import render_html
+        Path(args.html).write_text(render_html(document), encoding="utf-8")
+        print(f"{path.name}: HTML report written to {args.html}", file=sys.stderr)
+    if args.html == "-":
+        from remotesign.validation.html_report import render_html
+        sys.stdout.write(render_html(document))
+    elif args.etsi:
         from remotesign.validation.etsi_report import etsi_validation_report
         sys.stdout.buffer.write(etsi_validation_report(document))
     elif args.json:
@@ -99,6 +110,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", action="store_true", help="print the report as JSON (eParaksts v1 'data' shape)")
     p.add_argument("--detailed", action="store_true", help="with --json: the detailed report instead")
     p.add_argument("--etsi", action="store_true", help="print the ETSI TS 119 102-2 XML report")
+    p.add_argument("--html", metavar="OUT", help="write the readable HTML report to OUT ('-': print it instead of "
+                                                 "the text report)")
+    p.add_argument("--pdf", metavar="OUT", help="write the readable report as PDF to OUT")
     p.add_argument("--policy", metavar="FILE|NAME",
                    help="validation policy: a TOML policy file or a built-in one (default, dss); "
                         "default: the instance's (REMOTESIGN_VALIDATION_POLICY); see 'remotesign policy show'")

@@ -163,6 +163,7 @@ class SignatureResult:
     ocsp_produced_at: list[datetime] = field(default_factory=list)
     signature_algorithm: str | None = None   # e.g. sha256_rsa, sha256_ecdsa, rsassa_pss
     signed_objects: list[str] = field(default_factory=list)      # names / URIs covered
+    signed_byte_ranges: list[tuple[int, int]] = field(default_factory=list)  # PDF: (first byte, length) pairs
     signing_reason: str | None = None
     signer_roles: list[str] = field(default_factory=list)
     production_place: dict[str, str] = field(default_factory=dict)

@@ -350,6 +350,7 @@ async def _verify(result: SignatureResult, embedded: EmbeddedPdfSignature, doc: 
     review = _review_changes(embedded)
     result.changes = review.changes
     result.signed_objects = [_signed_scope(embedded, doc)]
+    result.signed_byte_ranges = _byte_ranges(embedded)
     ades = await _run_ades(embedded, doc, knowledge, cms_material, provided, profile.signature_timestamp,
                            archived, result.warnings)
     cc.apply_ades_result(result, ades, pool)
@@ -394,6 +395,12 @@ def _pdf_facts(result: SignatureResult, embedded: EmbeddedPdfSignature) -> None:
     location = cc.safe(lambda: str(sig["/Location"]).strip())
     if location:
         result.production_place.setdefault("city", location)
+
+
+def _byte_ranges(embedded: EmbeddedPdfSignature) -> list[tuple[int, int]]:
+    """The signature's /ByteRange as (first byte, length) pairs; [] when it is not a list of integers."""
+    values = cc.safe(lambda: [int(v) for v in embedded.byte_range]) or []
+    return [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
 
 
 def _signed_scope(embedded: EmbeddedPdfSignature, doc: _Document) -> str:

@@ -178,6 +178,7 @@ def detailed_report(document: DocumentResult) -> dict[str, Any]:
                 "messages": list(t.conclusion.messages),
             } for t in s.timestamps],
             "signedFiles": list(s.signed_objects),
+            "signedByteRanges": [list(r) for r in s.signed_byte_ranges],
             "counterSignatureOf": s.parent_id,
             "changesAfterSigning": [{
                 "revision": c.revision, "kind": c.kind, "allowed": c.allowed, "page": c.page, "object": c.obj,

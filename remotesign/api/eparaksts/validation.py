@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from remotesign.api import readable_report
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
 from remotesign.api.deps import services
 from remotesign.core.sessions import DocumentInfo, SessionError
@@ -68,15 +70,21 @@ POLICY = Query(None, max_length=100, description="validation policy: a built-in 
                                                  "(the operator's); remotesign extension, omit for the instance's")
 
 
-@router.get("/api-validation/v1.0/{session_id}/{document_id}/validate")
-async def validate_v1(session_id: str, document_id: str, policy: str | None = POLICY, caller: TokenInfo = Caller,
-                      svc: Services = Depends(services)) -> dict:
+@router.get("/api-validation/v1.0/{session_id}/{document_id}/validate", responses=readable_report.DOCUMENTED)
+async def validate_v1(session_id: str, document_id: str, request: Request, policy: str | None = POLICY,
+                      caller: TokenInfo = Caller, svc: Services = Depends(services)) -> Any:
     result = await _validate(svc, caller, session_id, document_id, policy)
+    readable = readable_report.asked(request)
+    if readable:  # remotesign extension: the readable report (Accept: text/html or application/pdf)
+        return await run_in_threadpool(readable_report.response, result, readable)
     return ok(await run_in_threadpool(report_v1, result))
 
 
-@router.get("/api-validation/v2.0/{session_id}/{document_id}/validate")
-async def validate_v2(session_id: str, document_id: str, policy: str | None = POLICY, caller: TokenInfo = Caller,
-                      svc: Services = Depends(services)) -> dict:
+@router.get("/api-validation/v2.0/{session_id}/{document_id}/validate", responses=readable_report.DOCUMENTED)
+async def validate_v2(session_id: str, document_id: str, request: Request, policy: str | None = POLICY,
+                      caller: TokenInfo = Caller, svc: Services = Depends(services)) -> Any:
     result = await _validate(svc, caller, session_id, document_id, policy)
+    readable = readable_report.asked(request)
+    if readable:
+        return await run_in_threadpool(readable_report.response, result, readable)
     return ok(await run_in_threadpool(report_v2, result))
