@@ -1,12 +1,13 @@
-"""Every file of the conformance corpus (73 signed files from the EU DSS, digidoc4j and pyHanko
-test suites; tests/data/conformance) validated through the engine with the trust anchors (and, for
-digidoc4j's TEST mode, the Estonian TEST trusted list) of its row, and judged against the outcome
-that project's own test asserts, under the validation policy equivalent to that project's (see
-tests/conformance.source_policy). The rows where remotesign decides differently are listed below
-with the reason; they are strict xfails, so fixing one makes the suite say so. The PDF rows are
-also validated under remotesign's stricter default policy.
+"""The conformance corpus, part 1: the rows from EU DSS and pyHanko (tests/conformance.py; the
+digidoc4j, libdigidocpp and SiVa rows are tests/test_conformance_eid.py, so two workers share
+them). Each file is validated with the trust, time and policy of its source's test and judged
+facet by facet against what that test asserts. The rows where remotesign decides differently are
+listed in tests/data/conformance/disagreements.tsv with the reason; they are strict xfails, so
+fixing one makes the suite say so. The PDF rows are also validated under remotesign's stricter
+default policy.
 
-Agreement: (73 - len(DISAGREEMENTS)) / 73."""
+The agreement over every compared facet of the whole corpus is printed by
+``python tests/conformance.py`` and asserted (as a floor) below."""
 
 from __future__ import annotations
 
@@ -14,66 +15,44 @@ import asyncio
 
 import pytest
 
-from tests.conformance import Case, cases, judge, options_for
+from tests.conformance import Case, options_for
+from tests.conformance_rows import DISAGREEMENTS, ROWS, agreement, check_row, params
 
-_SK_OCSP = ("the OCSP response is signed by SK-OCSP-RESPONDER-2011, which the test configures as a trust anchor "
-            "but which is not a responder delegated by the signer's issuing CA; pyhanko-certvalidator accepts only "
-            "the CA or its delegated responders (RFC 6960 §4.2.2.2), so the expired signer certificate has no "
-            "acceptable revocation data -> INDETERMINATE/OUT_OF_BOUNDS_NO_POE instead of TOTAL-PASSED")
-_SHA1 = ("with SHA-1 in certificates accepted as digidoc4j's policy does (tests/data/policies/digidoc4j.toml): "
-         + _SK_OCSP)
-
-DISAGREEMENTS = {
-    "dd4j-bdoc-multi-01": "signature S0: " + _SHA1 + " (S1 agrees: NO_SIGNING_CERTIFICATE_FOUND)",
-    "dd4j-bdoc-pass-01": _SHA1,
-    "dd4j-asice-pass-03": _SK_OCSP,
-    "dss-cades-notetsi-01": (
-        "DSS's test supplies the detached content only as a SHA-256 DigestDocument, which the corpus does not "
-        "contain; without the content the detached signature is INDETERMINATE/SIGNED_DATA_NOT_FOUND"),
-    "pyh-pades-pass-01": (
-        "the PDF carries no revocation data and pyHanko's test validated with soft-fail revocation; remotesign "
-        "requires revocation data for the signer's chain (EN 319 102-1 X.509 validation, no online fetching "
-        "by default) -> INDETERMINATE/CERTIFICATE_CHAIN_GENERAL_FAILURE"),
-}
-
-ROWS = cases()
+PART = [c for c in ROWS if c.id.startswith(("dss-", "pyh-"))]
 
 
-def _params() -> list[object]:
-    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=DISAGREEMENTS[c.id])]
-                         if c.id in DISAGREEMENTS else []) for c in ROWS]
-
-
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", params(PART))
 def test_conformance_row(case: Case) -> None:
-    from remotesign.validation.engine import validate_path
-
-    document = asyncio.run(validate_path(case.file, options_for(case), filename=case.file.name))
-    problems = judge(case, document)
-    assert problems == [], problems
-    for signature in document.signatures:
-        assert signature.signature_level, signature.id    # qualification ran for every signature
+    check_row(case)
 
 
-def test_every_row_is_a_case_and_agreement_is_stated() -> None:
-    assert len(ROWS) == 73 and len({c.id for c in ROWS}) == 73
+def test_corpus_size_provenance_and_agreement(capsys: pytest.CaptureFixture[str]) -> None:
+    assert len(ROWS) >= 250 and len({c.id for c in ROWS}) == len(ROWS)
     assert all(c.file.is_file() for c in ROWS)
     assert set(DISAGREEMENTS) <= {c.id for c in ROWS}
-    agreement = (len(ROWS) - len(DISAGREEMENTS)) / len(ROWS)
-    assert agreement >= 0.93, agreement
+    agreeing, compared = agreement()
+    with capsys.disabled():
+        print(f"\nconformance corpus: {len(ROWS)} files, {agreeing}/{compared} facets agree "
+              f"({100 * agreeing / compared:.1f}%), {len(ROWS) - len(DISAGREEMENTS)} rows agree fully")
+    assert agreeing / compared >= 0.86, (agreeing, compared)
 
 
 #: Rows where remotesign's default policy is stricter than the source project's, on purpose.
-STRICTER_BY_DEFAULT = {
-    "dss-pades-b-03": "a later revision changes form field TestField2, which the signature locks (FieldMDP /All)",
+STRICTER_BY_DEFAULT = {  # id: (why, what the default's error says)
+    "dss-pades-b-03": ("a later revision changes form field TestField2, which the signature locks (FieldMDP /All)",
+                       "TestField2"),
+    "dss-pades-annot-01": ("a later revision re-defines the document catalog, adding /Names (document-level "
+                           "JavaScript and attachments live there); DSS's policy only warns", "document catalog"),
 }
 
 
-@pytest.mark.parametrize("case", [c for c in ROWS if c.format.startswith("PAdES") or c.file.suffix == ".pdf"],
+@pytest.mark.parametrize("case", [c for c in ROWS if (c.format.startswith("PAdES") or c.file.suffix == ".pdf")
+                                  and c.id not in DISAGREEMENTS and not c.id.startswith("pyh-")],
                          ids=lambda c: c.id)
 def test_default_policy_on_pdf_rows(case: Case) -> None:
-    """Under remotesign's own default policy every PDF row is judged as under its source's policy,
-    except the rows where the default refuses a change DSS only warns about."""
+    """Under remotesign's own default policy every PDF row of DSS and digidoc4j is judged as under
+    its source's policy, except the rows where the default refuses a change DSS only warns about.
+    (pyHanko's rows are validated with revocation soft-fail, which the default does not do.)"""
     from remotesign.validation.engine import validate_path
     from remotesign.validation.policy import builtin_policy
 
@@ -82,7 +61,7 @@ def test_default_policy_on_pdf_rows(case: Case) -> None:
     if case.id in STRICTER_BY_DEFAULT:
         signature = document.signatures[0]
         assert (signature.indication.value, signature.sub_indication.value) == ("TOTAL-FAILED", "FORMAT_FAILURE")
-        assert any("TestField2" in e and "locked" in e for e in signature.errors), signature.errors
+        assert any(STRICTER_BY_DEFAULT[case.id][1] in e for e in signature.errors), signature.errors
         return
     source = asyncio.run(validate_path(case.file, options_for(case), filename=case.file.name))
     assert [(s.id, s.indication, s.sub_indication) for s in document.signatures] == [

@@ -94,14 +94,9 @@ def conformance_name(uri: str) -> str | None:
         return None
 
 
-_SHA1_REASON = ("under digidoc4j's policy (SHA-1 accepted in certificates), the OCSP response is signed by "
-                "SK-OCSP-RESPONDER-2011, which is not a responder delegated by the signer's issuing CA -> "
-                "INDETERMINATE/OUT_OF_BOUNDS_NO_POE (see tests/test_conformance.py)")
-
-
 @pytest.mark.parametrize("case_id,prefix", [
     *[("dd4j-asice-multi-01", p) for p in conformance.PER_SIGNATURE["dd4j-asice-multi-01"]],
-    pytest.param("dd4j-bdoc-multi-01", "S0", marks=pytest.mark.xfail(strict=True, reason=_SHA1_REASON)),
+    ("dd4j-bdoc-multi-01", "S0"),  # its OCSP responder is a locally trusted one (RFC 6960 §4.2.2.2)
     ("dd4j-bdoc-multi-01", "S1"),
 ])
 def test_container_signature(case_id: str, prefix: str, container_results: dict) -> None:

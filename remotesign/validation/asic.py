@@ -18,7 +18,7 @@ from remotesign.formats.asic.names import MIMETYPE as ASIC_E_MIMETYPE
 from remotesign.formats.base import FormatError
 from remotesign.formats.xades import uri_to_name
 from remotesign.validation.model import (Block, Conclusion, DocumentResult, SignatureResult, SubIndication,
-                                         ValidationInputError)
+                                         TimestampKind, TimestampResult, ValidationInputError)
 from remotesign.validation.options import ContentOpener, ValidationOptions
 from remotesign.validation.policy import ValidationPolicy, record
 
@@ -237,12 +237,82 @@ async def _xades_signatures(container: AsicContainer, options: ValidationOptions
     return results
 
 
-def _container_kind(container: AsicContainer) -> str:
+#: Containers of other media types built like ASiC: signatures in META-INF/, data elsewhere
+#: (OpenDocument, the Lithuanian ADOC, BDOC 1.0, ...). Validated by their structure, as DSS does.
+OTHER_CONTAINERS = {"application/vnd.oasis.opendocument": "OpenDocument", "application/vnd.lt.archyvai.adoc": "ADOC",
+                    "application/vnd.bdoc": "BDOC", "application/vnd.etsi.asic": "ASiC"}
+
+
+def _token_names(container: AsicContainer) -> list[str]:
+    """The time-stamp tokens in META-INF/ (``timestamp.tst``, ``timestamp002.tst``, ...)."""
+    return sorted(n for n in container.names if n.startswith("META-INF/") and "/" not in n[len("META-INF/"):]
+                  and n.lower().endswith(".tst"))
+
+
+async def _time_assertions(container: AsicContainer, kind: str, options: ValidationOptions) -> list[TimestampResult]:
+    """EN 319 162-1 time assertions: in ASiC-S, ``META-INF/timestamp.tst`` over the data object;
+    then (either kind) each ASiCManifest / ASiCArchiveManifest whose SigReference is a
+    time-stamp token, the token over the manifest, which digests the files (and earlier tokens)
+    it renews. A manifest whose files are missing leaves its token without signed data; one
+    whose digests differ makes it a hash failure."""
+    from remotesign.validation.timestamps import validate_timestamp
+
+    spec, timing = options.signature_spec(), options.timing_info()
+    results: list[TimestampResult] = []
+    tokens = _token_names(container)
+    named = {uri_to_name_or_raw(m.sig_reference): m for m in (_meta_inf(container, "ASiCManifest")
+                                                              + _meta_inf(container, "ASiCArchiveManifest"))
+             if m.sig_reference and not m.error}
+    first = "META-INF/timestamp.tst"
+    if kind == "ASiC-S" and first in tokens and first not in named:
+        data = container.data_objects[0].name if len(container.data_objects) == 1 else None
+
+        def over_data(hash_name: str) -> bytes | None:
+            if data is None:
+                return None
+            hasher = hashlib.new(hash_name)
+            for chunk in container.stream(data):
+                hasher.update(chunk)
+            return hasher.digest()
+
+        results.append((await validate_timestamp(container.read_small(first), TimestampKind.CONTAINER, over_data,
+                                                 spec, timing)).result)
+    for token_name in [t for t in tokens if t in named]:
+        manifest = named[token_name]
+        missing = [name for name, _, _ in manifest.references if name not in container.names]
+        altered = [name for name, h, d in manifest.references
+                   if name in container.names and not _digest_matches(container, name, h, d)]
+        raw = manifest.raw
+
+        def over_manifest(hash_name: str, raw: bytes = raw, missing: list[str] = missing) -> bytes | None:
+            return None if missing else hashlib.new(hash_name, raw).digest()
+
+        check = await validate_timestamp(container.read_small(token_name), TimestampKind.CONTAINER, over_manifest,
+                                         spec, timing, unavailable=f"{manifest.name} names files the container "
+                                                                   f"lacks: {', '.join(missing)[:200]}")
+        result = check.result
+        if altered and result.valid:
+            result.conclusion = Conclusion.of(SubIndication.HASH_FAILURE,
+                                              f"{manifest.name}: {', '.join(altered)[:200]} differ from what was "
+                                              "time-stamped")
+        results.append(result)
+    return results
+
+
+def _container_kind(container: AsicContainer) -> tuple[str, str | None]:
+    """(ASiC-S or ASiC-E, a note when the media type did not say so)."""
     if container.mimetype == ASIC_S_MIMETYPE:
-        return "ASiC-S"
+        return "ASiC-S", None
     if container.mimetype in (None, ASIC_E_MIMETYPE):
-        return "ASiC-E"
-    raise ValidationInputError("invalid_container", f"unknown container media type {container.mimetype!r}")
+        return "ASiC-E", None
+    if not (container.signature_names or container.cades_signature_names or _token_names(container)):
+        raise ValidationInputError("invalid_container", f"unknown container media type {container.mimetype!r}")
+    data = container.data_objects
+    kind = "ASiC-S" if len(data) == 1 and "/" not in data[0].name else "ASiC-E"
+    family = next((name for prefix, name in OTHER_CONTAINERS.items()
+                   if (container.mimetype or "").startswith(prefix)), None)
+    what = f"an {family} container" if family else f"a container of media type {container.mimetype!r}"
+    return kind, f"{what}: its signatures are validated by its structure, as {kind}"
 
 
 def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResult, policy: ValidationPolicy) -> None:
@@ -280,7 +350,7 @@ async def validate_container(path: Path, options: ValidationOptions, *, filename
     except FormatError as exc:
         raise ValidationInputError("invalid_container", exc.message) from exc
     with container:
-        kind = _container_kind(container)
+        kind, note = _container_kind(container)
         document = DocumentResult(filename=filename, signature_form=kind, validation_time=options.at,
                                   included_files=[entry.name for entry in container.data_objects])
         try:
@@ -288,5 +358,16 @@ async def validate_container(path: Path, options: ValidationOptions, *, filename
             document.signatures.extend(await _cades_signatures(container, options, kind))
         except FormatError as exc:
             raise ValidationInputError("invalid_container", exc.message) from exc
-        _coverage_checks(container, kind, document, options.policy)
+        document.timestamps.extend(await _time_assertions(container, kind, options))
+        for problem in container.structure_errors:  # ambiguous content: nothing in it is proven
+            document.errors.append(problem)
+            for signature in document.signatures:
+                _format_failure(signature, f"the container is malformed: {problem}")
+            for stamp in document.timestamps:
+                stamp.conclusion = Conclusion.of(SubIndication.FORMAT_FAILURE, f"the container is malformed: {problem}")
+        if document.signatures or not document.timestamps:
+            _coverage_checks(container, kind, document, options.policy)
+        if note:
+            for signature in document.signatures:
+                signature.infos.append(note)
     return document

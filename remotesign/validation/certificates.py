@@ -383,8 +383,11 @@ def _issuer_in(cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> x509
     for candidate in pool:
         if candidate.subject.hashable != cert.issuer.hashable or candidate.dump() == cert.dump():
             continue
-        aki = cert.authority_key_identifier
-        if aki is not None and candidate.key_identifier is not None and aki != candidate.key_identifier:
+        try:
+            aki, ski = cert.authority_key_identifier, candidate.key_identifier
+        except ValueError:  # an extension that does not parse names no key
+            aki = ski = None
+        if aki is not None and ski is not None and aki != ski:
             continue
         return candidate
     return None
@@ -442,7 +445,11 @@ def uncovered_certificates(leaves: Sequence[x509.Certificate], pool: Sequence[x5
         issuer = _issuer_in(cert, pool)
         if issuer is not None:
             todo.append(issuer)
-        if cert.ocsp_no_check_value is not None:
+        try:
+            no_check = cert.ocsp_no_check_value is not None
+        except ValueError:  # an extension that does not parse
+            no_check = False
+        if no_check:
             continue
         has_ocsp = any(serial == cert.serial_number and name_hash == _name_hash(cert.issuer, algo)
                        for serial, name_hash, algo in covered)

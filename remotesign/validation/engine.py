@@ -71,7 +71,7 @@ async def validate_path(path: Path, options: ValidationOptions, *, filename: str
     else:
         raise ValidationInputError("unsupported_format",
                                    "The document is not a PDF, XML, CMS/PKCS#7 or ASiC file.")
-    if not result.signatures:
+    if not result.signatures and not result.timestamps:
         raise ValidationInputError("not_signed", "The document contains no signatures.")
     from remotesign.validation.qualification import assess
     for signature in result.signatures:

@@ -96,6 +96,7 @@ class TimestampKind(str, enum.Enum):
     VALIDATION_DATA = "VALIDATION_DATA_TIMESTAMP"
     ARCHIVE = "ARCHIVE_TIMESTAMP"
     DOCUMENT = "DOCUMENT_TIMESTAMP"
+    CONTAINER = "CONTAINER_TIMESTAMP"   # an ASiC time assertion over files or an ASiCArchiveManifest
 
 
 @dataclass
@@ -198,6 +199,8 @@ class DocumentResult:
     included_files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)   # container-level problems
     validation_level: str = "ARCHIVAL_DATA"
+    #: time-stamp tokens of the container itself (ASiC time assertions), in the order they renew each other
+    timestamps: list[TimestampResult] = field(default_factory=list)
 
     @property
     def valid_count(self) -> int:

@@ -17,7 +17,8 @@ from pyhanko.sign.validation.qualified.tsp import TSPRegistry, TSPTrustManager
 from pyhanko_certvalidator.authority import Authority, TrustAnchor
 from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
-from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, REQUIRE_REVINFO
+from pyhanko_certvalidator.policy_decl import (CertRevTrustPolicy, REQUIRE_REVINFO, RevocationCheckingPolicy,
+                                               RevocationCheckingRule)
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from remotesign.formats.base import Limits, ValidationData
@@ -94,13 +95,24 @@ class ValidationOptions:
             return AnchoredTSPTrustManager(self.tsp_registry, self.trust_anchors)
         return SimpleTrustManager.build(trust_roots=list(self.trust_anchors))
 
+    def revocation_policy(self) -> CertRevTrustPolicy:
+        """Revocation data required for every certificate (EN 319 102-1), unless the policy lowers
+        ``revocation.unavailable``: then it is checked where at hand (embedded, or fetched when
+        fetching is allowed) and a certificate without any is accepted (soft-fail)."""
+        from remotesign.validation.policy import Level
+
+        if self.policy.level("revocation.unavailable") is Level.FAIL:
+            return CertRevTrustPolicy(REQUIRE_REVINFO)
+        soft = RevocationCheckingRule.CHECK_IF_DECLARED_SOFT
+        return CertRevTrustPolicy(RevocationCheckingPolicy(ee_certificate_rule=soft, intermediate_ca_cert_rule=soft))
+
     def signature_spec(self, local_knowledge: LocalKnowledge | None = None) -> SignatureValidationSpec:
         """pyHanko's AdES validation spec: revocation info required, embedded data first,
         online fetching only when ``allow_fetching``."""
         rule = (RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH if self.allow_fetching
                 else RevinfoOnlineFetchingRule.LOCAL_ONLY)
         policy = CertValidationPolicySpec(trust_manager=self.trust_manager(),
-                                          revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO),
+                                          revinfo_policy=self.revocation_policy(),
                                           algorithm_usage_policy=self.policy.crypto.for_certificates().algorithm_policy())
         return SignatureValidationSpec(
             cert_validation_policy=policy,

@@ -71,6 +71,8 @@ CHECKS: dict[str, Check] = {c.id: c for c in (
           SubIndication.SIG_CONSTRAINTS_FAILURE),
     Check("signing_time.after_timestamp", "The claimed signing time is not later than the signature time-stamp",
           SubIndication.SIG_CONSTRAINTS_FAILURE),
+    Check("revocation.unavailable", "The revocation status of every certificate of the chain is established "
+          "(WARN: checked where data is at hand, soft-fail otherwise)", SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE),
 )}
 
 
@@ -183,12 +185,14 @@ class SuiteAlgorithmPolicy(CMSAlgorithmUsagePolicy):
         if public_key is None:
             return AlgorithmUsageConstraint(allowed=True)
         kind = public_key.algorithm
-        if kind in ("rsa", "rsassa_pss"):
-            return _judge(f"an RSA key of {public_key.bit_size} bits", _sized(self.suite.rsa, public_key.bit_size),
-                          moment)
-        if kind == "dsa":
-            return _judge(f"a DSA key of {public_key.bit_size} bits", _sized(self.suite.dsa, public_key.bit_size),
-                          moment)
+        if kind in ("rsa", "rsassa_pss", "dsa"):
+            try:
+                bits = public_key.bit_size
+            except (ValueError, TypeError, ArithmeticError):  # a zero or negative modulus, garbage
+                return AlgorithmUsageConstraint(allowed=False, failure_reason="the public key cannot be read")
+            if kind == "dsa":
+                return _judge(f"a DSA key of {bits} bits", _sized(self.suite.dsa, bits), moment)
+            return _judge(f"an RSA key of {bits} bits", _sized(self.suite.rsa, bits), moment)
         if kind == "ec":
             try:
                 curve = str(public_key.curve[1]).lower()

@@ -36,6 +36,7 @@ from remotesign.formats.xades.placement import countersignature_problem, partial
 from remotesign.formats.xades.reading import (CertReference, embedded_data, identify_signer, key_info_certificates,
                                               signing_certificate_refs, values_of)
 from remotesign.formats.xades.references import (ContentOpener, ReferenceContext, ReferenceOutcome, Resolver,
+                                                 manifest_entries,
                                                  detached_name, process_references)
 from remotesign.formats.xades.xmlio import parse_xml
 from remotesign.validation.certificates import (assess_signer, certificates_of, describe, knowledge_from,
@@ -122,6 +123,8 @@ async def validate_xades(xml: bytes, options: ValidationOptions, *, resolve: Res
                                            f"the document needs too much processing ({exc})") from None
             except ValidationInputError:
                 raise
+            except FormatError as exc:  # a signed data object cannot be read whole (a corrupt entry)
+                results.append(_unreadable(sig, index, exc))
             except Exception as exc:  # noqa: BLE001 - one broken signature must not hide the others
                 log.exception("XAdES validation of signature %d failed", index)
                 results.append(_internal_error(sig, index, exc))
@@ -130,6 +133,14 @@ async def validate_xades(xml: bytes, options: ValidationOptions, *, resolve: Res
 
 def _signature_id(sig: etree._Element, index: int) -> str:
     return sig.get("Id") or f"signature-{index}"
+
+
+def _unreadable(sig: etree._Element, index: int, exc: FormatError) -> SignatureResult:
+    result = SignatureResult(id=_signature_id(sig, index), signature_format="XML_NOT_ETSI",
+                             indication=Indication.INDETERMINATE)
+    result.blocks[Block.FORMAT_CHECKING] = Conclusion.of(SubIndication.FORMAT_FAILURE, exc.message)
+    result.conclude(SubIndication.FORMAT_FAILURE, f"signed data cannot be read: {exc.message}")
+    return result
 
 
 def _internal_error(sig: etree._Element, index: int, exc: Exception) -> SignatureResult:
@@ -273,6 +284,7 @@ class _SignatureValidation:
         context = ReferenceContext(parts=parts, tree=self.doc.tree, ids=self.doc.ids, resolve=self.doc.resolve,
                                    budget=self.doc.budget, max_xml_bytes=self.options.limits.max_xml_bytes)
         refs = process_references(context)
+        refs = refs + manifest_entries(context, refs)
         stamps = stamp_properties(parts)
         self.block(Block.FORMAT_CHECKING, None)
         return parts, method, signed_info, value, refs, stamps
@@ -322,7 +334,7 @@ class _SignatureValidation:
                                    signature_valid: bool) -> None:
         missing = [r for r in refs if not r.found]
         broken = [r for r in refs if r.found and not r.intact]
-        data = [r for r in refs if r.kind in ("data", "countersigned")]
+        data = [r for r in refs if r.kind in ("data", "countersigned", "manifest_entry")]
         covered = [r for r in refs if r.kind == "signed_properties"]
         counter_problem = countersignature_problem(parts, refs)
         block = Block.CRYPTOGRAPHIC_VERIFICATION
@@ -345,8 +357,9 @@ class _SignatureValidation:
                        "xades:SignedProperties is not covered by the signature")
         else:
             self.block(block, None)
-        if any(r.kind == "manifest" for r in refs):
-            self.warn("data referenced through a ds:Manifest is not validated and does not count as signed data")
+        if any(r.kind == "manifest_entry" for r in refs):
+            if "data is signed through a ds:Manifest: each of its references was checked" not in self.result.infos:
+                self.result.infos.append("data is signed through a ds:Manifest: each of its references was checked")
         for ident in partial_scope(parts, refs):
             self.warn(f"the signature covers element {ident!r} only, not the whole document")
 

@@ -39,6 +39,9 @@ _MAX_MIMETYPE_BYTES = 256
 Source = str | os.PathLike[str] | BinaryIO
 
 
+ADOC_MIMETYPE_PREFIX = "application/vnd.lt.archyvai.adoc"
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -88,6 +91,8 @@ class AsicContainer:
         #: accepted, and manifest entries without a file are recorded instead of refused, so
         #: the validator can report them per signature. Safety checks stay strict.
         self.lenient = lenient
+        #: what a lenient reader tolerated but a validator must report (duplicate entries)
+        self.structure_errors: list[str] = []
         self.mimetype: str | None = None
         self.manifest_missing: list[str] = []
         self._fp = fp
@@ -134,6 +139,7 @@ class AsicContainer:
             raise _too_large(f"{len(infos)} entries, the limit is {limits.max_entries}")
         self._check_entries(infos)
         self._check_layout(infos)
+        infos = [info for info in infos if self._infos.get(info.filename) is info]  # a duplicate's first entry
         self.names = [info.filename for info in infos]
         self._check_mimetype()
         self.manifest = self._read_manifest()
@@ -146,7 +152,12 @@ class AsicContainer:
             check_name(info.orig_filename)  # orig_filename keeps what zipfile cuts at a NUL
             key = name_key(info.filename)
             if key in self._keys:
-                raise FormatError("duplicate_entry", f"entry {info.filename!r} appears more than once")
+                message = f"entry {info.filename!r} appears more than once"
+                if not self.lenient:
+                    raise FormatError("duplicate_entry", message)
+                # a validator reports it (every signature fails its format check); the first one is read
+                self.structure_errors.append(message)
+                continue
             self._keys.add(key)
             self._infos[info.filename] = info
             if info.flag_bits & FLAG_ENCRYPTED:
@@ -235,9 +246,18 @@ class AsicContainer:
             name = info.filename
             if info.is_dir() or name == MIMETYPE_NAME:
                 continue
+            if name.strip().lower() == MIMETYPE_NAME and self.lenient:
+                # "Mimetype", "mimetype ": meant as the media type entry, but not one; which
+                # container this is cannot be told, so nothing in it is validated as signed
+                self.structure_errors.append(f"entry {name!r} is not named exactly {MIMETYPE_NAME!r}")
+                continue
             if name.startswith(META_INF):
                 base = name[len(META_INF) :]
                 if "/" in base:
+                    # the Lithuanian ADOC keeps its XAdES signatures in META-INF/signatures/
+                    if (self.mimetype or "").startswith(ADOC_MIMETYPE_PREFIX) and base.startswith("signatures/") \
+                            and "/" not in base[len("signatures/"):] and base.endswith(".xml"):
+                        self.signature_names.append(name)
                     continue
                 if fnmatch.fnmatchcase(base, "*signatures*.xml"):
                     self.signature_names.append(name)

@@ -187,6 +187,27 @@ def process_references(ctx: ReferenceContext) -> list[ReferenceOutcome]:
     return [_process(ctx, ref) for ref in refs]
 
 
+def manifest_entries(ctx: ReferenceContext, refs: list[ReferenceOutcome]) -> list[ReferenceOutcome]:
+    """The references of each ds:Manifest that a found, intact reference of SignedInfo covers:
+    the manifest's digests are signed, so what they digest is signed through it (EU DSS counts it
+    as the signature's scope). Each is dereferenced and digested like a reference of SignedInfo,
+    with kind ``manifest_entry``; a missing or altered entry is reported as such."""
+    out: list[ReferenceOutcome] = []
+    for ref in refs:
+        target = ref.target
+        if ref.kind != "manifest" or not (ref.found and ref.intact) or target is None or target.tag != q(DS, "Manifest"):
+            continue
+        entries = children(target, DS, "Reference")
+        if len(entries) + len(out) > MAX_REFERENCES:
+            raise StructureError(f"the manifests hold more than {MAX_REFERENCES} references")
+        for entry in entries:
+            outcome = _process(ctx, entry)
+            if outcome.kind == "data":
+                outcome.kind = "manifest_entry"
+            out.append(outcome)
+    return out
+
+
 def _process(ctx: ReferenceContext, ref: etree._Element) -> ReferenceOutcome:
     uri = ref.get("URI")
     outcome = ReferenceOutcome(element=ref, uri=uri, type=ref.get("Type"), id=ref.get("Id"), kind="data")
