@@ -4,7 +4,8 @@ validation package is imported:
 * A signature checked with a key of another kind (an RSA signature against an EC key, as
   happens when two CAs share a name) raised a bare ``AssertionError``, and a public key that
   cannot be loaded a ``ValueError``, either of which ended the whole validation; both are
-  signatures that do not verify, and are reported as such.
+  signatures that do not verify, and are reported as such. An RSA key whose modulus is not
+  minimally encoded is read by its numbers (remotesign/public_keys.py).
 * RFC 6960 §4.2.2.2 lets a relying party accept OCSP responses signed by a responder that
   "matches a local configuration of OCSP signing authority". The library accepts only the CA
   itself or a responder it delegated. Here a responder certificate that the validation's own
@@ -48,9 +49,12 @@ def install() -> None:
 
     raw = sig_validate._validate_raw
 
-    def validate_raw(*args: Any, **kwargs: Any) -> None:
+    def validate_raw(signature: bytes, signed_data: bytes, public_key_info: Any, *args: Any, **kwargs: Any) -> None:
+        from remotesign.public_keys import minimal_rsa_key_info
+
+        public_key_info = minimal_rsa_key_info(public_key_info) or public_key_info
         try:
-            raw(*args, **kwargs)
+            raw(signature, signed_data, public_key_info, *args, **kwargs)
         except AssertionError as exc:  # the key is not of the signature's kind
             raise InvalidSignature("the signature's algorithm does not fit the public key") from exc
         except ValueError as exc:  # a public key that cannot be loaded (a zero modulus, garbage)

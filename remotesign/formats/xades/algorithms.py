@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 from asn1crypto import algos, x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
 from remotesign.formats.xades.dom import DS, StructureError, single
+from remotesign.public_keys import load_public_key
 
 MORE = "http://www.w3.org/2001/04/xmldsig-more#"
 MORE07 = "http://www.w3.org/2007/05/xmldsig-more#"
@@ -157,7 +158,7 @@ def _small_int(text: str | None, what: str) -> int:
 def verify_signature_value(cert: x509.Certificate, method: SignatureMethod, data: bytes, value: bytes) -> bool:
     """True when ``value`` is a valid signature of ``data`` by the key of ``cert``."""
     try:
-        key = serialization.load_der_public_key(cert.public_key.dump())
+        key = load_public_key(cert.public_key)
     except (ValueError, UnsupportedAlgorithm):
         return False
     digest = _HASHES[method.digest]()
