@@ -1,9 +1,11 @@
 """Loading a signer's public key from its SubjectPublicKeyInfo, as leniently as the field needs.
 
-Some real certificates carry an RSA modulus with a superfluous leading zero byte (a non-minimal
-DER INTEGER): Estonian ID cards of the 3.4 generation, whose 2,047-bit keys made the card's
-software pad the modulus. OpenSSL-based readers (and cryptography) refuse the encoding, so every
-signature of such a card looked broken; digidoc4j and EU DSS accept it. The key itself is
+Some real certificates carry an RSA modulus encoded as no strict DER reader takes it: with a
+superfluous leading zero byte (a non-minimal INTEGER; Estonian ID cards of the 3.4 generation,
+whose 2,047-bit keys made the card's software pad the modulus), or without the zero byte a
+positive INTEGER needs when its top bit is set (so it reads as negative). OpenSSL-based readers
+(and cryptography) refuse the first and misread the second, so every signature of such a card
+looked broken; digidoc4j and EU DSS (BouncyCastle) accept both, reading the modulus unsigned. The key itself is
 well defined, so it is rebuilt from its numbers: the modulus and exponent mean exactly what they
 say, whatever their encoding. Nothing else is relaxed (EC points, parameters, other algorithms).
 """
@@ -24,6 +26,8 @@ def minimal_rsa_key_info(info: keys.PublicKeyInfo) -> keys.PublicKeyInfo | None:
     try:
         numbers = info["public_key"].parsed
         modulus, exponent = int(numbers["modulus"].native), int(numbers["public_exponent"].native)
+        if modulus <= 0:  # the sign byte is missing: the octets are the unsigned modulus
+            modulus = int.from_bytes(numbers["modulus"].contents, "big")
     except (ValueError, TypeError, KeyError):
         return None
     if modulus <= 0 or exponent <= 0:

@@ -186,8 +186,10 @@ class SuiteAlgorithmPolicy(CMSAlgorithmUsagePolicy):
             return AlgorithmUsageConstraint(allowed=True)
         kind = public_key.algorithm
         if kind in ("rsa", "rsassa_pss", "dsa"):
+            from remotesign.public_keys import minimal_rsa_key_info
+
             try:
-                bits = public_key.bit_size
+                bits = (minimal_rsa_key_info(public_key) or public_key).bit_size
             except (ValueError, TypeError, ArithmeticError):  # a zero or negative modulus, garbage
                 return AlgorithmUsageConstraint(allowed=False, failure_reason="the public key cannot be read")
             if kind == "dsa":
