@@ -203,3 +203,26 @@ def test_upload_page_in_a_browser(service: Service, driver: Any, files: dict[str
     if os.environ.get("REMOTESIGN_SCREENSHOT_DIR"):
         for png in tmp_path.glob("report-*.png"):
             shutil.copy(png, Path(os.environ["REMOTESIGN_SCREENSHOT_DIR"]) / png.name)
+
+
+def test_a_container_of_time_assertions_reports_each_time_stamp() -> None:
+    """An ASiC-S holding only time-stamp tokens (digidoc4j's corpus row dd4j-asics-hash-01: the
+    first token valid, the two renewals over a manifest that no longer matches): the page lists
+    each with its own outcome, as the JSON report does, and the verdict follows the worst."""
+    import asyncio
+
+    from remotesign.validation.engine import validate_path
+    from remotesign.validation.html_report import render_html
+    from remotesign.validation.reports import detailed_report
+    from tests.conformance import cases, options_for
+
+    case = next(c for c in cases() if c.id == "dd4j-asics-hash-01")
+    document = asyncio.run(validate_path(case.file, options_for(case), filename=case.file.name))
+    stamps = detailed_report(document)["containerTimestamps"]
+    assert [(t["indication"], t["subIndication"]) for t in stamps] == [
+        ("TOTAL-PASSED", None), ("TOTAL-FAILED", "HASH_FAILURE"), ("TOTAL-FAILED", "HASH_FAILURE")]
+    tree = lxml.html.fromstring(render_html(document))
+    assert tree.findtext(".//header/h1") == "Not valid"
+    rows = tree.xpath("//section[@id='container-timestamps']//tbody/tr")
+    shown = [row.xpath("./td")[3].text_content() for row in rows]
+    assert shown == [f"{t['indication']}{' / ' + t['subIndication'] if t['subIndication'] else ''}" for t in stamps]

@@ -86,7 +86,8 @@ QUALIFICATIONS: dict[CertificateQualification, str] = {
 
 TIMESTAMP_KINDS = {TimestampKind.CONTENT: "Content time-stamp", TimestampKind.SIGNATURE: "Signature time-stamp",
                    TimestampKind.VALIDATION_DATA: "Validation-data time-stamp",
-                   TimestampKind.ARCHIVE: "Archive time-stamp", TimestampKind.DOCUMENT: "Document time-stamp"}
+                   TimestampKind.ARCHIVE: "Archive time-stamp", TimestampKind.DOCUMENT: "Document time-stamp",
+                   TimestampKind.CONTAINER: "Time-stamp of the container (time assertion)"}
 
 #: words that tell which building block a finding without one belongs to, most specific first
 _KEYWORDS: tuple[tuple[Block, tuple[str, ...]], ...] = (
@@ -220,8 +221,9 @@ def verdict_of(indication: Indication | None) -> tuple[str, str]:
 
 
 def overall(document: DocumentResult) -> Indication | None:
-    """The file's verdict: failed if any signature failed, indeterminate if any is, else passed."""
-    found = {s.indication for s in document.signatures}
+    """The file's verdict: failed if any signature (or, in a container of time assertions, any
+    time-stamp) failed, indeterminate if any is, else passed."""
+    found = {s.indication for s in document.signatures} or {t.conclusion.indication for t in document.timestamps}
     for worst in (Indication.TOTAL_FAILED, Indication.INDETERMINATE, Indication.TOTAL_PASSED):
         if worst in found:
             return worst
@@ -266,11 +268,20 @@ def context(document: DocumentResult, *, service: str = "remotesign") -> dict[st
     css, words = verdict_of(worst)
     passed = document.valid_count
     total = len(document.signatures)
+    stamps = [{"kind": TIMESTAMP_KINDS.get(t.kind, t.kind.value), "time": _time(t.gen_time), "tsa": t.tsa_name,
+               "css": verdict_of(t.conclusion.indication)[0], "indication": t.conclusion.indication.value,
+               "sub_indication": t.conclusion.sub_indication.value if t.conclusion.sub_indication else None,
+               "messages": list(t.conclusion.messages)} for t in document.timestamps]
+    if not total and stamps:
+        good = sum(1 for t in document.timestamps if t.valid)
+        summary = f"{good} of {len(stamps)} time-stamp{'s' if len(stamps) != 1 else ''} valid, no signature"
+    else:
+        summary = (f"{passed} of {total} signature{'s' if total != 1 else ''} valid" if total
+                   else "the file carries no signature")
     return {
         "service": service, "filename": document.filename, "form": document.signature_form,
         "validation_time": _time(document.validation_time), "css": css, "verdict": words,
-        "summary": (f"{passed} of {total} signature{'s' if total != 1 else ''} valid" if total
-                    else "the file carries no signature"),
+        "summary": summary, "timestamps": stamps,
         "included": list(document.included_files), "errors": list(document.errors),
         "signatures": [_signature(s, n + 1, document.validation_time) for n, s in enumerate(document.signatures)],
         "report_id": hashlib.sha256(repr((document.filename, document.validation_time,

@@ -195,6 +195,12 @@ def detailed_report(document: DocumentResult) -> dict[str, Any]:
         "includedFiles": list(document.included_files),
         "errors": list(document.errors),
         "signatures": signatures,
+        "containerTimestamps": [{
+            "type": t.kind.value, "creationTime": iso_time(t.gen_time), "tsa": t.tsa_name,
+            "indication": t.conclusion.indication.value,
+            "subIndication": t.conclusion.sub_indication.value if t.conclusion.sub_indication else None,
+            "messages": list(t.conclusion.messages),
+        } for t in document.timestamps],
     }
 
 
@@ -206,6 +212,9 @@ def text_report(document: DocumentResult) -> str:
         lines.append(f"  files: {', '.join(document.included_files)}")
     for problem in document.errors:
         lines.append(f"  ! {problem}")
+    for n, t in enumerate(document.timestamps, 1):
+        lines.append(f"  container time-stamp {n}: {iso_time(t.gen_time)} {t.conclusion.indication.value}"
+                     f"{' / ' + t.conclusion.sub_indication.value if t.conclusion.sub_indication else ''}")
     for s in document.signatures:
         verdict = s.indication.value + (f" / {s.sub_indication.value}" if s.sub_indication else "")
         lines.append("")
