@@ -325,6 +325,17 @@ def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResu
         for signature in document.signatures:
             _format_failure(signature, message)
         return
+    for signature in document.signatures:
+        if signature.parent_id is not None:
+            continue  # a counter-signature signs its parent signature, not the files
+        if kind == "ASiC-S" and data_names and "/" in data_names[0]:
+            record(signature, policy, "asic.signature_without_file",
+                   f"the data object of an ASiC-S container is at the root; {data_names[0]!r} is not")
+        elif not set(signature.signed_objects) & set(data_names) and \
+                signature.sub_indication is not SubIndication.SIGNED_DATA_NOT_FOUND:
+            # (a reference to a file that is missing already says what is wrong)
+            record(signature, policy, "asic.signature_without_file",
+                   "the signature covers no file of the container")
     for missing in container.manifest_missing:
         document.errors.append(f"META-INF/manifest.xml lists {missing!r}, which is not in the container")
     signed = {name for s in document.signatures for name in s.signed_objects}

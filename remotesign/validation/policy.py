@@ -64,6 +64,8 @@ CHECKS: dict[str, Check] = {c.id: c for c in (
     Check("timestamp.document_invalid", "Document time-stamps validate", SubIndication.SIG_CONSTRAINTS_FAILURE),
     Check("timestamp.archive_invalid", "ASiC archive time-stamps validate", SubIndication.SIG_CONSTRAINTS_FAILURE),
     Check("asic.file_not_signed", "Every file of the container is covered by the signature", _FORMAT),
+    Check("asic.signature_without_file", "An ASiC signature covers at least one file of its container (ASiC-S: "
+          "the one data object, at the root)", _FORMAT),
     Check("asic.file_not_in_manifest", "Every signed file is listed in META-INF/manifest.xml", _FORMAT),
     Check("asic.manifest_mismatch", "ASiC manifests match the files they list", _FORMAT),
     Check("xades.target_mismatch", "QualifyingProperties/@Target points at the signature", _FORMAT),
