@@ -386,6 +386,13 @@ class Services:
                                           transaction_ttl=st.csc_transaction_ttl_seconds, multisign=st.csc_multisign)
 
     @cached_property
+    def pushed_authorizations(self) -> Any:
+        """OAuth2 pushed authorization requests (RFC 9126) of the CSC API."""
+        from remotesign.core.pushed_authorizations import PushedAuthorizations
+
+        return PushedAuthorizations(self.db)
+
+    @cached_property
     def deferred_results(self) -> Any:
         """Answers of asynchronous calls, fetched later (core/deferred_results.py)."""
         from remotesign.core.deferred_results import DeferredResults

@@ -16,14 +16,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import secrets
-from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import delete, update
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.consent_pages import login_page, query_params, run_page
@@ -33,11 +30,10 @@ from remotesign.api.errors import OAuthError
 from remotesign.api.oauth import authenticate_client, exchange_code
 from remotesign.api.openapi_doc import form_body, text
 from remotesign.core.consent import ConsentError
+from remotesign.core.errors import CoreError
 from remotesign.core.scopes import IDENTITY_PROFILE, USE_SERVER
 from remotesign.core.tenants import TenantInfo
 from remotesign.service import Services
-from remotesign.storage.models import PushedAuthorization
-from remotesign.storage.times import aware
 
 router = APIRouter(tags=["csc"])
 
@@ -45,8 +41,6 @@ PASSED = ("response_type", "client_id", "redirect_uri", "state", "code_challenge
 CSC_PARAMS = PASSED + ("scope", "credentialID", "numSignatures", "hash", "hashes", "hashAlgorithmOID",
                        "authorization_details", "description", "lang", "account_token", "clientData", "request_uri")
 SUMMARY_NAMES = {"sha256": "SHA256", "sha384": "SHA384", "sha512": "SHA512"}
-PAR_PREFIX = "urn:ietf:params:oauth:request_uri:"
-PAR_TTL = 90
 
 
 def _redirect_for(client: TenantInfo | None, query: dict[str, str]) -> str | None:
@@ -133,23 +127,11 @@ def consent_parameters(query: dict[str, str], version: str) -> dict[str, str]:
 
 def _pushed(svc: Services, query: dict[str, str]) -> dict[str, str]:
     """The parameters a client pushed, for its ``request_uri`` (once, before it expires)."""
-    uri = query["request_uri"]
-    if not uri.startswith(PAR_PREFIX) or len(uri) > 200:
-        raise ConsentError("invalid_request", "request_uri is not one this service issued")
-    now = datetime.now(timezone.utc)
-    with svc.db.session() as s:
-        row = s.get(PushedAuthorization, uri[len(PAR_PREFIX):])
-        client = svc.tenants.by_client_id(query.get("client_id") or "") if query.get("client_id") else None
-        if row is None or row.used_at is not None or aware(row.expires_at) <= now or \
-                (client is not None and client.id != row.tenant_id):
-            raise ConsentError("invalid_request", "request_uri is unknown, used or expired; start again from the "
-                               "application")
-        used = s.execute(update(PushedAuthorization).where(PushedAuthorization.id == row.id,
-                                                           PushedAuthorization.used_at.is_(None))
-                         .values(used_at=now)).rowcount
-        if used != 1:
-            raise ConsentError("invalid_request", "request_uri was used already")
-        return dict(json.loads(row.parameters))
+    client = svc.tenants.by_client_id(query.get("client_id") or "") if query.get("client_id") else None
+    try:
+        return svc.pushed_authorizations.redeem(query["request_uri"], client.id if client else None)
+    except CoreError as exc:
+        raise ConsentError(exc.code, exc.message) from None
 
 
 @router.get("/csc/{version}/oauth2/authorize", response_class=HTMLResponse,
@@ -258,13 +240,8 @@ def _push(svc: Services, request: Request, params: dict[str, str], version: str)
     if redirect is None:
         raise wire.bad("redirect_uri is not registered for this client")
     consent_parameters(query, version)  # refused now, not when the browser comes
-    request_id = secrets.token_urlsafe(32)
-    now = datetime.now(timezone.utc)
-    with svc.db.session() as s:
-        s.add(PushedAuthorization(id=request_id, tenant_id=tenant.id, parameters=json.dumps(query), created_at=now,
-                                  expires_at=now + timedelta(seconds=PAR_TTL)))
-        s.execute(delete(PushedAuthorization).where(PushedAuthorization.expires_at < now - timedelta(hours=1)))
-    return no_store({"request_uri": PAR_PREFIX + request_id, "expires_in": PAR_TTL}, 201)
+    request_uri = svc.pushed_authorizations.push(tenant.id, query)
+    return no_store({"request_uri": request_uri, "expires_in": svc.pushed_authorizations.ttl}, 201)
 
 
 @router.post("/csc/{version}/oauth2/pushed_authorize", status_code=201,
