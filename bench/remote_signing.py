@@ -18,23 +18,17 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _latency import report  # noqa: E402
 from tests.harness import Service, free_port  # noqa: E402
 from tests.mailbox import mailbox  # noqa: E402
 from tests.pdfgen import pdf_bytes  # noqa: E402
 from tests.test_remote_signing import DIGITS, Rs, fresh  # noqa: E402
-
-
-def report(name: str, times: list[float]) -> None:
-    times = sorted(times)
-    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
-    print(f"{name}: {len(times) / sum(times):.1f} calls/s, p50 {statistics.median(times) * 1000:.0f} ms, "
-          f"p95 {p95 * 1000:.0f} ms ({len(times)} calls)")
 
 
 def main() -> None:

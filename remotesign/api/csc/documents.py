@@ -151,6 +151,15 @@ def _validation_info(svc: Services, identity: IdentityInfo) -> dict[str, Any]:
     return {"certificates": b64(data.certificates), "ocsp": b64(data.ocsp_responses), "crl": b64(data.crls)}
 
 
+def _answer(svc: Services, identity: IdentityInfo, with_info: bool, documents: list[bytes],
+            objects: list[bytes]) -> dict[str, Any]:
+    out: dict[str, Any] = {"DocumentWithSignature": [base64.b64encode(d).decode() for d in documents],
+                           "SignatureObject": [base64.b64encode(o).decode() for o in objects]}
+    if with_info:
+        out["validationInfo"] = _validation_info(svc, identity)
+    return out
+
+
 def sign_doc(version: str, token_for: TokenFor):  # type: ignore[no-untyped-def]
     def work(svc: Services, who: Caller, data: dict[str, Any]) -> Response:
         if version != "v2":
@@ -184,11 +193,7 @@ def sign_doc(version: str, token_for: TokenFor):  # type: ignore[no-untyped-def]
                     signed = files.results(transaction, done)
                 finally:
                     files.discard(transaction)
-                out: dict[str, Any] = {"DocumentWithSignature": [base64.b64encode(f.content).decode() for f in signed],
-                                       "SignatureObject": []}
-                if with_info:
-                    out["validationInfo"] = _validation_info(svc, identity)
-                return out
+                return _answer(svc, identity, with_info, [f.content for f in signed], [])
         else:
             batches = []
             for n, entry in enumerate(_entries(data, "documentDigests")):
@@ -200,7 +205,6 @@ def sign_doc(version: str, token_for: TokenFor):  # type: ignore[no-untyped-def]
                 batches.append((spec, [TypedDigest(spec.hash_name, v) for v in values]))
 
             def sign() -> dict[str, Any]:
-                objects: list[str] = []
                 everything = [d for _, ds in batches for d in ds]
                 granted: list[KeyUseAuthorization] = []
 
@@ -210,13 +214,10 @@ def sign_doc(version: str, token_for: TokenFor):  # type: ignore[no-untyped-def]
                         granted.append(authorize(everything))
                     return granted[0]
 
+                objects: list[bytes] = []
                 for spec, digests in batches:
-                    objects += [base64.b64encode(o).decode()
-                                for o in files.sign_digests(digests, spec, identity, once)]
-                out: dict[str, Any] = {"DocumentWithSignature": [], "SignatureObject": objects}
-                if with_info:
-                    out["validationInfo"] = _validation_info(svc, identity)
-                return out
+                    objects += files.sign_digests(digests, spec, identity, once)
+                return _answer(svc, identity, with_info, [], objects)
 
         if mode == "A":
             return deferred(svc, who, data, sign)

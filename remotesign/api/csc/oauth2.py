@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -175,6 +176,16 @@ async def _params(request: Request) -> dict[str, str]:
     raise wire.bad("parameters are sent as application/x-www-form-urlencoded or application/json")
 
 
+async def _client_call(request: Request, version: str,
+                       work: Callable[[Services, Request, dict[str, str]], Response]) -> Response:
+    """A client-authenticated OAuth2 endpoint: its parameters read here, the work (which
+    authenticates the client: a slow secret check, database calls) in the thread pool."""
+    svc: Services = request.app.state.services
+    wire.check_version(version)
+    params = await _params(request)
+    return await run_in_threadpool(work, svc, request, params)
+
+
 def _wire_scope(scope: str) -> str:
     return "credential" if USE_SERVER in scope.split() else "service"
 
@@ -202,10 +213,7 @@ def _token(svc: Services, request: Request, params: dict[str, str]) -> Response:
                                       "code_verifier": text("PKCE verifier"), "client_id": text("unless HTTP Basic"),
                                       "client_secret": text("unless HTTP Basic")}, ("grant_type",)))
 async def token(version: str, request: Request) -> Response:
-    svc: Services = request.app.state.services
-    wire.check_version(version)
-    params = await _params(request)
-    return await run_in_threadpool(_token, svc, request, params)
+    return await _client_call(request, version, _token)
 
 
 def _revoke(svc: Services, request: Request, params: dict[str, str]) -> Response:
@@ -222,10 +230,7 @@ def _revoke(svc: Services, request: Request, params: dict[str, str]) -> Response
                                       "client_id": text("unless HTTP Basic"),
                                       "client_secret": text("unless HTTP Basic")}, ("token",)))
 async def revoke(version: str, request: Request) -> Response:
-    svc: Services = request.app.state.services
-    wire.check_version(version)
-    params = await _params(request)
-    return await run_in_threadpool(_revoke, svc, request, params)
+    return await _client_call(request, version, _revoke)
 
 
 def _push(svc: Services, request: Request, params: dict[str, str], version: str) -> Response:
@@ -252,7 +257,4 @@ def _push(svc: Services, request: Request, params: dict[str, str], version: str)
                                       "authorization_details": text("RFC 9396 JSON"),
                                       "client_secret": text("unless HTTP Basic")}, ("response_type",)))
 async def pushed_authorize(version: str, request: Request) -> Response:
-    svc: Services = request.app.state.services
-    wire.check_version(version)
-    params = await _params(request)
-    return await run_in_threadpool(_push, svc, request, params, version)
+    return await _client_call(request, version, lambda svc, req, params: _push(svc, req, params, version))
