@@ -108,6 +108,17 @@ def load_anchor(path: Path) -> list[x509.Certificate]:
     return [x509.Certificate.load(data)]
 
 
+_DDPP_REGISTRY: list[object] = []
+
+
+def libdigidocpp_trusted_list_registry():  # type: ignore[no-untyped-def]
+    """libdigidocpp's test configuration: its cached Estonian TEST trusted list (EE_T.xml)."""
+    if not _DDPP_REGISTRY:
+        from remotesign.validation.trusted_lists import load_trusted_lists
+        _DDPP_REGISTRY.append(load_trusted_lists([TRUST / "eid" / "libdigidocpp" / "EE_T.xml"]).registry)
+    return _DDPP_REGISTRY[0]
+
+
 def uses_test_trusted_list(case: Case) -> bool:
     """digidoc4j's TEST mode (and SiVa's demo configuration): the Estonian TEST trusted list
     (EE_T), here from the local copy."""
@@ -161,6 +172,8 @@ def options_for(case: Case, policy=None):  # type: ignore[no-untyped-def]
     for path in case.anchors:
         anchors.extend(load_anchor(path))
     registry = test_trusted_list_registry() if uses_test_trusted_list(case) else None
+    if case.trust.startswith("libdigidocpp unit-test configuration"):
+        registry = libdigidocpp_trusted_list_registry()
     detached = tuple(DetachedDocument(name=p.name, path=p) for p in case.detached)
     return ValidationOptions(trust_anchors=tuple(anchors), validation_time=case.validation_time,
                              tsp_registry=registry, policy=policy or source_policy(case),  # type: ignore[arg-type]
