@@ -112,6 +112,18 @@ def _entries(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return items
 
 
+def _specs(data: dict[str, Any], name: str, key_is_rsa: bool,
+           top_hash: str | None) -> list[tuple[int, dict[str, Any], SignatureSpec]]:
+    """Each entry of ``documents`` / ``documentDigests`` with the signature it asks for (its own
+    ``hashAlgorithmOID`` or the call's)."""
+    out = []
+    for n, entry in enumerate(_entries(data, name)):
+        own_hash = wire.hash_name(entry["hashAlgorithmOID"], "hashAlgorithmOID") \
+            if "hashAlgorithmOID" in entry else top_hash
+        out.append((n, entry, _spec(entry, f"{name}[{n}]", key_is_rsa, own_hash)))
+    return out
+
+
 def _credential(svc: Services, who: Caller, data: dict[str, Any]) -> IdentityInfo:
     """``credentialID``, or the user's first credential of the ``signatureQualifier`` asked for."""
     if "credentialID" in data or "signatureQualifier" not in data:
@@ -177,11 +189,7 @@ def sign_doc(version: str, token_for: TokenFor):  # type: ignore[no-untyped-def]
         files = svc.transaction_files
         if "documents" in data:
             to_sign = []
-            for n, entry in enumerate(_entries(data, "documents")):
-                where = f"documents[{n}]"
-                own_hash = wire.hash_name(entry["hashAlgorithmOID"], "hashAlgorithmOID") \
-                    if "hashAlgorithmOID" in entry else top_hash
-                spec = _spec(entry, where, key_is_rsa, own_hash)
+            for n, entry, spec in _specs(data, "documents", key_is_rsa, top_hash):
                 content = wire.decode_b64(wire.text(entry, "document", max_length=1 << 27) or "", "document")
                 to_sign.append(FileToSign(f"document-{n + 1}", MEDIA[spec.kind], content, spec))
 
@@ -196,11 +204,7 @@ def sign_doc(version: str, token_for: TokenFor):  # type: ignore[no-untyped-def]
                 return _answer(svc, identity, with_info, [f.content for f in signed], [])
         else:
             batches = []
-            for n, entry in enumerate(_entries(data, "documentDigests")):
-                where = f"documentDigests[{n}]"
-                own_hash = wire.hash_name(entry["hashAlgorithmOID"], "hashAlgorithmOID") \
-                    if "hashAlgorithmOID" in entry else top_hash
-                spec = _spec(entry, where, key_is_rsa, own_hash)
+            for _, entry, spec in _specs(data, "documentDigests", key_is_rsa, top_hash):
                 values = [wire.decode_b64(v) for v in wire.strings(entry, "hashes") or []]
                 batches.append((spec, [TypedDigest(spec.hash_name, v) for v in values]))
 
