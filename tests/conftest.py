@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.harness import PostgresServer, Service, free_port
 
@@ -78,3 +81,13 @@ def in_process(service: Service) -> Iterator[Any]:
         yield svc
     finally:
         svc.close()
+
+
+@pytest.fixture(scope="module")
+def ca_dir(http: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session service's issuing and root CA certificates as PEM files (for openssl verify)."""
+    d = tmp_path_factory.mktemp("cli-ca")
+    issuing, root = x509.load_pem_x509_certificates(http.get("/pki/ca.pem").content)
+    (d / "issuing.pem").write_bytes(issuing.public_bytes(serialization.Encoding.PEM))
+    (d / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    return d
