@@ -9,7 +9,8 @@ validation package is imported:
 * RFC 6960 §4.2.2.2 lets a relying party accept OCSP responses signed by a responder that
   "matches a local configuration of OCSP signing authority". The library accepts only the CA
   itself or a responder it delegated. Here a responder certificate that the validation's own
-  trust configuration names as a trust anchor *and* that is an OCSP signing certificate
+  trust configuration names as a trust anchor, or a trusted list names as an OCSP service,
+  *and* that is an OCSP signing certificate
   (extended key usage id-kp-OCSPSigning) is accepted as well: how the Estonian trusted list and
   EU DSS trust SK's OCSP responders. A trust anchor without that key usage is never an OCSP
   signer for anything.
@@ -35,7 +36,9 @@ def _is_local_ocsp_authority(responder_cert: Any, validation_context: Any) -> bo
         trust = getattr(validation_context, "trust_manager", None) or validation_context.path_builder.trust_manager
         usage = responder_cert.extended_key_usage_value
         purposes = set(usage.native) if usage is not None else set()
-        return "ocsp_signing" in purposes and bool(trust.is_root(responder_cert))
+        listed = getattr(trust, "is_ocsp_authority", None)
+        named = bool(trust.is_root(responder_cert)) or bool(listed and listed(responder_cert))
+        return "ocsp_signing" in purposes and named
     except Exception:  # noqa: BLE001 - a certificate that cannot say so is not one
         return False
 

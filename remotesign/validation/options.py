@@ -36,6 +36,17 @@ class DetachedDocument:
     path: Path
 
 
+def _until_sunset(anchor: TrustAnchor | None) -> TrustAnchor | None:
+    """A trusted-list anchor bounded only by the end of its service ("sunset"), as EU DSS's trust
+    anchor verifier bounds it: when the current status began says when the list last changed it,
+    not that certificates issued before were untrusted (lists often carry no older history).
+    Qualification still reads the service status at the signing time."""
+    if anchor is None or anchor.trust_qualifiers.valid_from is None:
+        return anchor
+    quals = dataclasses.replace(anchor.trust_qualifiers, valid_from=None)
+    return TrustAnchor(anchor.authority, quals=quals)
+
+
 class AnchoredTSPTrustManager(TSPTrustManager):
     """Trusts qualified services from trusted lists *and* plain anchors (built-in CA, operator
     and per-request anchors). Subclassing TSPTrustManager keeps pyHanko's qualification
@@ -46,11 +57,17 @@ class AnchoredTSPTrustManager(TSPTrustManager):
         self._simple = SimpleTrustManager.build(trust_roots=list(anchors))
 
     def as_trust_anchor(self, authority: Authority) -> TrustAnchor | None:
-        return self._simple.as_trust_anchor(authority) or super().as_trust_anchor(authority)
+        return self._simple.as_trust_anchor(authority) or _until_sunset(super().as_trust_anchor(authority))
 
     def find_potential_issuers(self, cert: x509.Certificate) -> Iterator[TrustAnchor]:
         yield from self._simple.find_potential_issuers(cert)
-        yield from super().find_potential_issuers(cert)
+        for anchor in super().find_potential_issuers(cert):
+            yield _until_sunset(anchor)  # type: ignore[misc]
+
+    def is_ocsp_authority(self, cert: x509.Certificate) -> bool:
+        """An OCSP responder a trusted list names as a service (see TrustListRegistry)."""
+        check = getattr(self.tsp_registry, "is_ocsp_responder", None)
+        return bool(check and check(cert))
 
 
 @dataclass(frozen=True)
@@ -114,10 +131,14 @@ class ValidationOptions:
         policy = CertValidationPolicySpec(trust_manager=self.trust_manager(),
                                           revinfo_policy=self.revocation_policy(),
                                           algorithm_usage_policy=self.policy.crypto.for_certificates().algorithm_policy())
+        knowledge = local_knowledge or LocalKnowledge()
+        responders = list(getattr(self.tsp_registry, "ocsp_responders", ()))
+        if responders:  # a response need not carry its responder's certificate when a list names it
+            knowledge = dataclasses.replace(knowledge, known_certs=[*knowledge.known_certs, *responders])
         return SignatureValidationSpec(
             cert_validation_policy=policy,
             revinfo_gathering_policy=RevocationInfoGatheringSpec(online_fetching_rule=rule),
-            local_knowledge=local_knowledge or LocalKnowledge(),
+            local_knowledge=knowledge,
             signature_algorithm_policy=self.policy.crypto.algorithm_policy(),
         )
 

@@ -10,6 +10,7 @@ trusted. Results are cached per file set and modification time, so requests do n
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -47,11 +48,26 @@ class LoadedList:
     services: int = 0             # qualified CA / QTST service definitions taken from it
 
 
+class TrustListRegistry(TSPRegistry):
+    """pyHanko's registry of qualified CA / QTST services, plus the OCSP responders the lists name
+    as services of their own (``Svctype/Certstatus/OCSP[/QC]``): RFC 6960 §4.2.2.2's "local
+    configuration of OCSP signing authority", which is how EU DSS and the Estonian trust model
+    accept SK's responders, whose certificates the issuing CA did not delegate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ocsp_responders: list[x509.Certificate] = []
+
+    def is_ocsp_responder(self, cert: x509.Certificate) -> bool:
+        der = cert.dump()
+        return any(known.dump() == der for known in self.ocsp_responders)
+
+
 @dataclass(frozen=True)
 class TrustedLists:
     """The registry built from the configured lists, which lists made it, and what went wrong."""
 
-    registry: TSPRegistry = field(default_factory=TSPRegistry)
+    registry: TrustListRegistry = field(default_factory=TrustListRegistry)
     lists: tuple[LoadedList, ...] = ()
     problems: tuple[str, ...] = ()
 
@@ -152,7 +168,7 @@ def _load(paths: list[Path], problems: list[str], lotl_signers: Sequence[x509.Ce
         pointers.extend(lotl_pointers)
         if verified:
             loaded.append(_loaded(lotl, verified=True, services=0))
-    registry = TSPRegistry()
+    registry = TrustListRegistry()
     for tl in _newest_per_territory([f for f in files if not f.lotl], problems):
         pointer = _pointer_for(tl, pointers)
         if pointer is not None and not pointer.verified:
@@ -160,7 +176,8 @@ def _load(paths: list[Path], problems: list[str], lotl_signers: Sequence[x509.Ce
                             f"could not be verified")
             continue
         try:
-            services, errors = _services(tl, pointer, at)
+            services, errors, checked_xml = _services(tl, pointer, at)
+            responders = _ocsp_responders(checked_xml)
         except Exception as exc:  # noqa: BLE001 - a bad list is reported, the others still load
             problems.append(f"{tl.path}: skipped ({tl.territory}): {_reason(exc)}")
             continue
@@ -169,6 +186,7 @@ def _load(paths: list[Path], problems: list[str], lotl_signers: Sequence[x509.Ce
                 registry.register_ca(service)
             elif isinstance(service, QTSTServiceInformation):
                 registry.register_tst(service)
+        registry.ocsp_responders.extend(responders)
         problems.extend(f"{tl.path} ({tl.territory}): service ignored: {e}" for e in errors)
         loaded.append(_loaded(tl, verified=pointer is not None, services=len(services)))
     for item in loaded:
@@ -234,10 +252,10 @@ def _pointer_for(tl: _ListFile, pointers: Iterable[_Pointer]) -> _Pointer | None
 
 
 def _services(tl: _ListFile, pointer: _Pointer | None,
-              at: datetime) -> tuple[list[QualifiedServiceInformation], list[Exception]]:
+              at: datetime) -> tuple[list[QualifiedServiceInformation], list[Exception], str]:
     """Every qualified CA / QTST definition of a list (after checking its signature against the
     pointer's signers, when a LOTL points to it), collected before any is registered, so a list
-    that fails half-way contributes nothing. pyHanko's private helper is used for the check
+    that fails half-way contributes nothing; and the checked XML. pyHanko's private helper is used for the check
     because its public ``trust_list_to_registry`` cannot take the validation time (pinned 0.38)."""
     xml = tl.text
     if pointer is not None:
@@ -248,7 +266,37 @@ def _services(tl: _ListFile, pointer: _Pointer | None,
         try:
             services.append(next(generator))
         except StopIteration as stop:
-            return services, list(stop.value or [])
+            return services, list(stop.value or []), xml
+
+
+#: Service statuses under which a listed OCSP responder is (or was) an authority.
+_ACTIVE_STATUSES = ("/granted", "/undersupervision", "/accredited", "/supervisionincessation",
+                    "/setbynationallaw", "/recognisedatnationallevel")
+
+
+def _ocsp_responders(xml: str) -> list[x509.Certificate]:
+    """The certificates of the OCSP services a (checked) list names with an active status now or
+    in its history."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    root = etree.fromstring(xml.encode("utf-8"), parser)
+    out: list[x509.Certificate] = []
+    for info in root.iter(f"{{{TSL_NS}}}ServiceInformation"):
+        kind = _text(info, "ServiceTypeIdentifier") or ""
+        if "/Svctype/Certstatus/OCSP" not in kind:
+            continue
+        statuses = [_text(info, "ServiceStatus") or ""]
+        parent = info.getparent()
+        statuses += [(h.text or "").strip() for h in parent.iterfind(
+            f"{{{TSL_NS}}}ServiceHistory/{{{TSL_NS}}}ServiceHistoryInstance/{{{TSL_NS}}}ServiceStatus")]
+        if not any(s.endswith(_ACTIVE_STATUSES) for s in statuses):
+            continue
+        for node in info.iterfind(f"{{{TSL_NS}}}ServiceDigitalIdentity/{{{TSL_NS}}}DigitalId/"
+                                  f"{{{TSL_NS}}}X509Certificate"):
+            try:
+                out.append(x509.Certificate.load(base64.b64decode("".join((node.text or "").split()))))
+            except (ValueError, TypeError):
+                continue
+    return out
 
 
 def _read(path: Path) -> _ListFile:

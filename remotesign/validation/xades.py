@@ -390,13 +390,17 @@ class _SignatureValidation:
         return name
 
     def trusted(self, cert: x509.Certificate) -> bool:
-        """Whether ``cert`` is a trust anchor (then it needs no revocation data)."""
+        """Whether ``cert`` is a trust anchor or an OCSP responder a trusted list names (then it
+        needs no revocation data)."""
         if self._anchors is None:
             self._anchors = {a.dump() for a in self.options.trust_anchors}
             self._trust_manager = self.options.trust_manager()
         if cert.dump() in self._anchors:
             return True
         try:
+            listed = getattr(self._trust_manager, "is_ocsp_authority", None)
+            if listed is not None and listed(cert):
+                return True
             return self._trust_manager.as_trust_anchor(AuthorityWithCert(cert)) is not None
         except Exception:  # noqa: BLE001 - a trust manager that cannot tell does not trust
             return False
