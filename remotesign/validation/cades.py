@@ -21,10 +21,12 @@ from pyhanko.sign.validation.ades import ades_basic_validation, ades_with_time_v
 from pyhanko.sign.validation.generic_cms import message_imprint_checker, validate_cert_usage
 from pyhanko.sign.validation.policy_decl import SignatureValidationSpec, bootstrap_validation_data_handlers
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
-from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator, SignatureValidationContext
+from pyhanko_certvalidator.sig_validate import SignatureValidationContext
 
 from remotesign.validation import cms_common as cc
 from remotesign.validation.cades_ats import expected_imprint
+from remotesign.validation.cms_level import CadesForms, c_form, cades_level, cades_lt_complete, timestamps_before_expiry
+from remotesign.validation.cms_signature import CMS_SIGNATURE_VALIDATOR
 from remotesign.validation.model import (Block, Conclusion, DocumentResult, Indication, SignatureResult,
                                          SubIndication, TimestampKind, TimestampResult, ValidationInputError)
 from remotesign.validation.options import ContentOpener, ValidationOptions
@@ -224,10 +226,9 @@ async def _validate_signer(signed_data: cms.SignedData, signer_info: cms.SignerI
 
     profile = cc.cms_profile(signed_data, signer_info, signer_cert)
     result.timestamps = await _timestamps(signed_data, signer_info, digests, spec, timing)
-    lt_complete = signer_cert is not None and cc.revocation_complete(
-        [signer_cert] + cc.tst_signers(signer_info, content=False), _with_certs(material, tst_certs),
-        options.trust_anchors)
-    result.signature_format = cades_level(profile, lt_complete)
+    result.signature_format = cades_level(CadesForms(
+        profile, cades_lt_complete(signed_data, signer_info, signer_cert, options.trust_anchors),
+        timestamps_before_expiry(signer_info, signer_cert), c_form(signed_data, signer_info)))
     _level_warnings(result, profile, any(cc.attribute_count(signer_info, oid, signed=False)
                                          for oid in (cc.ARCHIVE_TIMESTAMP_V1, cc.ARCHIVE_TIMESTAMP_V2)))
 
@@ -263,14 +264,6 @@ def _copy_facts(result: SignatureResult, facts: cc.SignerFacts) -> None:
     result.production_place = facts.production_place
     result.policy_id = facts.policy_id
     result.signature_algorithm = facts.signature_algorithm
-
-
-def _with_certs(material: cc.Material, certs: list[x509.Certificate]) -> cc.Material:
-    out = cc.Material()
-    out.extend(material)
-    for cert in certs:
-        out.add_cert(cert)
-    return out
 
 
 async def _timestamps(signed_data: cms.SignedData, signer_info: cms.SignerInfo, digests: _ContentDigests,
@@ -356,31 +349,6 @@ def _timestamp_warnings(result: SignatureResult, policy: ValidationPolicy) -> No
                    block=Block.TIME_STAMP_VALIDATION)
 
 
-def cades_level(profile: cc.CmsProfile, lt_complete: bool) -> str:
-    """DSS-style level name: CAdES_BASELINE_B/T/LT/LTA when EN 319 122-1 baseline, else the
-    EN 319 122-2 extended form (BES, EPES, T, C, X, XL, A), else CMS_NOT_ETSI."""
-    timestamped = profile.signature_timestamp
-    if profile.baseline_b_core and profile.signing_time_present:
-        if not timestamped:
-            return "CAdES_BASELINE_B"
-        if lt_complete and not profile.lt_forbidden_attrs:
-            return "CAdES_BASELINE_LTA" if profile.archive_v3 else "CAdES_BASELINE_LT"
-        if profile.complete_refs:
-            return "CAdES_X" if profile.x_timestamps else "CAdES_C"
-        return "CAdES_BASELINE_T"
-    if profile.extended_bes:
-        if not timestamped:
-            return "CAdES_EPES" if profile.policy else "CAdES_BES"
-        if profile.complete_refs:
-            if not profile.x_timestamps:
-                return "CAdES_C"
-            if not lt_complete:
-                return "CAdES_X"
-            return "CAdES_A" if profile.archive_any else "CAdES_XL"
-        return "CAdES_A" if profile.archive_any else "CAdES_T"
-    return "CMS_NOT_ETSI"
-
-
 # --- counter-signatures ---------------------------------------------------------------------------
 async def _counter_signatures(parent: cms.SignerInfo, signed_data: cms.SignedData, parent_id: str,
                               options: ValidationOptions, knowledge: cc.Material, pool: list[x509.Certificate],
@@ -422,7 +390,8 @@ async def _validate_counter_signature(parent: cms.SignerInfo, counter: cms.Signe
     cert = cc.find_signer_cert(counter, pool)
     result.signing_certificate = cert
     profile = cc.cms_profile(signed_data, counter, cert, counter_signature=True)
-    result.signature_format = cades_level(profile, False)
+    result.signature_format = cades_level(CadesForms(profile, False, timestamps_before_expiry(counter, cert),
+                                                     c_form(signed_data, counter)))
     if cert is None:
         result.conclude(SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
                         cc.describe(SubIndication.NO_SIGNING_CERTIFICATE_FOUND))
@@ -463,7 +432,7 @@ def _counter_crypto(parent: cms.SignerInfo, counter: cms.SignerInfo, cert: x509.
         digest_ok = cc.reparse(digests[0], core.OctetString).native == expected.digest()
         signed_bytes, prehashed = counter["signed_attrs"].untag().dump(), False
     try:
-        DefaultSignatureValidator().validate_signature(
+        CMS_SIGNATURE_VALIDATOR.validate_signature(
             counter["signature"].native, signed_bytes, cert.public_key, counter["signature_algorithm"],
             context=SignatureValidationContext(contextual_md_algorithm=digest_algorithm, prehashed=prehashed))
     except Exception:  # noqa: BLE001 - InvalidSignature or an unsupported algorithm

@@ -23,10 +23,11 @@ from pyhanko.sign.validation.policy_decl import LocalKnowledge, SignatureValidat
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
-from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator, SignatureValidationContext
+from pyhanko_certvalidator.sig_validate import SignatureValidationContext
 
 from remotesign.names import same_name
 from remotesign.formats.base import ValidationData
+from remotesign.validation.cms_signature import CMS_SIGNATURE_VALIDATOR
 from remotesign.validation.fetching import fetching_session, with_backend  # noqa: F401 - re-exported
 from remotesign.validation.model import (Block, Conclusion, Indication, SignatureResult, SubIndication,
                                          TimestampKind, TimestampResult)
@@ -59,6 +60,10 @@ SIGNER_ATTRIBUTES_V2 = "0.4.0.19122.1.1"
 ADOBE_REVOCATION_ARCHIVAL = "1.2.840.113583.1.1.8"
 ID_DATA = "1.2.840.113549.1.7.1"
 OCSP_NO_CHECK = "1.3.6.1.5.5.7.48.1.5"
+#: SignedData.crls otherRevInfoFormat: id-ri-ocsp-response (RFC 5940, an OCSPResponse) and
+#: id-pkix-ocsp-basic (a BasicOCSPResponse, as DSS and BouncyCastle also write and read it)
+OTHER_REV_INFO_OCSP_RESPONSE = "1.3.6.1.5.5.7.16.2"
+OTHER_REV_INFO_BASIC_OCSP = "1.3.6.1.5.5.7.48.1.1"
 
 ARCHIVE_TIMESTAMPS = (ARCHIVE_TIMESTAMP_V1, ARCHIVE_TIMESTAMP_V2, ARCHIVE_TIMESTAMP_V3)
 COMMITMENT_NAMES = {
@@ -196,8 +201,20 @@ def make_spec(options: Any, material: Material, backend: AIOHttpFetcherBackend |
     request's spec already built by ``options.signature_spec()`` (its trust manager and
     policies), so that one validation builds them once."""
     if base is None:
-        return with_backend(options.signature_spec(material.local_knowledge()), backend)
-    return with_backend(dataclasses.replace(base, local_knowledge=material.local_knowledge()), backend)
+        spec = options.signature_spec(material.local_knowledge())
+    else:
+        spec = dataclasses.replace(base, local_knowledge=material.local_knowledge())
+    return with_backend(with_cms_signature_validator(spec), backend)
+
+
+def with_cms_signature_validator(spec: SignatureValidationSpec) -> SignatureValidationSpec:
+    """``spec`` verifying signature values with :class:`CmsSignatureValidator` (the encodings DSS
+    accepts and pyHanko's default does not)."""
+    policy = spec.cert_validation_policy
+    if policy.signature_validator is CMS_SIGNATURE_VALIDATOR:
+        return spec
+    return dataclasses.replace(spec, cert_validation_policy=dataclasses.replace(
+        policy, signature_validator=CMS_SIGNATURE_VALIDATOR))
 
 
 # --- subindications ------------------------------------------------------------------------------
@@ -332,8 +349,11 @@ def _add_revocation_choice(material: Material, choice: cms.RevocationInfoChoice)
         material.add_crl(asn1_crl.CertificateList.load(choice.chosen.dump()))
     elif choice.name == "other":
         other = choice.chosen
-        if other["other_rev_info_format"].dotted == "1.3.6.1.5.5.7.16.2":
+        kind = other["other_rev_info_format"].dotted
+        if kind == OTHER_REV_INFO_OCSP_RESPONSE:
             material.add_ocsp(asn1_ocsp.OCSPResponse.load(other["other_rev_info"].dump()))
+        elif kind == OTHER_REV_INFO_BASIC_OCSP:  # EN 319 122-1 §5.5.2 lets CAdES store a BasicOCSPResponse
+            material.add_ocsp(wrap_basic_ocsp(asn1_ocsp.BasicOCSPResponse.load(other["other_rev_info"].dump())))
 
 
 def _add_revocation_values(material: Material, values: _RevocationValues) -> None:
@@ -648,7 +668,7 @@ def non_der_signed_attrs(signer_info: cms.SignerInfo, cert: x509.Certificate | N
     body = b"".join(ordered)
     der = b"\x31" + _der_length(len(body)) + body
     try:
-        DefaultSignatureValidator().validate_signature(
+        CMS_SIGNATURE_VALIDATOR.validate_signature(
             signer_info["signature"].native, der, cert.public_key, signer_info["signature_algorithm"],
             context=SignatureValidationContext(
                 contextual_md_algorithm=signer_info["digest_algorithm"]["algorithm"].native))

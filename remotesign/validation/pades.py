@@ -41,6 +41,7 @@ from remotesign.validation import cms_common as cc
 from remotesign.validation.model import (Block, Conclusion, DocumentChange, DocumentResult, Indication,
                                          SignatureResult, SubIndication, TimestampKind, TimestampResult,
                                          ValidationInputError)
+from remotesign.validation.pdf_level import PdfLtFacts, is_level_timestamp, lta_timestamp, pdf_lt_complete
 from remotesign.validation.pdf_changes import CHECK_BYTE_RANGE, CHECK_UNANALYSABLE, ChangeReview, review_signature
 from remotesign.validation.policy import Level, ValidationPolicy, record
 from remotesign.validation.options import ValidationOptions
@@ -179,6 +180,25 @@ class _Document:
     #: ``options.signature_spec()``, built once per document (trust manager, policies)
     base_spec: SignatureValidationSpec | None = None
 
+    _dss_by_revision: dict[int, cc.Material] = field(default_factory=dict)
+
+    def dss_through(self, revision: int | None = None) -> cc.Material:
+        """The content of every DSS dictionary from the first revision that has one up to
+        ``revision`` (all revisions when None): EU DSS reads the validation data of every DSS
+        revision, and a later update may have dropped entries an earlier one carried."""
+        out = cc.Material()
+        if self.dss_revision is None:
+            return out
+        total = cc.safe(lambda: self.reader.xrefs.total_revisions) or 0
+        last = min(total - 1 if revision is None else revision, MAX_REVISIONS_SCANNED - 1)
+        for number in range(self.dss_revision, last + 1):
+            if number not in self._dss_by_revision:
+                self._dss_by_revision[number] = dss_material_at(self.reader, number)
+            out.extend(self._dss_by_revision[number])
+        if revision is None:
+            out.extend(self.dss)
+        return out
+
     def spec(self, material: cc.Material) -> SignatureValidationSpec:
         """The validation spec with ``material`` as local knowledge."""
         if self.base_spec is None:
@@ -189,9 +209,20 @@ class _Document:
 def dss_material(reader: PdfFileReader) -> tuple[cc.Material, bool]:
     """The DSS as validation material: /Certs, /OCSPs, /CRLs and every VRI entry's /Cert,
     /OCSP, /CRL (what pyHanko's private ``_dss_to_local_knowledge`` reads, plus VRI)."""
+    return dss_material_of(cc.safe(lambda: reader.root))
+
+
+def dss_material_at(reader: PdfFileReader, revision: int) -> cc.Material:
+    """The DSS as it was in ``revision`` (what a document time-stamp of that revision covers)."""
+    root = cc.safe(lambda: reader.get_historical_resolver(revision).root)
+    return dss_material_of(root)[0]
+
+
+def dss_material_of(root: Any) -> tuple[cc.Material, bool]:
+    """The DSS of the catalog ``root`` as validation material, and whether there is one."""
     material = cc.Material()
     try:
-        dss = reader.root.get("/DSS")
+        dss = root.get("/DSS")
     except Exception:  # noqa: BLE001
         return material, False
     if dss is None:
@@ -312,12 +343,10 @@ async def _validate_signature(embedded: EmbeddedPdfSignature, doc: _Document) ->
     covering = [ts for ts in doc.stamps if ts.signed_revision > embedded.signed_revision]
 
     profile = cc.cms_profile(signed_data, signer_info, signer_cert)
-    lt_complete = signer_cert is not None and cc.revocation_complete(
-        [signer_cert] + cc.tst_signers(signer_info, content=False), _merged(doc.dss, cms_material, tst_certs),
-        options.trust_anchors)
-    result.signature_format = pades_level(embedded, profile, covering=covering,
-                                          lt_complete=lt_complete, dss_present=doc.dss_present,
-                                          dss_revision=doc.dss_revision)
+    level_stamps = [ts for ts in covering if is_level_timestamp(ts)]
+    result.signature_format = pades_level(embedded, profile, covering=level_stamps, facts=PdfLtFacts(
+        embedded, signer_cert, options.trust_anchors, doc.dss_through(), doc.dss_present, doc.dss_revision,
+        level_stamps, doc.dss_through))
 
     digest_algorithm = cc.safe(lambda: signer_info["digest_algorithm"]["algorithm"].native)
     ades: Any = None
@@ -588,18 +617,17 @@ async def _lta(embedded: EmbeddedPdfSignature, doc: _Document, material: cc.Mate
 
 # --- level -------------------------------------------------------------------------------------------
 def pades_level(embedded: EmbeddedPdfSignature, profile: cc.CmsProfile, *, covering: list[EmbeddedPdfSignature],
-                lt_complete: bool, dss_present: bool, dss_revision: int | None) -> str:
+                facts: PdfLtFacts) -> str:
     """DSS-style level name (PAdES_BASELINE_B/T/LT/LTA, PAdES_BES/EPES/LTV, PKCS7_B/T/LT/LTA,
-    PDF_NOT_ETSI) from EN 319 142-1 §6 and ISO 32000-1 requirements."""
+    PDF_NOT_ETSI) from EN 319 142-1 §6 and ISO 32000-1 requirements; LT and LTA as
+    :mod:`remotesign.validation.pdf_level` decides them."""
     sig = embedded.sig_object
     subfilter = _subfilter(embedded)
     reason = bool(cc.safe(lambda: str(sig["/Reason"]).strip()))
     keys_ok = all(k in sig for k in ("/Contents", "/Filter", "/ByteRange", "/SubFilter"))
     detached = cc.safe(lambda: embedded.signed_data["encap_content_info"]["content"].native is None) is True
     timestamped = profile.signature_timestamp or bool(covering)
-    lt = lt_complete and dss_present
-    archive = any(str(ts.sig_object_type) == "/DocTimeStamp" and _subfilter(ts) == _RFC3161
-                  and dss_revision is not None and ts.signed_revision >= dss_revision for ts in covering)
+    lt = pdf_lt_complete(facts)
     if subfilter == _CADES_DETACHED:
         bes = (profile.extended_bes and keys_ok and detached and profile.content_type_data
                and not (reason and profile.commitment))
@@ -610,9 +638,9 @@ def pades_level(embedded: EmbeddedPdfSignature, profile: cc.CmsProfile, *, cover
                 return "PAdES_BASELINE_B"
             if not lt:
                 return "PAdES_BASELINE_T"
-            return "PAdES_BASELINE_LTA" if archive else "PAdES_BASELINE_LT"
+            return "PAdES_BASELINE_LTA" if lta_timestamp(facts, rfc3161=True) else "PAdES_BASELINE_LT"
         if bes:
-            if lt and archive:
+            if lt and lta_timestamp(facts, rfc3161=False):
                 return "PAdES_LTV"
             return "PAdES_EPES" if profile.policy and not reason else "PAdES_BES"
         return "PDF_NOT_ETSI"
@@ -629,7 +657,7 @@ def pades_level(embedded: EmbeddedPdfSignature, profile: cc.CmsProfile, *, cover
             return "PKCS7_B"
         if not lt:
             return "PKCS7_T"
-        return "PKCS7_LTA" if archive else "PKCS7_LT"
+        return "PKCS7_LTA" if lta_timestamp(facts, rfc3161=False) else "PKCS7_LT"
     return "PDF_NOT_ETSI"
 
 
@@ -744,4 +772,4 @@ async def _salvaged_signature(name: str, view: mmap.mmap, size: int, ranges: tup
     return result
 
 
-__all__ = ["dss_material", "is_document_timestamp", "pades_level", "validate_pdf"]
+__all__ = ["dss_material", "dss_material_at", "is_document_timestamp", "pades_level", "validate_pdf"]
