@@ -237,6 +237,28 @@ async def _xades_signatures(container: AsicContainer, options: ValidationOptions
     return results
 
 
+async def _nested_ddoc_signatures(container: AsicContainer, options: ValidationOptions) -> list[SignatureResult]:
+    """An ASiC-S without signatures of its own whose one data object is a DigiDoc file (a
+    time-stamped DDOC, as SiVa validates it): the DDOC's signatures, each covering that file."""
+    from remotesign.validation.ddoc import validate_ddoc
+    from remotesign.validation.ddoc_xml import is_ddoc
+
+    if len(container.data_objects) != 1:
+        return []
+    name = container.data_objects[0].name
+    with container.open_entry(name) as handle:
+        head = handle.read(1024)
+    if not (name.lower().endswith(".ddoc") or is_ddoc(head)):
+        return []
+    try:
+        nested = await validate_ddoc(container.read_small(name), options, filename=name)
+    except ValidationInputError:  # not a readable DigiDoc file: the container's time-stamps still stand
+        return []
+    for signature in nested.signatures:
+        signature.signed_objects.append(name)
+    return nested.signatures
+
+
 #: Containers of other media types built like ASiC: signatures in META-INF/, data elsewhere
 #: (OpenDocument, the Lithuanian ADOC, BDOC 1.0, ...). Validated by their structure, as DSS does.
 OTHER_CONTAINERS = {"application/vnd.oasis.opendocument": "OpenDocument", "application/vnd.lt.archyvai.adoc": "ADOC",
@@ -367,6 +389,8 @@ async def validate_container(path: Path, options: ValidationOptions, *, filename
         try:
             document.signatures.extend(await _xades_signatures(container, options))
             document.signatures.extend(await _cades_signatures(container, options, kind))
+            if not document.signatures:  # ASiC-S, or a container without mimetype holding one file
+                document.signatures.extend(await _nested_ddoc_signatures(container, options))
         except FormatError as exc:
             raise ValidationInputError("invalid_container", exc.message) from exc
         document.timestamps.extend(await _time_assertions(container, kind, options))

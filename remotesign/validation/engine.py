@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from remotesign.validation.ddoc_xml import is_ddoc
 from remotesign.validation.model import DocumentResult, ValidationInputError
 from remotesign.validation.options import ValidationOptions
 
@@ -62,6 +63,9 @@ async def validate_path(path: Path, options: ValidationOptions, *, filename: str
                 "service signs those but does not validate them yet (LibreOffice and Microsoft Office show them).")
         from remotesign.validation.asic import validate_container
         result = await validate_container(path, options, filename=name)
+    elif kind == "xml" and is_ddoc(head):
+        from remotesign.validation.ddoc import validate_ddoc_file
+        result = await validate_ddoc_file(path, options, filename=name)
     elif kind == "xml":
         from remotesign.validation.xades import validate_xml_file
         result = await validate_xml_file(path, options, filename=name)
