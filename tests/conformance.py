@@ -122,10 +122,23 @@ def libdigidocpp_trusted_list_registry():  # type: ignore[no-untyped-def]
 def uses_test_trusted_list(case: Case) -> bool:
     """digidoc4j's TEST mode (and SiVa's demo configuration): the Estonian TEST trusted list
     (EE_T), here from the local copy."""
-    return "TEST mode" in case.trust or "Configuration.Mode.TEST" in case.trust or case.trust.startswith("SiVa")
+    return ("TEST mode" in case.trust or "Configuration.Mode.TEST" in case.trust or case.trust.startswith("SiVa")
+            or "test-tl-EE_T-30" in case.trust)
 
 
 _REGISTRY: dict[bool, object] = {}
+#: The Estonian production trusted list as EU DSS cached it (2023-10): what the EU LOTL gives
+#: digidoc4j's PROD mode and SiVa's demo configuration, offline.
+PRODUCTION_LIST = TRUST / "ee" / "EE.xml"
+_PRODUCTION: list[object] = []
+
+
+def production_trusted_list_registry():  # type: ignore[no-untyped-def]
+    """The Estonian production list alone (digidoc4j's PROD mode)."""
+    if not _PRODUCTION:
+        from remotesign.validation.trusted_lists import load_trusted_lists
+        _PRODUCTION.append(load_trusted_lists([PRODUCTION_LIST]).registry)
+    return _PRODUCTION[0]
 
 
 def test_trusted_list_registry(with_production: bool = False):  # type: ignore[no-untyped-def]
@@ -140,7 +153,7 @@ def test_trusted_list_registry(with_production: bool = False):  # type: ignore[n
         text = template.read_text(encoding="utf-8").replace("{TSL_VERSION_IDENTIFIER}", "5")
         directory = Path(tempfile.mkdtemp(prefix="ee-t-tl-"))
         (directory / "EE_T.xml").write_text(text, encoding="utf-8")
-        production = [TRUST / "siva" / "EE.xml"] if with_production else []
+        production = [PRODUCTION_LIST] if with_production else []
         loaded = load_trusted_lists([directory / "EE_T.xml", *production])
         _REGISTRY[with_production] = loaded.registry
     return _REGISTRY[with_production]
@@ -176,6 +189,8 @@ def options_for(case: Case, policy=None):  # type: ignore[no-untyped-def]
     registry = test_trusted_list_registry(case.trust.startswith("SiVa")) if uses_test_trusted_list(case) else None
     if case.trust.startswith("libdigidocpp unit-test configuration"):
         registry = libdigidocpp_trusted_list_registry()
+    if "Configuration.Mode.PROD" in case.trust:
+        registry = production_trusted_list_registry()
     detached = tuple(DetachedDocument(name=p.name, path=p) for p in case.detached)
     return ValidationOptions(trust_anchors=tuple(anchors), validation_time=case.validation_time,
                              tsp_registry=registry, policy=policy or source_policy(case),  # type: ignore[arg-type]
@@ -199,6 +214,8 @@ PER_SIGNATURE = {
     "dd4j-bdoc-multi-01": {"S0": ("TOTAL-PASSED", None), "S1": ("INDETERMINATE", "NO_SIGNING_CERTIFICATE_FOUND")},
     "dd4j-bdoc-nochain-01": {"S0": ("INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND"),
                              "S1": ("INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND")},
+    # DDocSignatureTest: the second signature (Belgian eID signer) "Signers cert not trusted, missing CA cert!"
+    "dd4j-ddoc-nochain-01": {"S1": ("INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND")},
     "dd4j-asice-multi-01": {
         "id-6128479cd68e028c5d2a51bed115534f": ("TOTAL-FAILED", "HASH_FAILURE"),
         "id-6fe70838": ("TOTAL-FAILED", "HASH_FAILURE"),
