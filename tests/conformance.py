@@ -46,6 +46,15 @@ class Case:
 
 
 def _anchor_files(trust: str) -> list[Path]:
+    found = _mode_anchor_files(trust)
+    if "ddoc4j certificate store" in trust:
+        # digidoc4j validates DDOC against the CA and OCSP-responder certificates its
+        # configuration lists (DIGIDOC_CAS of digidoc4j.yaml, shipped in ddoc4j's resources)
+        found += sorted(p for p in (TRUST / "digidoc4j" / "ddoc4j-certs").iterdir() if p.suffix == ".crt")
+    return found
+
+
+def _mode_anchor_files(trust: str) -> list[Path]:
     explicit = [p for p in re.findall(r"trust/[\w./-]+\.(?:pem|cer|crt)", trust)
                 if not Path(p).name.startswith(("adjunct", "lotl_signer"))]  # named, but not anchors
     if explicit:

@@ -337,6 +337,17 @@ def _container_kind(container: AsicContainer) -> tuple[str, str | None]:
     return kind, f"{what}: its signatures are validated by its structure, as {kind}"
 
 
+def _asic_s_signature_files(container: AsicContainer) -> str | None:
+    """EN 319 162-1 §4.3.2: an ASiC-S holds one signature file or one time assertion
+    (``timestamp.tst``), never several signature files nor a signature and a time assertion."""
+    signatures = [*container.signature_names, *container.cades_signature_names]
+    if len(signatures) > 1:
+        return f"an ASiC-S container holds one signature file; this one has {len(signatures)}"
+    if signatures and "META-INF/timestamp.tst" in container.names:
+        return "an ASiC-S container holds either a signature file or a time assertion, this one has both"
+    return None
+
+
 def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResult, policy: ValidationPolicy) -> None:
     """EN 319 162-1 structure: ASiC-S has exactly one data object; ASiC-E files should all be
     signed and listed in the manifest."""
@@ -347,6 +358,13 @@ def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResu
         for signature in document.signatures:
             _format_failure(signature, message)
         return
+    if kind == "ASiC-S":
+        problem = _asic_s_signature_files(container)
+        if problem:
+            document.errors.append(problem)
+            for signature in document.signatures:
+                _format_failure(signature, problem)
+            return
     for signature in document.signatures:
         if signature.parent_id is not None:
             continue  # a counter-signature signs its parent signature, not the files
@@ -363,9 +381,13 @@ def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResu
     signed = {name for s in document.signatures for name in s.signed_objects}
     for name in data_names:
         if name not in signed:
+            message = f"file {name!r} in the container is not covered by this signature"
             for signature in document.signatures:
-                record(signature, policy, "asic.file_not_signed",
-                       f"file {name!r} in the container is not covered by this signature")
+                if signature.sub_indication is SubIndication.SIGNED_DATA_NOT_FOUND:
+                    # most likely the file its broken reference meant: that finding says more
+                    signature.errors.append(message)
+                else:
+                    record(signature, policy, "asic.file_not_signed", message)
         if kind == "ASiC-E" and container.signature_names and container.manifest and name not in container.manifest:
             document.errors.append(f"file {name!r} is not listed in META-INF/manifest.xml")
     for signature in document.signatures:
