@@ -22,13 +22,14 @@ for _name in ("pyhanko", "pyhanko_certvalidator"):
 
 def sniff(head: bytes) -> str:
     """Classify a file by its first bytes: ``pdf``, ``zip``, ``xml``, ``cms`` or ``unknown``
-    (a CMS that envelops a PDF starts with a DER SEQUENCE, so that test comes first)."""
+    (a CMS that envelops a PDF starts with a DER SEQUENCE and a ZIP that stores one with a local
+    file header, so those tests come first; a PDF may have bytes before its header)."""
     if head[:1] == b"\x30" and b"%PDF-" not in head[:8]:
         return "cms"
+    if head.startswith(b"PK\x03\x04"):  # before the PDF test: a container may store a PDF uncompressed
+        return "zip"
     if b"%PDF-" in head[:_SNIFF_BYTES]:
         return "pdf"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"<"):
         return "xml"

@@ -34,6 +34,9 @@ def uri_to_name(uri: str) -> str | None:
     if parts.scheme or parts.netloc or parts.query or parts.fragment:
         raise FormatError("invalid_xades", f"reference URI {uri!r} does not name a container file")
     try:
-        return unquote(uri, encoding="utf-8", errors="strict")
+        name = unquote(uri, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise FormatError("invalid_xades", f"reference URI {uri!r} is not UTF-8") from None
+    # An absolute path ("/file.txt") names the file from the package root (RFC 3986 §5.2 with
+    # the container as the base), as libdigidocpp reads it.
+    return name[1:] if name.startswith("/") and len(name) > 1 else name
