@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,30 @@ def test_digest_info_with_or_without_null(rsa_key: rsa.RSAPrivateKey, null: bool
     _verify(rsa_key, _raw_sign(rsa_key, em), message)
     with pytest.raises(InvalidSignature):
         _verify(rsa_key, _raw_sign(rsa_key, em), message + b"!")
+
+
+@pytest.mark.parametrize("null", [True, False])
+def test_xml_signature_value_digest_info_with_or_without_null(rsa_key: rsa.RSAPrivateKey, null: bool) -> None:
+    """XMLDSig verification takes the same two DigestInfo forms (Latvian eID software omits NULL)."""
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509 as crypto_x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from remotesign.formats.xades.algorithms import SignatureMethod, verify_signature_value
+
+    name = crypto_x509.Name([crypto_x509.NameAttribute(NameOID.COMMON_NAME, "signer")])
+    cert = (crypto_x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(rsa_key.public_key())
+            .serial_number(7).not_valid_before(datetime(2020, 1, 1)).not_valid_after(datetime(2040, 1, 1))
+            .sign(rsa_key, hashes.SHA256()))
+    asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    method = SignatureMethod(uri="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", scheme="rsa", digest="sha256")
+    signed_info = b"<SignedInfo/>"
+    value = _raw_sign(rsa_key, _em(256, _digest_info(hashlib.sha256(signed_info).digest(), null=null)))
+    assert verify_signature_value(asn1_cert, method, signed_info, value)
+    assert not verify_signature_value(asn1_cert, method, signed_info + b" ", value)
+    garbage = _raw_sign(rsa_key, b"\x00\x01" + b"\xff" * 200 + b"\x00" + b"\x01" * 53)
+    assert not verify_signature_value(asn1_cert, method, signed_info, garbage)
 
 
 @pytest.mark.parametrize("variant", ["block_type_2", "garbage_after", "zero_in_padding", "null_and_garbage"])

@@ -128,6 +128,30 @@ def _certificates(ders: Iterable[bytes], problems: list[str]) -> list[x509.Certi
     return out
 
 
+def _without_unreadable_certs(response: asn1_ocsp.OCSPResponse, problems: list[str]) -> asn1_ocsp.OCSPResponse:
+    """``response`` without the certificates in its ``certs`` field that cannot be parsed (they
+    are outside what the responder signs, so the response itself is unchanged; pyHanko would
+    fail on them lazily, deep inside path building)."""
+    basic = response.basic_ocsp_response
+    certs = basic["certs"]
+    if not certs:
+        return response
+    kept = []
+    for cert in certs:
+        try:
+            cert.native  # noqa: B018
+            kept.append(x509.Certificate.load(cert.dump()))
+        except Exception as exc:  # noqa: BLE001 - asn1crypto raises many types on garbage
+            problems.append(f"a certificate in an OCSP response cannot be parsed ({type(exc).__name__})")
+    if len(kept) == len(certs):
+        return response
+    rebuilt = asn1_ocsp.BasicOCSPResponse({"tbs_response_data": basic["tbs_response_data"].copy(),
+                                           "signature_algorithm": basic["signature_algorithm"].copy(),
+                                           "signature": basic["signature"].copy(), "certs": kept})
+    return asn1_ocsp.OCSPResponse({"response_status": "successful", "response_bytes": {
+        "response_type": "basic_ocsp_response", "response": rebuilt}})
+
+
 def knowledge_from(data: ValidationData, problems: list[str] | None = None) -> LocalKnowledge:
     """Certificates, OCSP responses and CRLs (DER) as pyHanko local knowledge; unreadable items
     are skipped and described in ``problems``."""
@@ -139,7 +163,7 @@ def knowledge_from(data: ValidationData, problems: list[str] | None = None) -> L
             # Not .native: BDOC responders encode the nonce extension in a way asn1crypto refuses,
             # and nothing here needs the extensions.
             response.basic_ocsp_response["tbs_response_data"]["responses"].native  # noqa: B018
-            ocsps.extend(OCSPContainer.load_multi(response))
+            ocsps.extend(OCSPContainer.load_multi(_without_unreadable_certs(response, problems)))
         except Exception as exc:  # noqa: BLE001
             problems.append(f"an embedded OCSP response cannot be used ({type(exc).__name__})")
     crls: list[CRLContainer] = []

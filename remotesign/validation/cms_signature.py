@@ -16,10 +16,7 @@ anyone sign something other than what the signer signed.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
-from asn1crypto import algos, cms, core
+from asn1crypto import algos, cms
 from asn1crypto.keys import PublicKeyInfo
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -28,6 +25,7 @@ from pyhanko_certvalidator.errors import AlgorithmNotSupported
 from pyhanko_certvalidator.sig_validate import (DEFAULT_VALIDATION_CONTEXT, DefaultSignatureValidator,
                                                 SignatureValidationContext, SignatureValidator)
 
+from remotesign.pkcs1 import pkcs1v15_verifies, tlv
 from remotesign.public_keys import minimal_rsa_key_info
 
 #: id-rsassa-pkcs1-v1_5-with-sha3-* (NIST CSOR sigAlgs) -> digest algorithm
@@ -37,7 +35,6 @@ RSA_SHA3_OIDS = {
     "2.16.840.1.101.3.4.3.15": "sha3_384",
     "2.16.840.1.101.3.4.3.16": "sha3_512",
 }
-_PKCS1_MIN_PADDING = 8
 _MAX_SIGNED_ATTRS = 1 << 20
 
 
@@ -71,7 +68,7 @@ def der_signed_attrs(signed_data: bytes) -> bytes | None:
         children = [attr.dump() for attr in attrs]
     except Exception:  # noqa: BLE001 - not a SET OF Attribute: nothing to re-order
         return None
-    der = _tlv(0x31, b"".join(sorted(children)))
+    der = tlv(0x31, b"".join(sorted(children)))
     return None if der == signed_data else der
 
 
@@ -114,51 +111,16 @@ def _pkcs1v15_digest(algorithm: algos.SignedDigestAlgorithm, key: PublicKeyInfo,
 def _verify_pkcs1v15(signature: bytes, message: bytes, key: PublicKeyInfo, digest_algorithm: str,
                      prehashed: bool) -> None:
     """RSASSA-PKCS1-v1_5 verification (RFC 8017 §8.2.2) accepting the DigestInfo with NULL or with
-    absent parameters: the expected encoded message is rebuilt in full and compared."""
+    absent parameters (:mod:`remotesign.pkcs1`)."""
     try:
         public = serialization.load_der_public_key((minimal_rsa_key_info(key) or key).dump())
-        digest = message if prehashed else hashlib.new(digest_algorithm, message).digest()
+        if not isinstance(public, rsa.RSAPublicKey):
+            raise InvalidSignature()
+        if pkcs1v15_verifies(public, signature, digest_algorithm, message, prehashed=prehashed):
+            return
     except (ValueError, TypeError) as exc:
         raise AlgorithmNotSupported(f"RSA with {digest_algorithm} cannot be verified: {exc}") from exc
-    if not isinstance(public, rsa.RSAPublicKey):
-        raise InvalidSignature()
-    numbers = public.public_numbers()
-    size = (numbers.n.bit_length() + 7) // 8
-    value = int.from_bytes(signature, "big")
-    if len(signature) != size or value >= numbers.n:
-        raise InvalidSignature()
-    encoded = pow(value, numbers.e, numbers.n).to_bytes(size, "big")
-    for digest_info in _digest_infos(digest_algorithm, digest):
-        padding = size - 3 - len(digest_info)
-        if padding < _PKCS1_MIN_PADDING:
-            continue
-        expected = b"\x00\x01" + b"\xff" * padding + b"\x00" + digest_info
-        if hmac.compare_digest(expected, encoded):
-            return
     raise InvalidSignature()
-
-
-def _digest_infos(digest_algorithm: str, digest: bytes) -> list[bytes]:
-    """DigestInfo with NULL parameters, then with the parameters absent (built by hand:
-    asn1crypto would add the NULL)."""
-    oid = algos.DigestAlgorithmId(digest_algorithm).dump()
-    octets = core.OctetString(digest).dump()
-    out = []
-    for parameters in (b"\x05\x00", b""):
-        identifier = _tlv(0x30, oid + parameters)
-        out.append(_tlv(0x30, identifier + octets))
-    return out
-
-
-def _tlv(tag: int, body: bytes) -> bytes:
-    return bytes([tag]) + _der_length(len(body)) + body
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(encoded)]) + encoded
 
 
 __all__ = ["CMS_SIGNATURE_VALIDATOR", "CmsSignatureValidator", "RSA_SHA3_OIDS", "der_signed_attrs"]

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
 from remotesign.formats.xades.dom import DS, StructureError, single
+from remotesign.pkcs1 import pkcs1v15_verifies
 from remotesign.public_keys import load_public_key
 
 MORE = "http://www.w3.org/2001/04/xmldsig-more#"
@@ -167,7 +168,10 @@ def verify_signature_value(cert: x509.Certificate, method: SignatureMethod, data
             if not isinstance(key, rsa.RSAPublicKey):
                 return False
             if method.scheme == "rsa":
-                key.verify(value, data, padding.PKCS1v15(), digest)
+                try:
+                    key.verify(value, data, padding.PKCS1v15(), digest)
+                except InvalidSignature:  # a DigestInfo without NULL parameters (remotesign.pkcs1)
+                    return pkcs1v15_verifies(key, value, method.digest, data)
             else:
                 mgf = _HASHES[method.mgf_digest or method.digest]()
                 salt = method.salt_length if method.salt_length is not None else digest.digest_size
