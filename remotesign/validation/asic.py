@@ -391,6 +391,12 @@ def _coverage_checks(container: AsicContainer, kind: str, document: DocumentResu
         if kind == "ASiC-E" and container.signature_names and container.manifest and name not in container.manifest:
             document.errors.append(f"file {name!r} is not listed in META-INF/manifest.xml")
     for signature in document.signatures:
+        for name, declared in signature.declared_media_types.items():
+            listed = container.manifest.get(name)
+            if listed and listed.lower() != declared.lower():
+                record(signature, policy, "asic.media_type_mismatch",
+                       f"META-INF/manifest.xml gives {name!r} the media type {listed!r}; the signature declares "
+                       f"{declared!r}")
         for name in signature.signed_objects:
             if container.signature_names and container.manifest and name in data_names \
                     and name not in container.manifest:

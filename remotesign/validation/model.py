@@ -164,6 +164,8 @@ class SignatureResult:
     ocsp_produced_at: list[datetime] = field(default_factory=list)
     signature_algorithm: str | None = None   # e.g. sha256_rsa, sha256_ecdsa, rsassa_pss
     signed_objects: list[str] = field(default_factory=list)      # names / URIs covered
+    #: the media type the signature itself declares for a signed file (XAdES DataObjectFormat)
+    declared_media_types: dict[str, str] = field(default_factory=dict)
     signed_byte_ranges: list[tuple[int, int]] = field(default_factory=list)  # PDF: (first byte, length) pairs
     signing_reason: str | None = None
     signer_roles: list[str] = field(default_factory=list)

@@ -68,6 +68,8 @@ CHECKS: dict[str, Check] = {c.id: c for c in (
           "the one data object, at the root)", _FORMAT),
     Check("asic.file_not_in_manifest", "Every signed file is listed in META-INF/manifest.xml", _FORMAT),
     Check("asic.manifest_mismatch", "ASiC manifests match the files they list", _FORMAT),
+    Check("asic.media_type_mismatch", "META-INF/manifest.xml gives a signed file the media type its signature "
+          "declares (DataObjectFormat)", _FORMAT),
     Check("xades.target_mismatch", "QualifyingProperties/@Target points at the signature", _FORMAT),
     Check("xades.signing_certificate_unprotected", "A SigningCertificate property protects and matches the certificate",
           SubIndication.SIG_CONSTRAINTS_FAILURE),

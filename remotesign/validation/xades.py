@@ -31,7 +31,7 @@ from remotesign.formats.xades.algorithms import SignatureMethod, signature_metho
 from remotesign.formats.xades.c14n import (Budget, BudgetExceeded, check_algorithm, element_octets,
                                            inclusive_namespaces, work_budget)
 from remotesign.formats.xades.dom import (DS, SignatureParts, StructureError, enclosing_signature, id_index,
-                                          is_counter_signature, q, signature_parts, single)
+                                          is_counter_signature, is_element, local_name, q, signature_parts, single)
 from remotesign.formats.xades.placement import countersignature_problem, partial_scope
 from remotesign.formats.xades.reading import (CertReference, embedded_data, identify_signer, key_info_certificates,
                                               signing_certificate_refs, values_of)
@@ -165,6 +165,19 @@ class _Document:
 
 # -- one signature ----------------------------------------------------------------------------------
 
+def declared_media_types(parts: SignatureParts, refs: list[ReferenceOutcome]) -> dict[str, str]:
+    """Signed file name -> the MimeType of the DataObjectFormat whose ObjectReference names its
+    ds:Reference (EN 319 132-1 §5.2.4)."""
+    by_id = {r.id: r.name for r in refs if r.detached and r.name and r.id}
+    out: dict[str, str] = {}
+    for dof in parts.data_object_properties("DataObjectFormat"):
+        name = by_id.get((dof.get("ObjectReference") or "").lstrip("#"))
+        mime = next((e for e in dof if is_element(e) and local_name(e) == "MimeType"), None)
+        if name and mime is not None and (mime.text or "").strip():
+            out.setdefault(name, (mime.text or "").strip())
+    return out
+
+
 class _SignatureValidation:
     """The building blocks for one ds:Signature, filling one SignatureResult."""
 
@@ -293,6 +306,7 @@ class _SignatureValidation:
         result = self.result
         result.signature_algorithm = method.asn1_name
         result.signed_objects = list(dict.fromkeys(r.name for r in refs if r.detached and r.name))
+        result.declared_media_types = declared_media_types(parts, refs)
         facts = signed_facts(parts)
         result.claimed_signing_time = facts.claimed_signing_time
         result.signer_roles = facts.signer_roles
