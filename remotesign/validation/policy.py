@@ -71,6 +71,8 @@ CHECKS: dict[str, Check] = {c.id: c for c in (
     Check("asic.media_type_mismatch", "META-INF/manifest.xml gives a signed file the media type its signature "
           "declares (DataObjectFormat)", _FORMAT),
     Check("xades.target_mismatch", "QualifyingProperties/@Target points at the signature", _FORMAT),
+    Check("xades.policy_identifier", "SignaturePolicyIdentifier is well formed: one SignaturePolicyId or "
+          "SignaturePolicyImplied, an OID URN qualified OIDAsURN", _FORMAT),
     Check("xades.signing_certificate_unprotected", "A SigningCertificate property protects and matches the certificate",
           SubIndication.SIG_CONSTRAINTS_FAILURE),
     Check("signing_time.after_timestamp", "The claimed signing time is not later than the signature time-stamp",

@@ -313,6 +313,8 @@ class _SignatureValidation:
         result.production_place = facts.production_place
         result.commitment_types = facts.commitment_types
         result.policy_id = facts.policy_id
+        for problem in facts.policy_problems:
+            self.check("xades.policy_identifier", problem)
 
     def read_tokens(self, stamps: list[StampProperty]) -> dict[bytes, TokenInfo]:
         tokens = {}

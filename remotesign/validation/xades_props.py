@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from lxml import etree
+
 from remotesign.formats.xades.dom import SignatureParts, local_name, text_of
 from remotesign.formats.xades.reading import any_children
 
@@ -35,6 +37,8 @@ class SignedFacts:
     commitment_types: list[str] = field(default_factory=list)
     policy_id: str | None = None
     policy_implied: bool = False
+    #: what is wrong with SignaturePolicyIdentifier's structure, if anything
+    policy_problems: list[str] = field(default_factory=list)
 
 
 _PLACE = {"City": "city", "StateOrProvince": "stateOrProvince", "PostalCode": "postalCode",
@@ -63,6 +67,22 @@ def signed_facts(parts: SignatureParts) -> SignedFacts:
     for policy in parts.signed("SignaturePolicyIdentifier")[:1]:
         for policy_id in any_children(policy, "SignaturePolicyId"):
             for sig_policy_id in any_children(policy_id, "SigPolicyId"):
-                facts.policy_id = text_of(next(iter(any_children(sig_policy_id, "Identifier")), None))
+                identifier = next(iter(any_children(sig_policy_id, "Identifier")), None)
+                facts.policy_id = text_of(identifier)
+                facts.policy_problems += _identifier_problems(identifier)
         facts.policy_implied = bool(any_children(policy, "SignaturePolicyImplied"))
+        if len(any_children(policy, "SignaturePolicyId")) + facts.policy_implied != 1:
+            facts.policy_problems.append("SignaturePolicyIdentifier holds either one SignaturePolicyId or "
+                                         "SignaturePolicyImplied (EN 319 132-1 §5.2.9)")
     return facts
+
+
+def _identifier_problems(identifier: etree._Element | None) -> list[str]:
+    """XAdES ObjectIdentifier (EN 319 132-1 §5.1.2): an OID written as a URN (``urn:oid:``) has the
+    qualifier OIDAsURN; OIDAsURI is for an OID written as a URI."""
+    if identifier is None:
+        return []
+    value, qualifier = (text_of(identifier) or ""), identifier.get("Qualifier")
+    if value.lower().startswith("urn:oid:") and qualifier == "OIDAsURI":
+        return [f"the signature policy identifier {value!r} is a URN, but its qualifier is OIDAsURI"]
+    return []
