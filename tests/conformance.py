@@ -387,6 +387,9 @@ KNOWN_REASONS = {
     "dd4j-asice-struct-02": "the DSS version digidoc4j pins throws on two EncapsulatedTimeStamp elements in one "
                             "SignatureTimeStamp (\"More than one result for XPath\"); current EU DSS validates both "
                             "tokens and calls the signature XAdES_T (dss-xades-t-04), as remotesign does",
+    "dd4j-asice-lv-05": "digidoc4j's test trusts an internal trusted list (http://10.0.25.57/tsl/trusted-test-mp.xml) "
+                        "that is not public, so the Latvian CA E-ME SI (CA1) has no anchor here; the signature "
+                        "value (a DigestInfo without NULL parameters) verifies, as digidoc4j's does",
     "dd4j-asice-struct-03": "the DSS version digidoc4j pins throws on two EncapsulatedTimeStamp elements in the second "
                             "SignatureTimeStamp; current EU DSS validates both tokens (dss-xades-t-06), as remotesign "
                             "does",
