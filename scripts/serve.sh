@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_common.sh
-apt_install fonts-freefont-ttf libpango-1.0-0 libpangoft2-1.0-0  # visible PDF stamps: names in any European script; the PDF validation report (WeasyPrint)
+# visible PDF stamps: names in any European script; the PDF validation report (WeasyPrint);
+# curl and jq for the README's examples
+apt_install fonts-freefont-ttf libpango-1.0-0 libpangoft2-1.0-0 curl jq
 make_venv "."
 # The demo has no mail server or SMS gateway: messages to signers (passcodes, codes) land in files.
 if [ -z "${REMOTESIGN_SMTP_URL:-}" ]; then export REMOTESIGN_MAIL_DIR="${REMOTESIGN_MAIL_DIR:-${REMOTESIGN_HOME:-var}/outbox/mail}"; fi

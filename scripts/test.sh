@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 . scripts/_common.sh
 apt_install openssl softhsm2 opensc poppler-utils xmlsec1 qpdf postgresql chromium chromium-driver zbar-tools fonts-freefont-ttf \
     libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui python3-uno libnss3-tools \
-    libpango-1.0-0 libpangoft2-1.0-0
+    libpango-1.0-0 libpangoft2-1.0-0 curl jq
 make_venv ".[test]"
 set +e
 # In parallel: one worker per core (each worker starts its own service processes); tests of one

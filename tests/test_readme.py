@@ -1,0 +1,69 @@
+"""The README's "First steps as an integrator" block, run as written against a fresh instance.
+
+The block is taken from README.md and run by bash in a scratch copy of the scripts (so ``var/``,
+``serve.log`` and ``ca.pem`` land there, not in the checkout), with two substitutions only: a free
+port for 8080 (``serve.sh`` gets ``--port``), since tests run in parallel. The scratch copy links
+this checkout's ``.venv``; ``serve.sh`` must then start without installing anything."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tests.harness import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block under the README heading ``heading``."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split(f"\n{heading}\n", 1)[1]
+    found = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert found, f"no sh block under {heading!r}"
+    return found.group(1)
+
+
+def scratch_site(tmp: Path) -> Path:
+    """A directory that looks like a checkout to serve.sh: its scripts and pyproject.toml, and this
+    checkout's virtualenv (stamped as installed: the running tests prove it is)."""
+    site = tmp / "site"
+    shutil.copytree(REPO / "scripts", site / "scripts")
+    shutil.copy2(REPO / "pyproject.toml", site / "pyproject.toml")
+    (site / ".venv").symlink_to(REPO / ".venv", target_is_directory=True)
+    stamp = hashlib.sha256((REPO / "pyproject.toml").read_bytes() + b".\n").hexdigest()[:16]
+    (REPO / ".venv" / f".installed-{stamp}").touch()
+    return site
+
+
+def test_first_steps_block_runs_as_written(tmp_path: Path) -> None:
+    port = free_port()
+    block = readme_block("## First steps as an integrator")
+    assert "./scripts/serve.sh " in block and "8080" in block
+    script = block.replace("./scripts/serve.sh ", f"./scripts/serve.sh --port {port} ", 1).replace("8080", str(port))
+    site = scratch_site(tmp_path)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=site, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)   # the service the block left running in the background
+    log = (site / "serve.log").read_text(errors="replace") if (site / "serve.log").exists() else ""
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {out}\nstderr: {err}\nserve.log: {log[-3000:]}"
+    assert "pip install" not in log and "installing Debian packages" not in log, log
+    assert (site / "var" / "demo-client.json").is_file()
+    created = out.strip().splitlines()
+    assert created and '"alice"' in created[-1], out     # the key the block created, as JSON
+    chain = x509.load_pem_x509_certificates((site / "ca.pem").read_bytes())
+    assert any(c.subject == c.issuer for c in chain)         # the root for the validators
+    assert all(c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca for c in chain)
