@@ -41,11 +41,20 @@ def authenticated(request: Request, svc: Services = Depends(services)) -> TokenI
     return info
 
 
-def require_scope(scope: str) -> Callable[..., TokenInfo]:
-    def _dep(caller: TokenInfo = Depends(authenticated)) -> TokenInfo:
-        if scope not in caller.scopes:
-            raise ApiError(403, "insufficient_scope", f"this operation needs scope {scope}",
-                           {"WWW-Authenticate": f'Bearer realm="remotesign", error="insufficient_scope", scope="{scope}"'})
+class ScopeCheck:
+    """The dependency ``require_scope`` gives: a callable object rather than a closure, so that the
+    description (openapi_security.py) can read which scope a route needs from its dependencies."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    def __call__(self, caller: TokenInfo = Depends(authenticated)) -> TokenInfo:
+        if self.scope not in caller.scopes:
+            raise ApiError(403, "insufficient_scope", f"this operation needs scope {self.scope}",
+                           {"WWW-Authenticate": f'Bearer realm="remotesign", error="insufficient_scope", '
+                                                f'scope="{self.scope}"'})
         return caller
 
-    return _dep
+
+def require_scope(scope: str) -> Callable[..., TokenInfo]:
+    return ScopeCheck(scope)

@@ -11,6 +11,7 @@ status or body the document does not name.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from fastapi import FastAPI
@@ -168,13 +169,34 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def unique_operation_ids(schema: dict[str, Any]) -> dict[str, Any]:
+    """A route serving two methods (``PUT`` and ``POST`` upload, ``GET`` and ``POST`` users/me) gets
+    one operationId from FastAPI; OpenAPI wants them unique, so the later ones take their method."""
+    seen: set[str] = set()
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            op_id = operation.get("operationId")
+            if op_id in seen:
+                operation["operationId"] = f"{op_id}_{method}"
+            seen.add(operation.get("operationId"))
+    return schema
+
+
 def install(app: FastAPI) -> None:
-    """Serve the rewritten description at ``/openapi.json``."""
+    """Serve the rewritten description at ``/openapi.json``: error bodies and statuses as answered,
+    unique operation ids, and the security each operation takes."""
+    from remotesign.api.openapi_security import document_security
+
     generate = app.openapi
+    auth_server = app.state.services.settings.default_auth_server
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors(_add_json_models(generate()))
+            with warnings.catch_warnings():  # FastAPI warns of the duplicate ids fixed just after
+                warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
+                generated = generate()
+            schema = unique_operation_ids(document_errors(_add_json_models(generated)))
+            app.openapi_schema = document_security(schema, app, auth_server)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

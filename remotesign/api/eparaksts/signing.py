@@ -4,6 +4,7 @@ case-insensitively, under /api-sign/ and the /api-signing/ spelling some example
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from remotesign.api.deps import services
 from remotesign.api.json_guard import JsonInputError, loads_untrusted
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, error_entry, ok
+from remotesign.api.eparaksts.sign_answers import CalculateDigestAnswer, SessionResultsAnswer
+from remotesign.api.openapi_doc import json_body
 from remotesign.core.offload import off_loop
 from remotesign.core.signature_values import SignerInputError, decode_b64, load_certificate
 from remotesign.core.signing import Outcome, SigningError
@@ -158,16 +161,44 @@ async def eseal_create(raw: bytes, caller: TokenInfo, svc: Services) -> JSONResp
 
 OPERATIONS = {"calculatedigest": calculate_digest, "finalizesigning": finalize_signing,
               "addarchive": add_archive, "esealcreate": eseal_create}
+Handler = Callable[[bytes, TokenInfo, Services], Awaitable[JSONResponse]]
 
 
-@router.post("/api-sign/v1.0/{operation}")
+async def _run(handler: Handler, request: Request, caller: TokenInfo, svc: Services) -> JSONResponse:
+    raw = await request.body()
+    # Parsing, the signer's checks (path building, PFX decryption), the database and the signing
+    # itself run in a worker thread with its own event loop (core/offload.py), never on this one.
+    return await off_loop(lambda: handler(raw, caller, svc))
+
+
+def _documented(name: str, handler: Handler, body: type[BaseModel], answer: type[BaseModel], summary: str) -> None:
+    """One operation at its own path, its request and answer described (the dispatcher below still
+    answers the other spellings: any case, and /api-signing/)."""
+
+    async def operation(request: Request, caller: TokenInfo = Caller,
+                        svc: Services = Depends(services)) -> JSONResponse:
+        return await _run(handler, request, caller, svc)
+
+    router.add_api_route(f"/api-sign/v1.0/{name}", operation, methods=["POST"], name=name, summary=summary,
+                         openapi_extra=json_body(body),
+                         responses={200: {"model": answer, "description": "Every session's outcome"}})
+
+
+_documented("CalculateDigest", calculate_digest, CalculateDigestRequest, CalculateDigestAnswer,
+            "Digests to sign with the signer's certificate, one per session")
+_documented("finalizeSigning", finalize_signing, FinalizeRequest, SessionResultsAnswer,
+            "Complete each session's signature with its signature value")
+_documented("addArchive", add_archive, ArchiveRequest, SessionResultsAnswer,
+            "Add archive time-stamps (LTA) to each session's signed document")
+_documented("eSealCreate", eseal_create, ESealRequest, SessionResultsAnswer,
+            "Seal each session's documents with a PKCS#12 key sent in the call")
+
+
+@router.post("/api-sign/v1.0/{operation}", include_in_schema=False)
 @router.post("/api-signing/v1.0/{operation}", include_in_schema=False)
 async def dispatch(operation: str, request: Request, caller: TokenInfo = Caller,
                    svc: Services = Depends(services)) -> JSONResponse:
     handler = OPERATIONS.get(operation.lower())
     if handler is None:
         raise EnvelopeError(404, "unknown_operation", f"no signing operation {operation!r}")
-    raw = await request.body()
-    # Parsing, the signer's checks (path building, PFX decryption), the database and the signing
-    # itself run in a worker thread with its own event loop (core/offload.py), never on this one.
-    return await off_loop(lambda: handler(raw, caller, svc))
+    return await _run(handler, request, caller, svc)
