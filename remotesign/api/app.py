@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from remotesign import __version__
-from remotesign.api import (account_pages, admin, consent_pages, csc, devices, eparaksts, esigp, fortress, health,
-                            logout_page, native, oauth, openapi_doc, pki, remote_signing, request_context, validation,
-                            validation_page)
+from remotesign.api import (account_pages, admin, consent_pages, csc, devices, docs_pages, eparaksts, esigp, fortress,
+                            health, logout_page, native, oauth, openapi_doc, pki, remote_signing, request_context,
+                            validation, validation_page)
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.json_guard import JsonDepthGuard
@@ -26,7 +26,9 @@ DESCRIPTION = """Remote electronic-signature service: keys held for relying part
 PKI (CA, CRL, OCSP, RFC 3161 TSA), OAuth2 client credentials for relying parties.
 
 Errors of the service's own endpoints: `{"error": {"code": "...", "message": "..."}}`;
-OAuth endpoints answer RFC 6749 errors; OCSP and TSA answer in their protocols."""
+OAuth endpoints answer RFC 6749 errors; OCSP and TSA answer in their protocols.
+
+Each API also has a description of its own, linked from the service's landing page (`/`)."""
 
 
 def create_app(services: Services) -> FastAPI:
@@ -54,7 +56,10 @@ def create_app(services: Services) -> FastAPI:
     # database write sections, which wait for the GIL after every statement) while the cheap
     # calls' p99 stayed near 100 ms either way.
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # docs_url and redoc_url off: FastAPI's pages load Swagger UI and ReDoc from a CDN; docs_pages
+    # serves them from the package.
+    app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.services = services
     install_error_handlers(app)
     # The PKI protocol endpoints come first: routes are matched in order, and OCSP and TSA are the
@@ -67,6 +72,7 @@ def create_app(services: Services) -> FastAPI:
                         ("csc", csc.router), ("validation_page", validation_page.router)):
         app.include_router(router, responses=openapi_doc.API_ERRORS[api])  # what each API can answer
     openapi_doc.install(app)
+    docs_pages.install(app)
     upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD
     app.add_middleware(JsonDepthGuard, max_bytes=services.settings.max_request_bytes)  # inside the size limit
     app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes,
