@@ -23,6 +23,7 @@ from remotesign.storage.migrate import upgrade_to_head
 from remotesign.storage.models import SystemSetting
 from remotesign.storage.private import prepare_state
 from remotesign.trust.ca import CertificateAuthority
+from remotesign.trust.ca_naming import load_ca_naming
 
 DEMO_CLIENT_NAME = "demo relying party"
 
@@ -39,7 +40,9 @@ class Services:
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.blobs.sweep_temporaries()
         self.base_url = self._resolve_base_url(default_public_url or settings.base_url())
-        self.ca = CertificateAuthority(self.db, self.keystore, self.audit, self.base_url)
+        naming = load_ca_naming(self.db)
+        self.ca = CertificateAuthority(self.db, self.keystore, self.audit, self.base_url,
+                                       organization=naming.organization, country=naming.country, name=naming.name)
         self.tenants = TenantService(self.db, self.audit, settings.token_ttl_seconds)
 
     def _resolve_base_url(self, fallback: str) -> str:
@@ -255,7 +258,8 @@ class Services:
 
         st = self.settings
         return IdentityService(self.db, self.keystore, self.ca, self.audit, pin_max_attempts=st.pin_max_attempts,
-                               pin_lock_schedule=st.pin_lock_schedule, kdf_log2_n=st.kdf_log2_n)
+                               pin_lock_schedule=st.pin_lock_schedule, kdf_log2_n=st.kdf_log2_n,
+                               country=self.ca.country)
 
     @cached_property
     def throttle(self) -> Any:

@@ -170,24 +170,41 @@ def check_pin(pin: str) -> None:
         raise IdentityError("invalid_pin", f"a PIN has {PIN_MIN} to {PIN_MAX} characters")
 
 
-def _subject(user: UserInfo, country: str) -> x509.Name:
+def _subject(user: UserInfo, country: str | None, profile: str, invent_identifier: bool) -> x509.Name:
+    """The subject of a certificate for the user: the instance's country (none if it has none) and
+    the user's serial number (organization identifier). A user without one gets none, and a profile
+    that needs one is refused, unless ``invent_identifier`` (the HTTP admin API's old behaviour)
+    makes one up from the user id."""
     from remotesign.trust.ca import subject_from_text
+    from remotesign.trust.profiles import ORG_IDENTIFIER, SERIAL_NUMBER, get_profile
 
     def esc(v: str) -> str:
         return cx509.NameAttribute(cx509.NameOID.COMMON_NAME, v).rfc4514_string()[3:]
 
-    if user.kind == "legal":
-        org_id = user.serial_number or f"NTR{country}-{user.id[:8]}"
-        return subject_from_text(f"CN={esc(user.display_name)},O={esc(user.display_name)},"
-                                 f"ORGANIZATIONIDENTIFIER={esc(org_id)},C={country}")
-    serial = user.serial_number or f"IDC{country}-{user.id[:8]}"
-    return subject_from_text(f"CN={esc(user.display_name)},SERIALNUMBER={esc(serial)},C={country}")
+    needs = get_profile(profile).required_subject
+    legal = user.kind == "legal"
+    attribute = "ORGANIZATIONIDENTIFIER" if legal else "SERIALNUMBER"
+    identifier = user.serial_number
+    if not identifier and (ORG_IDENTIFIER if legal else SERIAL_NUMBER) in needs:
+        if not invent_identifier:
+            example = "NTRLV-40003000000" if legal else "PNOLV-010101-12345"
+            raise IdentityError("missing_serial_number",
+                                f"user {user.username} has no serial number, which a {profile} certificate needs "
+                                f"({attribute}, e.g. {example}); give the user one, or choose a profile without it")
+        identifier = f"{'NTR' if legal else 'IDC'}{country or 'XX'}-{user.id[:8]}"
+    if not country and "country_name" in needs:
+        raise IdentityError("missing_country", f"a {profile} certificate needs a country (C) and this instance has "
+                                               "none (it was initialised with --country none)")
+    parts = [f"CN={esc(user.display_name)}"] + ([f"O={esc(user.display_name)}"] if legal else [])
+    parts += [f"{attribute}={esc(identifier)}"] if identifier else []
+    parts += [f"C={country}"] if country else []
+    return subject_from_text(",".join(parts))
 
 
 class IdentityService:
     def __init__(self, db: Database, keystore: KeyStore, ca: CertificateAuthority, audit: AuditLog, *,
                  pin_max_attempts: int = 3, pin_lock_schedule: tuple[int, ...] = (900, 3600, 86400),
-                 kdf_log2_n: int = DEFAULT_LOG2_N, country: str = "LV") -> None:
+                 kdf_log2_n: int = DEFAULT_LOG2_N, country: str | None = "LV") -> None:
         self.db = db
         self.keystore = keystore
         self.ca = ca
@@ -200,8 +217,10 @@ class IdentityService:
     # -- enrolment -------------------------------------------------------------------------------
     def create(self, user: UserInfo, *, algorithm: KeyAlgorithm = KeyAlgorithm.RSA_2048,
                labels: list[str] | None = None, pin: str | None = None, description: str | None = None,
-               profile: str | None = None, domain: str = "citizen", actor: str = "operator") -> IdentityInfo:
-        """A new key in the key store and a certificate for it from the built-in CA."""
+               profile: str | None = None, domain: str = "citizen", actor: str = "operator",
+               invent_identifier: bool = True) -> IdentityInfo:
+        """A new key in the key store and a certificate for it from the built-in CA (for a user
+        without a serial number see ``_subject``: the CLI passes ``invent_identifier=False``)."""
         if pin is not None:
             check_pin(pin)
         chosen = check_labels(labels if labels is not None else
@@ -209,10 +228,12 @@ class IdentityService:
         profile = profile or ("qualified-seal" if user.kind == "legal" else "qualified-person")
         created = self._issue(user, algorithm, profile, chosen, pin,
                               description or ("eparaksts:qsealc:sign" if user.kind == "legal"
-                                              else "eparaksts:serverid:sign"), domain, actor)
+                                              else "eparaksts:serverid:sign"), domain, actor,
+                              invent_identifier=invent_identifier)
         if labels is None and user.kind == "natural" and not any(
                 i.description == AUTH_DESCRIPTION for i in self.list(Viewer(None, user.id))):
-            self._issue(user, algorithm, "person-auth", AUTH_LABELS, pin, AUTH_DESCRIPTION, domain, actor)
+            self._issue(user, algorithm, "person-auth", AUTH_LABELS, pin, AUTH_DESCRIPTION, domain, actor,
+                        invent_identifier=invent_identifier)
         return created
 
     def create_for_subject(self, user: UserInfo, subject: x509.Name, *, profile: str, validity: timedelta,
@@ -226,9 +247,10 @@ class IdentityService:
 
     def _issue(self, user: UserInfo, algorithm: KeyAlgorithm, profile: str, labels: tuple[str, ...],
                pin: str | None, description: str, domain: str, actor: str, *, subject: x509.Name | None = None,
-               validity: timedelta | None = None) -> IdentityInfo:
+               validity: timedelta | None = None, invent_identifier: bool = True) -> IdentityInfo:
+        subject = subject or _subject(user, self.country, profile, invent_identifier)  # refusals before the key
         key = self.keystore.create_identity_key(algorithm, f"identity:{user.username}", user.tenant_id)
-        cert = self.ca.issue(subject=subject or _subject(user, self.country), public_key_der=key.public_key_der,
+        cert = self.ca.issue(subject=subject, public_key_der=key.public_key_der,
                              profile_name=profile, tenant_id=user.tenant_id, key_id=key.id, validity=validity)
         chain = b"".join(c.der for c in reversed(self.ca.chain()))
         return self._save(user, key.id, cert.der, chain, cert.id, labels, pin, description, domain, actor,

@@ -27,6 +27,7 @@ from remotesign.storage.db import Database
 from remotesign.storage.models import CertificateRecord, SystemSetting
 from remotesign.storage.tenancy import owned_by
 from remotesign.trust import qc
+from remotesign.trust.ca_naming import CaNaming, save_ca_naming
 from remotesign.trust.profiles import ISSUABLE_PROFILES, Profile, ProfileError, get_profile
 from remotesign.trust.signing import asn1_time, key_identifier, sign_der, signature_algorithm
 
@@ -130,14 +131,31 @@ class CertificateAuthority:
     ROOT, ISSUING, TSA, OCSP = "root_ca_id", "issuing_ca_id", "tsa_cert_id", "ocsp_cert_id"
 
     def __init__(self, db: Database, keystore: KeyStore, audit: AuditLog, base_url: str,
-                 organization: str = "remotesign", country: str = "LV") -> None:
+                 organization: str = "remotesign", country: str | None = "LV", name: str | None = None) -> None:
         self.db = db
         self.keystore = keystore
         self.audit = audit
         self.base_url = base_url.rstrip("/")
-        self.organization = organization
-        self.country = country
+        self.naming = CaNaming(name=name or organization, organization=organization, country=country)
         self._system: dict[str, tuple[IssuedCertificate, StoredKey]] = {}
+
+    @property
+    def organization(self) -> str:
+        return self.naming.organization
+
+    @property
+    def country(self) -> str | None:
+        """The country of the PKI's certificates and of users' ones (None: no C attribute)."""
+        return self.naming.country
+
+    def choose_naming(self, naming: CaNaming) -> None:
+        """Names for the PKI that ``initialize`` will create; an existing PKI keeps its own."""
+        if self.is_initialized():
+            if naming != self.naming:
+                raise CertificateError(f"the PKI already exists ({self.naming.describe()}); its names are chosen "
+                                       "when it is created and cannot change")
+            return
+        self.naming = naming
 
     # -- URLs published in certificates ---------------------------------------------------------
     def ca_issuers_url(self, ca_id: str) -> str:
@@ -164,22 +182,23 @@ class CertificateAuthority:
         """Create the root CA, issuing CA, TSA and OCSP certificates if they do not exist yet."""
         if self.is_initialized():
             return False
-        org, c = self.organization, self.country
+        naming = self.naming
+        save_ca_naming(self.db, naming)  # later processes name users' certificates the same way
         root_key = self.keystore.create(ca_algorithm, "root-ca", tenant_id=None)
         root = self._issue(
-            subject=subject_from_text(f"CN={org} Root CA,O={org},C={c}"), public_key_der=root_key.public_key_der,
+            subject=naming.subject(f"{naming.name} Root CA"), public_key_der=root_key.public_key_der,
             profile=get_profile("root-ca"), tenant_id=None, key_id=root_key.id, issuer=None, issuer_key=root_key)
         self._set(self.ROOT, root.id)
         issuing_key = self.keystore.create(ca_algorithm, "issuing-ca", tenant_id=None)
         issuing = self._issue(
-            subject=subject_from_text(f"CN={org} Issuing CA,O={org},C={c}"),
+            subject=naming.subject(f"{naming.name} Issuing CA"),
             public_key_der=issuing_key.public_key_der, profile=get_profile("issuing-ca"), tenant_id=None,
             key_id=issuing_key.id, issuer=root, issuer_key=root_key)
         self._set(self.ISSUING, issuing.id)
-        for setting, profile, cn in ((self.TSA, "tsa", f"{org} Time-Stamping Unit"),
-                                     (self.OCSP, "ocsp", f"{org} OCSP Responder")):
+        for setting, profile, cn in ((self.TSA, "tsa", f"{naming.name} Time-Stamping Unit"),
+                                     (self.OCSP, "ocsp", f"{naming.name} OCSP Responder")):
             key = self.keystore.create(service_algorithm, profile, tenant_id=None)
-            cert = self._issue(subject=subject_from_text(f"CN={cn},O={org},C={c}"), public_key_der=key.public_key_der,
+            cert = self._issue(subject=naming.subject(cn), public_key_der=key.public_key_der,
                                profile=get_profile(profile), tenant_id=None, key_id=key.id, issuer=issuing,
                                issuer_key=issuing_key)
             self._set(setting, cert.id)
