@@ -178,8 +178,10 @@ class Settings:
         return (self.public_url or "http://127.0.0.1:8080").rstrip("/")
 
 
-def load_settings() -> Settings:
-    home = Path(_env("REMOTESIGN_HOME", "./var") or "./var").resolve()
+def load_settings(home: Path | None = None) -> Settings:
+    """The settings of the instance in ``home`` (the CLI finds it: remotesign/cli/home.py), else in
+    ``$REMOTESIGN_HOME`` or ./var."""
+    home = (home or Path(_env("REMOTESIGN_HOME", "./var") or "./var")).resolve()
     pin = _env("REMOTESIGN_PKCS11_PIN")
     pin_file = _env("REMOTESIGN_PKCS11_PIN_FILE")
     if pin is None and pin_file:

@@ -15,6 +15,7 @@ from typing import Any
 from remotesign.config import Settings
 from remotesign.storage.audit import AuditLog
 from remotesign.core.tenants import TenantError, TenantService
+from remotesign.instance import require_instance
 from remotesign.keystore import KeyStore
 from remotesign.keystore.factory import make_backend
 from remotesign.storage.blobs import LocalBlobStore
@@ -29,7 +30,11 @@ DEMO_CLIENT_NAME = "demo relying party"
 
 
 class Services:
-    def __init__(self, settings: Settings, default_public_url: str | None = None) -> None:
+    def __init__(self, settings: Settings, default_public_url: str | None = None, *, create: bool = True) -> None:
+        """``create=False`` (every CLI command but ``init`` and ``serve``): refuse, with InstanceError,
+        settings that name no initialised instance instead of creating a database and master key."""
+        if not create:
+            require_instance(settings)
         prepare_state(settings.home, settings.database_url,
                       (settings.master_key_file, settings.home / "demo-client.json", settings.audit_anchor_path))
         upgrade_to_head(settings.database_url)
