@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from remotesign.keystore import KeyStoreError
 from remotesign.storage.models import KeyRecord
 from tests.harness import Service
-from tests.cli_tools import fails, in_process, name, ok, openssl_verify
+from tests.cli_tools import fails, in_process, name, ok, openssl_verify, run
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def test_identity_from_the_builtin_ca(service: Service, ca_dir: Path, algorithm:
     ok(service, "users", "add", username, "--name", "Jānis Kalniņš", "--serial-number", "PNOLV-020202-22222")
     identity = json.loads(ok(service, "identities", "create", username, "--algorithm", algorithm,
                              "--label", "serverid", "--label", "test-label", "--description", "cli test",
-                             "--pin-stdin", input="2468\n"))
+                             "--pin-stdin", "--json", input="2468\n"))
     assert identity["id"] and identity["labels"] == ["serverid", "test-label"]
     assert identity["description"] == "cli test" and identity["status"] == {"value": "enabled"}
     assert identity["details"]["activation_mode"] == "pin"
@@ -77,8 +77,10 @@ def test_identity_administration(service: Service) -> None:
     from remotesign.core.identities import PinRefused
 
     username = name()
-    ok(service, "users", "add", username, "--name", "Pin Tester")
-    identity = json.loads(ok(service, "identities", "create", username))  # defaults: RSA-2048, no PIN
+    ok(service, "users", "add", username, "--name", "Pin Tester", "--serial-number", "PNOLV-030303-33333")
+    proc = run(service, "identities", "create", username, "--no-pin", "--json")  # defaults: RSA-2048
+    assert proc.returncode == 0 and b"warning: sign identity" in proc.stderr and b"no signing PIN" in proc.stderr
+    identity = json.loads(proc.stdout)
     assert identity["details"]["activation_mode"] == "none"
     assert identity["labels"] == ["serverid", "x509:keyUsage:contentCommitment"]
     iid = identity["id"]
@@ -111,7 +113,8 @@ def test_identity_administration(service: Service) -> None:
     fails(service, "identities", "set-pin", iid, status=2)  # the PIN source is required
     fails(service, "identities", "create", username, "--pin-stdin", input="1\n")
     fails(service, "identities", "create", username, "--algorithm", "dsa-1024", status=2)
-    fails(service, "identities", "create", "nobody-" + name())
+    fails(service, "identities", "create", "nobody-" + name(), "--no-pin")
+    assert "--no-pin" in fails(service, "identities", "create", username, status=2)  # no PIN source, no terminal
 
     ok(service, "identities", "delete", iid)
     for args in (("show", iid), ("disable", iid), ("enable", iid), ("delete", iid)):
@@ -149,7 +152,7 @@ def test_identity_import_pkcs12(service: Service, tmp_path: Path) -> None:
     pin_file.write_text("8642\n")
 
     identity = json.loads(ok(service, "identities", "import", username, str(p12), "--password-stdin",
-                             "--pin-file", str(pin_file), "--label", "imported", input="p12-password\n"))
+                             "--pin-file", str(pin_file), "--label", "imported", "--json", input="p12-password\n"))
     der = cert.public_bytes(serialization.Encoding.DER)
     assert base64.b64decode(identity["details"]["certificate"]) == der
     assert identity["labels"] == ["imported"] and identity["details"]["activation_mode"] == "pin"
@@ -180,20 +183,21 @@ def test_identity_import_pkcs12(service: Service, tmp_path: Path) -> None:
 
     # a PKCS#12 without a password, the PIN on stdin
     plain, _ = _self_signed_p12(tmp_path, None)
-    second = json.loads(ok(service, "identities", "import", username, str(plain), "--pin-stdin", input="1111\n"))
-    assert second["details"]["activation_mode"] == "pin"
+    summary = ok(service, "identities", "import", username, str(plain), "--pin-stdin", input="1111\n")
+    second = {"id": summary.split()[2]}  # "sign identity: ID"
+    assert "PIN:           set" in summary and "CN=Imported Person" in summary
     assert {i["id"] for i in json.loads(ok(service, "identities", "list", username, "--json"))} == \
         {identity["id"], second["id"]}
 
     # wrong password, unreadable file, both secrets on stdin, not a PKCS#12
-    assert "PKCS#12" in fails(service, "identities", "import", username, str(p12), "--password-stdin",
+    assert "PKCS#12" in fails(service, "identities", "import", username, str(p12), "--password-stdin", "--no-pin",
                               input="wrong\n")
-    fails(service, "identities", "import", username, str(tmp_path / "missing.p12"))
+    fails(service, "identities", "import", username, str(tmp_path / "missing.p12"), "--no-pin")
     fails(service, "identities", "import", username, str(p12), "--password-stdin", "--pin-stdin",
           input="p12-password\n", status=2)
     junk = tmp_path / "junk.p12"
     junk.write_bytes(b"not a pkcs12")
-    fails(service, "identities", "import", username, str(junk))
+    fails(service, "identities", "import", username, str(junk), "--no-pin")
     ok(service, "users", "delete", username)
 
 

@@ -84,7 +84,8 @@ def test_user_of_a_relying_party(service: Service) -> None:
     fails(service, "users", "add", name(), "--name", "X", "--client", "no-such-client")
 
     # a legal person's identity is an e-seal one
-    identity = json.loads(ok(service, "identities", "create", username, "--algorithm", "ec-p256"))
+    identity = json.loads(ok(service, "identities", "create", username, "--algorithm", "ec-p256", "--no-pin",
+                             "--json"))
     cert = x509.load_der_x509_certificate(base64.b64decode(identity["details"]["certificate"]))
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "SIA Piemērs"
     assert "qsealc" in identity["labels"]
@@ -113,14 +114,20 @@ def test_user_errors(service: Service) -> None:
 
 
 def test_fresh_home_before_init(tmp_path: Path) -> None:
-    """Commands on an uninitialised home either work (users) or fail cleanly (no CA yet)."""
+    """Commands on an uninitialised home fail cleanly and create nothing; after init they work, and a
+    user without a serial number gets no made-up one (the qualified profile is refused)."""
     home = tmp_path / "home"
-    cli(home, "users", "add", "early", "--name", "Early Bird")
-    proc = cli(home, "identities", "create", "early", check=False)
+    proc = cli(home, "users", "add", "early", "--name", "Early Bird", check=False)
     assert proc.returncode == 1 and b"Traceback" not in proc.stderr, proc.stderr.decode()
-    assert proc.stderr.startswith(b"error: ")
+    assert proc.stderr.startswith(b"error: no remotesign instance found") and b"remotesign init" in proc.stderr
+    assert not home.exists()
     cli(home, "init")
-    out = json.loads(cli(home, "identities", "create", "early", "--algorithm", "ec-p256").stdout)
+    cli(home, "users", "add", "early", "--name", "Early Bird")
+    proc = cli(home, "identities", "create", "early", "--no-pin", check=False)
+    assert proc.returncode == 1 and b"no serial number" in proc.stderr and b"Traceback" not in proc.stderr
+    out = json.loads(cli(home, "identities", "create", "early", "--algorithm", "ec-p256", "--profile", "person-auth",
+                         "--no-pin", "--json").stdout)
     subject = x509.load_der_x509_certificate(base64.b64decode(out["details"]["certificate"])).subject
     assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "Early Bird"
-    assert str(subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value).startswith("IDCLV-")
+    assert not subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    assert subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value == "LV"  # the default PKI's country

@@ -441,6 +441,7 @@ def test_hsm_key_backend_refuses_tls_client_keys(tmp_path: Path, pki: dict[str, 
     if not Path(SOFTHSM_MODULE).exists():
         pytest.skip("SoftHSM2 is not installed")
     env = make_softhsm_token(tmp_path / "hsm")
+    cli(tmp_path / "home", "init", env=env)  # only init and serve create an instance
     r = cli(tmp_path / "home", "tsa-credential", "add", "--code", "hsm", "--cert", str(pki["client"].cert),
             "--key", str(pki["client"].key), env=env, check=False)
     assert r.returncode == 2 and "HSM" in r.stderr.decode() and "software" in r.stderr.decode()

@@ -9,6 +9,7 @@ import argparse
 import json
 from typing import Any
 
+from remotesign.cli.tables import print_table
 from remotesign.cli.users import command
 from remotesign.core.agreements import AgreementInfo
 
@@ -26,9 +27,8 @@ def cmd_list(args: argparse.Namespace, svc) -> int:  # type: ignore[no-untyped-d
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
-        print("CLIENT_ID  AGREEMENT  PRODUCT  CREATED  NAME")
-        for r in rows:
-            print(f"{r['client_id']}  {r['agreement']}  {r['product']}  {r['created_at'][:19]}  {r['name']}")
+        print_table(("CLIENT_ID", "AGREEMENT", "PRODUCT", "CREATED", "NAME"),
+                    ((r["client_id"], r["agreement"], r["product"], r["created_at"][:19], r["name"]) for r in rows))
     return 0
 
 

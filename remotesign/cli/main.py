@@ -1,5 +1,6 @@
-"""``remotesign`` operator commands. All of them act on the state in ``$REMOTESIGN_HOME``
-(default ./var) and the database named by ``$REMOTESIGN_DATABASE_URL``."""
+"""``remotesign`` operator commands. They act on one instance: the state directory that
+remotesign/cli/home.py finds ($REMOTESIGN_HOME, a config file, or ./var) and the database named by
+``$REMOTESIGN_DATABASE_URL``; only ``init`` and ``serve`` create one."""
 
 from __future__ import annotations
 
@@ -9,29 +10,46 @@ import os
 import sys
 from pathlib import Path
 
+from remotesign.cli.home import HELP as HOME_HELP, open_services
 from remotesign.config import load_settings
 
-EPILOG = """State lives in $REMOTESIGN_HOME (default ./var): the SQLite database, blobs, the master key
-of software keys, demo-client.json. See the README for every setting."""
+EPILOG = f"""State lives in the instance's home directory: the SQLite database, blobs, the master key
+of software keys, demo-client.json. See the README for every setting.
+{HOME_HELP}"""
 
 
-def _services(default_public_url: str | None = None):  # type: ignore[no-untyped-def]
-    from remotesign.service import Services
-
-    return Services(load_settings(), default_public_url)
+def _services(default_public_url: str | None = None, create: bool = False):  # type: ignore[no-untyped-def]
+    return open_services(default_public_url, create=create)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    svc = _services(args.public_url)
+    from remotesign.trust.ca import CertificateError
+    from remotesign.trust.ca_naming import NamingError, choose_naming
+
     try:
+        naming = choose_naming(args.ca_name, args.organization, args.country)
+    except NamingError as exc:
+        print(f"remotesign init: error: {exc}", file=sys.stderr)
+        return 2
+    svc = _services(args.public_url, create=True)
+    try:
+        if (args.ca_name, args.organization, args.country) != (None, None, None):
+            svc.ca.choose_naming(naming)
         result = svc.initialize()
         print(f"home:         {svc.settings.home}")
         print(f"database:     {svc.db.engine.url.render_as_string(hide_password=True)}")
         print(f"key backend:  {svc.keystore.backend.name}")
         print(f"public URL:   {svc.base_url}")
-        print(f"PKI:          {'created' if result['pki_created'] else 'already initialised'}")
+        print(f"PKI:          {'created' if result['pki_created'] else 'already initialised'} "
+              f"({svc.ca.naming.describe()})")
         if result["demo_client_created"]:
             print(f"demo client:  written to {svc.demo_client_file}")
+        if not os.environ.get("REMOTESIGN_HOME"):
+            print(f"from elsewhere: export REMOTESIGN_HOME={svc.settings.home}  "
+                  f"(or home = \"{svc.settings.home}\" in remotesign.toml; see remotesign --help)")
+    except CertificateError as exc:
+        print(f"remotesign init: error: {exc}", file=sys.stderr)
+        return 2
     finally:
         svc.close()
     return 0
@@ -51,8 +69,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"remotesign serve: REMOTESIGN_VALIDATION_POLICY: {exc}", file=sys.stderr)
         return 2
     default_url = f"http://{shown_host}:{args.port}"
-    svc = _services(default_url)
+    svc = _services(default_url, create=True)
     svc.initialize()
+    os.environ["REMOTESIGN_HOME"] = str(svc.settings.home)  # worker processes: the same instance
     print(f"remotesign listening on http://{args.host}:{args.port} (public URL {svc.base_url}); "
           f"demo client: {svc.demo_client_file}; {args.workers} worker process(es)", flush=True)
     if args.workers > 1:
@@ -75,7 +94,7 @@ def worker_app():  # type: ignore[no-untyped-def]
     """The application of one ``serve --workers N`` process (uvicorn calls this after forking)."""
     from remotesign.api.app import create_app
 
-    return create_app(_services(os.environ.get(WORKER_URL_ENV)))
+    return create_app(_services(os.environ.get(WORKER_URL_ENV), create=True))
 
 
 def cmd_client_create(args: argparse.Namespace) -> int:
@@ -96,11 +115,13 @@ def cmd_client_create(args: argparse.Namespace) -> int:
 
 
 def cmd_client_list(_args: argparse.Namespace) -> int:
+    from remotesign.cli.tables import print_table
+
     svc = _services()
     try:
-        for t in svc.tenants.list():
-            state = "enabled " if t.enabled else "disabled"
-            print(f"{t.client_id}  {state}  {t.created_at:%Y-%m-%d}  {t.name}")
+        print_table(("CLIENT_ID", "STATE", "CREATED", "NAME"),
+                    ((t.client_id, "enabled" if t.enabled else "disabled", f"{t.created_at:%Y-%m-%d}", t.name)
+                     for t in svc.tenants.list()))
     finally:
         svc.close()
     return 0
@@ -197,9 +218,11 @@ def cmd_pki_list(args: argparse.Namespace) -> int:
                            "status": c.status, "owner": owners.get(c.tenant_id or "", "operator"),
                            "not_after": c.not_after.isoformat()} for c in certs], indent=2))
         return 0
-    for c in certs:
-        owner = owners.get(c.tenant_id or "", "operator")
-        print(f"{c.id}  {c.serial_hex:>40}  {c.profile:<16} {c.status:<7}  {owner:<32}  {c.subject}")
+    from remotesign.cli.tables import print_table
+
+    print_table(("ID", "SERIAL", "PROFILE", "STATUS", "OWNER", "NOT_AFTER", "SUBJECT"),
+                ((c.id, c.serial_hex, c.profile, c.status, owners.get(c.tenant_id or "", "operator"),
+                  f"{c.not_after:%Y-%m-%d}", c.subject) for c in certs))
     return 0
 
 
@@ -304,15 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
     from remotesign.trust.profiles import ISSUABLE_PROFILES, PROFILES
 
     parser = argparse.ArgumentParser(prog="remotesign", description="Remote electronic-signature service.",
-                                     epilog=EPILOG)
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"remotesign {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", help="create the database, the built-in PKI and the demo client",
-                       description="Initialise $REMOTESIGN_HOME: apply database migrations, create the root CA, "
-                                   "issuing CA, TSA and OCSP certificates and a demo relying party whose "
-                                   "credentials go to demo-client.json. Safe to run again.", epilog=EPILOG)
+                       description="Initialise the instance (creating it where the lookup below leads): apply "
+                                   "database migrations, create the root CA, issuing CA, TSA and OCSP certificates "
+                                   "and a demo relying party whose credentials go to demo-client.json. Safe to "
+                                   "run again. The PKI's names are chosen here, once; users' certificates carry "
+                                   "its country.", epilog=EPILOG)
     p.add_argument("--public-url", help="base URL written into certificates (AIA, CRL), default "
                                         "$REMOTESIGN_PUBLIC_URL or http://127.0.0.1:8080")
+    p.add_argument("--ca-name", metavar="NAME", help="name in the CA, TSA and OCSP certificates' common names "
+                                                     "('NAME Root CA', ...); default the organization, else remotesign")
+    p.add_argument("--organization", metavar="ORG", help="organization (O) of those certificates; default the CA "
+                                                         "name, else remotesign")
+    p.add_argument("--country", metavar="CC", help="country (C, ISO 3166 two letters) of those certificates and "
+                                                   "of users' certificates; 'none' for no country; default LV")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", help="run the HTTP service", epilog=EPILOG,
@@ -401,13 +433,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("remotesign")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        from remotesign import __version__
+
+        return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
+    from remotesign.instance import InstanceError
     from remotesign.storage.private import private_umask
 
     args = build_parser().parse_args(argv)
     previous = private_umask()  # whatever the command writes under the state directory is the service's alone
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except InstanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # `remotesign ... | head`: the reader has all it wanted. Quietly, as `cat` killed by SIGPIPE
+        # would; stdout goes to /dev/null so that the interpreter's own final flush fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     finally:
         os.umask(previous)
 

@@ -30,11 +30,10 @@ def _secret_file(path: str | None, what: str) -> str | None:
 
 
 def _store():  # type: ignore[no-untyped-def]
-    from remotesign.config import load_settings
-    from remotesign.service import Services
+    from remotesign.cli.home import open_services
     from remotesign.trust.tsa_clients import TsaCredentialStore
 
-    svc = Services(load_settings())
+    svc = open_services()
     return svc, TsaCredentialStore(svc.db, svc.keystore, svc.audit, kdf_log2_n=svc.settings.kdf_log2_n)
 
 
@@ -82,9 +81,11 @@ def cmd_list(args: argparse.Namespace) -> int:
                            "password": c.has_password, "key_backend": c.key_backend,
                            "created_at": c.created_at.isoformat()} for c in creds], indent=2))
         return 0
-    for c in creds:
-        owner = owners.get(c.tenant_id or "", "?") if c.tenant_id else "every client"
-        print(f"{c.code:<24} {c.not_after:%Y-%m-%d}  {owner:<32} {'password ' if c.has_password else ''}{c.subject}")
+    from remotesign.cli.tables import print_table
+
+    print_table(("CODE", "NOT_AFTER", "CLIENT", "PASSWORD", "SUBJECT"),
+                ((c.code, f"{c.not_after:%Y-%m-%d}", owners.get(c.tenant_id or "", "?") if c.tenant_id
+                  else "every client", "yes" if c.has_password else "no", c.subject) for c in creds))
     return 0
 
 

@@ -16,14 +16,15 @@ import functools
 import getpass
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from remotesign.config import load_settings
+from remotesign.cli.home import open_services
+from remotesign.cli.tables import print_table
 
-EPILOG = """State lives in $REMOTESIGN_HOME (default ./var). Secrets are read from stdin (one line) with
---password-stdin / --pin-stdin, or from a file with --pin-file; never give them as arguments."""
+EPILOG = """Secrets are read from stdin (one line) with --password-stdin / --pin-stdin, or from a file with
+--pin-file; never give them as arguments. See `remotesign --help` for how the instance is found."""
 
 
 class UsageError(Exception):
@@ -35,9 +36,7 @@ class CliError(Exception):
 
 
 def _services():  # type: ignore[no-untyped-def]
-    from remotesign.service import Services
-
-    return Services(load_settings())
+    return open_services()
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -118,7 +117,26 @@ def _read_secrets(args: argparse.Namespace) -> dict[str, Any]:
         out["pin"] = _stdin_line("PIN")
     elif pin_file:
         out["pin"] = _file_secret(pin_file, "PIN")
+    elif getattr(args, "no_pin", None) is False:  # a new identity: its PIN, or an explicit --no-pin
+        out["pin"] = _prompted_pin()
     return out
+
+
+def _prompted_pin() -> str:
+    """A new identity's signing PIN typed at the terminal (twice); without a terminal, the operator
+    must say where the PIN comes from, or that there is none."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise UsageError("give the signing PIN with --pin-stdin or --pin-file F, or create the identity without one "
+                         "with --no-pin")
+    pin = getpass.getpass("signing PIN: ")
+    if getpass.getpass("signing PIN again: ") != pin:
+        raise CliError("the two PINs differ")
+    return pin
+
+
+def _warn_no_pin(identity_id: str) -> None:
+    print(f"warning: sign identity {identity_id} has no signing PIN: signing with it needs no activation factor "
+          f"of its owner; set one with `remotesign identities set-pin {identity_id} --pin-stdin`", file=sys.stderr)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -181,6 +199,10 @@ def cmd_users_add(args: argparse.Namespace, svc, password: str | None = None) ->
                             password=password, email=args.email, phone=args.phone,
                             serial_number=args.serial_number)
     _print_json(_user_json(user, _client_ids(svc)))
+    if not args.serial_number:
+        print(f"note: {user.username} has no --serial-number, so no qualified certificate can be made for them "
+              f"(the {'organization identifier' if args.kind == 'legal' else 'SERIALNUMBER'} is not invented)",
+              file=sys.stderr)
     return 0
 
 
@@ -196,10 +218,10 @@ def cmd_users_list(args: argparse.Namespace, svc) -> int:  # type: ignore[no-unt
     if args.json:
         _print_json([_user_json(u, clients) for u in users])
         return 0
-    for u in users:
-        state = "enabled " if u.enabled else "disabled"
-        owner = clients.get(u.tenant_id, u.tenant_id) if u.tenant_id else "service-wide"
-        print(f"{u.id}  {u.username:<24} {u.kind:<7} {state}  {owner:<32}  {u.display_name}")
+    print_table(("ID", "USERNAME", "KIND", "STATE", "OWNER", "NAME"),
+                ((u.id, u.username, u.kind, "enabled" if u.enabled else "disabled",
+                  clients.get(u.tenant_id, u.tenant_id) if u.tenant_id else "service-wide", u.display_name)
+                 for u in users))
     return 0
 
 
@@ -272,13 +294,39 @@ def cmd_users_delete(args: argparse.Namespace, svc) -> int:  # type: ignore[no-u
 # -- identities -----------------------------------------------------------------------------------
 @command
 def cmd_identities_create(args: argparse.Namespace, svc, pin: str | None = None) -> int:  # type: ignore[no-untyped-def]
+    from remotesign.core.identities import Viewer
     from remotesign.keystore.base import KeyAlgorithm
 
     user = svc.users.find(args.user)
+    before = {i.id for i in svc.identities.list(Viewer(None), user_id=user.id)}
     identity = svc.identities.create(user, algorithm=KeyAlgorithm(args.algorithm), labels=args.label or None,
-                                     pin=pin, description=args.description, profile=args.profile)
-    _print_json(_identity_json(svc, identity, user.username))
+                                     pin=pin, description=args.description, profile=args.profile,
+                                     invent_identifier=False)
+    also = [i for i in svc.identities.list(Viewer(None), user_id=user.id) if i.id not in before | {identity.id}]
+    _show_new_identity(args, svc, identity, user.username, also)
     return 0
+
+
+def _show_new_identity(args: argparse.Namespace, svc, identity, username: str,  # type: ignore[no-untyped-def]
+                       also: Sequence[Any] = ()) -> None:
+    """A short summary, the full JSON (--json) or the certificate (--pem, --out); a warning when
+    the identity has no PIN."""
+    from remotesign.cli.identity_output import certificate_pem, summary
+
+    if args.out:
+        try:
+            Path(args.out).write_text(certificate_pem(identity))
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror}") from exc
+    if args.json:
+        _print_json(_identity_json(svc, identity, username))
+    elif args.pem:
+        sys.stdout.write(certificate_pem(identity))
+        print(summary(identity, username, also, args.out or "stdout"), file=sys.stderr)
+    else:
+        print(summary(identity, username, also, args.out))
+    if not identity.has_pin:
+        _warn_no_pin(identity.id)
 
 
 @command
@@ -291,7 +339,7 @@ def cmd_identities_import(args: argparse.Namespace, svc, password: str | None = 
     user = svc.users.find(args.user)
     identity = svc.identities.import_pkcs12(user, data, password.encode() if password else None,
                                             labels=args.label or None, pin=pin, description=args.description)
-    _print_json(_identity_json(svc, identity, user.username))
+    _show_new_identity(args, svc, identity, user.username)
     return 0
 
 
@@ -305,9 +353,9 @@ def cmd_identities_list(args: argparse.Namespace, svc) -> int:  # type: ignore[n
     if args.json:
         _print_json([_identity_json(svc, i, names.get(i.user_id)) for i in found])
         return 0
-    for i in found:
-        print(f"{i.id}  {names.get(i.user_id, i.user_id):<24} {i.status:<8}  {_common_name(i):<32}  "
-              f"{' '.join(i.labels)}")
+    print_table(("ID", "USER", "STATUS", "COMMON_NAME", "LABELS"),
+                ((i.id, names.get(i.user_id, i.user_id), i.status, _common_name(i), " ".join(i.labels))
+                 for i in found))
     return 0
 
 
@@ -372,8 +420,8 @@ def cmd_devices_list(args: argparse.Namespace, svc) -> int:  # type: ignore[no-u
     if args.json:
         _print_json([d.as_json() for d in devices])
         return 0
-    for d in devices:
-        print(f"{d.id}  {d.status:<8}  {d.created_at:%Y-%m-%d}  {d.name}")
+    print_table(("ID", "STATUS", "CREATED", "NAME"),
+                ((d.id, d.status, f"{d.created_at:%Y-%m-%d}", d.name) for d in devices))
     return 0
 
 
@@ -476,6 +524,22 @@ def add_client_parsers(csub: argparse._SubParsersAction) -> None:  # type: ignor
     p.set_defaults(func=cmd_client_redirect_uris)
 
 
+def _new_identity_options(p: argparse.ArgumentParser) -> None:
+    """Where a new identity's PIN comes from (one of them, or a prompt at a terminal) and what is
+    printed about it."""
+    pins = p.add_mutually_exclusive_group()
+    pins.add_argument("--pin-stdin", action="store_true", help="read the signing PIN from stdin (one line)")
+    pins.add_argument("--pin-file", metavar="F", help="read the signing PIN from the first line of F")
+    pins.add_argument("--no-pin", action="store_true", help="no signing PIN (then signing needs no factor of the "
+                                                            "owner; a warning is printed); without any of these "
+                                                            "options the PIN is asked for at the terminal")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print the identity as JSON (with the certificate, "
+                                                           "base64) instead of a summary")
+    shown.add_argument("--pem", action="store_true", help="print the certificate as PEM (the summary goes to stderr)")
+    p.add_argument("--out", metavar="FILE", help="also write the certificate (PEM) to FILE")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """``users``, ``identities`` and ``devices``."""
     from remotesign.keystore.base import KeyAlgorithm
@@ -550,10 +614,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--label", action="append", metavar="L",
                    help="label (repeatable; default serverid / qsealc and x509:keyUsage:contentCommitment)")
     p.add_argument("--description", help="description (default eparaksts:serverid:sign or eparaksts:qsealc:sign)")
-    p.add_argument("--profile", choices=ISSUABLE_PROFILES, help="certificate profile (default by the user's kind)")
-    pins = p.add_mutually_exclusive_group()
-    pins.add_argument("--pin-stdin", action="store_true", help="read the signing PIN from stdin (one line)")
-    pins.add_argument("--pin-file", metavar="F", help="read the signing PIN from the first line of F")
+    p.add_argument("--profile", choices=ISSUABLE_PROFILES, help="certificate profile (default by the user's kind; "
+                                                                "the qualified ones need the user's --serial-number)")
+    _new_identity_options(p)
     p.set_defaults(func=cmd_identities_create)
 
     p = isub.add_parser("import", help="import a PKCS#12 (key + certificate [+ chain]); prints the identity",
@@ -566,9 +629,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--password-stdin", action="store_true", help="read the PKCS#12 password from stdin")
     p.add_argument("--label", action="append", metavar="L", help="label (repeatable)")
     p.add_argument("--description", help="description (default 'imported')")
-    pins = p.add_mutually_exclusive_group()
-    pins.add_argument("--pin-stdin", action="store_true", help="read the signing PIN from stdin")
-    pins.add_argument("--pin-file", metavar="F", help="read the signing PIN from the first line of F")
+    _new_identity_options(p)
     p.set_defaults(func=cmd_identities_import)
 
     p = isub.add_parser("list", help="list sign identities (of one user)")

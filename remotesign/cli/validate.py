@@ -9,19 +9,22 @@ import json
 import sys
 from pathlib import Path
 
-from remotesign.config import load_settings
-
 
 def _service_options(args: argparse.Namespace, extra, at, detached, policy):  # type: ignore[no-untyped-def]
-    """Options from the local instance when its database exists, else None."""
-    settings = load_settings()
+    """Options from the instance (remotesign/cli/home.py finds it), or None without one: then say
+    so, since a signature its CA issued would fail as untrusted for no visible reason."""
     if args.standalone:
         return None, None
-    if settings.database_url.startswith("sqlite:///") and not (settings.home / "remotesign.db").exists():
-        return None, None
+    from remotesign.cli.home import find_instance, missing
     from remotesign.service import Services
 
-    svc = Services(settings)
+    choice, settings, problem = find_instance()
+    if problem is not None:
+        print(f"remotesign validate: {missing(choice, problem)}; validating without an instance's trust anchors "
+              "(built-in CA, REMOTESIGN_TRUST_ANCHORS, REMOTESIGN_TRUSTED_LISTS): add anchors with --trust CERT, "
+              "or set REMOTESIGN_HOME to an instance (--standalone: no such note)", file=sys.stderr)
+        return None, None
+    svc = Services(settings, create=False)
     return svc, svc.validation.options(None, extra_anchors=extra, at=at, detached=detached, policy=policy)
 
 
@@ -93,8 +96,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "validate", help="validate the signatures of a PDF, XML, CMS/PKCS#7 or ASiC file",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Validate every signature in FILE per ETSI EN 319 102-1 and print a report.\n"
-                    "Trust: this instance's built-in CA, REMOTESIGN_TRUST_ANCHORS and REMOTESIGN_TRUSTED_LISTS "
-                    "when $REMOTESIGN_HOME is initialised, plus every --trust certificate.\n"
+                    "Trust: the instance's built-in CA, REMOTESIGN_TRUST_ANCHORS and REMOTESIGN_TRUSTED_LISTS "
+                    "when an instance is found\n(see `remotesign --help`; without one a note on stderr says so), "
+                    "plus every --trust certificate.\n"
                     "Exit status: 0 when every signature is TOTAL-PASSED, 1 otherwise, 2 when FILE "
                     "cannot be validated (not signed, unreadable).",
         epilog="examples:\n  remotesign validate contract.pdf\n"
