@@ -92,6 +92,8 @@ class Settings:
     validation_timeout_seconds: float = 120.0
     validation_policy: str = "default"         # built-in policy name or a policy file (TOML)
     validation_page: bool = True               # the public upload page /validate
+    operator_name: str = "remotesign"          # shown on the sign-in and consent pages
+    operator_logo: Path | None = None          # PNG, JPEG or SVG (at most 64 KiB) shown beside the name
     # Sole control (issue 5): authentication factors and the lifetimes of what they authorize.
     pin_max_attempts: int = 3                 # wrong PINs in a row before the identity locks
     # Escalating locks: the n-th lock in a row lasts the n-th value; after the last, the lock
@@ -223,6 +225,8 @@ def load_settings(home: Path | None = None) -> Settings:
         validation_timeout_seconds=float(_env("REMOTESIGN_VALIDATION_TIMEOUT", "120") or 120),
         validation_policy=_env("REMOTESIGN_VALIDATION_POLICY", "default") or "default",
         validation_page=(_env("REMOTESIGN_VALIDATION_PAGE", "on") or "on").lower() not in ("0", "off", "false", "no"),
+        operator_name=(_env("REMOTESIGN_OPERATOR_NAME", "") or "remotesign").strip()[:100],
+        operator_logo=Path(logo) if (logo := _env("REMOTESIGN_OPERATOR_LOGO")) else None,
         pin_max_attempts=_env_int("REMOTESIGN_PIN_MAX_ATTEMPTS", Settings.pin_max_attempts),
         pin_lock_schedule=_env_seconds_list("REMOTESIGN_PIN_LOCK_SECONDS", Settings.pin_lock_schedule),
         password_max_attempts=_env_int("REMOTESIGN_PASSWORD_MAX_ATTEMPTS", Settings.password_max_attempts),

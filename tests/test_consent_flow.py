@@ -70,11 +70,11 @@ def test_full_flow_with_pkce_token_introspection_and_code_replay(http: httpx.Cli
     summary = summary_of([os.urandom(32)])
     r, a = start(str(http.base_url), demo["client_id"], USE_SERVER, identity_id=alice.identity_id, summary=summary,
                  extra={"prompt": "login", "acr_values": "urn:eparaksts:authentication:flow:mobileid",
-                        "ui_locales": "lv"})
+                        "ui_locales": "en-GB"})
     assert_page(r, 200)
     assert r.headers["referrer-policy"] == "no-referrer"
     assert r.headers["content-security-policy"] == (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http://127.0.0.1:9; "
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' http://127.0.0.1:9; "
         "frame-ancestors 'none'")
     cookie = r.headers["set-cookie"].lower()
     assert cookie.startswith("rs_authz_") and "httponly" in cookie and "samesite=lax" in cookie

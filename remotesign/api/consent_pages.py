@@ -31,7 +31,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api import html_pages
+from remotesign.api.branding import branding
 from remotesign.api.deps import services
+from remotesign.api.html_pages import PageContext
+from remotesign.api.page_text import LOCALE_COOKIE, PageText, choose_locale
 from remotesign.core.consent import ConsentError, PendingConsent
 from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, PinRefused
@@ -92,9 +95,16 @@ def security_headers(redirect_uri: str | None = None) -> dict[str, str]:
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
-        "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; "
-                                   "frame-ancestors 'none'",
+        "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                                   f"form-action {form_action}; frame-ancestors 'none'",
     }
+
+
+def page_context(svc: Services, request: Request, ui_locales: str | None = None) -> PageContext:
+    """This request's language (``ui_locales``, the one remembered for this browser, or
+    ``Accept-Language``) and the operator's branding."""
+    locale = choose_locale(ui_locales, request.headers.get("accept-language"), request.cookies.get(LOCALE_COOKIE))
+    return PageContext(PageText(locale), branding(svc.settings.operator_name, svc.settings.operator_logo))
 
 
 def _html(body: str, status: int = 200, redirect_uri: str | None = None) -> HTMLResponse:
@@ -105,13 +115,14 @@ def _redirect(url: str) -> Response:
     return RedirectResponse(url, status_code=303, headers=security_headers())
 
 
-def _error(message: str, status: int = 400, title: str = "This request cannot go on") -> HTMLResponse:
-    return _html(html_pages.error_page(message, title=title), status)
+def _error(message: str, status: int = 400, title: str | None = None,
+           ctx: PageContext = html_pages.DEFAULT) -> HTMLResponse:
+    return _html(html_pages.error_page(message, title=title, ctx=ctx), status)
 
 
-def _consent_error(exc: ConsentError) -> Response:
+def _consent_error(exc: ConsentError, ctx: PageContext = html_pages.DEFAULT) -> Response:
     url = exc.redirect_url()
-    return _redirect(url) if url else _error(exc.message)
+    return _redirect(url) if url else _error(exc.message, ctx=ctx)
 
 
 # -- input ----------------------------------------------------------------------------------------
@@ -160,40 +171,38 @@ def _known_server(svc: Services, auth_server: str, *, pages: bool = True) -> boo
     return auth_server in svc.settings.auth_servers or (pages and auth_server in PAGE_ONLY_SERVERS)
 
 
-async def _run(handler: Callable[[], Response]) -> Response:
+async def _run(handler: Callable[[], Response], ctx: PageContext = html_pages.DEFAULT) -> Response:
     """Run the page's blocking core calls in the thread pool; every failure becomes a page."""
     try:
         return await run_in_threadpool(handler)
     except BadInput as exc:
-        return _error(str(exc))
+        return _error(str(exc), ctx=ctx)
     except ConsentError as exc:
-        return _consent_error(exc)
+        return _consent_error(exc, ctx)
     except (CoreError, UserError, ProcessError, TenantError) as exc:
-        return _error(getattr(exc, "message", str(exc)))
+        return _error(getattr(exc, "message", str(exc)), ctx=ctx)
     except Exception:  # noqa: BLE001 - an HTML page, not the JSON error, for the browser
         log.exception("login / consent page failed")
         return _error("internal error; see the service log", 500, "Something went wrong")
 
 
-def _pin_message(exc: PinRefused) -> str:
+def _pin_message(exc: PinRefused, t: PageText) -> str:
     if exc.locked_until is not None:
-        return (f"The PIN is locked until {html_pages.date_text(exc.locked_until)} after too many wrong tries; "
-                "try again later.")
+        return t("pin_locked_until", until=html_pages.date_text(exc.locked_until))
     if exc.code == "pin_locked":
-        return "The PIN is locked after too many wrong tries; try again later."
+        return t("pin_locked")
     if exc.code == "pin_blocked":
-        return ("The PIN is blocked after too many wrong tries. Choose a new one with the reset link your service "
-                "sends you, or ask the service operator.")
-    return f"Wrong PIN, {exc.remaining} {'try' if exc.remaining == 1 else 'tries'} left."
+        return t("pin_blocked")
+    return t("wrong_pin_one") if exc.remaining == 1 else t("wrong_pin", remaining=exc.remaining)
 
 
 def _consent_again(svc: Services, auth_server: str, request_id: str, secret: str, error: str,
-                   status: int) -> Response:
+                   status: int, ctx: PageContext) -> Response:
     """The consent page once more, with ``error``; the error page if the request cannot go on."""
     view = svc.consent.view(request_id, secret)
     if view.status != "consent":
-        return _error(error, status)
-    return _html(html_pages.consent_page(auth_server, view, error=error), status, view.redirect_uri)
+        return _error(error, status, ctx=ctx)
+    return _html(html_pages.consent_page(auth_server, view, error=error, ctx=ctx), status, view.redirect_uri)
 
 
 async def _posted(svc: Services, auth_server: str, request: Request) -> Response | tuple[dict[str, str], str, str]:
@@ -220,9 +229,10 @@ async def authorize(auth_server: str, request: Request, svc: Services = Depends(
 
     def handle() -> Response:
         query = _clean(request.query_params.multi_items())
-        return login_page(svc, request, auth_server, {k: v for k, v in query.items() if k in AUTHORIZE_PARAMS})
+        return login_page(svc, request, auth_server, {k: v for k, v in query.items() if k in AUTHORIZE_PARAMS},
+                          ui_locales=query.get("ui_locales"))
 
-    return await _run(handle)
+    return await _run(handle, page_context(svc, request))
 
 
 def query_params(request: Request) -> dict[str, str]:
@@ -231,16 +241,19 @@ def query_params(request: Request) -> dict[str, str]:
 
 
 def login_page(svc: Services, request: Request, auth_server: str, params: dict[str, str],
-               **start: Any) -> Response:
+               ui_locales: str | None = None, **start: Any) -> Response:
     """Start an authorization request (``ConsentService.start`` with ``start``'s options) and
-    answer its login page with the cookie that binds it to this browser. Blocking: run it in
-    ``run_page``."""
+    answer its login page with the cookie that binds it to this browser, and one that keeps its
+    language for the later pages. Blocking: run it in ``run_page``."""
     https = request.url.scheme == "https" or svc.base_url.startswith("https://")
     request_id, secret = svc.consent.start(auth_server, params, **start)
     view = svc.consent.view(request_id, secret)
-    response = _html(html_pages.login_page(auth_server, view, username=view.login_hint or ""), 200,
+    ctx = page_context(svc, request, ui_locales)
+    response = _html(html_pages.login_page(auth_server, view, username=view.login_hint or "", ctx=ctx), 200,
                      view.redirect_uri)
     response.set_cookie(_cookie_name(request_id), secret, httponly=True, samesite="lax", path=COOKIE_PATH,
+                        secure=https, max_age=svc.settings.authorization_request_ttl_seconds)
+    response.set_cookie(LOCALE_COOKIE, ctx.text.locale, httponly=True, samesite="lax", path=COOKIE_PATH,
                         secure=https, max_age=svc.settings.authorization_request_ttl_seconds)
     return response
 
@@ -261,6 +274,8 @@ async def login(auth_server: str, request: Request, svc: Services = Depends(serv
         return posted
     form, request_id, secret = posted
     action = form.get("action", "login")
+    ctx = page_context(svc, request)
+    t = ctx.text
 
     def handle() -> Response:
         if action == "cancel":
@@ -272,21 +287,18 @@ async def login(auth_server: str, request: Request, svc: Services = Depends(serv
             view = svc.consent.login(request_id, secret, username, password, address=client_address(request))
         except Throttled as exc:
             again = svc.consent.view(request_id, secret)
-            response = _html(html_pages.login_page(auth_server, again, error=(
-                "Too many failed sign-ins from your network or for this application; try again later."),
-                username=username[:200]), 429, again.redirect_uri)
+            response = _html(html_pages.login_page(auth_server, again, error=t("too_many_logins"),
+                                                   username=username[:200], ctx=ctx), 429, again.redirect_uri)
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
         except LoginFailed:
             # One answer for an unknown, a locked, a disabled user and a wrong password.
             again = svc.consent.view(request_id, secret)
-            message = ("Wrong user name or password, or the account is locked. If it is locked, wait or reset it "
-                       "with the link your service sent you.")
-            return _html(html_pages.login_page(auth_server, again, error=message, username=username[:200]), 401,
-                         again.redirect_uri)
-        return _html(html_pages.consent_page(auth_server, view), 200, view.redirect_uri)
+            return _html(html_pages.login_page(auth_server, again, error=t("wrong_login"), username=username[:200],
+                                               ctx=ctx), 401, again.redirect_uri)
+        return _html(html_pages.consent_page(auth_server, view, ctx=ctx), 200, view.redirect_uri)
 
-    return await _run(handle)
+    return await _run(handle, ctx)
 
 
 @pages.post("/{auth_server}/consent", summary="Consent form: approve with the PIN, on the device, or cancel",
@@ -303,6 +315,10 @@ async def consent(auth_server: str, request: Request, svc: Services = Depends(se
     form, request_id, secret = posted
     action = form.get("action", "")
     chosen = form.get("sign_identity_id") or None
+    ctx = page_context(svc, request)
+
+    def again(message: str, status: int) -> Response:
+        return _consent_again(svc, auth_server, request_id, secret, message, status, ctx)
 
     def handle() -> Response:
         if action == "cancel":
@@ -312,35 +328,30 @@ async def consent(auth_server: str, request: Request, svc: Services = Depends(se
         try:
             if action == "otp":
                 view = svc.consent.send_otp(request_id, secret)
-                return _html(html_pages.consent_page(auth_server, view), 200, view.redirect_uri)
+                return _html(html_pages.consent_page(auth_server, view, ctx=ctx), 200, view.redirect_uri)
             if action == "approve":
                 return _redirect(svc.consent.approve_with_pin(request_id, secret, form.get("pin"), chosen,
                                                               address=client_address(request), otp=form.get("otp")))
             view = svc.consent.request_device_approval(request_id, secret, chosen)
-            return _waiting(auth_server, view)
+            return _waiting(auth_server, view, ctx)
         except PinRefused as exc:
-            return _consent_again(svc, auth_server, request_id, secret, _pin_message(exc), 403)
+            return again(_pin_message(exc, ctx.text), 403)
         except Throttled:
-            return _consent_again(svc, auth_server, request_id, secret,
-                                  "Too many wrong PINs from your network; try again later.", 429)
+            return again(ctx.text("too_many_pins"), 429)
         except IdentityError as exc:
-            return _consent_again(svc, auth_server, request_id, secret, exc.message, 403)
-        except OtpError as exc:
-            return _consent_again(svc, auth_server, request_id, secret, exc.message,
-                                  exc.status if 400 <= exc.status < 500 else 400)
-        except ProcessError as exc:
-            return _consent_again(svc, auth_server, request_id, secret, exc.message,
-                                  exc.status if 400 <= exc.status < 500 else 400)
+            return again(exc.message, 403)
+        except (OtpError, ProcessError) as exc:
+            return again(exc.message, exc.status if 400 <= exc.status < 500 else 400)
         except ConsentError as exc:
             if exc.redirect_url():
                 raise
-            return _consent_again(svc, auth_server, request_id, secret, exc.message, 400)
+            return again(exc.message, 400)
 
-    return await _run(handle)
+    return await _run(handle, ctx)
 
 
-def _waiting(auth_server: str, view: PendingConsent) -> Response:
-    return _html(html_pages.waiting_page(auth_server, view), 200, view.redirect_uri)
+def _waiting(auth_server: str, view: PendingConsent, ctx: PageContext) -> Response:
+    return _html(html_pages.waiting_page(auth_server, view, ctx), 200, view.redirect_uri)
 
 
 @pages.get("/{auth_server}/wait", summary="Waiting page: redirects once the device answered",
@@ -349,15 +360,17 @@ async def wait(auth_server: str, request: Request, svc: Services = Depends(servi
     if not _known_server(svc, auth_server):
         return _error(f"There is no authorization server named {auth_server[:100]!r}.", 404, "Not found")
 
+    ctx = page_context(svc, request)
+
     def handle() -> Response:
         request_id = _clean(request.query_params.multi_items()).get("request_id", "")
         secret = _secret(request, request_id)
         url = svc.consent.device_outcome(request_id, secret)
         if url:
             return _redirect(url)
-        return _waiting(auth_server, svc.consent.view(request_id, secret))
+        return _waiting(auth_server, svc.consent.view(request_id, secret), ctx)
 
-    return await _run(handle)
+    return await _run(handle, ctx)
 
 
 @demo.get("/demo/callback", summary="Redirect URI of the demo client: shows the authorization response",

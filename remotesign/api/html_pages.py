@@ -6,15 +6,20 @@ control and bidi characters visible and bounds the length. Readable in a text br
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from remotesign.api.branding import Branding
 from remotesign.api.display import visible
+from remotesign.api.page_text import ENGLISH, PageText
 from remotesign.core.consent import PendingConsent
 from remotesign.core.identities import IdentityInfo
 from remotesign.core.scopes import USE_DEVICE, USE_SERVER
@@ -39,9 +44,16 @@ button.secondary,.button.secondary{background:#fff;color:#1f5fbf}
 .notice{background:#eef4fd;border:1px solid #9bbcf0;padding:.6rem .8rem;border-radius:4px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.4rem 0}
 dt{font-weight:600}
-dd{margin:0;word-break:break-all}
-code{word-break:break-all}
+dd{margin:0;overflow-wrap:anywhere}
+code{overflow-wrap:anywhere}
 .muted{color:#5f6368;font-size:.9rem}
+header{max-width:40rem;margin:1.2rem auto 0;padding:0 .5rem;display:flex;align-items:center;gap:.6rem;
+ font-weight:600;color:#3c4043}
+header+main{margin-top:.6rem}
+header img{max-height:2.5rem;max-width:10rem}
+.code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:1.25rem;letter-spacing:.08em;white-space:nowrap}
+details{margin:.4rem 0}
+@media (max-width:30rem){main{margin:1rem .4rem;padding:1rem}dl{grid-template-columns:1fr}dt{margin-top:.4rem}}
 """
 
 
@@ -56,12 +68,26 @@ def shown(value: object, limit: int = 120) -> str:
     return e(visible(value, limit))
 
 
-def layout(title: str, body: str, head: str = "") -> str:
+@dataclass(frozen=True)
+class PageContext:
+    """What every page of one request shares: its language and the operator's branding."""
+
+    text: PageText = ENGLISH
+    brand: Branding = field(default_factory=Branding)
+
+
+DEFAULT = PageContext()
+
+
+def layout(title: str, body: str, head: str = "", ctx: PageContext = DEFAULT) -> str:
     """A whole document; ``title`` is escaped, ``body`` and ``head`` are HTML built from escaped parts."""
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    brand = ctx.brand
+    logo = f'<img src="{e(brand.logo_uri)}" alt="">' if brand.logo_uri else ""
+    header = f"<header>{logo}<span>{shown(brand.name, 100)}</span></header>\n"
+    return (f"<!DOCTYPE html>\n<html lang=\"{e(ctx.text.locale)}\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             "<meta name=\"referrer\" content=\"no-referrer\">\n"
-            f"{head}<title>{e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+            f"{head}<title>{e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{header}<main>\n"
             f"<h1>{e(title)}</h1>\n{body}\n</main>\n</body>\n</html>\n")
 
 
@@ -90,59 +116,88 @@ def _cn(name: x509.Name) -> str:
     return str(cns[0].value) if cns else name.rfc4514_string()
 
 
-def identity_details(identity: IdentityInfo) -> str:
+def identity_details(identity: IdentityInfo, ctx: PageContext = DEFAULT) -> str:
     """Subject, issuer, serial, labels and validity of a sign identity's certificate."""
+    t = ctx.text
     try:
         cert = identity.certificate()
-        rows = [("Name", _cn(cert.subject)), ("Issued by", _cn(cert.issuer)),
-                ("Serial number", format(cert.serial_number, "x")),
-                ("Valid", f"{date_text(cert.not_valid_before_utc)} to {date_text(cert.not_valid_after_utc)}")]
+        rows = [(t("name"), _cn(cert.subject)), (t("issued_by"), _cn(cert.issuer)),
+                (t("serial_number"), format(cert.serial_number, "x")),
+                (t("valid"), t("valid_range", start=date_text(cert.not_valid_before_utc),
+                               end=date_text(cert.not_valid_after_utc)))]
     except ValueError:
-        rows = [("Certificate", "cannot be read")]
-    rows.append(("Labels", ", ".join(identity.labels) or "none"))
+        rows = [(t("certificate"), t("unreadable"))]
+    rows.append((t("labels"), ", ".join(identity.labels) or t("none")))
     if identity.description:
-        rows.append(("Description", identity.description))
+        rows.append((t("description"), identity.description))
     if identity.status != "enabled":
-        rows.append(("Status", identity.status + (f" ({identity.status_reason})" if identity.status_reason else "")))
+        rows.append((t("status"), identity.status + (f" ({identity.status_reason})" if identity.status_reason else "")))
     return "<dl>\n" + "".join(f"<dt>{e(k)}</dt><dd>{shown(v, 200)}</dd>\n" for k, v in rows) + "</dl>\n"
 
 
-def _request_summary(view: PendingConsent, *, documents: bool = True) -> str:
+def verification_code(digests_summary: str) -> str | None:
+    """The first 8 octets of the digests summary as four groups of four hex digits: what a person
+    can compare with what the application shows (the whole base64 value is for machines)."""
+    try:
+        raw = base64.b64decode(digests_summary, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            raw = base64.urlsafe_b64decode(digests_summary + "=" * (-len(digests_summary) % 4))
+        except (binascii.Error, ValueError):
+            return None
+    if len(raw) < 8:
+        return None
+    hex_digits = raw[:8].hex().upper()
+    return " ".join(hex_digits[i:i + 4] for i in range(0, 16, 4))
+
+
+def _request_summary(view: PendingConsent, ctx: PageContext, *, documents: bool = True) -> str:
     """Who asks for what; the documents' names only once the user has signed in."""
-    out = [f"<p><strong>{shown(view.client.name)}</strong> asks to:</p>\n", _list(view.scope_descriptions())]
+    t = ctx.text
+    out = [f"<p>{t('asks_to', client=f'<strong>{shown(view.client.name)}</strong>')}</p>\n",
+           _list(t.scope(s) for s in view.scopes)]
     if view.digests_summary:
         if documents and view.documents:
-            out.append("<h2>Documents to be signed</h2>\n" + _list(view.documents))
-        out.append("<dl>\n"
-                   f"<dt>Digests summary</dt><dd><code>{shown(view.digests_summary, 200)}</code></dd>\n"
-                   f"<dt>Algorithm</dt><dd>{shown(view.digests_summary_algorithm or '')}</dd>\n</dl>\n")
+            out.append(f"<h2>{e(t('documents'))}</h2>\n" + _list(view.documents))
+        code = verification_code(view.digests_summary)
+        if code:
+            out.append(f"<p>{e(t('verification_code'))}: <span class=\"code\">{e(code)}</span><br>"
+                       f"<span class=\"muted\">{e(t('verification_hint'))}</span></p>\n")
+        out.append(f"<details><summary>{e(t('digests_summary'))}</summary>\n<dl>\n"
+                   f"<dt>{e(t('digests_summary'))}</dt><dd><code>{shown(view.digests_summary, 200)}</code></dd>\n"
+                   f"<dt>{e(t('algorithm'))}</dt><dd>{shown(view.digests_summary_algorithm or '')}</dd>\n"
+                   "</dl>\n</details>\n")
     return "".join(out)
 
 
-def login_page(auth_server: str, view: PendingConsent, *, error: str | None = None, username: str = "") -> str:
+def login_page(auth_server: str, view: PendingConsent, *, error: str | None = None, username: str = "",
+               ctx: PageContext = DEFAULT) -> str:
+    t = ctx.text
     body = (
-        _request_summary(view, documents=False)
+        _request_summary(view, ctx, documents=False)
         + _error_box(error)
         + f'<form method="post" action="{e(_action(auth_server, "login"))}">\n'
         + _hidden("request_id", view.id)
-        + '<label for="username">User name</label>\n'
+        + f'<label for="username">{e(t("user_name"))}</label>\n'
         + f'<input type="text" id="username" name="username" value="{e(username)}" autocomplete="username" '
           'autocapitalize="none" spellcheck="false" required autofocus>\n'
-        + '<label for="password">Password</label>\n'
+        + f'<label for="password">{e(t("password"))}</label>\n'
         + '<input type="password" id="password" name="password" autocomplete="current-password" required>\n'
-        + '<button type="submit" name="action" value="login">Sign in</button>\n'
-        + '<button type="submit" name="action" value="cancel" class="secondary" formnovalidate>Cancel</button>\n'
+        + f'<button type="submit" name="action" value="login">{e(t("sign_in"))}</button>\n'
+        + f'<button type="submit" name="action" value="cancel" class="secondary" formnovalidate>{e(t("cancel"))}'
+          '</button>\n'
         + "</form>\n")
-    return layout("Sign in", body)
+    return layout(t("sign_in"), body, ctx=ctx)
 
 
-def _identity_choice(view: PendingConsent) -> str:
+def _identity_choice(view: PendingConsent, ctx: PageContext) -> str:
+    t = ctx.text
     if view.identity is not None:
-        return "<h2>Sign identity</h2>\n" + identity_details(view.identity)
+        return f"<h2>{e(t('sign_identity'))}</h2>\n" + identity_details(view.identity, ctx)
     if USE_SERVER not in view.scopes and USE_DEVICE not in view.scopes:
         return ""
     if not view.candidates:
-        return '<p class="error" role="alert">You have no usable sign identity.</p>\n'
+        return f'<p class="error" role="alert">{e(t("no_identity"))}</p>\n'
     single = len(view.candidates) == 1
     items = []
     for n, identity in enumerate(view.candidates):
@@ -150,8 +205,8 @@ def _identity_choice(view: PendingConsent) -> str:
         items.append(f'<div class="choice"><input type="radio" id="identity-{n}" name="sign_identity_id" '
                      f'value="{e(identity.id)}"{checked} required> '
                      f'<label for="identity-{n}">{shown(_identity_title(identity), 200)}</label>\n'
-                     f"{identity_details(identity)}</div>\n")
-    return ("<fieldset>\n<legend>Choose the sign identity</legend>\n" + "".join(items) + "</fieldset>\n")
+                     f"{identity_details(identity, ctx)}</div>\n")
+    return (f"<fieldset>\n<legend>{e(t('choose_identity'))}</legend>\n" + "".join(items) + "</fieldset>\n")
 
 
 def _identity_title(identity: IdentityInfo) -> str:
@@ -161,41 +216,43 @@ def _identity_title(identity: IdentityInfo) -> str:
         return identity.description or identity.id
 
 
-def consent_page(auth_server: str, view: PendingConsent, *, error: str | None = None) -> str:
+def consent_page(auth_server: str, view: PendingConsent, *, error: str | None = None,
+                 ctx: PageContext = DEFAULT) -> str:
+    t = ctx.text
     user = view.user
-    who = (f"<p>Signed in as <strong>{shown(user.display_name)}</strong> ({shown(user.username)}).</p>\n"
-           if user is not None else "")
+    who = (f"<p>{t('signed_in_as', name=f'<strong>{shown(user.display_name)}</strong>', username=shown(user.username))}"
+           "</p>\n" if user is not None else "")
     pin = ""
     if view.needs_pin:
         required = " required" if view.pin_required else ""
-        pin = ('<label for="pin">Signing PIN</label>\n'
+        pin = (f'<label for="pin">{e(t("signing_pin"))}</label>\n'
                f'<input type="password" id="pin" name="pin" autocomplete="off" inputmode="numeric"{required}>\n')
     if view.offers_otp:
-        how = ("Enter your signing PIN and a one-time code." if view.pin_required
-               else "Enter your signing PIN, or a one-time code instead.")
-        sent = (f'<p class="notice">A one-time code was sent to {shown(view.otp_sent_to, 200)}.</p>\n'
+        how = t("pin_and_otp") if view.pin_required else t("pin_or_otp")
+        sent = (f'<p class="notice">{t("otp_sent", to=shown(view.otp_sent_to, 200))}</p>\n'
                 if view.otp_sent_to else "")
-        pin = (f"<p>{how}</p>\n" + pin + sent
-               + '<label for="otp">One-time code</label>\n'
+        pin = (f"<p>{e(how)}</p>\n" + pin + sent
+               + f'<label for="otp">{e(t("otp"))}</label>\n'
                '<input type="text" id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric" '
                'pattern="[0-9]{8}" maxlength="8">\n'
                '<button type="submit" name="action" value="otp" class="secondary" formnovalidate>'
-               + ("Send me a new code" if view.otp_sent_to else "Send me a code") + "</button>\n")
+               + e(t("send_new_code") if view.otp_sent_to else t("send_code")) + "</button>\n")
     device = ('<button type="submit" name="action" value="device" class="secondary" formnovalidate>'
-              "Approve on my device</button>\n") if view.has_device else ""
+              f"{e(t('approve_on_device'))}</button>\n") if view.has_device else ""
     body = (
         who
-        + _request_summary(view)
+        + _request_summary(view, ctx)
         + _error_box(error)
         + f'<form method="post" action="{e(_action(auth_server, "consent"))}">\n'
         + _hidden("request_id", view.id)
-        + _identity_choice(view)
+        + _identity_choice(view, ctx)
         + pin
-        + '<button type="submit" name="action" value="approve">Approve</button>\n'
+        + f'<button type="submit" name="action" value="approve">{e(t("approve"))}</button>\n'
         + device
-        + '<button type="submit" name="action" value="cancel" class="secondary" formnovalidate>Cancel</button>\n'
+        + f'<button type="submit" name="action" value="cancel" class="secondary" formnovalidate>{e(t("cancel"))}'
+          '</button>\n'
         + "</form>\n")
-    return layout("Consent", body)
+    return layout(t("consent"), body, ctx=ctx)
 
 
 def wait_url(auth_server: str, request_id: str) -> str:
@@ -206,24 +263,25 @@ def waiting_head(auth_server: str, request_id: str) -> str:
     return f'<meta http-equiv="refresh" content="2;url={e(wait_url(auth_server, request_id))}">\n'
 
 
-def waiting_page(auth_server: str, view: PendingConsent) -> str:
+def waiting_page(auth_server: str, view: PendingConsent, ctx: PageContext = DEFAULT) -> str:
+    t = ctx.text
     body = (
-        '<p class="notice">Open the approval app on your device and confirm the request there.</p>\n'
-        + _request_summary(view)
-        + (("<h2>Sign identity</h2>\n" + identity_details(view.identity)) if view.identity else "")
-        + "<p>This page checks again every few seconds.</p>\n"
-        + f'<p><a class="button" href="{e(wait_url(auth_server, view.id))}">Check now</a></p>\n'
+        f'<p class="notice">{e(t("open_app"))}</p>\n'
+        + _request_summary(view, ctx)
+        + ((f"<h2>{e(t('sign_identity'))}</h2>\n" + identity_details(view.identity, ctx)) if view.identity else "")
+        + f"<p>{e(t('checks_again'))}</p>\n"
+        + f'<p><a class="button" href="{e(wait_url(auth_server, view.id))}">{e(t("check_now"))}</a></p>\n'
         + f'<form method="post" action="{e(_action(auth_server, "consent"))}">\n'
         + _hidden("request_id", view.id)
-        + '<button type="submit" name="action" value="cancel" class="secondary">Cancel</button>\n'
+        + f'<button type="submit" name="action" value="cancel" class="secondary">{e(t("cancel"))}</button>\n'
         + "</form>\n")
-    return layout("Waiting for your device", body, head=waiting_head(auth_server, view.id))
+    return layout(t("waiting_title"), body, head=waiting_head(auth_server, view.id), ctx=ctx)
 
 
-def error_page(message: str, *, title: str = "This request cannot go on") -> str:
+def error_page(message: str, *, title: str | None = None, ctx: PageContext = DEFAULT) -> str:
     body = (_error_box(message)
-            + '<p class="muted">Go back to the application you came from and start again.</p>\n')
-    return layout(title, body)
+            + f'<p class="muted">{e(ctx.text("start_again"))}</p>\n')
+    return layout(title or ctx.text("cannot_go_on"), body, ctx=ctx)
 
 
 def signed_out_page(next_url: str | None) -> str:

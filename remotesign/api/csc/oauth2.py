@@ -156,7 +156,8 @@ async def authorize(version: str, request: Request) -> Response:
                                state=query.get("state")) from None
         # a service token is the user's login; a credential token also takes the signing factors
         factors = svc.signature_activation.factors if params["scope"] == USE_SERVER else "pin"
-        return login_page(svc, request, AUTH_SERVER, params, factors=factors, document_labels=document_labels(query))
+        return login_page(svc, request, AUTH_SERVER, params, ui_locales=query.get("lang"), factors=factors,
+                          document_labels=document_labels(query))
 
     return await run_page(handle)
 
