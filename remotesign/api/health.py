@@ -28,18 +28,24 @@ def _probe(check: Any) -> str:
     return "ok"
 
 
-@router.get("/health", summary="Readiness check")
-def health(svc: Services = Depends(services)) -> JSONResponse:
+def readiness(svc: Services) -> tuple[int, dict[str, Any]]:
+    """What ``/health`` answers: its status code and body (the operator console shows it too)."""
     components = {"database": _probe(svc.db.ping), "blobs": _probe(svc.blobs.check_writable)}
     failing = sorted(name for name, state in components.items() if state != "ok")
     if failing:
-        return JSONResponse({"status": "degraded", "failing": failing, "components": components}, status_code=503,
-                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return 503, {"status": "degraded", "failing": failing, "components": components}
     try:
         ready = svc.ca.is_initialized()
     except StorageUnavailable:
         ready = False
     if not ready:
-        return JSONResponse({"status": "initialising", "components": components}, status_code=503)
-    return JSONResponse({"status": "ok", "version": __version__, "key_backend": svc.keystore.backend.name,
-                         "database": svc.db.engine.dialect.name, "components": components})
+        return 503, {"status": "initialising", "components": components}
+    return 200, {"status": "ok", "version": __version__, "key_backend": svc.keystore.backend.name,
+                 "database": svc.db.engine.dialect.name, "components": components}
+
+
+@router.get("/health", summary="Readiness check")
+def health(svc: Services = Depends(services)) -> JSONResponse:
+    status, body = readiness(svc)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if body["status"] == "degraded" else None
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -36,6 +36,7 @@ class DeviceInfo:
     status: str
     created_at: datetime
     public_key_der: bytes
+    last_seen_at: datetime | None = None
 
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "user_id": self.user_id, "name": self.name, "status": self.status,
@@ -45,8 +46,10 @@ class DeviceInfo:
 
 def _info(d: Device) -> DeviceInfo:
     created = d.created_at if d.created_at.tzinfo else d.created_at.replace(tzinfo=timezone.utc)
+    seen = d.last_seen_at
+    seen = seen.replace(tzinfo=timezone.utc) if seen is not None and seen.tzinfo is None else seen
     return DeviceInfo(id=d.id, user_id=d.user_id, name=d.name, status=d.status, created_at=created,
-                      public_key_der=d.public_key_der)
+                      public_key_der=d.public_key_der, last_seen_at=seen)
 
 
 def _token_hash(token: str) -> str:
@@ -122,6 +125,11 @@ class DeviceService:
         with self.db.session() as s:
             return [_info(d) for d in s.scalars(select(Device).where(Device.user_id == user_id)
                                                 .order_by(Device.created_at))]
+
+    def list_all(self, limit: int = 1000) -> list[DeviceInfo]:
+        """Every user's devices, newest first (the operator's view)."""
+        with self.db.session() as s:
+            return [_info(d) for d in s.scalars(select(Device).order_by(Device.created_at.desc()).limit(limit))]
 
     def owner_of(self, device_id: str) -> str | None:
         """The user an enabled device belongs to, or None."""

@@ -91,6 +91,15 @@ class IdentityInfo:
     pin_failures: int
     pin_locked_until: datetime | None
     created_at: datetime
+    pin_lock_level: int = 0
+
+    def pin_blocked(self, schedule: tuple[int, ...]) -> bool:
+        """Locked for good (the last step of ``schedule`` was used up)."""
+        return self.pin_lock_level > len(schedule)
+
+    def pin_locked(self, schedule: tuple[int, ...], now: datetime | None = None) -> bool:
+        now = now or datetime.now(timezone.utc)
+        return self.pin_blocked(schedule) or (self.pin_locked_until is not None and self.pin_locked_until > now)
 
     def certificate(self) -> cx509.Certificate:
         return cx509.load_der_x509_certificate(self.certificate_der)
@@ -155,7 +164,7 @@ def _info(r: SignIdentity, owner_tenant: str | None) -> IdentityInfo:
                         description=r.description, labels=tuple(x for x in r.labels.split() if x), domain=r.domain,
                         status=r.status, status_reason=r.status_reason, has_pin=r.pin_hash is not None,
                         pin_failures=r.pin_failures, pin_locked_until=_aware(r.pin_locked_until),
-                        created_at=_aware(r.created_at) or r.created_at)
+                        created_at=_aware(r.created_at) or r.created_at, pin_lock_level=r.pin_lock_level or 0)
 
 
 def check_labels(labels: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -407,6 +416,22 @@ class IdentityService:
             info = _info(rec, owner.tenant_id if owner else None)
         self.audit.append("identity.updated", actor=actor, tenant_id=info.user_tenant_id, subject=identity_id,
                           details={"changed": changed})
+        return info
+
+    def unlock_pin(self, identity_id: str, *, actor: str) -> IdentityInfo:
+        """The operator lifts a PIN lock (also one for good) without learning or setting the PIN:
+        the tries start afresh with the PIN the user chose."""
+        with self.db.session() as s:
+            rec = s.get(SignIdentity, identity_id, with_for_update=True)
+            if rec is None:
+                raise IdentityError("not_found", f"no sign identity {identity_id}", status=404)
+            was = {"lock_level": rec.pin_lock_level or 0, "failures": rec.pin_failures or 0,
+                   "locked_until": rec.pin_locked_until.isoformat() if rec.pin_locked_until else None}
+            rec.pin_failures, rec.pin_locked_until, rec.pin_lock_level = 0, None, 0
+            owner = s.get(EndUser, rec.user_id)
+            info = _info(rec, owner.tenant_id if owner else None)
+        self.audit.append("identity.unlocked", actor=actor, tenant_id=info.user_tenant_id, subject=identity_id,
+                          details=was)
         return info
 
     def delete(self, identity_id: str, viewer: Viewer, actor: str = "operator") -> None:

@@ -134,7 +134,8 @@ class TenantService:
         self.token_ttl = token_ttl_seconds
 
     def create(self, name: str, scopes: list[str] | None = None, client_id: str | None = None,
-               client_secret: str | None = None, *, pkce_required: bool = False) -> tuple[TenantInfo, str]:
+               client_secret: str | None = None, *, pkce_required: bool = False,
+               actor: str = "operator") -> tuple[TenantInfo, str]:
         """New relying party; returns it with its client secret (shown once, stored only hashed).
         PKCE is optional by default (checked when sent, S256 only): the eParaksts client libraries
         are confidential clients that never send it; the operator requires it per client."""
@@ -151,7 +152,7 @@ class TenantService:
             if s.scalar(select(Tenant).where(Tenant.client_id == tenant.client_id)) is not None:
                 raise TenantError(f"client id {tenant.client_id!r} exists already")
             s.add(tenant)
-        self.audit.append("client.created", actor="operator", tenant_id=tenant.id, subject=tenant.client_id,
+        self.audit.append("client.created", actor=actor, tenant_id=tenant.id, subject=tenant.client_id,
                           details={"name": name, "scopes": scopes})
         return _info(tenant), secret
 
@@ -183,7 +184,7 @@ class TenantService:
                 raise TenantError(f"no client {tenant_id!r}")
             return _info(t)
 
-    def set_enabled(self, client_id: str, enabled: bool) -> TenantInfo:
+    def set_enabled(self, client_id: str, enabled: bool, actor: str = "operator") -> TenantInfo:
         with self.db.session() as s:
             t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
             if t is None:
@@ -192,9 +193,26 @@ class TenantService:
             if not enabled:
                 s.execute(delete(AccessToken).where(AccessToken.tenant_id == t.id))
             info = _info(t)
-        self.audit.append("client.enabled" if enabled else "client.disabled", actor="operator",
+        self.audit.append("client.enabled" if enabled else "client.disabled", actor=actor,
                           tenant_id=info.id, subject=client_id)
         return info
+
+    def rotate_secret(self, client_id: str, *, actor: str = "operator", revoke_tokens: bool = True) -> str:
+        """A new client secret (returned once, stored only hashed): the old one stops
+        authenticating at once. ``revoke_tokens`` also revokes every token issued to the client
+        (what a leaked secret calls for)."""
+        secret = secrets.token_urlsafe(32)
+        with self.db.session() as s:
+            t = s.scalar(select(Tenant).where(Tenant.client_id == client_id))
+            if t is None:
+                raise TenantError(f"no client {client_id!r}")
+            t.client_secret_hash = _hash_secret(secret, secrets.token_hex(8))
+            revoked = (s.execute(delete(AccessToken).where(AccessToken.tenant_id == t.id)).rowcount or 0
+                       if revoke_tokens else 0)
+            tenant_id = t.id
+        self.audit.append("client.secret_rotated", actor=actor, tenant_id=tenant_id, subject=client_id,
+                          details={"tokens_revoked": revoked})
+        return secret
 
     def authenticate(self, client_id: str, client_secret: str) -> TenantInfo:
         with self.db.session() as s:

@@ -217,6 +217,16 @@ class UserService:
                               details={"changed": changed})
         return info
 
+    def unlock(self, user_id: str, *, actor: str) -> UserInfo:
+        """The operator lifts a login lock (also one for good) without touching the password."""
+        with self.db.session() as s:
+            u = _owned(s, user_id, None)
+            was = {"lock_level": u.lock_level or 0, "failures": u.password_failures or 0}
+            u.password_failures, u.locked_until, u.lock_level = 0, None, 0
+            info = _info(u, self.lock_schedule)
+        self.audit.append("user.unlocked", actor=actor, tenant_id=info.tenant_id, subject=user_id, details=was)
+        return info
+
     def delete(self, user_id: str, tenant_id: str | None, actor: str = "operator") -> None:
         with self.db.session() as s:
             u = _owned(s, user_id, tenant_id)

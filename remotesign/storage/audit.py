@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, event as sa_event, insert, select, update
+from sqlalchemy import Connection, bindparam, event as sa_event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -142,6 +142,25 @@ class PendingAppends:
         self.log.appended += self.written
 
 
+def _utc(at: datetime) -> datetime:
+    """UTC, as the events' times are written (SQLite compares them as text)."""
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event as a reader sees it (``AuditLog.search``)."""
+
+    seq: int
+    at: datetime
+    event: str
+    actor: str
+    tenant_id: str | None
+    subject: str
+    details: str  # JSON
+    hash: str
+
+
 @dataclass(frozen=True)
 class AuditProblem:
     seq: int | None
@@ -204,6 +223,42 @@ class AuditLog:
             if tenant_id is not None:
                 q = q.where(AuditEvent.tenant_id == tenant_id)
             return list(s.scalars(q))
+
+    def search(self, *, event: str | None = None, actor: str | None = None, text: str | None = None,
+               since: datetime | None = None, until: datetime | None = None, before_seq: int | None = None,
+               limit: int = 100) -> list[AuditEntry]:
+        """Events matching every criterion given, newest first, at most ``limit`` (1-1000).
+
+        ``event``: the event name, or a family (``client`` finds ``client.created``,
+        ``client.disabled``, ...); ``actor``: exactly; ``text``: anywhere in the event, actor,
+        subject or details (case insensitive); ``since`` inclusive, ``until`` exclusive;
+        ``before_seq``: events older than that one (the next page)."""
+        q = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(max(1, min(limit, 1000)))
+        if event:
+            family = event.rstrip(".*")
+            q = q.where(or_(AuditEvent.event == event, AuditEvent.event.startswith(family + ".", autoescape=True)))
+        if actor:
+            q = q.where(AuditEvent.actor == actor)
+        if text:
+            needle = text.lower()
+            q = q.where(or_(*(func.lower(column).contains(needle, autoescape=True) for column in
+                              (AuditEvent.event, AuditEvent.actor, AuditEvent.subject, AuditEvent.details))))
+        if since is not None:
+            q = q.where(AuditEvent.at >= _utc(since))
+        if until is not None:
+            q = q.where(AuditEvent.at < _utc(until))
+        if before_seq is not None:
+            q = q.where(AuditEvent.seq < before_seq)
+        with self.db.session() as s:
+            return [AuditEntry(seq=ev.seq, at=ev.at if ev.at.tzinfo else ev.at.replace(tzinfo=timezone.utc),
+                               event=ev.event, actor=ev.actor, tenant_id=ev.tenant_id, subject=ev.subject,
+                               details=ev.details, hash=ev.hash) for ev in s.scalars(q)]
+
+    def head(self) -> tuple[int, str]:
+        """The last event's sequence number and hash ((0, genesis) for an empty log)."""
+        with self.db.session() as s:
+            head = s.get(AuditHead, 1)
+            return (head.last_seq, head.last_hash) if head is not None else (0, GENESIS)
 
     def verify(self, observe: Callable[[int, str], None] | None = None) -> tuple[int, list[AuditProblem]]:
         """Check the whole chain; returns (events checked, problems found, in chain order).

@@ -18,7 +18,7 @@ from asn1crypto import core, keys, pem, x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from remotesign.storage.audit import AuditLog
@@ -395,6 +395,24 @@ class CertificateAuthority:
             if not all_tenants:
                 q = q.where(owned_by(CertificateRecord.tenant_id, tenant_id))
             return [_issued(r) for r in s.scalars(q)]
+
+    def search(self, *, text: str | None = None, status: str | None = None, limit: int = 200,
+               offset: int = 0) -> list[IssuedCertificate]:
+        """Operator view: certificates of every owner, newest first; ``text`` in the subject or the
+        serial (hex), ``status`` ``valid`` or ``revoked``."""
+        q = select(CertificateRecord).order_by(CertificateRecord.created_at.desc())
+        if text:
+            needle = text.strip().lower()
+            q = q.where(func.lower(CertificateRecord.subject).contains(needle, autoescape=True)
+                        | CertificateRecord.serial_hex.contains(needle.removeprefix("0x").replace(":", ""),
+                                                                autoescape=True)
+                        | (CertificateRecord.id == text.strip()))
+        if status == "revoked":
+            q = q.where(CertificateRecord.revoked_at.is_not(None))
+        elif status == "valid":
+            q = q.where(CertificateRecord.revoked_at.is_(None))
+        with self.db.session() as s:
+            return [_issued(r) for r in s.scalars(q.offset(max(0, offset)).limit(max(1, min(limit, 1000))))]
 
     def revoked_by(self, issuer_id: str) -> list[IssuedCertificate]:
         with self.db.session() as s:
