@@ -15,6 +15,7 @@ from remotesign import __version__
 from remotesign.api import (account_pages, admin, consent_pages, csc, devices, docs_pages, eparaksts, esigp, fortress,
                             health, logout_page, native, oauth, openapi_doc, pki, remote_signing, request_context,
                             validation, validation_page)
+from remotesign.api.console import router as console_router
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.json_guard import JsonDepthGuard
@@ -71,6 +72,7 @@ def create_app(services: Services) -> FastAPI:
                         ("fortress", fortress.router), ("remote_signing", remote_signing.router),
                         ("csc", csc.router), ("validation_page", validation_page.router)):
         app.include_router(router, responses=openapi_doc.API_ERRORS[api])  # what each API can answer
+    app.include_router(console_router)  # the operator console (/console): HTML pages, not in the API description
     openapi_doc.install(app)
     docs_pages.install(app)
     upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD

@@ -121,6 +121,8 @@ def is_html_page(path: str) -> bool:
         return len(parts) == 4 or (len(parts) == 5 and parts[4] in _PAGE_STEPS)
     if path.startswith("/trustedx-authserver/") and len(parts) == 4 and parts[3] == "logout":
         return True
+    if path == "/console" or path.startswith("/console/"):  # the operator console
+        return True
     return path.startswith("/account/") or path in ("/fortress/oauth2/v1/auth", "/csc/v1/oauth2/authorize",
                                                     "/csc/v2/oauth2/authorize", "/validate")
 
