@@ -7,6 +7,7 @@ so there is exactly one key store, one CA and one database engine per process.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,8 @@ from remotesign.trust.ca_naming import load_ca_naming
 DEMO_CLIENT_NAME = "demo relying party"
 
 
+log = logging.getLogger("remotesign")
+
 class Services:
     def __init__(self, settings: Settings, default_public_url: str | None = None, *, create: bool = True) -> None:
         """``create=False`` (every CLI command but ``init`` and ``serve``): refuse, with InstanceError,
@@ -44,24 +47,24 @@ class Services:
         self.keystore = KeyStore(self.db, make_backend(settings), self.audit)
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.blobs.sweep_temporaries()
-        self.base_url = self._resolve_base_url(default_public_url or settings.base_url())
+        self.base_url = self._resolve_base_url(settings.base_url(), default_public_url)
         naming = load_ca_naming(self.db)
         self.ca = CertificateAuthority(self.db, self.keystore, self.audit, self.base_url,
                                        organization=naming.organization, country=naming.country, name=naming.name)
         self.tenants = TenantService(self.db, self.audit, settings.token_ttl_seconds)
 
-    def _resolve_base_url(self, fallback: str) -> str:
-        """An explicit setting wins and is remembered; otherwise the URL chosen at first start."""
+    def _resolve_base_url(self, fallback: str, listening: str | None = None) -> str:
+        """An explicit REMOTESIGN_PUBLIC_URL wins; else the address ``serve`` listens on now (a
+        restart on another port moves the service's own links with it); else, for the other
+        commands, the URL the service last ran under. Whatever wins is remembered."""
         with self.db.session() as s:
             stored = s.get(SystemSetting, "public_url")
-            if self.settings.public_url:
-                if stored is None or stored.value != self.settings.public_url:
-                    s.merge(SystemSetting(name="public_url", value=self.settings.public_url))
-                return self.settings.public_url
-            if stored is not None:
-                return stored.value
-            url = fallback.rstrip("/")
-            s.add(SystemSetting(name="public_url", value=url))
+            url = (self.settings.public_url or listening or (stored.value if stored is not None else fallback))
+            url = url.rstrip("/")
+            if stored is None or stored.value != url:
+                if stored is not None:
+                    log.info("public URL changed from %s to %s", stored.value, url)
+                s.merge(SystemSetting(name="public_url", value=url))
             return url
 
     @cached_property
@@ -485,7 +488,26 @@ class Services:
             except TenantError:  # plain http on a non-loopback public URL: no demo redirect URI
                 pass
             _write_private_json(self.demo_client_file, demo)
+        else:
+            self._follow_public_url()
         return {"pki_created": created_pki, "demo_client_created": demo is not None}
+
+    def _follow_public_url(self) -> None:
+        """After a move to another public URL, the demo client's callback on this service (kept
+        with the old ones) and its file name the current one, so the README's walk-through works."""
+        try:
+            demo = json.loads(self.demo_client_file.read_text(encoding="utf-8"))
+            tenant = self.tenants.by_client_id(demo["client_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        callback = f"{self.base_url}/demo/callback"
+        if tenant is None or callback in tenant.redirect_uris:
+            return
+        try:
+            self.tenants.set_redirect_uris(tenant.client_id, [*tenant.redirect_uris, callback], actor="service")
+        except TenantError:  # plain http on a non-loopback public URL: no demo redirect URI
+            return
+        _write_private_json(self.demo_client_file, {**demo, "base_url": self.base_url})
 
     def initialize_audit_seal(self) -> None:
         """The audit key (first start) and the anchor file's pins of it and of the TSA certificate."""
