@@ -150,6 +150,7 @@ def test_disabling_an_operator_or_a_new_password_ends_their_sessions(service: Se
         assert proc.returncode == 2 and proc.stderr.startswith(b"error: "), (args, proc.stderr)
     listed = json.loads(operator_cli(service, "list", "--json").stdout)
     assert [o for o in listed if o["username"] == name][0]["enabled"] is True
+    assert name in service.cli("operator", "list").stdout.decode()  # the same commands in `remotesign`
 
 
 def test_the_login_form_needs_its_own_token(service: Service, operator: tuple[str, str]) -> None:

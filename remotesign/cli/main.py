@@ -423,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_audit_seal)
 
     add_trust_parser(sub)
+    from remotesign.cli.operators import add_parser as add_operator_parser
+
+    add_operator_parser(sub)
 
     from remotesign.cli.tsa_credentials import add_parser as add_tsa_credential_parser
 
