@@ -24,13 +24,20 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def readme_block(heading: str) -> str:
-    """The first ```sh block under the README heading ``heading``."""
+def readme_blocks(heading: str) -> list[str]:
+    """The ```sh blocks of the README section ``heading`` (up to the next heading of its level)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     section = text.split(f"\n{heading}\n", 1)[1]
-    found = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert found, f"no sh block under {heading!r}"
-    return found.group(1)
+    level = heading.split(" ")[0]
+    section = re.split(rf"\n{level} ", section, maxsplit=1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert blocks, f"no sh block under {heading!r}"
+    return blocks
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block under the README heading ``heading``."""
+    return readme_blocks(heading)[0]
 
 
 def scratch_site(tmp: Path) -> Path:
@@ -38,6 +45,7 @@ def scratch_site(tmp: Path) -> Path:
     checkout's virtualenv (stamped as installed: the running tests prove it is)."""
     site = tmp / "site"
     shutil.copytree(REPO / "scripts", site / "scripts")
+    shutil.copytree(REPO / "examples", site / "examples")
     shutil.copy2(REPO / "pyproject.toml", site / "pyproject.toml")
     (site / ".venv").symlink_to(REPO / ".venv", target_is_directory=True)
     stamp = hashlib.sha256((REPO / "pyproject.toml").read_bytes() + b".\n").hexdigest()[:16]
@@ -45,22 +53,39 @@ def scratch_site(tmp: Path) -> Path:
     return site
 
 
-def test_first_steps_block_runs_as_written(tmp_path: Path) -> None:
+def run_as_written(tmp_path: Path, *blocks: str) -> tuple[Path, str]:
+    """``blocks`` run one after the other by one bash (set -euo pipefail) in a scratch site, the
+    service on a free port; returns the site and what the blocks printed."""
     port = free_port()
-    block = readme_block("## First steps as an integrator")
-    assert "./scripts/serve.sh " in block and "8080" in block
-    script = block.replace("./scripts/serve.sh ", f"./scripts/serve.sh --port {port} ", 1).replace("8080", str(port))
+    script = "\n".join(blocks)
+    assert "./scripts/serve.sh " in script and "8080" in script
+    script = script.replace("./scripts/serve.sh ", f"./scripts/serve.sh --port {port} ", 1).replace("8080", str(port))
     site = scratch_site(tmp_path)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
     proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=site, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=240)
+        out, err = proc.communicate(timeout=300)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)   # the service the block left running in the background
     log = (site / "serve.log").read_text(errors="replace") if (site / "serve.log").exists() else ""
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {out}\nstderr: {err}\nserve.log: {log[-3000:]}"
     assert "pip install" not in log and "installing Debian packages" not in log, log
+    return site, out
+
+
+def test_signapi_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    """First steps, then the SignAPI section's key, signing and verification blocks: the PDF is
+    signed and poppler's pdfsig, trusting only the built-in CA, calls it valid and trusted."""
+    site, out = run_as_written(tmp_path, readme_block("## First steps as an integrator"),
+                               *readme_blocks("## eParaksts-style SignAPI"))
+    assert (site / "signed.pdf").read_bytes().startswith((site / "examples" / "contract.pdf").read_bytes())
+    assert "Signature is Valid." in out and "Certificate is Trusted." in out, out
+    assert "TOTAL-PASSED" in out, out
+
+
+def test_first_steps_block_runs_as_written(tmp_path: Path) -> None:
+    site, out = run_as_written(tmp_path, readme_block("## First steps as an integrator"))
     assert (site / "var" / "demo-client.json").is_file()
     created = out.strip().splitlines()
     assert created and '"alice"' in created[-1], out     # the key the block created, as JSON
