@@ -95,19 +95,20 @@ def mime_digest(df: etree._Element, algorithm: str) -> bytes:
 
 def signed_info_octets(doc: DdocDocument, signed_info: etree._Element, budget: Budget) -> bytes:
     """What the signature value signs."""
-    if doc.sk_xml:
-        text = collected(doc, signed_info, raw=True)
-        budget.spend(len(text))
-        return text.encode("utf-8")
-    inject = None if doc.version == "1.3" else DS
-    return canonical(collected(doc, signed_info, inject=inject), budget)
+    return _signed_octets(doc, signed_info, budget)
 
 
 def signed_properties_octets(doc: DdocDocument, props: etree._Element, budget: Budget) -> bytes:
     """What the SignedProperties reference digests."""
+    return _signed_octets(doc, props, budget)
+
+
+def _signed_octets(doc: DdocDocument, element: etree._Element, budget: Budget) -> bytes:
+    """SignedInfo and SignedProperties alike: re-written as SK-XML kept them, else canonicalized
+    (inheriting the XML-DSig default namespace before DIGIDOC-XML 1.3)."""
     if doc.sk_xml:
-        text = collected(doc, props, raw=True)
+        text = collected(doc, element, raw=True)
         budget.spend(len(text))
         return text.encode("utf-8")
     inject = None if doc.version == "1.3" else DS
-    return canonical(collected(doc, props, inject=inject), budget)
+    return canonical(collected(doc, element, inject=inject), budget)
