@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                   help="log every request, one line each (default on; --no-access-log for none)")
     p.add_argument("--workers", type=int, default=1, choices=range(1, 65), metavar="N",
                    help="serving processes sharing the port (default 1); background sweeps and audit "
                         "checkpoints run in one of them")
