@@ -84,6 +84,15 @@ def test_signapi_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert "TOTAL-PASSED" in out, out
 
 
+def test_server_signing_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    """First steps, then the server-signing block: the operator enrols a signer, who signs in and
+    approves with her PIN over plain HTTP; her server-held key signs the sample PDF."""
+    site, out = run_as_written(tmp_path, readme_block("## First steps as an integrator"),
+                               readme_block("### The eParaksts server-signing flow"))
+    assert (site / "anna-signed.pdf").read_bytes().startswith((site / "examples" / "contract.pdf").read_bytes())
+    assert "TOTAL-PASSED" in out and "PAdES_BASELINE_LT" in out, out
+
+
 def test_first_steps_block_runs_as_written(tmp_path: Path) -> None:
     site, out = run_as_written(tmp_path, readme_block("## First steps as an integrator"))
     assert (site / "var" / "demo-client.json").is_file()
