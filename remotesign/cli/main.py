@@ -434,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     from remotesign.cli.agreements import add_parser as add_agreements_parser
 
     add_agreements_parser(sub)
+    from remotesign.cli.sign import add_parser as add_sign_parser
+
+    add_sign_parser(sub)
     return parser
 
 
