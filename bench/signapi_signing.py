@@ -5,13 +5,13 @@ CalculateDigest and finalizeSigning (B-LT) for PDFs of 1, 20 and 100 MB, and for
     .venv/bin/python bench/signapi_signing.py [--sizes 1,20,100] [--files 1000]
 
 Starts its own service in a temporary REMOTESIGN_HOME. Peak RSS is the service process's VmHWM,
-reset before each run (``/proc/PID/clear_refs``), minus its RSS before the run.
+reset before each run (``/proc/PID/clear_refs``), minus its RSS before the run. The calls are made
+with the integrators' client, remotesign_client.SignApiClient (the PDF upload streamed from disk).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import sys
 import tempfile
 import time
@@ -22,18 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _rss import reset_peak, status  # noqa: E402
 from tests.harness import Service, free_port  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402
-from tests.signapi import SignApi, issue_card  # noqa: E402
+from remotesign_client import ClientCredentials, SignApiClient  # noqa: E402
+from tests.signapi import issue_card  # noqa: E402
 
 
-def sign_flow(api: SignApi, card, sid: str, as_pdf: bool) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def sign_flow(api: SignApiClient, card, sid: str, as_pdf: bool) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
-    r = api.calculate([sid], card, sign_as_pdf=as_pdf)
-    assert r.status_code == 200, r.text
-    data = r.json()["data"]
+    prepared = api.calculate_digest([sid], card.cert, sign_as_pdf=as_pdf)
     t1 = time.perf_counter()
-    digest = base64.b64decode(data["sessionDigests"][0]["digest"])
-    r = api.finalize({sid: card.sign(digest, data["algorithm"])})
-    assert r.status_code == 200, r.text
+    api.finalize_signing({sid: card.sign(prepared.digest_of(sid), prepared.algorithm)})
     return t1 - t0, time.perf_counter() - t1
 
 
@@ -47,7 +44,7 @@ def main() -> None:
         svc = Service(home=tmp / "home", port=free_port(), env={"REMOTESIGN_FILE_MAX_BYTES": str(512 << 20)}).start()
         try:
             demo = svc.demo_client()
-            api = SignApi(svc, svc.token(demo["client_id"], demo["client_secret"]))
+            api = SignApiClient(svc.url, ClientCredentials(svc.url, demo["client_id"], demo["client_secret"]))
             card = issue_card(svc, tmp, "rsa")
             pid = svc.proc.pid  # type: ignore[union-attr]
             print(f"{'run':<28} {'upload s':>9} {'digest s':>9} {'finalize s':>11} {'total s':>8} {'peak RSS +MB':>13}")
@@ -56,22 +53,20 @@ def main() -> None:
                 sid = api.start()
                 base = reset_peak(pid)
                 t0 = time.perf_counter()
-                with open(pdf, "rb") as fh:
-                    r = api.client.put(f"/api-storage/v1.0/{sid}/upload", files={"file": (pdf.name, fh)})
-                assert r.status_code == 201, r.text
+                api.upload(sid, pdf)
                 upload = time.perf_counter() - t0
                 digest_s, final_s = sign_flow(api, card, sid, as_pdf=True)
                 peak = status("VmHWM", pid) - base
                 print(f"{f'PDF {pdf.stat().st_size / 1e6:.1f} MB (PAdES B-LT)':<28} {upload:9.2f} {digest_s:9.2f} "
                       f"{final_s:11.2f} {upload + digest_s + final_s:8.2f} {peak / 1e6:13.1f}")
-                api.client.get(f"/api-session/v1.0/{sid}/close")
+                api.close_session(sid)
                 pdf.unlink()
             if args.files:
                 sid = api.start()
                 base = reset_peak(pid)
                 t0 = time.perf_counter()
                 for i in range(args.files):
-                    api.upload(sid, f"file-{i:04d}.txt", f"document number {i}\n".encode() * 20)
+                    api.upload(sid, f"document number {i}\n".encode() * 20, f"file-{i:04d}.txt")
                 upload = time.perf_counter() - t0
                 digest_s, final_s = sign_flow(api, card, sid, as_pdf=False)
                 peak = status("VmHWM", pid) - base

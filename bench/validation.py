@@ -6,7 +6,8 @@ and the ratio of the two medians (``B-LTA validation / pyHanko ades_lta_validati
 
     .venv/bin/python bench/validation.py [--runs 20]
 
-Starts its own service in a temporary REMOTESIGN_HOME. Files are read from disk on every run
+Starts its own service in a temporary REMOTESIGN_HOME; the PAdES and ASiC-E files are made through
+its SignAPI with the integrators' client (remotesign_client). Files are read from disk on every run
 (as the service does); 3 warm-up runs, then the median and mean of ``--runs`` timed runs.
 """
 
@@ -25,7 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.harness import Service, free_port  # noqa: E402
 from tests.pdfgen import pdf_bytes  # noqa: E402
-from tests.signapi import SignApi, issue_card  # noqa: E402
+from remotesign_client import ClientCredentials, SignApiClient  # noqa: E402
+from tests.signapi import issue_card  # noqa: E402
 
 
 def timed(fn, runs: int) -> list[float]:  # type: ignore[no-untyped-def]
@@ -73,19 +75,20 @@ def main() -> None:
         svc = Service(home=home, port=free_port()).start()
         try:
             demo = svc.demo_client()
-            api = SignApi(svc, svc.token(demo["client_id"], demo["client_secret"]))
+            api = SignApiClient(svc.url, ClientCredentials(svc.url, demo["client_id"], demo["client_secret"]))
             card = issue_card(svc, tmp, "rsa")
             sid = api.start()
-            api.upload(sid, "contract.pdf", pdf_bytes(pages=3))
-            api.sign_sessions([sid], card, sign_as_pdf=True, archive=True)
+            api.upload(sid, pdf_bytes(pages=3), "contract.pdf")
+            api.sign([sid], card.cert, card.sign, sign_as_pdf=True, archive=True)
             pades = tmp / "pades-lta.pdf"
             pades.write_bytes(api.result(sid)[1])
             sid = api.start()
             for i in range(3):
-                api.upload(sid, f"file{i}.txt", os.urandom(30_000))
-            api.sign_sessions([sid], card, sign_as_pdf=False, create_new=True)
+                api.upload(sid, os.urandom(30_000), f"file{i}.txt")
+            api.sign([sid], card.cert, card.sign, sign_as_pdf=False, create_new_edoc=True)
             asice = tmp / "xades-lt.asice"
             asice.write_bytes(api.result(sid)[1])
+            api.close()
             cades, content = make_cades(svc, card, tmp)
             if args.keep:
                 import shutil
