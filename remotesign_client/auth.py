@@ -120,10 +120,11 @@ class ClientCredentials(httpx.Auth):
             self._token = None
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        fetched = self.fetched
         token = self.token()
         request.headers["Authorization"] = f"Bearer {token.access_token}"
         response = yield request
-        if response.status_code == 401 and _replayable(request):
+        if response.status_code == 401 and self.fetched == fetched and _replayable(request):
             # revoked or expired early (a restarted service, a disabled and re-enabled client): once more
             fresh = self.token(refresh=True)
             if fresh.access_token != token.access_token:

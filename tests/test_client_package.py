@@ -235,3 +235,19 @@ def issue_card_cert(service: Service) -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
             _CERT.append(issue_card(service, Path(tmp), "p256", cn="Error Case").cert.public_bytes(Encoding.DER))
     return _CERT[0]
+
+
+def test_token_cache_and_refresh(service: Service, demo: dict[str, str]) -> None:
+    cached = ClientCredentials(service.url, demo["client_id"], demo["client_secret"])
+    first = cached.token()
+    assert cached.token() is first and cached.fetched == 1 and first.scope
+    # a token about to expire (here: within a leeway longer than its life) is fetched anew
+    eager = ClientCredentials(service.url, demo["client_id"], demo["client_secret"], leeway=10 ** 9)
+    assert eager.token().access_token != eager.token().access_token and eager.fetched == 2
+    narrow = ClientCredentials(service.url, demo["client_id"], demo["client_secret"],
+                               scope="urn:safelayer:eidas:oauth:token:introspect")
+    assert narrow.token().scope == "urn:safelayer:eidas:oauth:token:introspect"
+    with pytest.raises(PermissionDenied) as denied:  # that scope opens the SignAPI but not the native API
+        NativeClient(service.url, narrow).keys()
+    assert denied.value.status == 403 and denied.value.code == "insufficient_scope"
+    assert SignApiClient(service.url, narrow).start()
