@@ -140,7 +140,7 @@ def test_server_identity_wrong_pin_then_right_pin(service: Service, rs: Remotesi
 
 
 def test_asice_of_two_files_verified_by_xmlsec1(service: Service, rs: Remotesign, p12: Path, ca_pem: bytes,
-                                                tmp_path: Path) -> None:
+                                                identity: str, tmp_path: Path) -> None:
     files = {"invoice.xml": b"<invoice><total>42</total></invoice>", "notes.txt": "piezīmes\n".encode()}
     for n, content in files.items():
         (tmp_path / n).write_bytes(content)
@@ -156,6 +156,14 @@ def test_asice_of_two_files_verified_by_xmlsec1(service: Service, rs: Remotesign
     report = validated(rs, out.read_bytes(), out.name)
     assert report.signatures[0].signature_format == "XAdES_BASELINE_LT"
     assert sorted(report.included_files) == sorted(files)
+    # the container signed again, with a server identity: a parallel signature, the first one kept
+    ok(service, "sign", str(out), "--identity", identity, "--pin-stdin", "--level", "T", input="2468\n")
+    again = zipfile.ZipFile(tmp_path / "bundle-signed.asice")
+    assert again.read("META-INF/signatures0.xml") == container.read("META-INF/signatures0.xml")
+    report = rs.validation.validate((tmp_path / "bundle-signed.asice").read_bytes(), "bundle-signed.asice")
+    assert report.signatures_count == 2 and report.all_passed, report
+    assert sorted(s.signature_format for s in report.signatures) == ["XAdES_BASELINE_LT", "XAdES_BASELINE_T"]
+    assert sorted(s.signed_by for s in report.signatures) == ["Konsoles Parakstitaja", "Servera Parakstitajs"]
     # one file, no --format: not a PDF, so an ASiC-E beside it
     ok(service, "sign", str(tmp_path / "notes.txt"), "--p12", str(p12), "--password-stdin", input=PASSWORD + "\n")
     assert zipfile.is_zipfile(tmp_path / "notes-signed.asice")

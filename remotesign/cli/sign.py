@@ -118,7 +118,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Sign FILE with a sign identity of this instance (its user's PIN is checked and counts "
                     "towards the lock; the use is audited) or with a PKCS#12 file. A PDF becomes PAdES; other "
-                    "files an ASiC-E container with a XAdES signature (several FILEs: one container), or with "
+                    "files an ASiC-E container with a XAdES signature (several FILEs: one container; an "
+                    "ASiC-E given alone gets a further, parallel signature), or with "
                     "--format cades a detached (.p7s) or attached (.p7m) CAdES signature. T and above are "
                     "time-stamped by the instance's TSA; LT adds the certificates and revocation data, LTA an "
                     "archive time-stamp. The output (default FILE-signed.pdf / .asice / .p7s / .p7m) is "

@@ -90,7 +90,9 @@ class FileSignature:
 
 def default_output(first: Path, spec: FileSignature) -> Path:
     """FILE-signed.ext beside the (first) file: contract.pdf -> contract-signed.pdf, notes.txt ->
-    notes-signed.asice / notes-signed.p7s."""
+    notes-signed.asice / notes-signed.p7s; a container keeps its own extension (.edoc)."""
+    if spec.kind == "asice" and is_asice([first]):
+        return first.with_name(f"{first.stem}-signed{first.suffix or spec.extension}")
     return first.with_name(f"{first.stem}-signed{spec.extension}")
 
 
@@ -113,6 +115,19 @@ def _documents(files: Sequence[Path], kind: str) -> list[Document]:
                                                           or "application/octet-stream")
         docs.append(Document(name=path.name, mime_type=mime, open=lambda p=path: open(p, "rb")))
     return docs
+
+
+def is_asice(files: Sequence[Path]) -> bool:
+    """One file that is an ASiC-E container already (signed again in parallel, not wrapped)."""
+    from remotesign.formats import asic
+
+    if len(files) != 1:
+        return False
+    try:
+        with open(files[0], "rb") as fh:
+            return bool(asic.is_asic_e(fh))
+    except Exception:  # noqa: BLE001 - not a readable container: a file to put in a new one
+        return False
 
 
 def _check_files(files: Sequence[Path], spec: FileSignature) -> None:
@@ -143,8 +158,9 @@ async def sign_files(formats: Any, context: Callable[[], Any], spec: FileSignatu
     signer = SignerSpec(certificate=path[0].dump(), chain=tuple(c.dump() for c in path[1:]),
                         digest_algorithm=hash_name, mechanism=algorithm.mechanism)
     options: dict[str, Any] = {}
-    if spec.kind == "asice":
-        options = {"container": Container.ASIC_E, "signature_file": "META-INF/signatures0.xml"}
+    if spec.kind == "asice":  # an ASiC-E given alone gets a further, parallel signature
+        options = {"container": None if is_asice(files) else Container.ASIC_E,
+                   "signature_file": "META-INF/signatures0.xml"}
     params = SignParameters(signer=signer, signing_time=datetime.now(timezone.utc).replace(microsecond=0),
                             packaging=spec.effective_packaging, reason=spec.reason, **options)
     documents = _documents(files, spec.kind)
