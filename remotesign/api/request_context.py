@@ -130,15 +130,23 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+MAX_ACCESS_PATH_CHARS = 200  # of the path and query in an access-log line
+
+
 class _AccessLogRequestId(logging.Filter):
     """Uvicorn's access formatter reads its fields from the record's args: name the request id
-    next to the client address."""
+    next to the client address, and cut the path (an OCSP GET or a hostile URL can be 16 KB) so
+    that one request writes one short line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        rid = current_request_id()
-        if rid != "-" and isinstance(args, tuple) and len(args) == 5:
-            record.args = (f"{args[0]} [{rid}]", *args[1:])
+        if isinstance(args, tuple) and len(args) == 5:
+            rid = current_request_id()
+            client = f"{args[0]} [{rid}]" if rid != "-" else args[0]
+            path = str(args[2])
+            if len(path) > MAX_ACCESS_PATH_CHARS:
+                path = f"{path[:MAX_ACCESS_PATH_CHARS]}…({len(path)} chars)"
+            record.args = (client, args[1], path, *args[3:])
         return True
 
 
