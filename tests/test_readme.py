@@ -93,6 +93,20 @@ def test_server_signing_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert "TOTAL-PASSED" in out and "PAdES_BASELINE_LT" in out, out
 
 
+def test_python_client_example_runs_as_written(tmp_path: Path) -> None:
+    """The Python client's example, after the first steps and the SignAPI walk-through's key and
+    certificate block (the example signs with them)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"## Python client\n.*?```python\n(.*?)```", text, re.S)
+    assert example, "no Python example in the README"
+    key_block = readme_blocks("## eParaksts-style SignAPI")[0]
+    assert "signer.key" in key_block and "signer.pem" in key_block
+    runner = f".venv/bin/python - <<'PYTHON'\n{example.group(1)}PYTHON\n"
+    site, out = run_as_written(tmp_path, readme_block("## First steps as an integrator"), key_block, runner)
+    assert "True PAdES_BASELINE_LT" in out and "404 session_not_found" in out, out
+    assert (site / "contract-signed.pdf").read_bytes().startswith((site / "examples" / "contract.pdf").read_bytes())
+
+
 def test_first_steps_block_runs_as_written(tmp_path: Path) -> None:
     site, out = run_as_written(tmp_path, readme_block("## First steps as an integrator"))
     assert (site / "var" / "demo-client.json").is_file()
