@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from remotesign.core.errors import CoreError
-from remotesign.core.throttle import AttemptThrottle, Limit, Throttled, lock_duration
+from remotesign.core.throttle import AttemptThrottle, Limit, Throttled, settle_password_try
 from remotesign.core.users import UserError, check_password_quality, username_fingerprint
 from remotesign.keystore.kdf import DEFAULT_LOG2_N, dummy_verify, hash_secret, verify_secret
 from remotesign.storage.audit import AuditLog
@@ -239,19 +239,11 @@ class OperatorService:
             with self.db.session() as s:
                 o = s.get(Operator, info.id)  # type: ignore[union-attr]
                 assert o is not None
-                if right:
-                    o.password_failures, o.lock_level, o.locked_until = 0, 0, None
+                outcome = settle_password_try(o, right, tried, self.max_attempts, self.lock_schedule, now)
+                if outcome == "ok":
                     outcome = "ok" if o.enabled else "disabled"
                     if o.enabled:
                         o.last_login_at = now
-                elif tried >= self.max_attempts:  # this try used the last one: lock
-                    o.lock_level += 1
-                    o.password_failures = 0
-                    seconds = lock_duration(self.lock_schedule, o.lock_level)
-                    o.locked_until = now + timedelta(seconds=seconds) if seconds is not None else None
-                    outcome = "locked_now" if seconds is not None else "locked_permanently_now"
-                else:
-                    outcome = "wrong_password"
                 info = self._info(o)
         if outcome != "ok":
             self.throttle.failed(source)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select
@@ -42,6 +43,32 @@ def lock_duration(schedule: tuple[int, ...], level: int) -> int | None:
     """Seconds an account stays locked at its ``level``-th lock (1-based); None: locked for good
     (only a reset through the user's own channel, or the operator, lifts it)."""
     return schedule[level - 1] if 1 <= level <= len(schedule) else None
+
+
+class LockableAccount(Protocol):
+    """A stored account whose wrong passwords lead to escalating locks (end users, operators)."""
+
+    password_failures: int
+    lock_level: int
+    locked_until: datetime | None
+
+
+def settle_password_try(account: LockableAccount, right: bool, tried: int, max_attempts: int,
+                        schedule: tuple[int, ...], now: datetime) -> str:
+    """Record a checked password on ``account`` (its ``tried``-th try in a row, reserved before the
+    check): ``ok`` clears the count and the lock; the last allowed wrong try locks for the next
+    step of ``schedule`` (``locked_now``, or ``locked_permanently_now`` past its end); another
+    wrong one is ``wrong_password``."""
+    if right:
+        account.password_failures, account.lock_level, account.locked_until = 0, 0, None
+        return "ok"
+    if tried < max_attempts:
+        return "wrong_password"
+    account.lock_level += 1
+    account.password_failures = 0
+    seconds = lock_duration(schedule, account.lock_level)
+    account.locked_until = now + timedelta(seconds=seconds) if seconds is not None else None
+    return "locked_now" if seconds is not None else "locked_permanently_now"
 
 
 class AttemptThrottle:

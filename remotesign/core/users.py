@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -26,7 +26,7 @@ import hashlib
 
 from remotesign.storage.audit import AuditLog
 from remotesign.keystore.kdf import DEFAULT_LOG2_N, dummy_verify, hash_secret, verify_secret
-from remotesign.core.throttle import lock_duration
+from remotesign.core.throttle import settle_password_try
 from remotesign.storage.db import Database
 from remotesign.storage.models import EndUser
 from remotesign.storage.tenancy import owned_by
@@ -270,17 +270,9 @@ class UserService:
             with self.db.session() as s:
                 u = s.get(EndUser, user_id)
                 assert u is not None
-                if right:
-                    u.password_failures, u.locked_until, u.lock_level = 0, None, 0
-                    outcome = "ok" if u.enabled else "disabled"
-                elif tried >= self.max_attempts:  # this try used the last one: lock
-                    u.lock_level += 1
-                    u.password_failures = 0
-                    seconds = lock_duration(self.lock_schedule, u.lock_level)
-                    u.locked_until = now + timedelta(seconds=seconds) if seconds is not None else None
-                    outcome = "locked_now" if seconds is not None else "locked_permanently_now"
-                else:
-                    outcome = "wrong_password"
+                outcome = settle_password_try(u, right, tried, self.max_attempts, self.lock_schedule, now)
+                if outcome == "ok" and not u.enabled:
+                    outcome = "disabled"
                 info = _info(u, self.lock_schedule)
         if outcome == "ok":
             assert info is not None
