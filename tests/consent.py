@@ -94,6 +94,7 @@ def enrol(http: httpx.Client, token: str, *, algorithm: str = "rsa-2048", pin: s
     username = username or f"user-{secrets.token_hex(4)}"
     address = f"{username}@example.test"
     r = http.post("/v1/users", json={"username": username, "display_name": f"Test {username}", "email": address,
+                                     "serial_number": "PNOLV-010101-12345",   # a qualified identity needs one
                                      **({"phone": phone} if phone else {})}, headers=admin(http, token))
     assert r.status_code == 201, r.text
     user = r.json()

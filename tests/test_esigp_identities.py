@@ -262,3 +262,20 @@ def test_unauthenticated_and_malformed(http: httpx.Client, demo_token: str) -> N
     assert r.status_code == 400 and set(r.json()) == {"error", "error_description"}, r.text
     r = http.post(f"{IDS}/server/pki_x509/pkcs12", json={"pkcs12": "AA==", "unexpected": 1}, headers=bearer(demo_token))
     assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+
+
+def test_a_qualified_identity_needs_the_user_s_serial_number(http: httpx.Client, demo_token: str) -> None:
+    """No identifier is made up: a user without a serial number gets no qualified certificate."""
+    from tests.consent import admin
+
+    auth = admin(http, demo_token)
+    r = http.post("/v1/users", json={"username": f"noid-{hashlib.sha1(demo_token.encode()).hexdigest()[:6]}",
+                                     "display_name": "No Identifier"}, headers=auth)
+    assert r.status_code == 201, r.text
+    r = http.post(f"/v1/users/{r.json()['id']}/identities", json={"algorithm": "ec-p256"}, headers=auth)
+    assert r.status_code == 400 and "missing_serial_number" in r.text and "PNOLV-" in r.text, r.text
+
+    enrolled = enrol(http, demo_token, algorithm="ec-p256")     # with one: its certificate names it
+    cert = certificate_of(enrolled.identity)
+    serial = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    assert [a.value for a in serial] == ["PNOLV-010101-12345"]

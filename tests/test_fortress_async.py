@@ -118,7 +118,8 @@ def fortress(svc: Service) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def seal(rp: httpx.Client) -> dict[str, Any]:
     username = f"seal-{secrets.token_hex(3)}"
-    r = rp.post("/v1/users", json={"username": username, "display_name": "Async Seal Ltd", "kind": "legal"})
+    r = rp.post("/v1/users", json={"username": username, "display_name": "Async Seal Ltd", "kind": "legal",
+                                   "serial_number": "NTRLV-40003000000"})
     assert r.status_code == 201, r.text
     r = rp.post(f"/v1/users/{r.json()['id']}/identities", json={"algorithm": "rsa-2048"})
     assert r.status_code == 201, r.text

@@ -72,7 +72,8 @@ def test_an_unattended_seal_is_made_again_after_a_crash(svc: Service) -> None:
     with httpx.Client(base_url=svc.url, timeout=60) as rp:
         rp.headers["Authorization"] = f"Bearer {svc.token(demo['client_id'], demo['client_secret'])}"
         username = f"crash-seal-{secrets.token_hex(3)}"
-        r = rp.post("/v1/users", json={"username": username, "display_name": "Crash Seal Ltd", "kind": "legal"})
+        r = rp.post("/v1/users", json={"username": username, "display_name": "Crash Seal Ltd", "kind": "legal",
+                                       "serial_number": "NTRLV-40003000000"})
         assert r.status_code == 201, r.text
         r = rp.post(f"/v1/users/{r.json()['id']}/identities", json={"algorithm": "ec-p256"})
         assert r.status_code == 201, r.text

@@ -307,7 +307,8 @@ def test_requests_that_cannot_be_made_are_refused(service: Service, fortress: ht
 def test_an_e_seal_of_a_legal_person_signs_unattended(service: Service, http: httpx.Client, demo_token: str,
                                                       fortress: httpx.Client, ca_pem: bytes, tmp_path: Path) -> None:
     r = http.post("/v1/users", json={"username": f"acme-{hashlib.sha1(tmp_path.name.encode()).hexdigest()[:6]}",
-                                     "display_name": "ACME Ltd", "kind": "legal"}, headers=admin(http, demo_token))
+                                     "display_name": "ACME Ltd", "kind": "legal", "serial_number": "NTRLV-40003000000"},
+                  headers=admin(http, demo_token))
     assert r.status_code == 201, r.text
     seal_user = r.json()
     r = http.post(f"/v1/users/{seal_user['id']}/identities", json={"algorithm": "ec-p256"},
@@ -397,7 +398,8 @@ MATRIX = [  # (signatureType, packaging, document name, what remotesign's valida
 @pytest.fixture(scope="module")
 def e_seal(http: httpx.Client, demo_token: str) -> dict[str, Any]:
     username = f"seal-{hashlib.sha256(str(time.time()).encode()).hexdigest()[:6]}"
-    r = http.post("/v1/users", json={"username": username, "display_name": "Matrix Seal Ltd", "kind": "legal"},
+    r = http.post("/v1/users", json={"username": username, "display_name": "Matrix Seal Ltd", "kind": "legal",
+                                     "serial_number": "NTRLV-40003000000"},
                   headers=admin(http, demo_token))
     assert r.status_code == 201, r.text
     r = http.post(f"/v1/users/{r.json()['id']}/identities", json={"algorithm": "rsa-3072"},

@@ -111,7 +111,8 @@ def test_a_signature_request_time_stamps_with_the_chosen_tsa(client: httpx.Clien
     demo = svc.demo_client()
     with httpx.Client(base_url=svc.url, timeout=60) as rp:
         rp.headers["Authorization"] = f"Bearer {svc.token(demo['client_id'], demo['client_secret'])}"
-        r = rp.post("/v1/users", json={"username": "tsa-seal", "display_name": "TSA Seal Ltd", "kind": "legal"})
+        r = rp.post("/v1/users", json={"username": "tsa-seal", "display_name": "TSA Seal Ltd", "kind": "legal",
+                                       "serial_number": "NTRLV-40003000000"})
         assert r.status_code == 201, r.text
         r = rp.post(f"/v1/users/{r.json()['id']}/identities", json={"algorithm": "ec-p256"})
         assert r.status_code == 201, r.text

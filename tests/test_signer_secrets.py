@@ -71,7 +71,8 @@ def test_activation_code_works_once_and_for_its_purpose(http: httpx.Client, demo
     auth = admin(http, demo_token)
     name = f"act-{os.urandom(3).hex()}"
     address = f"{name}@example.test"
-    r = http.post("/v1/users", json={"username": name, "display_name": "Act", "email": address}, headers=auth)
+    r = http.post("/v1/users", json={"username": name, "display_name": "Act", "email": address,
+                                     "serial_number": "PNOLV-010101-12345"}, headers=auth)
     assert r.status_code == 201 and r.json()["activation"] == {"status": "sent", "channel": "email"}, r.text
     assert r.json()["activated"] is False and r.json()["has_password"] is False
     user = r.json()

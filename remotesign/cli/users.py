@@ -300,8 +300,7 @@ def cmd_identities_create(args: argparse.Namespace, svc, pin: str | None = None)
     user = svc.users.find(args.user)
     before = {i.id for i in svc.identities.list(Viewer(None), user_id=user.id)}
     identity = svc.identities.create(user, algorithm=KeyAlgorithm(args.algorithm), labels=args.label or None,
-                                     pin=pin, description=args.description, profile=args.profile,
-                                     invent_identifier=False)
+                                     pin=pin, description=args.description, profile=args.profile)
     also = [i for i in svc.identities.list(Viewer(None), user_id=user.id) if i.id not in before | {identity.id}]
     _show_new_identity(args, svc, identity, user.username, also)
     return 0

@@ -179,11 +179,11 @@ def check_pin(pin: str) -> None:
         raise IdentityError("invalid_pin", f"a PIN has {PIN_MIN} to {PIN_MAX} characters")
 
 
-def _subject(user: UserInfo, country: str | None, profile: str, invent_identifier: bool) -> x509.Name:
+def _subject(user: UserInfo, country: str | None, profile: str) -> x509.Name:
     """The subject of a certificate for the user: the instance's country (none if it has none) and
     the user's serial number (organization identifier). A user without one gets none, and a profile
-    that needs one is refused, unless ``invent_identifier`` (the HTTP admin API's old behaviour)
-    makes one up from the user id."""
+    that needs one is refused: an identifier is never made up (EN 319 412-1 §5.1.3: it names the
+    person in a register)."""
     from remotesign.trust.ca import subject_from_text
     from remotesign.trust.profiles import ORG_IDENTIFIER, SERIAL_NUMBER, get_profile
 
@@ -195,12 +195,10 @@ def _subject(user: UserInfo, country: str | None, profile: str, invent_identifie
     attribute = "ORGANIZATIONIDENTIFIER" if legal else "SERIALNUMBER"
     identifier = user.serial_number
     if not identifier and (ORG_IDENTIFIER if legal else SERIAL_NUMBER) in needs:
-        if not invent_identifier:
-            example = "NTRLV-40003000000" if legal else "PNOLV-010101-12345"
-            raise IdentityError("missing_serial_number",
-                                f"user {user.username} has no serial number, which a {profile} certificate needs "
-                                f"({attribute}, e.g. {example}); give the user one, or choose a profile without it")
-        identifier = f"{'NTR' if legal else 'IDC'}{country or 'XX'}-{user.id[:8]}"
+        example = "NTRLV-40003000000" if legal else "PNOLV-010101-12345"
+        raise IdentityError("missing_serial_number",
+                            f"user {user.username} has no serial number, which a {profile} certificate needs "
+                            f"({attribute}, e.g. {example}); give the user one, or choose a profile without it")
     if not country and "country_name" in needs:
         raise IdentityError("missing_country", f"a {profile} certificate needs a country (C) and this instance has "
                                                "none (it was initialised with --country none)")
@@ -226,10 +224,9 @@ class IdentityService:
     # -- enrolment -------------------------------------------------------------------------------
     def create(self, user: UserInfo, *, algorithm: KeyAlgorithm = KeyAlgorithm.RSA_2048,
                labels: list[str] | None = None, pin: str | None = None, description: str | None = None,
-               profile: str | None = None, domain: str = "citizen", actor: str = "operator",
-               invent_identifier: bool = True) -> IdentityInfo:
-        """A new key in the key store and a certificate for it from the built-in CA (for a user
-        without a serial number see ``_subject``: the CLI passes ``invent_identifier=False``)."""
+               profile: str | None = None, domain: str = "citizen", actor: str = "operator") -> IdentityInfo:
+        """A new key in the key store and a certificate for it from the built-in CA (a qualified
+        profile needs the user's serial number: see ``_subject``)."""
         if pin is not None:
             check_pin(pin)
         chosen = check_labels(labels if labels is not None else
@@ -237,12 +234,10 @@ class IdentityService:
         profile = profile or ("qualified-seal" if user.kind == "legal" else "qualified-person")
         created = self._issue(user, algorithm, profile, chosen, pin,
                               description or ("eparaksts:qsealc:sign" if user.kind == "legal"
-                                              else "eparaksts:serverid:sign"), domain, actor,
-                              invent_identifier=invent_identifier)
+                                              else "eparaksts:serverid:sign"), domain, actor)
         if labels is None and user.kind == "natural" and not any(
                 i.description == AUTH_DESCRIPTION for i in self.list(Viewer(None, user.id))):
-            self._issue(user, algorithm, "person-auth", AUTH_LABELS, pin, AUTH_DESCRIPTION, domain, actor,
-                        invent_identifier=invent_identifier)
+            self._issue(user, algorithm, "person-auth", AUTH_LABELS, pin, AUTH_DESCRIPTION, domain, actor)
         return created
 
     def create_for_subject(self, user: UserInfo, subject: x509.Name, *, profile: str, validity: timedelta,
@@ -256,8 +251,8 @@ class IdentityService:
 
     def _issue(self, user: UserInfo, algorithm: KeyAlgorithm, profile: str, labels: tuple[str, ...],
                pin: str | None, description: str, domain: str, actor: str, *, subject: x509.Name | None = None,
-               validity: timedelta | None = None, invent_identifier: bool = True) -> IdentityInfo:
-        subject = subject or _subject(user, self.country, profile, invent_identifier)  # refusals before the key
+               validity: timedelta | None = None) -> IdentityInfo:
+        subject = subject or _subject(user, self.country, profile)  # refusals before the key
         key = self.keystore.create_identity_key(algorithm, f"identity:{user.username}", user.tenant_id)
         cert = self.ca.issue(subject=subject, public_key_der=key.public_key_der,
                              profile_name=profile, tenant_id=user.tenant_id, key_id=key.id, validity=validity)
