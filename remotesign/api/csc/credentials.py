@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse, Response
 
 from remotesign.api.csc import wire
 from remotesign.api.csc.calls import Caller, handle, no_store
+from remotesign.api.csc.credential_answers import (CscAuthorizationPending, CscCredentialInfo, CscCredentialList,
+                                                   CscSad)
 from remotesign.api.openapi_doc import json_body_schema
 from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityInfo, Viewer
@@ -168,7 +170,8 @@ def _list(version: str):  # type: ignore[no-untyped-def]
 @router.post("/csc/{version}/credentials/list", summary="CSC credentials/list: the user's credentials",
              openapi_extra=json_body_schema({"userID": "string", "maxResults": "integer", "pageToken": "string",
                                              "credentialInfo": "boolean", "certificates": "string",
-                                             "certInfo": "boolean", "authInfo": "boolean", "onlyValid": "boolean"}))
+                                             "certInfo": "boolean", "authInfo": "boolean", "onlyValid": "boolean"}),
+             responses={200: {"model": CscCredentialList, "description": "The user's credentials (a page)"}})
 async def credentials_list(version: str, request: Request) -> Response:
     return await handle(request, version, _list(version))
 
@@ -202,7 +205,8 @@ def _info(version: str):  # type: ignore[no-untyped-def]
 @router.post("/csc/{version}/credentials/info", summary="CSC credentials/info: key, certificate and authorization",
              openapi_extra=json_body_schema({"credentialID": "string", "certificates": "string",
                                              "certInfo": "boolean", "authInfo": "boolean", "lang": "string"},
-                                            ["credentialID"]))
+                                            ["credentialID"]),
+             responses={200: {"model": CscCredentialInfo, "description": "The credential"}})
 async def credentials_info(version: str, request: Request) -> Response:
     return await handle(request, version, _info(version))
 
@@ -254,7 +258,11 @@ def _authorize(version: str):  # type: ignore[no-untyped-def]
                                              "hash": "array", "hashes": "array", "hashAlgorithmOID": "string",
                                              "PIN": "string", "OTP": "string", "authData": "array",
                                              "description": "string", "clientData": "string"},
-                                            ["credentialID", "numSignatures"]))
+                                            ["credentialID", "numSignatures"]),
+             responses={200: {"model": CscSad, "description": "The SAD for the hashes authorized"},
+                        202: {"model": CscAuthorizationPending,
+                              "description": "v2 without authData, for a user with a paired device: approval "
+                                             "awaited (credentials/authorizeCheck)"}})
 async def credentials_authorize(version: str, request: Request) -> Response:
     return await handle(request, version, _authorize(version))
 
@@ -268,7 +276,9 @@ def _check(svc: Services, who: Caller, data: dict[str, Any]) -> Response:
 
 @router.post("/csc/{version}/credentials/authorizeCheck",
              summary="CSC credentials/authorizeCheck (v2): the SAD once the user approved on their device",
-             openapi_extra=json_body_schema({"handle": "string", "responseID": "string"}))
+             openapi_extra=json_body_schema({"handle": "string", "responseID": "string"}),
+             responses={200: {"model": CscSad, "description": "The user approved: the SAD (given once)"},
+                        202: {"model": CscAuthorizationPending, "description": "The approval is still awaited"}})
 async def credentials_authorize_check(version: str, request: Request) -> Response:
     return await handle(request, version, _check)
 
@@ -317,6 +327,7 @@ def _extend(version: str):  # type: ignore[no-untyped-def]
              summary="CSC credentials/extendTransaction: a new SAD for the hashes not signed yet",
              openapi_extra=json_body_schema({"credentialID": "string", "SAD": "string", "hash": "array",
                                              "hashes": "array", "hashAlgorithmOID": "string"},
-                                            ["credentialID", "SAD"]))
+                                            ["credentialID", "SAD"]),
+             responses={200: {"model": CscSad, "description": "A new SAD for the hashes not signed yet"}})
 async def credentials_extend(version: str, request: Request) -> Response:
     return await handle(request, version, _extend(version))

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from remotesign.api.csc import wire
+from remotesign.api.csc.answers import CscAuthorizationServerMetadata, CscInfo
 from remotesign.api.csc.calls import no_store
 from remotesign.api.openapi_doc import json_body_schema
 from remotesign.service import Services
@@ -65,7 +66,8 @@ def describe(svc: Services, version: str, lang: str | None) -> dict[str, Any]:
 
 
 @router.post("/csc/{version}/info", summary="CSC info: the service, its authorization types and methods",
-             openapi_extra=json_body_schema({"lang": "string"}))
+             openapi_extra=json_body_schema({"lang": "string"}),
+             responses={200: {"model": CscInfo, "description": "The service, in the fields of the version asked"}})
 async def info(version: str, request: Request) -> Response:
     svc: Services = request.app.state.services
     wire.check_version(version)
@@ -74,7 +76,9 @@ async def info(version: str, request: Request) -> Response:
     return no_store(describe(svc, version, lang))
 
 
-@router.get("/csc/logo.svg", summary="The logo info names", response_class=Response)
+@router.get("/csc/logo.svg", summary="The logo info names", response_class=Response,
+            responses={200: {"description": "The logo (SVG)",
+                             "content": {"image/svg+xml": {"schema": {"type": "string"}}}}})
 async def logo() -> Response:
     return Response(LOGO, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
@@ -96,14 +100,16 @@ def authorization_server_metadata(svc: Services, version: str) -> dict[str, Any]
 
 
 @router.get("/.well-known/oauth-authorization-server/csc/{version}",
-            summary="RFC 8414 metadata of the CSC authorization server (info.oauth2Issuer)")
+            summary="RFC 8414 metadata of the CSC authorization server (info.oauth2Issuer)",
+            responses={200: {"model": CscAuthorizationServerMetadata, "description": "The metadata"}})
 async def metadata(version: str, request: Request) -> Response:
     wire.check_version(version)
     return no_store(authorization_server_metadata(request.app.state.services, version))
 
 
 @router.get("/csc/{version}/.well-known/oauth-authorization-server",
-            summary="The same metadata, where clients that append the well-known path look for it")
+            summary="The same metadata, where clients that append the well-known path look for it",
+            responses={200: {"model": CscAuthorizationServerMetadata, "description": "The metadata"}})
 async def metadata_appended(version: str, request: Request) -> Response:
     wire.check_version(version)
     return no_store(authorization_server_metadata(request.app.state.services, version))

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.consent_pages import login_page, query_params, run_page
 from remotesign.api.csc import wire
+from remotesign.api.csc.answers import CscPushedAuthorization, CscToken
 from remotesign.api.csc.calls import AUTH_SERVER, no_store
 from remotesign.api.errors import OAuthError
 from remotesign.api.oauth import authenticate_client, exchange_code
@@ -212,7 +213,8 @@ def _token(svc: Services, request: Request, params: dict[str, str]) -> Response:
              openapi_extra=form_body({"grant_type": text("authorization_code"), "code": text("authorization code"),
                                       "redirect_uri": text("as in the authorization request"),
                                       "code_verifier": text("PKCE verifier"), "client_id": text("unless HTTP Basic"),
-                                      "client_secret": text("unless HTTP Basic")}, ("grant_type",)))
+                                      "client_secret": text("unless HTTP Basic")}, ("grant_type",)),
+             responses={200: {"model": CscToken, "description": "The access token"}})
 async def token(version: str, request: Request) -> Response:
     return await _client_call(request, version, _token)
 
@@ -256,6 +258,8 @@ def _push(svc: Services, request: Request, params: dict[str, str], version: str)
                                       "redirect_uri": text("registered URI"), "scope": text("service or credential"),
                                       "code_challenge": text("PKCE S256"), "code_challenge_method": text("S256"),
                                       "authorization_details": text("RFC 9396 JSON"),
-                                      "client_secret": text("unless HTTP Basic")}, ("response_type",)))
+                                      "client_secret": text("unless HTTP Basic")}, ("response_type",)),
+             responses={201: {"model": CscPushedAuthorization,
+                              "description": "The request_uri of the pushed request, for oauth2/authorize"}})
 async def pushed_authorize(version: str, request: Request) -> Response:
     return await _client_call(request, version, lambda svc, req, params: _push(svc, req, params, version))

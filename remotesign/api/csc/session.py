@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.csc import wire
+from remotesign.api.csc.answers import CscLogin
 from remotesign.api.csc.calls import AUTH_SERVER, Caller, handle, no_store
 from remotesign.api.errors import OAuthError
 from remotesign.api.openapi_doc import json_body_schema
@@ -69,7 +70,8 @@ def _login(svc: Services, request: Request) -> Response:
 
 
 @router.post("/csc/{version}/auth/login", summary="CSC auth/login: the user's HTTP Basic login (where enabled)",
-             openapi_extra=json_body_schema({"rememberMe": "boolean", "clientData": "string"}))
+             openapi_extra=json_body_schema({"rememberMe": "boolean", "clientData": "string"}),
+             responses={200: {"model": CscLogin, "description": "A service-scope access token"}})
 async def login(version: str, request: Request) -> Response:
     svc: Services = request.app.state.services
     wire.check_version(version)

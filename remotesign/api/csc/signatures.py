@@ -18,6 +18,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from remotesign.api.csc import documents, wire
+from remotesign.api.csc.answers import (CscPolledResult, CscSignatures, CscSignedDocuments, CscStarted,
+                                        CscStillPending, CscTimestamp)
 from remotesign.api.csc.calls import Caller, handle, no_store
 from remotesign.api.csc.credentials import owned
 from remotesign.api.openapi_doc import json_body_schema
@@ -78,7 +80,9 @@ def _sign_hash(version: str):  # type: ignore[no-untyped-def]
                                              "hashes": "array", "hashAlgo": "string", "hashAlgorithmOID": "string",
                                              "signAlgo": "string", "signAlgoParams": "string",
                                              "operationMode": "string", "validity_period": "integer",
-                                             "clientData": "string"}, ["credentialID", "signAlgo"]))
+                                             "clientData": "string"}, ["credentialID", "signAlgo"]),
+             responses={200: {"model": CscSignatures, "description": "One signature value per hash"},
+                        202: {"model": CscStarted, "description": "operationMode A (v2): started"}})
 async def sign_hash(version: str, request: Request) -> Response:
     return await handle(request, version, _sign_hash(version))
 
@@ -88,7 +92,10 @@ async def sign_hash(version: str, request: Request) -> Response:
              openapi_extra=json_body_schema({"credentialID": "string", "signatureQualifier": "string", "SAD": "string",
                                              "documents": "array", "documentDigests": "array",
                                              "operationMode": "string", "validity_period": "integer",
-                                             "returnValidationInfo": "boolean", "clientData": "string"}))
+                                             "returnValidationInfo": "boolean", "clientData": "string"}),
+             responses={200: {"model": CscSignedDocuments, "description": "The signed documents or signature "
+                                                                          "objects"},
+                        202: {"model": CscStarted, "description": "operationMode A: started"}})
 async def sign_doc(version: str, request: Request) -> Response:
     return await handle(request, version, documents.sign_doc(version, signing_token))
 
@@ -101,7 +108,10 @@ def _poll(svc: Services, who: Caller, data: dict[str, Any]) -> Response:
 
 @router.post("/csc/{version}/signatures/signPolling",
              summary="CSC signatures/signPolling (v2): the result of an asynchronous signHash or signDoc",
-             openapi_extra=json_body_schema({"responseID": "string"}, ["responseID"]))
+             openapi_extra=json_body_schema({"responseID": "string"}, ["responseID"]),
+             responses={200: {"model": CscPolledResult, "description": "The result of the signHash or signDoc "
+                                                                       "call (given once; its error, if it failed)"},
+                        202: {"model": CscStillPending, "description": "Not finished yet"}})
 async def sign_polling(version: str, request: Request) -> Response:
     return await handle(request, version, _poll)
 
@@ -128,6 +138,7 @@ def _timestamp(svc: Services, who: Caller, data: dict[str, Any]) -> Response:
 
 @router.post("/csc/{version}/signatures/timestamp", summary="CSC signatures/timestamp: an RFC 3161 time-stamp token",
              openapi_extra=json_body_schema({"hash": "string", "hashAlgo": "string", "size": "integer",
-                                             "nonce": "string", "clientData": "string"}, ["hash", "hashAlgo"]))
+                                             "nonce": "string", "clientData": "string"}, ["hash", "hashAlgo"]),
+             responses={200: {"model": CscTimestamp, "description": "The time-stamp token"}})
 async def timestamp(version: str, request: Request) -> Response:
     return await handle(request, version, _timestamp)
