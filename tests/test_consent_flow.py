@@ -346,7 +346,7 @@ def test_choosing_the_identity_on_the_consent_page(http: httpx.Client, demo: dic
     assert "second &lt;identity&gt;" in r.text
     r = consent(a, "approve", pin=who.pin)  # nothing chosen: asked again
     assert_page(r, 400)
-    assert "choose the sign identity" in r.text and r.text.count('type="radio"') == 2
+    assert "Choose the sign identity to sign with." in r.text and r.text.count('type="radio"') == 2
     params = redirect_params(consent(a, "approve", pin=who.pin, identity_id=second))
     r = exchange(http, demo["client_id"], demo["client_secret"], params["code"], a.verifier)
     assert r.status_code == 200, r.text
@@ -411,3 +411,31 @@ def test_approval_on_the_device(http: httpx.Client, demo: dict[str, str], demo_t
     assert consent(a, "device").status_code == 200
     params = redirect_params(consent(a, "cancel"))
     assert params["error"] == "access_denied" and params["state"] == a.state
+
+
+# -- the signer's language ---------------------------------------------------------------------------
+
+def test_errors_on_the_pages_speak_the_signer_s_language(http: httpx.Client, demo: dict[str, str],
+                                                         demo_token: str) -> None:
+    """What the core refuses (here: the identity disabled between sign-in and approval, a device
+    the signer does not have) is said in the language the request chose, not in the API's English."""
+    who = enrol(http, demo_token, algorithm="ec-p256")
+    summary = summary_of([os.urandom(32)])
+    r, a = start(str(http.base_url), demo["client_id"], USE_SERVER, summary=summary, extra={"ui_locales": "lv"})
+    assert r.status_code == 200 and '<html lang="lv">' in r.text
+    assert login(a, who.username, who.password).status_code == 200
+    r = consent(a, "device", identity_id=who.identity_id)
+    assert r.status_code == 409 and "Jums nav reģistrētas apstiprināšanas ierīces." in r.text, r.text[-1500:]
+    assert "no registered approval device" not in r.text
+    r = http.patch(f"/v1/identities/{who.identity_id}",
+                   json={"status": "disabled", "reason": "test"}, headers={"Authorization": f"Bearer {demo_token}"})
+    assert r.status_code == 200, r.text
+    r = consent(a, "approve", pin=who.pin, identity_id=who.identity_id)
+    assert r.status_code == 403 and "Šī parakstīšanas identitāte ir atspējota." in r.text, r.text[-1500:]
+    assert "is disabled" not in r.text
+
+    r = a.browser.get("/trustedx-authserver/oauth/no-such-server", params={"ui_locales": "vi"})
+    assert r.status_code == 404 and "Không có máy chủ ủy quyền nào tên &#x27;no-such-server&#x27;." in r.text
+    r = http.post(f"{AUTHORIZE}/consent", data={"request_id": "no-such-request", "action": "approve"},
+                  headers={"Accept-Language": "vi"})  # another browser: no language remembered
+    assert r.status_code == 400 and "Trang đăng nhập này không xác định" in r.text

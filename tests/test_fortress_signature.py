@@ -375,7 +375,7 @@ def test_multifactor_auth_wants_the_pin_and_a_one_time_code(service: Service, fo
     assert consent_post(browser, request_id, action="otp").status_code == 200
     code = mailed_otp(address, before + 1)
     again = consent_post(browser, request_id, action="otp")
-    assert again.status_code == 429 and "wait" in again.text, again.text  # no code flood
+    assert again.status_code == 429 and "Wait 20 seconds" in again.text, again.text  # no code flood
     params = redirected(consent_post(browser, request_id, action="approve", pin=signer.pin, otp=code))
     browser.close()
     assert params["code"]

@@ -120,9 +120,13 @@ def _error(message: str, status: int = 400, title: str | None = None,
     return _html(html_pages.error_page(message, title=title, ctx=ctx), status)
 
 
+def _no_server(auth_server: str, ctx: PageContext) -> HTMLResponse:
+    return _error(ctx.text("no_auth_server", name=repr(auth_server[:100])), 404, ctx.text("not_found"), ctx=ctx)
+
+
 def _consent_error(exc: ConsentError, ctx: PageContext = html_pages.DEFAULT) -> Response:
     url = exc.redirect_url()
-    return _redirect(url) if url else _error(exc.message, ctx=ctx)
+    return _redirect(url) if url else _error(ctx.text.error(exc), ctx=ctx)
 
 
 # -- input ----------------------------------------------------------------------------------------
@@ -180,10 +184,10 @@ async def _run(handler: Callable[[], Response], ctx: PageContext = html_pages.DE
     except ConsentError as exc:
         return _consent_error(exc, ctx)
     except (CoreError, UserError, ProcessError, TenantError) as exc:
-        return _error(getattr(exc, "message", str(exc)), ctx=ctx)
+        return _error(ctx.text.error(exc), ctx=ctx)
     except Exception:  # noqa: BLE001 - an HTML page, not the JSON error, for the browser
         log.exception("login / consent page failed")
-        return _error("internal error; see the service log", 500, "Something went wrong")
+        return _error(ctx.text("internal_error"), 500, ctx.text("something_wrong"), ctx=ctx)
 
 
 def _pin_message(exc: PinRefused, t: PageText) -> str:
@@ -207,14 +211,15 @@ def _consent_again(svc: Services, auth_server: str, request_id: str, secret: str
 
 async def _posted(svc: Services, auth_server: str, request: Request) -> Response | tuple[dict[str, str], str, str]:
     """A page's form, its request id and this browser's secret for it; or the error page."""
+    ctx = page_context(svc, request)
     if not _known_server(svc, auth_server):
-        return _error(f"There is no authorization server named {auth_server[:100]!r}.", 404, "Not found")
+        return _no_server(auth_server, ctx)
     if not same_origin(request, svc.base_url):
-        return _error("This form was sent from another site; start again from the application.", 403)
+        return _error(ctx.text("other_site"), 403, ctx=ctx)
     try:
         form = await _form(request)
     except BadInput as exc:
-        return _error(str(exc))
+        return _error(str(exc), ctx=ctx)
     request_id = form.get("request_id", "")
     return form, request_id, _secret(request, request_id)
 
@@ -224,15 +229,16 @@ async def _posted(svc: Services, auth_server: str, request: Request) -> Response
 @pages.get("/{auth_server}", summary="Authorization endpoint (RFC 6749 §4.1.1): the login page",
            response_class=HTMLResponse)
 async def authorize(auth_server: str, request: Request, svc: Services = Depends(services)) -> Response:
+    ctx = page_context(svc, request, request.query_params.get("ui_locales"))
     if not _known_server(svc, auth_server, pages=False):
-        return _error(f"There is no authorization server named {auth_server[:100]!r}.", 404, "Not found")
+        return _no_server(auth_server, ctx)
 
     def handle() -> Response:
         query = _clean(request.query_params.multi_items())
         return login_page(svc, request, auth_server, {k: v for k, v in query.items() if k in AUTHORIZE_PARAMS},
                           ui_locales=query.get("ui_locales"))
 
-    return await _run(handle, page_context(svc, request))
+    return await _run(handle, ctx)
 
 
 def query_params(request: Request) -> dict[str, str]:
@@ -339,13 +345,13 @@ async def consent(auth_server: str, request: Request, svc: Services = Depends(se
         except Throttled:
             return again(ctx.text("too_many_pins"), 429)
         except IdentityError as exc:
-            return again(exc.message, 403)
+            return again(ctx.text.error(exc), 403)
         except (OtpError, ProcessError) as exc:
-            return again(exc.message, exc.status if 400 <= exc.status < 500 else 400)
+            return again(ctx.text.error(exc), exc.status if 400 <= exc.status < 500 else 400)
         except ConsentError as exc:
             if exc.redirect_url():
                 raise
-            return again(exc.message, 400)
+            return again(ctx.text.error(exc), 400)
 
     return await _run(handle, ctx)
 
@@ -357,10 +363,9 @@ def _waiting(auth_server: str, view: PendingConsent, ctx: PageContext) -> Respon
 @pages.get("/{auth_server}/wait", summary="Waiting page: redirects once the device answered",
            response_class=HTMLResponse)
 async def wait(auth_server: str, request: Request, svc: Services = Depends(services)) -> Response:
-    if not _known_server(svc, auth_server):
-        return _error(f"There is no authorization server named {auth_server[:100]!r}.", 404, "Not found")
-
     ctx = page_context(svc, request)
+    if not _known_server(svc, auth_server):
+        return _no_server(auth_server, ctx)
 
     def handle() -> Response:
         request_id = _clean(request.query_params.multi_items()).get("request_id", "")

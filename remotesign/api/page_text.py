@@ -105,6 +105,75 @@ TEXTS: dict[str, tuple[str, str, str]] = {  # key: (en, lv, vi)
                     "saiti, ko nosūta jūsu pakalpojums, vai vērsieties pie pakalpojuma operatora.",
                     "Mã PIN bị chặn do nhập sai quá nhiều lần. Hãy chọn mã mới bằng liên kết đặt lại mà dịch vụ "
                     "gửi cho bạn, hoặc liên hệ nhà vận hành dịch vụ."),
+    "no_auth_server": ("There is no authorization server named {name}.",
+                       "Nav autorizācijas servera ar nosaukumu {name}.",
+                       "Không có máy chủ ủy quyền nào tên {name}."),
+    "not_found": ("Not found", "Nav atrasts", "Không tìm thấy"),
+    "other_site": ("This form was sent from another site; start again from the application.",
+                   "Šī veidlapa tika nosūtīta no citas vietnes; sāciet no jauna lietotnē.",
+                   "Biểu mẫu này được gửi từ một trang khác; hãy bắt đầu lại từ ứng dụng."),
+    "something_wrong": ("Something went wrong", "Kaut kas nogāja greizi", "Đã xảy ra sự cố"),
+    "internal_error": ("The service could not complete this step; try again later.",
+                       "Pakalpojums nevarēja pabeigt šo soli; mēģiniet vēlāk.",
+                       "Dịch vụ không thể hoàn tất bước này; hãy thử lại sau."),
+    # the reasons of core errors shown to the end user (CoreError.reason, ConsentError.reason)
+    "error:page_unknown": ("This sign-in page is unknown or was opened in another browser.",
+                           "Šī pieteikšanās lapa nav zināma vai tika atvērta citā pārlūkprogrammā.",
+                           "Trang đăng nhập này không xác định hoặc đã được mở trong trình duyệt khác."),
+    "error:page_expired": ("This sign-in page has expired; start again from the application.",
+                           "Šīs pieteikšanās lapas derīguma termiņš ir beidzies; sāciet no jauna lietotnē.",
+                           "Trang đăng nhập này đã hết hạn; hãy bắt đầu lại từ ứng dụng."),
+    "error:step_done": ("This step is already done; start again from the application.",
+                        "Šis solis jau ir paveikts; sāciet no jauna lietotnē.",
+                        "Bước này đã hoàn tất; hãy bắt đầu lại từ ứng dụng."),
+    "error:no_pin": ("You have no signing PIN; ask for a one-time code instead.",
+                     "Jums nav parakstīšanas PIN; tā vietā pieprasiet vienreizējo kodu.",
+                     "Bạn không có mã PIN ký; hãy yêu cầu mã dùng một lần thay thế."),
+    "error:otp_not_asked": ("This request is approved with the PIN.", "Šo pieprasījumu apstiprina ar PIN.",
+                            "Yêu cầu này được phê duyệt bằng mã PIN."),
+    "error:otp_too_many_for_request": ("Too many codes were sent for this request; start again from the application.",
+                                       "Šim pieprasījumam nosūtīts pārāk daudz kodu; sāciet no jauna lietotnē.",
+                                       "Đã gửi quá nhiều mã cho yêu cầu này; hãy bắt đầu lại từ ứng dụng."),
+    "error:otp_wait": ("Wait {seconds} seconds before asking for another code.",
+                       "Pirms prasāt jaunu kodu, uzgaidiet {seconds} sekundes.",
+                       "Hãy chờ {seconds} giây trước khi yêu cầu mã khác."),
+    "error:otp_void": ("The one-time code is wrong, expired or used up; ask for a new one.",
+                       "Vienreizējais kods ir nepareizs, novecojis vai jau izmantots; pieprasiet jaunu.",
+                       "Mã dùng một lần sai, đã hết hạn hoặc đã dùng hết; hãy yêu cầu mã mới."),
+    "error:otp_wrong": ("Wrong one-time code, {left} tries left.",
+                        "Nepareizs vienreizējais kods, atlikuši mēģinājumi: {left}.",
+                        "Sai mã dùng một lần, còn {left} lần thử."),
+    "error:otp_wrong_one": ("Wrong one-time code, 1 try left.", "Nepareizs vienreizējais kods, atlicis viens mēģinājums.",
+                            "Sai mã dùng một lần, còn 1 lần thử."),
+    "error:otp_not_sent": ("The one-time code could not be sent; try again later.",
+                           "Vienreizējo kodu neizdevās nosūtīt; mēģiniet vēlāk.",
+                           "Không gửi được mã dùng một lần; hãy thử lại sau."),
+    "error:no_otp_channel": ("The service has no way to send you a one-time code.",
+                             "Pakalpojumam nav iespēju nosūtīt jums vienreizējo kodu.",
+                             "Dịch vụ không có cách nào gửi mã dùng một lần cho bạn."),
+    "error:choose_identity": ("Choose the sign identity to sign with.",
+                              "Izvēlieties parakstīšanas identitāti, ar kuru parakstīt.",
+                              "Hãy chọn danh tính ký để ký."),
+    "error:unknown_identity": ("Unknown sign identity.", "Nezināma parakstīšanas identitāte.",
+                               "Danh tính ký không xác định."),
+    "error:identity_disabled": ("This sign identity is disabled.", "Šī parakstīšanas identitāte ir atspējota.",
+                                "Danh tính ký này đã bị vô hiệu hóa."),
+    "error:user_disabled": ("Your account is disabled; ask the service operator.",
+                            "Jūsu konts ir atspējots; vērsieties pie pakalpojuma operatora.",
+                            "Tài khoản của bạn đã bị vô hiệu hóa; hãy liên hệ nhà vận hành dịch vụ."),
+    "error:certificate_expired": ("The sign identity's certificate is not valid now.",
+                                  "Parakstīšanas identitātes sertifikāts pašlaik nav derīgs.",
+                                  "Chứng thư của danh tính ký hiện không còn hiệu lực."),
+    "error:certificate_revoked": ("The sign identity's certificate is revoked.",
+                                  "Parakstīšanas identitātes sertifikāts ir atsaukts.",
+                                  "Chứng thư của danh tính ký đã bị thu hồi."),
+    "error:no_device": ("You have no registered approval device.", "Jums nav reģistrētas apstiprināšanas ierīces.",
+                        "Bạn chưa đăng ký thiết bị phê duyệt nào."),
+    "error:invalid_client": ("The application (client_id) is unknown or disabled.", "Lietotne (client_id) nav zināma vai ir atspējota.",
+                             "Ứng dụng (client_id) không xác định hoặc đã bị vô hiệu hóa."),
+    "error:invalid_redirect_uri": ("The application's return address (redirect_uri) is not registered with this service.",
+                                   "Lietotnes atgriešanās adrese (redirect_uri) šajā pakalpojumā nav reģistrēta.",
+                                   "Địa chỉ quay lại của ứng dụng (redirect_uri) chưa được đăng ký với dịch vụ này."),
     "operated_by": ("Operated by {operator}", "Pakalpojumu sniedz {operator}", "Vận hành bởi {operator}"),
     # what the relying party asks for (remotesign.core.scopes)
     "scope:" + IDENTIFY: ("see your name and personal code", "redzēt jūsu vārdu un personas kodu",
@@ -134,6 +203,17 @@ class PageText:
     def __call__(self, key: str, **values: object) -> str:
         text = TEXTS[key][LOCALES.index(self.locale)]
         return text.format(**values) if values else text
+
+    def error(self, exc: Exception) -> str:
+        """A core error in this language, by its ``reason`` (core.errors); its own English message
+        when no page text says it (messages for integrators rather than for the signer)."""
+        key = f"error:{getattr(exc, 'reason', '')}"
+        if key in TEXTS:
+            try:
+                return TEXTS[key][LOCALES.index(self.locale)].format(**getattr(exc, "values", {}))
+            except (KeyError, IndexError, ValueError):  # a text that names a value the error lacks
+                pass
+        return str(getattr(exc, "message", exc))
 
     def scope(self, scope: str) -> str:
         """What granting ``scope`` lets the relying party do, in this language."""

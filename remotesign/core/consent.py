@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from datetime import datetime, timedelta, timezone
@@ -48,10 +49,13 @@ class ConsentError(Exception):
     """``redirect``: the error goes back to the client's redirect URI (RFC 6749 §4.1.2.1);
     otherwise it is shown to the user (unknown client, bad redirect URI, expired page...)."""
 
-    def __init__(self, code: str, message: str, *, redirect_to: str | None = None, state: str | None = None) -> None:
+    def __init__(self, code: str, message: str, *, redirect_to: str | None = None, state: str | None = None,
+                 reason: str | None = None, values: Mapping[str, object] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.reason = reason or code  # which message, for the pages' translations (core.errors)
+        self.values = dict(values or {})
         self.redirect_to = redirect_to
         self.state = state
 
@@ -265,12 +269,14 @@ class ConsentService:
             if r is not None:
                 s.expunge(r)
         if r is None or not hmac.compare_digest(r.browser_hash, _hash(secret or "")):
-            raise ConsentError("invalid_request", "this sign-in page is unknown or was opened in another browser")
+            raise ConsentError("invalid_request", "this sign-in page is unknown or was opened in another browser",
+                               reason="page_unknown")
         if _aware(r.expires_at) <= _now():
-            raise ConsentError("expired", "this sign-in page has expired; start again from the application",
+            raise ConsentError("expired", "this sign-in page has expired; start again from the application", reason="page_expired",
                                redirect_to=r.redirect_uri, state=r.state)
         if statuses and r.status not in statuses:
-            raise ConsentError("invalid_request", "this step is already done; start again from the application")
+            raise ConsentError("invalid_request", "this step is already done; start again from the application",
+                               reason="step_done")
         return r
 
     def _set(self, request_id: str, **values: object) -> None:
@@ -351,12 +357,12 @@ class ConsentService:
         identity_id = r.sign_identity_id or chosen
         if not identity_id:
             if needs:
-                raise ConsentError("invalid_request", "choose the sign identity to sign with")
+                raise ConsentError("invalid_request", "choose the sign identity to sign with", reason="choose_identity")
             return None
         try:
             return self.identities.get(identity_id, Viewer(r.tenant_id, r.user_id))
         except IdentityError:
-            raise ConsentError("invalid_request", "unknown sign identity") from None
+            raise ConsentError("invalid_request", "unknown sign identity", reason="unknown_identity") from None
 
     def approve_with_pin(self, request_id: str, secret: str, pin: str | None, chosen_identity: str | None, *,
                          address: str | None = None, otp: str | None = None) -> str:
@@ -393,22 +399,23 @@ class ConsentService:
         for i in self.identities.list(Viewer(r.tenant_id, r.user_id), user_id=r.user_id):
             if i.status == "enabled" and i.has_pin:
                 return i
-        raise ConsentError("invalid_request", "you have no signing PIN; ask for a one-time code instead")
+        raise ConsentError("invalid_request", "you have no signing PIN; ask for a one-time code instead", reason="no_pin")
 
     # -- one-time passwords ------------------------------------------------------------------------
     def send_otp(self, request_id: str, secret: str) -> PendingConsent:
         """Send the signed-in user a one-time password for this consent (a new one replaces the old)."""
         r = self._load(request_id, secret, "consent")
         if (r.factors or "pin") == "pin":
-            raise OtpError("invalid_request", "this request is approved with the PIN")
+            raise OtpError("invalid_request", "this request is approved with the PIN", reason="otp_not_asked")
         if self.otp is None:
             raise OtpError("no_otp_channel", "this service cannot send one-time codes", 409)
         now = _now()
         if r.otp_sends >= otp_codes.MAX_SENDS:
             raise OtpError("otp_limit", "too many codes were sent for this request; start again from the application",
-                           429)
+                           429, reason="otp_too_many_for_request")
         if r.otp_sent_at is not None and _aware(r.otp_sent_at) > now - timedelta(seconds=otp_codes.RESEND_SECONDS):
-            raise OtpError("otp_limit", f"wait {otp_codes.RESEND_SECONDS} seconds before asking for another code", 429)
+            raise OtpError("otp_limit", f"wait {otp_codes.RESEND_SECONDS} seconds before asking for another code", 429,
+                           reason="otp_wait", values={"seconds": otp_codes.RESEND_SECONDS})
         user = self.users.get(r.user_id or "", r.tenant_id)
         code = otp_codes.new_code()
         client = self.tenants.by_client_id_or_id(r.tenant_id)
@@ -440,15 +447,18 @@ class ConsentService:
         self.audit.append("consent.otp_refused", actor=r.user_id or "", tenant_id=r.tenant_id, subject=r.id,
                           details={"failures": failures, "expired": not fresh})
         if void:
-            raise OtpError("otp_invalid", "the one-time code is wrong, expired or used up; ask for a new one", 403)
+            raise OtpError("otp_invalid", "the one-time code is wrong, expired or used up; ask for a new one", 403,
+                           reason="otp_void")
         left = otp_codes.MAX_FAILURES - failures
-        raise OtpError("otp_invalid", f"wrong one-time code, {left} {'try' if left == 1 else 'tries'} left", 403)
+        raise OtpError("otp_invalid", f"wrong one-time code, {left} {'try' if left == 1 else 'tries'} left", 403,
+                       reason="otp_wrong_one" if left == 1 else "otp_wrong", values={"left": left})
 
     def request_device_approval(self, request_id: str, secret: str, chosen_identity: str | None) -> PendingConsent:
         r = self._load(request_id, secret, "consent")
         identity = self._chosen_identity(r, chosen_identity)
         if identity is None:
-            raise ConsentError("invalid_request", "choose the sign identity to approve on your device")
+            raise ConsentError("invalid_request", "choose the sign identity to approve on your device",
+                               reason="choose_identity")
         self.identities.check_usable(identity)
         client = self.tenants.by_client_id_or_id(r.tenant_id)
         if r.digests_summary and r.digests_summary_algorithm:
@@ -496,7 +506,7 @@ class ConsentService:
         if for_request:
             # The signature request itself gets the credential; the code only identifies the user.
             if identity is None or r.user_id is None:
-                raise ConsentError("invalid_request", "choose the sign identity to sign with")
+                raise ConsentError("invalid_request", "choose the sign identity to sign with", reason="choose_identity")
             scope = " ".join(x for x in scope.split() if x != USE_SERVER) or IDENTITY_PROFILE
             summary = summary_alg = types = None
         with self.db.session() as s:
@@ -504,7 +514,7 @@ class ConsentService:
                              .where(AuthorizationRequest.id == r.id, AuthorizationRequest.status.in_(("consent", "device")))
                              .values(status="done")).rowcount
             if done != 1:
-                raise ConsentError("invalid_request", "this consent was already given")
+                raise ConsentError("invalid_request", "this consent was already given", reason="step_done")
             s.add(AuthorizationCode(
                 code_hash=_hash(code), tenant_id=r.tenant_id, auth_server=r.auth_server, user_id=r.user_id or "",
                 redirect_uri=r.redirect_uri, scope=scope, sign_identity_id=identity.id if identity else None,
