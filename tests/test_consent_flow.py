@@ -439,3 +439,11 @@ def test_errors_on_the_pages_speak_the_signer_s_language(http: httpx.Client, dem
     r = http.post(f"{AUTHORIZE}/consent", data={"request_id": "no-such-request", "action": "approve"},
                   headers={"Accept-Language": "vi"})  # another browser: no language remembered
     assert r.status_code == 400 and "Trang đăng nhập này không xác định" in r.text
+
+
+def test_logout_page_speaks_the_browser_s_language(http: httpx.Client) -> None:
+    r = http.get("/trustedx-authserver/lvrtc-eipsign-idp/logout", params={"redirect_uri": "https://evil.example/"},
+                 headers={"Accept-Language": "lv, en;q=0.5"})
+    assert r.status_code == 200 and '<html lang="lv">' in r.text and "Jūs esat izrakstījies" in r.text
+    r = http.get("/trustedx-authserver/no-such-idp/logout", headers={"Accept-Language": "vi"})
+    assert r.status_code == 404 and "Không có nhà cung cấp danh tính nào tên" in r.text

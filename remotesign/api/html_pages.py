@@ -284,10 +284,10 @@ def error_page(message: str, *, title: str | None = None, ctx: PageContext = DEF
     return layout(title or ctx.text("cannot_go_on"), body, ctx=ctx)
 
 
-def signed_out_page(next_url: str | None) -> str:
-    link = (f'<p><a class="button" href="{e(next_url)}">Continue</a></p>\n' if next_url else
-            '<p class="muted">You can close this window.</p>\n')
-    return layout("You are signed out", "<p>Every sign-in page open in this browser has been closed.</p>\n" + link)
+def signed_out_page(next_url: str | None, ctx: PageContext = DEFAULT) -> str:
+    link = (f'<p><a class="button" href="{e(next_url)}">{e(ctx.text("continue"))}</a></p>\n' if next_url else
+            f'<p class="muted">{e(ctx.text("close_window"))}</p>\n')
+    return layout(ctx.text("signed_out"), f"<p>{e(ctx.text('pages_closed'))}</p>\n" + link, ctx=ctx)
 
 
 def callback_page(params: Sequence[tuple[str, str]], token_url: str, redirect_uri: str) -> str:

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api import html_pages
-from remotesign.api.consent_pages import COOKIE, COOKIE_PATH, security_headers
+from remotesign.api.consent_pages import COOKIE, COOKIE_PATH, page_context, security_headers
 from remotesign.api.deps import services
 from remotesign.service import Services
 
@@ -42,9 +42,10 @@ def _same_service(uri: str, base_url: str) -> bool:
             response_class=HTMLResponse)
 async def logout(idp: str, request: Request, redirect_uri: str | None = Query(default=None, max_length=2000),
                  svc: Services = Depends(services)) -> Response:
+    ctx = page_context(svc, request)
     if idp not in _idp_names(svc):
-        return HTMLResponse(html_pages.error_page(f"There is no identity provider named {idp[:100]!r}.",
-                                                  title="Not found"), 404, headers=security_headers())
+        return HTMLResponse(html_pages.error_page(ctx.text("no_idp", name=repr(idp[:100])), title=ctx.text("not_found"),
+                                                  ctx=ctx), 404, headers=security_headers())
     allowed = bool(redirect_uri) and (
         _same_service(redirect_uri or "", svc.base_url)
         or await run_in_threadpool(svc.tenants.is_registered_redirect, redirect_uri or ""))
@@ -52,7 +53,7 @@ async def logout(idp: str, request: Request, redirect_uri: str | None = Query(de
     if allowed:
         response = RedirectResponse(redirect_uri or "", status_code=303, headers=security_headers())
     else:
-        response = HTMLResponse(html_pages.signed_out_page(None), 200, headers=security_headers())
+        response = HTMLResponse(html_pages.signed_out_page(None, ctx), 200, headers=security_headers())
     for name in request.cookies:
         if name.startswith(COOKIE + "_"):
             response.delete_cookie(name, path=COOKIE_PATH)
