@@ -548,7 +548,7 @@ def test_sign_doc_cades_of_a_digest_and_xades(v2: Csc, alice: Enrolled, svc: Ser
     sad = v2.authorize_pin(alice.identity_id, alice.pin, digests)
     r = v2.ok("signatures/signDoc", {"credentialID": alice.identity_id, "SAD": sad, "documentDigests": [
         {"hashes": [b64(digests[0])], "hashAlgorithmOID": SHA256, "signature_format": "C",
-         "conformance_level": "Ades-B-T", "signed_envelope_property": "Detached", "signAlgo": SHA256_RSA}]})
+         "conformance_level": "Ades-B-T", "signAlgo": SHA256_RSA}]})  # over a digest: Detached by default
     [cms] = [base64.b64decode(o) for o in r["SignatureObject"]]
     openssl_cms(tmp_path, cms, ca_pem, content=content)
     [result] = validate(svc, admin_token, "file.p7s", cms, detached=("file.txt", content))

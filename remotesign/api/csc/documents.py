@@ -42,12 +42,15 @@ ENVELOPES = {"pades": {"revision": Packaging.ENVELOPED},
              "xades": {"enveloped": Packaging.ENVELOPED, "enveloping": Packaging.ENVELOPING,
                        "detached": Packaging.DETACHED}}
 DEFAULT_ENVELOPE = {"pades": Packaging.ENVELOPED, "cades": Packaging.ENVELOPING, "xades": Packaging.ENVELOPED}
+#: over a digest only a detached signature can be made: the default there
+DIGEST_DEFAULT_ENVELOPE = {**DEFAULT_ENVELOPE, "cades": Packaging.DETACHED, "xades": Packaging.DETACHED}
 MAX_DOCUMENTS = 20
 KEEP_SECONDS = 3600
 TokenFor = Callable[[Services, Caller, dict[str, Any], str, Digests], Any]
 
 
-def _spec(entry: dict[str, Any], where: str, key_is_rsa: bool, default_hash: str | None) -> SignatureSpec:
+def _spec(entry: dict[str, Any], where: str, key_is_rsa: bool, default_hash: str | None,
+          defaults: dict[str, Packaging] = DEFAULT_ENVELOPE) -> SignatureSpec:
     form = wire.text(entry, "signature_format", max_length=4)
     if form == "J":
         raise wire.bad(f"{where}: JAdES (signature_format J) is not made by this service; use C, X or P")
@@ -59,7 +62,7 @@ def _spec(entry: dict[str, Any], where: str, key_is_rsa: bool, default_hash: str
         raise wire.bad(f"Invalid parameter conformance_level in {where}")
     envelope = wire.text(entry, "signed_envelope_property", required=False, max_length=20)
     if envelope is None:
-        packaging = DEFAULT_ENVELOPE[kind]
+        packaging = defaults[kind]
     elif envelope.lower() in ENVELOPES[kind]:
         packaging = ENVELOPES[kind][envelope.lower()]
     else:
@@ -120,7 +123,8 @@ def _specs(data: dict[str, Any], name: str, key_is_rsa: bool,
     for n, entry in enumerate(_entries(data, name)):
         own_hash = wire.hash_name(entry["hashAlgorithmOID"], "hashAlgorithmOID") \
             if "hashAlgorithmOID" in entry else top_hash
-        out.append((n, entry, _spec(entry, f"{name}[{n}]", key_is_rsa, own_hash)))
+        defaults = DIGEST_DEFAULT_ENVELOPE if name == "documentDigests" else DEFAULT_ENVELOPE
+        out.append((n, entry, _spec(entry, f"{name}[{n}]", key_is_rsa, own_hash, defaults)))
     return out
 
 
