@@ -15,7 +15,7 @@ import warnings
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from remotesign.api.errors import _is_oauth_path, _is_signapi_path, is_html_page
 
@@ -130,6 +130,29 @@ def multipart_body(files: dict[str, str], fields: dict[str, dict[str, Any]] | No
     properties.update(fields or {})
     schema = {"type": "object", "properties": properties, "required": list(required)}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
+
+
+def binary_answer(*media_types: str, description: str, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route that answers bytes of one of ``media_types`` (a media range such
+    as ``*/*`` when the type is the stored document's own). Give the route ``response_class=Response``
+    too, so FastAPI adds no JSON entry beside them."""
+    return {status: {"description": description,
+                     "content": {media: {"schema": dict(BINARY)} for media in media_types}}}
+
+
+def absent(description: str | None = None, **schema: Any) -> Any:
+    """An answer model's field that is sometimes left out, never null: not required, and no
+    ``default: null`` in the schema (the field keeps its own type); ``schema`` adds keywords
+    (``enum=[...]``). Such models have ``extra="forbid"``, so the description lists every key."""
+
+    def document(field_schema: dict[str, Any]) -> None:
+        field_schema.pop("default", None)
+        field_schema.update(schema)
+
+    return Field(default=None, description=description, json_schema_extra=document)
 
 
 def text(description: str, **extra: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.deps import services
 from remotesign.api.errors import ApiError, register_protocol_errors
-from remotesign.api.openapi_doc import binary_body
+from remotesign.api.openapi_doc import binary_answer, binary_body
 from remotesign.service import Services
 from remotesign.trust.ocsp import error_reply as ocsp_error_reply
 from remotesign.trust.tsa import error_reply as tsa_error_reply
@@ -62,7 +62,8 @@ def ocsp_cert(svc: Services = Depends(services)) -> PemResponse:
     return PemResponse(svc.ca.ocsp_signer()[0].pem())
 
 
-@router.get("/ca/{ca_id}.crt", summary="A CA certificate (DER), as named in caIssuers")
+@router.get("/ca/{ca_id}.crt", summary="A CA certificate (DER), as named in caIssuers", response_class=Response,
+            responses=binary_answer("application/pkix-cert", description="The DER certificate"))
 def ca_certificate(ca_id: str, svc: Services = Depends(services)) -> Response:
     for cert in svc.ca.chain():
         if cert.id == ca_id:
@@ -70,7 +71,8 @@ def ca_certificate(ca_id: str, svc: Services = Depends(services)) -> Response:
     raise ApiError(404, "not_found", f"no CA certificate {ca_id}")
 
 
-@router.get("/crl/{ca_id}.crl", summary="Current CRL of a CA (DER), as named in CRL distribution points")
+@router.get("/crl/{ca_id}.crl", summary="Current CRL of a CA (DER), as named in CRL distribution points",
+            response_class=Response, responses=binary_answer("application/pkix-crl", description="The DER CRL"))
 def crl(ca_id: str, svc: Services = Depends(services)) -> Response:
     if ca_id not in {c.id for c in svc.ca.chain()}:
         raise ApiError(404, "not_found", f"no CA {ca_id}")
@@ -87,6 +89,9 @@ def pds(svc: Services = Depends(services)) -> PlainTextResponse:
     )
 
 
+_OCSP_ANSWER = binary_answer(OCSP_RESPONSE, description="DER OCSPResponse, status successful")
+
+
 def _ocsp_response(svc: Services, der: bytes) -> Response:
     reply = svc.ocsp.respond(der)
     status = 200 if reply.status == "successful" else 400
@@ -95,7 +100,7 @@ def _ocsp_response(svc: Services, der: bytes) -> Response:
 
 
 @router.post("/ocsp", summary="OCSP responder (RFC 6960, POST)",
-             response_class=Response, responses={200: {"content": {OCSP_RESPONSE: {}}}},
+             response_class=Response, responses=_OCSP_ANSWER,
              openapi_extra=binary_body("application/ocsp-request", "DER OCSPRequest"))
 async def ocsp_post(request: Request, svc: Services = Depends(services)) -> Response:
     body = await _read_limited(request)
@@ -103,7 +108,7 @@ async def ocsp_post(request: Request, svc: Services = Depends(services)) -> Resp
 
 
 @router.get("/ocsp/{encoded:path}", summary="OCSP responder (RFC 6960, GET with base64 request)",
-            response_class=Response, responses={200: {"content": {OCSP_RESPONSE: {}}}})
+            response_class=Response, responses=_OCSP_ANSWER)
 async def ocsp_get(encoded: str, svc: Services = Depends(services)) -> Response:
     try:
         der = base64.b64decode(unquote(encoded), validate=True)
@@ -113,7 +118,8 @@ async def ocsp_get(encoded: str, svc: Services = Depends(services)) -> Response:
 
 
 @router.post("/tsa", summary="Time-stamping authority (RFC 3161)",
-             response_class=Response, responses={200: {"content": {TS_REPLY: {}}}},
+             response_class=Response,
+             responses=binary_answer(TS_REPLY, description="DER TimeStampResp, status granted (or grantedWithMods)"),
              openapi_extra=binary_body("application/timestamp-query", "DER TimeStampReq"))
 async def tsa(request: Request, svc: Services = Depends(services)) -> Response:
     body = await _read_limited(request)

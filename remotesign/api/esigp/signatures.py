@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from remotesign.api.deps import bearer_token
 from remotesign.api.errors import parse_body
 from remotesign.api.esigp.auth import ID_PATTERN, b64, bad_request, caller, core_errors
-from remotesign.api.openapi_doc import json_body
+from remotesign.api.openapi_doc import binary_answer, json_body
 from remotesign.core.raw_signing import MAX_BATCH, RawRequest, parse_request
 from remotesign.keystore.base import KeyAlgorithm
 from remotesign.service import Services
@@ -113,8 +113,8 @@ def _call(request: Request, model: type[ServerRaw] | type[ServerRawBatch], raw: 
 
 
 @router.post("/esigp/v1/signatures/server/raw", response_class=Response,
-             responses={200: {"content": {"application/octet-stream": {}},
-                              "description": "the signature value: PKCS#1 v1.5 or DER ECDSA"}},
+             responses=binary_answer("application/octet-stream",
+                                     description="the signature value: PKCS#1 v1.5 or DER ECDSA"),
              summary="Sign one digest with a server-held identity (binary answer)",
              openapi_extra=json_body(ServerRaw))
 async def server_raw(request: Request) -> Response:
