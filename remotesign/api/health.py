@@ -4,13 +4,15 @@ that does not answer), so a load balancer stops sending work the service cannot 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from remotesign import __version__
 from remotesign.api.deps import services
+from remotesign.api.openapi_doc import DESCRIPTIONS, absent
 from remotesign.service import Services
 from remotesign.storage.faults import RETRY_AFTER_SECONDS, StorageUnavailable
 
@@ -44,7 +46,37 @@ def readiness(svc: Services) -> tuple[int, dict[str, Any]]:
                  "database": svc.db.engine.dialect.name, "components": components}
 
 
-@router.get("/health", summary="Readiness check")
+class HealthComponents(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    database: str = Field(description="ok, or what is wrong: unavailable (…)")
+    blobs: str = Field(description="ok, or what is wrong: unavailable (…)")
+
+
+class HealthAnswer(BaseModel):
+    """What ``readiness`` answers when the service is ready (for the description only)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"status": "ok", "version": "1.0.0", "key_backend": "software", "database": "sqlite",
+         "components": {"database": "ok", "blobs": "ok"}}]})
+    status: Literal["ok"]
+    version: str
+    key_backend: str = Field(description="where the keys are held: software or pkcs11")
+    database: str = Field(description="the database's dialect: sqlite or postgresql")
+    components: HealthComponents
+
+
+class HealthUnavailable(BaseModel):
+    """What ``readiness`` answers with 503 (degraded: with Retry-After)."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["degraded", "initialising"]
+    failing: list[str] = absent("the failing components (degraded)")
+    components: HealthComponents
+
+
+@router.get("/health", summary="Readiness check",
+            responses={200: {"model": HealthAnswer, "description": "Ready"},
+                       503: {"model": HealthUnavailable, "description": DESCRIPTIONS[503]}})
 def health(svc: Services = Depends(services)) -> JSONResponse:
     status, body = readiness(svc)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if body["status"] == "degraded" else None

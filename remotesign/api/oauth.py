@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.errors import OAuthError
+from remotesign.api.oauth_answers import Introspection, ScopedAccessToken
 from remotesign.api.openapi_doc import form_body, text
 from remotesign.api.deps import services
 from remotesign.core.consent import GrantError
@@ -82,7 +83,8 @@ def _check_server(svc: Services, auth_server: str) -> None:
                                       "redirect_uri": text("as in the authorization request"),
                                       "code_verifier": text("PKCE verifier"),
                                       "client_id": text("unless HTTP Basic"), "client_secret": text("unless HTTP Basic")},
-                                     ("grant_type",)))
+                                     ("grant_type",)),
+             responses={200: {"model": ScopedAccessToken, "description": "The access token"}})
 async def token(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
     _check_server(svc, auth_server)
     params = await token_params(request)
@@ -124,7 +126,8 @@ def _token(svc: Services, auth_server: str, request: Request, params: dict[str, 
 
 
 @router.post("/{auth_server}/introspect", summary="Token introspection (RFC 7662)",
-             openapi_extra=form_body({"token": text("the token"), "token_type_hint": text("access_token")}, ("token",)))
+             openapi_extra=form_body({"token": text("the token"), "token_type_hint": text("access_token")}, ("token",)),
+             responses={200: {"model": Introspection, "description": "Whether the token is active, and its facts"}})
 async def introspect(auth_server: str, request: Request, svc: Services = Depends(services)) -> JSONResponse:
     """Only the client a token was issued to learns anything about it; for anyone else it is inactive."""
     _check_server(svc, auth_server)

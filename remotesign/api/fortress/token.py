@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from remotesign.api.deps import services
 from remotesign.api.errors import OAuthError
 from remotesign.api.oauth import authenticate_client, exchange_code, token_params
+from remotesign.api.oauth_answers import AccessToken
 from remotesign.api.openapi_doc import form_body, text
 from remotesign.core import scopes
 from remotesign.core.tenants import InvalidScope
@@ -30,7 +31,8 @@ WIRE_SCOPES = {"client": scopes.SIGNATURES}
                                       "code": text("authorization_code: the code of the redirect"),
                                       "scope": text("client"), "client_id": text("unless HTTP Basic"),
                                       "client_secret": text("unless HTTP Basic"),
-                                      "redirect_uri": text("accepted and ignored")}, ("grant_type",)))
+                                      "redirect_uri": text("accepted and ignored")}, ("grant_type",)),
+             responses={200: {"model": AccessToken, "description": "The access token"}})
 async def token(request: Request, svc: Services = Depends(services)) -> JSONResponse:
     params = await token_params(request)
     # The client secret check (scrypt) and the database work run in the thread pool, not on the loop.
