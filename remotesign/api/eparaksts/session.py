@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from remotesign.api.deps import services
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
+from remotesign.api.eparaksts.storage_answers import StartAnswer
 from remotesign.core.sessions import SessionError
 from remotesign.core.tenants import TokenInfo
 from remotesign.service import Services
@@ -16,7 +17,7 @@ from remotesign.service import Services
 router = APIRouter(prefix="/api-session/v1.0", tags=["eParaksts session"])
 
 
-@router.get("/start", status_code=201)
+@router.get("/start", status_code=201, responses={201: {"model": StartAnswer, "description": "The sessions started"}})
 def start(amount: int | None = Query(default=None), caller: TokenInfo = Caller,
           svc: Services = Depends(services)) -> JSONResponse:
     try:

@@ -8,7 +8,7 @@ import mimetypes
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -16,7 +16,8 @@ from starlette.requests import ClientDisconnect
 from remotesign.api.deps import services
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
 from remotesign.api.eparaksts.multipart import FilePart, MultipartError, file_part
-from remotesign.api.openapi_doc import multipart_body
+from remotesign.api.eparaksts.storage_answers import DigestEntriesAnswer, UploadAnswer
+from remotesign.api.openapi_doc import binary_answer, multipart_body
 from remotesign.core.sessions import DocumentInfo, SessionError
 from remotesign.core.tenants import TokenInfo
 from remotesign.formats import asic
@@ -48,8 +49,9 @@ def _describe(svc: Services, tenant_id: str, session_id: str, doc: DocumentInfo)
     return _entry(doc, included)
 
 
-@router.api_route("/{session_id}/upload", methods=["PUT", "POST"],
-                  openapi_extra=multipart_body({"file": "the document, streamed to disk"}, required=("file",)))
+@router.api_route("/{session_id}/upload", methods=["PUT", "POST"], status_code=201,
+                  openapi_extra=multipart_body({"file": "the document, streamed to disk"}, required=("file",)),
+                  responses={201: {"model": UploadAnswer, "description": "The stored document"}})
 async def upload(session_id: str, request: Request, caller: TokenInfo = Caller,
                  svc: Services = Depends(services)) -> JSONResponse:
     part: FilePart | None = None
@@ -108,7 +110,8 @@ class DigestRequest(BaseModel):
     signatureIndex: int | str = "0"
 
 
-@router.post("/{session_id}/addDocumentDigest")
+@router.post("/{session_id}/addDocumentDigest",
+             responses={200: {"model": DigestEntriesAnswer, "description": "The digest-only entries added"}})
 def add_document_digest(session_id: str, body: DigestRequest, caller: TokenInfo = Caller,
                         svc: Services = Depends(services)) -> JSONResponse:
     try:
@@ -132,7 +135,9 @@ def add_document_digest(session_id: str, body: DigestRequest, caller: TokenInfo 
     return JSONResponse(ok([_entry(d) for d in docs]), status_code=200)  # the PHP client requires 200
 
 
-@router.get("/{session_id}/{document_id}")
+@router.get("/{session_id}/{document_id}", response_class=Response, responses=binary_answer(
+    "*/*", description="The document's bytes, with its own media type (as uploaded, or guessed from its name; "
+                       "application/octet-stream with type=asice), as an attachment"))
 def download(session_id: str, document_id: str, type: str | None = Query(default=None),  # noqa: A002
              caller: TokenInfo = Caller, svc: Services = Depends(services)) -> StreamingResponse:
     try:
