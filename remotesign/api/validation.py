@@ -22,6 +22,7 @@ from remotesign.api.errors import ApiError
 from remotesign.api.utc import UtcDateTime
 from remotesign.api.formdata import FormDataError, read_form
 from remotesign.api.openapi_doc import errors, multipart_body, text
+from remotesign.api.validation_answers import ValidationAnswer
 from remotesign.core import scopes
 from remotesign.core.tenants import TokenInfo
 from remotesign.core.validation import TrustAnchorError
@@ -81,7 +82,15 @@ def input_error_status(exc: ValidationInputError) -> int:
     return 503 if exc.code == "validation_timeout" else 422
 
 
-@router.post("/validations", responses={**errors(422), **readable_report.DOCUMENTED}, openapi_extra=multipart_body(
+# the JSON report (its model), the readable report, or the ETSI XML report (report=etsi)
+_REPORTS = {200: {"model": ValidationAnswer,
+                  "description": readable_report.DOCUMENTED[200]["description"] + "; report=etsi: the ETSI TS "
+                                 "119 102-2 validation report (XML)",
+                  "content": {**readable_report.DOCUMENTED[200]["content"],
+                              "application/xml": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/validations", responses={**errors(422), **_REPORTS}, openapi_extra=multipart_body(
                  {"file": "the signed file", "detached": "detached content (repeatable)",
                   "trust": "an extra trust anchor, PEM or DER (repeatable)", "policy": "a validation policy (TOML)"},
                  {"at": text("validation time, ISO 8601"), "report": text("report", enum=list(REPORTS))}, ("file",)),
