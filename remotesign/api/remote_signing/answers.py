@@ -14,7 +14,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
+from remotesign.api.openapi_doc import absent
 from remotesign.core.errors import CoreError
 
 MESSAGES: dict[int, str] = {
@@ -114,3 +116,125 @@ def transport_error(status: int, message: str, code: int | None = None) -> JSONR
             "responseCode": code, "responseMessage": MESSAGES[code], "status": False}
     headers = {"WWW-Authenticate": 'Bearer realm="remotesign"'} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+# -- The answers' shapes, for the description only: ``answer`` above and the routes build the JSON;
+# these models say what it holds (a generated client reads them; tests/test_openapi_answers.py
+# checks real answers against them).
+
+#: the codes answered with HTTP 200: the others are 400 (1002), 500 (1003), 401 / 403 (transport_error)
+CODES_AT_200 = tuple(code for code in MESSAGES if code not in (1000, 1001, 1002, 1003, 1029))
+
+
+class RsAnswer(BaseModel):
+    """A business answer (HTTP 200): ``responseCode`` 0, 1007 or 1018 succeeds (``status`` true) and
+    carries the operation's fields; any other code is a refusal carrying ``detail`` and none of them."""
+
+    model_config = ConfigDict(extra="forbid")
+    responseCode: int = Field(json_schema_extra={"enum": list(CODES_AT_200)})
+    responseMessage: str = Field(json_schema_extra={"enum": [MESSAGES[code] for code in CODES_AT_200]})
+    timestamp: str = Field(json_schema_extra={"format": "date-time"})
+    status: bool = Field(description="true for 0, 1007 and 1018")
+    detail: str = absent("a refusal: what is wrong")
+    remainingCounter: int = absent("attempts left after a wrong passcode or code (and after change-pin)")
+    blockedUntil: str = absent("a refusal 1005: until when the passcode is blocked (ISO 8601)")
+
+
+class RsBillAnswer(RsAnswer):
+    """change-pin, forget-pin, renew, revoke, enable, disable: 1007 with a ``billCode``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"responseCode": 1007, "responseMessage": "REQUEST ACCEPTED", "timestamp": "2025-01-01T08:00:00+00:00",
+         "status": True, "billCode": "3c6f8e2a9b1d4f70"}]})
+    billCode: str = absent("the call's transaction id")
+
+
+class RsAgreementAnswer(RsBillAnswer):
+    """register and change: 1007 naming the agreement."""
+
+    ownerUUID: str = absent()
+    agreementUUID: str = absent()
+
+
+class RsDetailAnswer(RsAgreementAnswer):
+    """get-detail: 1007 with the agreement's certificate."""
+
+    certificateDN: str = absent("RFC 4514")
+    certificateSerialNumber: str = absent("hexadecimal")
+    certificateThumbprint: str = absent("SHA-1, hexadecimal")
+    validFrom: str = absent("ISO 8601")
+    validTo: str = absent("ISO 8601")
+    issuerDN: str = absent("RFC 4514")
+    certificate: str = absent("base64 DER")
+    certificateChain: list[str] = absent("base64 DER, the issuers")
+    sharedMode: int = absent("1 private, 2 shared with relying parties, 3 shared with an agreement",
+                             enum=[1, 2, 3])
+    authModeSupported: list[str] = absent("EXPLICIT/PIN, and the one-time-code modes the owner can receive")
+    certificateProfile: str = absent()
+    agreementStatus: str = absent("present unless the agreement is active: DISABLED, REVOKED, PENDING, …")
+
+
+class RsHashAuthorizedAnswer(RsBillAnswer):
+    """hash/authorize: 0 with the signature values (base64)."""
+
+    signatureValue: str = absent("of ``hash`` (hash/authorize: of the first digest)")
+    signatureValues: list[str] = absent("of ``hashs``, in order (hash/authorize: of every digest)")
+
+
+class RsHashAnswer(RsHashAuthorizedAnswer):
+    """hash: 0 or 1018 with the signature values, or 1007 with a code sent to the owner."""
+
+    authorizeCredential: str = absent("1007: where the code went (masked)")
+    notificationTemplate: str = absent("1007: echoed")
+    notificationSubject: str = absent("1007: echoed")
+
+
+class RsSignedFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signedFileData: str = Field(description="base64")
+    mimeType: str
+    signedFileName: str
+    signedFileUUID: str
+
+
+class RsFileAuthorizedAnswer(RsBillAnswer):
+    """file/authorize: 0 with the signed files (the first also at the top level)."""
+
+    signedFileData: str = absent("base64 of the first signed file")
+    mimeType: str = absent()
+    signedFileName: str = absent()
+    signedFileUUID: str = absent()
+    multipleSignedFileData: list[RsSignedFile] = absent()
+
+
+class RsFileAnswer(RsFileAuthorizedAnswer):
+    """file: 0 or 1018 with the signed files, or 1007 with a code sent to the owner."""
+
+    authorizeCredential: str = absent("1007: where the code went (masked)")
+    ignoredMetaData: list[str] = absent("signCloudMetaData keys not acted on")
+
+
+class RsDownloadedFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fileName: str
+    base64: str
+    mimeType: str
+
+
+class RsDownloadAnswer(RsAnswer):
+    """0 with the billCode's signed files."""
+
+    billCode: str = absent()
+    signedFiles: list[RsDownloadedFile] = absent()
+
+
+def documented(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of an operation whose 200 answer ``model`` describes."""
+    return {200: {"model": model, "description": "The outcome: its responseCode, and the operation's fields"}}
+
+
+class RsLoginAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"token": "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9…", "expiresIn": 3600}]})
+    token: str = Field(description="the JWT to send as a Bearer token")
+    expiresIn: int = Field(description="seconds")

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.openapi_doc import json_body
-from remotesign.api.remote_signing.answers import Refusal, refused, transport_error
+from remotesign.api.remote_signing.answers import Refusal, RsLoginAnswer, refused, transport_error
 from remotesign.api.remote_signing.wire import RsLogin, read
 from remotesign.api.same_origin import client_address
 from remotesign.core.tenants import InvalidClient, TenantInfo
@@ -42,7 +42,8 @@ def _services(request: Request) -> Services:
 
 
 @router.post("/clients/login", summary="Log in with the API user name and password; answers a JWT",
-             openapi_extra=json_body(RsLogin))
+             openapi_extra=json_body(RsLogin),
+             responses={200: {"model": RsLoginAnswer, "description": "The JWT"}})
 async def login(request: Request) -> JSONResponse:
     svc = _services(request)
     try:

@@ -26,7 +26,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from remotesign.api.openapi_doc import json_body
-from remotesign.api.remote_signing.answers import Refusal, answer
+from remotesign.api.remote_signing.answers import (Refusal, RsAgreementAnswer, RsBillAnswer, RsDetailAnswer, answer,
+                                                   documented)
 from remotesign.api.remote_signing.auth import Caller
 from remotesign.api.remote_signing.calls import handle
 from remotesign.api.remote_signing.wire import (RsAgreementCall, RsAgreementDetails, RsChange, RsChangePin, RsForgetPin,
@@ -146,46 +147,55 @@ def _disable(svc: Services, who: Caller, body: RsAgreementCall) -> JSONResponse:
     return answer(1007, billCode=new_transaction_id())
 
 
-@router.post("/register", summary="RsRegister an agreement: a new signer, key and certificate", openapi_extra=json_body(RsRegister))
+@router.post("/register", summary="RsRegister an agreement: a new signer, key and certificate",
+             openapi_extra=json_body(RsRegister), responses=documented(RsAgreementAnswer))
 async def register(request: Request) -> JSONResponse:
     return await handle(request, RsRegister, scopes.AGREEMENTS, _register)
 
 
-@router.post("/change", summary="New certificate details (same expiry)", openapi_extra=json_body(RsChange))
+@router.post("/change", summary="New certificate details (same expiry)",
+             openapi_extra=json_body(RsChange), responses=documented(RsAgreementAnswer))
 async def change(request: Request) -> JSONResponse:
     return await handle(request, RsChange, scopes.AGREEMENTS, _change)
 
 
-@router.post("/change-pin", summary="RsChange the owner's passcode", openapi_extra=json_body(RsChangePin))
+@router.post("/change-pin", summary="RsChange the owner's passcode",
+             openapi_extra=json_body(RsChangePin), responses=documented(RsBillAnswer))
 async def change_pin(request: Request) -> JSONResponse:
     return await handle(request, RsChangePin, scopes.AGREEMENTS, _change_pin)
 
 
-@router.post("/get-detail", summary="The agreement's certificate", openapi_extra=json_body(RsAgreementCall))
+@router.post("/get-detail", summary="The agreement's certificate",
+             openapi_extra=json_body(RsAgreementCall), responses=documented(RsDetailAnswer))
 async def get_detail(request: Request) -> JSONResponse:
     return await handle(request, RsAgreementCall, scopes.AGREEMENTS, _detail)
 
 
-@router.post("/forget-pin", summary="A new passcode, sent to the owner", openapi_extra=json_body(RsForgetPin))
+@router.post("/forget-pin", summary="A new passcode, sent to the owner",
+             openapi_extra=json_body(RsForgetPin), responses=documented(RsBillAnswer))
 async def forget_pin(request: Request) -> JSONResponse:
     return await handle(request, RsForgetPin, scopes.AGREEMENTS, _forget_pin)
 
 
-@router.post("/renew", summary="A new certificate for a new term", openapi_extra=json_body(RsRenew))
+@router.post("/renew", summary="A new certificate for a new term",
+             openapi_extra=json_body(RsRenew), responses=documented(RsBillAnswer))
 async def renew(request: Request) -> JSONResponse:
     return await handle(request, RsRenew, scopes.AGREEMENTS, _renew)
 
 
-@router.post("/revoke", summary="End the agreement: certificate revoked, key destroyed", openapi_extra=json_body(RsAgreementCall))
+@router.post("/revoke", summary="End the agreement: certificate revoked, key destroyed",
+             openapi_extra=json_body(RsAgreementCall), responses=documented(RsBillAnswer))
 async def revoke(request: Request) -> JSONResponse:
     return await handle(request, RsAgreementCall, scopes.AGREEMENTS, _revoke)
 
 
-@router.post("/enable", summary="Let the agreement sign again", openapi_extra=json_body(RsAgreementCall))
+@router.post("/enable", summary="Let the agreement sign again",
+             openapi_extra=json_body(RsAgreementCall), responses=documented(RsBillAnswer))
 async def enable(request: Request) -> JSONResponse:
     return await handle(request, RsAgreementCall, scopes.AGREEMENTS, _enable)
 
 
-@router.post("/disable", summary="Stop the agreement from signing until enabled", openapi_extra=json_body(RsAgreementCall))
+@router.post("/disable", summary="Stop the agreement from signing until enabled",
+             openapi_extra=json_body(RsAgreementCall), responses=documented(RsBillAnswer))
 async def disable(request: Request) -> JSONResponse:
     return await handle(request, RsAgreementCall, scopes.AGREEMENTS, _disable)

@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.openapi_doc import json_body
-from remotesign.api.remote_signing.answers import Refusal, answer, from_core, refused
+from remotesign.api.remote_signing.answers import (Refusal, RsDownloadAnswer, RsFileAnswer, RsFileAuthorizedAnswer,
+                                                   answer, documented, from_core, refused)
 from remotesign.api.remote_signing.auth import Caller, caller
 from remotesign.api.remote_signing.calls import handle
 from remotesign.api.remote_signing.metadata import entries, signature_for
@@ -103,13 +104,13 @@ def _authorize_file(svc: Services, who: Caller, body: RsAuthorize) -> JSONRespon
 
 
 @router.post("/file", summary="Sign files with an agreement (passcode at once, or a code sent to the owner)",
-             openapi_extra=json_body(RsSignFile))
+             openapi_extra=json_body(RsSignFile), responses=documented(RsFileAnswer))
 async def sign_file(request: Request) -> JSONResponse:
     return await handle(request, RsSignFile, scopes.SIGNATURES, _sign_file)
 
 
 @router.post("/file/authorize", summary="Sign the files of a billCode with the code the owner received",
-             openapi_extra=json_body(RsAuthorize))
+             openapi_extra=json_body(RsAuthorize), responses=documented(RsFileAuthorizedAnswer))
 async def authorize_file(request: Request) -> JSONResponse:
     return await handle(request, RsAuthorize, scopes.SIGNATURES, _authorize_file)
 
@@ -118,7 +119,8 @@ def _download(svc: Services, who: Caller, bill_code: str) -> list[SignedFile]:
     return svc.signing_transactions.signed_files(who.tenant.id, bill_code)
 
 
-@router.get("/download/file/{bill_code}", summary="The signed files of a billCode")
+@router.get("/download/file/{bill_code}", summary="The signed files of a billCode",
+            responses=documented(RsDownloadAnswer))
 async def download(bill_code: str, request: Request) -> JSONResponse:
     svc: Services = request.app.state.services
     try:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from remotesign.api.openapi_doc import json_body
-from remotesign.api.remote_signing.answers import Refusal, answer
+from remotesign.api.remote_signing.answers import Refusal, RsHashAnswer, RsHashAuthorizedAnswer, answer, documented
 from remotesign.api.remote_signing.auth import Caller
 from remotesign.api.remote_signing.calls import handle
 from remotesign.api.remote_signing.wire import RsAuthorize, RsSignHash, decode_hash
@@ -73,11 +73,13 @@ def _authorize(svc: Services, who: Caller, body: RsAuthorize) -> JSONResponse:
     return answer(0, billCode=outcome.transaction_id, signatureValue=values[0], signatureValues=values)
 
 
-@router.post("/hash", summary="Sign hashes with an agreement (passcode at once, or a code sent to the owner)", openapi_extra=json_body(RsSignHash))
+@router.post("/hash", summary="Sign hashes with an agreement (passcode at once, or a code sent to the owner)",
+             openapi_extra=json_body(RsSignHash), responses=documented(RsHashAnswer))
 async def sign_hash(request: Request) -> JSONResponse:
     return await handle(request, RsSignHash, scopes.SIGNATURES, _sign_hash)
 
 
-@router.post("/hash/authorize", summary="Sign the hashes of a billCode with the code the owner received", openapi_extra=json_body(RsAuthorize))
+@router.post("/hash/authorize", summary="Sign the hashes of a billCode with the code the owner received",
+             openapi_extra=json_body(RsAuthorize), responses=documented(RsHashAuthorizedAnswer))
 async def authorize_hash(request: Request) -> JSONResponse:
     return await handle(request, RsAuthorize, scopes.SIGNATURES, _authorize)
