@@ -154,6 +154,7 @@ def test_credentials_list_and_info_show_the_users_own_credential(v1: Csc, v2: Cs
     assert info["cert"]["serialNumber"] == format(chain[0].serial_number, "X")
     assert re.fullmatch(r"\d{14}Z", info["cert"]["validFrom"]) and info["key"]["len"] == 2048
     assert info["auth"]["expression"] == "PIN OR OTP" and {o["id"] for o in info["auth"]["objects"]} == {"PIN", "OTP"}
+    assert info["signatureQualifier"] == "eu_eidas_qes"  # the built-in CA's qualified profile: QcCompliance + QcSSCD
     one = v1.ok("credentials/info", {"credentialID": alice.identity_id, "certInfo": True})
     assert one["authMode"] == "explicit" and one["PIN"]["presence"] == "optional" and one["OTP"]["type"] == "online"
     assert re.fullmatch(r"\d{14}\+0000", one["cert"]["validTo"]) and len(one["cert"]["certificates"]) == 1

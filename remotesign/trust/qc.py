@@ -3,7 +3,10 @@ mark qualified certificates (QcCompliance, QcSSCD, QcType) the way EU trusted-li
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from asn1crypto import core
+from cryptography import x509
 
 ID_PE_QC_STATEMENTS = "1.3.6.1.5.5.7.1.3"
 QC_COMPLIANCE = "0.4.0.1862.1.1"
@@ -55,3 +58,31 @@ def qc_statements(qc_type: str, semantics: str, pds_url: str | None) -> bytes:
         statements.append({"statement_id": QC_PDS,
                            "statement_info": PdsLocations([{"url": pds_url, "language": "en"}])})
     return QcStatements(statements).dump()
+
+
+@dataclass(frozen=True)
+class QcClaims:
+    """What a certificate's QCStatements claim (EN 319 412-5): EU qualified, the key in a
+    qualified device, and for which use. Claims only: whether a trusted list backs them is the
+    validator's business (validation/qualification.py)."""
+
+    compliance: bool = False
+    sscd: bool = False
+    seal: bool = False
+
+
+def read_claims(certificate: x509.Certificate) -> QcClaims:
+    """The certificate's QC claims; none for a certificate without (or with an unreadable) extension."""
+    try:
+        ext = certificate.extensions.get_extension_for_oid(x509.ObjectIdentifier(ID_PE_QC_STATEMENTS))
+        statements = QcStatements.load(ext.value.value)  # type: ignore[attr-defined]
+        ids = {s["statement_id"].dotted: s for s in statements}
+        seal = False
+        if QC_TYPE in ids:
+            types = QcTypeSequence.load(ids[QC_TYPE]["statement_info"].dump())
+            seal = QCT_ESEAL in {t.dotted for t in types}
+        return QcClaims(QC_COMPLIANCE in ids, QC_SSCD in ids, seal)
+    except x509.ExtensionNotFound:
+        return QcClaims()
+    except (ValueError, TypeError, KeyError):  # a malformed extension claims nothing
+        return QcClaims()

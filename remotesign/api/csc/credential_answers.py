@@ -91,7 +91,9 @@ class CscCredentialInfo(Answer):
     PIN: CscPin | Absent = absent("v1 only (sent whatever authInfo asks)")
     OTP: CscOtp | Absent = absent("v1 only (sent whatever authInfo asks)")
     auth: CscAuth | Absent = absent("v2 only (sent whatever authInfo asks)")
-    signatureQualifier: Literal["eu_eidas_qes", "eu_eidas_qeseal"] | Absent = absent("v2 only")
+    signatureQualifier: Literal["eu_eidas_qes", "eu_eidas_qeseal", "eu_eidas_aesqc", "eu_eidas_aesealqc",
+                                "eu_eidas_aes", "eu_eidas_aeseal"] | Absent = absent(
+        "v2 only; from the certificate's QCStatements (QcCompliance, QcSSCD, QcType)")
     SCAL: Literal["1", "2"]
     multisign: int = Field(description="how many hashes one authorization may cover")
     lang: str = Field(description="the language asked for (lang), or en-US")

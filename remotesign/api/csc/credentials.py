@@ -26,6 +26,7 @@ from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityInfo, Viewer
 from remotesign.core.signature_activation import Authorized
 from remotesign.service import Services
+from remotesign.trust.qc import read_claims
 
 router = APIRouter(tags=["csc"])
 
@@ -98,12 +99,22 @@ def credential_info(svc: Services, who: Caller, identity: IdentityInfo, version:
                             "description": "The code sent to your phone or e-mail (credentials/getChallenge)"})
         expression = {"pin": "PIN", "pin+otp": "PIN AND OTP", "pin-or-otp": "PIN OR OTP"}[factors]
         out["auth"] = {"mode": "explicit", "expression": expression, "objects": objects}
-        out["signatureQualifier"] = "eu_eidas_qeseal" if "qualified-seal" in identity.labels or \
-            any("seal" in label for label in identity.labels) else "eu_eidas_qes"
+        out["signatureQualifier"] = signature_qualifier(cert)
     out["SCAL"] = str(acts.scal)
     out["multisign"] = acts.multisign
     out["lang"] = lang or "en-US"
     return out
+
+
+def signature_qualifier(cert: x509.Certificate) -> str:
+    """CSC v2's ``signatureQualifier`` from what the certificate claims (its QCStatements): a
+    qualified certificate with the key in a QSCD makes QES / QESeal, one without a QSCD an AdES
+    with a qualified certificate (…qc), any other an AdES; a seal by its QcType."""
+    claims = read_claims(cert)
+    kind = "eseal" if claims.seal else "es"
+    if claims.compliance and claims.sscd:
+        return f"eu_eidas_q{kind}"
+    return f"eu_eidas_a{kind}" + ("qc" if claims.compliance else "")
 
 
 def path_order(leaf: x509.Certificate, chain: tuple[bytes, ...]) -> list[bytes]:
