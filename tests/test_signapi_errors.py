@@ -245,3 +245,22 @@ def test_archive_of_an_upload_signed_elsewhere_validates_it_first(api: SignApi, 
     assert session_error(api.archive([sid]), 422, "results") == "signature_not_valid"
     assert api.download(sid, doc["id"]) == pdf
     assert [d["id"] for d in api.list(sid)] == [doc["id"]]
+
+
+def test_an_uploaded_html_document_comes_back_inert(api: SignApi) -> None:
+    """A relying party stores what it likes under the type it declares; downloaded, it is an
+    attachment the browser may not sniff, and sandboxed should it be opened on the service's origin."""
+    sid = api.start()
+    r = api.client.put(f"/api-storage/v1.0/{sid}/upload",
+                       files={"file": ("page.html", b"<script>alert(document.cookie)</script>", "text/html")})
+    assert r.status_code == 201, r.text
+    [doc] = api.list(sid)
+    r = api.client.get(f"/api-storage/v1.0/{sid}/{doc['id']}")
+    assert r.status_code == 200 and r.content.startswith(b"<script>")
+    assert r.headers["content-disposition"].startswith("attachment")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    # every answer carries nosniff, the pages keep their own policy
+    assert api.client.get("/health").headers["x-content-type-options"] == "nosniff"
+    page = api.client.get("/docs")
+    assert page.headers["x-content-type-options"] == "nosniff" and "sandbox" not in page.headers["content-security-policy"]

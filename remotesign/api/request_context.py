@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from remotesign.api.baseline_headers import with_baseline
 from remotesign.api.errors import error_response
 from remotesign.api.limits import ASGIApp, Message, Receive, Scope, Send
 
@@ -105,7 +106,7 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 started = True
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != _HEADER_KEY]
-                message = {**message, "headers": [*headers, (_HEADER_KEY, rid.encode())]}
+                message = {**message, "headers": [*with_baseline(headers), (_HEADER_KEY, rid.encode())]}
             await send(message)
 
         try:
