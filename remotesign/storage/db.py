@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from remotesign.storage.faults import StorageUnavailable
 from remotesign.storage.sqlite_writers import WriterLock, connection_factory
+from remotesign.storage.text_search import unicode_lower
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 
@@ -38,6 +39,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            # the operator's text searches fold case beyond ASCII (storage/text_search.py)
+            dbapi_conn.create_function("unicode_lower", 1, unicode_lower, deterministic=True)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
