@@ -15,11 +15,12 @@ from datetime import datetime, timezone
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core.errors import CoreError
-from remotesign.core.users import UserInfo
+from remotesign.core.users import UserInfo, owner_named
+from remotesign.storage import text_search
 from remotesign.storage.db import Database
 from remotesign.storage.models import Device, EndUser
 
@@ -130,6 +131,22 @@ class DeviceService:
         """Every user's devices, newest first (the operator's view)."""
         with self.db.session() as s:
             return [_info(d) for d in s.scalars(select(Device).order_by(Device.created_at.desc()).limit(limit))]
+
+    def search(self, *, text: str | None = None, offset: int = 0, limit: int = 100) -> tuple[list[DeviceInfo], int]:
+        """One page of every user's devices, newest first (the operator's view), and how many match
+        in all, filtered in SQL: ``text`` (case-insensitive, ``%`` and ``_`` literal) in the
+        device's id or name, its user's name or the owner's name (``SERVICE_WIDE`` for users no
+        relying party owns). The key's fingerprint is not stored, so it is not searched.
+        ``limit`` 0 only counts."""
+        q = (select(Device).join(EndUser, EndUser.id == Device.user_id)
+             .order_by(Device.created_at.desc(), Device.id.desc()))
+        wanted = text_search.needle(text)
+        if wanted is not None:
+            q = q.where(or_(text_search.any_contains(wanted, Device.id, Device.name, EndUser.username),
+                            owner_named(EndUser.tenant_id, wanted)))
+        with self.db.session() as s:
+            rows, total = text_search.page(s, q, offset, limit)
+            return [_info(r[0]) for r in rows], total
 
     def owner_of(self, device_id: str) -> str | None:
         """The user an enabled device belongs to, or None."""

@@ -21,7 +21,7 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from remotesign.storage.audit import AuditLog
@@ -29,11 +29,12 @@ from remotesign.core.errors import CoreError
 from remotesign.keystore.kdf import DEFAULT_LOG2_N, hash_secret, verify_secret
 from remotesign.core.tenants import TokenInfo
 from remotesign.core.throttle import lock_duration
-from remotesign.core.users import UserInfo
+from remotesign.core.users import UserInfo, owner_named
 from remotesign.keystore import KeyStore
 from remotesign.keystore.base import KeyAlgorithm, KeyStoreError
 from remotesign.storage.db import Database
-from remotesign.storage.models import EndUser, SignIdentity
+from remotesign.storage import text_search
+from remotesign.storage.models import CertificateRecord, EndUser, SignIdentity
 from remotesign.trust.ca import CertificateAuthority
 from remotesign.storage.times import aware as _aware
 
@@ -382,6 +383,44 @@ class IdentityService:
             found = [_info(r, t) for r, t in s.execute(q)]
         wanted = set(labels or ())
         return [i for i in found if wanted <= set(i.labels)]
+
+    SEARCH_STATES = ("locked", "pin_locked", "disabled")
+
+    def search(self, viewer: Viewer, *, text: str | None = None, state: str | None = None, offset: int = 0,
+               limit: int = 100, now: datetime | None = None) -> tuple[list[IdentityInfo], int]:
+        """One page of the identities the viewer may see, newest first, and how many match in all,
+        filtered in SQL.
+
+        ``text`` (case-insensitive, ``%`` and ``_`` literal) is looked for in the identity's id,
+        description and labels, its user's name, the owner's name (``SERVICE_WIDE`` for users no
+        relying party owns), and the subject and hex serial of its certificate as the built-in CA
+        recorded them: the subject in RFC 4514 form with OIDs for the names ``cryptography`` does
+        not abbreviate (``2.5.4.5=PNOLV-…``, not ``serialNumber=``). An imported identity
+        (PKCS#12) has no certificate record: its subject and serial are not searched.
+
+        ``state``: ``locked`` — a PIN lock in force now or for good, or wrong PINs counted (what
+        the operator may unlock); ``pin_locked`` — a lock in force now or for good only;
+        ``disabled`` — not enabled. ``limit`` 0 only counts."""
+        if state is not None and state not in self.SEARCH_STATES:
+            raise IdentityError("invalid_state", f"state is one of {', '.join(self.SEARCH_STATES)}")
+        q = (self._query(viewer).outerjoin(CertificateRecord, CertificateRecord.id == SignIdentity.certificate_id)
+             .order_by(SignIdentity.created_at.desc(), SignIdentity.id.desc()))
+        wanted = text_search.needle(text)
+        if wanted is not None:
+            serial = wanted.removeprefix("0x").replace(":", "")
+            q = q.where(or_(text_search.any_contains(wanted, SignIdentity.id, SignIdentity.description,
+                                                     SignIdentity.labels, EndUser.username, CertificateRecord.subject),
+                            text_search.contains(CertificateRecord.serial_hex, serial),
+                            owner_named(EndUser.tenant_id, wanted)))
+        if state in ("locked", "pin_locked"):
+            in_force = or_(SignIdentity.pin_lock_level > len(self.pin_lock_schedule),
+                           SignIdentity.pin_locked_until > (now or datetime.now(timezone.utc)))
+            q = q.where(or_(in_force, SignIdentity.pin_failures > 0) if state == "locked" else in_force)
+        elif state == "disabled":
+            q = q.where(SignIdentity.status != "enabled")
+        with self.db.session() as s:
+            rows, total = text_search.page(s, q, offset, limit)
+            return [_info(r[0], r[1]) for r in rows], total
 
     # -- administration --------------------------------------------------------------------------
     def update(self, identity_id: str, viewer: Viewer, *, status: str | None = None, reason: str | None = None,

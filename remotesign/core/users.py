@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -28,11 +29,14 @@ from remotesign.storage.audit import AuditLog
 from remotesign.keystore.kdf import DEFAULT_LOG2_N, dummy_verify, hash_secret, verify_secret
 from remotesign.core.throttle import settle_password_try
 from remotesign.storage.db import Database
-from remotesign.storage.models import EndUser
+from remotesign.storage import text_search
+from remotesign.storage.models import EndUser, Tenant
 from remotesign.storage.tenancy import owned_by
 from remotesign.storage.times import aware as _aware
 
 KINDS = ("natural", "legal")
+SERVICE_WIDE = "service-wide"  # the owner of users no relying party owns, as the operator reads it
+STATES = ("locked", "disabled")  # what ``UserService.search`` can narrow to
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,200}$")
 MIN_PASSWORD = 8
 
@@ -104,6 +108,13 @@ def username_fingerprint(username: str) -> str:
 def visible_to(tenant_id: str) -> object:
     """Users a relying party may send to the consent page: its own and the service-wide ones."""
     return or_(EndUser.tenant_id.is_(None), EndUser.tenant_id == tenant_id)
+
+
+def owner_named(tenant_column: Any, wanted: str) -> Any:
+    """The owner in ``tenant_column`` has ``wanted`` (lower case) in its name: a relying party's
+    name, or ``SERVICE_WIDE`` for rows no relying party owns (a search of the operator's lists)."""
+    named = tenant_column.in_(select(Tenant.id).where(text_search.contains(Tenant.name, wanted)))
+    return or_(named, tenant_column.is_(None)) if wanted in SERVICE_WIDE else named
 
 
 def check_password_quality(password: str) -> None:
@@ -191,6 +202,44 @@ class UserService:
             if not all_users:
                 q = q.where(owned_by(EndUser.tenant_id, tenant_id))
             return [_info(u, self.lock_schedule) for u in s.scalars(q)]
+
+    def search(self, tenant_id: str | None, *, all_users: bool = False, text: str | None = None,
+               state: str | None = None, offset: int = 0, limit: int = 100,
+               now: datetime | None = None) -> tuple[list[UserInfo], int]:
+        """One page of ``list``'s users (oldest first, the same owners) and how many match in all,
+        filtered in SQL: ``text`` in the user name, display name, e-mail, phone, serial number, id
+        or the owner's name (``SERVICE_WIDE`` for users no relying party owns), case-insensitive
+        and literal (``%`` and ``_`` are plain characters); ``state`` ``locked`` (a login lock in
+        force now, or one for good) or ``disabled``. ``limit`` 0 only counts."""
+        if state is not None and state not in STATES:
+            raise UserError("invalid_state", f"state is one of {', '.join(STATES)}")
+        q = select(EndUser).order_by(EndUser.created_at, EndUser.id)
+        if not all_users:
+            q = q.where(owned_by(EndUser.tenant_id, tenant_id))
+        wanted = text_search.needle(text)
+        if wanted is not None:
+            q = q.where(or_(text_search.any_contains(wanted, EndUser.username, EndUser.display_name, EndUser.email,
+                                                     EndUser.phone, EndUser.serial_number, EndUser.id),
+                            owner_named(EndUser.tenant_id, wanted)))
+        if state == "locked":
+            in_force = EndUser.locked_until > (now or datetime.now(timezone.utc))
+            q = q.where(or_(in_force, EndUser.lock_level > len(self.lock_schedule)) if self.lock_schedule
+                        else in_force)
+        elif state == "disabled":
+            q = q.where(EndUser.enabled.is_(False))
+        with self.db.session() as s:
+            rows, total = text_search.page(s, q, offset, limit)
+            return [_info(r[0], self.lock_schedule) for r in rows], total
+
+    def get_many(self, user_ids: Iterable[str]) -> dict[str, UserInfo]:
+        """The operator's lookup of the users with these ids (the ones that exist), by id."""
+        wanted = sorted(set(user_ids))
+        found: dict[str, UserInfo] = {}
+        with self.db.session() as s:
+            for start in range(0, len(wanted), 500):
+                for u in s.scalars(select(EndUser).where(EndUser.id.in_(wanted[start:start + 500]))):
+                    found[u.id] = _info(u, self.lock_schedule)
+        return found
 
     def update(self, user_id: str, tenant_id: str | None, *, enabled: bool | None = None,
                password: str | None = None, display_name: str | None = None, actor: str = "operator") -> UserInfo:

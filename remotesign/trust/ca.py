@@ -11,19 +11,22 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from asn1crypto import core, keys, pem, x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from remotesign.storage.audit import AuditLog
 from remotesign.keystore import KeyAlgorithm, KeyStore, StoredKey
 from remotesign.storage.db import Database
+from remotesign.storage import text_search
 from remotesign.storage.models import CertificateRecord, SystemSetting
 from remotesign.storage.tenancy import owned_by
 from remotesign.trust import qc
@@ -396,28 +399,45 @@ class CertificateAuthority:
                 q = q.where(owned_by(CertificateRecord.tenant_id, tenant_id))
             return [_issued(r) for r in s.scalars(q)]
 
-    def search(self, *, text: str | None = None, status: str | None = None, limit: int = 200,
-               offset: int = 0) -> list[IssuedCertificate]:
-        """Operator view: certificates of every owner, newest first; ``text`` in the subject or the
-        serial (hex), ``status`` ``valid`` or ``revoked``."""
-        q = select(CertificateRecord).order_by(CertificateRecord.created_at.desc())
-        if text:
-            needle = text.strip().lower()
-            q = q.where(func.lower(CertificateRecord.subject).contains(needle, autoescape=True)
-                        | CertificateRecord.serial_hex.contains(needle.removeprefix("0x").replace(":", ""),
-                                                                autoescape=True)
+    @staticmethod
+    def _search_query(text: str | None, status: str | None) -> Select[Any]:
+        q = select(CertificateRecord).order_by(CertificateRecord.created_at.desc(), CertificateRecord.id.desc())
+        wanted = text_search.needle(text)
+        if text is not None and wanted is not None:
+            q = q.where(text_search.contains(CertificateRecord.subject, wanted)
+                        | text_search.contains(CertificateRecord.serial_hex, wanted.removeprefix("0x").replace(":", ""))
                         | (CertificateRecord.id == text.strip()))
         if status == "revoked":
             q = q.where(CertificateRecord.revoked_at.is_not(None))
         elif status == "valid":
             q = q.where(CertificateRecord.revoked_at.is_(None))
-        with self.db.session() as s:
-            return [_issued(r) for r in s.scalars(q.offset(max(0, offset)).limit(max(1, min(limit, 1000))))]
+        return q
 
-    def revoked_by(self, issuer_id: str) -> list[IssuedCertificate]:
+    def search(self, *, text: str | None = None, status: str | None = None, limit: int = 200,
+               offset: int = 0) -> list[IssuedCertificate]:
+        """Operator view: certificates of every owner, newest first; ``text`` in the subject or the
+        serial (hex), or the id, case-insensitive and literal (``%`` and ``_`` are plain
+        characters); ``status`` ``valid`` or ``revoked``."""
+        q = self._search_query(text, status).offset(max(0, offset)).limit(max(1, min(limit, 1000)))
         with self.db.session() as s:
-            q = select(CertificateRecord).where(CertificateRecord.issuer_id == issuer_id,
-                                                CertificateRecord.revoked_at.is_not(None))
+            return [_issued(r) for r in s.scalars(q)]
+
+    def search_page(self, *, text: str | None = None, status: str | None = None, offset: int = 0,
+                    limit: int = 100) -> tuple[list[IssuedCertificate], int]:
+        """``search``'s rows ``offset`` .. ``offset + limit`` and how many match in all (``limit`` 0
+        only counts)."""
+        with self.db.session() as s:
+            rows, total = text_search.page(s, self._search_query(text, status), offset, limit)
+            return [_issued(r[0]) for r in rows], total
+
+    def revoked_by(self, issuer_id: str, serials: Iterable[int] | None = None) -> list[IssuedCertificate]:
+        """The revoked certificates ``issuer_id`` issued, oldest revocation first; only those with
+        one of ``serials`` when given."""
+        q = select(CertificateRecord).where(CertificateRecord.issuer_id == issuer_id,
+                                            CertificateRecord.revoked_at.is_not(None))
+        if serials is not None:
+            q = q.where(CertificateRecord.serial_hex.in_(sorted({format(n, "x") for n in serials})))
+        with self.db.session() as s:
             return [_issued(r) for r in s.scalars(q.order_by(CertificateRecord.revoked_at))]
 
     def revoke(self, cert: IssuedCertificate, reason: str = "unspecified", actor: str = "operator") -> IssuedCertificate:
