@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from cryptography import x509
 from cryptography.x509.oid import NameOID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -31,14 +33,17 @@ from remotesign.core.identities import IdentityInfo, Viewer
 from remotesign.core.operators import ConsoleSession, OperatorLoginFailed, OperatorService
 from remotesign.core.scopes import KNOWN_SCOPES
 from remotesign.core.throttle import Throttled
+from remotesign.core.users import SERVICE_WIDE
 from remotesign.service import Services
 from remotesign.trust.ca import REVOCATION_REASONS, CertificateError
 
 router = APIRouter(prefix=render.PREFIX, include_in_schema=False, route_class=ConsoleRoute)
 Session = Depends(signed_in)
 Post = Depends(action)
-ROWS = 500  # rows a list page shows at most (narrow it with its search)
+ROWS = 100  # rows a list page shows; Previous / Next reach the others
+PAGE_DIGITS = 9  # a longer page number is past any last page
 AUDIT_ROWS = 100
+T = TypeVar("T")
 
 NOTICES = {
     "client_disabled": "The relying party is disabled; its tokens are revoked.",
@@ -61,6 +66,11 @@ def _notice(done: str | None) -> str | None:
 
 def _back(path: str, done: str, **query: str) -> Response:
     return render.redirect(f"{render.PREFIX}{path}?{urlencode({**query, 'done': done})}")
+
+
+def _kept(form: dict[str, str], *names: str) -> dict[str, str]:
+    """The list's search and page a form was sent from (hidden fields), to go back to them."""
+    return {name: form[name][:200] for name in names if form.get(name)}
 
 
 async def _do(work: Callable[[], Any]) -> Any:
@@ -146,18 +156,14 @@ def _health(svc: Services) -> dict[str, Any]:
 
 @router.get("/")
 def overview(session: ConsoleSession = Session, svc: Services = Depends(services)) -> Response:
-    identities = svc.identities.list(Viewer(None))
-    schedule = svc.identities.pin_lock_schedule
-    users = svc.users.list(None, all_users=True)
-    now = datetime.now(timezone.utc)
     counts = {
         "clients": len(svc.tenants.list()),
-        "users": len(users),
-        "users_locked": sum(1 for u in users if u.locked_permanently or (u.locked_until and u.locked_until > now)),
-        "identities": len(identities),
-        "identities_locked": sum(1 for i in identities if i.pin_locked(schedule, now)),
-        "devices": len(svc.devices.list_all()),
-        "revoked": len(svc.ca.search(status="revoked", limit=1000)),
+        "users": svc.users.search(None, all_users=True, limit=0)[1],
+        "users_locked": svc.users.search(None, all_users=True, state="locked", limit=0)[1],
+        "identities": svc.identities.search(Viewer(None), limit=0)[1],
+        "identities_locked": svc.identities.search(Viewer(None), state="pin_locked", limit=0)[1],
+        "devices": svc.devices.search(limit=0)[1],
+        "revoked": svc.ca.search_page(status="revoked", limit=0)[1],
     }
     mine = svc.audit.search(actor=session.operator.actor, limit=10)
     return render.page("overview.html", title="Overview", active="overview", session=session, counts=counts,
@@ -238,67 +244,106 @@ async def enable_client(client_id: str, act: Action = Post, svc: Services = Depe
     return _back("/clients", "client_enabled")
 
 
+# -- lists, a page at a time ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pages:
+    """Where a list page stands: its number, how many pages and rows there are, the rows it shows
+    (1-based, 0 when none) and the links to the pages beside it (same search)."""
+
+    number: int
+    count: int
+    total: int
+    first: int
+    last: int
+    previous: str | None
+    next: str | None
+
+
+def _page_number(raw: str, session: ConsoleSession) -> int:
+    text = raw.strip()
+    if not text:
+        return 1
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or not digits:
+        raise Refused(400, f"page: pages are numbered 1, 2, 3 and on (not {text[:20]!r}).", session)
+    return int(digits) if len(digits) <= PAGE_DIGITS else 10 ** PAGE_DIGITS
+
+
+def _paged(path: str, page: str, session: ConsoleSession, search: Callable[[int, int], tuple[list[T], int]],
+           **keep: str) -> tuple[list[T], Pages]:
+    """Page ``page`` of a list: ``search(offset, limit)`` answers its rows and how many match in
+    all; a page past the last shows the last. ``keep`` (the search) goes into the links."""
+    number = _page_number(page, session)
+    rows, total = search((number - 1) * ROWS, ROWS)
+    if number > 1 and not rows:  # past the last page (a number typed, or rows went away)
+        number = max(1, -(-total // ROWS))
+        rows, total = search((number - 1) * ROWS, ROWS)
+    query = {name: value for name, value in keep.items() if value}
+
+    def link(n: int) -> str:
+        return f"{render.PREFIX}{path}?{urlencode({**query, 'page': str(n)})}"
+
+    first = (number - 1) * ROWS + 1 if rows else 0
+    count = max(1, -(-total // ROWS))
+    return rows, Pages(number=number, count=count, total=total, first=first,
+                       last=first + len(rows) - 1 if rows else 0, previous=link(number - 1) if number > 1 else None,
+                       next=link(number + 1) if number < count else None)
+
+
 # -- users ---------------------------------------------------------------------------------------
 
 def _owners(svc: Services) -> dict[str | None, str]:
     names: dict[str | None, str] = {t.id: t.name for t in svc.tenants.list()}
-    names[None] = "service-wide"
+    names[None] = SERVICE_WIDE
     return names
 
 
-def _matches(q: str, *values: object) -> bool:
-    needle = q.strip().lower()
-    return not needle or any(needle in str(v or "").lower() for v in values)
-
-
 @router.get("/users")
-def users(q: str = Query(default="", max_length=200), done: str = Query(default=""),
+def users(q: str = Query(default="", max_length=200), page: str = Query(default=""), done: str = Query(default=""),
           session: ConsoleSession = Session, svc: Services = Depends(services)) -> Response:
-    owners = _owners(svc)
-    found = [u for u in svc.users.list(None, all_users=True)
-             if _matches(q, u.username, u.display_name, u.email, u.phone, u.serial_number, u.id,
-                         owners.get(u.tenant_id))]
-    return render.page("users.html", title="Users", active="users", session=session, users=found[:ROWS],
-                       total=len(found), rows=ROWS, owners=owners, q=q, notice=_notice(done),
-                       now=datetime.now(timezone.utc))
+    found, pages = _paged("/users", page, session,
+                          lambda offset, limit: svc.users.search(None, all_users=True, text=q, offset=offset,
+                                                                 limit=limit), q=q)
+    return render.page("users.html", title="Users", active="users", session=session, users=found, pages=pages,
+                       owners=_owners(svc), q=q, notice=_notice(done), now=datetime.now(timezone.utc))
 
 
 @router.post("/users/{user_id}/unlock")
 async def unlock_user(user_id: str, act: Action = Post, svc: Services = Depends(services)) -> Response:
     await _do(lambda: svc.users.unlock(user_id, actor=act.actor))
-    return _back("/users", "user_unlocked", q=act.form.get("q", ""))
+    return _back("/users", "user_unlocked", **_kept(act.form, "q", "page"))
 
 
 @router.post("/users/{user_id}/disable")
 async def disable_user(user_id: str, act: Action = Post, svc: Services = Depends(services)) -> Response:
     await _do(lambda: svc.users.update(user_id, None, enabled=False, actor=act.actor))
-    return _back("/users", "user_disabled", q=act.form.get("q", ""))
+    return _back("/users", "user_disabled", **_kept(act.form, "q", "page"))
 
 
 @router.post("/users/{user_id}/enable")
 async def enable_user(user_id: str, act: Action = Post, svc: Services = Depends(services)) -> Response:
     await _do(lambda: svc.users.update(user_id, None, enabled=True, actor=act.actor))
-    return _back("/users", "user_enabled", q=act.form.get("q", ""))
+    return _back("/users", "user_enabled", **_kept(act.form, "q", "page"))
 
 
 # -- identities ----------------------------------------------------------------------------------
 
-def _revoked_serials(svc: Services) -> dict[int, tuple[datetime | None, str | None]]:
-    """The built-in issuing CA's revoked certificates by serial."""
+def _revoked_serials(svc: Services, serials: list[int]) -> dict[int, tuple[datetime | None, str | None]]:
+    """Which of ``serials`` the built-in issuing CA revoked, and when and why."""
     try:
         issuing = svc.ca.issuing
     except CertificateError:
         return {}
-    return {c.serial: (c.revoked_at, c.revocation_reason) for c in svc.ca.revoked_by(issuing.id)}
+    return {c.serial: (c.revoked_at, c.revocation_reason) for c in svc.ca.revoked_by(issuing.id, serials)}
 
 
 _NAMES = {NameOID.SERIAL_NUMBER: "serialNumber", NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier"}
 
 
-def _identity_row(i: IdentityInfo, users: dict[str, Any], owners: dict[str | None, str],
+def _identity_row(i: IdentityInfo, cert: x509.Certificate, users: dict[str, Any], owners: dict[str | None, str],
                   revoked: dict[int, tuple[datetime | None, str | None]], schedule: tuple[int, ...],
                   now: datetime) -> dict[str, Any]:
-    cert = i.certificate()
     revocation = revoked.get(cert.serial_number)
     if revocation is not None:
         cert_state = f"revoked ({revocation[1] or 'unspecified'})"
@@ -323,31 +368,33 @@ def _identity_row(i: IdentityInfo, users: dict[str, Any], owners: dict[str | Non
             "unlockable": bool(lock)}
 
 
+IDENTITY_STATES = ("locked", "disabled")  # the identities page's "Show" choices (anything else: all)
+
+
 @router.get("/identities")
 def identities(q: str = Query(default="", max_length=200), state: str = Query(default="", max_length=20),
-               done: str = Query(default=""), session: ConsoleSession = Session,
+               page: str = Query(default=""), done: str = Query(default=""), session: ConsoleSession = Session,
                svc: Services = Depends(services)) -> Response:
+    chosen = state if state in IDENTITY_STATES else None
+    found, pages = _paged("/identities", page, session,
+                          lambda offset, limit: svc.identities.search(Viewer(None), text=q, state=chosen,
+                                                                      offset=offset, limit=limit),
+                          q=q, state=state)
     owners = _owners(svc)
-    users_by_id = {u.id: u for u in svc.users.list(None, all_users=True)}
-    revoked = _revoked_serials(svc)
+    users_by_id = svc.users.get_many(i.user_id for i in found)
+    certificates = [i.certificate() for i in found]
+    revoked = _revoked_serials(svc, [c.serial_number for c in certificates])
     schedule = svc.identities.pin_lock_schedule
     now = datetime.now(timezone.utc)
-    rows = [_identity_row(i, users_by_id, owners, revoked, schedule, now) for i in svc.identities.list(Viewer(None))]
-    rows = [r for r in rows if _matches(q, r["identity"].id, r["username"], r["subject"], r["serial"], r["owner"],
-                                        r["identity"].description, " ".join(r["identity"].labels))]
-    if state == "locked":
-        rows = [r for r in rows if r["unlockable"]]
-    elif state == "disabled":
-        rows = [r for r in rows if r["identity"].status != "enabled"]
-    rows.reverse()  # newest first
+    rows = [_identity_row(i, c, users_by_id, owners, revoked, schedule, now) for i, c in zip(found, certificates)]
     return render.page("identities.html", title="Sign identities", active="identities", session=session,
-                       rows=rows[:ROWS], total=len(rows), rows_max=ROWS, q=q, state=state, notice=_notice(done))
+                       rows=rows, pages=pages, q=q, state=state, notice=_notice(done))
 
 
 @router.post("/identities/{identity_id}/unlock")
 async def unlock_identity(identity_id: str, act: Action = Post, svc: Services = Depends(services)) -> Response:
     await _do(lambda: svc.identities.unlock_pin(identity_id, actor=act.actor))
-    return _back("/identities", "identity_unlocked", q=act.form.get("q", ""))
+    return _back("/identities", "identity_unlocked", **_kept(act.form, "q", "state", "page"))
 
 
 @router.post("/identities/{identity_id}/disable")
@@ -355,32 +402,32 @@ async def disable_identity(identity_id: str, act: Action = Post, svc: Services =
     reason = act.form.get("reason", "").strip()[:200] or "disabled by the operator"
     await _do(lambda: svc.identities.update(identity_id, Viewer(None), status="disabled", reason=reason,
                                             actor=act.actor))
-    return _back("/identities", "identity_disabled", q=act.form.get("q", ""))
+    return _back("/identities", "identity_disabled", **_kept(act.form, "q", "state", "page"))
 
 
 @router.post("/identities/{identity_id}/enable")
 async def enable_identity(identity_id: str, act: Action = Post, svc: Services = Depends(services)) -> Response:
     await _do(lambda: svc.identities.update(identity_id, Viewer(None), status="enabled", actor=act.actor))
-    return _back("/identities", "identity_enabled", q=act.form.get("q", ""))
+    return _back("/identities", "identity_enabled", **_kept(act.form, "q", "state", "page"))
 
 
 # -- devices -------------------------------------------------------------------------------------
 
 @router.get("/devices")
-def devices(q: str = Query(default="", max_length=200), done: str = Query(default=""),
+def devices(q: str = Query(default="", max_length=200), page: str = Query(default=""), done: str = Query(default=""),
             session: ConsoleSession = Session, svc: Services = Depends(services)) -> Response:
-    users_by_id = {u.id: u for u in svc.users.list(None, all_users=True)}
+    found, pages = _paged("/devices", page, session,
+                          lambda offset, limit: svc.devices.search(text=q, offset=offset, limit=limit), q=q)
+    users_by_id = svc.users.get_many(d.user_id for d in found)
     owners = _owners(svc)
     rows = []
-    for d in svc.devices.list_all():
+    for d in found:
         user = users_by_id.get(d.user_id)
-        row = {"device": d, "username": user.username if user else d.user_id,
-               "owner": owners.get(user.tenant_id if user else None, "?"),
-               "key": hashlib.sha256(d.public_key_der).hexdigest()[:16]}
-        if _matches(q, d.id, d.name, row["username"], row["owner"], row["key"]):
-            rows.append(row)
+        rows.append({"device": d, "username": user.username if user else d.user_id,
+                     "owner": owners.get(user.tenant_id if user else None, "?"),
+                     "key": hashlib.sha256(d.public_key_der).hexdigest()[:16]})
     return render.page("devices.html", title="Approval devices", active="devices", session=session,
-                       rows=rows[:ROWS], total=len(rows), rows_max=ROWS, q=q, notice=_notice(done))
+                       rows=rows, pages=pages, q=q, notice=_notice(done))
 
 
 @router.post("/devices/{device_id}/remove")
@@ -394,7 +441,7 @@ async def remove_device(device_id: str, act: Action = Post, svc: Services = Depe
         svc.devices.remove(device_id, owner, act.actor)
 
     await _do(remove)
-    return _back("/devices", "device_removed")
+    return _back("/devices", "device_removed", **_kept(act.form, "q", "page"))
 
 
 # -- certificates --------------------------------------------------------------------------------
@@ -409,14 +456,16 @@ def _system_certificates(svc: Services) -> set[str]:
 
 @router.get("/certificates")
 def certificates(q: str = Query(default="", max_length=200), status: str = Query(default="", max_length=10),
-                 done: str = Query(default=""), session: ConsoleSession = Session,
+                 page: str = Query(default=""), done: str = Query(default=""), session: ConsoleSession = Session,
                  svc: Services = Depends(services)) -> Response:
-    found = svc.ca.search(text=q or None, status=status or None, limit=ROWS + 1)
+    found, pages = _paged("/certificates", page, session,
+                          lambda offset, limit: svc.ca.search_page(text=q or None, status=status or None,
+                                                                   offset=offset, limit=limit),
+                          q=q, status=status)
     owners = {t.id: t.name for t in svc.tenants.list()}
     return render.page("certificates.html", title="Certificates", active="certificates", session=session,
-                       certificates=found[:ROWS], more=len(found) > ROWS, rows_max=ROWS, owners=owners,
-                       system=_system_certificates(svc), reasons=REVOCATION_REASONS, q=q, state=status,
-                       notice=_notice(done))
+                       certificates=found, pages=pages, owners=owners, system=_system_certificates(svc),
+                       reasons=REVOCATION_REASONS, q=q, state=status, notice=_notice(done))
 
 
 @router.post("/certificates/{certificate_id}/revoke")
@@ -433,7 +482,7 @@ async def revoke_certificate(certificate_id: str, act: Action = Post, svc: Servi
         svc.ca.revoke(cert, reason, actor=act.actor)
 
     await _do(revoke)
-    return _back("/certificates", "certificate_revoked", q=act.form.get("q", ""))
+    return _back("/certificates", "certificate_revoked", **_kept(act.form, "q", "status", "page"))
 
 
 # -- audit log -----------------------------------------------------------------------------------
