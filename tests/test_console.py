@@ -3,11 +3,12 @@ scripts uses it: sign-in with an operator account made by the CLI (not an OAuth 
 after wrong passwords, the form token on every POST, and what the operator does there — relying
 parties and their secrets, unlocking a PIN-locked identity, revoking a certificate (seen by OCSP
 and the CRL), searching and verifying the audit log — each change written to the audit log with
-the operator as the actor."""
+the operator as the actor — and long lists searched in SQL and read a page at a time."""
 
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -15,8 +16,10 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -27,8 +30,8 @@ from cryptography.x509.oid import ExtensionOID
 
 from remotesign.config import Settings
 from tests.console import PAGES, Console, forms_of, hidden_value, make_operator, operator_cli
-from tests.consent import (AS, USE_SERVER, Enrolled, consent, enrol, exchange, login, redirect_params, start,
-                           summary_of)
+from tests.consent import (AS, USE_SERVER, Enrolled, admin, consent, enrol, exchange, login, redirect_params,
+                           start, summary_of)
 from tests.harness import Service
 
 TOKEN_PATH = f"/trustedx-authserver/oauth/{AS}/token"
@@ -342,6 +345,149 @@ def test_search_the_audit_log_and_verify_its_chain(console: Console, operator: t
     m = re.search(r"<strong>Audit log intact\.</strong> (\d+) events checked, hash chain intact", r.text)
     assert m and int(m.group(1)) > 0, r.text[:3000]
     assert "audit.verified" in _audit(console, actor=actor, action="audit.verified")
+
+
+# -- long lists, a page at a time ---------------------------------------------------------------------
+
+PAGE = 100  # rows a list page shows (remotesign.api.console.routes.ROWS)
+MANY = 230  # users enough for three pages
+
+
+@dataclass(frozen=True)
+class Many:
+    """``MANY`` users of the demo relying party made for paging (admin API, no e-mail): user names
+    ``<mark>_<n>`` (n = 0 .. MANY-1, oldest first), display names ``Paging <mark> 100% #<n>``; and
+    one decoy a search that took ``_`` or ``%`` for a wildcard would find too: ``<mark>x0``, named
+    ``Paging <mark> 1000 ĀBOLIŅŠ`` (capitals beyond ASCII)."""
+
+    mark: str
+    names: list[str]
+    decoy: str
+
+
+@pytest.fixture(scope="module")
+def many(http: httpx.Client, demo_token: str) -> Many:
+    mark = f"pg{secrets.token_hex(4)}"
+
+    def enrol_plain(username: str, display_name: str) -> None:  # no e-mail: no activation message
+        r = http.post("/v1/users", json={"username": username, "display_name": display_name},
+                      headers=admin(http, demo_token))
+        assert r.status_code == 201, r.text
+
+    names = [f"{mark}_{n}" for n in range(MANY)]
+    for n, name in enumerate(names):
+        enrol_plain(name, f"Paging {mark} 100% #{n:03d}")
+    enrol_plain(f"{mark}x0", f"Paging {mark} 1000 ĀBOLIŅŠ")
+    return Many(mark, names, f"{mark}x0")
+
+
+def _listed(page: str, mark: str) -> list[str]:
+    return re.findall(rf"<strong>({re.escape(mark)}[^<]*)</strong>", page)
+
+
+def _link(page: str, rel: str) -> str | None:
+    m = re.search(rf'<a rel="{rel}" href="([^"]+)">', page)
+    return html.unescape(m.group(1)) if m else None
+
+
+def _showing(page: str) -> str:
+    m = re.search(r'<p class="muted" id="showing">([^<]*)</p>', page)
+    assert m, page[:3000]
+    return m.group(1)
+
+
+def test_the_users_list_pages_through_every_match(console: Console, many: Many) -> None:
+    q = f"{many.mark}_"  # "_" is a plain character: the decoy <mark>x0 is not found
+    r = console.get("/console/users", q=q)
+    assert r.status_code == 200, r.text[:2000]
+    pages, seen = [], []
+    while True:
+        assert r.status_code == 200, r.text[:2000]
+        pages.append(r.text)
+        seen.append(_listed(r.text, many.mark))
+        following = _link(r.text, "next")
+        if following is None:
+            break
+        # plain links that keep the search and name the next page
+        assert parse_qs(urlsplit(following).query) == {"q": [q], "page": [str(len(pages) + 1)]}, following
+        assert urlsplit(following).path == "/console/users"
+        r = console.http.get(following)
+    assert len(pages) == 3 and [len(names) for names in seen] == [PAGE, PAGE, MANY - 2 * PAGE]
+    assert _showing(pages[0]).startswith(f"Showing 1–{PAGE} of {MANY} users")
+    assert _showing(pages[1]).startswith(f"Showing {PAGE + 1}–{2 * PAGE} of {MANY} users")
+    assert _showing(pages[2]).startswith(f"Showing {2 * PAGE + 1}–{MANY} of {MANY} users")
+    assert [n for names in seen for n in names] == many.names  # disjoint, complete, oldest first
+    assert _link(pages[0], "prev") is None and "Page 1 of 3" in pages[0]
+    for number, page in enumerate(pages[1:], start=2):
+        assert parse_qs(urlsplit(_link(page, "prev") or "").query) == {"q": [q], "page": [str(number - 1)]}
+    assert forms_of(pages[1]).scripts == 0
+
+    # "%" is a plain character too: "100%" does not find "1000"
+    found = console.get("/console/users", q=f"{many.mark} 100%").text
+    assert _showing(found).startswith(f"Showing 1–{PAGE} of {MANY} users") and many.decoy not in found
+    assert _listed(console.get("/console/users", q=f"{many.mark}x").text, many.mark) == [many.decoy]
+    # case folds beyond ASCII, as the search in Python did
+    assert _listed(console.get("/console/users", q=f"{many.mark} 1000 āboliņš").text, many.mark) == [many.decoy]
+    assert "No user matches" in console.get("/console/users", q=f"{many.mark}%").text
+
+
+def test_a_form_sent_from_a_page_comes_back_to_it(console: Console, many: Many) -> None:
+    q = f"{many.mark}_"
+    page = console.get("/console/users", q=q, page="2").text
+    user_id = re.search(r'action="/console/users/([0-9a-f-]{36})/disable"', page)
+    assert user_id and hidden_value(page, "page") == "2", page[:3000]
+    for change in ("disable", "enable"):
+        r = console.post(f"/console/users/{user_id.group(1)}/{change}", {"q": q, "page": "2"})
+        assert r.status_code == 303, r.text
+        assert parse_qs(urlsplit(r.headers["location"]).query) == {"q": [q], "page": ["2"], "done": [f"user_{change}d"]}
+    assert _showing(console.get(r.headers["location"]).text).startswith(f"Showing {PAGE + 1}–")
+
+
+@pytest.mark.parametrize("path", ["/console/users", "/console/identities", "/console/devices", "/console/certificates"])
+def test_a_page_number_is_checked(console: Console, many: Many, path: str) -> None:
+    for bad in ("0", "-1", "abc", "1.5", "0x2", "٣"):
+        r = console.get(path, page=bad)
+        assert r.status_code == 400, (path, bad, r.status_code)
+        assert r.headers["content-type"].startswith("text/html") and "pages are numbered" in r.text, r.text[:2000]
+        assert 'class="error"' in r.text and console.csrf in r.text  # the console's own error page, signed in
+    for past in ("999", str(10 ** 12), "9" * 400):  # past the last page: the last page
+        r = console.get(path, page=past)
+        assert r.status_code == 200, (path, past, r.text[:2000])
+        assert _link(r.text, "next") is None
+    assert console.get(path, page="001").status_code == 200
+    if path == "/console/users":
+        last = console.get(path, q=f"{many.mark}_", page=str(10 ** 12)).text
+        assert _showing(last).startswith(f"Showing {2 * PAGE + 1}–{MANY} of {MANY} users")
+        assert _listed(last, many.mark) == many.names[2 * PAGE:]
+
+
+def test_the_core_searches_page_in_sql(in_process: Any, many: Many, signer: Enrolled) -> None:
+    from remotesign.core.identities import Viewer
+
+    svc = in_process
+    q = f"{many.mark}_"
+    pages = [svc.users.search(None, all_users=True, text=q, offset=offset, limit=PAGE) for offset in (0, 100, 200)]
+    assert [total for _rows, total in pages] == [MANY] * 3
+    assert [u.username for rows, _total in pages for u in rows] == many.names
+    assert svc.users.search(None, all_users=True, text=q, offset=MANY, limit=PAGE) == ([], MANY)
+    assert svc.users.search(None, all_users=True, text=q.upper(), limit=0) == ([], MANY)
+    assert svc.users.search(None, all_users=True, text=f"{many.mark} 100%", limit=0)[1] == MANY
+    demo_tenant = svc.users.find(many.decoy).tenant_id
+    assert svc.users.search(demo_tenant, text=q, limit=0)[1] == MANY  # the relying party's own
+    assert svc.users.search("another-relying-party", text=q, limit=0)[1] == 0
+    assert [u.id for u in svc.users.list(demo_tenant) if u.username.startswith(q)] == \
+        [u.id for rows, _total in pages for u in rows]  # the old list, unchanged
+
+    found, total = svc.identities.search(Viewer(None), text=signer.username)
+    assert total >= 1 and signer.identity_id in {i.id for i in found}
+    serial = format(x509.load_der_x509_certificate(base64.b64decode(signer.certificate_b64)).serial_number, "x")
+    assert signer.identity_id in {i.id for i in svc.identities.search(Viewer(None), text=serial.upper())[0]}
+    newest, total = svc.identities.search(Viewer(None), limit=2)
+    assert len(newest) == min(2, total) and newest == sorted(newest, key=lambda i: i.created_at, reverse=True)
+    assert svc.identities.search(Viewer(None), offset=total, limit=5) == ([], total)
+    assert svc.devices.search(text=f"no such device {secrets.token_hex(4)}") == ([], 0)
+    everything, total = svc.ca.search_page(limit=0)
+    assert everything == [] and total >= 4 and len(svc.ca.search_page(offset=total - 1)[0]) == 1
 
 
 # -- the pages themselves ----------------------------------------------------------------------------

@@ -90,8 +90,12 @@ def test_the_console_in_a_browser_without_javascript(driver: webdriver.Chrome, s
         assert heading(driver) == title, (path, driver.page_source[:2000])
         assert f"Signed in as {name}" in driver.find_element(By.CSS_SELECTOR, "header").text
         assert_rendered(screenshot(driver, shots / f"console-{key}.png"))
-    driver.get(service.url + "/console/users")
+    driver.get(service.url + "/console/users")  # oldest first, 100 a page: the search form finds the new user
+    driver.find_element(By.ID, "q").send_keys(who.username)
+    driver.find_element(By.XPATH, "//form[@class='search']//button[text()='Search']").click()
+    WebDriverWait(driver, 20).until(ec.url_contains("q=" + who.username))
     assert who.username in driver.find_element(By.TAG_NAME, "main").text
+    assert driver.find_element(By.ID, "showing").text.startswith("1 user.")
     driver.get(service.url + "/console/devices")
     assert "console test phone" in driver.find_element(By.TAG_NAME, "main").text
 
