@@ -37,6 +37,7 @@ from tests.consent import REDIRECT_URI, Enrolled, enrol, register_redirect
 from tests.crash_tools import database
 from tests.csc_client import (ECDSA_SHA256, RSA, RSA_PSS, SHA256, SHA256_RSA, Csc, approve, authorize_page, b64,
                               b64url, code_of, log_in, token_request, user_token)
+from tests.csc_service import admin_token, client, http, svc  # noqa: F401 - the module's fixtures
 from tests.harness import Service, free_port
 from tests.mailbox import mailbox
 from tests.pdfgen import pdf_bytes
@@ -44,32 +45,6 @@ from tests.verifiers import pdfsig, pyhanko_pdf, root_of, xmlsec_verify
 
 pytestmark = pytest.mark.slow
 OTP = re.compile(r"\b(\d{8})\b")
-
-
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(home=tmp_path_factory.mktemp("csc"), port=free_port(),
-                      env={"REMOTESIGN_CSC_FACTORS": "pin-or-otp", "REMOTESIGN_CSC_BASIC_LOGIN": "1"}).start()
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def http(svc: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=svc.url, timeout=120) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def client(svc: Service, http: httpx.Client) -> dict[str, str]:
-    demo = svc.demo_client()
-    register_redirect(http, svc.token(demo["client_id"], demo["client_secret"]))
-    return demo
-
-
-@pytest.fixture(scope="module")
-def admin_token(svc: Service, client: dict[str, str]) -> str:
-    return svc.token(client["client_id"], client["client_secret"])
 
 
 @pytest.fixture(scope="module")

@@ -22,40 +22,15 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.consent import REDIRECT_URI, Enrolled, admin, enrol, pkce_pair, register_redirect
+from tests.consent import REDIRECT_URI, Enrolled, admin, enrol, pkce_pair
 from tests.csc_client import SHA256, SHA256_RSA, Csc, b64, b64url, user_token
-from tests.harness import Service, free_port
+from tests.csc_service import admin_token, client, http, svc  # noqa: F401 - the module's fixtures
+from tests.harness import Service
 from tests.pdfgen import pdf_bytes
 from tests.test_csc import service_token
 
 pytestmark = pytest.mark.slow
 CSC = ("/csc/", "/.well-known/oauth-authorization-server/csc/")
-
-
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(home=tmp_path_factory.mktemp("csc-answers"), port=free_port(),
-                      env={"REMOTESIGN_CSC_FACTORS": "pin-or-otp", "REMOTESIGN_CSC_BASIC_LOGIN": "1"}).start()
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def http(svc: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=svc.url, timeout=120) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def client(svc: Service, http: httpx.Client) -> dict[str, str]:
-    demo = svc.demo_client()
-    register_redirect(http, svc.token(demo["client_id"], demo["client_secret"]))
-    return demo
-
-
-@pytest.fixture(scope="module")
-def admin_token(svc: Service, client: dict[str, str]) -> str:
-    return svc.token(client["client_id"], client["client_secret"])
 
 
 @pytest.fixture(scope="module")
