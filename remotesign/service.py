@@ -119,9 +119,9 @@ class Services:
 
     @cached_property
     def audit_anchor(self) -> Any:
-        from remotesign.storage.audit_anchor import AnchorFile
+        from remotesign.storage.audit_anchor import Anchors
 
-        return AnchorFile(self.settings.audit_anchor_path)
+        return Anchors(self.db, self.settings.audit_anchor_path)
 
     @cached_property
     def audit_sealer(self) -> Any:
@@ -510,11 +510,13 @@ class Services:
         _write_private_json(self.demo_client_file, {**demo, "base_url": self.base_url})
 
     def initialize_audit_seal(self) -> None:
-        """The audit key (first start) and the anchor file's pins of it and of the TSA certificate."""
+        """The audit key (first start) and the anchors' pins of it and of the TSA certificate; an
+        anchor file of an older version is imported into the anchor table first."""
         import hashlib
         from datetime import datetime, timezone
 
         self.audit_key.ensure()
+        self.audit_anchor.import_file()
         self.audit_sealer.pin_key()
         self.audit_anchor.pin_tsa(hashlib.sha256(self.ca.tsa_signer()[0].der).hexdigest(),
                                   datetime.now(timezone.utc).isoformat())

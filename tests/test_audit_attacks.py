@@ -4,6 +4,8 @@ specific message (tests/test_audit_seal.py shows it passes untampered)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -118,16 +120,45 @@ def test_recomputed_chain_with_forgedcheckpoints(home: Path) -> None:
 
 
 def test_audit_key_swapped_for_the_attackers(home: Path) -> None:
-    """Replace the audit key's public key with one the attacker holds the private key of."""
+    """Replace the audit key's public key with one the attacker holds the private key of, and its
+    pin in the anchor table (in the database too) with the attacker's."""
+    own = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with db_of(home) as db:
+        key_id = db.execute("SELECT value FROM system_settings WHERE name = 'audit_key_id'").fetchone()[0]
+        db.execute("UPDATE keys SET public_key_der = ? WHERE id = ?", (own, key_id))
+        pin = {"kind": "key", "key_id": key_id, "spki_sha256": hashlib.sha256(own).hexdigest(), "at": "2020-01-01"}
+        db.execute("UPDATE audit_anchors SET ref = ?, record = ? WHERE kind = 'key'",
+                   (f"{key_id}:{pin['spki_sha256']}", json.dumps(pin)))
+    assert_broken(home, "the audit key in the database is not the key pinned in the anchor file")
+    (home / "audit-anchors.jsonl").unlink()  # even without the anchor file: the key store proves it
+    assert_broken(home, "the key store cannot sign with the audit key's recorded public key")
+
+
+def test_audit_key_swapped_but_not_its_pin_in_the_table(home: Path) -> None:
+    """The anchor table's pin, when the attacker leaves it, catches the swap on a node whose anchor
+    file holds none."""
     own = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     with db_of(home) as db:
         db.execute("UPDATE keys SET public_key_der = ? WHERE id = (SELECT value FROM system_settings "
                    "WHERE name = 'audit_key_id')", (own,))
-    assert_broken(home, "the audit key in the database is not the key pinned in the anchor file")
-    (home / "audit-anchors.jsonl").unlink()  # even without the anchor file: the key store proves it
-    err = assert_broken(home, "the key store cannot sign with the audit key's recorded public key")
-    assert "the anchor file" in err and "is missing" in err
+    (home / "audit-anchors.jsonl").unlink()
+    assert_broken(home, "the audit key in the database is not the key pinned in the anchor table")
+
+
+def test_anchor_table_rows_deleted_with_the_checkpoints(home: Path) -> None:
+    """Truncation that also empties the anchor table: this node's anchor file still knows."""
+    last = last_event(home)
+    keep = last - 3
+    with db_of(home) as db:
+        db.execute("DELETE FROM audit_events WHERE seq > ?", (keep,))
+        db.execute("DELETE FROM audit_checkpoints WHERE seq > ?", (keep,))
+        db.execute("DELETE FROM audit_anchors")
+        db.execute("UPDATE audit_head SET last_seq = ?, last_hash = (SELECT hash FROM audit_events WHERE seq = ?)",
+                   (keep, keep))
+    err = assert_broken(home, f"events {keep + 1}..{last} were deleted (truncated, head rewound)")
+    assert f"checkpoint {last} is in the anchor file but was deleted from the database" in err
 
 
 def test_checkpoint_time_stamp_swapped(home: Path) -> None:

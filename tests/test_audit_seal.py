@@ -10,10 +10,12 @@ import subprocess
 import time
 from pathlib import Path
 
+from remotesign.storage.audit_anchor import ref_of
 from tests.audit_sealed import (
     SEAL_EVERY,
     Sealed,
     checkpoints,
+    db_of,
     home,
     last_event,
     max_checkpoint,
@@ -37,6 +39,30 @@ def test_checkpoints_every_n_events_and_at_shutdown(sealed: Sealed) -> None:
     anchored = [json.loads(line) for line in (sealed.home / "audit-anchors.jsonl").read_text().splitlines()]
     assert {a["seq"] for a in anchored if a["kind"] == "checkpoint"} == {c[0] for c in checkpoints(sealed.home)}
     assert [a["kind"] for a in anchored[:2]] == ["key", "tsa"]
+    with db_of(sealed.home) as db:  # the shared anchor table holds the same, written by the service
+        table = db.execute("SELECT kind, seq, record FROM audit_anchors ORDER BY id").fetchall()
+    assert [json.loads(r) for _k, _s, r in table] == anchored
+    assert {seq for kind, seq, _r in table if kind == "checkpoint"} == {c[0] for c in checkpoints(sealed.home)}
+
+
+def test_anchor_file_of_an_older_version_is_imported(home: Path) -> None:
+    """An instance from before the anchor table: its anchor file is copied into the table at the
+    next start (here: the next `audit seal`), and verify then passes on the table alone too."""
+    with db_of(home) as db:
+        db.execute("DELETE FROM audit_anchors")
+    old = [json.loads(line) for line in (home / "audit-anchors.jsonl").read_text().splitlines()]
+    cli(home, "client", "create", "one more event")
+    cli(home, "audit", "seal")
+    filed = [json.loads(line) for line in (home / "audit-anchors.jsonl").read_text().splitlines()]
+    with db_of(home) as db:
+        table = {(kind, ref): node for kind, ref, node in db.execute("SELECT kind, ref, node FROM audit_anchors")}
+    assert len(filed) == len(old) + 1 and {ref_of(a)[:2] for a in filed} == set(table)
+    assert all(table[ref_of(a)[:2]].startswith("imported from ") for a in old)
+    assert not table[ref_of(filed[-1])[:2]].startswith("imported from ")  # the new checkpoint: sealed, not imported
+    (home / "audit-anchors.jsonl").unlink()
+    r = verify(home)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "checked against the database's anchor table only" in r.stdout.decode()
 
 
 def test_untampered_log_verifies(home: Path) -> None:

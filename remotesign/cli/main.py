@@ -237,7 +237,10 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
         print(f"audit log OK: {report.events} events, hash chain intact; {report.checkpoints} signed checkpoint(s) "
               f"({report.timestamped} time-stamped{stamped}), sealed up to event {report.last_sealed}; "
               f"{report.unsealed} event(s) after the last checkpoint not yet sealed")
-        if report.database_only:
+        if report.anchor_file_missing and report.checkpoints:
+            print(f"note: this node keeps no anchor file ({svc.settings.audit_anchor_path}): the checkpoints were "
+                  "checked against the database's anchor table only; run verify on a node that seals too")
+        elif report.database_only:
             print(f"note: {report.database_only} checkpoint(s) are in the database but not in this node's anchor "
                   f"file {svc.settings.audit_anchor_path} (made by another node, or just before a crash)")
         return 0
@@ -416,8 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit log", description="The hash-chained audit log, sealed by signed, time-stamped checkpoints.")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    p = asub.add_parser("verify", help="check the hash chain, the signed checkpoints and the anchor file; exit 1 "
-                        "and say where if the log was tampered with")
+    p = asub.add_parser("verify", help="check the hash chain, the signed checkpoints and the anchors (the database's "
+                        "anchor table and this node's anchor file); exit 1 and say where if the log was tampered with")
     p.set_defaults(func=cmd_audit_verify)
     p = asub.add_parser("seal", help="write a signed, time-stamped checkpoint of the log now (the service "
                         "does this by itself)")

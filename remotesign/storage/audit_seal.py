@@ -4,14 +4,17 @@ The hash chain (audit.py) alone only shows accidental damage: whoever can write 
 recompute every hash and rewrite the head. A *checkpoint* signs the chain hash at event ``seq``
 with the audit key, an operator key in the key store (software key sealed under the master key,
 or non-extractable in an HSM), optionally with an RFC 3161 time-stamp from the built-in TSA whose
-message imprint is that chain hash. Checkpoints go into the ``audit_checkpoints`` table and into
-the append-only anchor file under the state directory (audit_anchor.py), which also pins the
-audit key's public key.
+message imprint is that chain hash. Checkpoints go into the ``audit_checkpoints`` table, into the
+``audit_anchors`` table that every node shares, and into the append-only anchor file under the
+state directory of the node that made them (audit_anchor.py); the anchors also pin the audit key's
+public key and the TSA certificate.
 
 Appending stays cheap: no key-store operation per event. A checkpoint is made from a background
 task when ``seal_events`` events were appended or ``seal_seconds`` passed (and something is new),
-when the service starts and when it shuts down. The task polls ``due()`` once a second, so at most
-one checkpoint a second is made: under a heavier load the unsealed tail is one second of events.
+when the service starts and when it shuts down; of all the processes and nodes sharing the
+database only the background leader seals (storage/leader.py). The task polls ``due()`` and
+``behind()`` once a second, so at most one checkpoint a second is made: under a heavier load the
+unsealed tail is one second of events.
 
 Threat model. The attacker can read and write the whole database (SQL access, a stolen backup
 put back), but not the state directory (anchor file, master key file) and cannot make the key
@@ -32,8 +35,12 @@ they cannot:
 
 They *can*, undetected: rewrite, drop or add events after the last checkpoint (the unsealed tail,
 at most ``seal_events`` events or ``seal_seconds`` old while the service runs; verify reports its
-length), and the next checkpoint then seals what they left; delete checkpoint rows whose copies
-are only in another node's anchor file (each node's file covers the checkpoints it made).
+length), and the next checkpoint then seals what they left; delete checkpoint rows (and their
+anchor rows) whose copies are only in another node's anchor file, when verify runs on a node
+whose file does not hold them (each node's file covers the checkpoints it made). The
+``audit_anchors`` table is no defence against this attacker (it is rewritten like the
+checkpoints): it lets every node see every anchor; the anchor files are what the attacker cannot
+reach.
 Outside the model: an attacker who can also write the state directory and use the key store
 (with software keys the master key sits there) can forge everything; use an HSM and keep the
 anchor file on append-only storage. The time-stamps are checked against the built-in TSA
@@ -59,7 +66,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from remotesign.storage.audit import AuditLog
-from remotesign.storage.audit_anchor import AnchorFile
+from remotesign.storage.audit_anchor import Anchors
 from remotesign.storage.models import AuditCheckpoint, AuditHead
 
 log = logging.getLogger(__name__)
@@ -125,7 +132,7 @@ def anchor_record(cp: AuditCheckpoint) -> dict[str, object]:
 class AuditSealer:
     """Makes checkpoints; ``due()`` is an in-memory test cheap enough to poll every second."""
 
-    def __init__(self, audit: AuditLog, signer: CheckpointSigner, anchor: AnchorFile,
+    def __init__(self, audit: AuditLog, signer: CheckpointSigner, anchor: Anchors,
                  timestamp: Timestamp | None, *, every_events: int, every_seconds: float) -> None:
         self.audit = audit
         self.signer = signer
@@ -138,7 +145,7 @@ class AuditSealer:
         self._sealed_at = time.monotonic()
 
     def pin_key(self) -> bool:
-        """Write the audit key into the anchor file (first start, or a new anchor file)."""
+        """Pin the audit key in the anchors (first start, or a node's new anchor file)."""
         return self.anchor.pin_key(self.signer.key_id, spki_sha256(self.signer.public_key_der),
                                    iso(datetime.now(timezone.utc)))
 
@@ -146,6 +153,14 @@ class AuditSealer:
         if self.audit.appended - self._appended_at_seal >= self.every_events:
             return True
         return time.monotonic() - self._sealed_at >= self.every_seconds
+
+    def behind(self) -> bool:
+        """Whether the chain grew by ``every_events`` since the last checkpoint, whichever processes
+        appended (``due`` counts this process's events only): one short read."""
+        with self.audit.db.session() as s:
+            head = s.scalar(select(AuditHead.last_seq).where(AuditHead.id == 1)) or 0
+            last = s.scalar(select(func.max(AuditCheckpoint.seq))) or 0
+        return head - last >= self.every_events
 
     def seal(self) -> AuditCheckpoint | None:
         """Checkpoint the current head unless it is sealed already; None when nothing was new or
@@ -171,10 +186,12 @@ class AuditSealer:
                     log.exception("audit checkpoint %d: time-stamping failed; sealed without a time-stamp", seq)
             cp = AuditCheckpoint(seq=seq, hash=chain_hash, at=at, key_id=self.signer.key_id, signature=signature,
                                  timestamp_token=token)
+            record = anchor_record(cp)
             try:
                 with self.audit.db.session() as s:
                     s.add(cp)
+                    self.anchor.add_checkpoint(s, record)  # the shared anchor, in the same transaction
             except IntegrityError:
                 return None  # another process sealed this very event
-            self.anchor.append(anchor_record(cp))
+            self.anchor.witness(record)
             return cp

@@ -164,6 +164,23 @@ class AuditCheckpoint(Base):
     timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
+class AuditAnchor(Base):
+    """One audit anchor (storage/audit_anchor.py): the audit key's or the TSA certificate's pin, or
+    the copy of a checkpoint, shared by every node; ``record`` is the JSON of the anchor file's
+    line. ``ref`` names what is anchored (``<key id>:<SPKI SHA-256>``, the certificate's SHA-256,
+    the checkpoint's seq), once per kind; ``node`` is the process that wrote it."""
+
+    __tablename__ = "audit_anchors"
+    __table_args__ = (UniqueConstraint("kind", "ref", name="uq_audit_anchors_kind_ref"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(200))
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    record: Mapped[str] = mapped_column(Text)
+    node: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SystemSetting(Base):
     """Operator-level facts decided at initialisation (which certificate is the root CA, ...)."""
 
