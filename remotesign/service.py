@@ -475,7 +475,18 @@ class Services:
         return self.settings.home / "demo-client.json"
 
     def initialize(self) -> dict[str, Any]:
-        """First-start work: the PKI, and a demo relying party whose credentials go to a file."""
+        """First-start work: the PKI, and a demo relying party whose credentials go to a file. On
+        an existing instance (another node's, sharing the database) nothing is created."""
+        from remotesign.storage.leader import startup_lock
+
+        with startup_lock(self.settings.database_url):  # one node at a time
+            return self._initialize()
+
+    def _initialize(self) -> dict[str, Any]:
+        from remotesign.trust.ca_naming import load_ca_naming
+
+        if self.ca.is_initialized():
+            self.ca.naming = load_ca_naming(self.db)  # another node may have made the PKI since we started
         created_pki = self.ca.initialize()
         self.transport.key()
         self.initialize_audit_seal()

@@ -17,6 +17,7 @@ from remotesign.api import (account_pages, admin, consent_pages, csc, devices, d
                             validation, validation_page)
 from remotesign.api.console import router as console_router
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
+from remotesign.api.background import background_leader, start_leadership, stop_leadership
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.json_guard import JsonDepthGuard
 from remotesign.api.limits import BodySizeLimit
@@ -41,6 +42,7 @@ def create_app(services: Services) -> FastAPI:
         # stalling every request of the process, became ~10 ms.
         gc.collect()
         gc.freeze()
+        await start_leadership(services)
         sweeper = asyncio.create_task(_sweep_sessions(services))
         sealer = asyncio.create_task(seal_periodically(services))
         requests = asyncio.create_task(services.request_runner.run(lambda: background_leader(services)))
@@ -49,6 +51,7 @@ def create_app(services: Services) -> FastAPI:
         sealer.cancel()
         requests.cancel()
         seal_at_shutdown(services)
+        await stop_leadership(services)
         services.close()
 
     offload.configure(services.settings.heavy_threads)
@@ -99,8 +102,8 @@ SWEEP_INTERVAL_SECONDS = 60.0
 
 
 async def _sweep_sessions(services: Services) -> None:
-    """Delete expired sessions' files in the background, once a minute (in one process of a
-    ``serve --workers N`` group: the holder of the background lock)."""
+    """Delete expired sessions' files in the background, once a minute (in one process of all
+    those sharing the database: the background leader, api/background.py)."""
     while True:
         if not background_leader(services):
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
@@ -117,27 +120,3 @@ async def _sweep_sessions(services: Services) -> None:
         except Exception:  # noqa: BLE001 - a failed sweep is retried next time; never kill the loop
             logging.getLogger("remotesign").exception("session sweep failed")
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
-
-
-_LEADER_FD: int | None = None
-
-
-def background_leader(services: Services) -> bool:
-    """Whether this process runs the background sweeps: the one that holds an exclusive lock on
-    ``$REMOTESIGN_HOME/background.lock`` (taken without waiting, kept for the process's life, so
-    when the holder dies another worker takes over at its next tick)."""
-    global _LEADER_FD
-    if _LEADER_FD is not None:
-        return True
-    import fcntl
-    import os
-
-    path = services.settings.home / "background.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return False
-    _LEADER_FD = fd
-    return True

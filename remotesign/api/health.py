@@ -42,8 +42,10 @@ def readiness(svc: Services) -> tuple[int, dict[str, Any]]:
         ready = False
     if not ready:
         return 503, {"status": "initialising", "components": components}
+    from remotesign.api.background import background_leader
+
     return 200, {"status": "ok", "version": __version__, "key_backend": svc.keystore.backend.name,
-                 "database": svc.db.engine.dialect.name, "components": components}
+                 "database": svc.db.engine.dialect.name, "leader": background_leader(svc), "components": components}
 
 
 class HealthComponents(BaseModel):
@@ -56,12 +58,15 @@ class HealthAnswer(BaseModel):
     """What ``readiness`` answers when the service is ready (for the description only)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"status": "ok", "version": "1.0.0", "key_backend": "software", "database": "sqlite",
+        {"status": "ok", "version": "1.0.0", "key_backend": "software", "database": "sqlite", "leader": True,
          "components": {"database": "ok", "blobs": "ok"}}]})
     status: Literal["ok"]
     version: str
     key_backend: str = Field(description="where the keys are held: software or pkcs11")
     database: str = Field(description="the database's dialect: sqlite or postgresql")
+    leader: bool = Field(description="whether this process is the background leader: of all the processes and "
+                                     "nodes sharing the database, the one that runs the sweeps, the audit "
+                                     "checkpoints and asynchronous signature requests")
     components: HealthComponents
 
 

@@ -19,5 +19,10 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade_to_head(database_url: str) -> None:
     """Every branch to its head: independent schema changes may branch off the same revision
-    (a later merge revision joins them), and "heads" applies them all."""
-    command.upgrade(alembic_config(database_url), "heads")
+    (a later merge revision joins them), and "heads" applies them all. On PostgreSQL under the
+    start-up advisory lock (storage/leader.py): nodes starting at once migrate one after the
+    other, the later ones finding nothing left to do."""
+    from remotesign.storage.leader import startup_lock
+
+    with startup_lock(database_url):
+        command.upgrade(alembic_config(database_url), "heads")
