@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import sqlite3
 
+from typing import TYPE_CHECKING
+
 from remotesign.config import Settings
 from remotesign.storage.private import sqlite_path
+
+if TYPE_CHECKING:
+    from remotesign.keystore import KeyStore, StoredKey
+    from remotesign.storage.db import Database
 
 PKI_MARKER = "ocsp_cert_id"  # the last system setting CertificateAuthority.initialize writes
 
@@ -40,6 +46,44 @@ def master_key_problem(settings: Settings) -> str | None:
         return None
     return (f"master key file {settings.master_key_file} is missing, so no stored key can be read: restore it "
             "(or set REMOTESIGN_MASTER_KEY_FILE / REMOTESIGN_MASTER_KEY)")
+
+
+def refuse_new_master_key(settings: Settings, db: Database) -> None:
+    """Raise InstanceError instead of letting the key store make a new master key for a database
+    that already holds software keys (sealed under the instance's own): a second node given a
+    fresh home, or a home that lost its key file, must bring the instance's key."""
+    problem = master_key_problem(settings)
+    if problem is None:
+        return
+    from sqlalchemy import select
+
+    from remotesign.storage.models import KeyRecord
+
+    with db.session() as s:
+        holds_keys = s.scalar(select(KeyRecord.id).where(KeyRecord.backend == "software").limit(1)) is not None
+    if holds_keys:
+        raise InstanceError(f"{problem}. The database already holds keys sealed under this instance's master key; "
+                            "a node joining the instance needs a copy of the master key of a node that runs it "
+                            "(README: Several nodes)")
+
+
+def check_keys_open(settings: Settings, keystore: KeyStore, key: StoredKey) -> None:
+    """Raise InstanceError unless the key store can use ``key``, a key of the instance (its OCSP
+    responder's): the wrong master key, or an HSM token without the instance's keys, fails here
+    at start instead of at the first signature."""
+    import hashlib
+
+    from remotesign.keystore.base import KeyStoreError
+
+    try:
+        keystore.sign_digest(key, hashlib.sha256(b"remotesign start-up key check").digest(), "sha256")
+    except KeyStoreError as exc:
+        where = (f"the HSM token {settings.pkcs11.token_label!r}" if settings.key_backend == "pkcs11"
+                 else "the master key " + ("of REMOTESIGN_MASTER_KEY" if settings.master_key_b64
+                                           else f"file {settings.master_key_file}"))
+        raise InstanceError(f"{where} does not open this instance's keys ({exc}): a node of an existing instance "
+                            "needs the instance's own master key (or HSM token), copied from a node that runs it "
+                            "(README: Several nodes)") from exc
 
 
 def require_instance(settings: Settings) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from remotesign.config import Settings
 from remotesign.storage.audit import AuditLog
 from remotesign.core.tenants import TenantError, TenantService
-from remotesign.instance import require_instance
+from remotesign.instance import check_keys_open, refuse_new_master_key, require_instance
 from remotesign.keystore import KeyStore
 from remotesign.keystore.factory import make_backend
 from remotesign.storage.blobs import LocalBlobStore
@@ -43,6 +43,7 @@ class Services:
         upgrade_to_head(settings.database_url)
         self.settings = settings
         self.db = Database(settings.database_url)
+        refuse_new_master_key(settings, self.db)  # a node joining an instance brings its master key
         self.audit = AuditLog(self.db)
         self.keystore = KeyStore(self.db, make_backend(settings), self.audit)
         self.blobs = LocalBlobStore(settings.blob_dir)
@@ -476,7 +477,8 @@ class Services:
 
     def initialize(self) -> dict[str, Any]:
         """First-start work: the PKI, and a demo relying party whose credentials go to a file. On
-        an existing instance (another node's, sharing the database) nothing is created."""
+        an existing instance (another node's, sharing the database) nothing is created: its keys
+        must open with this node's master key (or HSM), else InstanceError."""
         from remotesign.storage.leader import startup_lock
 
         with startup_lock(self.settings.database_url):  # one node at a time
@@ -487,11 +489,12 @@ class Services:
 
         if self.ca.is_initialized():
             self.ca.naming = load_ca_naming(self.db)  # another node may have made the PKI since we started
+            check_keys_open(self.settings, self.keystore, self.ca.ocsp_signer()[1])
         created_pki = self.ca.initialize()
         self.transport.key()
         self.initialize_audit_seal()
         demo: dict[str, Any] | None = None
-        if not self.tenants.list():
+        if created_pki and not self.tenants.list():
             tenant, secret = self.tenants.create(DEMO_CLIENT_NAME)
             demo = {"client_id": tenant.client_id, "client_secret": secret, "base_url": self.base_url}
             try:  # the demo client's redirect URI: a page of this service showing the code (README walk-through)

@@ -70,6 +70,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     default_url = f"http://{shown_host}:{args.port}"
     svc = _services(default_url, create=True)
+    if svc.db.engine.dialect.name != "sqlite" and not svc.settings.public_url:
+        print("remotesign serve: warning: REMOTESIGN_PUBLIC_URL is not set; every node sharing this database must "
+              "set it to the same URL (the load balancer's), which certificates and tokens name", file=sys.stderr)
     svc.initialize()
     os.environ["REMOTESIGN_HOME"] = str(svc.settings.home)  # worker processes: the same instance
     print(f"remotesign listening on http://{args.host}:{args.port} (public URL {svc.base_url}); "
