@@ -19,6 +19,7 @@ from remotesign.keystore import EncryptionPadding, KeyAlgorithm, KeyStore, Store
 from remotesign.keystore.base import KeyStoreError
 from remotesign.storage.db import Database
 from remotesign.storage.models import SystemSetting
+from remotesign.storage.system_settings import setting_once
 
 TRANSPORT_KEY_SETTING = "transport_key_id"
 MAX_PFX_BYTES = 64 * 1024
@@ -37,11 +38,9 @@ class TransportKey:
             with self.db.session() as s:
                 row = s.get(SystemSetting, TRANSPORT_KEY_SETTING)
                 key_id = row.value if row else None
-            if key_id is None:
+            if key_id is None:  # one key for every process and node: the first to store its id wins
                 created = self.keystore.create(KeyAlgorithm.RSA_2048, "signapi-transport", None, decrypt=True)
-                with self.db.session() as s:
-                    s.merge(SystemSetting(name=TRANSPORT_KEY_SETTING, value=created.id))
-                key_id = created.id
+                key_id = setting_once(self.db, TRANSPORT_KEY_SETTING, created.id)
             self._key = self.keystore.get(key_id, None)
         return self._key
 

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from remotesign.keystore import KeyAlgorithm, KeyStore, KeyStoreError, StoredKey
 from remotesign.storage.db import Database
 from remotesign.storage.models import SystemSetting
+from remotesign.storage.system_settings import setting_once
 
 KEY_SETTING = "jwt_key_id"
 MAX_TOKEN_CHARS = 4096
@@ -69,7 +70,11 @@ class JwtIssuer:
                     key = self.keystore.get(key_id, None)
                 except KeyStoreError:
                     key = None
-            if key is None:
+            if key is None and key_id is None:  # first use: one key for every process and node
+                created = self.keystore.create(KeyAlgorithm.EC_P256, "jwt", tenant_id=None)
+                winner = setting_once(self.db, KEY_SETTING, created.id)
+                key = created if winner == created.id else self.keystore.get(winner, None)
+            elif key is None:  # its record is gone: a new key takes its place
                 key = self.keystore.create(KeyAlgorithm.EC_P256, "jwt", tenant_id=None)
                 with self.db.session() as s:
                     s.merge(SystemSetting(name=KEY_SETTING, value=key.id))
