@@ -7,8 +7,9 @@ doubling back-off, and every outcome is a ``notifications`` row and an audit eve
 
 The text carries a secret, so it lives only in this process's memory: it is never written to
 the database. A message still queued when its process died cannot be sent by anyone else; the
-next start (or a sweep in another process) marks it ``lost`` and audits that, and the signer
-asks again (a new one-time code, a passcode reset).
+background leader's sweep marks it ``lost`` and audits that, and the signer asks again (a new
+one-time code, a passcode reset). A process on this host is seen to be gone at once; one on
+another node (whose processes this host cannot see) after ``LOST_AFTER_SECONDS``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from sqlalchemy import select, update
@@ -28,9 +29,11 @@ from remotesign.storage import process_id
 from remotesign.storage.audit import AuditLog
 from remotesign.storage.db import Database
 from remotesign.storage.models import Notification
+from remotesign.storage.times import aware
 
 log = logging.getLogger("remotesign.notify")
 CHANNELS = ("email", "sms")
+LOST_AFTER_SECONDS = 3600  # far beyond every retry and timeout of a delivery
 
 
 class Mailer(Protocol):
@@ -160,13 +163,23 @@ class Outbox:
                                    "to": self._masked(message), "attempts": attempts,
                                    **({"error": error} if error else {})})
 
-    def sweep_lost(self) -> int:
-        """Mark messages of dead processes that were never delivered as ``lost`` (audited)."""
+    def sweep_lost(self, lost_after: float = LOST_AFTER_SECONDS) -> int:
+        """Mark messages of dead processes that were never delivered as ``lost`` (audited): of a
+        process of this host that is gone, or of another node's process queued ``lost_after``
+        seconds ago or more."""
+        here = process_id.current().host
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=lost_after)
+
+        def lost(owner: process_id.ProcessId | None, created_at: datetime) -> bool:
+            if owner is not None and owner.host == here:
+                return process_id.known_dead(owner)
+            return aware(created_at) <= cutoff
+
         with self.db.session() as s:
             rows = s.execute(select(Notification.id, Notification.owner, Notification.tenant_id,
-                                    Notification.subject_ref, Notification.purpose)
+                                    Notification.subject_ref, Notification.purpose, Notification.created_at)
                              .where(Notification.status == "queued", Notification.owner != self._owner)).all()
-            dead = [r for r in rows if process_id.known_dead(process_id.ProcessId.parse(r.owner))]
+            dead = [r for r in rows if lost(process_id.ProcessId.parse(r.owner), r.created_at)]
             for r in dead:
                 s.execute(update(Notification).where(Notification.id == r.id, Notification.status == "queued")
                           .values(status="lost", finished_at=datetime.now(timezone.utc)))
