@@ -16,8 +16,12 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from remotesign.api.admin_answers import (ActivationSent, AdminDevices, AdminUser, AdminUsers, CallbackSecret,
+                                          ClientRegistration, CreatedUser, RedirectUrisAnswer)
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import ApiError
+from remotesign.api.identity_answers import SignIdentitiesAnswer, SignIdentityAnswer
+from remotesign.api.openapi_doc import json_answer
 from remotesign.core import scopes
 from remotesign.core.activation import ActivationError
 from remotesign.core.devices import DeviceError
@@ -99,7 +103,8 @@ def _user(svc: Services, caller: TokenInfo, user_id: str) -> Any:
         raise _fail(exc) from exc
 
 
-@router.post("/users", status_code=201, summary="Enrol an end user of this relying party")
+@router.post("/users", status_code=201, summary="Enrol an end user of this relying party", response_model=None,
+             responses=json_answer(CreatedUser, "The new user; activation says whether the code was sent", 201))
 def create_user(body: UserCreate, caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
     _no_secret(body.password, "password")
     try:
@@ -122,17 +127,19 @@ def _send_code(svc: Services, caller: TokenInfo, user: Any, purpose: str, *, qui
     return {"status": "sent", "channel": channel}
 
 
-@router.get("/users", summary="This relying party's end users")
+@router.get("/users", summary="This relying party's end users", response_model=None,
+            responses=json_answer(AdminUsers, "The users"))
 def list_users(caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
     return {"users": [u.as_json() for u in svc.users.list(caller.tenant_id)]}
 
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id}", response_model=None, responses=json_answer(AdminUser, "The user"))
 def get_user(user_id: str, caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
     return _user(svc, caller, user_id).as_json()  # type: ignore[no-any-return]
 
 
-@router.patch("/users/{user_id}", summary="Enable / disable, rename")
+@router.patch("/users/{user_id}", summary="Enable / disable, rename", response_model=None,
+              responses=json_answer(AdminUser, "The user as changed"))
 def patch_user(user_id: str, body: UserPatch, caller: TokenInfo = Admin,
                svc: Services = Depends(services)) -> dict[str, Any]:
     _no_secret(body.password, "password")
@@ -145,7 +152,8 @@ def patch_user(user_id: str, body: UserPatch, caller: TokenInfo = Admin,
 
 
 @router.post("/users/{user_id}/activation", status_code=202,
-             summary="Send the user a one-time code (activation, reset or device pairing) by their own e-mail")
+             summary="Send the user a one-time code (activation, reset or device pairing) by their own e-mail",
+             response_model=None, responses=json_answer(ActivationSent, "The code went out", 202))
 def send_activation(user_id: str, body: ActivationRequest, caller: TokenInfo = Admin,
                     svc: Services = Depends(services)) -> dict[str, Any]:
     user = _user(svc, caller, user_id)
@@ -165,7 +173,9 @@ def delete_user(user_id: str, caller: TokenInfo = Admin, svc: Services = Depends
 
 
 @router.post("/users/{user_id}/identities", status_code=201,
-             summary="Create a sign identity: a new key and a certificate from the built-in CA")
+             summary="Create a sign identity: a new key and a certificate from the built-in CA",
+             response_model=None,
+             responses=json_answer(SignIdentityAnswer, "The new identity, with its certificate", 201))
 def create_identity(user_id: str, body: IdentityCreate, caller: TokenInfo = Admin,
                     svc: Services = Depends(services)) -> dict[str, Any]:
     _no_secret(body.pin, "PIN")
@@ -178,14 +188,16 @@ def create_identity(user_id: str, body: IdentityCreate, caller: TokenInfo = Admi
     return {"identity": identity.esigp_json(svc.base_url, details=True)}
 
 
-@router.get("/users/{user_id}/identities")
+@router.get("/users/{user_id}/identities", response_model=None,
+            responses=json_answer(SignIdentitiesAnswer, "The user's identities"))
 def list_identities(user_id: str, caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
     _user(svc, caller, user_id)
     found = svc.identities.list(Viewer(caller.tenant_id), user_id=user_id)
     return {"sign_identities": [i.esigp_json(svc.base_url) for i in found]}
 
 
-@router.patch("/identities/{identity_id}", summary="Enable / disable, relabel")
+@router.patch("/identities/{identity_id}", summary="Enable / disable, relabel", response_model=None,
+              responses=json_answer(SignIdentityAnswer, "The identity as changed"))
 def patch_identity(identity_id: str, body: IdentityPatch, caller: TokenInfo = Admin,
                    svc: Services = Depends(services)) -> dict[str, Any]:
     _no_secret(body.pin, "PIN")
@@ -206,7 +218,8 @@ def delete_identity(identity_id: str, caller: TokenInfo = Admin, svc: Services =
     return Response(status_code=204)
 
 
-@router.get("/users/{user_id}/devices")
+@router.get("/users/{user_id}/devices", response_model=None,
+            responses=json_answer(AdminDevices, "The user's approval devices"))
 def list_devices(user_id: str, caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
     _user(svc, caller, user_id)
     return {"devices": [d.as_json() for d in svc.devices.list(user_id)]}
@@ -223,19 +236,22 @@ def remove_device(user_id: str, device_id: str, caller: TokenInfo = Admin,
     return Response(status_code=204)
 
 
-@router.get("/client", summary="This relying party's OAuth client registration")
+@router.get("/client", summary="This relying party's OAuth client registration", response_model=None,
+            responses=json_answer(ClientRegistration, "The registration"))
 def get_client(caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
     client = svc.tenants.by_client_id_or_id(caller.tenant_id)
     return {"client_id": client.client_id, "name": client.name, "scopes": list(client.allowed_scopes),
             "redirect_uris": list(client.redirect_uris)}
 
 
-@router.get("/client/callback-secret", summary="The key that signs this client's callbacks (HMAC-SHA256)")
+@router.get("/client/callback-secret", summary="The key that signs this client's callbacks (HMAC-SHA256)",
+            response_model=None, responses=json_answer(CallbackSecret, "The key"))
 def get_callback_secret(caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
     return _callback_secret(svc.tenants.callback_secret(caller.tenant_id, actor=caller.client_id))
 
 
-@router.post("/client/callback-secret", summary="Replace the key that signs this client's callbacks")
+@router.post("/client/callback-secret", summary="Replace the key that signs this client's callbacks",
+             response_model=None, responses=json_answer(CallbackSecret, "The new key"))
 def rotate_callback_secret(caller: TokenInfo = Admin, svc: Services = Depends(services)) -> dict[str, Any]:
     return _callback_secret(svc.tenants.callback_secret(caller.tenant_id, rotate=True, actor=caller.client_id))
 
@@ -245,7 +261,8 @@ def _callback_secret(secret: bytes) -> dict[str, Any]:
             "signed": "<X-Remotesign-Timestamp>.<body>", "header": "X-Remotesign-Signature: sha256=<hex>"}
 
 
-@router.put("/client/redirect-uris", summary="Register the exact redirect URIs of the authorization-code flow")
+@router.put("/client/redirect-uris", summary="Register the exact redirect URIs of the authorization-code flow",
+            response_model=None, responses=json_answer(RedirectUrisAnswer, "The registered redirect URIs"))
 def put_redirect_uris(body: RedirectUris, caller: TokenInfo = Admin,
                       svc: Services = Depends(services)) -> dict[str, Any]:
     try:

@@ -16,7 +16,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from remotesign.api.deps import bearer_token, services
+from remotesign.api.device_answers import DeviceAnswered, DeviceRegistered, DeviceRequests
 from remotesign.api.errors import ApiError
+from remotesign.api.openapi_doc import json_answer
 from remotesign.api.same_origin import client_address
 from remotesign.core.activation import ActivationError
 from remotesign.core.devices import DeviceError, DeviceInfo
@@ -62,7 +64,8 @@ def device(request: Request, svc: Services = Depends(services)) -> DeviceInfo:
     return found
 
 
-@router.post("/register", status_code=201, summary="Register an approval device with a one-time pairing code")
+@router.post("/register", status_code=201, summary="Register an approval device with a one-time pairing code",
+             response_model=None, responses=json_answer(DeviceRegistered, "The device and its token", 201))
 def register(body: Register, request: Request, svc: Services = Depends(services)) -> dict[str, str]:
     try:
         info, token = svc.activation.pair_device(body.activation_code, body.public_key, body.name,
@@ -104,7 +107,9 @@ def _request_json(svc: Services, p: ProcessInfo, clients: dict[str, str | None])
     return out
 
 
-@router.get("/requests", summary="Requests waiting for this device's user; long-polls up to `wait` seconds")
+@router.get("/requests", summary="Requests waiting for this device's user; long-polls up to `wait` seconds",
+            response_model=None,
+            responses=json_answer(DeviceRequests, "The waiting requests (none when the wait ran out)"))
 async def pending(wait: int = Query(default=0, ge=0), me: DeviceInfo = Depends(device),
                   svc: Services = Depends(services)) -> dict[str, Any]:
     deadline = time.monotonic() + min(wait, MAX_WAIT_SECONDS)
@@ -117,7 +122,8 @@ async def pending(wait: int = Query(default=0, ge=0), me: DeviceInfo = Depends(d
     return {"requests": await asyncio.to_thread(lambda: [_request_json(svc, p, clients) for p in found])}
 
 
-@router.post("/requests/{process_id}", summary="Approve (with the PIN) or reject a request, signed by the device key")
+@router.post("/requests/{process_id}", summary="Approve (with the PIN) or reject a request, signed by the device key",
+             response_model=None, responses=json_answer(DeviceAnswered, "The request's new state"))
 def answer(process_id: str, body: Answer, me: DeviceInfo = Depends(device),
            svc: Services = Depends(services)) -> dict[str, str]:
     if not (0 < len(process_id) <= 64 and all("!" <= c <= "~" for c in process_id)):

@@ -3,7 +3,8 @@
 Routes and routers declare which error statuses they can answer with ``responses=errors(...)``; this
 module gives those a description, and, once for the whole schema, the body each API really sends
 (``errors.error_response`` decides it by path: native JSON, the SignAPI envelope, RFC 6749 JSON,
-an HTML page, or an OCSP / RFC 3161 message). FastAPI documents a 422 for every route with
+an HTML page, an OCSP / RFC 3161 message, or an API's own shapes: Remote Signing's responseCode and
+LoopBack bodies, ``register_error_bodies``). FastAPI documents a 422 for every route with
 parameters; the service answers such a request with 400 in the API's shape (errors.py), so that 422
 is replaced by 400. A client generated from the description, or a schema-driven test, then meets no
 status or body the document does not name.
@@ -29,7 +30,8 @@ DESCRIPTIONS = {
     413: "The request body is too large",
     422: "The document cannot be validated (unsupported or unreadable format)",
     429: "Too many failed attempts; wait as Retry-After says",
-    502: "A service this operation needs (the time-stamping authority) failed",
+    500: "The operation failed unexpectedly (the service log names the request)",
+    502: "A service this operation needs (the time-stamping authority, the mail or SMS gateway) failed",
     503: "Temporarily unavailable (storage, or the validation took too long); retry later",
 }
 
@@ -71,8 +73,12 @@ API_ERRORS: dict[str, dict[int | str, dict[str, Any]]] = {
     "esigp": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
     "devices": errors(400, 401, 403, 404, 409, 410, 413, 429, _STORAGE),
     "fortress": errors(400, 401, 403, 404, 409, 410, 413, 422, 502, _STORAGE),
-    "remote_signing": errors(400, 401, 403, 404, 413),
-    "csc": errors(400, 401, 403, 404, 409, 413, 429, _STORAGE),
+    # 500: 1003 UNEXPECTED EXCEPTION, the answer to a failure of a service the operation needs (a
+    # time-stamping authority, the mail gateway) too
+    "remote_signing": errors(400, 401, 403, 404, 413, 500, _STORAGE),
+    # 500: signPolling passes on the answer of the asynchronous call, server_error included; 502: the
+    # time-stamping authority (signatures/timestamp, signDoc at T and above), the one-time-code gateway
+    "csc": errors(400, 401, 403, 404, 409, 413, 429, 500, 502, _STORAGE),
 }
 
 
@@ -90,6 +96,20 @@ def binary_body(media_type: str, description: str) -> dict[str, Any]:
 
 
 _JSON_MODELS: list[type[BaseModel]] = []
+# The error bodies of an API that answers its own shapes (register_error_bodies): path prefix ->
+# (bodies by status, the body of any other status)
+_ERROR_BODIES: dict[str, tuple[dict[int, tuple[type[BaseModel], ...]], tuple[type[BaseModel], ...]]] = {}
+
+
+def register_error_bodies(prefix: str, default: type[BaseModel],
+                          by_status: dict[int, tuple[type[BaseModel], ...]] | None = None) -> None:
+    """The error answers of the API under ``prefix`` are ``default`` (``by_status``: for these
+    statuses, any of those models) instead of the shapes ``errors.error_content`` chooses: what an
+    API that renders its own errors (``errors.register_protocol_errors``) documents."""
+    for model in (default, *(m for models in (by_status or {}).values() for m in models)):
+        if model not in _JSON_MODELS:
+            _JSON_MODELS.append(model)
+    _ERROR_BODIES[prefix] = (dict(by_status or {}), (default,))
 
 
 def json_body(model: type[BaseModel], description: str = "") -> dict[str, Any]:
@@ -143,6 +163,14 @@ def binary_answer(*media_types: str, description: str, status: int = 200) -> dic
                      "content": {media: {"schema": dict(BINARY)} for media in media_types}}}
 
 
+def json_answer(model: Any, description: str, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route whose ``status`` JSON answer ``model`` describes (a pydantic model,
+    or a type such as ``list[M]``). The handler builds the JSON itself: give the route
+    ``response_model=None`` (or return a Response), so FastAPI neither reshapes the answer nor
+    documents its own schema beside this one."""
+    return {status: {"model": model, "description": description}}
+
+
 def absent(description: str | None = None, **schema: Any) -> Any:
     """An answer model's field that is sometimes left out, never null: not required, and no
     ``default: null`` in the schema (the field keeps its own type); ``schema`` adds keywords
@@ -159,10 +187,19 @@ def text(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": "string", "description": description, **extra}
 
 
-def _error_content(path: str) -> dict[str, Any]:
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _error_content(path: str, status: str) -> dict[str, Any]:
     for prefix, media in PROTOCOL_MEDIA_TYPES.items():
         if path == prefix or path.startswith(prefix + "/"):
             return {media: {"schema": {"type": "string", "format": "binary"}}}
+    for prefix, (by_status, default) in _ERROR_BODIES.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            models = by_status.get(int(status), default) if status.isdigit() else default
+            schema = _ref(models[0]) if len(models) == 1 else {"anyOf": [_ref(m) for m in models]}
+            return {"application/json": {"schema": schema}}
     if is_html_page(path):
         return {"text/html": {"schema": {"type": "string"}}}
     name = "OAuthError" if _is_oauth_path(path) else "EnvelopeError" if _is_signapi_path(path) else "Error"
@@ -184,7 +221,7 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("400", {"description": DESCRIPTIONS[400]})
             for status, response in responses.items():
                 if status[:1] in ("4", "5") and "content" not in response:
-                    response["content"] = _error_content(path)
+                    response["content"] = _error_content(path, status)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(SCHEMAS)
     for unused in ("HTTPValidationError", "ValidationError"):

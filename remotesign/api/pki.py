@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.deps import services
 from remotesign.api.errors import ApiError, register_protocol_errors
-from remotesign.api.openapi_doc import binary_answer, binary_body
+from remotesign.api.openapi_doc import binary_answer, binary_body, errors
 from remotesign.service import Services
 from remotesign.trust.ocsp import error_reply as ocsp_error_reply
 from remotesign.trust.tsa import error_reply as tsa_error_reply
@@ -72,7 +72,8 @@ def ca_certificate(ca_id: str, svc: Services = Depends(services)) -> Response:
 
 
 @router.get("/crl/{ca_id}.crl", summary="Current CRL of a CA (DER), as named in CRL distribution points",
-            response_class=Response, responses=binary_answer("application/pkix-crl", description="The DER CRL"))
+            response_class=Response, responses={**binary_answer("application/pkix-crl", description="The DER CRL"),
+                                                **errors(503)})  # read from (or made into) the database
 def crl(ca_id: str, svc: Services = Depends(services)) -> Response:
     if ca_id not in {c.id for c in svc.ca.chain()}:
         raise ApiError(404, "not_found", f"no CA {ca_id}")

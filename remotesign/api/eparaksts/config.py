@@ -11,14 +11,16 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from remotesign.api.deps import services
+from remotesign.api.eparaksts.config_answers import ConfigAnswer, PublicKeyAnswer
 from remotesign.api.eparaksts.envelope import Caller, ok
+from remotesign.api.openapi_doc import json_answer
 from remotesign.core.tenants import TokenInfo
 from remotesign.service import Services
 
 router = APIRouter(prefix="/api-config/v1.0", tags=["eParaksts config"])
 
 
-@router.get("/")
+@router.get("/", response_model=None, responses=json_answer(ConfigAnswer, "The relying party's limits"))
 def configuration(caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
     tenant = svc.tenants.by_client_id(caller.client_id)
     created = tenant.created_at.replace(tzinfo=None).isoformat() if tenant else None
@@ -27,7 +29,8 @@ def configuration(caller: TokenInfo = Caller, svc: Services = Depends(services))
                   "sessionExpirationTimeout": svc.settings.session_timeout_seconds})
 
 
-@router.get("/public/key")
+@router.get("/public/key", response_model=None,
+            responses=json_answer(PublicKeyAnswer, "The key e-seal passwords are encrypted with"))
 def public_key(caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
     return _both({"publicKey": svc.transport.public_pem(), "algorithm": "RSA",
                   "padding": "PKCS1-v1_5", "paddings": ["PKCS1-v1_5", "OAEP-SHA1"]})

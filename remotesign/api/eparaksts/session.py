@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 from remotesign.api.deps import services
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
-from remotesign.api.eparaksts.storage_answers import StartAnswer
+from remotesign.api.eparaksts.storage_answers import ClosedAnswer, StartAnswer
+from remotesign.api.openapi_doc import json_answer
 from remotesign.core.sessions import SessionError
 from remotesign.core.tenants import TokenInfo
 from remotesign.service import Services
@@ -33,7 +34,7 @@ def start(amount: int | None = Query(default=None), caller: TokenInfo = Caller,
     return JSONResponse(body, status_code=201)
 
 
-@router.get("/{session_id}/close")
+@router.get("/{session_id}/close", response_model=None, responses=json_answer(ClosedAnswer, "The session is closed"))
 def close(session_id: str, caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
     try:
         svc.sessions.close(caller.tenant_id, session_id, actor=caller.client_id)

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from remotesign.api.deps import services
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
+from remotesign.api.eparaksts.share_answers import SharedAnswer, SharesAnswer, UnsharedAnswer
+from remotesign.api.openapi_doc import json_answer
 from remotesign.core.sessions import SessionError
 from remotesign.core.sharing import MAX_NOTE, MAX_PERSONS, Share, ShareError
 from remotesign.core.tenants import TokenInfo
@@ -43,7 +45,8 @@ def _failed(exc: SessionError | ShareError) -> EnvelopeError:
     return EnvelopeError(exc.status, exc.code, exc.message)
 
 
-@router.post("/{session_id}/persons", summary="Share the session with persons")
+@router.post("/{session_id}/persons", summary="Share the session with persons", response_model=None,
+             responses=json_answer(SharedAnswer, "The session's shares made by this call"))
 def share(session_id: str, body: ShareRequest, caller: TokenInfo = Caller,
           svc: Services = Depends(services)) -> dict[str, Any]:
     try:
@@ -54,7 +57,8 @@ def share(session_id: str, body: ShareRequest, caller: TokenInfo = Caller,
     return ok({"sessionId": session_id, "persons": [_entry(x) for x in shares]})
 
 
-@router.get("/{session_id}/persons", summary="Persons the session is shared with")
+@router.get("/{session_id}/persons", summary="Persons the session is shared with", response_model=None,
+            responses=json_answer(SharesAnswer, "The session's shares"))
 def persons(session_id: str, caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
     try:
         return ok([_entry(x) for x in svc.sharing.persons(caller.tenant_id, session_id)])
@@ -62,7 +66,8 @@ def persons(session_id: str, caller: TokenInfo = Caller, svc: Services = Depends
         raise _failed(exc) from exc
 
 
-@router.delete("/{session_id}/persons/{person_id}", summary="Stop sharing the session with a person")
+@router.delete("/{session_id}/persons/{person_id}", summary="Stop sharing the session with a person",
+               response_model=None, responses=json_answer(UnsharedAnswer, "The share is removed"))
 def unshare(session_id: str, person_id: str, caller: TokenInfo = Caller,
             svc: Services = Depends(services)) -> dict[str, Any]:
     try:
@@ -72,7 +77,8 @@ def unshare(session_id: str, person_id: str, caller: TokenInfo = Caller,
     return ok(f"Session {session_id} is no longer shared with {person_id}")
 
 
-@router.get("/{person_id}/sessions", summary="The relying party's open sessions shared with a person")
+@router.get("/{person_id}/sessions", summary="The relying party's open sessions shared with a person",
+            response_model=None, responses=json_answer(SharesAnswer, "The shares of the person's open sessions"))
 def sessions_of(person_id: str, caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
     try:
         return ok([_entry(x) for x in svc.sharing.sessions_of(caller.tenant_id, person_id)])

@@ -16,8 +16,8 @@ from starlette.requests import ClientDisconnect
 from remotesign.api.deps import services
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
 from remotesign.api.eparaksts.multipart import FilePart, MultipartError, file_part
-from remotesign.api.eparaksts.storage_answers import DigestEntriesAnswer, UploadAnswer
-from remotesign.api.openapi_doc import binary_answer, multipart_body
+from remotesign.api.eparaksts.storage_answers import DeletedAnswer, DigestEntriesAnswer, ListAnswer, UploadAnswer
+from remotesign.api.openapi_doc import binary_answer, json_answer, multipart_body
 from remotesign.core.sessions import DocumentInfo, SessionError
 from remotesign.core.tenants import TokenInfo
 from remotesign.formats import asic
@@ -90,7 +90,8 @@ async def _drain(part: FilePart) -> None:
         pass
 
 
-@router.get("/{session_id}/list")
+@router.get("/{session_id}/list", response_model=None,
+            responses=json_answer(ListAnswer, "The session's documents"))
 def list_documents(session_id: str, caller: TokenInfo = Caller, svc: Services = Depends(services)) -> dict[str, Any]:
     try:
         docs = svc.sessions.visible(caller.tenant_id, session_id)
@@ -160,7 +161,8 @@ def download(session_id: str, document_id: str, type: str | None = Query(default
                              headers=headers)
 
 
-@router.delete("/{session_id}/{document_id}")
+@router.delete("/{session_id}/{document_id}", response_model=None,
+               responses=json_answer(DeletedAnswer, "The document is deleted"))
 def delete_document(session_id: str, document_id: str, caller: TokenInfo = Caller,
                     svc: Services = Depends(services)) -> dict[str, Any]:
     try:

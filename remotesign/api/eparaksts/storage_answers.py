@@ -49,3 +49,27 @@ class DigestEntriesAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"data": [{"id": "77b0d1", "name": "invoice.xml", "size": 0, "type": "hash"}]}]})
     data: list[StoredFile]
+
+
+class ClosedAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"data": "Session 8d3c1f0e2b7a4c59 closed"}]})
+    data: str = Field(description="Session {sessionId} closed")
+
+
+class ListAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"data": [{"id": "3f2a9c", "name": "contract.pdf", "size": 48213, "type": "file"}]}]})
+    data: list[StoredDocument] = Field(description="the session's documents (a container with its files)")
+
+
+class DeletedDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    deleted: Literal[True]
+
+
+class DeletedAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"data": {"id": "3f2a9c", "deleted": True}}]})
+    data: DeletedDocument

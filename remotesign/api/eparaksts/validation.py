@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from remotesign.api import readable_report
 from remotesign.api.eparaksts.envelope import Caller, EnvelopeError, ok
+from remotesign.api.eparaksts.validation_answers import ValidationV1Answer, ValidationV2Answer
 from remotesign.api.deps import services
 from remotesign.core.sessions import DocumentInfo, SessionError
 from remotesign.core.tenants import TokenInfo
@@ -66,11 +68,17 @@ def _copy(svc: Services, caller: TokenInfo, session_id: str, doc: DocumentInfo, 
         copy_to(copy, stream)
 
 
+def _reports(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The JSON report (``model``) and the readable ones, all at 200."""
+    return {200: {**readable_report.DOCUMENTED[200], "model": model}}
+
+
 POLICY = Query(None, max_length=100, description="validation policy: a built-in one (default, dss) or 'instance' "
                                                  "(the operator's); remotesign extension, omit for the instance's")
 
 
-@router.get("/api-validation/v1.0/{session_id}/{document_id}/validate", responses=readable_report.DOCUMENTED)
+@router.get("/api-validation/v1.0/{session_id}/{document_id}/validate", response_model=None,
+            responses=_reports(ValidationV1Answer))
 async def validate_v1(session_id: str, document_id: str, request: Request, policy: str | None = POLICY,
                       caller: TokenInfo = Caller, svc: Services = Depends(services)) -> Any:
     result = await _validate(svc, caller, session_id, document_id, policy)
@@ -80,7 +88,8 @@ async def validate_v1(session_id: str, document_id: str, request: Request, polic
     return ok(await run_in_threadpool(report_v1, result))
 
 
-@router.get("/api-validation/v2.0/{session_id}/{document_id}/validate", responses=readable_report.DOCUMENTED)
+@router.get("/api-validation/v2.0/{session_id}/{document_id}/validate", response_model=None,
+            responses=_reports(ValidationV2Answer))
 async def validate_v2(session_id: str, document_id: str, request: Request, policy: str | None = POLICY,
                       caller: TokenInfo = Caller, svc: Services = Depends(services)) -> Any:
     result = await _validate(svc, caller, session_id, document_id, policy)

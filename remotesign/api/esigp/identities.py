@@ -14,8 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from remotesign.api.deps import services
 from remotesign.api.errors import ApiError
+from remotesign.api.esigp.answers import UsersMe
 from remotesign.api.esigp.auth import (ID_PATTERN, b64, bad_request, caller, core_errors, insufficient_scope, need_any,
                                        plausible_id)
+from remotesign.api.identity_answers import SignIdentitiesAnswer, SignIdentityAnswer
+from remotesign.api.openapi_doc import json_answer
 from remotesign.core.identities import IdentityInfo, Viewer
 from remotesign.core import personal_codes
 from remotesign.core.scopes import (IDENTIFY_AGE, IDENTITY_MANAGE, IDENTITY_PROFILE, USE_DEVICE, USE_SERVER,
@@ -53,7 +56,8 @@ def _view(svc: Services, identity: IdentityInfo, details: bool = False) -> dict[
     return identity.esigp_json(svc.base_url, details=details)
 
 
-@router.get("/esigp/v1/sign_identities", summary="List sign identities (filters: labels, user_id, device_id, domain)")
+@router.get("/esigp/v1/sign_identities", summary="List sign identities (filters: labels, user_id, device_id, domain)",
+            response_model=None, responses=json_answer(SignIdentitiesAnswer, "The identities"))
 def list_identities(labels: str | None = Query(default=None, max_length=2000),
                     user_id: str | None = Query(default=None, pattern=ID_PATTERN),
                     device_id: str | None = Query(default=None, pattern=ID_PATTERN),
@@ -79,7 +83,8 @@ def list_identities(labels: str | None = Query(default=None, max_length=2000),
     return {"sign_identities": [_view(svc, i) for i in found]}
 
 
-@router.get("/esigp/v1/sign_identities/{identity_id}", summary="One sign identity with its certificate")
+@router.get("/esigp/v1/sign_identities/{identity_id}", summary="One sign identity with its certificate",
+            response_model=None, responses=json_answer(SignIdentityAnswer, "The identity"))
 def get_identity(identity_id: str, token: TokenInfo = Depends(caller),
                  svc: Services = Depends(services)) -> dict[str, Any]:
     need_any(token, *READ_SCOPES)
@@ -91,7 +96,9 @@ def get_identity(identity_id: str, token: TokenInfo = Depends(caller),
 
 
 @router.post("/esigp/v1/sign_identities/server/pki_x509/pkcs12", status_code=201,
-             summary="Import a server identity from a PKCS#12 (the key moves into the key store)")
+             summary="Import a server identity from a PKCS#12 (the key moves into the key store)",
+             response_model=None,
+             responses=json_answer(SignIdentityAnswer, "The imported identity (also in Location)", 201))
 def import_pkcs12(body: Pkcs12Import, response: Response, token: TokenInfo = Depends(caller),
                   svc: Services = Depends(services)) -> dict[str, Any]:
     need_any(token, IDENTITY_MANAGE)
@@ -147,7 +154,8 @@ def _identification(token: TokenInfo, user: UserInfo) -> dict[str, Any]:
 
 
 @router.api_route("/openid/v1/users/me", methods=["GET", "POST"],
-                  summary="The signed-in user: identification claims and/or sign identities (user token)")
+                  summary="The signed-in user: identification claims and/or sign identities (user token)",
+                  response_model=None, responses=json_answer(UsersMe, "The user"))
 def users_me(token: TokenInfo = Depends(caller), svc: Services = Depends(services)) -> dict[str, Any]:
     """GET as documented; POST too, as the PHP client sends it."""
     identifies = any(is_identification(s) for s in token.scopes)

@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from remotesign import __version__
 from remotesign.api.deps import services
 from remotesign.api.errors import ApiError
+from remotesign.api.esigp.answers import ProcessCreated, ProcessResult, SignatureProcess
 from remotesign.api.esigp.auth import (ID_PATTERN, b64, bad_request, caller, core_errors, insufficient_scope, need_any,
                                        plausible_id)
+from remotesign.api.openapi_doc import json_answer
 from remotesign.core.identities import IdentityError, IdentityInfo, Viewer
 from remotesign.core.processes import ProcessError, ProcessInfo
 from remotesign.core.scopes import IDENTITY_MANAGE, USE_DEVICE
@@ -125,7 +127,8 @@ def _process(svc: Services, token: TokenInfo, process_id: str) -> ProcessInfo:
 
 
 @router.post("/esigp/v1/signatures/device/raw", status_code=201,
-             summary="Ask the identity owner's device to approve and sign one digest (asynchronous)")
+             summary="Ask the identity owner's device to approve and sign one digest (asynchronous)",
+             response_model=None, responses=json_answer(ProcessCreated, "The new process (also in Location)", 201))
 def device_raw(body: DeviceRaw, response: Response, token: TokenInfo = Depends(caller),
                svc: Services = Depends(services)) -> dict[str, Any]:
     need_any(token, USE_DEVICE)
@@ -144,14 +147,16 @@ def device_raw(body: DeviceRaw, response: Response, token: TokenInfo = Depends(c
     return {"signature": {"id": info.id, "self": url}}
 
 
-@router.get("/esigp/v1/signatures/{process_id}", summary="A signature process")
+@router.get("/esigp/v1/signatures/{process_id}", summary="A signature process", response_model=None,
+            responses=json_answer(SignatureProcess, "The process"))
 def get_process(process_id: str, token: TokenInfo = Depends(caller),
                 svc: Services = Depends(services)) -> dict[str, Any]:
     return _representation(svc, token, _process(svc, token, process_id))
 
 
 @router.get("/esigp/v1/signatures/{process_id}/result",
-            summary="200 with the result once final, 404 while pending, 410 when it does not exist")
+            summary="200 with the result once final, 404 while pending, 410 when it does not exist",
+            response_model=None, responses=json_answer(ProcessResult, "The outcome of the final process"))
 def get_result(process_id: str, token: TokenInfo = Depends(caller),
                svc: Services = Depends(services)) -> dict[str, Any]:
     info = _process(svc, token, process_id)
@@ -160,7 +165,8 @@ def get_result(process_id: str, token: TokenInfo = Depends(caller),
     return _result(info)
 
 
-@router.post("/esigp/v1/signatures/{process_id}/cancel", summary="Cancel a pending signature process")
+@router.post("/esigp/v1/signatures/{process_id}/cancel", summary="Cancel a pending signature process",
+             response_model=None, responses=json_answer(SignatureProcess, "The process, canceled (or already final)"))
 def cancel_process(process_id: str, token: TokenInfo = Depends(caller),
                    svc: Services = Depends(services)) -> dict[str, Any]:
     _process(svc, token, process_id)

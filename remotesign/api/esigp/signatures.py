@@ -17,7 +17,6 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from remotesign.api.deps import bearer_token
 from remotesign.api.errors import parse_body
 from remotesign.api.esigp.auth import ID_PATTERN, b64, bad_request, caller, core_errors
-from remotesign.api.openapi_doc import binary_answer, json_body
+from remotesign.api.esigp.answers import RawSignatures
+from remotesign.api.openapi_doc import binary_answer, json_answer, json_body
 from remotesign.core.raw_signing import MAX_BATCH, RawRequest, parse_request
 from remotesign.keystore.base import KeyAlgorithm
 from remotesign.service import Services
@@ -123,7 +123,8 @@ async def server_raw(request: Request) -> Response:
 
 
 @router.post("/esigp/v1/signatures/server/raw/batch", summary="Sign several digests at once, in order",
-             response_model=dict[str, Any], openapi_extra=json_body(ServerRawBatch))
+             responses=json_answer(RawSignatures, "One signature value per request, in order"),
+             openapi_extra=json_body(ServerRawBatch))
 async def server_raw_batch(request: Request) -> Response:
     values = await run_in_threadpool(_call, request, ServerRawBatch, await request.body())
     payload = {"signatures": [base64.b64encode(v).decode() for v in values]}

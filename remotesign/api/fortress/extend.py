@@ -29,10 +29,11 @@ from fastapi.responses import JSONResponse
 
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import OAuthError, parse_body
+from remotesign.api.fortress.answers import FortressExtended
 from remotesign.api.fortress.models import ExtendConfiguration, ExtendRequest
 from remotesign.api.fortress.stamper import stamp_from_fortress
 from remotesign.api.fortress.tsa import timestamper_for
-from remotesign.api.openapi_doc import json_body
+from remotesign.api.openapi_doc import json_answer, json_body
 from remotesign.core import scopes
 from remotesign.core.extension import ExtensionError
 from remotesign.core.offload import off_loop
@@ -116,7 +117,8 @@ async def _extend_one(svc: Services, tenant_id: str, config: ExtendConfiguration
 
 
 @router.post("/api/v1/signature/extend", summary="Extend signatures to T, LT or LTA (any producer's)",
-             openapi_extra=json_body(ExtendRequest))
+             openapi_extra=json_body(ExtendRequest), response_model=None,
+             responses=json_answer(FortressExtended, "The extended document (an array of them for several)"))
 async def extend(request: Request, caller: TokenInfo = Depends(require_scope(scopes.SIGNATURES)),
                  svc: Services = Depends(services)) -> Any:
     raw = await request.body()

@@ -45,9 +45,10 @@ from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import OAuthError, parse_body
+from remotesign.api.fortress.answers import FortressSignatureCreated, FortressSignatureState, FortressSignedDocuments
 from remotesign.api.fortress.models import SignatureConfiguration, SignatureRequestBody
 from remotesign.api.fortress.stamper import stamp_from_fortress
-from remotesign.api.openapi_doc import json_body
+from remotesign.api.openapi_doc import json_answer, json_body
 from remotesign.core import scopes
 from remotesign.core.document_signer import RAW, SignatureSpec
 from remotesign.core.errors import CoreError
@@ -206,7 +207,8 @@ def state_json(info: RequestInfo) -> dict[str, Any]:
 
 
 @router.post("/api/v1/signature", summary="Create a signature request → {exeCode, authCode}",
-             openapi_extra=json_body(SignatureRequestBody))
+             openapi_extra=json_body(SignatureRequestBody), response_model=None,
+             responses=json_answer(FortressSignatureCreated, "The request"))
 async def create(request: Request, caller: TokenInfo = Client, svc: Services = Depends(services)) -> Any:
     raw = await request.body()
 
@@ -225,7 +227,8 @@ async def create(request: Request, caller: TokenInfo = Client, svc: Services = D
     return await off_loop(work)
 
 
-@router.post("/api/v1/signature/execute/{exe_code}", summary="Execute an authorized request → [{ref, bytesB64}]")
+@router.post("/api/v1/signature/execute/{exe_code}", summary="Execute an authorized request → [{ref, bytesB64}]",
+             response_model=None, responses=json_answer(FortressSignedDocuments, "The signed documents, in order"))
 async def execute(exe_code: str, caller: TokenInfo = Client, svc: Services = Depends(services)) -> Any:
     async def work() -> JSONResponse:
         try:
@@ -237,7 +240,8 @@ async def execute(exe_code: str, caller: TokenInfo = Client, svc: Services = Dep
     return await off_loop(work)
 
 
-@router.get("/api/v1/signature/{exe_code}", summary="The state of a signature request")
+@router.get("/api/v1/signature/{exe_code}", summary="The state of a signature request", response_model=None,
+            responses=json_answer(FortressSignatureState, "The request's state"))
 async def state(exe_code: str, caller: TokenInfo = Client, svc: Services = Depends(services)) -> Any:
     def read() -> dict[str, Any]:
         try:

@@ -28,6 +28,8 @@ from starlette.concurrency import run_in_threadpool
 
 from remotesign.api.deps import require_scope, services
 from remotesign.api.errors import OAuthError
+from remotesign.api.fortress.answers import FortressCertificates, FortressPing, FortressUser, FortressUserStatus
+from remotesign.api.openapi_doc import json_answer
 from remotesign.core import scopes
 from remotesign.core.identities import IdentityInfo, Viewer
 from remotesign.core.tenants import TokenInfo
@@ -69,12 +71,14 @@ def _can_authenticate(user: UserInfo) -> bool:
     return user.enabled and user.activated and not locked
 
 
-@router.get("/api/v1/ping", summary="Ping (no token needed)")
+@router.get("/api/v1/ping", summary="Ping (no token needed)", response_model=None,
+            responses=json_answer(FortressPing, "The service answers"))
 async def ping() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/api/v1/user/{user_code}", summary="One of the client's users, with their active certificates")
+@router.get("/api/v1/user/{user_code}", summary="One of the client's users, with their active certificates",
+            response_model=None, responses=json_answer(FortressUser, "The user"))
 async def user(user_code: str, caller: TokenInfo = Client, svc: Services = Depends(services)) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         found = _user(svc, caller, user_code)
@@ -84,13 +88,15 @@ async def user(user_code: str, caller: TokenInfo = Client, svc: Services = Depen
     return await run_in_threadpool(read)
 
 
-@router.get("/api/v1/user/{user_code}/certificate", summary="The user's active certificates")
+@router.get("/api/v1/user/{user_code}/certificate", summary="The user's active certificates", response_model=None,
+            responses=json_answer(FortressCertificates, "The certificates"))
 async def certificates(user_code: str, caller: TokenInfo = Client,
                        svc: Services = Depends(services)) -> list[dict[str, Any]]:
     return await run_in_threadpool(lambda: _active_certificates(svc, caller, _user(svc, caller, user_code)))
 
 
-@router.get("/api/v1/user/{user_code}/status", summary="Whether the user can authenticate and sign")
+@router.get("/api/v1/user/{user_code}/status", summary="Whether the user can authenticate and sign",
+            response_model=None, responses=json_answer(FortressUserStatus, "The user's state"))
 async def status(user_code: str, caller: TokenInfo = Client, svc: Services = Depends(services)) -> dict[str, bool]:
     def read() -> dict[str, bool]:
         found = _user(svc, caller, user_code)

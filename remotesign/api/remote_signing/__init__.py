@@ -8,8 +8,9 @@ only; every operation is a call into ``remotesign.core``. Answers carry the spec
 from fastapi import APIRouter
 
 from remotesign.api.errors import register_protocol_errors
+from remotesign.api.openapi_doc import register_error_bodies
 from remotesign.api.remote_signing import auth, certificates, files, signing
-from remotesign.api.remote_signing.answers import transport_error
+from remotesign.api.remote_signing.answers import ERROR_BODIES, RsTransportError, transport_error
 
 PREFIX = "/remote-signing"
 
@@ -19,3 +20,4 @@ for _module in (auth, certificates, signing, files):
 
 # size and nesting limits, unknown paths, unexpected failures: the API's own shapes
 register_protocol_errors(PREFIX, transport_error)
+register_error_bodies(PREFIX, RsTransportError, ERROR_BODIES)  # and /openapi.json says so

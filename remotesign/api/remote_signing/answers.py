@@ -238,3 +238,55 @@ class RsLoginAnswer(BaseModel):
         {"token": "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9…", "expiresIn": 3600}]})
     token: str = Field(description="the JWT to send as a Bearer token")
     expiresIn: int = Field(description="seconds")
+
+
+# -- The error answers, as sent (``answer`` with 1002 / 1003, ``transport_error``): documented for
+# every error status of the API by api/openapi_doc.py (``register_error_bodies`` in __init__.py).
+
+#: the codes answered with an error status: 1002 (400) and 1003 (500) by ``answer``; 1000 (403),
+#: 1001 and 1029 (401), 1002 (400, 404, 413, …) and 1003 (500, 503) by ``transport_error``
+ERROR_CODES = (1000, 1001, 1002, 1003, 1029)
+
+
+class RsRefusedAnswer(BaseModel):
+    """A business answer at an error status: 1002 INVALID PARAMS (HTTP 400: the input cannot be
+    read, ``detail`` names the field) or 1003 UNEXPECTED EXCEPTION (HTTP 500)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"responseCode": 1002, "responseMessage": "INVALID PARAMS", "timestamp": "2025-01-01T08:00:00+00:00",
+         "status": False, "detail": "agreementUUID: Field required"}]})
+    responseCode: int = Field(json_schema_extra={"enum": [1002, 1003]})
+    responseMessage: str = Field(json_schema_extra={"enum": [MESSAGES[1002], MESSAGES[1003]]})
+    timestamp: str = Field(json_schema_extra={"format": "date-time"})
+    status: bool = Field(json_schema_extra={"const": False})
+    detail: str = Field(description="what is wrong")
+    remainingCounter: int = absent()
+    blockedUntil: str = absent()
+
+
+class RsLoopBackError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    statusCode: str = Field(description="the HTTP status, as text", examples=["401"])
+    name: str = Field(description="UnauthorizedError, ForbiddenError, BadRequestError, PayloadTooLargeError, …",
+                      json_schema_extra={"enum": sorted({*_LOOPBACK_NAMES.values(), "Error"})})
+    message: str
+
+
+class RsTransportError(BaseModel):
+    """An error of the transport, in LoopBack's shape with the table's code: a missing, forged or
+    expired token (401: 1001, 1029), a network the client may not call from (403: 1000), a body
+    too large or nested too deeply (413, 400: 1002), no such path (404: 1002), the service's
+    storage unavailable (503: 1003, with Retry-After) or an unexpected failure (500: 1003)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"error": {"statusCode": "401", "name": "UnauthorizedError", "message": "Invalid username or password"},
+         "responseCode": 1001, "responseMessage": "INVALID CREDENTIAL DATA", "status": False}]})
+    error: RsLoopBackError
+    responseCode: int = Field(json_schema_extra={"enum": list(ERROR_CODES)})
+    responseMessage: str = Field(json_schema_extra={"enum": [MESSAGES[code] for code in ERROR_CODES]})
+    status: bool = Field(json_schema_extra={"const": False})
+
+
+#: the body of each error status of the API (``transport_error`` for any other)
+ERROR_BODIES: dict[int, tuple[type[BaseModel], ...]] = {400: (RsRefusedAnswer, RsTransportError),
+                                                        500: (RsRefusedAnswer, RsTransportError)}
