@@ -97,7 +97,10 @@ def test_signapi_pdf_validates_total_passed_at_lt_then_lta(api: SignApi, signed_
     sig = only_signature(v2)
     assert (sig["indication"], sig["signatureFormat"]) == ("TOTAL-PASSED", "PAdES_BASELINE_LTA"), sig
     assert sig["signerExt"]["commonName"] == "Anna Validatora"
-    assert base64.b64decode(sig["signerExt"]["certificate"])[:1] == b"\x30"
+    certificate = x509.load_der_x509_certificate(base64.b64decode(sig["signerExt"]["certificate"]))
+    assert sig["signerExt"]["certificateSerialNumber"] == format(certificate.serial_number, "x")
+    personal_code = certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    assert sig["signerExt"]["serialNumber"] == (personal_code[0].value if personal_code else None)
     assert {t["type"] for t in sig["timestamps"]} >= {"SIGNATURE_TIMESTAMP", "DOCUMENT_TIMESTAMP"}
     assert datetime.fromisoformat(v2["validationTime"].replace("Z", "+00:00")).tzinfo is not None
 

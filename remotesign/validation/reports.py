@@ -117,6 +117,8 @@ def signature_v2(signature: SignatureResult) -> dict[str, Any]:
     out = signature_v1(signature)
     out["info"] = _info(signature, iso_time)
     signer = _certificate(cert) if cert is not None else {}
+    if cert is not None:  # "serialNumber" is the subject's (as v1's signerSerialNumber); the certificate's:
+        signer["certificateSerialNumber"] = signer["serialNumber"]
     signer.update({
         "commonName": signed_by(signature),
         "serialNumber": out.pop("signerSerialNumber"),

@@ -39,6 +39,7 @@ class ReportSigner(BaseModel):
     notBefore: str | None = absent(ISO_TIME)
     notAfter: str | None = absent(ISO_TIME)
     sha256: str = absent("hexadecimal fingerprint")
+    certificateSerialNumber: str = absent("the certificate's serial number, hexadecimal")
     commonName: str | None
     serialNumber: str | None = Field(description="the subject's serialNumber attribute (personal code), not the "
                                                  "certificate's serial")
