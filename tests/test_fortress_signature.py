@@ -315,6 +315,9 @@ def test_an_e_seal_of_a_legal_person_signs_unattended(service: Service, http: ht
                   headers=admin(http, demo_token))
     assert r.status_code == 201, r.text
     seal = r.json()["identity"]
+    # the seal's legal person never signs in, and its e-seal signs all the same
+    status = f"/fortress/api/v1/user/{seal_user['username']}/status"
+    assert fortress.get(status).json() == {"auth": False, "sign": True}
     content = b"<statement>sealed</statement>"
     r = fortress.post(SIGN, json={"certificateCode": seal["id"], "signatureConfigurations": [
         config(content, "CADES_B", "statement.xml", "c1", packaging="ENVELOPING"),

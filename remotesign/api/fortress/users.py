@@ -8,8 +8,8 @@ is enabled and the certificate valid now. Field names follow the vendor notes (�
 notes do not know a path or a value's form, remotesign chose, and documents here:
 
 * ``…/status`` (the SDK's ``getUserStatus``, path unknown) answers ``{"auth", "sign"}``: whether the
-  user can authenticate (enabled, activated, not locked) and can sign (``auth`` and an active
-  certificate).
+  user can authenticate (enabled, activated, not locked) and can sign (an active certificate, and
+  ``auth`` — or, for a legal person whose e-seal signs unattended, only enabled).
 * ``/api/v1/ping`` (in the vendor's table of contents, path unknown) answers ``{"status": "ok"}``
   without a token, for load balancers and client health checks.
 * ``serialNumber`` is the certificate serial in upper-case hexadecimal; ``issuer`` and ``subject``
@@ -101,6 +101,8 @@ async def status(user_code: str, caller: TokenInfo = Client, svc: Services = Dep
     def read() -> dict[str, bool]:
         found = _user(svc, caller, user_code)
         auth = _can_authenticate(found)
-        return {"auth": auth, "sign": auth and bool(_active_certificates(svc, caller, found))}
+        # a legal person's e-seal signs unattended (the client's credentials authorize it): no sign-in
+        may_sign = auth or (found.kind == "legal" and found.enabled)
+        return {"auth": auth, "sign": may_sign and bool(_active_certificates(svc, caller, found))}
 
     return await run_in_threadpool(read)
