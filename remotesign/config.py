@@ -165,6 +165,16 @@ class Settings:
     audit_seal_events: int = 1000
     audit_seal_seconds: int = 60
     audit_anchor_file: Path | None = None      # default $REMOTESIGN_HOME/audit-anchors.jsonl
+    # Where documents are kept: ``local`` (blob_dir, the default) or ``s3`` (a bucket of an
+    # S3-compatible store, shared by every process of a scaled-out installation; storage/s3_blobs.py).
+    blob_store: str = "local"
+    s3_endpoint: str | None = None            # e.g. http://seaweedfs:8333; None: AWS's endpoint for the region
+    s3_bucket: str | None = None              # created at start if missing
+    s3_access_key: str | None = None          # None: boto3's credential chain (environment, instance role)
+    s3_secret_key: str | None = field(default=None, repr=False)
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""                       # keys are <prefix><namespace>/<name>
+    s3_temp_dir: Path | None = None           # where writers spool before uploading; None: the system's
 
     @property
     def audit_anchor_path(self) -> Path:
@@ -184,6 +194,14 @@ def load_settings(home: Path | None = None) -> Settings:
     """The settings of the instance in ``home`` (the CLI finds it: remotesign/cli/home.py), else in
     ``$REMOTESIGN_HOME`` or ./var."""
     home = (home or Path(_env("REMOTESIGN_HOME", "./var") or "./var")).resolve()
+    blob_store = (_env("REMOTESIGN_BLOB_STORE", "local") or "local").lower()
+    if blob_store not in ("local", "s3"):
+        raise SystemExit(f"setting REMOTESIGN_BLOB_STORE must be local or s3, got {blob_store!r}")
+    if blob_store == "s3" and not _env("REMOTESIGN_S3_BUCKET"):
+        raise SystemExit("REMOTESIGN_BLOB_STORE=s3 needs REMOTESIGN_S3_BUCKET")
+    s3_secret = _env("REMOTESIGN_S3_SECRET_KEY")
+    if s3_secret is None and (s3_secret_file := _env("REMOTESIGN_S3_SECRET_KEY_FILE")):
+        s3_secret = Path(s3_secret_file).read_text().strip()
     pin = _env("REMOTESIGN_PKCS11_PIN")
     pin_file = _env("REMOTESIGN_PKCS11_PIN_FILE")
     if pin is None and pin_file:
@@ -276,4 +294,12 @@ def load_settings(home: Path | None = None) -> Settings:
         audit_seal_events=max(1, _env_int("REMOTESIGN_AUDIT_SEAL_EVENTS", Settings.audit_seal_events)),
         audit_seal_seconds=max(1, _env_int("REMOTESIGN_AUDIT_SEAL_SECONDS", Settings.audit_seal_seconds)),
         audit_anchor_file=Path(anchor).resolve() if (anchor := _env("REMOTESIGN_AUDIT_ANCHOR_FILE")) else None,
+        blob_store=blob_store,
+        s3_endpoint=_env("REMOTESIGN_S3_ENDPOINT"),
+        s3_bucket=_env("REMOTESIGN_S3_BUCKET"),
+        s3_access_key=_env("REMOTESIGN_S3_ACCESS_KEY"),
+        s3_secret_key=s3_secret,
+        s3_region=_env("REMOTESIGN_S3_REGION", "us-east-1") or "us-east-1",
+        s3_prefix=_env("REMOTESIGN_S3_PREFIX", "") or "",
+        s3_temp_dir=Path(tmp).resolve() if (tmp := _env("REMOTESIGN_S3_TEMP_DIR")) else None,
     )

@@ -19,7 +19,7 @@ from remotesign.core.tenants import TenantError, TenantService
 from remotesign.instance import check_keys_open, refuse_new_master_key, require_instance
 from remotesign.keystore import KeyStore
 from remotesign.keystore.factory import make_backend
-from remotesign.storage.blobs import LocalBlobStore
+from remotesign.storage.blob_backends import open_blob_store
 from remotesign.storage.db import Database
 from remotesign.storage.migrate import upgrade_to_head
 from remotesign.storage.models import SystemSetting
@@ -46,8 +46,7 @@ class Services:
         refuse_new_master_key(settings, self.db)  # a node joining an instance brings its master key
         self.audit = AuditLog(self.db)
         self.keystore = KeyStore(self.db, make_backend(settings), self.audit)
-        self.blobs = LocalBlobStore(settings.blob_dir)
-        self.blobs.sweep_temporaries()
+        self.blobs = open_blob_store(settings)
         self.base_url = self._resolve_base_url(settings.base_url(), default_public_url)
         naming = load_ca_naming(self.db)
         self.ca = CertificateAuthority(self.db, self.keystore, self.audit, self.base_url,

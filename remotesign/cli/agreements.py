@@ -36,11 +36,11 @@ def cmd_list(args: argparse.Namespace, svc) -> int:  # type: ignore[no-untyped-d
 def cmd_show(args: argparse.Namespace, svc) -> int:  # type: ignore[no-untyped-def]
     tenant = svc.tenants.by_client_id_or_id(args.client_id)
     info = svc.agreements.get(tenant.id, args.agreement)
-    blob_dir = svc.settings.blob_dir / f"agreement-{info.id}"
     print(json.dumps({**_row(info, tenant.client_id), "details": json.loads(info.details.to_json()),
                       "shared_mode": info.shared_mode, "accepted_apps": list(info.accepted_apps),
                       "passcode_channel": info.contacts.passcode_channel,
-                      "evidence": [str(blob_dir / name) for name in svc.agreements.evidence(info)]},
+                      "evidence": [svc.blobs.location(f"agreement-{info.id}", name)
+                                   for name in svc.agreements.evidence(info)]},
                      indent=2, ensure_ascii=False))
     return 0
 

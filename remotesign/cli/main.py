@@ -459,6 +459,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from remotesign.instance import InstanceError
+    from remotesign.storage.faults import StorageUnavailable
     from remotesign.storage.private import private_umask
 
     args = build_parser().parse_args(argv)
@@ -469,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         return status
     except InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except StorageUnavailable as exc:  # e.g. the S3 store or the database cannot be reached
+        print(f"error: {exc.message} ({exc})", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # `remotesign ... | head`: the reader has all it wanted. Quietly, as `cat` killed by SIGPIPE

@@ -91,6 +91,12 @@ def clean_file_name(raw: str) -> str:
     return name
 
 
+def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    with fh:
+        while chunk := fh.read(1 << 20):
+            yield chunk
+
+
 def _info(doc: SessionDocument) -> DocumentInfo:
     return DocumentInfo(id=doc.id, name=doc.name, size=doc.size, kind=doc.kind, mime_type=doc.mime_type,
                         sha256=doc.sha256, blob=doc.blob, signature_index=doc.signature_index)
@@ -343,9 +349,9 @@ class SessionService:
         return self.blobs.open(self.namespace(tenant_id, session_id), doc.blob)
 
     def iter_content(self, tenant_id: str, session_id: str, doc: DocumentInfo) -> Iterator[bytes]:
-        with self.open(tenant_id, session_id, doc) as fh:
-            while chunk := fh.read(1 << 20):
-                yield chunk
+        """The document's bytes in chunks. The blob is opened now, not at the first chunk: a missing
+        blob or a store that cannot be reached (StorageUnavailable) fails before a response starts."""
+        return _read_chunks(self.open(tenant_id, session_id, doc))
 
     def delete_result(self, tenant_id: str, session_id: str, document_id: str) -> None:
         """Drop a superseded signing result (after B-LT became B-LTA); the operation stays."""

@@ -105,6 +105,10 @@ class BlobStore(abc.ABC):
         such as validation, then avoid a copy); None otherwise."""
         return None
 
+    def location(self, namespace: str, name: str) -> str:
+        """Where the blob is, for an operator (a path, an s3:// URL)."""
+        return f"{namespace}/{name}"
+
     def read_bytes(self, namespace: str, name: str) -> bytes:
         with self.open(namespace, name) as fh:
             return fh.read()
@@ -143,6 +147,9 @@ class LocalBlobStore(BlobStore):
     def local_path(self, namespace: str, name: str) -> Path | None:
         path = self._path(namespace, name)
         return path if path.is_file() else None
+
+    def location(self, namespace: str, name: str) -> str:
+        return str(self._path(namespace, name))
 
     def put(self, namespace: str, name: str, chunks: Iterable[bytes], max_size: int | None = None) -> BlobInfo:
         digest = hashlib.sha256()
