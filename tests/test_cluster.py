@@ -116,15 +116,19 @@ class Cluster:
     def sealed(self) -> int:
         return int(self.scalar("SELECT coalesce(max(seq), 0) FROM audit_checkpoints"))
 
-    def lock_holders(self) -> list[int]:
-        """The pids of the processes whose sessions hold the background leader's advisory lock (their
-        application_name: "remotesign leader HOST.PID.START")."""
+    def lock_sessions(self) -> list[tuple[int, int]]:
+        """(pid of the node's process, pid of its server session) of each session holding the
+        background leader's advisory lock (application_name: "remotesign background HOST.PID.START")."""
         from remotesign.storage.leader import LEADER_KEY
 
-        return [int(name.split()[-1].split(".")[1]) for name, in self.rows(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        return [(int(name.split()[-1].split(".")[1]), backend) for name, backend in self.rows(
+            "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1",
             hi=LEADER_KEY >> 32, lo=LEADER_KEY & 0xFFFFFFFF)]
+
+    def lock_holders(self) -> list[int]:
+        """The pids of the processes holding the background leader's advisory lock."""
+        return [node for node, _backend in self.lock_sessions()]
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +236,22 @@ def test_nodes_share_one_installation(cluster: Cluster, tmp_path: Path) -> None:
     last_by_a = max(seq for seq, pid in cluster.checkpoint_sealers() if pid == a.proc.pid)  # type: ignore[union-attr]
     assert cluster.sealers(last_by_a) == {leader.proc.pid}  # type: ignore[union-attr]
     assert {a.proc.pid, leader.proc.pid} <= cluster.sealers()  # type: ignore[union-attr]
+
+    # The leader's database session ends (a server restart, a network cut): it stops leading at its
+    # next tick and one node, the same reconnected or another, leads again.
+    [(holder, session)] = cluster.lock_sessions()
+    assert holder == leader.proc.pid  # type: ignore[union-attr]
+    assert cluster.scalar("SELECT pg_terminate_backend(:pid)", pid=session)
+    t0 = time.monotonic()
+
+    def led_again() -> bool:
+        sessions = cluster.lock_sessions()
+        if len(sessions) != 1 or sessions[0][1] == session:
+            return False
+        return [n.proc.pid for n in leaders([b, c])] == [sessions[0][0]]  # type: ignore[union-attr]
+
+    wait_for("a leader on a new session", led_again)
+    timings["leader again after its session was ended"] = time.monotonic() - t0
 
     # `audit verify` against the shared database, from a node's home: every checkpoint of both leaders.
     checkpoints = int(cluster.scalar("SELECT count(*) FROM audit_checkpoints"))

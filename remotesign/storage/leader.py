@@ -149,32 +149,38 @@ _HELD = text("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' 
 
 
 class PostgresLeadership(Leadership):
-    """A session-level advisory lock on a connection of its own."""
+    """A session-level advisory lock on a connection of its own. A follower keeps its connection
+    too and tries for the lock on it every tick (no new connection a second per follower)."""
 
     def __init__(self, database_url: str, key: int = LEADER_KEY) -> None:
         self.key = key
         self._engine = _engine(database_url)
         self._conn: Connection | None = None
+        self._leading = False
 
     def check(self) -> bool:
-        if self._conn is not None:
-            try:
-                if self._conn.execute(_HELD, {"hi": self.key >> 32, "lo": self.key & 0xFFFFFFFF}).scalar():
+        try:
+            conn = self._conn if self._conn is not None else self._connect()
+            if self._leading:
+                if conn.execute(_HELD, {"hi": self.key >> 32, "lo": self.key & 0xFFFFFFFF}).scalar():
                     return True
                 log.warning("background leadership lost: the lock is no longer held by this session")
-            except SQLAlchemyError as exc:
+                self._leading = False
+            self._leading = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
+        except SQLAlchemyError as exc:
+            if self._leading:
                 log.warning("background leadership lost: its database connection failed (%s)",
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                            (str(exc).splitlines() or [type(exc).__name__])[0])
             self._drop()
-        return self._acquire()
+        return self._leading
 
-    def _acquire(self) -> bool:
-        conn: Connection | None = None
+    def _connect(self) -> Connection:
+        conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            # the session ends, releasing the lock, when this process stops confirming it
+            # named in pg_stat_activity; the server ends the session, releasing the lock, when the
+            # process stops confirming it (idle) or its host stops answering keepalives
             conn.execute(text("SELECT set_config('application_name', :name, false)"),
-                         {"name": f"remotesign leader {process_id.current()}"[:63]})
+                         {"name": f"remotesign background {process_id.current()}"[:63]})
             for name, value in (("tcp_keepalives_idle", KEEPALIVE["idle"]),
                                 ("tcp_keepalives_interval", KEEPALIVE["interval"]),
                                 ("tcp_keepalives_count", KEEPALIVE["count"])):
@@ -182,28 +188,28 @@ class PostgresLeadership(Leadership):
             if int(conn.execute(text("SHOW server_version_num")).scalar() or 0) >= 140000:
                 conn.execute(text("SELECT set_config('idle_session_timeout', :v, false)"),
                              {"v": f"{SESSION_IDLE_SECONDS}s"})
-            if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar():
-                self._conn = conn
-                return True
-        except SQLAlchemyError as exc:
-            log.debug("background leadership not taken: %s", exc)
-        if conn is not None:
+        except SQLAlchemyError:
             with contextlib.suppress(SQLAlchemyError):
                 conn.close()
-        return False
+            raise
+        self._conn = conn
+        return conn
 
     def _drop(self) -> None:
+        self._leading = False
         if self._conn is not None:
             with contextlib.suppress(SQLAlchemyError):
-                self._conn.invalidate()  # never back into a pool: the session may be half-dead
+                self._conn.invalidate()  # never reused: the session may be half-dead
             self._conn = None
 
     def release(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(SQLAlchemyError):
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                if self._leading:
+                    self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
                 self._conn.close()
             self._conn = None
+        self._leading = False
         self._engine.dispose()
 
 
