@@ -284,7 +284,7 @@ def sealed_pdf(doc: dict[str, Any], http: httpx.Client, demo_token: str, fortres
                              ("/status", "/user/{user_code}/status")):
         r = fortress.get(f"{FORTRESS}/user/{seal_user['username']}{suffix}")
         check(doc, "get", FORTRESS + template, r)
-    assert r.json() == {"auth": False, "sign": False}  # a seal's user never logs in
+    assert r.json() == {"auth": False, "sign": True}  # a seal's user never logs in, its e-seal signs unattended
 
     r = fortress.post(f"{FORTRESS}/signature", json={"certificateCode": seal["id"], "signatureConfigurations": [
         _config(pdf_bytes(text="OpenAPI sealed"), "PADES_T", "sealed.pdf", "p1"),
