@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from remotesign.keystore import KeyStore
 from remotesign.keystore.software import SoftwareKeyBackend
@@ -20,7 +21,7 @@ from remotesign.storage.audit import AuditLog
 from remotesign.storage.db import Database
 from remotesign.storage.leader import FileLeadership, LeaderKeeper, leadership_for
 from remotesign.storage.migrate import upgrade_to_head
-from remotesign.storage.models import Notification
+from remotesign.storage.models import KeyRecord, Notification
 from remotesign.trust.jwt_issuer import JwtIssuer
 
 
@@ -52,6 +53,10 @@ def test_a_key_made_on_first_use_by_two_processes_at_once_is_one_key(db: Databas
     token = first.issue("user", {}, 60)
     assert second.verify(token)["sub"] == "user"
     assert JwtIssuer(db, KeyStore(db, SoftwareKeyBackend(master)), "https://rs.example/rs").key_id == first.key_id
+    with db.session() as s:  # the loser's key was destroyed, not left usable in the store
+        keys = {k.id: k.handle for k in s.scalars(select(KeyRecord).where(KeyRecord.label == "jwt"))}
+    assert len(keys) == 2 and [bool(h) for i, h in sorted(keys.items(), key=lambda kv: kv[0] != first.key_id)] == \
+        [True, False]
 
 
 def _queued(db: Database, owner: str, age: timedelta) -> str:

@@ -74,6 +74,9 @@ def test_listings_are_per_tenant(http: httpx.Client, tenants: dict[str, dict[str
         assert tenants[other]["key"] not in subjects
 
 
+SERVICE_KEYS = ["root-ca", "issuing-ca", "tsa", "ocsp", "signapi-transport", "audit"]
+
+
 def test_operator_pki_keys_are_not_tenant_keys(service: Service, http: httpx.Client,
                                                tenants: dict[str, dict[str, str]]) -> None:
     """The CA, TSA, OCSP, transport and audit keys belong to the operator; no tenant can use them to sign,
@@ -86,11 +89,13 @@ def test_operator_pki_keys_are_not_tenant_keys(service: Service, http: httpx.Cli
     engine = create_engine(f"sqlite:///{service.home / 'remotesign.db'}")
     with engine.connect() as conn:
         operator_keys = [row[0] for row in conn.execute(text("SELECT id FROM keys WHERE tenant_id IS NULL"))]
-        pki_keys = [row[0] for row in conn.execute(
-            text("SELECT id FROM keys WHERE tenant_id IS NULL AND label NOT LIKE 'identity:%' "
-                 "AND label NOT LIKE 'tsa-credential:%'"))]  # TLS client keys other modules register
+        pki_keys = conn.execute(
+            text("SELECT label FROM keys WHERE tenant_id IS NULL AND label NOT LIKE 'identity:%' "
+                 "AND label NOT LIKE 'tsa-credential:%'")).scalars().all()  # TLS client keys other modules register
     engine.dispose()
-    assert len(pki_keys) == 6  # root, issuing, TSA, OCSP, SignAPI transport key, audit key
+    # root, issuing, TSA, OCSP, SignAPI transport key, audit key; the JWT issuer's once Remote Signing
+    # logins were answered: each once (a process that lost the race to make one destroyed its own)
+    assert sorted(pki_keys) in (sorted(SERVICE_KEYS), sorted(SERVICE_KEYS + ["jwt"])), pki_keys
     auth = {"Authorization": f"Bearer {tenants['A']['token']}"}
     for key_id in operator_keys:
         r = http.post(f"/v1/keys/{key_id}/sign", json={"digest": DIGEST}, headers=auth)

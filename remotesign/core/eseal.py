@@ -18,8 +18,7 @@ from remotesign.core.signature_values import HASHES
 from remotesign.keystore import EncryptionPadding, KeyAlgorithm, KeyStore, StoredKey
 from remotesign.keystore.base import KeyStoreError
 from remotesign.storage.db import Database
-from remotesign.storage.models import SystemSetting
-from remotesign.storage.system_settings import setting_once
+from remotesign.keystore.service_keys import service_key
 
 TRANSPORT_KEY_SETTING = "transport_key_id"
 MAX_PFX_BYTES = 64 * 1024
@@ -35,13 +34,8 @@ class TransportKey:
 
     def key(self) -> StoredKey:
         if self._key is None:
-            with self.db.session() as s:
-                row = s.get(SystemSetting, TRANSPORT_KEY_SETTING)
-                key_id = row.value if row else None
-            if key_id is None:  # one key for every process and node: the first to store its id wins
-                created = self.keystore.create(KeyAlgorithm.RSA_2048, "signapi-transport", None, decrypt=True)
-                key_id = setting_once(self.db, TRANSPORT_KEY_SETTING, created.id)
-            self._key = self.keystore.get(key_id, None)
+            self._key = service_key(self.db, self.keystore, TRANSPORT_KEY_SETTING, lambda: self.keystore.create(
+                KeyAlgorithm.RSA_2048, "signapi-transport", None, decrypt=True))
         return self._key
 
     def public_pem(self) -> str:

@@ -11,11 +11,11 @@ import hashlib
 import secrets
 
 from remotesign.keystore import KeyAlgorithm, KeyStore, KeyStoreError, StoredKey
+from remotesign.keystore.service_keys import service_key
 from remotesign.storage.audit_seal import signature_valid
 from remotesign.storage.audit_verify import AuditKeyFacts
 from remotesign.storage.db import Database
 from remotesign.storage.models import SystemSetting
-from remotesign.storage.system_settings import setting_once
 
 AUDIT_KEY_SETTING = "audit_key_id"
 AUDIT_KEY_LABEL = "audit"
@@ -46,14 +46,8 @@ class AuditKey:
         """Find the key, creating it at first start."""
         key = self.find()
         if key is None:
-            created = key = self.keystore.create(KeyAlgorithm.EC_P256, AUDIT_KEY_LABEL, tenant_id=None)
-            winner = setting_once(self.db, AUDIT_KEY_SETTING, created.id)  # a racing process's key wins
-            if winner != created.id:
-                try:
-                    key = self.keystore.get(winner, None)
-                except KeyStoreError:  # the recorded key's record is gone: the new key takes its place
-                    with self.db.session() as s:
-                        s.merge(SystemSetting(name=AUDIT_KEY_SETTING, value=created.id))
+            key = service_key(self.db, self.keystore, AUDIT_KEY_SETTING,
+                              lambda: self.keystore.create(KeyAlgorithm.EC_P256, AUDIT_KEY_LABEL, tenant_id=None))
             self._key = key
         return key
 

@@ -21,10 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from remotesign.keystore import KeyAlgorithm, KeyStore, KeyStoreError, StoredKey
+from remotesign.keystore import KeyAlgorithm, KeyStore, StoredKey
+from remotesign.keystore.service_keys import service_key
 from remotesign.storage.db import Database
-from remotesign.storage.models import SystemSetting
-from remotesign.storage.system_settings import setting_once
 
 KEY_SETTING = "jwt_key_id"
 MAX_TOKEN_CHARS = 4096
@@ -61,23 +60,8 @@ class JwtIssuer:
 
     def _ensure(self) -> StoredKey:
         if self._key is None:
-            with self.db.session() as s:
-                row = s.get(SystemSetting, KEY_SETTING)
-                key_id = row.value if row else None
-            key = None
-            if key_id is not None:
-                try:
-                    key = self.keystore.get(key_id, None)
-                except KeyStoreError:
-                    key = None
-            if key is None and key_id is None:  # first use: one key for every process and node
-                created = self.keystore.create(KeyAlgorithm.EC_P256, "jwt", tenant_id=None)
-                winner = setting_once(self.db, KEY_SETTING, created.id)
-                key = created if winner == created.id else self.keystore.get(winner, None)
-            elif key is None:  # its record is gone: a new key takes its place
-                key = self.keystore.create(KeyAlgorithm.EC_P256, "jwt", tenant_id=None)
-                with self.db.session() as s:
-                    s.merge(SystemSetting(name=KEY_SETTING, value=key.id))
+            key = service_key(self.db, self.keystore, KEY_SETTING,
+                              lambda: self.keystore.create(KeyAlgorithm.EC_P256, "jwt", tenant_id=None))
             public = serialization.load_der_public_key(key.public_key_der)
             assert isinstance(public, ec.EllipticCurvePublicKey)
             self._key, self._public = key, public
