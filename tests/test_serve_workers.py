@@ -19,7 +19,9 @@ from tests.signapi import Card, SignApi, issue_card
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(home=tmp_path_factory.mktemp("workers"), port=free_port(), args=("--workers", "2")).start()
+    # the load balancer is believed only at 192.0.2.1: this test client's X-Forwarded-For is not
+    service = Service(home=tmp_path_factory.mktemp("workers"), port=free_port(),
+                      args=("--workers", "2", "--forwarded-allow-ips", "192.0.2.1")).start()
     yield service
     service.stop()
 
@@ -67,3 +69,17 @@ def test_connections_are_spread_evenly_over_the_workers(two_workers: Service) ->
     finally:
         for c in conns:
             c.close()
+
+
+def test_forwarded_headers_are_believed_only_from_the_named_balancers(two_workers: Service) -> None:
+    """By default uvicorn believes X-Forwarded-For from 127.0.0.1 (this test client); with
+    ``--forwarded-allow-ips`` naming another address, no worker takes the header's word for the
+    client address that throttles and the access log use."""
+    import httpx
+
+    for _ in range(8):  # over both workers
+        r = httpx.get(two_workers.url + "/health", headers={"X-Forwarded-For": "203.0.113.7"}, timeout=30)
+        assert r.status_code == 200
+    log = (two_workers.home / "service.log").read_text(errors="replace")
+    health = [line for line in log.splitlines() if '"GET /health HTTP/1.1"' in line]
+    assert len(health) >= 8 and not any("203.0.113.7" in line for line in health), health[-3:]

@@ -110,3 +110,25 @@ def test_start_sweeps_only_abandoned_temporaries(tmp_path_factory: pytest.TempPa
         live.unlink()
     finally:
         svc.stop()
+
+
+def test_a_private_file_on_a_read_only_mount_is_left_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A master key mounted read-only (a container secret, systemd's LoadCredential=) cannot be
+    tightened: the start goes on with it; any other failure to tighten still stops it."""
+    import errno
+    import os
+
+    from remotesign.storage import private
+
+    key = tmp_path / "master.key"
+    key.write_text("secret\n")
+    key.chmod(0o640)
+
+    def refuse(path: object, mode: int, errno_value: int = errno.EROFS) -> None:
+        raise OSError(errno_value, os.strerror(errno_value))
+
+    monkeypatch.setattr(private.os, "chmod", refuse)
+    private._chmod(key, 0o600)  # read-only file system: left alone
+    monkeypatch.setattr(private.os, "chmod", lambda p, m: refuse(p, m, errno.EIO))
+    with pytest.raises(OSError):
+        private._chmod(key, 0o600)

@@ -75,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "set it to the same URL (the load balancer's), which certificates and tokens name", file=sys.stderr)
     svc.initialize()
     os.environ["REMOTESIGN_HOME"] = str(svc.settings.home)  # worker processes: the same instance
+    if args.forwarded_allow_ips:  # uvicorn reads it in this process and in every worker
+        os.environ["FORWARDED_ALLOW_IPS"] = args.forwarded_allow_ips
     print(f"remotesign listening on http://{args.host}:{args.port} (public URL {svc.base_url}); "
           f"demo client: {svc.demo_client_file}; {args.workers} worker process(es)", flush=True)
     if args.workers > 1:
@@ -360,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
                    help="log every request, one line each (default on; --no-access-log for none)")
+    p.add_argument("--forwarded-allow-ips", metavar="ADDRESSES",
+                   help="comma-separated addresses (or *) of the load balancers whose X-Forwarded-For and "
+                        "-Proto are believed: the client address that throttles and logs see (default: "
+                        "$FORWARDED_ALLOW_IPS, else 127.0.0.1)")
     p.add_argument("--workers", type=int, default=1, choices=range(1, 65), metavar="N",
                    help="serving processes sharing the port (default 1); background sweeps and audit "
                         "checkpoints run in one of them")

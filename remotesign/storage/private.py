@@ -10,6 +10,7 @@ files made by libraries (SQLite's -wal/-shm, temporary files of validation) foll
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -74,4 +75,8 @@ def _chmod(path: Path, mode: int) -> None:
         return
     if st.st_uid != os.geteuid() or st.st_mode & 0o777 == mode:
         return
-    os.chmod(path, mode)
+    try:
+        os.chmod(path, mode)
+    except OSError as exc:  # a read-only mount (a container secret, systemd LoadCredential=): its owner's say
+        if exc.errno != errno.EROFS:
+            raise
