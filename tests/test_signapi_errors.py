@@ -9,6 +9,7 @@ import os
 import zipfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -264,3 +265,19 @@ def test_an_uploaded_html_document_comes_back_inert(api: SignApi) -> None:
     assert api.client.get("/health").headers["x-content-type-options"] == "nosniff"
     page = api.client.get("/docs")
     assert page.headers["x-content-type-options"] == "nosniff" and "sandbox" not in page.headers["content-security-policy"]
+
+
+def test_a_closed_session_stays_closed_until_the_sweep_forgets_it(api: SignApi, in_process: Any) -> None:
+    """The minute's sweep does not turn a just-closed session into an unknown one (410, not 404);
+    once closed for CLOSED_KEPT it is forgotten, files and row."""
+    from datetime import datetime, timezone
+
+    from remotesign.core.sessions import CLOSED_KEPT
+
+    sid = api.start()
+    api.upload(sid, "a.pdf", pdf_bytes())
+    assert api.client.get(f"/api-session/v1.0/{sid}/close").status_code == 200
+    in_process.sessions.sweep_expired()
+    assert error_of(api.client.get(f"/api-storage/v1.0/{sid}/list"), 410) == "session_closed"
+    in_process.sessions.sweep_expired(datetime.now(timezone.utc) + CLOSED_KEPT + timedelta(seconds=1))
+    assert error_of(api.client.get(f"/api-storage/v1.0/{sid}/list"), 404) == "session_not_found"

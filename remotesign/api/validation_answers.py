@@ -25,11 +25,16 @@ class ReportClaimedRole(BaseModel):
     claimedRole: str
 
 
+INFO_TIME = f"v1 reports: {V1_TIME}; SignAPI validation v2: {ISO_TIME}"
+
+
 class ReportSignatureInfo(BaseModel):
+    """A signature's times and claims (the same fields in v1 and v2 reports; the times' format differs)."""
+
     model_config = _FIXED
-    bestSignatureTime: str = absent(f"the earliest proof of the signature's existence; {V1_TIME}")
-    timestampCreationTime: str = absent(f"the signature time-stamp's time; {V1_TIME}")
-    ocspResponseCreationTime: str = absent(f"the earliest OCSP response's time; {V1_TIME}")
+    bestSignatureTime: str = absent(f"the earliest proof of the signature's existence; {INFO_TIME}")
+    timestampCreationTime: str = absent(f"the signature time-stamp's time; {INFO_TIME}")
+    ocspResponseCreationTime: str = absent(f"the earliest OCSP response's time; {INFO_TIME}")
     timeAssertionMessageImprint: str = absent("base64 of the signature time-stamp's message imprint")
     signingReason: str = absent()
     signerRole: list[ReportClaimedRole] = absent()

@@ -33,6 +33,7 @@ from remotesign.storage.times import aware as _aware
 
 SESSION_ID = re.compile(r"^[0-9a-f]{64}$")
 MAX_AMOUNT = 100
+CLOSED_KEPT = timedelta(minutes=10)  # a closed session answers "closed" this long before it is forgotten
 MAX_NAME_BYTES = 255
 MAX_ARCHIVE_RENEWALS = 50  # archive time-stamps a client may have added to one document, oldest id first
 CONTAINER_SUFFIXES = (".edoc", ".asice", ".sce", ".bdoc")
@@ -162,11 +163,14 @@ class SessionService:
         self.blobs.delete_namespace(self.namespace(tenant_id, session_id))
 
     def sweep_expired(self, now: datetime | None = None) -> int:
-        """Delete the files (and rows) of sessions past their expiry or closed; returns how many."""
+        """Delete the files (and rows) of sessions past their expiry, or closed for longer than
+        CLOSED_KEPT (a closed session answers "closed", not "unknown", for that long whenever the
+        sweep runs; its files went at close, again here should a crash have come between);
+        returns how many."""
         now = now or _utcnow()
         with self.db.session() as s:
             rows = s.execute(select(SigningSession.id, SigningSession.tenant_id).where(
-                (SigningSession.expires_at <= now) | SigningSession.closed_at.is_not(None))).all()
+                (SigningSession.expires_at <= now) | (SigningSession.closed_at <= now - CLOSED_KEPT))).all()
         for sid, tenant_id in rows:
             self.blobs.delete_namespace(self.namespace(tenant_id, sid))
             with self.db.session() as s:

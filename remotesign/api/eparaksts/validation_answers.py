@@ -8,7 +8,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from remotesign.api.openapi_doc import absent
-from remotesign.api.validation_answers import (ISO_TIME, ReportClaimedRole, ReportFile, ReportMessage, SimpleReport)
+from remotesign.api.validation_answers import (ISO_TIME, ReportFile, ReportMessage, ReportSignatureInfo,
+                                               SimpleReport)
 from remotesign.validation.model import CertificateQualification, Indication, SubIndication, TimestampKind
 
 _FIXED = ConfigDict(extra="forbid")
@@ -17,17 +18,6 @@ _FIXED = ConfigDict(extra="forbid")
 class ValidationV1Answer(BaseModel):
     model_config = _FIXED
     data: SimpleReport
-
-
-class ReportSignatureInfoV2(BaseModel):
-    model_config = _FIXED
-    bestSignatureTime: str = absent(f"the earliest proof of the signature's existence; {ISO_TIME}")
-    timestampCreationTime: str = absent(f"the signature time-stamp's time; {ISO_TIME}")
-    ocspResponseCreationTime: str = absent(f"the earliest OCSP response's time; {ISO_TIME}")
-    timeAssertionMessageImprint: str = absent("base64 of the signature time-stamp's message imprint")
-    signingReason: str = absent()
-    signerRole: list[ReportClaimedRole] = absent()
-    signatureProductionPlace: dict[str, str] = absent()
 
 
 class ReportSigner(BaseModel):
@@ -60,7 +50,7 @@ class ReportTimestampV2(BaseModel):
 class ReportSignatureV2(BaseModel):
     model_config = _FIXED
     id: str
-    info: ReportSignatureInfoV2
+    info: ReportSignatureInfo
     errors: list[ReportMessage]
     warnings: list[ReportMessage]
     indication: Indication
