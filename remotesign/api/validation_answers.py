@@ -61,18 +61,23 @@ class ReportFile(BaseModel):
     filename: str
 
 
-class SimpleReport(BaseModel):
-    """The eParaksts Validation API v1 report."""
+class ReportDocument(BaseModel):
+    """What the v1 and v2 reports say alike of the document as a whole."""
 
     model_config = _FIXED
-    signaturesExt: list[ReportSimpleSignature]
     signatureForm: str = Field(description="PAdES, XAdES, CAdES, ASiC-E, ASiC-S")
     includedFiles: list[ReportFile]
-    validationTime: str | None = Field(description=V1_TIME)
     signaturesCount: int
     validSignaturesCount: int = Field(description="signatures with indication TOTAL-PASSED")
     validationLevel: str
     validatedDocument: ReportFile
+
+
+class SimpleReport(ReportDocument):
+    """The eParaksts Validation API v1 report."""
+
+    signaturesExt: list[ReportSimpleSignature]
+    validationTime: str | None = Field(description=V1_TIME)
 
 
 class ReportCertificate(BaseModel):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from remotesign.api.openapi_doc import absent
-from remotesign.api.validation_answers import (ISO_TIME, ReportFile, ReportMessage, ReportSignatureInfo,
-                                               SimpleReport)
+from remotesign.api.validation_answers import (ISO_TIME, ReportDocument, ReportMessage,
+                                               ReportSignatureInfo, SimpleReport)
 from remotesign.validation.model import CertificateQualification, Indication, SubIndication, TimestampKind
 
 _FIXED = ConfigDict(extra="forbid")
@@ -65,18 +65,11 @@ class ReportSignatureV2(BaseModel):
     counterSignatureOf: str = absent("a counter-signature: the signature it signs")
 
 
-class ReportV2(BaseModel):
+class ReportV2(ReportDocument):
     """The eParaksts Validation API v2 report."""
 
-    model_config = _FIXED
     signaturesExt: list[ReportSignatureV2]
-    signatureForm: str = Field(description="PAdES, XAdES, CAdES, ASiC-E, ASiC-S")
-    includedFiles: list[ReportFile]
     validationTime: str | None = Field(description=ISO_TIME)
-    signaturesCount: int
-    validSignaturesCount: int = Field(description="signatures with indication TOTAL-PASSED")
-    validationLevel: str
-    validatedDocument: ReportFile
     errors: list[ReportMessage] = Field(description="problems of the document as a whole")
 
 
