@@ -30,6 +30,26 @@ def _env_seconds_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     return values
 
 
+def _env_secret(name: str, file_name: str) -> str | None:
+    """A secret setting given directly (``name``) or as a file holding it (``file_name``, e.g. a
+    container secret or a 0600 file, so that the value stays out of the process environment and
+    unit files). Surrounding whitespace (the file's trailing newline) is stripped. Both set, or a
+    file that cannot be read or is empty, stops the start with one line saying so."""
+    value, path = _env(name), _env(file_name)
+    if path is None:
+        return value
+    if value is not None:
+        raise SystemExit(f"settings {name} and {file_name} are both set; set only one")
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise SystemExit(f"setting {file_name}: cannot read {path}: {reason}") from None
+    if not value:
+        raise SystemExit(f"setting {file_name}: {path} is empty")
+    return value
+
+
 def _env_int(name: str, default: int) -> int:
     raw = _env(name)
     if raw is None:
@@ -175,6 +195,9 @@ class Settings:
     s3_region: str = "us-east-1"
     s3_prefix: str = ""                       # keys are <prefix><namespace>/<name>
     s3_temp_dir: Path | None = None           # where writers spool before uploading; None: the system's
+    # /health writes a probe object at most this often per process (a HEAD of the bucket in between),
+    # so that balancers polling every few seconds do not fill a versioned bucket with probe versions
+    s3_health_write_interval_seconds: int = 60
 
     @property
     def audit_anchor_path(self) -> Path:
@@ -199,16 +222,12 @@ def load_settings(home: Path | None = None) -> Settings:
         raise SystemExit(f"setting REMOTESIGN_BLOB_STORE must be local or s3, got {blob_store!r}")
     if blob_store == "s3" and not _env("REMOTESIGN_S3_BUCKET"):
         raise SystemExit("REMOTESIGN_BLOB_STORE=s3 needs REMOTESIGN_S3_BUCKET")
-    s3_secret = _env("REMOTESIGN_S3_SECRET_KEY")
-    if s3_secret is None and (s3_secret_file := _env("REMOTESIGN_S3_SECRET_KEY_FILE")):
-        s3_secret = Path(s3_secret_file).read_text().strip()
-    pin = _env("REMOTESIGN_PKCS11_PIN")
-    pin_file = _env("REMOTESIGN_PKCS11_PIN_FILE")
-    if pin is None and pin_file:
-        pin = Path(pin_file).read_text().strip()
+    s3_secret = _env_secret("REMOTESIGN_S3_SECRET_KEY", "REMOTESIGN_S3_SECRET_KEY_FILE")
+    pin = _env_secret("REMOTESIGN_PKCS11_PIN", "REMOTESIGN_PKCS11_PIN_FILE")
+    database_url = _env_secret("REMOTESIGN_DATABASE_URL", "REMOTESIGN_DATABASE_URL_FILE")
     return Settings(
         home=home,
-        database_url=_env("REMOTESIGN_DATABASE_URL", f"sqlite:///{home / 'remotesign.db'}") or "",
+        database_url=database_url or f"sqlite:///{home / 'remotesign.db'}",
         blob_dir=Path(_env("REMOTESIGN_BLOB_DIR", str(home / "blobs")) or "").resolve(),
         public_url=(_env("REMOTESIGN_PUBLIC_URL") or "").rstrip("/") or None,
         key_backend=_env("REMOTESIGN_KEY_BACKEND", "software") or "software",
@@ -302,4 +321,6 @@ def load_settings(home: Path | None = None) -> Settings:
         s3_region=_env("REMOTESIGN_S3_REGION", "us-east-1") or "us-east-1",
         s3_prefix=_env("REMOTESIGN_S3_PREFIX", "") or "",
         s3_temp_dir=Path(tmp).resolve() if (tmp := _env("REMOTESIGN_S3_TEMP_DIR")) else None,
+        s3_health_write_interval_seconds=max(0, _env_int("REMOTESIGN_S3_HEALTH_WRITE_INTERVAL",
+                                                         Settings.s3_health_write_interval_seconds)),
     )

@@ -18,13 +18,15 @@ COMPOSE = DEPLOY / "compose.yaml"
 UNIT = DEPLOY / "systemd" / "remotesign@.service"
 ENV_EXAMPLE = DEPLOY / "systemd" / "remotesign.env.example"
 HAPROXY = DEPLOY / "haproxy" / "haproxy.cfg"
+MAKE_SECRETS = DEPLOY / "make-secrets.sh"
 
 SETTING = re.compile(r"\bREMOTESIGN_[A-Z0-9_]*[A-Z0-9]\b")
 # What every node must have alike ("Several nodes"): the database, the blob store, the public URL,
-# the key backend and its master key.
-SHARED = ("REMOTESIGN_PUBLIC_URL", "REMOTESIGN_DATABASE_URL", "REMOTESIGN_BLOB_STORE", "REMOTESIGN_S3_ENDPOINT",
+# the key backend and its master key. The database URL is one of DATABASE (itself or a file).
+SHARED = ("REMOTESIGN_PUBLIC_URL", "REMOTESIGN_BLOB_STORE", "REMOTESIGN_S3_ENDPOINT",
           "REMOTESIGN_S3_BUCKET", "REMOTESIGN_S3_ACCESS_KEY", "REMOTESIGN_S3_SECRET_KEY_FILE",
           "REMOTESIGN_KEY_BACKEND", "REMOTESIGN_MASTER_KEY_FILE")
+DATABASE = ("REMOTESIGN_DATABASE_URL", "REMOTESIGN_DATABASE_URL_FILE")
 
 
 def known_settings() -> set[str]:
@@ -101,18 +103,26 @@ def test_compose_nodes_share_settings_and_have_their_own_homes() -> None:
     found = nodes(doc)
     assert len(found) >= 2, f"two remotesign nodes expected, found {sorted(found)}"
     envs = {name: svc["environment"] for name, svc in found.items()}
-    for key in SHARED:
+    for name, env in envs.items():
+        assert len([key for key in DATABASE if key in env]) == 1, f"{name}: one of {DATABASE} expected"
+    for key in (*SHARED, *(key for key in DATABASE if key in next(iter(envs.values())))):
         values = {name: env.get(key) for name, env in envs.items()}
         assert None not in values.values(), f"{key} missing on a node: {values}"
         assert len(set(values.values())) == 1, f"{key} differs between nodes: {values}"
     first = next(iter(envs.values()))
     assert first["REMOTESIGN_BLOB_STORE"] == "s3"
-    assert first["REMOTESIGN_DATABASE_URL"].startswith("postgresql+psycopg://")
-    # the master key file is a secret every node mounts (/run/secrets/<name>), defined from one file
-    key_secret = first["REMOTESIGN_MASTER_KEY_FILE"].removeprefix("/run/secrets/")
-    assert key_secret in doc["secrets"]
-    for name, svc in found.items():
-        assert key_secret in svc["secrets"], f"{name} does not mount the master key"
+    # the master key file and the database URL (it carries the password) are secrets every node
+    # mounts (/run/secrets/<name>), each defined from one file; make-secrets.sh writes the URL's
+    assert "REMOTESIGN_DATABASE_URL" not in first, "the database password belongs in a secret"
+    for setting in ("REMOTESIGN_MASTER_KEY_FILE", "REMOTESIGN_DATABASE_URL_FILE"):
+        assert first[setting].startswith("/run/secrets/"), setting
+        secret = first[setting].removeprefix("/run/secrets/")
+        assert secret in doc["secrets"], setting
+        for name, svc in found.items():
+            assert secret in svc["secrets"], f"{name} does not mount {secret}"
+    url_file = doc["secrets"][first["REMOTESIGN_DATABASE_URL_FILE"].removeprefix("/run/secrets/")]["file"]
+    script = MAKE_SECRETS.read_text(encoding="utf-8")
+    assert url_file.removeprefix("./") in script and "postgresql+psycopg://" in script
     homes = {}
     for name, svc in found.items():
         home = svc["environment"]["REMOTESIGN_HOME"]
@@ -171,5 +181,6 @@ def test_env_example() -> None:
              if line and not line.startswith("#")]
     assert "REMOTESIGN_HOME" not in names  # the unit sets it per instance; the file would override it
     assert set(SHARED) <= set(names)
+    assert len([key for key in DATABASE if key in names]) == 1, names
     unit_vars = set(re.findall(r"\$\{(\w+)\}", dict(unit_entries(UNIT)["Service"])["ExecStart"]))
     assert unit_vars <= set(names), unit_vars - set(names)

@@ -340,6 +340,64 @@ def test_check_writable_leaves_nothing(store: S3BlobStore, seaweed: SeaweedFS) -
     assert keys(seaweed) == before
 
 
+def versioned_bucket(seaweed: SeaweedFS, bucket: str) -> str:
+    """A bucket with versioning on: a write probe leaves a version (and a delete marker) behind, so
+    the probes that ran can be counted although each deletes its object."""
+    client = seaweed.client()
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return bucket
+
+
+def probe_writes(seaweed: SeaweedFS, bucket: str, prefix: str = "") -> int:
+    answer = seaweed.client().list_object_versions(Bucket=bucket, Prefix=f"{prefix}.health-probe-")
+    return len(answer.get("Versions") or [])
+
+
+def test_check_writable_writes_at_most_once_per_interval(seaweed: SeaweedFS) -> None:
+    bucket = versioned_bucket(seaweed, "probe-interval")
+    probed = make_store(seaweed, bucket=bucket, prefix="unit/", health_write_interval=1.0)
+    began = time.monotonic()
+    for _ in range(20):  # a balancer polling: one write, then HEADs of the bucket
+        probed.check_writable()
+    assert time.monotonic() - began < 1.0
+    assert probe_writes(seaweed, bucket, "unit/") == 1
+    assert keys(seaweed, "unit/", bucket) == []  # nothing left visible
+    time.sleep(1.05)
+    probed.check_writable()
+    probed.check_writable()
+    assert probe_writes(seaweed, bucket, "unit/") == 2
+
+    # The store stops taking writes while the bucket still answers (here: keys it refuses, as a
+    # read-only or full store refuses every write): within the interval the HEADs report it fine,
+    # the next write probe reports it, and every call after that writes again until one succeeds.
+    probed.prefix = "x" * 1100 + "/"  # KeyTooLongError on PutObject; HEAD bucket still answers
+    time.sleep(1.05)
+    for _ in range(3):
+        with pytest.raises(StorageUnavailable, match="KeyTooLong"):
+            probed.check_writable()
+    probed.prefix = "unit/"
+    probed.check_writable()
+    assert probe_writes(seaweed, bucket, "unit/") == 3
+
+
+def test_health_does_not_write_on_every_call(seaweed: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> None:
+    bucket = versioned_bucket(seaweed, "health-polled")
+    svc = Service(tmp_path_factory.mktemp("s3-health-home"), free_port(),
+                  env=seaweed.env(bucket=bucket, prefix="node/")).start()
+    try:
+        after_start = probe_writes(seaweed, bucket, "node/")
+        assert after_start >= 1  # the first /health wrote (the start waits for a 200)
+        with httpx.Client(base_url=svc.url, timeout=30) as http:
+            for _ in range(30):  # three balancers polling a minute at 2 s: one write per minute at most
+                r = http.get("/health")
+                assert r.status_code == 200 and r.json()["components"]["blobs"] == "ok", r.text
+        assert probe_writes(seaweed, bucket, "node/") == after_start
+        assert not [k for k in keys(seaweed, "node/", bucket) if ".health-probe-" in k]
+    finally:
+        svc.stop()
+
+
 def test_a_dead_endpoint_is_storage_unavailable_in_bounded_time(tmp_path: Path) -> None:
     dead = S3BlobStore(bucket=BUCKET, endpoint_url=f"http://127.0.0.1:{free_port()}", access_key="k", secret_key="s",
                        temp_dir=str(tmp_path))

@@ -1,6 +1,8 @@
 """Liveness/readiness: 200 once the database answers, the blob store takes a write and the PKI is
 initialised; 503 naming the failing component otherwise (a full or read-only volume, a database
-that does not answer), so a load balancer stops sending work the service cannot store."""
+that does not answer), so a load balancer stops sending work the service cannot store. 503
+``"status": "draining"`` (the other fields as usual) while an operator drains the node before
+stopping it (``remotesign drain``, remotesign/drain.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from remotesign import __version__
 from remotesign.api.deps import services
 from remotesign.api.openapi_doc import DESCRIPTIONS, absent
+from remotesign.drain import is_draining
 from remotesign.service import Services
 from remotesign.storage.faults import RETRY_AFTER_SECONDS, StorageUnavailable
 
@@ -31,7 +34,15 @@ def _probe(check: Any) -> str:
 
 
 def readiness(svc: Services) -> tuple[int, dict[str, Any]]:
-    """What ``/health`` answers: its status code and body (the operator console shows it too)."""
+    """What ``/health`` answers: its status code and body (the operator console shows it too). A
+    draining node answers what it would otherwise, with 503 and ``"status": "draining"``."""
+    status, body = _readiness(svc)
+    if is_draining(svc.settings.home):
+        return 503, {**body, "status": "draining"}
+    return status, body
+
+
+def _readiness(svc: Services) -> tuple[int, dict[str, Any]]:
     components = {"database": _probe(svc.db.ping), "blobs": _probe(svc.blobs.check_writable)}
     failing = sorted(name for name, state in components.items() if state != "ok")
     if failing:
@@ -71,11 +82,18 @@ class HealthAnswer(BaseModel):
 
 
 class HealthUnavailable(BaseModel):
-    """What ``readiness`` answers with 503 (degraded: with Retry-After)."""
+    """What ``readiness`` answers with 503 (degraded: with Retry-After; draining: what the node would
+    answer otherwise, its status replaced)."""
 
     model_config = ConfigDict(extra="forbid")
-    status: Literal["degraded", "initialising"]
-    failing: list[str] = absent("the failing components (degraded)")
+    status: Literal["degraded", "initialising", "draining"] = Field(
+        description="degraded: a component fails; initialising: the PKI is not made yet; draining: an operator "
+                    "is taking the node out of the load balancer before stopping it (remotesign drain)")
+    failing: list[str] = absent("the failing components (degraded, or draining while degraded)")
+    version: str = absent("as in the 200 answer (draining)")
+    key_backend: str = absent("as in the 200 answer (draining)")
+    database: str = absent("as in the 200 answer (draining)")
+    leader: bool = absent("as in the 200 answer (draining)")
     components: HealthComponents
 
 

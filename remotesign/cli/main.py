@@ -70,6 +70,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     default_url = f"http://{shown_host}:{args.port}"
     svc = _services(default_url, create=True)
+    from remotesign.drain import stop_draining
+
+    if stop_draining(svc.settings.home):  # a restarted node serves again (remotesign/drain.py)
+        print("remotesign serve: removed the drain marker left from before this start (remotesign drain): "
+              "/health answers 200 once ready", file=sys.stderr)
     if svc.db.engine.dialect.name != "sqlite" and not svc.settings.public_url:
         print("remotesign serve: warning: REMOTESIGN_PUBLIC_URL is not set; every node sharing this database must "
               "set it to the same URL (the load balancer's), which certificates and tokens name", file=sys.stderr)
@@ -370,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serving processes sharing the port (default 1); background sweeps and audit "
                         "checkpoints run in one of them")
     p.set_defaults(func=cmd_serve)
+    from remotesign.cli.drain import add_parser as add_drain_parser
+
+    add_drain_parser(sub)
 
     client = sub.add_parser("client", help="manage relying parties (OAuth2 clients)",
                             description="Relying parties authenticate with OAuth2 client credentials.")

@@ -26,7 +26,8 @@ def open_blob_store(settings: Settings) -> BlobStore:
         store = S3BlobStore(bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint,
                             access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
                             region=settings.s3_region, prefix=settings.s3_prefix,
-                            temp_dir=str(settings.s3_temp_dir) if settings.s3_temp_dir else None)
+                            temp_dir=str(settings.s3_temp_dir) if settings.s3_temp_dir else None,
+                            health_write_interval=settings.s3_health_write_interval_seconds)
         store.ensure_bucket()
         store.sweep_temporaries()
         return store

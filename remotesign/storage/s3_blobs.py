@@ -40,6 +40,7 @@ import io
 import logging
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -66,6 +67,7 @@ READ_BLOCK = CHUNK           # first ranged GET of a read; doubles while reading
 READ_BLOCK_MAX = 8 * MIB     # ...up to this
 READ_RETRIES = 3             # a ranged read whose body breaks off is fetched again from where it stopped
 DELETE_BATCH = 1000          # DeleteObjects takes at most 1000 keys
+HEALTH_WRITE_INTERVAL = 60.0  # seconds between the write probes of check_writable (a HEAD in between)
 
 # Transport failures: the store is down, unreachable, too slow, or the credentials cannot be had.
 _TRANSPORT_ERRORS = (BotoConnectionError, HTTPClientError, IncompleteReadError, NoCredentialsError,
@@ -129,7 +131,8 @@ class S3BlobStore(BlobStore):
     def __init__(self, *, bucket: str, endpoint_url: str | None = None, access_key: str | None = None,
                  secret_key: str | None = None, region: str = "us-east-1", prefix: str = "",
                  temp_dir: str | None = None, part_size: int = PART_SIZE, connect_timeout: float = 5.0,
-                 read_timeout: float = 30.0, max_attempts: int = 3, max_pool_connections: int = 32) -> None:
+                 read_timeout: float = 30.0, max_attempts: int = 3, max_pool_connections: int = 32,
+                 health_write_interval: float = HEALTH_WRITE_INTERVAL) -> None:
         if not bucket:
             raise ValueError("an S3 blob store needs a bucket")
         if part_size < MIN_PART_SIZE:
@@ -141,6 +144,9 @@ class S3BlobStore(BlobStore):
         self.prefix = prefix
         self.temp_dir = temp_dir
         self.part_size = part_size
+        self.health_write_interval = health_write_interval
+        self._probe_lock = threading.Lock()
+        self._last_write_ok: float | None = None  # monotonic time of the last write probe that succeeded
         config = Config(
             region_name=region,
             s3={"addressing_style": "path"},
@@ -330,13 +336,30 @@ class S3BlobStore(BlobStore):
     # --- health ---------------------------------------------------------------------------------
 
     def check_writable(self) -> None:
-        """Write and delete a tiny object (outside every namespace: no blob name starts with '.')."""
-        key = f"{self.prefix}.health-probe-{secrets.token_hex(8)}"
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=b"remotesign storage probe\n")
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-        except (ClientError, BotoCoreError) as exc:
-            raise _unavailable(exc, "probe") or StorageUnavailable("blobs", f"S3 probe: {exc}") from exc
+        """Raise StorageUnavailable unless the store answers and took a write recently.
+
+        Load balancers poll /health every few seconds from several places; a write on each call
+        would cost a PUT and a DELETE each time, and leave a version and a delete marker each in a
+        versioned bucket. So a call writes and deletes a tiny object (outside every namespace: no
+        blob name starts with '.') only when the last successful write probe of this process is
+        ``health_write_interval`` seconds old or more, and otherwise asks for the bucket (HEAD:
+        the store is up, the credentials and the bucket are good). A store that goes down shows at
+        the next call; one that turns read-only or full within the interval. A failed write probe
+        counts for nothing: the next call writes again, so a recovered store shows at once."""
+        with self._probe_lock:  # one probe at a time per process: concurrent calls never all write
+            last = self._last_write_ok
+            write = last is None or time.monotonic() - last >= self.health_write_interval
+            try:
+                if write:
+                    key = f"{self.prefix}.health-probe-{secrets.token_hex(8)}"
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=b"remotesign storage probe\n")
+                    self.client.delete_object(Bucket=self.bucket, Key=key)
+                    self._last_write_ok = time.monotonic()
+                else:
+                    self.client.head_bucket(Bucket=self.bucket)
+            except (ClientError, BotoCoreError) as exc:
+                self._last_write_ok = None  # whatever failed, the next call writes again
+                raise _unavailable(exc, "probe") or StorageUnavailable("blobs", f"S3 probe: {exc}") from exc
 
 
 class S3BlobFile(io.BufferedReader):
