@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from tests import cli_forkserver
+
 ROOT = Path(__file__).resolve().parent.parent
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
@@ -33,8 +35,7 @@ def cli(home: Path, *args: str, env: dict[str, str] | None = None, check: bool =
         input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run ``remotesign ARGS`` against the state in ``home``."""
     full_env = {**os.environ, "REMOTESIGN_HOME": str(home), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "remotesign", *args], env=full_env, capture_output=True,
-                          input=input, timeout=120)
+    proc = cli_forkserver.run(args, env=full_env, input=input, timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"remotesign {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout.decode()}\n{proc.stderr.decode()}")
@@ -46,7 +47,7 @@ class Service:
     home: Path
     port: int
     env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
+    proc: "subprocess.Popen[bytes] | cli_forkserver.SpawnedProcess | None" = None
     args: tuple[str, ...] = ()  # more `remotesign serve` arguments, e.g. ("--workers", "2")
 
     @property
@@ -59,9 +60,13 @@ class Service:
 
         env = {**os.environ, "REMOTESIGN_HOME": str(self.home), "REMOTESIGN_PUBLIC_URL": self.url,
                "REMOTESIGN_SMTP_URL": mailbox().url, **self.env}
-        log = open(self.home / "service.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "remotesign", "serve", "--port", str(self.port), *self.args],
-                                     env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        argv = ["serve", "--port", str(self.port), *self.args]
+        if "--workers" in self.args:  # its workers are spawned interpreters that re-run __main__: a plain process
+            with open(self.home / "service.log", "ab") as log:
+                self.proc = subprocess.Popen([sys.executable, "-m", "remotesign", *argv], env=env, stdout=log,
+                                             stderr=subprocess.STDOUT, cwd=ROOT)
+        else:
+            self.proc = cli_forkserver.spawn(argv, env=env, log=self.home / "service.log", cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from remotesign.cli.home import CONFIG_NAME, locate_home
+from tests import cli_forkserver
 
 CA = ("--ca-name", "Example Trust", "--organization", "Example Ltd", "--country", "ee")
 
@@ -28,8 +29,11 @@ def run(cwd: Path, *args: str, env: dict[str, str] | None = None, input: str | N
     $HOME next to ``cwd`` (so no real ~/.config/remotesign is read)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("REMOTESIGN_") and k != "XDG_CONFIG_HOME"}
     base |= {"HOME": str(cwd.parent / "userhome"), "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "remotesign", *args], cwd=cwd, env={**base, **(env or {})},
-                          input=input, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
+    if stdout != subprocess.PIPE:  # a real pipe to the test (e.g. one it closes early)
+        return subprocess.run([sys.executable, "-m", "remotesign", *args], cwd=cwd, env={**base, **(env or {})},
+                              input=input, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
+    proc = cli_forkserver.run(args, cwd=cwd, env={**base, **(env or {})}, input=input.encode() if input else None)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
 def ok(cwd: Path, *args: str, **kw: object) -> str:

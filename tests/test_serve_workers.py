@@ -6,6 +6,7 @@ which both processes appended, verifies whole."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,8 +21,15 @@ from tests.signapi import Card, SignApi, issue_card
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     # the load balancer is believed only at 192.0.2.1: this test client's X-Forwarded-For is not
+    # an ahead worker leaves a waiting connection to the other for up to 2 s (20 ms by default): on a
+    # busy machine the other may not be scheduled within 20 ms, and the split test is about balance
     service = Service(home=tmp_path_factory.mktemp("workers"), port=free_port(),
-                      args=("--workers", "2", "--forwarded-allow-ips", "192.0.2.1")).start()
+                      args=("--workers", "2", "--forwarded-allow-ips", "192.0.2.1"),
+                      env={"REMOTESIGN_WORKER_PATIENCE_MS": "2000"}).start()
+    deadline = time.monotonic() + 120  # /health answers as soon as one worker is up; wait for both
+    while service.log().count("Application startup complete") < 2:
+        assert time.monotonic() < deadline, service.log()
+        time.sleep(0.1)
     yield service
     service.stop()
 

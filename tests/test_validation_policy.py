@@ -21,7 +21,7 @@ from remotesign.validation.model import Indication, SignatureResult, SubIndicati
 from remotesign.validation.policy import (BUILTIN, CHECKS, Level, PolicyError, ValidationPolicy, builtin_policy,
                                           parse_policy)
 from remotesign.validation.reports import detailed_report
-from tests import pdf_forge as forge
+from tests import cli_forkserver, pdf_forge as forge
 from tests.pades_pki import Pki, make_pki, sign_pdf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,8 +178,8 @@ def test_digest_end_dates_apply_at_the_proof_of_existence(pki: Pki, tmp_path: Pa
 
 # --- the command line --------------------------------------------------------------------------------------------
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "remotesign", *args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd, env={"REMOTESIGN_HOME": str(cwd / "no-instance"), "PATH": "/usr/bin:/bin"})
+    proc = cli_forkserver.run(args, cwd=cwd, env={"REMOTESIGN_HOME": str(cwd / "no-instance"), "PATH": "/usr/bin:/bin"})
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import select
 import signal
 import socket
@@ -38,7 +39,8 @@ GRACE_SECONDS = 30.0           # a stopping worker finishes its requests (uvicor
 STARTUP_FAILURE_WINDOW = 10.0  # a worker dying this soon after its start is a failure to start
 SUPERVISOR_POLL_SECONDS = 0.2
 POLL_SECONDS = 0.002           # how often a worker that is ahead looks at the accept queue
-PATIENCE_SECONDS = 0.02        # how long it leaves a waiting connection to the others
+PATIENCE_SECONDS = 0.02        # how long it leaves a waiting connection to the others (default)
+PATIENCE_ENV = "REMOTESIGN_WORKER_PATIENCE_MS"  # another bound, e.g. on a machine too busy to wake a worker in 20 ms
 REEVALUATE_SECONDS = 0.05      # a worker blocked in accept re-checks whether it got ahead
 ABSENT = -1                    # count of a slot whose worker is not serving
 
@@ -88,11 +90,12 @@ class BalancedServer(uvicorn.Server):
             return config.http_protocol_class(config=config, server_state=self.server_state,  # type: ignore[call-arg]
                                               app_state=self.lifespan.state, _loop=loop)
 
+        patience = _patience()
         waited = 0.0
         while True:
             if self._ahead():
                 waited = waited + POLL_SECONDS if self._waiting() else 0.0
-                if waited < PATIENCE_SECONDS:
+                if waited < patience:
                     await asyncio.sleep(POLL_SECONDS)
                     continue
             try:
@@ -109,6 +112,16 @@ class BalancedServer(uvicorn.Server):
             except OSError:
                 conn.close()  # the client went away meanwhile
             self.counts[self.slot] = len(self.server_state.connections)
+
+
+def _patience() -> float:
+    """Seconds an ahead worker leaves a waiting connection to the others."""
+    raw = os.environ.get(PATIENCE_ENV, "")
+    try:
+        return max(0.0, float(raw) / 1000) if raw else PATIENCE_SECONDS
+    except ValueError:
+        log.warning("%s=%r is not a number of milliseconds; using %d", PATIENCE_ENV, raw, PATIENCE_SECONDS * 1000)
+        return PATIENCE_SECONDS
 
 
 def _worker_main(listener: socket.socket, slot: int, counts: Any, host: str, port: int, log_level: str,
