@@ -179,6 +179,10 @@ class Settings:
     signing_token_ttl_seconds: int = 300      # a digests-bound token must be spent within this
     process_ttl_seconds: int = 300            # a device request must be answered within this
     process_retention_seconds: int = 3600     # results of finished processes stay readable
+    job_concurrency: int = 2                  # background jobs (batch items) one process works on at once
+    batch_max_documents: int = 1000           # documents in one batch
+    batch_max_bytes: int = 512 << 20          # all documents of one batch submission together
+    batch_keep_seconds: int = 7 * 86400       # a batch and its results stay this long after it is created
     allow_sha1: bool = False                  # raw signatures over SHA-1 digests
     # Keyed audit (storage/audit_seal.py): a signed, time-stamped checkpoint after this many events
     # or this many seconds (whichever first), plus at start and shutdown; a copy goes to the anchor file.
@@ -309,6 +313,10 @@ def load_settings(home: Path | None = None) -> Settings:
         signing_token_ttl_seconds=_env_int("REMOTESIGN_SIGNING_TOKEN_TTL", Settings.signing_token_ttl_seconds),
         process_ttl_seconds=_env_int("REMOTESIGN_PROCESS_TTL", Settings.process_ttl_seconds),
         process_retention_seconds=_env_int("REMOTESIGN_PROCESS_RETENTION", Settings.process_retention_seconds),
+        job_concurrency=max(1, _env_int("REMOTESIGN_JOB_CONCURRENCY", Settings.job_concurrency)),
+        batch_max_documents=max(1, _env_int("REMOTESIGN_BATCH_MAX_DOCUMENTS", Settings.batch_max_documents)),
+        batch_max_bytes=max(1 << 20, _env_int("REMOTESIGN_BATCH_MAX_BYTES", Settings.batch_max_bytes)),
+        batch_keep_seconds=max(60, _env_int("REMOTESIGN_BATCH_KEEP", Settings.batch_keep_seconds)),
         allow_sha1=(_env("REMOTESIGN_ALLOW_SHA1", "") or "").lower() in ("1", "true", "yes"),
         audit_seal_events=max(1, _env_int("REMOTESIGN_AUDIT_SEAL_EVENTS", Settings.audit_seal_events)),
         audit_seal_seconds=max(1, _env_int("REMOTESIGN_AUDIT_SEAL_SECONDS", Settings.audit_seal_seconds)),

@@ -405,6 +405,23 @@ class Services:
         return PushedAuthorizations(self.db)
 
     @cached_property
+    def batches(self) -> Any:
+        """Documents validated or extended in the background (core/batches.py)."""
+        from remotesign.core.batches import BatchService
+
+        st = self.settings
+        return BatchService(self.db, self.blobs, self.audit, self.validation, self.extension,
+                            max_documents=st.batch_max_documents, keep_seconds=st.batch_keep_seconds,
+                            file_max_bytes=st.file_max_bytes)
+
+    @cached_property
+    def jobs(self) -> Any:
+        """This process's side of the job queue (jobs/queue.py): defers batch items and works on them."""
+        from remotesign.jobs.queue import JobQueue
+
+        return JobQueue(self.settings.database_url, self.batches, concurrency=self.settings.job_concurrency)
+
+    @cached_property
     def deferred_results(self) -> Any:
         """Answers of asynchronous calls, fetched later (core/deferred_results.py)."""
         from remotesign.core.deferred_results import DeferredResults

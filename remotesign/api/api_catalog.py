@@ -47,7 +47,8 @@ CATALOG: tuple[ApiEntry, ...] = (
     ApiEntry("csc-v2", "CSC API v2", "Cloud Signature Consortium API 2.0, with its RFC 8414 metadata",
              ("/csc/", "/.well-known/oauth-authorization-server/csc/"), csc_version="v2"),
     ApiEntry("validation", "Validation", "Validate signed documents (reports as JSON, HTML or PDF), trust "
-             "anchors, and the upload page", ("/v1/validations", "/v1/trust-anchors", "/validate")),
+             "anchors, batches of documents validated or extended in the background, and the upload page",
+             ("/v1/validations", "/v1/trust-anchors", "/v1/batches", "/validate")),
     ApiEntry("native", "Native API", "Keys, certificates, audit; the relying party's users, sign identities, "
              "devices and client settings; the approval devices' own calls",
              ("/v1/keys", "/v1/certificates", "/v1/audit", "/v1/users", "/v1/identities", "/v1/client",

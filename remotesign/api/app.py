@@ -12,12 +12,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from remotesign import __version__
-from remotesign.api import (account_pages, admin, consent_pages, csc, devices, docs_pages, eparaksts, esigp, fortress,
+from remotesign.api import (account_pages, admin, batches, consent_pages, csc, devices, docs_pages, eparaksts, esigp, fortress,
                             health, logout_page, native, oauth, openapi_doc, pki, remote_signing, request_context,
                             validation, validation_page)
 from remotesign.api.console import router as console_router
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.background import background_leader, start_leadership, stop_leadership
+from remotesign.jobs.queue import run_recovery
 from remotesign.api.errors import install_error_handlers
 from remotesign.api.json_guard import JsonDepthGuard
 from remotesign.api.limits import BodySizeLimit
@@ -46,10 +47,14 @@ def create_app(services: Services) -> FastAPI:
         sweeper = asyncio.create_task(_sweep_sessions(services))
         sealer = asyncio.create_task(seal_periodically(services))
         requests = asyncio.create_task(services.request_runner.run(lambda: background_leader(services)))
+        await services.jobs.start()
+        recovery = asyncio.create_task(run_recovery(services.jobs, lambda: background_leader(services)))
         yield
         sweeper.cancel()
         sealer.cancel()
         requests.cancel()
+        recovery.cancel()
+        await services.jobs.stop()
         seal_at_shutdown(services)
         await stop_leadership(services)
         services.close()
@@ -71,6 +76,7 @@ def create_app(services: Services) -> FastAPI:
     for api, router in (("pki", pki.router), ("account", account_pages.router), ("health", health.router),
                         ("oauth", oauth.router), ("native", native.router), ("admin", admin.router),
                         ("pages", consent_pages.router), ("pages", logout_page.router), ("validation", validation.router),
+                        ("validation", batches.router),
                         ("eparaksts", eparaksts.router), ("esigp", esigp.router), ("devices", devices.router),
                         ("fortress", fortress.router), ("remote_signing", remote_signing.router),
                         ("csc", csc.router), ("validation_page", validation_page.router)):
@@ -82,6 +88,7 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(JsonDepthGuard, max_bytes=services.settings.max_request_bytes)  # inside the size limit
     app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes,
                        prefix_limits={"/api-storage/": upload_limit, "/v1/validations": upload_limit,
+                                     batches.router.prefix + "/": services.settings.batch_max_bytes + UPLOAD_OVERHEAD,
                                      fortress.PREFIX + "/api/": upload_limit * 4 // 3 + UPLOAD_OVERHEAD,
                                      remote_signing.PREFIX + "/": REMOTE_SIGNING_BODY_LIMIT,
                                      CSC_SIGN_DOC: CSC_SIGN_DOC_LIMIT,

@@ -38,7 +38,7 @@ class FormData:
         return [f for f in self.files if f.field == name]
 
 
-async def read_form(request: Request, directory: Path, *, max_bytes: int) -> FormData:
+async def read_form(request: Request, directory: Path, *, max_bytes: int, max_parts: int = MAX_PARTS) -> FormData:
     """Parse the body into ``directory``; FormDataError on malformed bodies, too many parts, or
     more than ``max_bytes`` of file content in total. Receiving runs on the event loop; parsing
     and writing the files run in the thread pool, FEED_BYTES at a time."""
@@ -63,8 +63,8 @@ async def read_form(request: Request, directory: Path, *, max_bytes: int) -> For
         pending_field[0] = pending_field[1] = b""
 
     def on_headers_finished() -> None:
-        if len(form.files) + len(form.fields) >= MAX_PARTS:
-            raise FormDataError(f"more than {MAX_PARTS} parts")
+        if len(form.files) + len(form.fields) >= max_parts:
+            raise FormDataError(f"more than {max_parts} parts")
         _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         filename = disposition.get(b"filename")

@@ -1,0 +1,99 @@
+"""Batches on the job queue of a cluster (issue 22 point 3): two nodes on one PostgreSQL, where
+procrastinate's tables are the queue. Documents submitted to one node are worked on by both, and
+a node killed with -9 while it holds documents loses none: the surviving leader queues them again
+(their worker's process is known dead) and the batch finishes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import PostgresServer
+from tests.pdfgen import pdf_bytes
+from tests.signapi import issue_card, sign_bb
+from tests.test_batches import client, items, submit, wait_finished
+from tests.test_cluster import Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("batch-cluster"), postgres.create_database("remotesign_batches"))
+    yield c
+    for node in c.nodes:
+        node.stop()
+    c.db.dispose()
+
+
+def finish(cluster: Cluster, http: Any, batch_id: str) -> dict[str, Any]:
+    """wait_finished, saying on failure where the items and the queue's jobs stand."""
+    try:
+        return wait_finished(http, batch_id, timeout=90)
+    except AssertionError as exc:
+        raise AssertionError(("\n".join(map(str, cluster.rows(
+            "SELECT position, state, attempts, lease_owner, lease_until, not_before, error_code FROM batch_items "
+            "WHERE batch_id = :b ORDER BY position", b=batch_id))), "\n".join(map(str, cluster.rows(
+                "SELECT id, status, args, worker_id, attempts, queueing_lock FROM procrastinate_jobs ORDER BY id"))),
+            cluster.rows("SELECT * FROM procrastinate_workers"), cluster.lock_holders(), [n.proc.pid for n in cluster.nodes],
+            [n.log()[-2500:] for n in cluster.nodes])) from exc
+
+
+def finished_by(cluster: Cluster, batch_id: str) -> dict[int, int]:
+    """Documents of the batch per pid of the process that finished them (lease owner HOST.PID.START#n)."""
+    counts: dict[int, int] = {}
+    for (owner,) in cluster.rows("SELECT lease_owner FROM batch_items WHERE batch_id = :b AND state = 'done'",
+                                 b=batch_id):
+        pid = int(owner.split("#")[0].split(".")[1])
+        counts[pid] = counts.get(pid, 0) + 1
+    return counts
+
+
+def test_two_nodes_share_the_work_and_survive_a_killed_node(cluster: Cluster, tmp_path: Path) -> None:
+    a = cluster.node("a").start()
+    b = cluster.node("b", secrets_from=a)
+    b.env["REMOTESIGN_PAUSE_AT"] = "batch.item"  # b holds whatever it takes until it is killed
+    b.start()
+    card = issue_card(a, tmp_path, "p256", cn="Cluster Batch Signer")
+    docs = [(f"d{n}.pdf", sign_bb(card, source=pdf_bytes(text=f"cluster doc {n}"))) for n in range(12)]
+    with client(a) as http:
+        batch = submit(http, "validations", docs)
+        deadline = time.monotonic() + 120
+        while not cluster.scalar("SELECT count(*) FROM batch_items WHERE state = 'running' AND lease_owner LIKE "
+                                 ":owner", owner=f"%.{b.proc.pid}.%"):  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "node b never took a document"
+            time.sleep(0.1)
+        held = cluster.scalar("SELECT count(*) FROM batch_items WHERE lease_owner LIKE :owner",
+                              owner=f"%.{b.proc.pid}.%")  # type: ignore[union-attr]
+        assert held >= 1
+        assert b.proc is not None
+        os.kill(b.proc.pid, signal.SIGKILL)
+        b.proc.wait(timeout=30)
+        done = finish(cluster, http, batch["id"])
+        assert done["items"]["done"] == 12, done
+        rows = items(http, batch["id"])
+        assert all(r["outcome"]["passed"] == 1 for r in rows), [(r["outcome"], r["error"]) for r in rows]
+        assert sum(1 for r in rows if r["attempts"] == 2) >= held  # what b held ran again, on a
+    assert finished_by(cluster, batch["id"]) == {a.proc.pid: 12}  # type: ignore[union-attr]
+    assert cluster.scalar("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'") == 0
+    verify = a.cli("audit", "verify", check=False)
+    assert verify.returncode == 0, verify.stdout.decode() + verify.stderr.decode()
+
+
+def test_documents_submitted_to_one_node_are_worked_on_by_both(cluster: Cluster, tmp_path: Path) -> None:
+    a = cluster.nodes[0] if cluster.nodes else cluster.node("a").start()
+    b = cluster.node("c", secrets_from=a)
+    b.env["REMOTESIGN_JOB_CONCURRENCY"] = "4"
+    b.start()
+    card = issue_card(a, tmp_path, "p256", cn="Shared Batch Signer")
+    docs = [(f"s{n}.pdf", sign_bb(card, source=pdf_bytes(text=f"shared doc {n}"))) for n in range(16)]
+    with client(a) as http:
+        batch = submit(http, "validations", docs)
+        finish(cluster, http, batch["id"])
+    by = finished_by(cluster, batch["id"])
+    assert set(by) <= {a.proc.pid, b.proc.pid} and sum(by.values()) == 16, by  # type: ignore[union-attr]
+    assert by.get(b.proc.pid, 0) >= 1, by  # type: ignore[union-attr]  # submitted to a, worked on by c too
