@@ -8,9 +8,10 @@
 
 One module per API: :mod:`~remotesign_client.signapi` (eParaksts-style SignAPI),
 :mod:`~remotesign_client.esigp` (TrustedX-style eSigP), :mod:`~remotesign_client.validation`
-(``/v1/validations`` and the eParaksts Validation API), :mod:`~remotesign_client.native`
-(``/v1/keys``, ``/v1/certificates``, ``/v1/audit``); tokens in :mod:`~remotesign_client.auth`,
-errors in :mod:`~remotesign_client.errors`.
+(``/v1/validations`` and the eParaksts Validation API), :mod:`~remotesign_client.batches`
+(``/v1/batches``: many documents validated or extended in the background),
+:mod:`~remotesign_client.native` (``/v1/keys``, ``/v1/certificates``, ``/v1/audit``); tokens in
+:mod:`~remotesign_client.auth`, errors in :mod:`~remotesign_client.errors`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 
 from remotesign_client._base import DEFAULT_TIMEOUT
 from remotesign_client.auth import AuthorizationCode, BearerToken, ClientCredentials, digests_summary
+from remotesign_client.batches import Batch, BatchClient, BatchItem
 from remotesign_client.errors import (AuthenticationError, Conflict, Gone, InvalidRequest, NotFound, PayloadTooLarge,
                                       PermissionDenied, RateLimited, RemotesignError, ServerError, TransportError)
 from remotesign_client.esigp import EsigpClient, SignIdentity
@@ -43,6 +45,7 @@ class Remotesign:
         self.signapi = SignApiClient(self.base_url, self.auth, http=self.http)
         self.esigp = EsigpClient(self.base_url, self.auth, http=self.http)
         self.validation = ValidationClient(self.base_url, self.auth, http=self.http)
+        self.batches = BatchClient(self.base_url, self.auth, http=self.http)
         self.native = NativeClient(self.base_url, self.auth, http=self.http)
 
     def as_user(self, user_token: str) -> EsigpClient:
@@ -64,8 +67,8 @@ class Remotesign:
         self.close()
 
 
-__all__ = ["AuthenticationError", "AuthorizationCode", "BearerToken", "Certificate", "ClientCredentials", "Conflict",
-           "EsigpClient", "Gone", "InvalidRequest", "Key", "NativeClient", "NotFound", "PayloadTooLarge",
-           "PermissionDenied", "PreparedSignature", "RateLimited", "Remotesign", "RemotesignError", "ServerError",
-           "SignApiClient", "SignIdentity", "SignatureVerdict", "StoredDocument", "TransportError", "ValidationClient",
-           "ValidationReport", "digests_summary"]
+__all__ = ["AuthenticationError", "AuthorizationCode", "Batch", "BatchClient", "BatchItem", "BearerToken",
+           "Certificate", "ClientCredentials", "Conflict", "EsigpClient", "Gone", "InvalidRequest", "Key",
+           "NativeClient", "NotFound", "PayloadTooLarge", "PermissionDenied", "PreparedSignature", "RateLimited",
+           "Remotesign", "RemotesignError", "ServerError", "SignApiClient", "SignIdentity", "SignatureVerdict",
+           "StoredDocument", "TransportError", "ValidationClient", "ValidationReport", "digests_summary"]

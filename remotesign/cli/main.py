@@ -457,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     from remotesign.cli.sign import add_parser as add_sign_parser
 
     add_sign_parser(sub)
+    from remotesign.cli.batch import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
     return parser
 
 
