@@ -419,7 +419,8 @@ class Services:
         """This process's side of the job queue (jobs/queue.py): defers batch items and works on them."""
         from remotesign.jobs.queue import JobQueue
 
-        return JobQueue(self.settings.database_url, self.batches, concurrency=self.settings.job_concurrency)
+        return JobQueue(self.settings.database_url, self.batches, self.request_runner,
+                        concurrency=self.settings.job_concurrency)
 
     @cached_property
     def deferred_results(self) -> Any:

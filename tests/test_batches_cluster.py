@@ -5,6 +5,7 @@ a node killed with -9 while it holds documents loses none: the surviving leader 
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import time
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.harness import PostgresServer
@@ -97,3 +99,59 @@ def test_documents_submitted_to_one_node_are_worked_on_by_both(cluster: Cluster,
     by = finished_by(cluster, batch["id"])
     assert set(by) <= {a.proc.pid, b.proc.pid} and sum(by.values()) == 16, by  # type: ignore[union-attr]
     assert by.get(b.proc.pid, 0) >= 1, by  # type: ignore[union-attr]  # submitted to a, worked on by c too
+
+
+def test_asynchronous_signature_requests_and_callbacks_run_on_the_shared_queue(cluster: Cluster) -> None:
+    """Fortress-style asynchronous e-seals submitted to one node: executed and their HMAC-signed
+    callbacks delivered (the receiver refuses the first attempt: retried with backoff) by the
+    workers of the cluster, through procrastinate's tables; nothing left queued or failed."""
+    import secrets
+
+    from tests.test_fortress_async import Receiver, callback_key, verify_signature
+    from tests.test_fortress_signature import SIGN, check_raw, client_token, config
+
+    settings = {"REMOTESIGN_CALLBACK_ALLOWED_HOSTS": "loopback", "REMOTESIGN_CALLBACK_BACKOFF": "0.2",
+                "REMOTESIGN_CALLBACK_MAX_ATTEMPTS": "3", "REMOTESIGN_CALLBACK_TIMEOUT": "5"}
+    first = cluster.nodes[0] if cluster.nodes else cluster.node("a").start()
+    nodes = []
+    for name in ("d", "e"):
+        node = cluster.node(name, secrets_from=first)
+        node.env.update(settings)
+        nodes.append(node.start())
+    d = nodes[0]
+    receiver = Receiver(failures=1).start()
+    try:
+        demo = first.demo_client()  # the relying party lives in the shared database
+        with httpx.Client(base_url=d.url, timeout=60) as rp, client_token(d, demo) as fortress:
+            rp.headers["Authorization"] = f"Bearer {d.token(demo['client_id'], demo['client_secret'])}"
+            r = rp.post("/v1/users", json={"username": f"q-seal-{secrets.token_hex(3)}", "display_name": "Queue Ltd",
+                                           "kind": "legal", "serial_number": "NTRLV-40003000001"})
+            assert r.status_code == 201, r.text
+            username = r.json()["username"]
+            r = rp.post(f"/v1/users/{r.json()['id']}/identities", json={"algorithm": "ec-p256"})
+            assert r.status_code == 201, r.text
+            seal = r.json()["identity"]["id"]
+            exes = []
+            for n in range(6):
+                r = fortress.post(SIGN, json={"certificateCode": seal, "async": "true", "callbackUrl": receiver.url,
+                                              "signatureConfigurations": [config(b"order %d" % n, "PKCS1", "o.bin", "o")]})
+                assert r.status_code == 200, r.text
+                exes.append(r.json()["exeCode"])
+            received = receiver.wait(6, timeout=120)
+            key = callback_key(rp)
+            pem = fortress.get(f"/fortress/api/v1/user/{username}/certificate").json()[0]["pem"]
+            bodies = [verify_signature(headers, body, key) for headers, body in received]
+            assert sorted(b["exeCode"] for b in bodies) == sorted(exes) and {b["status"] for b in bodies} == {"DONE"}
+            for body in bodies:
+                n = exes.index(body["exeCode"])
+                check_raw(base64.b64decode(body["signatures"][0]["bytesB64"]), b"order %d" % n, pem)
+        deadline = time.monotonic() + 60
+        while cluster.scalar("SELECT count(*) FROM signature_requests WHERE callback_status <> 'delivered' "
+                             "AND id = ANY(:ids)", ids=exes):
+            assert time.monotonic() < deadline, "callbacks not recorded as delivered"
+            time.sleep(0.2)
+        assert receiver.attempts == 7 and len(receiver.received) == 6  # one refused, retried; none delivered twice
+        assert cluster.scalar("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'signature-requests' "
+                              "AND status IN ('todo', 'failed')") == 0
+    finally:
+        receiver.stop()

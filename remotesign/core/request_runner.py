@@ -1,18 +1,21 @@
 """The background side of asynchronous signature requests: executing the authorized ones and
 delivering their callbacks, signed, retried with backoff until delivered or given up.
 
-Each execution and each delivery is its own task, with a bounded number in flight, so a slow or
+Each execution and each delivery is its own job, with a bounded number in flight, so a slow or
 dead receiver holds up only its own delivery (for at most the delivery timeout) and a long
-signature holds up nothing else. The state lives in the database (core/signature_requests.py):
-a callback is claimed for one attempt with a lease, so after a crash another process delivers it,
-and an execution whose process died is taken over when its lease runs out.
+signature holds up nothing else. The background leader finds what is due and hands it to the job
+queue (jobs/queue.py sets ``dispatch_execution`` / ``dispatch_callback``), so any node's worker
+does it; without a queue the leader runs it itself. The state lives in the database
+(core/signature_requests.py): a callback is claimed for one attempt with a lease, so after a crash
+another process delivers it, and an execution whose process died is taken over when its lease
+runs out -- the queue only carries the work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from remotesign.core.errors import CoreError
 from remotesign.core.offload import off_loop
@@ -33,9 +36,14 @@ class SignatureRequestRunner:
         self.max_deliveries = max_deliveries
         self._executions: dict[str, asyncio.Task[None]] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
+        self.dispatch_execution: Callable[[str, str], Awaitable[None]] | None = None
+        self.dispatch_callback: Callable[[Callback], Awaitable[None]] | None = None
 
     async def tick(self) -> None:
         """Start what is due and fits in the limits; returns without waiting for it."""
+        if self.dispatch_execution is not None and self.dispatch_callback is not None:
+            await self._hand_over(self.dispatch_execution, self.dispatch_callback)
+            return
         free = self.max_executions - len(self._executions)
         if free > 0:
             for tenant_id, request_id in await asyncio.to_thread(self.requests.due_executions, free):
@@ -50,6 +58,24 @@ class SignatureRequestRunner:
                 self._deliveries.add(task)
                 task.add_done_callback(self._deliveries.discard)
 
+    async def _hand_over(self, execution: Callable[[str, str], Awaitable[None]],
+                         callback: Callable[[Callback], Awaitable[None]]) -> None:
+        """Queue what is due: executions (the queue keeps one job per request while it waits), and
+        callbacks claimed for one attempt (a job lost with its process is claimed again when the
+        attempt's lease runs out)."""
+        for tenant_id, request_id in await asyncio.to_thread(self.requests.due_executions, self.max_executions * 4):
+            await execution(tenant_id, request_id)
+        for claimed in await asyncio.to_thread(self.requests.claim_callbacks, self.max_deliveries):
+            await callback(claimed)
+
+    async def execute_job(self, tenant_id: str, request_id: str) -> None:
+        """The queue's execution job."""
+        await self._execute(tenant_id, request_id)
+
+    async def deliver_job(self, callback: Callback) -> None:
+        """The queue's delivery job: one attempt, recorded."""
+        await self._deliver(callback)
+
     async def run(self, leader: Callable[[], bool], interval: float = 0.5) -> None:
         """``tick`` every ``interval`` seconds while ``leader()`` (one process of a group)."""
         while True:
@@ -63,8 +89,8 @@ class SignatureRequestRunner:
     async def _execute(self, tenant_id: str, request_id: str) -> None:
         try:
             await off_loop(lambda: self.requests.execute(tenant_id, request_id))
-        except CoreError as exc:  # recorded on the request; its callback tells the client
-            log.info("asynchronous signature request %s: %s", request_id, exc.code)
+        except CoreError as exc:  # recorded on the request; its callback tells the client (or: another
+            log.info("asynchronous signature request %s: %s", request_id, exc.code)  # worker has it: in_progress)
         except Exception:  # noqa: BLE001
             log.exception("asynchronous signature request %s failed", request_id)
 

@@ -20,11 +20,15 @@ from procrastinate import exceptions as pq_exceptions, jobs as pq_jobs
 from sqlalchemy.engine import make_url
 
 from remotesign.core.batches import BatchService
+from remotesign.core.request_runner import SignatureRequestRunner
+from remotesign.core.signature_requests import Callback
 
 log = logging.getLogger("remotesign.jobs")
 
 QUEUE = "batches"
+REQUESTS = "signature-requests"  # asynchronous signature requests' executions and callbacks
 TASK = "remotesign.batch_item"
+REQUEST_CONCURRENCY = 16
 HEARTBEAT_SECONDS = 5.0
 STALLED_SECONDS = 30.0
 
@@ -48,9 +52,11 @@ def _connector(database_url: str) -> Any:
 
 
 class JobQueue:
-    """This process's side of the queue: defers batch items, runs a worker, retires stalled jobs."""
+    """This process's side of the queue: defers batch items and the signature requests' executions
+    and callbacks, runs a worker, retires stalled jobs."""
 
-    def __init__(self, database_url: str, batches: BatchService, *, concurrency: int = 2) -> None:
+    def __init__(self, database_url: str, batches: BatchService, requests: SignatureRequestRunner | None = None, *,
+                 concurrency: int = 2) -> None:
         self.batches = batches
         self.concurrency = concurrency
         self.shared = postgres_conninfo(database_url) is not None
@@ -61,30 +67,60 @@ class JobQueue:
             await batches.process(batch_id, position)
 
         self._task = batch_item
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         batches.dispatch = self.defer
+        if requests is not None:
+            @self.app.task(name="remotesign.signature_request", queue=REQUESTS, pass_context=False)
+            async def signature_request(tenant_id: str, request_id: str) -> None:
+                await requests.execute_job(tenant_id, request_id)
+
+            @self.app.task(name="remotesign.callback", queue=REQUESTS, pass_context=False)
+            async def callback(request_id: str, tenant_id: str, url: str, attempt: int) -> None:
+                await requests.deliver_job(Callback(request_id, tenant_id, url, attempt))
+
+            async def execution(tenant_id: str, request_id: str) -> None:
+                await self._defer(signature_request, f"execute.{request_id}", tenant_id=tenant_id,
+                                  request_id=request_id)
+
+            async def delivery(c: Callback) -> None:
+                await self._defer(callback, f"callback.{c.request_id}.{c.attempt}", request_id=c.request_id,
+                                  tenant_id=c.tenant_id, url=c.url, attempt=c.attempt)
+
+            requests.dispatch_execution, requests.dispatch_callback = execution, delivery
 
     async def defer(self, batch_id: str, position: int) -> None:
-        """Queue one item; already queued (and not yet taken) is fine."""
+        """Queue one batch item; already queued (and not yet taken) is fine."""
+        await self._defer(self._task, f"{batch_id}.{position}", batch_id=batch_id, position=position)
+
+    @staticmethod
+    async def _defer(task: Any, lock: str, **arguments: Any) -> None:
         try:
-            await self._task.configure(queueing_lock=f"{batch_id}.{position}").defer_async(
-                batch_id=batch_id, position=position)
+            await task.configure(queueing_lock=lock).defer_async(**arguments)
         except pq_exceptions.AlreadyEnqueued:
             pass
 
     async def start(self) -> None:
+        """Two workers: batch documents (``concurrency`` at once: CPU work) and the signature
+        requests' jobs (many at once: a callback mostly waits on its receiver, and a dead receiver
+        must hold up neither signatures nor batches)."""
         await self.app.open_async()
-        self._worker = asyncio.create_task(self.app.run_worker_async(
-            queues=[QUEUE], concurrency=self.concurrency, wait=True, install_signal_handlers=False,
+        self._workers = [asyncio.create_task(self._work([QUEUE], self.concurrency, "batches"), name="job-worker"),
+                         asyncio.create_task(self._work([REQUESTS], REQUEST_CONCURRENCY, "requests"),
+                                             name="request-worker")]
+
+    def _work(self, queues: list[str], concurrency: int, name: str) -> Any:
+        return self.app.run_worker_async(
+            queues=queues, name=name, concurrency=concurrency, wait=True, install_signal_handlers=False,
             listen_notify=self.shared, fetch_job_polling_interval=1.0 if self.shared else 0.2,
             delete_jobs="successful", update_heartbeat_interval=HEARTBEAT_SECONDS,
-            stalled_worker_timeout=STALLED_SECONDS, shutdown_graceful_timeout=10.0), name="job-worker")
+            stalled_worker_timeout=STALLED_SECONDS, shutdown_graceful_timeout=10.0)
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
             try:
-                await self._worker
+                await worker
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
                 pass
         await self.app.close_async()
