@@ -105,3 +105,34 @@ def restart_with(service: Any, crash_at: str | None) -> None:
     if crash_at:
         service.env["REMOTESIGN_CRASH_AT"] = crash_at
     service.start()
+
+
+def prepared_finalizations(api: Any, card: Any, count: int, chunk: int = 100) -> tuple[list[str], dict[str, bytes]]:
+    """``count`` SignAPI sessions each holding one PDF, their PAdES digests calculated and signed by
+    ``card``: the session ids and the signature value each finalizeSigning will send."""
+    import base64
+
+    from tests.pdfgen import pdf_bytes
+
+    sids: list[str] = []
+    while len(sids) < count:
+        sids += api.start(min(chunk, count - len(sids)))
+    pdf = pdf_bytes()
+    for sid in sids:
+        api.upload(sid, "contract.pdf", pdf)
+    values: dict[str, bytes] = {}
+    for i in range(0, count, chunk):
+        r = api.calculate(sids[i:i + chunk], card, sign_as_pdf=True)
+        assert r.status_code == 200, r.text
+        data = r.json()["data"]
+        values.update({d["sessionId"]: card.sign(base64.b64decode(d["digest"]), data["algorithm"])
+                       for d in data["sessionDigests"]})
+    return sids, values
+
+
+def finalize_body(values: dict[str, bytes]) -> dict[str, object]:
+    """The finalizeSigning request for these sessions' signature values."""
+    import base64
+
+    return {"sessionSignatureValues": [{"sessionId": s, "signatureValue": base64.b64encode(v).decode()}
+                                       for s, v in values.items()]}

@@ -12,7 +12,6 @@ which is the point."""
 
 from __future__ import annotations
 
-import base64
 import random
 import threading
 import time
@@ -24,9 +23,8 @@ from queue import Empty, Queue
 import httpx
 import pytest
 
-from tests.crash_tools import pdfsig_signatures, pyhanko_check
+from tests.crash_tools import finalize_body, pdfsig_signatures, prepared_finalizations, pyhanko_check
 from tests.harness import PostgresServer, SeaweedFS
-from tests.pdfgen import pdf_bytes
 from tests.signapi import SignApi, issue_card
 from tests.test_cluster import Cluster
 from tests.verifiers import root_of
@@ -58,10 +56,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     server.stop()
 
 
-def _body(values: dict[str, bytes]) -> dict[str, object]:
-    return {"sessionSignatureValues": [{"sessionId": s, "signatureValue": base64.b64encode(v).decode()}
-                                       for s, v in values.items()]}
-
 
 @pytest.mark.slow
 def test_kill_9_of_nodes_and_of_the_object_store_during_finalizations(
@@ -84,19 +78,7 @@ def test_kill_9_of_nodes_and_of_the_object_store_during_finalizations(
         card = issue_card(a, tmp_path, "p256")
         root = root_of(httpx.get(a.url + "/pki/ca.pem").content)
 
-        sids: list[str] = []
-        while len(sids) < SESSIONS:
-            sids += api.start(min(100, SESSIONS - len(sids)))
-        pdf = pdf_bytes()
-        for sid in sids:
-            api.upload(sid, "contract.pdf", pdf)
-        values: dict[str, bytes] = {}
-        for i in range(0, SESSIONS, 100):
-            r = api.calculate(sids[i:i + 100], card, sign_as_pdf=True)
-            assert r.status_code == 200, r.text
-            data = r.json()["data"]
-            values.update({d["sessionId"]: card.sign(base64.b64decode(d["digest"]), data["algorithm"])
-                           for d in data["sessionDigests"]})
+        sids, values = prepared_finalizations(api, card, SESSIONS, chunk=100)
 
         batches = [sids[i:i + BATCH] for i in range(0, SESSIONS, BATCH)]
         chosen = rng.sample(range(10, len(batches) - 10), NODE_KILLS + 1)
@@ -155,7 +137,8 @@ def test_kill_9_of_nodes_and_of_the_object_store_during_finalizations(
                         with run.lock:
                             run.in_flight += 1
                         try:
-                            r = http.post("/api-sign/v1.0/finalizeSigning", json=_body({s: values[s] for s in pending}))
+                            r = http.post("/api-sign/v1.0/finalizeSigning",
+                                          json=finalize_body({s: values[s] for s in pending}))
                         except httpx.TransportError:
                             with run.lock:
                                 run.cut_off += 1

@@ -7,7 +7,6 @@ files left. Nothing here depends on timing except where the kills land, which is
 
 from __future__ import annotations
 
-import base64
 import random
 import threading
 import time
@@ -18,9 +17,8 @@ from queue import Empty, Queue
 import httpx
 import pytest
 
-from tests.crash_tools import database, pdfsig_signatures, pyhanko_check
+from tests.crash_tools import database, finalize_body, pdfsig_signatures, prepared_finalizations, pyhanko_check
 from tests.harness import Service, free_port
-from tests.pdfgen import pdf_bytes
 from tests.signapi import SignApi, issue_card
 from tests.verifiers import root_of
 
@@ -44,10 +42,6 @@ class Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _finalize_body(values: dict[str, bytes]) -> dict[str, object]:
-    return {"sessionSignatureValues": [{"sessionId": s, "signatureValue": base64.b64encode(v).decode()}
-                                       for s, v in values.items()]}
-
 
 @pytest.mark.slow
 def test_kill_9_during_finalizations(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
@@ -62,17 +56,7 @@ def test_kill_9_during_finalizations(tmp_path_factory: pytest.TempPathFactory, t
         card = issue_card(svc, tmp_path, "rsa")
         root = root_of(httpx.get(svc.url + "/pki/ca.pem").content)
 
-        sids: list[str] = api.start(100) + api.start(100) + api.start(SESSIONS - 200)
-        pdf = pdf_bytes()
-        for sid in sids:
-            api.upload(sid, "contract.pdf", pdf)
-        values: dict[str, bytes] = {}
-        for i in range(0, SESSIONS, 70):
-            r = api.calculate(sids[i:i + 70], card, sign_as_pdf=True)
-            assert r.status_code == 200, r.text
-            data = r.json()["data"]
-            values.update({d["sessionId"]: card.sign(base64.b64decode(d["digest"]), data["algorithm"])
-                           for d in data["sessionDigests"]})
+        sids, values = prepared_finalizations(api, card, SESSIONS, chunk=70)
 
         batches = [sids[i:i + BATCH] for i in range(0, SESSIONS, BATCH)]
         kill_at = set(rng.sample(range(5, len(batches) - 5), KILLS))
@@ -111,7 +95,7 @@ def test_kill_9_during_finalizations(tmp_path_factory: pytest.TempPathFactory, t
                     with run.lock:
                         run.in_flight += 1
                     try:
-                        r = http.post("/api-sign/v1.0/finalizeSigning", json=_finalize_body({s: values[s] for s in batch}))
+                        r = http.post("/api-sign/v1.0/finalizeSigning", json=finalize_body({s: values[s] for s in batch}))
                     except httpx.TransportError:
                         with run.lock:
                             run.unanswered.update(batch)
