@@ -195,3 +195,45 @@ def test_a_worker_killed_mid_document_leaves_nothing_undone(tmp_path: Path) -> N
         assert verify.returncode == 0, verify.stdout.decode() + verify.stderr.decode()
     finally:
         svc.stop()
+
+
+def test_a_crash_while_documents_are_stored_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The process dies after the first of three documents is stored: the batch never shows, and
+    when its short grace time has passed (staged here in the database) the leader's sweep removes
+    its row and the stored document."""
+    from tests.crash_tools import database
+
+    home, port = tmp_path / "home", free_port()
+    svc = Service(home, port, env={"REMOTESIGN_CRASH_AT": "batch.storing"}).start()
+    try:
+        with client(svc) as http:
+            with pytest.raises(httpx.TransportError):
+                http.post("/v1/batches/validations", files=[("file", (f"{n}.pdf", pdf_bytes(text=str(n))))
+                                                            for n in range(3)])
+        assert svc.proc is not None and svc.proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        svc.stop()
+    with database(home) as db:
+        [(batch_id, submitted)] = db.execute("SELECT id, submitted_at FROM batches").fetchall()
+        assert submitted is None and db.execute("SELECT count(*) FROM batch_items").fetchone()[0] == 0
+    stored = home / "blobs" / "batches" / batch_id
+    assert [p.name for p in stored.iterdir()] == ["0.in"]
+    svc = Service(home, port).start()
+    try:
+        with client(svc) as http:
+            assert http.get("/v1/batches").json() == [] and http.get(f"/v1/batches/{batch_id}").status_code == 404
+            with database(home) as db:
+                db.execute("UPDATE batches SET expires_at = '2000-01-01 00:00:00.000000' WHERE id = ?", (batch_id,))
+            deadline = time.monotonic() + 60
+            while stored.exists() or _batch_rows(home):
+                assert time.monotonic() < deadline, "the unfinished batch was not swept"
+                time.sleep(0.2)
+    finally:
+        svc.stop()
+
+
+def _batch_rows(home: Path) -> int:
+    from tests.crash_tools import database
+
+    with database(home) as db:
+        return int(db.execute("SELECT count(*) FROM batches").fetchone()[0])

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import func, select, update
 
 from remotesign.core.errors import CoreError
-from remotesign.core.operations import abandoned, new_lease, pause_point
+from remotesign.core.operations import abandoned, crash_point, new_lease, pause_point
 from remotesign.storage.audit import AuditLog
 from remotesign.storage.blobs import BlobStore
 from remotesign.storage.db import Database
@@ -47,6 +47,7 @@ KINDS = ("validation", "extension")
 LEVELS = ("T", "LT", "LTA")
 STATES = ("queued", "running", "done", "failed")
 Dispatch = Callable[[str, int], Awaitable[None]]
+UPLOAD_GRACE_SECONDS = 3600  # a batch whose submission did not complete within this is swept
 
 
 class BatchError(CoreError):
@@ -173,33 +174,35 @@ class BatchService:
         if len(documents) > self.max_documents:
             raise BatchError("too_many_documents", f"a batch holds at most {self.max_documents} documents")
         batch_id = "b" + secrets.token_hex(16)
-        stored: list[str] = []
+        now = _now()
+        # The batch is recorded first, not yet submitted and due to expire soon: a crash while its
+        # documents are being stored leaves a row that sweep_expired removes with whatever was
+        # stored, never documents that nothing points to. It becomes visible once complete.
+        with self.db.session() as s:
+            s.add(Batch(id=batch_id, tenant_id=tenant_id, kind=kind, options=json.dumps(checked),
+                        total=len(documents), created_by=actor[:200], created_at=now, submitted_at=None,
+                        expires_at=now + timedelta(seconds=UPLOAD_GRACE_SECONDS)))
         items: list[BatchItem] = []
         try:
             for position, doc in enumerate(documents):
-                name = _input_blob(position)
                 with open(doc.path, "rb") as fh:
-                    info = self.blobs.put(_namespace(batch_id), name, iter(lambda fh=fh: fh.read(1 << 20), b""),
-                                          max_size=self.file_max_bytes)
-                stored.append(name)
+                    info = self.blobs.put(_namespace(batch_id), _input_blob(position),
+                                          iter(lambda fh=fh: fh.read(1 << 20), b""), max_size=self.file_max_bytes)
                 items.append(BatchItem(batch_id=batch_id, position=position, name=(doc.name or "document")[:255],
                                        size=info.size, sha256_hex=info.sha256.hex(), state="queued", attempts=0))
+                crash_point("batch.storing")  # testing aid: a process dying with documents half stored
             now = _now()
-            batch = Batch(id=batch_id, tenant_id=tenant_id, kind=kind, options=json.dumps(checked),
-                          total=len(items), created_by=actor[:200], created_at=now,
-                          expires_at=now + timedelta(seconds=self.keep_seconds))
+            expires = now + timedelta(seconds=self.keep_seconds)
             with self.db.session() as s:
-                s.add(batch)
-                s.flush()
                 s.add_all(items)
+                s.execute(update(Batch).where(Batch.id == batch_id).values(submitted_at=now, expires_at=expires))
         except BaseException:
-            if stored:  # nothing of a batch that was not recorded stays behind
-                self.blobs.delete_namespace(_namespace(batch_id))
+            self._forget(batch_id)  # nothing of a batch that was not submitted stays behind
             raise
         self.audit.append("batch.submitted", actor=actor, tenant_id=tenant_id, subject=batch_id,
                           details={"kind": kind, "documents": len(items), **checked})
         return BatchView(batch_id, kind, checked, len(items), {"queued": len(items), "running": 0, "done": 0,
-                                                               "failed": 0}, now, None, batch.expires_at)
+                                                               "failed": 0}, now, None, expires)
 
     def get(self, tenant_id: str, batch_id: str) -> BatchView:
         with self.db.session() as s:
@@ -211,7 +214,7 @@ class BatchService:
     def list(self, tenant_id: str, limit: int = 100) -> list[BatchView]:
         """The relying party's most recent batches, newest first."""
         with self.db.session() as s:
-            batches = s.scalars(select(Batch).where(Batch.tenant_id == tenant_id)
+            batches = s.scalars(select(Batch).where(Batch.tenant_id == tenant_id, Batch.submitted_at.is_not(None))
                                 .order_by(Batch.created_at.desc()).limit(limit)).all()
             counts: dict[str, dict[str, int]] = {b.id: {} for b in batches}
             if batches:
@@ -252,14 +255,12 @@ class BatchService:
         """Forget a batch and its documents; a worker busy on one of its items drops its result."""
         with self.db.session() as s:
             self._owned(s, tenant_id, batch_id)
-            s.execute(BatchItem.__table__.delete().where(BatchItem.batch_id == batch_id))
-            s.execute(Batch.__table__.delete().where(Batch.id == batch_id))
-        self.blobs.delete_namespace(_namespace(batch_id))
+        self._forget(batch_id)
         self.audit.append("batch.deleted", actor=actor, tenant_id=tenant_id, subject=batch_id)
 
     def _owned(self, s: Any, tenant_id: str, batch_id: str) -> Batch:
         batch = s.get(Batch, batch_id) if isinstance(batch_id, str) and len(batch_id) <= 40 else None
-        if batch is None or batch.tenant_id != tenant_id:  # another tenant's batch is not told apart
+        if batch is None or batch.tenant_id != tenant_id or batch.submitted_at is None:  # another tenant's: the same
             raise BatchError("unknown_batch", "no such batch", 404)
         return batch
 
@@ -499,12 +500,17 @@ class BatchService:
 
     # -- housekeeping --------------------------------------------------------------------------------
     def sweep_expired(self, limit: int = 100) -> int:
-        """Delete batches past their keeping time, with their documents and results."""
+        """Delete batches past their keeping time, with their documents and results (and batches
+        whose submission never completed: their process died while storing the documents)."""
         with self.db.session() as s:
             expired = s.scalars(select(Batch.id).where(Batch.expires_at <= _now()).limit(limit)).all()
-            for batch_id in expired:
-                s.execute(BatchItem.__table__.delete().where(BatchItem.batch_id == batch_id))
-                s.execute(Batch.__table__.delete().where(Batch.id == batch_id))
         for batch_id in expired:
-            self.blobs.delete_namespace(_namespace(batch_id))
+            self._forget(batch_id)
         return len(expired)
+
+    def _forget(self, batch_id: str) -> None:
+        """The batch's files first, then its rows: a crash in between leaves rows the next sweep finds."""
+        self.blobs.delete_namespace(_namespace(batch_id))
+        with self.db.session() as s:
+            s.execute(BatchItem.__table__.delete().where(BatchItem.batch_id == batch_id))
+            s.execute(Batch.__table__.delete().where(Batch.id == batch_id))
