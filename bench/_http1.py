@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,14 +21,29 @@ class HttpError(Exception):
 
 
 class Response:
-    __slots__ = ("status", "body")
+    __slots__ = ("status", "body", "headers")
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
         self.status = status
         self.body = body
+        self.headers = headers or []  # (lower-case name, value), in order; repeated fields repeated
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        """The last value of field ``name`` (any case), None without one."""
+        name = name.lower()
+        return next((v for k, v in reversed(self.headers) if k == name), None)
+
+    def cookies(self) -> dict[str, str]:
+        """name -> value of every Set-Cookie (attributes left out)."""
+        found = {}
+        for k, v in self.headers:
+            if k == "set-cookie":
+                name, _, value = v.split(";", 1)[0].partition("=")
+                found[name.strip()] = value.strip()
+        return found
 
 
 def multipart(field: str, filename: str, content: bytes, mime: str = "application/octet-stream") -> tuple[bytes, str]:
@@ -39,14 +55,20 @@ def multipart(field: str, filename: str, content: bytes, mime: str = "applicatio
 
 
 class Connection:
-    """One client's connection; reconnects when the server closed it."""
+    """One client's connection; reconnects when the server closed it. With ``idle_reconnect``
+    (seconds), a connection left unused that long is replaced before the next request, as
+    connection pools do: a server closes idle keep-alive connections (uvicorn after 5 s), and a
+    request written just as it does so would fail for nothing."""
 
-    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None,
+                 idle_reconnect: float | None = None) -> None:
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self._fixed = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{self.host}:{self.port}", **(headers or {})}.items())
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._idle_reconnect = idle_reconnect
+        self._last_used = 0.0
 
     async def connect(self) -> None:
         """Open the connection now (else the first request does)."""
@@ -55,11 +77,19 @@ class Connection:
 
     async def _connect(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+        self._last_used = time.monotonic()
 
-    async def request(self, method: str, path: str, body: bytes = b"", content_type: str | None = None) -> Response:
+    async def request(self, method: str, path: str, body: bytes = b"", content_type: str | None = None,
+                      headers: dict[str, str] | None = None) -> Response:
+        """One request; ``headers`` are sent besides the connection's own."""
+        if (self._writer is not None and self._idle_reconnect is not None
+                and time.monotonic() - self._last_used > self._idle_reconnect):
+            await self.close()
         if self._writer is None:
             await self._connect()
         head = f"{method} {path} HTTP/1.1\r\n{self._fixed}"
+        if headers:
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         if body or method in ("POST", "PUT"):
             head += f"Content-Length: {len(body)}\r\n"
         if content_type:
@@ -72,13 +102,16 @@ class Connection:
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             await self.close()
             raise HttpError(str(exc)) from exc
+        finally:
+            self._last_used = time.monotonic()
 
     async def _read(self) -> Response:
         assert self._reader is not None
         header = await self._reader.readuntil(b"\r\n\r\n")
         lines = header.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
-        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        pairs = [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:] if line)]
+        fields = dict(pairs)
         if "content-length" in fields:
             body = await self._reader.readexactly(int(fields["content-length"]))
         elif fields.get("transfer-encoding", "").lower() == "chunked":
@@ -92,7 +125,7 @@ class Connection:
             body = b""
         if fields.get("connection", "").lower() == "close":
             await self.close()
-        return Response(status, body)
+        return Response(status, body, pairs)
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -56,6 +56,40 @@ def _head(service: Service) -> int:
         return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_events").fetchone()[0])
 
 
+def test_a_cold_key_handle_costs_no_second_connection(service: Service, http: httpx.Client, demo: dict[str, str],
+                                                      users: dict[str, Enrolled], in_process: Any) -> None:
+    """The first signature of an identity in a process reads its key handle (not yet cached) on the
+    call's own connection. It used to open a second pooled connection while holding the fast
+    path's write lock, which the calls waiting for that lock each hold a connection of their own
+    to do: with more concurrent calls than the pool has connections (bench/load.py, 200 clients on
+    one node, PostgreSQL), every call stalled until the pool's 30 s timeout answered 500."""
+    from sqlalchemy import event
+
+    svc, who = in_process, users["rsa"]
+    svc.keystore._handles.clear()  # a process that has not used this key yet
+    checkouts: list[int] = []
+
+    def checkout(*_: Any) -> None:
+        checkouts.append(threading.get_ident())
+
+    for path in ("fast", "orm"):
+        digests = [hashlib.sha256(os.urandom(16)).digest()]
+        bearer = user_token(http, demo, who, USE_SERVER, summary=summary_of(digests), summary_alg="SHA256")
+        token = svc.tenants.resolve(bearer)
+        svc.keystore._handles.clear()
+        checkouts.clear()
+        event.listen(svc.db.engine, "checkout", checkout)
+        try:
+            if path == "fast":
+                values = svc.raw_signing.sign_bearer(bearer, who.identity_id, _requests(svc, digests), _must_not_resolve)
+            else:  # the path of every call the fast path declines
+                values = svc.raw_signing._sign(token, who.identity_id, _requests(svc, digests))
+        finally:
+            event.remove(svc.db.engine, "checkout", checkout)
+        verify_raw(certificate_of(who.identity), digests[0], values[0])
+        assert len(checkouts) == 1, f"{path} path: {len(checkouts)} connections taken for one call"
+
+
 @pytest.mark.parametrize("kind", ["rsa", "ec"])
 def test_a_valid_call_takes_the_fast_path_and_a_replay_does_not(service: Service, http: httpx.Client,
                                                                 demo: dict[str, str], users: dict[str, Enrolled],

@@ -171,6 +171,47 @@ def test_ranged_reads_and_seeks_fetch_only_what_is_read(store: S3BlobStore, ns: 
         assert z.read("mimetype") == b"application/vnd.etsi.asic-e+zip" and len(z.read("doc.txt")) == 3 * MiB
 
 
+def test_reading_back_from_the_end_fetches_the_tail_once(store: S3BlobStore, ns: str) -> None:
+    """pyHanko finds a PDF's startxref by stepping back from the end one byte at a time, and each
+    step leaves the BufferedReader's buffer: it was one GetObject per step, ~30 per PDF opened
+    (bench/load.py found it). Now the tail is fetched once; a small object whole, at its first read."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    pdf = pdf_bytes(pages=2, padding_bytes=100 * 1024)
+    big = os.urandom(3 * MiB)
+    store.put_bytes(ns, "doc.pdf", pdf)
+    store.put_bytes(ns, "big", big)
+    ranges: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        ranges.append(str(params.get("Range")))
+
+    store.client.meta.events.register("provide-client-params.s3.GetObject", record)
+    try:
+        with store.open(ns, "doc.pdf") as fh:
+            reader = PdfFileReader(fh, strict=False)
+            assert int(reader.root["/Pages"]["/Count"]) == 2
+            fh.seek(0)
+            assert fh.read() == pdf
+        assert ranges == [f"bytes=0-{len(pdf) - 1}"]  # at most READ_BLOCK: whole, once
+        ranges.clear()
+        with store.open(ns, "big") as fh:
+            fh.seek(-1, io.SEEK_END)
+            stepped = []
+            for _ in range(300):  # backwards, a byte at a time, as read_next_end_line does
+                stepped.append(fh.read(1))
+                fh.seek(-2, io.SEEK_CUR)
+            assert b"".join(reversed(stepped)) == big[-300:]
+            assert ranges == [f"bytes={len(big) - s3_blobs.READ_TAIL}-{len(big) - 1}"]
+            fh.seek(-s3_blobs.READ_TAIL - 10, io.SEEK_END)  # before the tail: a range of its own, on into it
+            assert fh.read(20) == big[-s3_blobs.READ_TAIL - 10:-s3_blobs.READ_TAIL + 10]
+            fh.seek(MiB)
+            assert fh.read() == big[MiB:]  # sequentially through the tail: the stream, not the tail again
+        assert len(ranges) <= 4, ranges
+    finally:
+        store.client.meta.events.unregister("provide-client-params.s3.GetObject", record)
+
+
 def test_a_read_of_a_replaced_blob_fails_instead_of_mixing_versions(store: S3BlobStore, ns: str) -> None:
     first, second = os.urandom(3 * MiB), os.urandom(3 * MiB)
     store.put_bytes(ns, "doc", first)

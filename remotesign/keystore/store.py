@@ -203,12 +203,16 @@ class KeyStore:
                              .order_by(KeyRecord.created_at))
             return [_stored(r) for r in rows]
 
-    def _handle(self, key_id: str) -> tuple[bytes, KeyAlgorithm, KeyUsage]:
+    def _handle(self, key_id: str, session: Session | None = None) -> tuple[bytes, KeyAlgorithm, KeyUsage]:
+        """The key's backend handle, from the cache or read in ``session`` when given: a caller
+        inside a transaction must not wait for a second pooled connection, least of all under a
+        lock that other connection holders wait for (the raw fast path's write lock: with the pool
+        exhausted by them, that was a deadlock broken only by the pool's 30 s timeout)."""
         cached = self._handles.get(key_id)
         if cached is not None:
             self._handles.move_to_end(key_id)
             return cached
-        with self.db.session() as s:
+        with contextlib.nullcontext(session) if session is not None else self.db.session() as s:
             rec = s.get(KeyRecord, key_id)
             if rec is None:
                 raise KeyStoreError(f"no key {key_id}")
@@ -260,7 +264,7 @@ class KeyStore:
         the check reads that transaction, the event is appended to it, and the store commits it
         before the key is used: the authorization, the use and everything the caller wrote become
         durable together, in one commit, or not at all."""
-        handle, algorithm = self._usable(key.id, (KeyUsage.IDENTITY,))
+        handle, algorithm = self._usable(key.id, (KeyUsage.IDENTITY,), session)
         typed = [(hash_name, digest) for digest, hash_name, _ in digests]
         if session is not None:
             self._authorize_in(session, key, auth, typed)
@@ -288,7 +292,7 @@ class KeyStore:
         very transaction, covers these digests; it appends ``identity_key.used`` (or
         ``identity_key.refused``), writes the events and commits ``s`` before the key is used.
         ``committed`` is called right after that commit (the caller's lock on its write section)."""
-        handle, algorithm = self._usable(key.id, (KeyUsage.IDENTITY,))
+        handle, algorithm = self._usable(key.id, (KeyUsage.IDENTITY,), s)
         if self.audit is None or pending.log is not self.audit:
             raise KeyStoreError("identity keys sign only with the store's audit log")
         typed = [(hash_name, digest) for digest, hash_name, _ in digests]
@@ -353,9 +357,11 @@ class KeyStore:
         return {"authorization": auth.reference, "key_id": key.id, "digests": len(typed),
                 "hash_algorithms": sorted({h for h, _ in typed}), "digests_sha256": concatenated, **extra}
 
-    def _usable(self, key_id: str, usages: tuple[KeyUsage, ...]) -> tuple[bytes, KeyAlgorithm]:
-        """The backend handle of ``key_id`` if its recorded usage is one of ``usages``."""
-        handle, algorithm, usage = self._handle(key_id)
+    def _usable(self, key_id: str, usages: tuple[KeyUsage, ...],
+                session: Session | None = None) -> tuple[bytes, KeyAlgorithm]:
+        """The backend handle of ``key_id`` if its recorded usage is one of ``usages`` (read in
+        ``session`` when given and not cached)."""
+        handle, algorithm, usage = self._handle(key_id, session)
         if usage not in usages:
             raise KeyStoreError(f"no key {key_id}")
         return handle, algorithm

@@ -21,8 +21,10 @@ namespace. The semantics are those of LocalBlobStore:
   later replacing the earlier.
 * ``open`` returns a seekable, buffered, read-only file that fetches byte ranges on demand (ranged
   GetObject, 1 MiB at first, growing up to 8 MiB while reading sequentially), so a big blob is never
-  held whole in memory. The ranges are fetched with ``If-Match: <ETag>``: a blob replaced while being
-  read fails the read (BlobError) instead of mixing two versions.
+  held whole in memory. A read that jumps to the object's last 64 KiB (a PDF or ZIP reader looking
+  for its trailer, backwards) fetches them once and keeps them; an object of at most 1 MiB is fetched
+  whole at its first read. The ranges are fetched with ``If-Match: <ETag>``: a blob replaced while
+  being read fails the read (BlobError) instead of mixing two versions.
 * a store that cannot be reached, times out, answers 5xx, or refuses the credentials or the bucket
   raises StorageUnavailable('blobs') (HTTP 503 with Retry-After), not an opaque 500. Requests have
   bounded connect and read timeouts and a bounded number of retries (botocore's standard mode).
@@ -65,6 +67,7 @@ MIN_PART_SIZE = 5 * MIB
 MAX_PARTS = 10_000           # S3's limit per multipart upload
 READ_BLOCK = CHUNK           # first ranged GET of a read; doubles while reading sequentially...
 READ_BLOCK_MAX = 8 * MIB     # ...up to this
+READ_TAIL = 64 * 1024        # the end of an object, kept in memory once a read jumps there (whole objects up to READ_BLOCK)
 READ_RETRIES = 3             # a ranged read whose body breaks off is fetched again from where it stopped
 DELETE_BATCH = 1000          # DeleteObjects takes at most 1000 keys
 HEALTH_WRITE_INTERVAL = 60.0  # seconds between the write probes of check_writable (a HEAD in between)
@@ -474,7 +477,14 @@ class _RangeReader(io.RawIOBase):
     """A read-only, seekable view of one object that fetches byte ranges on demand. A range is read
     from its response as the caller asks (the BufferedReader above keeps 1 MiB), so memory stays
     bounded; reading on where the last range ended fetches the next, twice as long (up to
-    READ_BLOCK_MAX), so sequential reading takes few requests and a seek costs one small one."""
+    READ_BLOCK_MAX), so sequential reading takes few requests and a seek costs one small one.
+
+    The end of the object is different: PDF readers find ``startxref`` by stepping backwards from
+    the end one byte at a time (pyHanko's ``read_next_end_line``), ZIP readers look for the end of
+    the central directory, and every step back leaves the BufferedReader's buffer (a seek from the
+    end always does): each would be a GetObject of its own, ~30 per PDF opened. So a read that jumps
+    into the last READ_TAIL bytes (or anywhere in an object no larger than READ_BLOCK) fetches that
+    whole tail once and serves every later read there from memory (at most READ_BLOCK held)."""
 
     def __init__(self, store: S3BlobStore, key: str, label: str, size: int, etag: str | None) -> None:
         super().__init__()
@@ -488,6 +498,8 @@ class _RangeReader(io.RawIOBase):
         self.body_pos = 0            # ...the offset its next byte has...
         self.body_end = 0            # ...and the offset after its last byte
         self.span = READ_BLOCK
+        self.tail_start = 0 if size <= READ_BLOCK else size - READ_TAIL
+        self.tail: bytes | None = None  # the object's bytes from tail_start on, once fetched
         self.name = f"s3://{store.bucket}/{key}"
 
     def readable(self) -> bool:
@@ -522,6 +534,15 @@ class _RangeReader(io.RawIOBase):
         want = min(len(view), self.size - self.pos)
         if want <= 0:
             return 0
+        if self.pos >= self.tail_start:
+            streaming_on = self.body is not None and self.body_pos == self.pos  # a range already open here
+            if self.tail is None and not streaming_on and not (self.body_end > 0 and self.pos == self.body_end):
+                self._fetch_tail()  # a jump (not reading on): the tail, once
+            if self.tail is not None:
+                start = self.pos - self.tail_start
+                view[:want] = self.tail[start:start + want]
+                self.pos += want
+                return want
         for attempt in range(READ_RETRIES):
             try:
                 if self.body is None or self.body_pos != self.pos or self.body_pos >= self.body_end:
@@ -562,21 +583,45 @@ class _RangeReader(io.RawIOBase):
         self._drop_body()
         self.span = min(self.span * 2, READ_BLOCK_MAX) if sequential else READ_BLOCK
         end = min(self.pos + self.span, self.size) - 1
-        kwargs: dict[str, Any] = {"Bucket": self.store.bucket, "Key": self.key, "Range": f"bytes={self.pos}-{end}"}
+        self.body = self._get(self.pos, end)
+        self.body_pos = self.pos
+        self.body_end = end + 1
+
+    def _get(self, start: int, end: int) -> Any:
+        """The streaming body of bytes start..end (inclusive) of this version of the object."""
+        kwargs: dict[str, Any] = {"Bucket": self.store.bucket, "Key": self.key, "Range": f"bytes={start}-{end}"}
         if self.etag:
             kwargs["IfMatch"] = self.etag
         with _s3_faults("read"):
             try:
-                answer = self.store.client.get_object(**kwargs)
+                return self.store.client.get_object(**kwargs)["Body"]
             except ClientError as exc:
                 if _is_missing(exc):
                     raise BlobError(f"no blob {self.label}") from exc
                 if _is_precondition_failed(exc):
                     raise BlobError(f"blob {self.label} was replaced while being read") from exc
                 raise
-        self.body = answer["Body"]
-        self.body_pos = self.pos
-        self.body_end = end + 1
+
+    def _fetch_tail(self) -> None:
+        self._drop_body()
+        for attempt in range(READ_RETRIES):
+            body = None
+            try:
+                body = self._get(self.tail_start, self.size - 1)
+                data = body.read()
+                if len(data) != self.size - self.tail_start:
+                    raise IncompleteReadError(actual_bytes=len(data), expected_bytes=self.size - self.tail_start)
+            except (BotoCoreError, OSError) as exc:  # as in readinto: a broken body is fetched again
+                if isinstance(exc, BotoCoreError) and not isinstance(exc, _TRANSPORT_ERRORS):
+                    raise
+                if attempt == READ_RETRIES - 1:
+                    raise StorageUnavailable("blobs", f"S3 read of {self.key}: {exc}") from exc
+                continue
+            finally:
+                if body is not None:
+                    body.close()
+            self.tail = data
+            return
 
     def _drop_body(self) -> None:
         if self.body is not None:
