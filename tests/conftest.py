@@ -11,6 +11,16 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.harness import PostgresServer, Service, free_port
 
+# The modules that take minutes, started first: with --dist loadscope a worker that picks one of
+# them near the end stretches the whole run by its length while the other workers sit idle.
+LONG_MODULES = ("test_cluster_crash.py", "test_openapi_fuzz.py", "test_cluster.py", "test_kill_finalize.py",
+                "test_batches_cluster.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
