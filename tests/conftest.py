@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from tests.harness import PostgresServer, Service, free_port
 
 # The modules that take minutes, started first: with --dist loadscope a worker that picks one of
-# them near the end stretches the whole run by its length while the other workers sit idle.
+# them near the end stretches the whole run by its length while the other workers sit idle
+# (scripts/test.sh passes --no-loadscope-reorder, so xdist keeps this order).
 LONG_MODULES = ("test_cluster_crash.py", "test_openapi_fuzz.py", "test_cluster.py", "test_kill_finalize.py",
                 "test_batches_cluster.py")
 
