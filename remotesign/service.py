@@ -57,15 +57,23 @@ class Services:
         """An explicit REMOTESIGN_PUBLIC_URL wins; else the address ``serve`` listens on now (a
         restart on another port moves the service's own links with it); else, for the other
         commands, the URL the service last ran under. Whatever wins is remembered."""
-        with self.db.session() as s:
-            stored = s.get(SystemSetting, "public_url")
-            url = (self.settings.public_url or listening or (stored.value if stored is not None else fallback))
-            url = url.rstrip("/")
-            if stored is None or stored.value != url:
-                if stored is not None:
-                    log.info("public URL changed from %s to %s", stored.value, url)
-                s.merge(SystemSetting(name="public_url", value=url))
-            return url
+        from sqlalchemy.exc import IntegrityError
+
+        for attempt in range(3):  # nodes starting together: another may insert the row first
+            try:
+                with self.db.session() as s:
+                    stored = s.get(SystemSetting, "public_url")
+                    url = (self.settings.public_url or listening or (stored.value if stored is not None else fallback))
+                    url = url.rstrip("/")
+                    if stored is None or stored.value != url:
+                        if stored is not None:
+                            log.info("public URL changed from %s to %s", stored.value, url)
+                        s.merge(SystemSetting(name="public_url", value=url))
+                    return url
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     @cached_property
     def ocsp(self) -> Any:

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from remotesign.storage.audit import AuditLog
 from remotesign.core.scopes import KNOWN_SCOPES
@@ -307,7 +307,13 @@ class TenantService:
             if t.callback_secret and not rotate:
                 return base64.b64decode(t.callback_secret)
             secret = secrets.token_bytes(32)
-            t.callback_secret = base64.b64encode(secret).decode("ascii")
+            made = s.execute(update(Tenant).where(Tenant.id == tenant_id, *(() if rotate else (
+                or_(Tenant.callback_secret.is_(None), Tenant.callback_secret == ""),))).values(
+                    callback_secret=base64.b64encode(secret).decode("ascii"))).rowcount
+        if not made:  # another process (a worker of another node) made it first: that one holds
+            with self.db.session() as s:
+                stored = s.scalar(select(Tenant.callback_secret).where(Tenant.id == tenant_id))
+            return base64.b64decode(stored)
         self.audit.append("client.callback_secret", actor=actor, tenant_id=tenant_id, subject=tenant_id,
                           details={"rotated": rotate})
         return secret
