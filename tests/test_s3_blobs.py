@@ -174,7 +174,8 @@ def test_ranged_reads_and_seeks_fetch_only_what_is_read(store: S3BlobStore, ns: 
 def test_reading_back_from_the_end_fetches_the_tail_once(store: S3BlobStore, ns: str) -> None:
     """pyHanko finds a PDF's startxref by stepping back from the end one byte at a time, and each
     step leaves the BufferedReader's buffer: it was one GetObject per step, ~30 per PDF opened
-    (bench/load.py found it). Now the tail is fetched once; a small object whole, at its first read."""
+    (bench/load.py found it). Now opening fetches the tail once (a suffix range: no HEAD, and a
+    small object whole), and reads there are served from it."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     pdf = pdf_bytes(pages=2, padding_bytes=100 * 1024)
@@ -186,14 +187,17 @@ def test_reading_back_from_the_end_fetches_the_tail_once(store: S3BlobStore, ns:
     def record(params: dict[str, Any], **_: Any) -> None:
         ranges.append(str(params.get("Range")))
 
+    heads: list[str] = []
     store.client.meta.events.register("provide-client-params.s3.GetObject", record)
+    store.client.meta.events.register("provide-client-params.s3.HeadObject", lambda params, **_: heads.append(params))
+    suffix = f"bytes=-{s3_blobs.READ_BLOCK}"
     try:
         with store.open(ns, "doc.pdf") as fh:
             reader = PdfFileReader(fh, strict=False)
             assert int(reader.root["/Pages"]["/Count"]) == 2
             fh.seek(0)
             assert fh.read() == pdf
-        assert ranges == [f"bytes=0-{len(pdf) - 1}"]  # at most READ_BLOCK: whole, once
+        assert ranges == [suffix]  # at most READ_BLOCK: whole, in the one request of the open
         ranges.clear()
         with store.open(ns, "big") as fh:
             fh.seek(-1, io.SEEK_END)
@@ -202,12 +206,20 @@ def test_reading_back_from_the_end_fetches_the_tail_once(store: S3BlobStore, ns:
                 stepped.append(fh.read(1))
                 fh.seek(-2, io.SEEK_CUR)
             assert b"".join(reversed(stepped)) == big[-300:]
-            assert ranges == [f"bytes={len(big) - s3_blobs.READ_TAIL}-{len(big) - 1}"]
-            fh.seek(-s3_blobs.READ_TAIL - 10, io.SEEK_END)  # before the tail: a range of its own, on into it
-            assert fh.read(20) == big[-s3_blobs.READ_TAIL - 10:-s3_blobs.READ_TAIL + 10]
+            assert ranges == [suffix]
+            start = len(big) - s3_blobs.READ_BLOCK
+            fh.seek(start - 10)  # before the tail: a range of its own, up to the tail, then the tail
+            assert fh.read(20) == big[start - 10:start + 10]
+            assert ranges[1] == f"bytes={start - 10}-{start - 1}"
             fh.seek(MiB)
-            assert fh.read() == big[MiB:]  # sequentially through the tail: the stream, not the tail again
+            assert fh.read() == big[MiB:]  # sequentially into the tail: the tail is not fetched again
         assert len(ranges) <= 4, ranges
+        assert heads == []
+        with pytest.raises(BlobError, match="no blob"):
+            store.open(ns, "missing")
+        store.put_bytes(ns, "empty", b"")
+        with store.open(ns, "empty") as fh:
+            assert fh.read() == b"" and fh.seek(0, io.SEEK_END) == 0
     finally:
         store.client.meta.events.unregister("provide-client-params.s3.GetObject", record)
 
@@ -219,7 +231,7 @@ def test_a_read_of_a_replaced_blob_fails_instead_of_mixing_versions(store: S3Blo
         assert fh.read(10) == first[:10]
         store.put_bytes(ns, "doc", second)
         with pytest.raises(BlobError, match="replaced while being read"):
-            fh.seek(2 * MiB)
+            fh.seek(MiB + MiB // 2)  # outside the first range and the tail fetched at open
             fh.read(10)
 
 
@@ -282,10 +294,18 @@ def test_writer_uploads_on_success_only(store: S3BlobStore, seaweed: SeaweedFS, 
 def test_exclusive_writer_never_replaces(store: S3BlobStore, seaweed: SeaweedFS, ns: str, size: int) -> None:
     with store.writer(ns, "result", exclusive=True) as out:
         out.write(b"first")
-    with pytest.raises(BlobExists):  # seen before any work is done
+    assert store.honours_conditional_writes()  # SeaweedFS 4.x does: no HEAD before the work
+    with pytest.raises(BlobExists):  # refused by the store at the upload
         with store.writer(ns, "result", exclusive=True) as out:
-            pytest.fail("an exclusive writer of an existing blob must not start")
+            out.write(b"second")
     assert store.read_bytes(ns, "result") == b"first"
+    store._conditional_writes = False  # a store that ignores If-None-Match: the HEAD check, before any work
+    try:
+        with pytest.raises(BlobExists):
+            with store.writer(ns, "result", exclusive=True) as out:
+                pytest.fail("an exclusive writer of an existing blob must not start")
+    finally:
+        store._conditional_writes = None
 
     # The blob appears after the writer started (another process finished first): the store itself
     # refuses the conditional upload (If-None-Match), single PutObject or multipart alike.
@@ -479,7 +499,7 @@ def test_a_crashed_store_is_unavailable_then_serves_its_data_again(store: S3Blob
         with pytest.raises(StorageUnavailable):
             store.check_writable()
         with pytest.raises(StorageUnavailable):
-            reader.seek(2 * MiB)
+            reader.seek(MiB + MiB // 2)  # outside the first range and the tail fetched at open
             reader.read(10)
         with pytest.raises(StorageUnavailable):
             store.put(ns, "new", random_chunks(10 * MiB))
@@ -489,8 +509,8 @@ def test_a_crashed_store_is_unavailable_then_serves_its_data_again(store: S3Blob
     store.check_writable()
     assert store.read_bytes(ns, "kept") == content
     assert not store.exists(ns, "new")
-    reader.seek(2 * MiB)
-    assert reader.read(10) == content[2 * MiB:2 * MiB + 10]  # the same file object reads on
+    reader.seek(MiB + MiB // 2)
+    assert reader.read(10) == content[MiB + MiB // 2:MiB + MiB // 2 + 10]  # the same file object reads on
     reader.close()
 
 

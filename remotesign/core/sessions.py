@@ -216,6 +216,9 @@ class SessionService:
                     batch, pending = [], 0
             if batch:
                 await _run_to_end(write, opened[0], batch)
+            # sniffed in the writer's file, still local: reading it back from the store was a
+            # request (a GetObject on S3) on every upload
+            container = name.lower().endswith(CONTAINER_SUFFIXES) or await _run_to_end(asic.is_asic_e, opened[0])
         except BaseException as exc:
             # As a with block would: the writer removes its temporary file and the error goes on.
             if not opened or not await _run_to_end(writer.__exit__, type(exc), exc, exc.__traceback__):
@@ -223,12 +226,12 @@ class SessionService:
         else:
             await _run_to_end(writer.__exit__, None, None, None)
         return await asyncio.to_thread(self._record_upload, tenant_id, session_id, namespace, doc_id, name, size,
-                                       digest.digest(), mime_type, actor)
+                                       digest.digest(), mime_type, actor, container)
 
     def _record_upload(self, tenant_id: str, session_id: str, namespace: str, doc_id: str, name: str, size: int,
-                       sha256: bytes, mime_type: str, actor: str) -> DocumentInfo:
+                       sha256: bytes, mime_type: str, actor: str, container: bool) -> DocumentInfo:
         try:
-            if self._looks_like_container(namespace, doc_id, name):
+            if container:
                 self._check_container(namespace, doc_id)
                 mime_type = asic.MIMETYPE
             with self.db.session() as s:  # the document and its audit record: one transaction
@@ -240,12 +243,6 @@ class SessionService:
         except BaseException:
             self.blobs.delete(namespace, doc_id)
             raise
-
-    def _looks_like_container(self, namespace: str, blob: str, name: str) -> bool:
-        if name.lower().endswith(CONTAINER_SUFFIXES):
-            return True
-        with self.blobs.open(namespace, blob) as fh:
-            return asic.is_asic_e(fh)
 
     def _check_container(self, namespace: str, blob: str) -> None:
         """Containers are checked on arrival (zip bombs, unsafe or duplicate names, bad manifest),

@@ -14,17 +14,18 @@ namespace. The semantics are those of LocalBlobStore:
   it is uploaded when the block ends without an exception and discarded otherwise.
 * ``exclusive`` writes never replace an existing object: the upload is a conditional write
   (``If-None-Match: *`` on PutObject and CompleteMultipartUpload), refused by the store with 412
-  when the key exists, which becomes BlobExists. A HEAD before the work saves an upload that would
-  be refused anyway. On a store that ignores ``If-None-Match`` (older S3-compatible servers; AWS S3
-  and SeaweedFS 4.x honour it, tests/test_s3_blobs.py proves it for SeaweedFS) only that HEAD is
-  left, a best-effort check: two writers finishing at the same moment could then both succeed, the
+  when the key exists, which becomes BlobExists. Whether the store honours it is probed once per
+  process (AWS S3 and SeaweedFS 4.x do; tests/test_s3_blobs.py proves it for SeaweedFS). On a store
+  that ignores ``If-None-Match`` (older S3-compatible servers) a HEAD before the work is the check
+  left, a best-effort one: two writers finishing at the same moment could then both succeed, the
   later replacing the earlier.
-* ``open`` returns a seekable, buffered, read-only file that fetches byte ranges on demand (ranged
-  GetObject, 1 MiB at first, growing up to 8 MiB while reading sequentially), so a big blob is never
-  held whole in memory. A read that jumps to the object's last 64 KiB (a PDF or ZIP reader looking
-  for its trailer, backwards) fetches them once and keeps them; an object of at most 1 MiB is fetched
-  whole at its first read. The ranges are fetched with ``If-Match: <ETag>``: a blob replaced while
-  being read fails the read (BlobError) instead of mixing two versions.
+* ``open`` costs one request: a suffix-range GetObject of the object's last 1 MiB (all of it when
+  it is no larger, as most documents to sign are), which also gives its size and ETag and is kept
+  in memory; PDF and ZIP readers start there, looking for their trailer backwards. The rest is
+  fetched in byte ranges on demand (1 MiB at first, growing up to 8 MiB while reading
+  sequentially), so a big blob is never held whole in memory. The ranges are fetched with
+  ``If-Match: <ETag>``: a blob replaced while being read fails the read (BlobError) instead of
+  mixing two versions.
 * a store that cannot be reached, times out, answers 5xx, or refuses the credentials or the bucket
   raises StorageUnavailable('blobs') (HTTP 503 with Retry-After), not an opaque 500. Requests have
   bounded connect and read timeouts and a bounded number of retries (botocore's standard mode).
@@ -67,7 +68,6 @@ MIN_PART_SIZE = 5 * MIB
 MAX_PARTS = 10_000           # S3's limit per multipart upload
 READ_BLOCK = CHUNK           # first ranged GET of a read; doubles while reading sequentially...
 READ_BLOCK_MAX = 8 * MIB     # ...up to this
-READ_TAIL = 64 * 1024        # the end of an object, kept in memory once a read jumps there (whole objects up to READ_BLOCK)
 READ_RETRIES = 3             # a ranged read whose body breaks off is fetched again from where it stopped
 DELETE_BATCH = 1000          # DeleteObjects takes at most 1000 keys
 HEALTH_WRITE_INTERVAL = 60.0  # seconds between the write probes of check_writable (a HEAD in between)
@@ -150,6 +150,7 @@ class S3BlobStore(BlobStore):
         self.health_write_interval = health_write_interval
         self._probe_lock = threading.Lock()
         self._last_write_ok: float | None = None  # monotonic time of the last write probe that succeeded
+        self._conditional_writes: bool | None = None  # honours If-None-Match (probed at first need)
         config = Config(
             region_name=region,
             s3={"addressing_style": "path"},
@@ -226,7 +227,7 @@ class S3BlobStore(BlobStore):
     @contextmanager
     def writer(self, namespace: str, name: str, exclusive: bool = False) -> Iterator[BinaryIO]:
         key = self.key(namespace, name)
-        if exclusive and self._head(key) is not None:
+        if exclusive and not self.honours_conditional_writes() and self._head(key) is not None:
             raise BlobExists(f"blob {name} exists")
         # An anonymous file (O_TMPFILE where the file system has it): nothing is left after a crash.
         # A full or unwritable spool volume is StorageUnavailable, as for the local store.
@@ -248,6 +249,32 @@ class S3BlobStore(BlobStore):
                     upload.write(data)
             upload.complete()
 
+    def honours_conditional_writes(self) -> bool:
+        """Whether the store refuses ``If-None-Match: *`` writes of an existing key (asked once per
+        process: a probe object written twice, the second time conditionally). Where it does, an
+        exclusive writer needs no HEAD before its work: the store itself refuses the late upload,
+        and the HEAD was a request on every exclusive write (per-attempt result names, which
+        almost never exist). Where it does not, the HEAD stays as the best-effort check."""
+        with self._probe_lock:
+            if self._conditional_writes is None:
+                key = f"{self.prefix}.conditional-probe-{secrets.token_hex(8)}"
+                with _s3_faults("conditional write probe"):
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=b"1")
+                    try:
+                        self.client.put_object(Bucket=self.bucket, Key=key, Body=b"2", IfNoneMatch="*")
+                        honoured = False
+                    except ClientError as exc:
+                        if not _is_precondition_failed(exc):
+                            raise
+                        honoured = True
+                    finally:
+                        self.client.delete_object(Bucket=self.bucket, Key=key)
+                if not honoured:
+                    log.warning("S3 store %s ignores If-None-Match: exclusive writes fall back to a HEAD "
+                                "check, which two writers finishing at once can both pass", self.endpoint_url)
+                self._conditional_writes = honoured
+            return self._conditional_writes
+
     # --- reading --------------------------------------------------------------------------------
 
     def _head(self, key: str) -> dict[str, Any] | None:
@@ -260,11 +287,11 @@ class S3BlobStore(BlobStore):
                 raise
 
     def open(self, namespace: str, name: str) -> BinaryIO:
+        """One request: the object's last READ_BLOCK bytes (all of it when no larger, as most signed
+        documents are), which also tell its size and ETag; a HEAD first was a second round trip on
+        every document opened, and PDF and ZIP readers start at the end anyway."""
         key = self.key(namespace, name)
-        head = self._head(key)
-        if head is None:
-            raise BlobError(f"no blob {namespace}/{name}")
-        raw = _RangeReader(self, key, f"{namespace}/{name}", int(head["ContentLength"]), head.get("ETag"))
+        raw = _RangeReader.opened(self, key, f"{namespace}/{name}")
         return S3BlobFile(raw, buffer_size=READ_BLOCK)  # type: ignore[return-value]
 
     def exists(self, namespace: str, name: str) -> bool:
@@ -363,6 +390,16 @@ class S3BlobStore(BlobStore):
             except (ClientError, BotoCoreError) as exc:
                 self._last_write_ok = None  # whatever failed, the next call writes again
                 raise _unavailable(exc, "probe") or StorageUnavailable("blobs", f"S3 probe: {exc}") from exc
+
+
+def _total_size(content_range: str | None, received: int) -> int:
+    """The object's size from a ranged answer's ``Content-Range: bytes a-b/size``; a store that
+    answers a suffix range with the whole object (200, no Content-Range) sent all of it."""
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1].strip()
+        if total.isdigit():
+            return int(total)
+    return received
 
 
 class S3BlobFile(io.BufferedReader):
@@ -482,11 +519,49 @@ class _RangeReader(io.RawIOBase):
     The end of the object is different: PDF readers find ``startxref`` by stepping backwards from
     the end one byte at a time (pyHanko's ``read_next_end_line``), ZIP readers look for the end of
     the central directory, and every step back leaves the BufferedReader's buffer (a seek from the
-    end always does): each would be a GetObject of its own, ~30 per PDF opened. So a read that jumps
-    into the last READ_TAIL bytes (or anywhere in an object no larger than READ_BLOCK) fetches that
-    whole tail once and serves every later read there from memory (at most READ_BLOCK held)."""
+    end always does): each would be a GetObject of its own, ~30 per PDF opened. So the last
+    READ_BLOCK bytes (the whole of a smaller object) are fetched when the file is opened and every
+    read there is served from memory; ranges stop where they begin."""
 
-    def __init__(self, store: S3BlobStore, key: str, label: str, size: int, etag: str | None) -> None:
+    @classmethod
+    def opened(cls, store: S3BlobStore, key: str, label: str) -> _RangeReader:
+        """The reader with the object's tail already fetched (a suffix range, whole objects of at
+        most READ_BLOCK bytes); BlobError when there is no such object."""
+        for attempt in range(READ_RETRIES):
+            body = None
+            with _s3_faults("read"):
+                try:
+                    answer = store.client.get_object(Bucket=store.bucket, Key=key, Range=f"bytes=-{READ_BLOCK}")
+                except ClientError as exc:
+                    if _is_missing(exc):
+                        raise BlobError(f"no blob {label}") from exc
+                    if _status(exc) == 416 or _code(exc) == "InvalidRange":  # an empty object has no suffix
+                        head = store._head(key)
+                        if head is None:
+                            raise BlobError(f"no blob {label}") from exc
+                        return cls(store, key, label, int(head["ContentLength"]), head.get("ETag"), tail=b"")
+                    raise
+            try:
+                body = answer["Body"]
+                data = body.read()
+            except (BotoCoreError, OSError) as exc:  # the body broke off: ask again
+                if isinstance(exc, BotoCoreError) and not isinstance(exc, _TRANSPORT_ERRORS):
+                    raise
+                if attempt == READ_RETRIES - 1:
+                    raise StorageUnavailable("blobs", f"S3 read of {key}: {exc}") from exc
+                continue
+            finally:
+                if body is not None:
+                    body.close()
+            size = _total_size(answer.get("ContentRange"), len(data))
+            if len(data) != min(size, READ_BLOCK):
+                if attempt == READ_RETRIES - 1:
+                    raise StorageUnavailable("blobs", f"S3 read of {key}: {len(data)} of {size} bytes")
+                continue
+            return cls(store, key, label, size, answer.get("ETag"), tail=data)
+        raise AssertionError("not reached")
+
+    def __init__(self, store: S3BlobStore, key: str, label: str, size: int, etag: str | None, tail: bytes) -> None:
         super().__init__()
         self.store = store
         self.key = key
@@ -498,8 +573,8 @@ class _RangeReader(io.RawIOBase):
         self.body_pos = 0            # ...the offset its next byte has...
         self.body_end = 0            # ...and the offset after its last byte
         self.span = READ_BLOCK
-        self.tail_start = 0 if size <= READ_BLOCK else size - READ_TAIL
-        self.tail: bytes | None = None  # the object's bytes from tail_start on, once fetched
+        self.tail_start = size - len(tail)
+        self.tail = tail  # the object's last bytes, fetched at open
         self.name = f"s3://{store.bucket}/{key}"
 
     def readable(self) -> bool:
@@ -535,14 +610,10 @@ class _RangeReader(io.RawIOBase):
         if want <= 0:
             return 0
         if self.pos >= self.tail_start:
-            streaming_on = self.body is not None and self.body_pos == self.pos  # a range already open here
-            if self.tail is None and not streaming_on and not (self.body_end > 0 and self.pos == self.body_end):
-                self._fetch_tail()  # a jump (not reading on): the tail, once
-            if self.tail is not None:
-                start = self.pos - self.tail_start
-                view[:want] = self.tail[start:start + want]
-                self.pos += want
-                return want
+            start = self.pos - self.tail_start
+            view[:want] = self.tail[start:start + want]
+            self.pos += want
+            return want
         for attempt in range(READ_RETRIES):
             try:
                 if self.body is None or self.body_pos != self.pos or self.body_pos >= self.body_end:
@@ -582,7 +653,7 @@ class _RangeReader(io.RawIOBase):
         sequential = self.body_end > 0 and self.pos == self.body_end  # on where the last range ended
         self._drop_body()
         self.span = min(self.span * 2, READ_BLOCK_MAX) if sequential else READ_BLOCK
-        end = min(self.pos + self.span, self.size) - 1
+        end = min(self.pos + self.span, self.tail_start) - 1  # the tail is held: never fetched twice
         self.body = self._get(self.pos, end)
         self.body_pos = self.pos
         self.body_end = end + 1
@@ -601,27 +672,6 @@ class _RangeReader(io.RawIOBase):
                 if _is_precondition_failed(exc):
                     raise BlobError(f"blob {self.label} was replaced while being read") from exc
                 raise
-
-    def _fetch_tail(self) -> None:
-        self._drop_body()
-        for attempt in range(READ_RETRIES):
-            body = None
-            try:
-                body = self._get(self.tail_start, self.size - 1)
-                data = body.read()
-                if len(data) != self.size - self.tail_start:
-                    raise IncompleteReadError(actual_bytes=len(data), expected_bytes=self.size - self.tail_start)
-            except (BotoCoreError, OSError) as exc:  # as in readinto: a broken body is fetched again
-                if isinstance(exc, BotoCoreError) and not isinstance(exc, _TRANSPORT_ERRORS):
-                    raise
-                if attempt == READ_RETRIES - 1:
-                    raise StorageUnavailable("blobs", f"S3 read of {self.key}: {exc}") from exc
-                continue
-            finally:
-                if body is not None:
-                    body.close()
-            self.tail = data
-            return
 
     def _drop_body(self) -> None:
         if self.body is not None:
