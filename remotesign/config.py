@@ -60,6 +60,16 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"setting {name} must be a number, got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Pkcs11Settings:
     """Where the HSM is; used when ``key_backend == "pkcs11"``."""
@@ -174,6 +184,8 @@ class Settings:
     otp_max_failures: int = 3
     kdf_log2_n: int = 16                      # scrypt cost of stored passwords and PINs
     heavy_threads: int = 2                    # threads per process for signing/extension work
+    max_active_requests: int = 8              # requests worked on at once per process, the rest queue (0: no gate)
+    admission_max_wait_seconds: float = 30.0  # a request still queued after this is answered 503
     auth_code_ttl_seconds: int = 60
     authorization_request_ttl_seconds: int = 600
     signing_token_ttl_seconds: int = 300      # a digests-bound token must be spent within this
@@ -307,6 +319,9 @@ def load_settings(home: Path | None = None) -> Settings:
         otp_max_failures=max(1, _env_int("REMOTESIGN_OTP_MAX_FAILURES", Settings.otp_max_failures)),
         kdf_log2_n=max(14, _env_int("REMOTESIGN_KDF_LOG2_N", Settings.kdf_log2_n)),
         heavy_threads=max(1, _env_int("REMOTESIGN_HEAVY_THREADS", Settings.heavy_threads)),
+        max_active_requests=max(0, _env_int("REMOTESIGN_MAX_ACTIVE_REQUESTS", Settings.max_active_requests)),
+        admission_max_wait_seconds=max(1.0, _env_float("REMOTESIGN_ADMISSION_MAX_WAIT",
+                                                       Settings.admission_max_wait_seconds)),
         auth_code_ttl_seconds=_env_int("REMOTESIGN_AUTH_CODE_TTL", Settings.auth_code_ttl_seconds),
         authorization_request_ttl_seconds=_env_int("REMOTESIGN_AUTHORIZATION_REQUEST_TTL",
                                                    Settings.authorization_request_ttl_seconds),

@@ -16,6 +16,7 @@ from remotesign.api import (account_pages, admin, batches, consent_pages, csc, d
                             health, logout_page, native, oauth, openapi_doc, pki, remote_signing, request_context,
                             validation, validation_page)
 from remotesign.api.console import router as console_router
+from remotesign.api.admission import AdmissionGate
 from remotesign.api.audit_sealing import seal_at_shutdown, seal_periodically
 from remotesign.api.background import background_leader, start_leadership, stop_leadership
 from remotesign.jobs.queue import run_recovery
@@ -86,6 +87,9 @@ def create_app(services: Services) -> FastAPI:
     docs_pages.install(app)
     upload_limit = services.settings.file_max_bytes + UPLOAD_OVERHEAD
     app.add_middleware(JsonDepthGuard, max_bytes=services.settings.max_request_bytes)  # inside the size limit
+    # inside the size limit (an oversized request is refused before it queues), around the rest
+    app.add_middleware(AdmissionGate, limit=services.settings.max_active_requests,
+                       max_wait=services.settings.admission_max_wait_seconds)
     app.add_middleware(BodySizeLimit, default_limit=services.settings.max_request_bytes,
                        prefix_limits={"/api-storage/": upload_limit, "/v1/validations": upload_limit,
                                      batches.router.prefix + "/": services.settings.batch_max_bytes + UPLOAD_OVERHEAD,
