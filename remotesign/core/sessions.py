@@ -154,13 +154,22 @@ class SessionService:
         return row  # type: ignore[no-any-return]
 
     def close(self, tenant_id: str, session_id: str, actor: str) -> None:
+        """The session answers "closed" from now on and its recorded files go at once; whatever a
+        crash left unrecorded in its namespace goes with the namespace when the sweep forgets the
+        session (CLOSED_KEPT later)."""
         with self.db.session() as s:
             row = self._lookup(s, tenant_id, session_id)
             row.closed_at = _utcnow()
+            blobs = [name for (name,) in s.execute(
+                select(SessionDocument.blob).where(SessionDocument.session_id == session_id,
+                                                   SessionDocument.blob.is_not(None)))]
+            blobs += [name for (name,) in s.execute(
+                select(SigningOperation.prepared_blob).where(SigningOperation.session_id == session_id,
+                                                             SigningOperation.prepared_blob.is_not(None)))]
             s.execute(delete(SessionDocument).where(SessionDocument.session_id == session_id))
             s.execute(delete(SigningOperation).where(SigningOperation.session_id == session_id))
             self.audit.append_in(s, "session.closed", actor=actor, tenant_id=tenant_id, subject=session_id)
-        self.blobs.delete_namespace(self.namespace(tenant_id, session_id))
+        self.blobs.delete_known(self.namespace(tenant_id, session_id), blobs)
 
     def sweep_expired(self, now: datetime | None = None) -> int:
         """Delete the files (and rows) of sessions past their expiry, or closed for longer than

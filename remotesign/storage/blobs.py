@@ -84,8 +84,9 @@ class BlobStore(abc.ABC):
         """A readable, seekable file object of the blob."""
 
     @abc.abstractmethod
-    def delete(self, namespace: str, name: str) -> bool:
-        """Remove a blob; False if it did not exist."""
+    def delete(self, namespace: str, name: str) -> None:
+        """Remove a blob if there is one (no error when there is none: an object store cannot
+        tell without a request of its own, and no caller needs to know)."""
 
     @abc.abstractmethod
     def exists(self, namespace: str, name: str) -> bool: ...
@@ -93,6 +94,14 @@ class BlobStore(abc.ABC):
     def delete_namespace(self, namespace: str) -> int:  # noqa: B027 - optional bulk delete
         """Remove every blob of a namespace (e.g. a closed session); returns how many."""
         return 0
+
+    def delete_known(self, namespace: str, names: Iterable[str]) -> None:
+        """Remove the namespace's blobs ``names`` at least (the ones its owner recorded): what a
+        closed session needs at once. Here the whole namespace goes, which costs no more on a
+        disk; an object store deletes just those in one request and leaves finding the rest
+        (a crash's leftovers: listing, pending uploads) to a later ``delete_namespace``."""
+        del names
+        self.delete_namespace(namespace)
 
     def check_writable(self) -> None:  # noqa: B027 - optional readiness probe
         """Raise StorageUnavailable unless a small blob can be written now (health checks)."""
@@ -191,13 +200,9 @@ class LocalBlobStore(BlobStore):
         except FileNotFoundError as exc:
             raise BlobError(f"no blob {namespace}/{name}") from exc
 
-    def delete(self, namespace: str, name: str) -> bool:
-        try:
-            with blob_faults():
-                self._path(namespace, name).unlink()
-            return True
-        except FileNotFoundError:
-            return False
+    def delete(self, namespace: str, name: str) -> None:
+        with blob_faults():
+            self._path(namespace, name).unlink(missing_ok=True)
 
     def exists(self, namespace: str, name: str) -> bool:
         return self._path(namespace, name).is_file()
