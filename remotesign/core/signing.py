@@ -402,7 +402,7 @@ class SigningService:
         claim = self._claim(tenant_id, sid, ("prepared",), "finalizing")
         if claim is None:
             return self._replayed(tenant_id, sid, value)
-        op, lease, _previous = claim
+        op, lease, previous = claim
         namespace = self.sessions.namespace(tenant_id, sid)
         try:
             cert = cx509.load_der_x509_certificate(op.certificate_der)
@@ -411,7 +411,7 @@ class SigningService:
             state = json.loads(op.state)
             result = operations.finalize_result_id(op)
             written: bytes | None = None  # the result's SHA-256 when hashed while writing it
-            if not self.blobs.exists(namespace, result):  # else: written by a claim that died; adopt it
+            if not _may_exist(previous, "finalizing") or not self.blobs.exists(namespace, result):
                 try:
                     finish = self._finalize_pades if op.format == "pades" else self._finalize_xades
                     written = await finish(tenant_id, sid, op, state, signer, value, result)
@@ -501,7 +501,7 @@ class SigningService:
         try:
             old = self.sessions.document(tenant_id, sid, op.result_document_id or "")
             result = operations.archive_result_id(sid, old.id)
-            if not self.blobs.exists(namespace, result):  # else: written by a claim that died; adopt it
+            if not _may_exist(previous, "archiving") or not self.blobs.exists(namespace, result):
                 try:
                     await self._archive_document(tenant_id, sid, op.format, old, result)
                 except BlobExists:
@@ -570,6 +570,14 @@ class SigningService:
         with self.blobs.writer(namespace, result_blob, exclusive=True) as out, \
                 self.sessions.open(tenant_id, sid, old) as src:
             await self.formats.get(FORMATS[record_format]).timestamp(src, out, self.context())
+
+
+def _may_exist(previous_status: str, claimed_status: str) -> bool:
+    """Whether to look for the result before doing the work: when this claim took over one that
+    died (it may have written the result: then it is adopted, not made again). Otherwise the
+    exclusive write finds out for itself (BlobExists, adopted the same way) and the look was a
+    request to the object store on every signature for nothing."""
+    return previous_status == claimed_status
 
 
 async def _guarded(sid: str, run: Callable[[str], Awaitable[Outcome]]) -> Outcome:
