@@ -183,3 +183,14 @@ def test_closing_a_session_deletes_its_prepared_state(service: Service, api: Sig
     r = api.client.get(f"/api-session/v1.0/{sid}/close")
     assert r.status_code == 200, r.text
     assert session_dir(service.home, sid) is None and operation(service.home, sid) is None
+
+
+def test_the_prepared_file_of_a_finalized_session_goes_at_close(service: Service, api: SignApi, card: Card) -> None:
+    sid, _, value = prepared_pdf(api, card)
+    prepared = operation(service.home, sid)["prepared_blob"]  # type: ignore[index]
+    r = api.finalize({sid: value})
+    assert r.status_code == 200, r.text
+    assert prepared in session_files(service.home, sid)  # kept while the session lives: no request at finalize
+    r = api.client.get(f"/api-session/v1.0/{sid}/close")
+    assert r.status_code == 200, r.text
+    assert session_dir(service.home, sid) is None and operation(service.home, sid) is None

@@ -177,3 +177,46 @@ def test_database_down(tmp_path_factory: pytest.TempPathFactory) -> None:
         if svc is not None:
             svc.stop()
         pg.stop()
+
+
+@pytest.mark.postgres
+def test_pooled_connections_are_pinged_only_after_sitting_idle(tmp_path_factory: pytest.TempPathFactory,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """No round trip before each unit of work under load; a connection that sat in the pool is
+    checked first, so a restarted server costs no failed request."""
+    import time
+
+    from sqlalchemy import text
+
+    from remotesign.storage import db as dbmod
+
+    pg = PostgresServer(tmp_path_factory.mktemp("pg-ping")).start()
+    try:
+        database = dbmod.Database(pg.create_database("remotesign_ping"))
+        pings: list[bool] = []
+        real_ping = database.engine.dialect.do_ping
+
+        def counted(conn: object) -> bool:
+            alive = real_ping(conn)
+            pings.append(alive)
+            return alive
+
+        monkeypatch.setattr(database.engine.dialect, "do_ping", counted)
+        monkeypatch.setattr(dbmod, "PING_AFTER_IDLE_SECONDS", 0.5)  # read when each checkout happens
+        for n in range(20):  # back to back: the connection was just returned
+            with database.read() as conn:
+                assert conn.execute(text("SELECT :n"), {"n": n}).scalar() == n
+        assert pings == []
+        time.sleep(0.6)
+        with database.read() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+        assert pings == [True]
+
+        pg.stop()  # an outage the pool sleeps through: its connection is now dead
+        pg.restart()
+        time.sleep(0.6)
+        with database.session() as s:  # pinged, found dead, replaced: the unit of work succeeds
+            assert s.execute(text("SELECT 2")).scalar() == 2
+        database.dispose()
+    finally:
+        pg.stop()

@@ -429,8 +429,9 @@ class SigningService:
         except BaseException:
             self._release(sid, lease, "prepared")
             raise
-        if op.prepared_blob:
-            self.blobs.delete(namespace, op.prepared_blob)
+        # The prepared file stays recorded in the operation (a leftover, operations.leftover_blobs)
+        # and goes with the session's other files at close, a new CalculateDigest or expiry: one
+        # request fewer per signature on an object store.
         return doc
 
     def _replayed(self, tenant_id: str, sid: str, value: bytes) -> DocumentInfo:
