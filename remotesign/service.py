@@ -420,7 +420,9 @@ class Services:
         st = self.settings
         return BatchService(self.db, self.blobs, self.audit, self.validation, self.extension,
                             max_documents=st.batch_max_documents, keep_seconds=st.batch_keep_seconds,
-                            file_max_bytes=st.file_max_bytes)
+                            file_max_bytes=st.file_max_bytes, callback_max_attempts=st.callback_max_attempts,
+                            callback_backoff=st.callback_backoff_seconds,
+                            callback_lease=st.callback_timeout_seconds * 2 + 30)
 
     @cached_property
     def jobs(self) -> Any:
@@ -487,14 +489,18 @@ class Services:
 
     @cached_property
     def request_runner(self) -> Any:
-        """Background execution and callbacks of asynchronous signature requests."""
+        """Background execution of asynchronous signature requests; every source's callbacks."""
         from remotesign.core.request_runner import SignatureRequestRunner
         from remotesign.notify.webhooks import WebhookSender
         from remotesign.trust.tsa_clients import TsaUrlPolicy
 
         st = self.settings
         sender = WebhookSender(TsaUrlPolicy.parse(st.callback_allowed_hosts), timeout=st.callback_timeout_seconds)
-        return SignatureRequestRunner(self.signature_requests, sender, self.tenants.callback_secret)
+        runner = SignatureRequestRunner(self.signature_requests, sender, self.tenants.callback_secret)
+        from remotesign.core.batches import CALLBACK_SOURCE as BATCH_CALLBACKS
+
+        runner.add_callback_source(BATCH_CALLBACKS, self.batches)  # batches announce their end the same way
+        return runner
 
     @property
     def demo_client_file(self) -> Path:

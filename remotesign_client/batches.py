@@ -161,17 +161,23 @@ def _part(document: Document) -> tuple[str, tuple[str, Any]]:
 class BatchClient(ApiClient):
     """Client of ``/v1/batches``."""
 
-    def submit_validations(self, documents: Iterable[Document], *, policy: str | None = None) -> Batch:
-        """Validate every document in the background; ``policy``: a built-in policy's name."""
-        return self._submit("validations", documents, {"policy": policy} if policy else {})
+    def submit_validations(self, documents: Iterable[Document], *, policy: str | None = None,
+                           callback_url: str | None = None) -> Batch:
+        """Validate every document in the background; ``policy``: a built-in policy's name;
+        ``callback_url`` gets a signed POST when the batch has finished."""
+        return self._submit("validations", documents, {"policy": policy} if policy else {}, callback_url)
 
-    def submit_extensions(self, documents: Iterable[Document], level: str) -> Batch:
+    def submit_extensions(self, documents: Iterable[Document], level: str, *,
+                          callback_url: str | None = None) -> Batch:
         """Extend every document's signatures to ``level`` (T, LT or LTA) in the background."""
         if level not in LEVELS:
             raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
-        return self._submit("extensions", documents, {"level": level})
+        return self._submit("extensions", documents, {"level": level}, callback_url)
 
-    def _submit(self, kind: str, documents: Iterable[Document], data: dict[str, str]) -> Batch:
+    def _submit(self, kind: str, documents: Iterable[Document], data: dict[str, str],
+                callback_url: str | None) -> Batch:
+        if callback_url:
+            data = {**data, "callback_url": callback_url}
         parts = [_part(d) for d in documents]
         if not parts:
             raise ValueError("a batch needs at least one document")

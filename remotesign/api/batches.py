@@ -50,6 +50,9 @@ class BatchOut(BaseModel):
     created_at: UtcDateTime
     finished_at: UtcDateTime | None
     expires_at: UtcDateTime
+    callback_url: str | None = Field(default=None, description="where the batch's end is announced (a signed POST)")
+    callback_status: Literal["none", "pending", "delivered", "failed"] = Field(
+        default="none", description="that webhook: pending until delivered; failed after the last retry")
 
 
 class ItemOut(BaseModel):
@@ -71,11 +74,18 @@ class ItemOut(BaseModel):
     result_url: str | None = Field(description="where the validation report or the extended document is fetched")
 
 
+CALLBACK_FIELD = text("an absolute http(s) URL that gets a POST when the batch has finished: JSON "
+                      '{"event": "batch.finished", "batch": {...}}, signed like every webhook of the service '
+                      "(HMAC-SHA256 with the client's callback key, headers X-Remotesign-Timestamp and "
+                      "X-Remotesign-Signature), retried with backoff until the receiver answers 2xx")
+
+
 def _batch_out(view: BatchView) -> BatchOut:
     return BatchOut(id=view.id, kind=view.kind, status=view.status, total=view.total,  # type: ignore[arg-type]
                     items=ItemCounts(**view.counts), level=view.options.get("level"),
                     policy=view.options.get("policy"), created_at=view.created_at, finished_at=view.finished_at,
-                    expires_at=view.expires_at)
+                    expires_at=view.expires_at, callback_url=view.callback_url,
+                    callback_status=view.callback_status)  # type: ignore[arg-type]
 
 
 def _item_out(batch_id: str, item: ItemView) -> ItemOut:
@@ -109,7 +119,8 @@ async def _submit(request: Request, caller: TokenInfo, svc: Services, kind: str)
         documents = [SubmittedDocument(name=f.filename or f"document-{n}", path=f.path) for n, f in enumerate(form.files)]
         options = {k: form.fields.get(k, request.query_params.get(k)) for k in ("level", "policy")}
         try:
-            view = await batches.submit(caller.tenant_id, caller.client_id, kind, options, documents)
+            view = await batches.submit(caller.tenant_id, caller.client_id, kind, options, documents,
+                                        callback_url=form.fields.get("callback_url") or None)
         except BatchError as exc:
             raise _core(exc) from exc
     finally:
@@ -119,8 +130,9 @@ async def _submit(request: Request, caller: TokenInfo, svc: Services, kind: str)
 
 @router.post("/validations", status_code=202, response_model=BatchOut, responses=errors(413),
              openapi_extra=multipart_body({"file": "a signed document (repeat for each)"},
-                                          {"policy": text("a built-in validation policy by name")}, ("file",)),
-             summary="Validate many signed documents in the background (multipart: file*, policy)")
+                                          {"policy": text("a built-in validation policy by name"),
+                                           "callback_url": CALLBACK_FIELD}, ("file",)),
+             summary="Validate many signed documents in the background (multipart: file*, policy, callback_url)")
 async def submit_validations(request: Request, caller: TokenInfo = Depends(require_scope(scopes.VALIDATE)),
                              svc: Services = Depends(services)) -> BatchOut:
     return await _submit(request, caller, svc, "validation")
@@ -128,9 +140,11 @@ async def submit_validations(request: Request, caller: TokenInfo = Depends(requi
 
 @router.post("/extensions", status_code=202, response_model=BatchOut, responses=errors(413),
              openapi_extra=multipart_body({"file": "a signed document: PAdES, CAdES, XAdES, ASiC (repeat for each)"},
-                                          {"level": text("the level to extend to", enum=["T", "LT", "LTA"])},
+                                          {"level": text("the level to extend to", enum=["T", "LT", "LTA"]),
+                                           "callback_url": CALLBACK_FIELD},
                                           ("file", "level")),
-             summary="Extend many signed documents to T, LT or LTA in the background (multipart: file*, level)")
+             summary="Extend many signed documents to T, LT or LTA in the background (multipart: file*, level, "
+                     "callback_url)")
 async def submit_extensions(request: Request, caller: TokenInfo = Depends(require_scope(scopes.SIGNATURES)),
                             svc: Services = Depends(services)) -> BatchOut:
     return await _submit(request, caller, svc, "extension")

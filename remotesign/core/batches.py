@@ -15,7 +15,10 @@ item. The database is the truth, the queue only the messenger:
   took it over;
 * a transient failure (TSA down, validation time-out, storage outage) is retried with backoff up
   to ``max_attempts``; a refusal of the document itself (not a signature, wrong format) is the
-  item's final answer.
+  item's final answer;
+* a batch submitted with a callback URL has its webhook made due in the transaction that records
+  its end, and delivered like every other (core/callbacks.py: HMAC-signed, retried with backoff,
+  claimed per attempt, so a crash delays it and never loses or repeats a recorded delivery).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import func, select, update
 
+from remotesign.core.callbacks import Callback, CallbackSchedule, due_now, is_callback_url
 from remotesign.core.errors import CoreError
 from remotesign.core.operations import abandoned, crash_point, new_lease, pause_point
 from remotesign.storage.audit import AuditLog
@@ -48,6 +52,7 @@ LEVELS = ("T", "LT", "LTA")
 STATES = ("queued", "running", "done", "failed")
 Dispatch = Callable[[str, int], Awaitable[None]]
 UPLOAD_GRACE_SECONDS = 3600  # a batch whose submission did not complete within this is swept
+CALLBACK_SOURCE = "batch"  # its callbacks' name (core/callbacks.py), the event of their webhooks
 
 
 class BatchError(CoreError):
@@ -74,6 +79,8 @@ class BatchView:
     created_at: datetime
     finished_at: datetime | None
     expires_at: datetime
+    callback_url: str | None = None
+    callback_status: str = "none"  # none | pending | delivered | failed
 
     @property
     def status(self) -> str:
@@ -125,7 +132,8 @@ class BatchService:
 
     def __init__(self, db: Database, blobs: BlobStore, audit: AuditLog, validation: Any, extension: Any, *,
                  max_documents: int, keep_seconds: int, file_max_bytes: int, max_attempts: int = 4,
-                 lease_seconds: int = 60, backoff_seconds: float = 5.0) -> None:
+                 lease_seconds: int = 60, backoff_seconds: float = 5.0, callback_max_attempts: int = 8,
+                 callback_backoff: float = 2.0, callback_lease: float = 60.0) -> None:
         self.db = db
         self.blobs = blobs
         self.audit = audit
@@ -138,6 +146,8 @@ class BatchService:
         self.lease_seconds = lease_seconds
         self.backoff_seconds = backoff_seconds
         self.dispatch: Dispatch | None = None  # set by the job queue of this process
+        self.callbacks = CallbackSchedule(db, audit, Batch, CALLBACK_SOURCE, max_attempts=callback_max_attempts,
+                                          backoff=callback_backoff, lease=callback_lease)
 
     # -- the caller's side -------------------------------------------------------------------------
     def check_options(self, kind: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -160,15 +170,18 @@ class BatchService:
         return {"policy": policy}
 
     async def submit(self, tenant_id: str, actor: str, kind: str, options: dict[str, Any],
-                     documents: Sequence[SubmittedDocument]) -> BatchView:
-        """Store the documents, record the batch and queue every item."""
-        view = await asyncio.to_thread(self._create, tenant_id, actor, kind, options, documents)
+                     documents: Sequence[SubmittedDocument], callback_url: str | None = None) -> BatchView:
+        """Store the documents, record the batch and queue every item; ``callback_url`` gets a
+        webhook when the last item ends."""
+        view = await asyncio.to_thread(self._create, tenant_id, actor, kind, options, documents, callback_url)
         await self._dispatch_all([(view.id, n) for n in range(view.total)])
         return view
 
     def _create(self, tenant_id: str, actor: str, kind: str, options: dict[str, Any],
-                documents: Sequence[SubmittedDocument]) -> BatchView:
+                documents: Sequence[SubmittedDocument], callback_url: str | None) -> BatchView:
         checked = self.check_options(kind, options)
+        if callback_url is not None and not is_callback_url(callback_url):
+            raise BatchError("invalid_request", "callback_url must be an absolute http(s) URL of at most 2000 characters")
         if not documents:
             raise BatchError("invalid_request", "send at least one 'file' part")
         if len(documents) > self.max_documents:
@@ -181,7 +194,8 @@ class BatchService:
         with self.db.session() as s:
             s.add(Batch(id=batch_id, tenant_id=tenant_id, kind=kind, options=json.dumps(checked),
                         total=len(documents), created_by=actor[:200], created_at=now, submitted_at=None,
-                        expires_at=now + timedelta(seconds=UPLOAD_GRACE_SECONDS)))
+                        expires_at=now + timedelta(seconds=UPLOAD_GRACE_SECONDS), callback_url=callback_url,
+                        callback_status="none", callback_attempts=0))
         items: list[BatchItem] = []
         try:
             for position, doc in enumerate(documents):
@@ -202,7 +216,7 @@ class BatchService:
         self.audit.append("batch.submitted", actor=actor, tenant_id=tenant_id, subject=batch_id,
                           details={"kind": kind, "documents": len(items), **checked})
         return BatchView(batch_id, kind, checked, len(items), {"queued": len(items), "running": 0, "done": 0,
-                                                               "failed": 0}, now, None, expires)
+                                                               "failed": 0}, now, None, expires, callback_url)
 
     def get(self, tenant_id: str, batch_id: str) -> BatchView:
         with self.db.session() as s:
@@ -268,7 +282,30 @@ class BatchService:
     def _view(batch: Batch, counts: dict[str, int]) -> BatchView:
         return BatchView(batch.id, batch.kind, json.loads(batch.options), batch.total,
                          {state: counts.get(state, 0) for state in STATES}, aware(batch.created_at),
-                         aware(batch.finished_at) if batch.finished_at else None, aware(batch.expires_at))
+                         aware(batch.finished_at) if batch.finished_at else None, aware(batch.expires_at),
+                         batch.callback_url, batch.callback_status)
+
+    # -- webhooks (core/callbacks.py) ---------------------------------------------------------------
+    def claim_callbacks(self, limit: int = 16) -> list[Callback]:
+        return self.callbacks.claim(limit)
+
+    def callback_body(self, c: Callback) -> bytes:
+        """What the receiver gets: the batch's end and its counts; it fetches the results itself."""
+        with self.db.session() as s:
+            batch = s.get(Batch, c.subject_id)
+            if batch is None or batch.tenant_id != c.tenant_id:
+                raise BatchError("unknown_batch", "the batch was deleted", 404)
+            rows = s.execute(select(BatchItem.state, func.count()).where(BatchItem.batch_id == batch.id)
+                             .group_by(BatchItem.state)).all()
+            view = self._view(batch, {state: n for state, n in rows})
+        body = {"event": "batch.finished", "batch": {
+            "id": view.id, "kind": view.kind, "status": view.status, "total": view.total, "items": view.counts,
+            "created_at": view.created_at.isoformat(), "finished_at": view.finished_at.isoformat() if view.finished_at else None,
+            "expires_at": view.expires_at.isoformat()}}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def callback_outcome(self, c: Callback, error: str | None) -> str:
+        return self.callbacks.record(c, error)
 
     # -- the queue's side --------------------------------------------------------------------------
     async def _dispatch_all(self, keys: Sequence[tuple[str, int]]) -> None:
@@ -410,6 +447,9 @@ class BatchService:
             if not open_items:
                 closed = s.execute(update(Batch).where(Batch.id == batch_id, Batch.finished_at.is_(None))
                                    .values(finished_at=now)).rowcount
+                if closed:  # the webhook is due with the end it announces, in one transaction
+                    s.execute(update(Batch).where(Batch.id == batch_id, Batch.callback_url.is_not(None))
+                              .values(**due_now()))
             batch = s.get(Batch, batch_id)
             tenant_id = batch.tenant_id if batch is not None else None
         if closed and tenant_id is not None:

@@ -1,5 +1,6 @@
-"""The background side of asynchronous signature requests: executing the authorized ones and
-delivering their callbacks, signed, retried with backoff until delivered or given up.
+"""The background side of asynchronous signature requests and of every webhook: executing the
+authorized requests, and delivering the callbacks of every source (core/callbacks.py: signature
+requests, finished batches), signed, retried with backoff until delivered or given up.
 
 Each execution and each delivery is its own job, with a bounded number in flight, so a slow or
 dead receiver holds up only its own delivery (for at most the delivery timeout) and a long
@@ -17,9 +18,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from remotesign.core.callbacks import Callback, CallbackSource
 from remotesign.core.errors import CoreError
 from remotesign.core.offload import off_loop
-from remotesign.core.signature_requests import Callback, SignatureRequestService
+from remotesign.core.signature_requests import CALLBACK_SOURCE, SignatureRequestService
 from remotesign.notify.webhooks import DeliveryFailed, WebhookSender
 
 log = logging.getLogger("remotesign.requests")
@@ -34,10 +36,25 @@ class SignatureRequestRunner:
         self.callback_secret = callback_secret
         self.max_executions = max_executions
         self.max_deliveries = max_deliveries
+        #: where callbacks come from, by Callback.source: the signature requests, and whatever
+        #: registers with ``add_callback_source`` (batches)
+        self.sources: dict[str, CallbackSource] = {CALLBACK_SOURCE: requests}
         self._executions: dict[str, asyncio.Task[None]] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
         self.dispatch_execution: Callable[[str, str], Awaitable[None]] | None = None
         self.dispatch_callback: Callable[[Callback], Awaitable[None]] | None = None
+
+    def add_callback_source(self, name: str, source: CallbackSource) -> None:
+        self.sources[name] = source
+
+    async def _claim_callbacks(self, limit: int) -> list[Callback]:
+        """Due callbacks of every source, at most ``limit`` in all (each source gets its turn)."""
+        claimed: list[Callback] = []
+        for source in self.sources.values():
+            if len(claimed) >= limit:
+                break
+            claimed += await asyncio.to_thread(source.claim_callbacks, limit - len(claimed))
+        return claimed
 
     async def tick(self) -> None:
         """Start what is due and fits in the limits; returns without waiting for it."""
@@ -53,7 +70,7 @@ class SignatureRequestRunner:
                     task.add_done_callback(lambda _t, rid=request_id: self._executions.pop(rid, None))
         free = self.max_deliveries - len(self._deliveries)
         if free > 0:
-            for callback in await asyncio.to_thread(self.requests.claim_callbacks, free):
+            for callback in await self._claim_callbacks(free):
                 task = asyncio.create_task(self._deliver(callback))
                 self._deliveries.add(task)
                 task.add_done_callback(self._deliveries.discard)
@@ -65,7 +82,7 @@ class SignatureRequestRunner:
         attempt's lease runs out)."""
         for tenant_id, request_id in await asyncio.to_thread(self.requests.due_executions, self.max_executions * 4):
             await execution(tenant_id, request_id)
-        for claimed in await asyncio.to_thread(self.requests.claim_callbacks, self.max_deliveries):
+        for claimed in await self._claim_callbacks(self.max_deliveries):
             await callback(claimed)
 
     async def execute_job(self, tenant_id: str, request_id: str) -> None:
@@ -95,23 +112,27 @@ class SignatureRequestRunner:
             log.exception("asynchronous signature request %s failed", request_id)
 
     async def _deliver(self, callback: Callback) -> None:
+        source = self.sources.get(callback.source)
+        if source is None:  # a job queued by a newer version; its lease runs out and it comes back
+            log.warning("callback of %s: unknown source %r", callback.subject_id, callback.source)
+            return
         error: str | None
         try:
-            body = await asyncio.to_thread(self.requests.callback_body, callback)
+            body = await asyncio.to_thread(source.callback_body, callback)
             secret = await asyncio.to_thread(self.callback_secret, callback.tenant_id)
-            await self.sender.post(callback.url, body, secret, event="signature_request")
+            await self.sender.post(callback.url, body, secret, event=callback.source)
             error = None
         except DeliveryFailed as exc:
             error = str(exc)
         except CoreError as exc:  # the request went away meanwhile
             error = exc.message
         except Exception as exc:  # noqa: BLE001 - recorded and retried like a failed delivery
-            log.exception("callback of %s failed", callback.request_id)
+            log.exception("callback of %s failed", callback.subject_id)
             error = f"internal error: {type(exc).__name__}"
         try:
-            status = await asyncio.to_thread(self.requests.callback_outcome, callback, error)
+            status = await asyncio.to_thread(source.callback_outcome, callback, error)
         except Exception:  # noqa: BLE001 - the claim's lease runs out and the callback is retried
-            log.exception("recording the callback of %s failed", callback.request_id)
+            log.exception("recording the callback of %s failed", callback.subject_id)
             return
-        log.info("callback of %s attempt %d: %s%s", callback.request_id, callback.attempt, status,
+        log.info("callback of %s attempt %d: %s%s", callback.subject_id, callback.attempt, status,
                  f" ({error})" if error else "")

@@ -40,6 +40,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 from sqlalchemy import delete, select, update
 
+from remotesign.core.callbacks import Callback, CallbackSchedule, due_now
 from remotesign.core.document_signer import DocumentSigner, Prepared, SignatureSpec, document
 from remotesign.core.errors import CoreError
 from remotesign.core.identities import IdentityError, IdentityInfo, IdentityService, PinRefused, Viewer
@@ -60,6 +61,7 @@ from remotesign.trust.tsa_clients import TsaAuth, TsaChoice, TsaError
 
 MAX_DOCUMENTS = 40
 SUMMARY_NAMES = {"sha256": "SHA256", "sha384": "SHA384", "sha512": "SHA512"}
+CALLBACK_SOURCE = "signature_request"  # its callbacks' name (core/callbacks.py), the event of their webhooks
 AUTH_SERVER = "fortress"  # the tokens this module issues answer to the signature request's API
 
 
@@ -128,16 +130,6 @@ class RequestInfo:
 
 
 @dataclass(frozen=True)
-class Callback:
-    """One delivery attempt of a request's callback."""
-
-    request_id: str
-    tenant_id: str
-    url: str
-    attempt: int
-
-
-@dataclass(frozen=True)
 class SignedDocument:
     ref: str
     name: str
@@ -200,9 +192,9 @@ class SignatureRequestService:
         self.token_ttl = token_ttl
         self.retention = retention
         self.lease_seconds = lease_seconds
-        self.callback_max_attempts = callback_max_attempts
-        self.callback_backoff = callback_backoff
-        self.callback_lease = callback_lease
+        self.callbacks = CallbackSchedule(db, audit, SignatureRequest, CALLBACK_SOURCE,
+                                          max_attempts=callback_max_attempts, backoff=callback_backoff,
+                                          lease=callback_lease)
 
     # -- 1. a new request ----------------------------------------------------------------------------
     def create(self, tenant_id: str, documents: Sequence[NewDocument], *, user_code: str | None,
@@ -553,56 +545,23 @@ class SignatureRequestService:
                 if status == "authorized" or abandoned(owner, until, now)][:limit]
 
     def claim_callbacks(self, limit: int = 16) -> list[Callback]:
-        """Callbacks due now, each claimed for one delivery attempt (others see it again only if
-        this attempt's lease runs out, e.g. the process died)."""
-        now = _now()
-        lease = now + timedelta(seconds=self.callback_lease)
-        with self.db.session() as s:
-            due = s.scalars(select(SignatureRequest).where(SignatureRequest.callback_status == "pending",
-                                                           SignatureRequest.callback_next_at <= now)
-                            .order_by(SignatureRequest.callback_next_at).limit(limit)).all()
-            claimed = []
-            for r in due:
-                moved = s.execute(update(SignatureRequest).where(
-                    SignatureRequest.id == r.id, SignatureRequest.callback_status == "pending",
-                    SignatureRequest.callback_next_at == r.callback_next_at).values(callback_next_at=lease)).rowcount
-                if moved == 1:
-                    claimed.append(Callback(r.id, r.tenant_id, r.callback_url or "", r.callback_attempts + 1))
-        return claimed
+        """Callbacks due now, each claimed for one delivery attempt (core/callbacks.py)."""
+        return self.callbacks.claim(limit)
 
     def callback_body(self, c: Callback) -> bytes:
         """What the receiver gets: the request's outcome, with the signed documents when done."""
-        info = self.get(c.tenant_id, c.request_id)
+        info = self.get(c.tenant_id, c.subject_id)
         body: dict[str, Any] = {"exeCode": info.id, "status": info.status.upper()}
         if info.status == "done":
             body["signatures"] = [{"ref": d.ref, "bytesB64": base64.b64encode(d.content).decode("ascii")}
-                                  for d in self.results(c.tenant_id, c.request_id)]
+                                  for d in self.results(c.tenant_id, c.subject_id)]
         else:
             body |= {"error": info.error_code, "error_description": info.error_message}
         return json.dumps(body, separators=(",", ":")).encode()
 
     def callback_outcome(self, c: Callback, error: str | None) -> str:
-        """Record one delivery attempt: delivered, retried later (doubling backoff), or failed
-        for good after ``callback_max_attempts``. Returns the new callback status."""
-        now = _now()
-        if error is None:
-            values: dict[str, Any] = {"callback_status": "delivered", "callback_attempts": c.attempt,
-                                      "callback_error": None, "callback_next_at": None}
-        elif c.attempt >= self.callback_max_attempts:
-            values = {"callback_status": "failed", "callback_attempts": c.attempt, "callback_error": error[:2000],
-                      "callback_next_at": None}
-        else:
-            delay = min(self.callback_backoff * 2 ** (c.attempt - 1), 600.0)
-            values = {"callback_attempts": c.attempt, "callback_error": error[:2000],
-                      "callback_next_at": now + timedelta(seconds=delay)}
-        with self.db.session() as s:
-            s.execute(update(SignatureRequest).where(SignatureRequest.id == c.request_id,
-                                                     SignatureRequest.callback_status == "pending").values(**values))
-        status = values.get("callback_status", "pending")
-        if status != "pending":
-            self.audit.append(f"signature_request.callback_{status}", actor="service", tenant_id=c.tenant_id,
-                              subject=c.request_id, details={"attempts": c.attempt, "error": error})
-        return status
+        """Record one delivery attempt (core/callbacks.py); returns the callback's new status."""
+        return self.callbacks.record(c, error)
 
     # -- 6. housekeeping -----------------------------------------------------------------------------
     def sweep(self, now: datetime | None = None) -> int:
@@ -647,7 +606,7 @@ def _same_owner(owner: str | None) -> Any:
 
 def _callback_due(run_async: bool) -> dict[str, Any]:
     """The columns that schedule an asynchronous request's callback now (nothing otherwise)."""
-    return {"callback_status": "pending", "callback_next_at": _now()} if run_async else {}
+    return due_now() if run_async else {}
 
 
 def _opener(blobs: BlobStore, namespace: str, name: str) -> Any:

@@ -21,7 +21,8 @@ from sqlalchemy.engine import make_url
 
 from remotesign.core.batches import BatchService
 from remotesign.core.request_runner import SignatureRequestRunner
-from remotesign.core.signature_requests import Callback
+from remotesign.core.callbacks import Callback
+from remotesign.core.signature_requests import CALLBACK_SOURCE
 
 log = logging.getLogger("remotesign.jobs")
 
@@ -75,16 +76,18 @@ class JobQueue:
                 await requests.execute_job(tenant_id, request_id)
 
             @self.app.task(name="remotesign.callback", queue=REQUESTS, pass_context=False)
-            async def callback(request_id: str, tenant_id: str, url: str, attempt: int) -> None:
-                await requests.deliver_job(Callback(request_id, tenant_id, url, attempt))
+            async def callback(tenant_id: str, url: str, attempt: int, subject_id: str | None = None,
+                               source: str = CALLBACK_SOURCE, request_id: str | None = None) -> None:
+                # request_id: how jobs queued before batches had callbacks name their subject
+                await requests.deliver_job(Callback(source, subject_id or request_id or "", tenant_id, url, attempt))
 
             async def execution(tenant_id: str, request_id: str) -> None:
                 await self._defer(signature_request, f"execute.{request_id}", tenant_id=tenant_id,
                                   request_id=request_id)
 
             async def delivery(c: Callback) -> None:
-                await self._defer(callback, f"callback.{c.request_id}.{c.attempt}", request_id=c.request_id,
-                                  tenant_id=c.tenant_id, url=c.url, attempt=c.attempt)
+                await self._defer(callback, f"callback.{c.source}.{c.subject_id}.{c.attempt}", source=c.source,
+                                  subject_id=c.subject_id, tenant_id=c.tenant_id, url=c.url, attempt=c.attempt)
 
             requests.dispatch_execution, requests.dispatch_callback = execution, delivery
 

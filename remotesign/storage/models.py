@@ -465,7 +465,19 @@ class TsaCredential(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class SignatureRequest(Base):
+class CallbackColumns:
+    """The webhook a row's owner gets when its work ends (core/callbacks.py schedules and records
+    the deliveries of every table that has these columns)."""
+
+    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # none | pending | delivered | failed
+    callback_status: Mapped[str] = mapped_column(String(12), default="none", index=True)
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    callback_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SignatureRequest(CallbackColumns, Base):
     """Documents a relying party asked to have signed with a server-held identity, as one unit
     (core/signature_requests.py): authorized once by the user (or, for an e-seal, by the client's
     own credentials), executed once; a second execution answers the stored result. ``items`` is
@@ -493,12 +505,6 @@ class SignatureRequest(Base):
     error_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the HTTP status it was answered with
     run_async: Mapped[bool] = mapped_column(Boolean, default=False)
     multifactor: Mapped[bool] = mapped_column(Boolean, default=False)  # the PIN and a one-time code
-    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # none | pending | delivered | failed
-    callback_status: Mapped[str] = mapped_column(String(12), default="none", index=True)
-    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    callback_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    callback_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -678,7 +684,7 @@ class OperatorSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-class Batch(Base):
+class Batch(CallbackColumns, Base):
     """Many documents validated or extended in the background (core/batches.py): the caller's
     request, kept until ``expires_at``; its progress is counted from its items."""
 

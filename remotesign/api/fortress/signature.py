@@ -37,7 +37,6 @@ import base64
 import binascii
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -50,6 +49,7 @@ from remotesign.api.fortress.models import SignatureConfiguration, SignatureRequ
 from remotesign.api.fortress.stamper import stamp_from_fortress
 from remotesign.api.openapi_doc import json_answer, json_body
 from remotesign.core import scopes
+from remotesign.core.callbacks import is_callback_url
 from remotesign.core.document_signer import RAW, SignatureSpec
 from remotesign.core.errors import CoreError
 from remotesign.core.offload import off_loop
@@ -181,8 +181,7 @@ def _flag(value: bool | str | None) -> bool:
 def _callback(url: str | None) -> str | None:
     if not url:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_callback_url(url):
         raise _invalid("callbackUrl must be an absolute http(s) URL")
     return url
 
