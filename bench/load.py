@@ -31,7 +31,8 @@ HTTP/1.1 client of bench/_http1.py:
 * ``eparaksts``: the eParaksts SignAPI flow of bench/eparaksts_load.py: start, upload (a ~100 KB
   PDF), CalculateDigest (PAdES), the client signs the digest with its own key (a certificate the
   built-in CA issued), finalizeSigning (B-LT: built-in TSA and OCSP), list, download (checked to
-  be a larger PDF), close. One client-credentials token for all clients.
+  be a larger PDF), close. One client-credentials token for all clients. ``--signer-pause S``: the signer's
+  seconds at the card between CalculateDigest and finalizeSigning (default 0: no pause at all).
 * ``raw``: eSigP server signing (bench/esigp_raw.py's call) as it happens for real, one SCAL2
   consent per signature: authorize (the login page, for a fresh digest's summary), login
   (password), consent (PIN), token (code exchange), raw (``signatures/server/raw/batch`` with that
@@ -342,6 +343,7 @@ class EParakstsContext:
     card: Card
     upload: tuple[bytes, str]
     pdf_size: int
+    signer_pause: float = 0.0  # seconds the signer takes between CalculateDigest and finalizeSigning
 
 
 async def eparaksts_flow(c: Client, ctx: EParakstsContext, rec: Recorder) -> None:
@@ -367,6 +369,10 @@ async def eparaksts_flow(c: Client, ctx: EParakstsContext, rec: Recorder) -> Non
         rec.error("CalculateDigest", "no digest", t, r.body.decode(errors="replace"))
         return
     value = ctx.card.sign(base64.b64decode(digest), data["algorithm"])
+    if ctx.signer_pause:  # the signer at the card: reading the document, typing the PIN
+        await asyncio.sleep(ctx.signer_pause)
+        if rec.over():
+            return
     if await rec.call("finalizeSigning", c.pick(), "POST", "/api-sign/v1.0/finalizeSigning", _json({
             "sessionSignatureValues": [{"sessionId": sid, "signatureValue": base64.b64encode(value).decode()}],
             "authCertificate": "MIIB"}), JSON, auth) is None or rec.over():
@@ -664,13 +670,13 @@ def run_one(scenario: str, n_clients: int, cluster: Cluster, ctx: Any, args: arg
 
 # -- set-up of the scenarios -------------------------------------------------------------------------------
 
-def eparaksts_context(cluster: Cluster, pdf_kb: int) -> EParakstsContext:
+def eparaksts_context(cluster: Cluster, pdf_kb: int, signer_pause: float = 0.0) -> EParakstsContext:
     node = cluster.nodes[0]
     demo = node.demo_client()
     card = issue_card(node, cluster.base, "rsa")
     pdf = pdf_bytes(pages=2, padding_bytes=pdf_kb * 1024)
     return EParakstsContext(node.token(demo["client_id"], demo["client_secret"]), card,
-                            multipart("file", "contract.pdf", pdf, "application/pdf"), len(pdf))
+                            multipart("file", "contract.pdf", pdf, "application/pdf"), len(pdf), signer_pause)
 
 
 def raw_context(cluster: Cluster, users: int) -> RawContext:
@@ -786,6 +792,9 @@ def main() -> int:
                     help="each call to the next node (default), or each client pinned to one node")
     ap.add_argument("--workers", type=int, default=1, help="`serve --workers` of each node (default 1)")
     ap.add_argument("--pdf-kb", type=int, default=100, help="size of the PDF each eParaksts flow signs")
+    ap.add_argument("--signer-pause", type=float, default=0.0, metavar="SECONDS",
+                    help="eparaksts: the signer's time at the card between CalculateDigest and finalizeSigning "
+                         "(default 0: a closed loop without pauses, the service saturated)")
     ap.add_argument("--kdf-log2-n", type=int, default=14, help="REMOTESIGN_KDF_LOG2_N of the nodes (min 14)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a call without answer is an error")
     ap.add_argument("--no-access-log", dest="access_log", action="store_false",
@@ -832,7 +841,7 @@ def main() -> int:
             cluster.scale(n_nodes)
             for scenario in scenarios:
                 if scenario not in contexts:
-                    contexts[scenario] = (eparaksts_context(cluster, args.pdf_kb) if scenario == "eparaksts"
+                    contexts[scenario] = (eparaksts_context(cluster, args.pdf_kb, args.signer_pause) if scenario == "eparaksts"
                                           else raw_context(cluster, max(client_counts)))
                 for n_clients in client_counts:
                     if args.wait_idle > 0:
@@ -861,7 +870,8 @@ def main() -> int:
             print(f"command: {command}")
             print("\n".join(facts))
             print(f"clients spread per {args.spread}; {args.warmup:.0f} s warm-up, {args.duration:.0f} s measured "
-                  f"per combination; REMOTESIGN_KDF_LOG2_N={args.kdf_log2_n}")
+                  f"per combination; REMOTESIGN_KDF_LOG2_N={args.kdf_log2_n}"
+                  + (f"; signer pause {args.signer_pause:g} s" if args.signer_pause else ""))
             print()
             print("\n".join(summary_table(results)))
             for scenario in scenarios:
