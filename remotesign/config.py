@@ -8,8 +8,10 @@ next to (not inside) the database, and the built-in PKI.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -50,24 +52,26 @@ def _env_secret(name: str, file_name: str) -> str | None:
     return value
 
 
+N = TypeVar("N", int, float)
+
+
 def _env_int(name: str, default: int) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from exc
+    return _env_number(name, default, int, "an integer")
 
 
 def _env_float(name: str, default: float) -> float:
+    return _env_number(name, default, float, "a number")
+
+
+def _env_number(name: str, default: N, parse: Callable[[str], N], what: str) -> N:
+    """The setting parsed, or a clear stop naming it (never a traceback at start)."""
     raw = _env(name)
     if raw is None:
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError as exc:
-        raise SystemExit(f"setting {name} must be a number, got {raw!r}") from exc
+        raise SystemExit(f"setting {name} must be {what}, got {raw!r}") from exc
 
 
 @dataclass(frozen=True)
