@@ -130,6 +130,25 @@ def prepared_finalizations(api: Any, card: Any, count: int, chunk: int = 100) ->
     return sids, values
 
 
+def prepared_signing(service: Any, tmp_path: Path, key: str, count: int,
+                     chunk: int) -> tuple[str, Any, Any, list[str], dict[str, bytes]]:
+    """What the crash tests start from: the demo client's token, its SignApi on ``service``, the
+    built-in root, and ``count`` sessions prepared by prepared_finalizations with a fresh ``key``
+    card: (token, api, root, sids, values)."""
+    import httpx
+
+    from tests.signapi import SignApi, issue_card
+    from tests.verifiers import root_of
+
+    demo = service.demo_client()
+    token = service.token(demo["client_id"], demo["client_secret"])
+    api = SignApi(service, token)
+    card = issue_card(service, tmp_path, key)
+    root = root_of(httpx.get(service.url + "/pki/ca.pem").content)
+    sids, values = prepared_finalizations(api, card, count, chunk=chunk)
+    return token, api, root, sids, values
+
+
 def finalize_body(values: dict[str, bytes]) -> dict[str, object]:
     """The finalizeSigning request for these sessions' signature values."""
     import base64

@@ -23,11 +23,10 @@ from queue import Empty, Queue
 import httpx
 import pytest
 
-from tests.crash_tools import finalize_body, pdfsig_signatures, prepared_finalizations, pyhanko_check
+from tests.crash_tools import finalize_body, pdfsig_signatures, prepared_signing, pyhanko_check
 from tests.harness import PostgresServer, SeaweedFS
-from tests.signapi import SignApi, issue_card
+from tests.signapi import SignApi
 from tests.test_cluster import Cluster
-from tests.verifiers import root_of
 
 SESSIONS = 510
 BATCH = 3            # sessions per finalizeSigning request
@@ -72,13 +71,7 @@ def test_kill_9_of_nodes_and_of_the_object_store_during_finalizations(
     b.start()
     nodes = [a, b]
     try:
-        demo = a.demo_client()
-        token = a.token(demo["client_id"], demo["client_secret"])
-        api = SignApi(a, token)
-        card = issue_card(a, tmp_path, "p256")
-        root = root_of(httpx.get(a.url + "/pki/ca.pem").content)
-
-        sids, values = prepared_finalizations(api, card, SESSIONS, chunk=100)
+        token, api, root, sids, values = prepared_signing(a, tmp_path, "p256", SESSIONS, chunk=100)
 
         batches = [sids[i:i + BATCH] for i in range(0, SESSIONS, BATCH)]
         chosen = rng.sample(range(10, len(batches) - 10), NODE_KILLS + 1)

@@ -17,10 +17,8 @@ from queue import Empty, Queue
 import httpx
 import pytest
 
-from tests.crash_tools import database, finalize_body, pdfsig_signatures, prepared_finalizations, pyhanko_check
+from tests.crash_tools import database, finalize_body, pdfsig_signatures, prepared_signing, pyhanko_check
 from tests.harness import Service, free_port
-from tests.signapi import SignApi, issue_card
-from tests.verifiers import root_of
 
 SESSIONS = 210
 BATCH = 3          # sessions per finalizeSigning request
@@ -50,13 +48,7 @@ def test_kill_9_during_finalizations(tmp_path_factory: pytest.TempPathFactory, t
     home, port = tmp_path_factory.mktemp("kill-home"), free_port()
     svc = Service(home, port, env={"REMOTESIGN_OPERATION_LEASE": str(LEASE_SECONDS)}).start()
     try:
-        demo = svc.demo_client()
-        token = svc.token(demo["client_id"], demo["client_secret"])
-        api = SignApi(svc, token)
-        card = issue_card(svc, tmp_path, "rsa")
-        root = root_of(httpx.get(svc.url + "/pki/ca.pem").content)
-
-        sids, values = prepared_finalizations(api, card, SESSIONS, chunk=70)
+        token, api, root, sids, values = prepared_signing(svc, tmp_path, "rsa", SESSIONS, chunk=70)
 
         batches = [sids[i:i + BATCH] for i in range(0, SESSIONS, BATCH)]
         kill_at = set(rng.sample(range(5, len(batches) - 5), KILLS))
