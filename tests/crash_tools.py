@@ -149,6 +149,20 @@ def prepared_signing(service: Any, tmp_path: Path, key: str, count: int,
     return token, api, root, sids, values
 
 
+def signed_once(document: bytes, tmp_path: Path, root: Any, with_pyhanko: bool) -> str | None:
+    """What is wrong with a finalized session's document, if anything: "double" (more than one
+    signature, by poppler's pdfsig) or "lost" (no valid signature; with ``with_pyhanko`` also
+    pyHanko's validation against the built-in root); None when it is signed once and valid."""
+    verdicts = pdfsig_signatures(document, tmp_path)
+    if len(verdicts) > 1:
+        return "double"
+    if verdicts != ["Signature is Valid."]:
+        return "lost"
+    if with_pyhanko and pyhanko_check(document, root) != (1, 0, True):
+        return "lost"
+    return None
+
+
 def finalize_body(values: dict[str, bytes]) -> dict[str, object]:
     """The finalizeSigning request for these sessions' signature values."""
     import base64

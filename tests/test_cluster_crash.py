@@ -23,7 +23,7 @@ from queue import Empty, Queue
 import httpx
 import pytest
 
-from tests.crash_tools import finalize_body, pdfsig_signatures, prepared_signing, pyhanko_check
+from tests.crash_tools import finalize_body, prepared_signing, signed_once
 from tests.harness import PostgresServer, SeaweedFS
 from tests.signapi import SignApi
 from tests.test_cluster import Cluster
@@ -196,14 +196,9 @@ def test_kill_9_of_nodes_and_of_the_object_store_during_finalizations(
             if len(docs) != 1:
                 lost.append(sid)
                 continue
-            document = reader.download(sid, docs[0]["id"])
-            verdicts = pdfsig_signatures(document, tmp_path)
-            if len(verdicts) > 1:
-                double.append(sid)
-            elif verdicts != ["Signature is Valid."]:
-                lost.append(sid)
-            elif sid in verified and pyhanko_check(document, root) != (1, 0, True):
-                lost.append(sid)
+            problem = signed_once(reader.download(sid, docs[0]["id"]), tmp_path, root, sid in verified)
+            if problem is not None:
+                (double if problem == "double" else lost).append(sid)
         print(f"\ncluster kill -9 test (seed {seed}): {SESSIONS} finalizations on 2 nodes, {run.node_kills} node "
               f"kills, {run.store_kills} object-store kill, {run.cut_off} requests cut off, {len(run.retry)} sessions "
               f"retried; lost {len(lost)}, double-signed {len(double)}, stuck {len(stuck)}")

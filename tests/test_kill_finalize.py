@@ -17,7 +17,7 @@ from queue import Empty, Queue
 import httpx
 import pytest
 
-from tests.crash_tools import database, finalize_body, pdfsig_signatures, prepared_signing, pyhanko_check
+from tests.crash_tools import database, finalize_body, prepared_signing, signed_once
 from tests.harness import Service, free_port
 
 SESSIONS = 210
@@ -142,14 +142,9 @@ def test_kill_9_during_finalizations(tmp_path_factory: pytest.TempPathFactory, t
             if len(docs) != 1 or signed.get(sid, 0) == 0:
                 lost.append(sid)
                 continue
-            document = api.download(sid, docs[0]["id"])
-            verdicts = pdfsig_signatures(document, tmp_path)
-            if len(verdicts) > 1:
-                double.append(sid)
-            elif verdicts != ["Signature is Valid."]:
-                lost.append(sid)
-            elif sid in verified and pyhanko_check(document, root) != (1, 0, True):
-                lost.append(sid)
+            problem = signed_once(api.download(sid, docs[0]["id"]), tmp_path, root, sid in verified)
+            if problem is not None:
+                (double if problem == "double" else lost).append(sid)
         temporaries = [p.name for p in (home / "blobs").rglob(".tmp-*")]
         print(f"\nkill -9 test (seed {seed}): {SESSIONS} finalizations, {run.kills} kills, "
               f"{run.interrupted_requests} requests cut off, {len(run.unanswered)} sessions unanswered, "
