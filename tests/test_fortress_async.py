@@ -40,6 +40,7 @@ class Receiver:
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     attempts: int = 0
     server: ThreadingHTTPServer | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)  # deliveries arrive on parallel threads
 
     def start(self) -> "Receiver":
         receiver = self
@@ -47,12 +48,15 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.attempts += 1
+                with receiver.lock:  # one count per delivery, even when two arrive at once
+                    receiver.attempts += 1
+                    refuse = receiver.attempts <= receiver.failures
                 time.sleep(receiver.delay)
-                if receiver.attempts <= receiver.failures:
+                if refuse:
                     self.send_response(503)
                 else:
-                    receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    with receiver.lock:
+                        receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                     self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
