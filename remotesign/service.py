@@ -429,7 +429,7 @@ class Services:
         """This process's side of the job queue (jobs/queue.py): defers batch items and works on them."""
         from remotesign.jobs.queue import JobQueue
 
-        return JobQueue(self.settings.database_url, self.batches, self.request_runner,
+        return JobQueue(self.settings.database_url, self.batches, self.request_runner, self.deferred_results,
                         concurrency=self.settings.job_concurrency)
 
     @cached_property

@@ -157,3 +157,74 @@ def test_asynchronous_signature_requests_and_callbacks_run_on_the_shared_queue(c
                               "AND status IN ('todo', 'failed')") == 0
     finally:
         receiver.stop()
+
+
+def test_csc_asynchronous_calls_run_on_the_shared_queue_and_outlive_their_node(cluster: Cluster,
+                                                                               tmp_path: Path) -> None:
+    """CSC ``operationMode: "A"`` calls go through procrastinate's tables: one started on a node
+    that is killed while its run is held (pause point) is resumed by the next node's leader and
+    signs once; calls started on one node are polled on another."""
+    import hashlib
+
+    from tests.consent import enrol, register_redirect
+    from tests.csc_client import SHA256, SHA256_RSA, Csc, b64
+    from tests.test_csc import certificate, pkeyutl_verify, service_token
+
+    first = cluster.nodes[0] if cluster.nodes else cluster.node("a").start()
+    for earlier in list(cluster.nodes):  # only this test's nodes take its jobs
+        earlier.stop()
+    held = cluster.node("f", secrets_from=first)
+    held.env["REMOTESIGN_PAUSE_AT"] = "deferred.claimed"
+    held.start()
+    demo = first.demo_client()
+
+    def user_api(node: Any, who: Any) -> Csc:
+        return Csc(httpx.Client(base_url=node.url, timeout=120), "v2", service_token(
+            httpx.Client(base_url=node.url, timeout=120), "v2", demo, who))
+
+    def sign_async(api: Csc, who: Any, digest: bytes) -> str:
+        sad = api.authorize_pin(who.identity_id, who.pin, [digest])
+        return str(api.ok("signatures/signHash", {"credentialID": who.identity_id, "SAD": sad, "hashes": [b64(digest)],
+                                                  "hashAlgorithmOID": SHA256, "signAlgo": SHA256_RSA,
+                                                  "operationMode": "A"}, status=202)["responseID"])
+
+    def polled(api: Csc, response_id: str) -> httpx.Response:
+        deadline = time.monotonic() + 120
+        while (r := api.call("signatures/signPolling", {"responseID": response_id})).status_code == 202:
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.2)
+        return r
+
+    with httpx.Client(base_url=held.url, timeout=120) as http:
+        admin = held.token(demo["client_id"], demo["client_secret"])
+        register_redirect(http, admin)
+        who = enrol(http, admin, pin="1357")
+    digest = hashlib.sha256(b"held, killed, resumed").digest()
+    response_id = sign_async(user_api(held, who), who, digest)
+    deadline = time.monotonic() + 90
+    while cluster.rows("SELECT status, attempts FROM deferred_results") != [("running", 1)]:
+        assert time.monotonic() < deadline, cluster.rows("SELECT status, attempts FROM deferred_results")
+        time.sleep(0.1)
+    assert held.proc is not None
+    os.kill(held.proc.pid, signal.SIGKILL)
+    held.proc.wait(timeout=30)
+    g, h = cluster.node("g", secrets_from=first).start(), cluster.node("h", secrets_from=first).start()
+    on_g, on_h = user_api(g, who), user_api(h, who)
+    r = polled(on_h, response_id)
+    assert r.status_code == 200, r.text
+    cert = certificate(on_g, who.identity_id)
+    pkeyutl_verify(tmp_path, cert, digest, base64.b64decode(r.json()["signatures"][0]))
+    more = [hashlib.sha256(b"order %d" % n).digest() for n in range(4)]
+    started = [sign_async(on_g, who, d) for d in more]
+    for d, rid in zip(more, started):
+        r = polled(on_h, rid)
+        assert r.status_code == 200, r.text
+        pkeyutl_verify(tmp_path, cert, d, base64.b64decode(r.json()["signatures"][0]))
+    assert cluster.scalar("SELECT count(*) FROM audit_events WHERE event = 'identity_key.used' AND subject = :s",
+                          s=who.identity_id) == 5  # the resumed call signed once
+    assert sorted(cluster.rows("SELECT status, attempts FROM deferred_results")) == \
+        [("fetched", 1)] * 4 + [("fetched", 2)]
+    jobs = dict(cluster.rows("SELECT status, count(*) FROM procrastinate_jobs "
+                             "WHERE task_name = 'remotesign.deferred_call' GROUP BY status"))
+    # nothing waiting or failed; at most the killed worker's job, until it is retired as stalled
+    assert not {"todo", "failed"} & set(jobs) and jobs.get("doing", 0) <= 1, jobs

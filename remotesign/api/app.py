@@ -71,6 +71,7 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="remotesign", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.services = services
+    csc.install(services)  # its asynchronous calls run on any node's job worker
     install_error_handlers(app)
     # The PKI protocol endpoints come first: routes are matched in order, and OCSP and TSA are the
     # service's highest-rate calls.

@@ -20,6 +20,7 @@ from procrastinate import exceptions as pq_exceptions, jobs as pq_jobs
 from sqlalchemy.engine import make_url
 
 from remotesign.core.batches import BatchService
+from remotesign.core.deferred_results import DeferredResults
 from remotesign.core.request_runner import SignatureRequestRunner
 from remotesign.core.callbacks import Callback
 from remotesign.core.signature_requests import CALLBACK_SOURCE
@@ -27,7 +28,7 @@ from remotesign.core.signature_requests import CALLBACK_SOURCE
 log = logging.getLogger("remotesign.jobs")
 
 QUEUE = "batches"
-REQUESTS = "signature-requests"  # asynchronous signature requests' executions and callbacks
+REQUESTS = "signature-requests"  # asynchronous signature requests' executions, callbacks, deferred calls
 TASK = "remotesign.batch_item"
 REQUEST_CONCURRENCY = 16
 HEARTBEAT_SECONDS = 5.0
@@ -56,9 +57,11 @@ class JobQueue:
     """This process's side of the queue: defers batch items and the signature requests' executions
     and callbacks, runs a worker, retires stalled jobs."""
 
-    def __init__(self, database_url: str, batches: BatchService, requests: SignatureRequestRunner | None = None, *,
-                 concurrency: int = 2) -> None:
+    def __init__(self, database_url: str, batches: BatchService, requests: SignatureRequestRunner | None = None,
+                 deferred: DeferredResults | None = None, *, concurrency: int = 2) -> None:
         self.batches = batches
+        self.deferred = deferred
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.concurrency = concurrency
         self.shared = postgres_conninfo(database_url) is not None
         self.app = procrastinate.App(connector=_connector(database_url))
@@ -90,6 +93,19 @@ class JobQueue:
                                   subject_id=c.subject_id, tenant_id=c.tenant_id, url=c.url, attempt=c.attempt)
 
             requests.dispatch_execution, requests.dispatch_callback = execution, delivery
+        if deferred is not None:
+            @self.app.task(name="remotesign.deferred_call", queue=REQUESTS, pass_context=False)
+            async def deferred_call(id_hash: str) -> None:
+                await asyncio.to_thread(deferred.run, id_hash)
+
+            self._deferred_task = deferred_call
+
+    def _defer_call(self, id_hash: str) -> None:
+        """Queue one deferred call from any thread (the facades' calls run in worker threads)."""
+        if self._loop is None:
+            raise RuntimeError("the job queue is not running")
+        job = self._defer(self._deferred_task, f"deferred.{id_hash}", id_hash=id_hash)
+        asyncio.run_coroutine_threadsafe(job, self._loop).result(timeout=30)
 
     async def defer(self, batch_id: str, position: int) -> None:
         """Queue one batch item; already queued (and not yet taken) is fine."""
@@ -107,6 +123,9 @@ class JobQueue:
         requests' jobs (many at once: a callback mostly waits on its receiver, and a dead receiver
         must hold up neither signatures nor batches)."""
         await self.app.open_async()
+        self._loop = asyncio.get_running_loop()
+        if self.deferred is not None:
+            self.deferred.dispatch = self._defer_call
         self._workers = [asyncio.create_task(self._work([QUEUE], self.concurrency, "batches"), name="job-worker"),
                          asyncio.create_task(self._work([REQUESTS], REQUEST_CONCURRENCY, "requests"),
                                              name="request-worker")]
@@ -119,6 +138,9 @@ class JobQueue:
             stalled_worker_timeout=STALLED_SECONDS, shutdown_graceful_timeout=10.0)
 
     async def stop(self) -> None:
+        if self.deferred is not None:
+            self.deferred.dispatch = None
+        self._loop = None
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
@@ -154,6 +176,8 @@ async def run_recovery(queue: JobQueue, leader: Any, interval: float = 5.0) -> N
                 await queue.batches.recover(everything=not leading)
                 leading = True
                 await queue.retire_stalled()
+                if queue.deferred is not None:
+                    await asyncio.to_thread(queue.deferred.recover)
                 await asyncio.to_thread(queue.batches.sweep_expired)
             else:
                 leading = False

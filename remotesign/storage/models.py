@@ -641,16 +641,22 @@ class PushedAuthorization(Base):
 
 
 class DeferredResult(Base):
-    """An answer computed after the call that asked for it returned (core/deferred_results.py):
-    ``running`` in the process named by ``lease_owner``, then ``done`` with the answer in the blob
-    store, until its owner fetches it once or it expires."""
+    """A call answered later (core/deferred_results.py): ``queued`` with the call in the blob
+    store, ``running`` in the process named by ``lease_owner`` until ``lease_until``, then ``done``
+    with the answer in the blob store until its owner fetches it once, or ``lost`` after
+    ``attempts`` cut-off runs."""
 
     __tablename__ = "deferred_results"
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    status: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), index=True)
     lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    #: which registered runner carries the call out (None: a call of a version that ran it in a thread)
+    kind: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -10,6 +10,11 @@ from remotesign.api.csc import credentials, info, oauth2, session, signatures
 
 PREFIX = "/csc"
 
+def install(services: object) -> None:
+    """What the CSC facade adds to the core at start-up: the runners of its asynchronous calls."""
+    signatures.install(services)  # type: ignore[arg-type]
+
+
 router = APIRouter()
 for _module in (info, oauth2, session, credentials, signatures):
     router.include_router(_module.router)

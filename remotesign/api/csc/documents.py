@@ -8,7 +8,7 @@ over their SHA-256. The authorization (a SAD or a credential token) covers the d
 digests, with the hash named by ``hashAlgorithmOID`` (SHA-256 by default), in request order.
 
 With ``operationMode: "A"`` the call answers ``202 {"responseID"}`` at once and
-``signatures/signPolling`` gives the result (once) when it is ready.
+``signatures/signPolling`` gives the result (once) when it is ready (api/csc/asynchronous.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from remotesign.api.csc import wire
+from remotesign.api.csc import asynchronous, wire
 from remotesign.api.csc.calls import Caller, answers, no_store
 from remotesign.api.csc.credentials import owned, signing_identities
 from remotesign.api.errors import OAuthError
@@ -45,7 +45,6 @@ DEFAULT_ENVELOPE = {"pades": Packaging.ENVELOPED, "cades": Packaging.ENVELOPING,
 #: over a digest only a detached signature can be made: the default there
 DIGEST_DEFAULT_ENVELOPE = {**DEFAULT_ENVELOPE, "cades": Packaging.DETACHED, "xades": Packaging.DETACHED}
 MAX_DOCUMENTS = 20
-KEEP_SECONDS = 3600
 TokenFor = Callable[[Services, Caller, dict[str, Any], str, Digests], Any]
 
 
@@ -228,32 +227,7 @@ def sign_doc(version: str, token_for: TokenFor):  # type: ignore[no-untyped-def]
                 return _answer(svc, identity, with_info, [], objects)
 
         if mode == "A":
-            return deferred(svc, who, data, sign)
+            return asynchronous.start(svc, who, data, version, "signDoc")
         return no_store(sign())
 
     return work
-
-
-def deferred(svc: Services, who: Caller, data: dict[str, Any], sign: Callable[[], dict[str, Any]]) -> Response:
-    """Run ``sign`` in the background; answer 202 with the responseID for signPolling."""
-    keep = wire.number(data, "validity_period", required=False) or KEEP_SECONDS
-    if not 60 <= keep <= 86400:
-        raise wire.bad("Invalid parameter validity_period: 60 to 86400 seconds")
-
-    def work() -> tuple[int, dict[str, Any]]:
-        try:
-            with answers():
-                return 200, sign()
-        except OAuthError as exc:
-            return exc.status, {"error": exc.code, "error_description": exc.description}
-
-    response_id = svc.deferred_results.start(who.signer.tenant_id, who.signer.user_id, work, keep_seconds=keep)
-    return no_store({"responseID": response_id}, 202)
-
-
-def poll(svc: Services, who: Caller, response_id: str) -> Response:
-    polled = svc.deferred_results.poll(who.signer.tenant_id, who.signer.user_id, response_id)
-    if polled.answer is None:
-        return no_store({"responseID": response_id, "status": "pending"}, 202)
-    status, payload = polled.answer
-    return no_store(payload, status)

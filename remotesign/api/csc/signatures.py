@@ -17,7 +17,7 @@ from asn1crypto import algos, core, tsp
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from remotesign.api.csc import documents, wire
+from remotesign.api.csc import asynchronous, documents, wire
 from remotesign.api.csc.answers import (CscPolledResult, CscSignatures, CscSignedDocuments, CscStarted,
                                         CscStillPending, CscTimestamp)
 from remotesign.api.csc.calls import Caller, handle, no_store
@@ -68,7 +68,7 @@ def _sign_hash(version: str):  # type: ignore[no-untyped-def]
             return {"signatures": [base64.b64encode(s).decode() for s in signatures]}
 
         if mode == "A":
-            return documents.deferred(svc, who, data, sign)
+            return asynchronous.start(svc, who, data, version, "signHash")
         return no_store(sign())
 
     return work
@@ -103,7 +103,7 @@ async def sign_doc(version: str, request: Request) -> Response:
 def _poll(svc: Services, who: Caller, data: dict[str, Any]) -> Response:
     response_id = wire.text(data, "responseID", max_length=100)
     assert response_id is not None
-    return documents.poll(svc, who, response_id)
+    return asynchronous.poll(svc, who, response_id)
 
 
 @router.post("/csc/{version}/signatures/signPolling",
@@ -114,6 +114,12 @@ def _poll(svc: Services, who: Caller, data: dict[str, Any]) -> Response:
                         202: {"model": CscStillPending, "description": "Not finished yet"}})
 async def sign_polling(version: str, request: Request) -> Response:
     return await handle(request, version, _poll)
+
+
+def install(svc: Services) -> None:
+    """The runners of the asynchronous calls: the synchronous calls, made later."""
+    asynchronous.install(svc, {("v2", "signHash"): _sign_hash("v2"),
+                               ("v2", "signDoc"): documents.sign_doc("v2", signing_token)})
 
 
 def _timestamp(svc: Services, who: Caller, data: dict[str, Any]) -> Response:
