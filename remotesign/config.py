@@ -107,6 +107,8 @@ class Settings:
     # A finalize/archive claims its operation for this long; after it (or once the claiming process
     # is known dead) a retry may take the operation over. Must exceed the longest legitimate finalize.
     operation_lease_seconds: int = 300
+    #: a process of another host whose heartbeat is this old is gone (storage/liveness.py)
+    node_silent_seconds: int = 60
     tsa_url: str | None = None
     # Where a relying party's own choice of TSA (Fortress ``tsa`` object) may send requests: ``public``
     # (globally routable addresses), ``loopback``, addresses, CIDR networks, host names, ``*.domain``,
@@ -268,6 +270,7 @@ def load_settings(home: Path | None = None) -> Settings:
         file_max_bytes=_env_int("REMOTESIGN_FILE_MAX_BYTES", Settings.file_max_bytes),
         session_timeout_seconds=_env_int("REMOTESIGN_SESSION_TIMEOUT", Settings.session_timeout_seconds),
         operation_lease_seconds=max(1, _env_int("REMOTESIGN_OPERATION_LEASE", Settings.operation_lease_seconds)),
+        node_silent_seconds=max(5, _env_int("REMOTESIGN_NODE_SILENT_AFTER", Settings.node_silent_seconds)),
         tsa_url=_env("REMOTESIGN_TSA_URL"),
         tsa_allowed_hosts=tuple(h.strip() for h in (_env("REMOTESIGN_TSA_ALLOWED_HOSTS", "public") or "").split(",")
                                 if h.strip()),

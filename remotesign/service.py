@@ -433,6 +433,14 @@ class Services:
                         concurrency=self.settings.job_concurrency)
 
     @cached_property
+    def heartbeats(self) -> Any:
+        """This serving process's heartbeat, and which processes of other hosts went silent
+        (storage/liveness.py)."""
+        from remotesign.storage.liveness import Heartbeats
+
+        return Heartbeats(self.db, stale_after=self.settings.node_silent_seconds)
+
+    @cached_property
     def deferred_results(self) -> Any:
         """Answers of asynchronous calls, fetched later (core/deferred_results.py)."""
         from remotesign.core.deferred_results import DeferredResults

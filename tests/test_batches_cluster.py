@@ -162,8 +162,9 @@ def test_asynchronous_signature_requests_and_callbacks_run_on_the_shared_queue(c
 def test_csc_asynchronous_calls_run_on_the_shared_queue_and_outlive_their_node(cluster: Cluster,
                                                                                tmp_path: Path) -> None:
     """CSC ``operationMode: "A"`` calls go through procrastinate's tables: one started on a node
-    that is killed while its run is held (pause point) is resumed by the next node's leader and
-    signs once; calls started on one node are polled on another."""
+    (of another host) that is killed while its run is held (pause point) is resumed by the next
+    nodes' leader once the dead node's heartbeat is silent -- not after the run's 300 s lease --
+    and signs once; calls started on one node are polled on another."""
     import hashlib
 
     from tests.consent import enrol, register_redirect
@@ -174,7 +175,7 @@ def test_csc_asynchronous_calls_run_on_the_shared_queue_and_outlive_their_node(c
     for earlier in list(cluster.nodes):  # only this test's nodes take its jobs
         earlier.stop()
     held = cluster.node("f", secrets_from=first)
-    held.env["REMOTESIGN_PAUSE_AT"] = "deferred.claimed"
+    held.env.update({"REMOTESIGN_PAUSE_AT": "deferred.claimed", "REMOTESIGN_TEST_HOST": "host-f"})
     held.start()
     demo = first.demo_client()
 
@@ -208,7 +209,10 @@ def test_csc_asynchronous_calls_run_on_the_shared_queue_and_outlive_their_node(c
     assert held.proc is not None
     os.kill(held.proc.pid, signal.SIGKILL)
     held.proc.wait(timeout=30)
-    g, h = cluster.node("g", secrets_from=first).start(), cluster.node("h", secrets_from=first).start()
+    g, h = cluster.node("g", secrets_from=first), cluster.node("h", secrets_from=first)
+    for node in (g, h):  # another host than f's: f's silent heartbeat, not its pid, says it is gone
+        node.env["REMOTESIGN_NODE_SILENT_AFTER"] = "5"
+        node.start()
     on_g, on_h = user_api(g, who), user_api(h, who)
     r = polled(on_h, response_id)
     assert r.status_code == 200, r.text

@@ -4,7 +4,9 @@ The call runs from the job queue; each test holds its run at a pause point, kill
 there (SIGKILL: no cleanup, no answer) and starts the service again on the same home:
 
 * cut off before it signed: the restarted service resumes it, the owner polls the signatures
-  (checked with ``openssl pkeyutl`` and poppler's ``pdfsig``), the key was used once;
+  (checked with ``openssl pkeyutl`` and poppler's ``pdfsig``), the key was used once -- also
+  when the restart looks like another host (a restarted container: the dead process's silent
+  heartbeat says it is gone);
 * cut off after the key signed but before the answer was kept: the SAD is spent, so the resumed
   run signs nothing and the poll answers ``409 interrupted``; the key was used once in all;
 * cut off at every run: given up after three runs (``409 interrupted``), never stuck.
@@ -56,9 +58,9 @@ def _api(svc: Service, demo: dict[str, str], who: Enrolled) -> Csc:
     return Csc(http, "v2", service_token(http, "v2", demo, who))
 
 
-def _restart(svc: Service, pause_at: str | None) -> None:
+def _restart(svc: Service, pause_at: str | None, **env: str) -> None:
     svc.stop()
-    svc.env = {**ENV, **({"REMOTESIGN_PAUSE_AT": pause_at} if pause_at else {})}
+    svc.env = {**ENV, **({"REMOTESIGN_PAUSE_AT": pause_at} if pause_at else {}), **env}
     svc.start()
 
 
@@ -119,9 +121,12 @@ def test_a_call_cut_off_before_it_signed_is_resumed(svc: Service, tmp_path: Path
     assert api.refused("signatures/signPolling", {"responseID": response_id})  # given once
 
 
-def test_a_document_call_cut_off_before_it_signed_is_resumed(svc: Service, tmp_path: Path) -> None:
+def test_a_document_call_of_a_restarted_container_is_resumed(svc: Service, tmp_path: Path) -> None:
+    """As a container restarted: the new process runs on "another host" (a new host key), where
+    the dead one's pid means nothing; its silent heartbeat tells it is gone, long before the
+    300 s lease of its run would."""
     demo, who = _user(svc)
-    _restart(svc, "deferred.claimed")
+    _restart(svc, "deferred.claimed", REMOTESIGN_TEST_HOST="container-before")
     api = _api(svc, demo, who)
     document = pdf_bytes(text="signDoc, resumed")
     sad = api.authorize_pin(who.identity_id, who.pin, [hashlib.sha256(document).digest()])
@@ -130,7 +135,7 @@ def test_a_document_call_cut_off_before_it_signed_is_resumed(svc: Service, tmp_p
         "documents": [{"document": b64(document), "signature_format": "P", "conformance_level": "Ades-B-T",
                        "signAlgo": SHA256_RSA}]}, status=202)["responseID"]
     _kill_when(svc, "running", 1)
-    _restart(svc, None)
+    _restart(svc, None, REMOTESIGN_TEST_HOST="container-after", REMOTESIGN_NODE_SILENT_AFTER="5")
     api = _api(svc, demo, who)
     r = _polled(api, response_id)
     assert r.status_code == 200, r.text

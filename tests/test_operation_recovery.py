@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -85,6 +86,39 @@ def test_live_claim_is_respected_until_its_lease_expires(service: Service, api: 
 
     stage_claim(service.home, sid, "finalizing", REMOTE_OWNER, expires_in=-1)  # the lease ran out
     r = api.finalize({sid: value})
+    assert r.status_code == 200, r.text
+    assert_signed_once(api, service.home, sid, root, tmp_path)
+
+
+def heartbeat(home: Path, owner: str, seconds_ago: float) -> None:
+    """Stage the heartbeat row of the process named in ``owner`` (storage/liveness.py)."""
+    from datetime import datetime, timedelta, timezone
+
+    from tests.crash_tools import _sql_time, database
+
+    seen = _sql_time(datetime.now(timezone.utc) - timedelta(seconds=seconds_ago))
+    with database(home) as db:
+        db.execute("INSERT OR REPLACE INTO process_heartbeats (process, last_seen) VALUES (?, ?)",
+                   (owner.split("#")[0], seen))
+
+
+def test_claim_of_another_hosts_silent_process_is_taken_over(service: Service, api: SignApi, card: Card,
+                                                             root: x509.Certificate, tmp_path: Path) -> None:
+    """A process of another host (another node; this container before its restart) cannot be
+    looked up in /proc: while it beats its claim holds, once its heartbeat is silent (60 s by
+    default) the claim is taken over without waiting for its lease (an hour here)."""
+    sid, _, value = prepared_pdf(api, card)
+    owner = "fedcba987654.777.4242#0badc0de"
+    stage_claim(service.home, sid, "finalizing", owner, expires_in=3600)
+    heartbeat(service.home, owner, seconds_ago=0)
+    time.sleep(6)  # the service's next beat reads who is silent: not this one
+    r = api.finalize({sid: value})
+    assert r.status_code == 409 and "operation_in_progress" in r.text, r.text
+    heartbeat(service.home, owner, seconds_ago=600)
+    deadline = time.monotonic() + 60
+    while (r := api.finalize({sid: value})).status_code == 409:  # taken over at the next beat (5 s)
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.5)
     assert r.status_code == 200, r.text
     assert_signed_once(api, service.home, sid, root, tmp_path)
 

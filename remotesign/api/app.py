@@ -44,6 +44,7 @@ def create_app(services: Services) -> FastAPI:
         # stalling every request of the process, became ~10 ms.
         gc.collect()
         gc.freeze()
+        await asyncio.to_thread(services.heartbeats.start)
         await start_leadership(services)
         sweeper = asyncio.create_task(_sweep_sessions(services))
         sealer = asyncio.create_task(seal_periodically(services))
@@ -58,6 +59,7 @@ def create_app(services: Services) -> FastAPI:
         await services.jobs.stop()
         seal_at_shutdown(services)
         await stop_leadership(services)
+        await asyncio.to_thread(services.heartbeats.stop)
         services.close()
 
     offload.configure(services.settings.heavy_threads)
@@ -129,6 +131,7 @@ async def _sweep_sessions(services: Services) -> None:
             await asyncio.to_thread(services.outbox.sweep_lost)
             await asyncio.to_thread(services.signature_activation.sweep)
             await asyncio.to_thread(services.deferred_results.sweep)
+            await asyncio.to_thread(services.heartbeats.sweep)
         except Exception:  # noqa: BLE001 - a failed sweep is retried next time; never kill the loop
             logging.getLogger("remotesign").exception("session sweep failed")
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)

@@ -165,14 +165,16 @@ class Outbox:
 
     def sweep_lost(self, lost_after: float = LOST_AFTER_SECONDS) -> int:
         """Mark messages of dead processes that were never delivered as ``lost`` (audited): of a
-        process of this host that is gone, or of another node's process queued ``lost_after``
+        process known dead (storage/process_id.py), or of another node's process queued ``lost_after``
         seconds ago or more."""
         here = process_id.current().host
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=lost_after)
 
         def lost(owner: process_id.ProcessId | None, created_at: datetime) -> bool:
+            if owner is not None and process_id.known_dead(owner):  # this host's, or gone silent
+                return True
             if owner is not None and owner.host == here:
-                return process_id.known_dead(owner)
+                return False  # alive here
             return aware(created_at) <= cutoff
 
         with self.db.session() as s:

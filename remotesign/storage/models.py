@@ -662,6 +662,15 @@ class DeferredResult(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ProcessHeartbeat(Base):
+    """A serving process's sign of life (storage/liveness.py): ``last_seen`` on the database's clock,
+    so another host can tell that the process of a lease is gone."""
+
+    __tablename__ = "process_heartbeats"
+    process: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class Operator(Base):
     """A person who runs the service and signs in to its console (/console). Not a relying party
     and not an end user: created with ``remotesign operator create``; the password is stored as a

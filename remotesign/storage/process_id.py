@@ -4,9 +4,11 @@ sharing the database or the blob directory can tell whether that owner is provab
 An id is ``HOST.PID.START``: HOST hashes the host name, the kernel boot id and the pid namespace
 (so two containers or two boots never look like one host), PID is the process id and START its
 start time in clock ticks since boot (so a recycled pid is not mistaken for the old process).
-A process is *known dead* only when it ran under this very HOST and its pid is gone, a zombie, or
-now belongs to a process started at another time. Everything else (another host, an unreadable
-/proc) counts as possibly alive: a lease of such an owner is only taken over when it expires.
+A process is *known dead* when it ran under this very HOST and its pid is gone, a zombie, or
+now belongs to a process started at another time -- or, on another host, when its heartbeat in
+the shared database went silent (storage/liveness.py installs that check in serving processes).
+Everything else (an unreadable /proc, a process without heartbeats) counts as possibly alive: a
+lease of such an owner is only taken over when it expires.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 _cache: tuple[int, "ProcessId"] | None = None
+_remote_check: "Callable[[ProcessId], bool] | None" = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,10 @@ def host_key() -> str:
         pidns = os.readlink("/proc/self/ns/pid")
     except OSError:
         pidns = ""
-    raw = "\0".join((socket.gethostname(), _read("/proc/sys/kernel/random/boot_id"), pidns))
+    # REMOTESIGN_TEST_HOST: testing aid, a name mixed in so that a test can run processes of
+    # "other hosts" on one machine. Unset in production.
+    raw = "\0".join((socket.gethostname(), _read("/proc/sys/kernel/random/boot_id"), pidns,
+                      os.environ.get("REMOTESIGN_TEST_HOST", "")))
     return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
@@ -79,10 +86,20 @@ def current() -> ProcessId:
     return _cache[1]
 
 
+def set_remote_check(check: Callable[[ProcessId], bool] | None) -> None:
+    """How to tell whether a process of another host is gone (None: it never is known to be)."""
+    global _remote_check
+    _remote_check = check
+
+
 def known_dead(owner: ProcessId | None) -> bool:
-    """True only when ``owner`` ran on this host and is provably no longer running."""
-    if owner is None or owner.host != current().host:
+    """True only when ``owner`` is provably no longer running: on this host by /proc, on another by
+    its silent heartbeat."""
+    if owner is None:
         return False
+    if owner.host != current().host:
+        check = _remote_check
+        return check is not None and check(owner)
     if owner == current():
         return False
     stat = _stat(owner.pid)
