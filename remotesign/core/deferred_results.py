@@ -161,6 +161,8 @@ class DeferredResults:
                 return None
             if row.attempts >= self.max_attempts:
                 self._give_up(s, row)
+                s.commit()
+                self.blobs.delete(NAMESPACE, _call_blob(id_hash))
                 return None
             lease = new_lease(self.lease_seconds, now)
             fence = DeferredResult.lease_owner.is_(None) if row.lease_owner is None else \
