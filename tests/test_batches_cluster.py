@@ -168,8 +168,9 @@ def test_csc_asynchronous_calls_run_on_the_shared_queue_and_outlive_their_node(c
     import hashlib
 
     from tests.consent import enrol, register_redirect
-    from tests.csc_client import SHA256, SHA256_RSA, Csc, b64
+    from tests.csc_client import Csc
     from tests.test_csc import certificate, pkeyutl_verify, service_token
+    from tests.test_csc_async_crash import polled, sign_hash_async
 
     first = cluster.nodes[0] if cluster.nodes else cluster.node("a").start()
     for earlier in list(cluster.nodes):  # only this test's nodes take its jobs
@@ -183,25 +184,12 @@ def test_csc_asynchronous_calls_run_on_the_shared_queue_and_outlive_their_node(c
         return Csc(httpx.Client(base_url=node.url, timeout=120), "v2", service_token(
             httpx.Client(base_url=node.url, timeout=120), "v2", demo, who))
 
-    def sign_async(api: Csc, who: Any, digest: bytes) -> str:
-        sad = api.authorize_pin(who.identity_id, who.pin, [digest])
-        return str(api.ok("signatures/signHash", {"credentialID": who.identity_id, "SAD": sad, "hashes": [b64(digest)],
-                                                  "hashAlgorithmOID": SHA256, "signAlgo": SHA256_RSA,
-                                                  "operationMode": "A"}, status=202)["responseID"])
-
-    def polled(api: Csc, response_id: str) -> httpx.Response:
-        deadline = time.monotonic() + 120
-        while (r := api.call("signatures/signPolling", {"responseID": response_id})).status_code == 202:
-            assert time.monotonic() < deadline, r.text
-            time.sleep(0.2)
-        return r
-
     with httpx.Client(base_url=held.url, timeout=120) as http:
         admin = held.token(demo["client_id"], demo["client_secret"])
         register_redirect(http, admin)
         who = enrol(http, admin, pin="1357")
     digest = hashlib.sha256(b"held, killed, resumed").digest()
-    response_id = sign_async(user_api(held, who), who, digest)
+    response_id = sign_hash_async(user_api(held, who), who, digest)
     deadline = time.monotonic() + 90
     while cluster.rows("SELECT status, attempts FROM deferred_results") != [("running", 1)]:
         assert time.monotonic() < deadline, cluster.rows("SELECT status, attempts FROM deferred_results")
@@ -219,7 +207,7 @@ def test_csc_asynchronous_calls_run_on_the_shared_queue_and_outlive_their_node(c
     cert = certificate(on_g, who.identity_id)
     pkeyutl_verify(tmp_path, cert, digest, base64.b64decode(r.json()["signatures"][0]))
     more = [hashlib.sha256(b"order %d" % n).digest() for n in range(4)]
-    started = [sign_async(on_g, who, d) for d in more]
+    started = [sign_hash_async(on_g, who, d) for d in more]
     for d, rid in zip(more, started):
         r = polled(on_h, rid)
         assert r.status_code == 200, r.text

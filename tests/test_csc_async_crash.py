@@ -83,7 +83,8 @@ def _kill_when(svc: Service, status: str, attempts: int, key_uses: tuple[str, in
     assert svc.proc.wait(timeout=30) == -signal.SIGKILL
 
 
-def _polled(api: Csc, response_id: str) -> httpx.Response:
+def polled(api: Csc, response_id: str) -> httpx.Response:
+    """signPolling until the call is no longer pending (a hang guard, not an expectation)."""
     deadline = time.monotonic() + 120
     while (r := api.call("signatures/signPolling", {"responseID": response_id})).status_code == 202:
         assert time.monotonic() < deadline, r.text
@@ -97,7 +98,7 @@ def _key_uses(svc: Service, identity_id: str) -> int:
                               (identity_id,)).fetchone()[0])
 
 
-def _sign_hash(api: Csc, who: Enrolled, digest: bytes) -> str:
+def sign_hash_async(api: Csc, who: Enrolled, digest: bytes) -> str:
     sad = api.authorize_pin(who.identity_id, who.pin, [digest])
     return str(api.ok("signatures/signHash", {"credentialID": who.identity_id, "SAD": sad, "hashes": [b64(digest)],
                                               "hashAlgorithmOID": SHA256, "signAlgo": SHA256_RSA,
@@ -109,11 +110,11 @@ def test_a_call_cut_off_before_it_signed_is_resumed(svc: Service, tmp_path: Path
     _restart(svc, "deferred.claimed")
     api = _api(svc, demo, who)
     digest = hashlib.sha256(b"resumed after a crash").digest()
-    response_id = _sign_hash(api, who, digest)
+    response_id = sign_hash_async(api, who, digest)
     _kill_when(svc, "running", 1)
     _restart(svc, None)
     api = _api(svc, demo, who)
-    r = _polled(api, response_id)
+    r = polled(api, response_id)
     assert r.status_code == 200, r.text
     pkeyutl_verify(tmp_path, certificate(api, who.identity_id), digest, base64.b64decode(r.json()["signatures"][0]))
     assert _row(svc) == {"status": "fetched", "attempts": 2}
@@ -137,7 +138,7 @@ def test_a_document_call_of_a_restarted_container_is_resumed(svc: Service, tmp_p
     _kill_when(svc, "running", 1)
     _restart(svc, None, REMOTESIGN_TEST_HOST="container-after", REMOTESIGN_NODE_SILENT_AFTER="5")
     api = _api(svc, demo, who)
-    r = _polled(api, response_id)
+    r = polled(api, response_id)
     assert r.status_code == 200, r.text
     [signed] = [base64.b64decode(d) for d in r.json()["DocumentWithSignature"]]
     (tmp_path / "signed.pdf").write_bytes(signed)
@@ -151,11 +152,11 @@ def test_a_call_cut_off_after_the_key_signed_never_signs_twice(svc: Service) -> 
     _restart(svc, "deferred.answered")
     api = _api(svc, demo, who)
     digest = hashlib.sha256(b"signed, then the power went").digest()
-    response_id = _sign_hash(api, who, digest)
+    response_id = sign_hash_async(api, who, digest)
     _kill_when(svc, "running", 1, key_uses=(who.identity_id, 1))  # it signed; its answer is never kept
     _restart(svc, None)
     api = _api(svc, demo, who)
-    r = _polled(api, response_id)
+    r = polled(api, response_id)
     assert r.status_code == 409 and r.json()["error"] == "interrupted", r.text
     assert _row(svc) == {"status": "fetched", "attempts": 2}
     assert _key_uses(svc, who.identity_id) == 1  # the SAD it spent signs nothing more
@@ -165,12 +166,12 @@ def test_a_call_cut_off_at_every_run_is_given_up(svc: Service) -> None:
     demo, who = _user(svc)
     _restart(svc, "deferred.claimed")
     api = _api(svc, demo, who)
-    response_id = _sign_hash(api, who, hashlib.sha256(b"poison").digest())
+    response_id = sign_hash_async(api, who, hashlib.sha256(b"poison").digest())
     for attempt in (1, 2, 3):
         _kill_when(svc, "running", attempt)
         _restart(svc, "deferred.claimed" if attempt < 3 else None)
     api = _api(svc, demo, who)
-    r = _polled(api, response_id)
+    r = polled(api, response_id)
     assert r.status_code == 409 and r.json()["error"] == "interrupted", r.text
     assert _row(svc)["status"] == "lost"
     assert _key_uses(svc, who.identity_id) == 0
