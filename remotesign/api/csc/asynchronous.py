@@ -58,7 +58,9 @@ def _runner(svc: Services, work: Work) -> Callable[[DeferredCall], Answer]:
     def run(call: DeferredCall) -> Answer:
         token = svc.tenants.by_hash(call.token_hash or "")
         if token is None or token.tenant_id != call.tenant_id or token.user_id != call.user_id:
-            return 401, {"error": "invalid_token", "error_description": "the access token of the call was revoked"}
+            # answered to a poll made with another, valid token: not a 401 about that one
+            return 400, {"error": "invalid_request", "error_description": "the access token the call was made "
+                         "with was revoked or has expired before the call ran; ask again"}
         try:
             with answers():  # the core's refusals as the synchronous call answers them
                 response = work(svc, Caller(token, None), json.loads(call.request))
