@@ -517,3 +517,6 @@ def test_every_page_works_without_javascript(console: Console, service: Service)
     assert "/console" not in json.dumps(httpx.get(service.url + "/openapi.json").json()["paths"])
     health = console.get("/console/health").text
     assert "database" in health and "blobs" in health and "&#34;status&#34;: &#34;ok&#34;" in health
+    assert service.proc is not None
+    assert re.search(rf"<td>{service.proc.pid}</td><td>\d+ s ago</td>\s*<td><span class=\"badge ok\">alive", health), \
+        health  # this serving process's heartbeat

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, func, select, update
@@ -30,6 +31,18 @@ INTERVAL_SECONDS = 5.0
 STALE_AFTER_SECONDS = 60.0
 FORGET_AFTER = timedelta(days=2)
 _GONE = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class ProcessSeen:
+    """A serving process as its heartbeats show it (the operator console lists them)."""
+
+    process: str
+    host: str
+    pid: int
+    seconds_ago: float
+    alive: bool
+    this: bool
 
 
 class Heartbeats:
@@ -90,6 +103,21 @@ class Heartbeats:
         """Had ``owner`` stopped beating (for longer than ``stale_after``) at the last beat?
         Unknown to the table: no."""
         return str(owner) in self._silent
+
+    def processes(self, within: timedelta = timedelta(hours=1)) -> list[ProcessSeen]:
+        """The processes that beat within ``within`` (not those that stopped cleanly), newest first."""
+        with self.db.session() as s:
+            now = aware(s.execute(select(func.now())).scalar_one())
+            rows = s.execute(select(ProcessHeartbeat.process, ProcessHeartbeat.last_seen)
+                             .where(ProcessHeartbeat.last_seen >= now - within)
+                             .order_by(ProcessHeartbeat.last_seen.desc())).all()
+        out = []
+        for name, seen in rows:
+            parsed = process_id.ProcessId.parse(name)
+            ago = max(0.0, (now - aware(seen)).total_seconds())
+            out.append(ProcessSeen(name, parsed.host if parsed else "?", parsed.pid if parsed else 0, ago,
+                                   ago <= self.stale_after, name == self._me))
+        return out
 
     def sweep(self) -> int:
         """Forget processes silent for days (the background leader)."""

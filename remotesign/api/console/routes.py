@@ -173,7 +173,8 @@ def overview(session: ConsoleSession = Session, svc: Services = Depends(services
 @router.get("/health")
 def health(session: ConsoleSession = Session, svc: Services = Depends(services)) -> Response:
     return render.page("health.html", title="Service health", active="health", session=session,
-                       health=_health(svc))
+                       health=_health(svc), processes=svc.heartbeats.processes(),
+                       silent_after=svc.settings.node_silent_seconds)
 
 
 # -- relying parties -----------------------------------------------------------------------------
