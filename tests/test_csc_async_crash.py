@@ -9,7 +9,9 @@ there (SIGKILL: no cleanup, no answer) and starts the service again on the same 
   heartbeat says it is gone);
 * cut off after the key signed but before the answer was kept: the SAD is spent, so the resumed
   run signs nothing and the poll answers ``409 interrupted``; the key was used once in all;
-* cut off at every run: given up after three runs (``409 interrupted``), never stuck.
+* cut off at every run: given up after three runs (``409 interrupted``), never stuck;
+* cut off while the call was being kept (before its caller had its id): the row is answered as
+  lost and leaves no file behind, and the SAD, never spent, still signs.
 """
 
 from __future__ import annotations
@@ -175,3 +177,25 @@ def test_a_call_cut_off_at_every_run_is_given_up(svc: Service) -> None:
     assert r.status_code == 409 and r.json()["error"] == "interrupted", r.text
     assert _row(svc)["status"] == "lost"
     assert _key_uses(svc, who.identity_id) == 0
+
+
+def test_a_call_cut_off_while_it_was_kept_spends_nothing(svc: Service, tmp_path: Path) -> None:
+    demo, who = _user(svc)
+    _restart(svc, None, REMOTESIGN_CRASH_AT="deferred.kept")
+    api = _api(svc, demo, who)
+    digest = hashlib.sha256(b"kept, then the power went").digest()
+    sad = api.authorize_pin(who.identity_id, who.pin, [digest])
+    body = {"credentialID": who.identity_id, "SAD": sad, "hashes": [b64(digest)], "hashAlgorithmOID": SHA256,
+            "signAlgo": SHA256_RSA}
+    with pytest.raises(httpx.TransportError):
+        api.call("signatures/signHash", {**body, "operationMode": "A"})
+    _restart(svc, None)
+    deadline = time.monotonic() + 120
+    while (row := _row(svc))["status"] != "done":  # the leader finds it queued, and answers it lost
+        assert time.monotonic() < deadline, row
+        time.sleep(0.2)
+    assert not list((svc.home / "blobs" / "deferred").glob("*.call"))
+    api = _api(svc, demo, who)
+    signed = api.ok("signatures/signHash", body)  # the SAD was never spent
+    pkeyutl_verify(tmp_path, certificate(api, who.identity_id), digest, base64.b64decode(signed["signatures"][0]))
+    assert _key_uses(svc, who.identity_id) == 1

@@ -30,7 +30,7 @@ from sqlalchemy import delete, select, update
 
 from remotesign.core.errors import CoreError
 from remotesign.core.operations import abandoned, crash_point, new_lease, pause_point
-from remotesign.storage.blobs import BlobStore
+from remotesign.storage.blobs import BlobError, BlobStore
 from remotesign.storage.db import Database
 from remotesign.storage.models import DeferredResult
 from remotesign.storage.times import aware
@@ -100,12 +100,18 @@ class DeferredResults:
         response_id = secrets.token_urlsafe(32)
         id_hash = _hash(response_id)
         now = _now()
-        # the call first: a row is only ever queued with its call in place
-        self.blobs.put_bytes(NAMESPACE, _call_blob(id_hash), request)
+        # the row first: whatever a crash leaves (a row without its call) is swept with the row
         with self.db.session() as s:
             s.add(DeferredResult(id_hash=id_hash, tenant_id=tenant_id, user_id=user_id, status="queued", kind=kind,
                                  token_hash=token_hash, attempts=0, created_at=now,
                                  expires_at=now + timedelta(seconds=max(keep_seconds, self.lease_seconds))))
+        try:
+            crash_point("deferred.kept")
+            self.blobs.put_bytes(NAMESPACE, _call_blob(id_hash), request)
+        except BaseException:
+            with self.db.session() as s:
+                s.execute(delete(DeferredResult).where(DeferredResult.id_hash == id_hash))
+            raise
         self._hand_over(id_hash)
         return response_id
 
@@ -126,15 +132,7 @@ class DeferredResults:
             return
         row, owner = claimed
         pause_point("deferred.claimed")
-        call = DeferredCall(row.tenant_id, row.user_id, row.token_hash,
-                            self.blobs.read_bytes(NAMESPACE, _call_blob(id_hash)), row.attempts)
-        try:
-            answer = self.runners[row.kind or ""](call)
-        except CoreError as exc:
-            answer = (exc.status, {"error": exc.code, "error_description": exc.message})
-        except Exception:  # noqa: BLE001 - the owner gets an answer, the log the traceback
-            log.exception("deferred call failed")
-            answer = (500, {"error": "server_error", "error_description": "internal error; see the service log"})
+        answer = self._answer(row, id_hash)
         pause_point("deferred.answered")
         crash_point("deferred.answered")
         self.blobs.put_bytes(NAMESPACE, id_hash, json.dumps({"status": answer[0], "payload": answer[1]}).encode())
@@ -147,6 +145,21 @@ class DeferredResults:
             self.blobs.delete(NAMESPACE, _call_blob(id_hash))
         else:  # pragma: no cover - taken over after the lease ran out; the new run records its answer
             log.warning("deferred call %s was taken over while it ran", id_hash[:8])
+
+    def _answer(self, row: DeferredResult, id_hash: str) -> Answer:
+        """What the call answers, whatever happens in its runner."""
+        try:
+            request = self.blobs.read_bytes(NAMESPACE, _call_blob(id_hash))
+        except BlobError:  # its start was cut off before the call was kept: nobody got its id
+            return 500, {"error": "server_error", "error_description": "the call was lost before it ran"}
+        try:
+            return self.runners[row.kind or ""](DeferredCall(row.tenant_id, row.user_id, row.token_hash, request,
+                                                            row.attempts))
+        except CoreError as exc:
+            return exc.status, {"error": exc.code, "error_description": exc.message}
+        except Exception:  # noqa: BLE001 - the owner gets an answer, the log the traceback
+            log.exception("deferred call failed")
+            return 500, {"error": "server_error", "error_description": "internal error; see the service log"}
 
     def _claim(self, id_hash: str) -> tuple[DeferredResult, str] | None:
         now = _now()
