@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import Any
 
+import anyio.to_thread
 import procrastinate
 from procrastinate import exceptions as pq_exceptions, jobs as pq_jobs
 from sqlalchemy.engine import make_url
@@ -96,7 +97,9 @@ class JobQueue:
         if deferred is not None:
             @self.app.task(name="remotesign.deferred_call", queue=REQUESTS, pass_context=False)
             async def deferred_call(id_hash: str) -> None:
-                await asyncio.to_thread(deferred.run, id_hash)
+                # in the threads synchronous API calls run in (it is one, made later), not in the
+                # loop's small default pool, which uploads and batch work share
+                await anyio.to_thread.run_sync(deferred.run, id_hash)
 
             self._deferred_task = deferred_call
 
