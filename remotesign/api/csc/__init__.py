@@ -7,12 +7,13 @@ core's sole control. Wire format only; errors are ``{"error", "error_description
 from fastapi import APIRouter
 
 from remotesign.api.csc import credentials, info, oauth2, session, signatures
+from remotesign.service import Services
 
 PREFIX = "/csc"
 
-def install(services: object) -> None:
+def install(services: Services) -> None:
     """What the CSC facade adds to the core at start-up: the runners of its asynchronous calls."""
-    signatures.install(services)  # type: ignore[arg-type]
+    signatures.install(services)
 
 
 router = APIRouter()
