@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 import anyio.to_thread
@@ -55,14 +56,15 @@ def _connector(database_url: str) -> Any:
 
 
 class JobQueue:
-    """This process's side of the queue: defers batch items and the signature requests' executions
-    and callbacks, runs a worker, retires stalled jobs."""
+    """This process's side of the queue: defers batch items, the signature requests' executions
+    and callbacks and the deferred (CSC asynchronous) calls, runs the workers, retires stalled jobs."""
 
     def __init__(self, database_url: str, batches: BatchService, requests: SignatureRequestRunner | None = None,
                  deferred: DeferredResults | None = None, *, concurrency: int = 2) -> None:
         self.batches = batches
         self.deferred = deferred
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self.concurrency = concurrency
         self.shared = postgres_conninfo(database_url) is not None
         self.app = procrastinate.App(connector=_connector(database_url))
@@ -107,6 +109,8 @@ class JobQueue:
         """Queue one deferred call from any thread (the facades' calls run in worker threads)."""
         if self._loop is None:
             raise RuntimeError("the job queue is not running")
+        if self._loop_thread == threading.get_ident():  # it would wait on itself
+            raise RuntimeError("deferred calls are queued from worker threads, not from the event loop")
         job = self._defer(self._deferred_task, f"deferred.{id_hash}", id_hash=id_hash)
         asyncio.run_coroutine_threadsafe(job, self._loop).result(timeout=30)
 
@@ -127,6 +131,7 @@ class JobQueue:
         must hold up neither signatures nor batches)."""
         await self.app.open_async()
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         if self.deferred is not None:
             self.deferred.dispatch = self._defer_call
         self._workers = [asyncio.create_task(self._work([QUEUE], self.concurrency, "batches"), name="job-worker"),
