@@ -55,23 +55,33 @@ async def _call(gate: AdmissionGate, path: str) -> int:
     return answer[0]
 
 
+async def _until(condition: Any, what: str, seconds: float = 20.0) -> None:
+    """Wait for the loop to reach a state, however slow the machine (no fixed sleeps)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never reached: {what}"
+        await asyncio.sleep(0.002)
+
+
 def test_requests_get_their_turn_in_arrival_order_and_never_more_than_the_limit() -> None:
     async def scenario() -> None:
         app = _Recorder()
-        gate = AdmissionGate(app, limit=2, max_wait=30)
+        gate = AdmissionGate(app, limit=2, max_wait=60)
         calls = []
         for n in range(6):
             calls.append(asyncio.create_task(_call(gate, f"/r{n}")))
             await asyncio.sleep(0)  # arrival order is creation order
-        await asyncio.sleep(0.05)
-        assert app.started == ["/r0", "/r1"] and gate.waiting == 4
+        await _until(lambda: len(app.started) == 2 and gate.waiting == 4, "two at work, four waiting")
+        assert app.started == ["/r0", "/r1"]
         cancelled = calls[3]
         cancelled.cancel()  # a client that gave up leaves the queue and holds no slot
-        await asyncio.sleep(0.01)
-        assert gate.waiting == 3
-        for n in (1, 0, 2, 4, 5):
-            app.release.setdefault(f"/r{n}", asyncio.Event()).set()
-            await asyncio.sleep(0.02)
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert gate.waiting == 3 and gate.active == 2
+        # each release hands the slot to the first one still waiting, skipping the cancelled one
+        for released, expected in (("/r1", 3), ("/r0", 4), ("/r2", 5), ("/r4", 5), ("/r5", 5)):
+            app.release.setdefault(released, asyncio.Event()).set()
+            await _until(lambda: len(app.started) == expected and app.running <= 2, f"{expected} started")
         assert [await c for c in calls if c is not cancelled] == [200] * 5
         assert app.started == ["/r0", "/r1", "/r2", "/r4", "/r5"], app.started
         assert app.most == 2 and gate.active == 0 and gate.waiting == 0
