@@ -39,7 +39,9 @@ PYTHON = sys.executable  # the interpreter the fork server runs; a test that swa
 # What a command may import lazily; loaded once in the parent so that no child pays for it.
 _PRELOAD = ("remotesign.cli.main", "remotesign.cli.sign", "remotesign.cli.validate", "remotesign.cli.users",
             "remotesign.cli.operators", "remotesign.cli.agreements", "remotesign.cli.tsa_credentials",
-            "remotesign.cli.workers", "remotesign.service")
+            "remotesign.cli.workers", "remotesign.service",
+            # what `serve` imports: the app with its facades, the server, the migrations (~3 s of CPU a start)
+            "remotesign.api.app", "remotesign.storage.migrate", "uvicorn")
 
 
 # -- wire ----------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.harness import PostgresServer, Service, free_port
+
+# Passwords and PINs are hashed at scrypt's lowest cost the service accepts (N=2^14, 16 MiB) instead
+# of its default (2^16, 64 MiB: ~0.3 s of CPU and memory bandwidth per hash on a busy machine, and
+# the suite hashes thousands): a third off the PIN-heavy modules. The services and commands the
+# tests start inherit it; tests/test_kdf.py keeps the default and the floor honest.
+os.environ.setdefault("REMOTESIGN_KDF_LOG2_N", "14")
 
 # The modules that take minutes, started first: with --dist loadscope a worker that picks one of
 # them near the end stretches the whole run by its length while the other workers sit idle

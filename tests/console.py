@@ -10,16 +10,14 @@ sign-in has hidden ``csrf`` fields in its POST forms; the session's value is the
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import subprocess
-import sys
 from html.parser import HTMLParser
 
 import httpx
 
-from tests.harness import Service
+from tests.harness import Service, cli
 
 PAGES = ("/console/", "/console/clients", "/console/users", "/console/identities", "/console/devices",
          "/console/certificates", "/console/audit", "/console/health")
@@ -27,11 +25,9 @@ PASSWORD_LENGTH = 20
 
 
 def operator_cli(service: Service, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """``remotesign operator ARGS`` through the module's own entry point (``python -m
-    remotesign.cli.operators``: the same parser, whether or not the main one includes it)."""
-    env = {**os.environ, "REMOTESIGN_HOME": str(service.home), **service.env}
-    proc = subprocess.run([sys.executable, "-m", "remotesign.cli.operators", *args], env=env, capture_output=True,
-                          input=input, timeout=120)
+    """``remotesign operator ARGS`` (tests/test_console.py also runs the module's own entry point,
+    ``python -m remotesign.cli.operators``, and checks that it is the same parser)."""
+    proc = cli(service.home, "operator", *args, env=service.env, input=input, check=False)
     assert proc.returncode == 0, f"operator {' '.join(args)}: {proc.stdout.decode()}\n{proc.stderr.decode()}"
     return proc
 

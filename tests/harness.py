@@ -96,8 +96,8 @@ class Service:
     def demo_client(self) -> dict[str, str]:
         return json.loads((self.home / "demo-client.json").read_text())
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        return cli(self.home, *args, env=self.env, check=check)
+    def cli(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return cli(self.home, *args, env=self.env, check=check, input=input)
 
     def token(self, client_id: str, secret: str, scope: str | None = None) -> str:
         data = {"grant_type": "client_credentials"}

@@ -40,8 +40,10 @@ pytestmark = pytest.mark.slow
 ENV = {"REMOTESIGN_CSC_FACTORS": "pin-or-otp"}
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One installation for the module (each test enrols its own user and restarts the service
+    with its own pause or crash point first)."""
     service = Service(home=tmp_path_factory.mktemp("csc-async-crash"), port=free_port(), env=dict(ENV)).start()
     yield service
     service.stop()
@@ -67,8 +69,9 @@ def _restart(svc: Service, pause_at: str | None, **env: str) -> None:
 
 
 def _row(svc: Service) -> dict[str, Any]:
+    """The state of the test's call: the newest one (each test makes one, one test at a time)."""
     with database(svc.home) as db:
-        [row] = db.execute("SELECT status, attempts FROM deferred_results").fetchall()
+        row = db.execute("SELECT status, attempts FROM deferred_results ORDER BY created_at DESC LIMIT 1").fetchone()
     return dict(row)
 
 
@@ -187,6 +190,8 @@ def test_a_call_cut_off_while_it_was_kept_spends_nothing(svc: Service, tmp_path:
     sad = api.authorize_pin(who.identity_id, who.pin, [digest])
     body = {"credentialID": who.identity_id, "SAD": sad, "hashes": [b64(digest)], "hashAlgorithmOID": SHA256,
             "signAlgo": SHA256_RSA}
+    kept_calls = svc.home / "blobs" / "deferred"
+    before = set(kept_calls.glob("*.call"))
     with pytest.raises(httpx.TransportError):
         api.call("signatures/signHash", {**body, "operationMode": "A"})
     _restart(svc, None)
@@ -194,7 +199,7 @@ def test_a_call_cut_off_while_it_was_kept_spends_nothing(svc: Service, tmp_path:
     while (row := _row(svc))["status"] != "done":  # the leader finds it queued, and answers it lost
         assert time.monotonic() < deadline, row
         time.sleep(0.2)
-    assert not list((svc.home / "blobs" / "deferred").glob("*.call"))
+    assert set(kept_calls.glob("*.call")) <= before  # its call's file went with it
     api = _api(svc, demo, who)
     signed = api.ok("signatures/signHash", body)  # the SAD was never spent
     pkeyutl_verify(tmp_path, certificate(api, who.identity_id), digest, base64.b64decode(signed["signatures"][0]))
