@@ -22,6 +22,7 @@ from remotesign.storage.db import Database
 from remotesign.storage.models import TrustAnchorRecord
 from remotesign.trust.revocation import load_certificates
 from remotesign.validation.engine import validate_path
+from remotesign.asn1_shared import shared_certificate
 from remotesign.validation.model import DocumentResult, ValidationInputError
 from remotesign.validation.policy import ValidationPolicy, builtin_policy
 from remotesign.validation.options import DetachedDocument, ValidationOptions
@@ -109,7 +110,7 @@ class ValidationService:
                  timeout_seconds: float, limits: Limits, work_dir: Path, policy: ValidationPolicy,
                  audit: AuditLog | None = None) -> None:
         self.audit = audit
-        self._builtin = [x509.Certificate.load(d) for d in builtin_chain]
+        self._builtin = [shared_certificate(d) for d in builtin_chain]
         self._files: list[x509.Certificate] = []
         for path in anchor_files:
             self._files.extend(load_certificates(path.read_bytes()))

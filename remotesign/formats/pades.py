@@ -34,6 +34,7 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from remotesign.asn1_shared import shared_certificate
 from remotesign.formats.base import FormatError, SignerSpec, ValidationData
 from remotesign.formats.cms_attributes import pades_signed_attributes
 from remotesign.formats.stamps import StampSpec, add_stamp_field, stamped_field
@@ -144,8 +145,8 @@ def _external_signer(signer: SignerSpec, value: bytes | int) -> signers.External
 def _certificates(certificate: bytes, chain: tuple[bytes, ...]) -> tuple[x509.Certificate, SimpleCertificateStore]:
     """The signer's certificate and a registry of its chain, parsed and indexed once per signer:
     both steps of every signing of the same signer need them (about 0.6 ms each time). Shared
-    read-only: pyHanko reads them while building the SignedData and does not change them."""
-    return x509.Certificate.load(certificate), SimpleCertificateStore.from_certs([x509.Certificate.load(c) for c in chain])
+    read-only by concurrent signings, so parsed whole first (asn1_shared)."""
+    return shared_certificate(certificate), SimpleCertificateStore.from_certs([shared_certificate(c) for c in chain])
 
 
 class _Writer(IncrementalPdfFileWriter):

@@ -15,6 +15,7 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp as cocsp
 
+from remotesign.asn1_shared import shared_certificate
 from remotesign.names import same_name
 
 log = logging.getLogger("remotesign.trust")
@@ -32,10 +33,11 @@ class PathError(Exception):
 
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:
-    """Every certificate in a PEM bundle or one DER certificate."""
+    """Every certificate in a PEM bundle or one DER certificate, parsed whole (they are kept as
+    trust anchors and read by concurrent requests: asn1_shared)."""
     if pem.detect(data):
-        return [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
-    return [x509.Certificate.load(data)]
+        return [shared_certificate(der) for _, _, der in pem.unarmor(data, multiple=True)]
+    return [shared_certificate(data)]
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
@@ -70,7 +72,7 @@ class TrustStore:
 
     @classmethod
     def build(cls, builtin_chain: list[bytes], anchor_files: tuple[Path, ...]) -> "TrustStore":
-        certs = [x509.Certificate.load(der) for der in builtin_chain]
+        certs = [shared_certificate(der) for der in builtin_chain]
         for path in anchor_files:
             certs.extend(load_certificates(path.read_bytes()))
         return cls(roots=[c for c in certs if is_self_signed(c)],

@@ -25,6 +25,7 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509
 
+from remotesign.asn1_shared import shared_certificate
 from remotesign.names import same_name
 from remotesign.formats.base import ValidationData
 from remotesign.trust.revocation import PathError, is_self_signed, issued_by, ocsp_request, ocsp_successful
@@ -40,7 +41,7 @@ class BuiltinRevocation:
     def __init__(self, chain_ders: Sequence[bytes], ocsp_respond: Callable[[bytes], bytes],
                  crl_for_ca: Callable[[x509.Certificate], bytes], *,
                  state: Callable[[], object] = lambda: None, ttl_seconds: float = 60.0) -> None:
-        self._cas = [x509.Certificate.load(d) for d in chain_ders]
+        self._cas = [shared_certificate(d) for d in chain_ders]
         self._ocsp_respond = ocsp_respond
         self._crl_for_ca = crl_for_ca
         self._state = state

@@ -25,6 +25,8 @@ from pyhanko.sign.validation.qualified import eutl_parse
 from pyhanko.sign.validation.qualified.tsp import (CAServiceInformation, QTSTServiceInformation,
                                                    QualifiedServiceInformation, TSPRegistry)
 
+from remotesign.asn1_shared import shareable, shared_certificate
+
 logger = logging.getLogger(__name__)
 
 TSL_NS = "http://uri.etsi.org/02231/v2#"
@@ -182,6 +184,8 @@ def _load(paths: list[Path], problems: list[str], lotl_signers: Sequence[x509.Ce
             problems.append(f"{tl.path}: skipped ({tl.territory}): {_reason(exc)}")
             continue
         for service in services:
+            for cert in service.base_info.provider_certs:  # kept in the cached registry, read concurrently
+                shareable(cert)
             if isinstance(service, CAServiceInformation):
                 registry.register_ca(service)
             elif isinstance(service, QTSTServiceInformation):
@@ -293,7 +297,7 @@ def _ocsp_responders(xml: str) -> list[x509.Certificate]:
         for node in info.iterfind(f"{{{TSL_NS}}}ServiceDigitalIdentity/{{{TSL_NS}}}DigitalId/"
                                   f"{{{TSL_NS}}}X509Certificate"):
             try:
-                out.append(x509.Certificate.load(base64.b64decode("".join((node.text or "").split()))))
+                out.append(shared_certificate(base64.b64decode("".join((node.text or "").split()))))
             except (ValueError, TypeError):
                 continue
     return out
