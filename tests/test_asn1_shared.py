@@ -4,6 +4,8 @@ one half-built (a KeyError under concurrent finalizations with one signer's cach
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -79,3 +81,35 @@ def test_what_the_service_keeps_across_requests_is_finished() -> None:
     assert all(finished(c) for c in load_certificates(bundle)) and all(finished(c) for c in load_certificates(root))
     store = TrustStore.build([root], ())
     assert store.roots and all(finished(c) for c in store.roots)
+
+
+def test_threads_reading_a_shared_certificate_at_once_see_it_whole() -> None:
+    """Four threads read one certificate at the same moment, switching as often as the interpreter
+    allows; on a certificate fresh from ``load`` this saw empty critical-extension sets and
+    half-built extensions in nearly every round."""
+    der = _der(ca=False)
+    problems: list[str] = []
+
+    def read(cert: x509.Certificate, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            parsed = [e["extn_value"].parsed for e in cert["tbs_certificate"]["extensions"]]
+            if len(parsed) != 4 or cert.critical_extensions != {"basic_constraints", "key_usage"} \
+                    or not cert.key_usage_value.native:
+                problems.append(f"{len(parsed)} extensions, critical {cert.critical_extensions}")
+        except Exception as exc:  # noqa: BLE001 - collected, asserted below
+            problems.append(repr(exc))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(200):
+            cert, start = shared_certificate(der), threading.Barrier(4)
+            readers = [threading.Thread(target=read, args=(cert, start)) for _ in range(4)]
+            for t in readers:
+                t.start()
+            for t in readers:
+                t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert problems == []
