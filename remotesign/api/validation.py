@@ -53,9 +53,7 @@ def _anchors(paths: list[Path]) -> list[x509.Certificate]:
     certs: list[x509.Certificate] = []
     for path in paths:
         try:
-            found = load_certificates(path.read_bytes())
-            for cert in found:
-                cert.native  # noqa: B018 - fail here on a broken certificate, not mid-validation
+            found = load_certificates(path.read_bytes())  # parsed whole: a broken one fails here
         except Exception as exc:  # noqa: BLE001 - asn1crypto raises many types on garbage
             raise ApiError(400, "invalid_certificate", f"a 'trust' part is not a PEM or DER certificate ({exc})") from exc
         certs.extend(found)

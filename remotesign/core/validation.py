@@ -48,9 +48,7 @@ class TenantTrustAnchors:
 
     def add(self, tenant_id: str, data: bytes) -> list[TrustAnchorRecord]:
         try:
-            certs = load_certificates(data)
-            for cert in certs:
-                cert.native  # noqa: B018 - parse everything now, not during a later validation
+            certs = load_certificates(data)  # parsed whole: a broken one fails now, not in a later validation
         except Exception as exc:  # noqa: BLE001 - asn1crypto raises many types on garbage
             raise TrustAnchorError(400, "invalid_certificate", f"not a PEM or DER certificate ({exc})") from exc
         if not certs:
