@@ -4,9 +4,10 @@ Every request gets an id (a sane incoming ``X-Request-Id`` or a fresh one), echo
 and stamped on every log record written while the request runs, so an operator can match a
 client's complaint to the log. An exception nothing else handled is answered here, in the error
 shape of the API that was called, and logged as ONE line: a hostile input that makes a library
-recurse 10,000 frames deep must not write 88 KB of traceback per request (full tracebacks, cut to a
-bound, only when the operator runs at debug level). The exception is not re-raised, so the ASGI
-server does not log it a second time.
+recurse 10,000 frames deep must not write 88 KB of traceback per request. The line names the four
+innermost frames, which is usually enough to find the fault; full tracebacks, cut to a bound, only
+when the operator runs at debug level. The exception is not re-raised, so the ASGI server does not
+log it a second time.
 """
 
 from __future__ import annotations
@@ -73,11 +74,28 @@ def unexpected_error_response(scope: Scope, exc: BaseException) -> Response:
         log.warning("input nested too deeply: %s (request %s, %s %s)", summary, rid, method, path)
         status, code, message = 400, "invalid_request", "the input is nested too deeply to be processed"
     else:
-        log.error("unexpected error %s (request %s, %s %s)", summary, rid, method, path)
+        log.error("unexpected error %s at %s (request %s, %s %s)", summary, _where(exc), rid, method, path)
         status, code, message = 500, "internal_error", f"internal error; the service log names request {rid}"
     if log.isEnabledFor(logging.DEBUG):
         log.debug("traceback of request %s:\n%s", rid, _traceback(exc))
     return error_response(path, status, code, message, headers={HEADER: rid})
+
+
+def _where(exc: BaseException, frames: int = 4) -> str:
+    """The innermost frames of ``exc`` as ``file:line function``, innermost first: where an
+    unexpected error happened, in the one line (the whole traceback only at debug level)."""
+    found = traceback.extract_tb(exc.__traceback__, limit=-frames) if exc.__traceback__ else []
+    parts = []
+    for frame in reversed(found):
+        name = frame.filename.replace("\\", "/")
+        if "/site-packages/" in name:
+            name = name.rsplit("/site-packages/", 1)[1]
+        elif "/remotesign/" in name:
+            name = "remotesign/" + name.rsplit("/remotesign/", 1)[1]
+        else:
+            name = "/".join(name.split("/")[-2:])
+        parts.append(f"{name}:{frame.lineno} {frame.name}")
+    return _one_line(" < ".join(parts) or "?", MAX_MESSAGE_CHARS)
 
 
 def _traceback(exc: BaseException) -> str:
