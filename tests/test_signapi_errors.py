@@ -181,6 +181,9 @@ def test_sessions_unknown_closed_foreign(service: Service, api: SignApi, card: C
     assert r.status_code == 200 and r.json() == {"data": f"Session {sid} closed"}
     assert blobs_of(service, sid) == []
     assert error_of(api.client.get(f"/api-storage/v1.0/{sid}/list"), 410) == "session_closed"
+    assert error_of(api.client.put(f"/api-storage/v1.0/{sid}/upload", files={"file": ("late.pdf", pdf_bytes())}),
+                    410) == "session_closed"
+    assert blobs_of(service, sid) == []  # nothing of the refused upload stays behind
     assert session_error(api.finalize({sid: b"x" * 256}), 410, "results") == "session_closed"
 
     other = service.new_client("other relying party")
@@ -190,6 +193,8 @@ def test_sessions_unknown_closed_foreign(service: Service, api: SignApi, card: C
     assert error_of(other_api.client.get(f"/api-storage/v1.0/{mine}/list"), 404) == "session_not_found"
     assert error_of(other_api.client.get(f"/api-storage/v1.0/{mine}/{doc['id']}"), 404) == "session_not_found"
     assert error_of(other_api.client.delete(f"/api-storage/v1.0/{mine}/{doc['id']}"), 404) == "session_not_found"
+    assert error_of(other_api.client.put(f"/api-storage/v1.0/{mine}/upload", files={"file": ("x.pdf", pdf_bytes())}),
+                    404) == "session_not_found"
     assert session_error(other_api.calculate([mine], card, sign_as_pdf=True), 404) == "session_not_found"
     assert [d["name"] for d in api.list(mine)] == ["mine.pdf"]
 
