@@ -195,3 +195,49 @@ def test_sign_at_level_hash_without_plain_files(pki: Pki) -> None:
     assert written == hashlib.sha256(out.getvalue()).digest()
     assert scratch.getvalue() == before
     assert FMT.signature_levels(io.BytesIO(out.getvalue())) == [Level.LT]
+
+
+@pytest.mark.parametrize("kind", ["p256", "rsa4096"])
+def test_placeholder_is_sized_for_the_signer(pki: Pki, kind: str, tmp_path: Path) -> None:
+    """The CMS placeholder is reckoned from the signer's certificates and key plus room for a
+    time-stamp token: a B-T signature adds about twice that (hex) to the file, not a fixed 96 KB,
+    and an RSA-4096 signer's CMS still fits."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from remotesign.formats import pades
+
+    key = rsa.generate_private_key(65537, 4096) if kind == "rsa4096" else None
+    _signer, issued, key = pki.signer(key=key)
+    spec = format_pki.spec(pki, issued.asn1(), key)
+    source = pdf_bytes()
+    data = run(format_pki.sign(FMT, [format_pki.document("a.pdf", source, "application/pdf")], spec, key, Level.T,
+                               format_pki.context(pki)))
+    check(pki, data, tmp_path, "T")
+    reserved = pades.cms_reserved_bytes(spec)
+    certificates = len(spec.certificate) + sum(len(c) for c in spec.chain)
+    assert reserved < certificates + 24 * 1024
+    grown = len(data) - len(source)
+    assert 2 * reserved < grown < 2 * reserved + 8 * 1024, (grown, reserved)
+
+
+def test_a_timestamp_token_too_large_for_the_placeholder_is_refused(pki: Pki) -> None:
+    """A TSA whose tokens carry far more certificates than any seen: the finalize fails with
+    signature_too_large, and nothing half-written comes out as a signed document."""
+    from asn1crypto import cms
+
+    from remotesign.trust.timestamping import BuiltinTimeStamper
+
+    class Bloated(BuiltinTimeStamper):
+        async def async_timestamp(self, message_digest, md_algorithm):  # type: ignore[no-untyped-def]
+            token = await super().async_timestamp(message_digest, md_algorithm)
+            signed = token["content"]
+            padding = [cms.CertificateChoices({"certificate": pki.root})] * 40  # unsigned: the token stays valid
+            signed["certificates"] = cms.CertificateSet(list(signed["certificates"]) + padding)
+            return cms.ContentInfo.load(token.dump(force=True))
+
+    _signer, issued, key = pki.signer()
+    spec = format_pki.spec(pki, issued.asn1(), key)
+    doc = format_pki.document("a.pdf", pdf_bytes(), "application/pdf")
+    with pytest.raises(FormatError) as err:
+        run(format_pki.sign(FMT, [doc], spec, key, Level.T, format_pki.context(pki, Bloated(pki.tsa))))
+    assert err.value.code == "signature_too_large"

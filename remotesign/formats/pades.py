@@ -39,9 +39,14 @@ from remotesign.formats.base import FormatError, SignerSpec, ValidationData
 from remotesign.formats.cms_attributes import pades_signed_attributes
 from remotesign.formats.stamps import StampSpec, add_stamp_field, stamped_field
 
-#: DER bytes reserved for the CMS (doubled: it is written as hex). Room for the chain, a signature
-#: time-stamp with its own chain, and RSA-4096 values.
-CMS_RESERVED_BYTES = 48 * 1024
+#: The placeholder holds the CMS of the signature at level B-T (LT data goes to the DSS): the
+#: signer's certificates, its value and signed attributes, and a signature time-stamp token. Its
+#: size is reckoned per signer (``cms_reserved_bytes``), in DER bytes; the file holds twice as
+#: many hex digits. A fixed 48 KB made each signature ~80 KB larger than the ~9 KB CMS needed.
+#: Room for a time-stamp token with the TSA's certificates: those of public TSAs are 2-8 KB.
+TIMESTAMP_TOKEN_ALLOWANCE = 16 * 1024
+#: The signed attributes, the CMS's own structure and the unsigned attribute around the token.
+CMS_STRUCTURE_ALLOWANCE = 4 * 1024
 PDF_MAGIC = b"%PDF-"
 COPY_CHUNK = 1 << 20
 PARALLEL_HASH_MIN_BYTES = 8 << 20  # from this size on, finalize hashes in a second thread while copying
@@ -133,6 +138,16 @@ def is_pdf(head: bytes) -> bool:
 def _mechanism(signer: SignerSpec) -> algos.SignedDigestAlgorithm:
     kind = "rsa" if signer.mechanism == "rsa" else "ecdsa"
     return algos.SignedDigestAlgorithm({"algorithm": f"{signer.digest_algorithm}_{kind}"})
+
+
+def cms_reserved_bytes(signer: SignerSpec) -> int:
+    """DER bytes to reserve for ``signer``'s CMS: its certificate and chain (all embedded), the
+    largest value its key can make, and the allowances for the signed attributes and a signature
+    time-stamp token."""
+    key = _certificates(signer.certificate, signer.chain)[0].public_key
+    value = key.bit_size // 8 + 16 if signer.mechanism == "rsa" else 2 * (key.bit_size + 7) // 8 + 16
+    return (len(signer.certificate) + sum(len(c) for c in signer.chain) + value
+            + CMS_STRUCTURE_ALLOWANCE + TIMESTAMP_TOKEN_ALLOWANCE)
 
 
 def _external_signer(signer: SignerSpec, value: bytes | int) -> signers.ExternalSigner:
@@ -285,7 +300,7 @@ async def prepare(source: BinaryIO, output: BinaryIO, signer: SignerSpec, signin
         text_params = placement.text_params
     try:
         prep, _tbs, _out = await pdf_signer.async_digest_doc_for_signing(
-            writer, bytes_reserved=CMS_RESERVED_BYTES * 2, output=output, appearance_text_params=text_params,
+            writer, bytes_reserved=cms_reserved_bytes(signer) * 2, output=output, appearance_text_params=text_params,
             chunk_size=COPY_CHUNK)
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
         raise FormatError("invalid_pdf", f"the PDF cannot be prepared for signing: {exc}") from exc
