@@ -705,8 +705,10 @@ def raw_context(cluster: Cluster, users: int) -> RawContext:
 # -- output ------------------------------------------------------------------------------------------------
 
 def machine_facts() -> list[str]:
-    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), platform.processor() or "?")
+    from machine_speed import cpu_model as model_name, measure
+
+    cpu_model = model_name()
+    speed = measure()
     mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal:")), 0)
     try:
@@ -723,7 +725,10 @@ def machine_facts() -> list[str]:
             f"nproc: {len(os.sched_getaffinity(0))} ({cpu_model}), {mem_kb / 1024 / 1024:.0f} GiB RAM, "
             f"{platform.system()} {platform.release()}",
             f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
-            f"Python {platform.python_version()}, PostgreSQL {pg}, SeaweedFS {weed}"]
+            f"Python {platform.python_version()}, PostgreSQL {pg}, SeaweedFS {weed}",
+            f"machine speed (bench/machine_speed.py, ms, lower is faster): Python loop {speed['python_loop_1M_ms']:.0f}, "
+            f"JSON {speed['json_20k_ms']:.0f}, RSA-2048 x50 {speed['rsa2048_sign_x50_ms']:.0f}, "
+            f"ASN.1 x200 {speed['asn1_certificate_x200_ms']:.0f}"]
 
 
 def _ms(v: float) -> str:

@@ -74,12 +74,10 @@ async def flow(http: httpx.AsyncClient, token: str, card: Card, pdf: bytes, mark
     mark(None)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--flows", type=int, default=3)
-    parser.add_argument("--show", help="print the statements of this call")
-    args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="sql-per-call-"))
+def embedded_service() -> tuple[Any, Any, str, str, Card]:
+    """The service on its embedded default in a fresh home, in this process (no background
+    loops): its Services, ASGI app, a relying party's client id and secret, and a signer's card."""
+    home = Path(tempfile.mkdtemp(prefix="flow-bench-"))
     for name in [n for n in os.environ if n.startswith("REMOTESIGN_")]:
         del os.environ[name]
     os.environ.update(REMOTESIGN_HOME=str(home), REMOTESIGN_PUBLIC_URL=BASE, REMOTESIGN_KDF_LOG2_N="14")
@@ -91,14 +89,28 @@ def main() -> int:
 
     svc = Services(load_settings())
     svc.initialize()
-    client, secret = svc.tenants.create("sql-per-call")
+    client, secret = svc.tenants.create("flow-bench")
     key = ec.generate_private_key(ec.SECP256R1())
     pub = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     issued = svc.ca.issue(subject=subject_from_text("CN=Bench Signer,SERIALNUMBER=PNOLV-010101-12345,C=LV"),
                           public_key_der=pub, profile_name="qualified-person", tenant_id=None,
                           validity=timedelta(days=30))
     card = Card(key, x509.load_der_x509_certificate(issued.der))
-    app = create_app(svc)
+    return svc, create_app(svc), client.client_id, secret, card
+
+
+async def access_token(http: httpx.AsyncClient, client_id: str, secret: str) -> str:
+    r = await http.post("/trustedx-authserver/oauth/lvrtc-eipsign-as/token",
+                        data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+    return str(r.json()["access_token"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flows", type=int, default=3)
+    parser.add_argument("--show", help="print the statements of this call")
+    args = parser.parse_args()
+    svc, app, client_id, secret, card = embedded_service()
     current: list[str | None] = [None]
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     shown: list[str] = []
@@ -115,9 +127,7 @@ def main() -> int:
 
     async def run() -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE, timeout=120) as http:
-            r = await http.post("/trustedx-authserver/oauth/lvrtc-eipsign-as/token",
-                                data={"grant_type": "client_credentials"}, auth=(client.client_id, secret))
-            token = r.json()["access_token"]
+            token = await access_token(http, client_id, secret)
             pdf = pdf_bytes()
             for _ in range(args.flows):
                 counts.clear()

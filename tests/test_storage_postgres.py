@@ -57,6 +57,32 @@ def test_service_runs_on_postgresql(pg_service: Service) -> None:
     assert b"hash chain intact" in pg_service.cli("audit", "verify").stdout
 
 
+def test_closing_a_session_removes_its_files_on_postgresql(pg_service: Service, tmp_path: Path) -> None:
+    """Close deletes the session's rows and names their files in one statement each (DELETE ...
+    RETURNING): the uploaded file and the prepared one CalculateDigest left are gone at once."""
+    from tests.signapi import SignApi, issue_card
+    from tests.pdfgen import pdf_bytes
+
+    demo = pg_service.demo_client()
+    api = SignApi(pg_service, pg_service.token(demo["client_id"], demo["client_secret"]))
+    card = issue_card(pg_service, tmp_path, kind="p256")
+    sid = api.start()
+    api.upload(sid, "a.pdf", pdf_bytes())
+    r = api.calculate([sid], card, sign_as_pdf=True)
+    assert r.status_code == 200, r.text
+
+    def files() -> list[Path]:
+        return [p for p in (pg_service.home / "blobs").rglob("*") if p.is_file() and sid in str(p)]
+
+    assert len(files()) >= 2  # the upload and the prepared document
+    r = api.client.get(f"/api-session/v1.0/{sid}/close")
+    assert r.status_code == 200, r.text
+    assert files() == []
+    r = api.client.get(f"/api-storage/v1.0/{sid}/list")
+    assert r.status_code == 410 and r.json()["error"]["code"] == "session_closed", r.text
+    assert b"hash chain intact" in pg_service.cli("audit", "verify").stdout
+
+
 def test_audit_chain_survives_concurrent_writers(postgres: PostgresServer) -> None:
     """Two independent AuditLog objects (as two service processes would have) append at once."""
     url = postgres.create_database("remotesign_audit")

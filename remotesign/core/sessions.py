@@ -38,6 +38,8 @@ MAX_NAME_BYTES = 255
 MAX_ARCHIVE_RENEWALS = 50  # archive time-stamps a client may have added to one document, oldest id first
 CONTAINER_SUFFIXES = (".edoc", ".asice", ".sce", ".bdoc")
 UPLOAD_BATCH_BYTES = 1 << 20  # received bytes handed to a worker thread at a time (hash + write)
+# bulk DELETEs of rows this unit of work never loaded: nothing in the session to synchronise
+_UNSYNCHRONIZED = {"synchronize_session": False}
 T = TypeVar("T")
 
 
@@ -160,14 +162,13 @@ class SessionService:
         with self.db.session() as s:
             row = self._lookup(s, tenant_id, session_id)
             row.closed_at = _utcnow()
-            blobs = [name for (name,) in s.execute(
-                select(SessionDocument.blob).where(SessionDocument.session_id == session_id,
-                                                   SessionDocument.blob.is_not(None)))]
-            blobs += [name for (name,) in s.execute(
-                select(SigningOperation.prepared_blob).where(SigningOperation.session_id == session_id,
-                                                             SigningOperation.prepared_blob.is_not(None)))]
-            s.execute(delete(SessionDocument).where(SessionDocument.session_id == session_id))
-            s.execute(delete(SigningOperation).where(SigningOperation.session_id == session_id))
+            # the rows go and name their files in one statement each (RETURNING: SQLite 3.35+, PostgreSQL)
+            blobs = [name for name in s.scalars(
+                delete(SessionDocument).where(SessionDocument.session_id == session_id)
+                .returning(SessionDocument.blob), execution_options=_UNSYNCHRONIZED) if name]
+            blobs += [name for name in s.scalars(
+                delete(SigningOperation).where(SigningOperation.session_id == session_id)
+                .returning(SigningOperation.prepared_blob), execution_options=_UNSYNCHRONIZED) if name]
             self.audit.append_in(s, "session.closed", actor=actor, tenant_id=tenant_id, subject=session_id)
         self.blobs.delete_known(self.namespace(tenant_id, session_id), blobs)
 
