@@ -196,7 +196,12 @@ def test_sessions_unknown_closed_foreign(service: Service, api: SignApi, card: C
     assert error_of(other_api.client.put(f"/api-storage/v1.0/{mine}/upload", files={"file": ("x.pdf", pdf_bytes())}),
                     404) == "session_not_found"
     assert session_error(other_api.calculate([mine], card, sign_as_pdf=True), 404) == "session_not_found"
-    assert [d["name"] for d in api.list(mine)] == ["mine.pdf"]
+    assert error_of(other_api.client.get(f"/api-session/v1.0/{mine}/close"), 404) == "session_not_found"
+    assert [d["name"] for d in api.list(mine)] == ["mine.pdf"]  # still open, its file still there
+    # closing again, or an id that is not one: answered, nothing else changes
+    assert error_of(api.client.get(f"/api-session/v1.0/{sid}/close"), 410) == "session_closed"
+    assert error_of(api.client.get("/api-session/v1.0/not-hex/close"), 404) == "session_not_found"
+    assert error_of(api.client.get(f"/api-session/v1.0/{unknown}/close"), 404) == "session_not_found"
 
 
 def test_duplicate_names_and_documents(api: SignApi) -> None:
@@ -229,6 +234,7 @@ def test_oversized_upload_and_expiry(tight: Service) -> None:
     time.sleep(3.5)
     assert error_of(api.client.get(f"/api-storage/v1.0/{sid}/list"), 410) == "session_expired"
     assert blobs_of(tight, sid) == []
+    assert error_of(api.client.get(f"/api-session/v1.0/{sid}/close"), 410) == "session_expired"
 
 
 @pytest.mark.parametrize("how", ["untrusted", "tampered"])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from remotesign.core import operations
@@ -40,6 +40,18 @@ CONTAINER_SUFFIXES = (".edoc", ".asice", ".sce", ".bdoc")
 UPLOAD_BATCH_BYTES = 1 << 20  # received bytes handed to a worker thread at a time (hash + write)
 # bulk DELETEs of rows this unit of work never loaded: nothing in the session to synchronise
 _UNSYNCHRONIZED = {"synchronize_session": False}
+# Every call on a session looks it up: Core statements built once (columns, no ORM object).
+_SESSION = SigningSession.__table__
+_LOOKUP = (select(_SESSION.c.expires_at, _SESSION.c.closed_at)
+           .where(_SESSION.c.id == bindparam("sid"), _SESSION.c.tenant_id == bindparam("tenant")))
+_CLOSE = (update(_SESSION).where(_SESSION.c.id == bindparam("sid"), _SESSION.c.tenant_id == bindparam("tenant"),
+                                 _SESSION.c.closed_at.is_(None), _SESSION.c.expires_at > bindparam("now"))
+          .values(closed_at=bindparam("now")).returning(_SESSION.c.id))
+_DOCUMENTS = SessionDocument.__table__
+# the next sequence number is taken in the INSERT itself
+_INSERT_DOCUMENT = insert(_DOCUMENTS).values(
+    seq=select(func.coalesce(func.max(_DOCUMENTS.c.seq), 0) + 1)
+    .where(_DOCUMENTS.c.session_id == bindparam("of_session")).scalar_subquery())
 T = TypeVar("T")
 
 
@@ -132,36 +144,37 @@ class SessionService:
                 s.add(SigningSession(id=sid, tenant_id=tenant_id, created_at=now, expires_at=now + self.timeout))
         return ids
 
-    def require(self, tenant_id: str, session_id: str) -> SigningSession:
-        """The caller's open, unexpired session, or a SessionError saying which of those it is not."""
+    def require(self, tenant_id: str, session_id: str) -> None:
+        """Return if the session is the caller's, open and unexpired; else a SessionError saying
+        which of those it is not."""
         with self.db.session() as s:
-            row = self._lookup(s, tenant_id, session_id)
-            s.expunge(row)
-        return row
+            self._lookup(s, tenant_id, session_id)
 
-    def _lookup(self, s: object, tenant_id: str, session_id: str) -> SigningSession:
+    def _lookup(self, s: Session, tenant_id: str, session_id: str) -> None:
         if not SESSION_ID.match(session_id or ""):
             raise SessionError(404, "session_not_found", "unknown session id")
-        row = s.execute(  # type: ignore[attr-defined]
-            select(SigningSession).where(SigningSession.id == session_id,
-                                         owned_by(SigningSession.tenant_id, tenant_id))).scalar_one_or_none()
+        if tenant_id is None:  # pragma: no cover - sessions always belong to a relying party
+            raise SessionError(404, "session_not_found", f"unknown session {session_id}")
+        row = s.connection().execute(_LOOKUP, {"sid": session_id, "tenant": tenant_id}).first()
         if row is None:
             raise SessionError(404, "session_not_found", f"unknown session {session_id}")
-        if row.closed_at is not None:
+        expires_at, closed_at = row
+        if closed_at is not None:
             raise SessionError(410, "session_closed", f"session {session_id} is closed")
-        if _aware(row.expires_at) <= _utcnow():
+        if _aware(expires_at) <= _utcnow():
             # The background sweep may not have run yet: the files go now, the row with it later.
             self.blobs.delete_namespace(self.namespace(tenant_id, session_id))
             raise SessionError(410, "session_expired", f"session {session_id} has expired")
-        return row  # type: ignore[no-any-return]
 
     def close(self, tenant_id: str, session_id: str, actor: str) -> None:
         """The session answers "closed" from now on and its recorded files go at once; whatever a
         crash left unrecorded in its namespace goes with the namespace when the sweep forgets the
         session (CLOSED_KEPT later)."""
         with self.db.session() as s:
-            row = self._lookup(s, tenant_id, session_id)
-            row.closed_at = _utcnow()
+            if not SESSION_ID.match(session_id or "") or s.connection().execute(
+                    _CLOSE, {"sid": session_id, "tenant": tenant_id, "now": _utcnow()}).first() is None:
+                self._lookup(s, tenant_id, session_id)  # says why it was not closed
+                raise SessionError(410, "session_closed", f"session {session_id} is closed")
             # the rows go and name their files in one statement each (RETURNING: SQLite 3.35+, PostgreSQL)
             blobs = [name for name in s.scalars(
                 delete(SessionDocument).where(SessionDocument.session_id == session_id)
@@ -295,14 +308,13 @@ class SessionService:
     def _insert(self, s: Session, tenant_id: str, session_id: str, *, kind: str, name: str, size: int,
                 sha256: bytes, mime_type: str, blob: str | None, signature_index: int | None = None) -> DocumentInfo:
         self._lookup(s, tenant_id, session_id)
-        seq = s.execute(select(func.coalesce(func.max(SessionDocument.seq), 0)).where(
-            SessionDocument.session_id == session_id)).scalar_one() + 1
-        doc = SessionDocument(id=blob or str(uuid.uuid4()), session_id=session_id, seq=seq, kind=kind,
-                              name=name, mime_type=mime_type, size=size, sha256=sha256, blob=blob,
-                              signature_index=signature_index, created_at=_utcnow())
-        s.add(doc)
-        s.flush()
-        return _info(doc)
+        doc = DocumentInfo(id=blob or str(uuid.uuid4()), name=name, size=size, kind=kind, mime_type=mime_type,
+                           sha256=sha256, blob=blob, signature_index=signature_index)
+        s.connection().execute(_INSERT_DOCUMENT, {
+            "id": doc.id, "session_id": session_id, "of_session": session_id, "kind": kind, "name": name, "mime_type": mime_type,
+            "size": size, "sha256": sha256, "blob": blob, "signature_index": signature_index,
+            "created_at": _utcnow()})
+        return doc
 
     def store_result(self, tenant_id: str, session_id: str, name: str, mime_type: str, blob: str,
                      size: int, sha256: bytes) -> DocumentInfo:
