@@ -48,6 +48,10 @@ _CLOSE = (update(_SESSION).where(_SESSION.c.id == bindparam("sid"), _SESSION.c.t
                                  _SESSION.c.closed_at.is_(None), _SESSION.c.expires_at > bindparam("now"))
           .values(closed_at=bindparam("now")).returning(_SESSION.c.id))
 _DOCUMENTS = SessionDocument.__table__
+# a session's documents in upload order, as DocumentInfo's fields
+_LIST_DOCUMENTS = (select(_DOCUMENTS.c.id, _DOCUMENTS.c.name, _DOCUMENTS.c.size, _DOCUMENTS.c.kind,
+                          _DOCUMENTS.c.mime_type, _DOCUMENTS.c.sha256, _DOCUMENTS.c.blob, _DOCUMENTS.c.signature_index)
+                   .where(_DOCUMENTS.c.session_id == bindparam("sid")).order_by(_DOCUMENTS.c.seq))
 # the next sequence number is taken in the INSERT itself
 _INSERT_DOCUMENT = insert(_DOCUMENTS).values(
     seq=select(func.coalesce(func.max(_DOCUMENTS.c.seq), 0) + 1)
@@ -110,11 +114,6 @@ def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:
     with fh:
         while chunk := fh.read(1 << 20):
             yield chunk
-
-
-def _info(doc: SessionDocument) -> DocumentInfo:
-    return DocumentInfo(id=doc.id, name=doc.name, size=doc.size, kind=doc.kind, mime_type=doc.mime_type,
-                        sha256=doc.sha256, blob=doc.blob, signature_index=doc.signature_index)
 
 
 class SessionService:
@@ -333,9 +332,7 @@ class SessionService:
         """Every document of the session in upload order (inputs, hash entries and results)."""
         with self.db.session() as s:
             self._lookup(s, tenant_id, session_id)
-            rows = s.execute(select(SessionDocument).where(SessionDocument.session_id == session_id)
-                             .order_by(SessionDocument.seq)).scalars().all()
-            return [_info(r) for r in rows]
+            return [DocumentInfo(*row) for row in s.connection().execute(_LIST_DOCUMENTS, {"sid": session_id})]
 
     def visible(self, tenant_id: str, session_id: str) -> list[DocumentInfo]:
         """What a listing shows: the newest signed result once there is one, the inputs before."""

@@ -39,7 +39,7 @@ from asn1crypto import x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from remotesign.storage.audit import AuditLog
@@ -288,12 +288,12 @@ class SigningService:
     def _save_operation(self, tenant_id: str, sid: str, fmt: str, signer: Signer, digest: bytes,
                         state: dict[str, Any], prepared_blob: str | None) -> None:
         with self.db.session() as s:  # the operation and its audit record: one transaction
-            s.add(SigningOperation(session_id=sid, format=fmt, status="prepared",
-                                   certificate_der=signer.certificate.public_bytes(Encoding.DER),
-                                   digest_algorithm=signer.algorithm.digest_algorithm, digest=digest,
-                                   state=json.dumps(state), prepared_blob=prepared_blob, created_at=_now(),
-                                   digests_summary=digests_summary([digest], signer.algorithm.api_algorithm)))
-            s.flush()
+            s.connection().execute(insert(SigningOperation.__table__).values(  # Core: no unit-of-work flush
+                session_id=sid, format=fmt, status="prepared",
+                certificate_der=signer.certificate.public_bytes(Encoding.DER),
+                digest_algorithm=signer.algorithm.digest_algorithm, digest=digest, state=json.dumps(state),
+                prepared_blob=prepared_blob, created_at=_now(),
+                digests_summary=digests_summary([digest], signer.algorithm.api_algorithm)))
             self.audit.append_in(s, "signing.prepared", actor="signing", tenant_id=tenant_id, subject=sid,
                                  details={"format": fmt, "digest": digest.hex(),
                                           "signer": signer.certificate.subject.rfc4514_string()})
