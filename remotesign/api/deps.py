@@ -48,7 +48,9 @@ class ScopeCheck:
     def __init__(self, scope: str) -> None:
         self.scope = scope
 
-    def __call__(self, caller: TokenInfo = Depends(authenticated)) -> TokenInfo:
+    async def __call__(self, caller: TokenInfo = Depends(authenticated)) -> TokenInfo:
+        # async: a set look-up needs no worker thread (FastAPI runs a plain def dependency in one,
+        # a hop per authenticated request)
         if self.scope not in caller.scopes:
             raise ApiError(403, "insufficient_scope", f"this operation needs scope {self.scope}",
                            {"WWW-Authenticate": f'Bearer realm="remotesign", error="insufficient_scope", '
