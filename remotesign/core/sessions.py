@@ -138,9 +138,10 @@ class SessionService:
             raise SessionError(400, "invalid_amount", f"amount must be between 1 and {MAX_AMOUNT}")
         now = _utcnow()
         ids = [secrets.token_hex(32) for _ in range(amount)]
-        with self.db.session() as s:
-            for sid in ids:
-                s.add(SigningSession(id=sid, tenant_id=tenant_id, created_at=now, expires_at=now + self.timeout))
+        with self.db.session() as s:  # Core: no ORM objects to flush
+            s.connection().execute(insert(_SESSION), [
+                {"id": sid, "tenant_id": tenant_id, "created_at": now, "expires_at": now + self.timeout,
+                 "closed_at": None} for sid in ids])
         return ids
 
     def require(self, tenant_id: str, session_id: str) -> None:
