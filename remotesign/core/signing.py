@@ -277,9 +277,8 @@ class SigningService:
             if operations.in_progress(op):
                 raise SigningError("operation_in_progress", "the session is being finalized", 409)
             leftovers = operations.leftover_blobs(op)
-            removed = s.execute(delete(SigningOperation).where(SigningOperation.session_id == sid,
-                                                               SigningOperation.status == op.status,
-                                                               _same_owner(op.lease_owner))).rowcount
+            removed = s.connection().execute(delete(_OPS).where(
+                _OPS.c.session_id == sid, _OPS.c.status == op.status, _same_owner(op.lease_owner))).rowcount
             if removed != 1:
                 raise SigningError("operation_in_progress", "the session is being finalized", 409)
         for blob in leftovers:
@@ -312,11 +311,9 @@ class SigningService:
             if op.status not in from_status and not taken_over:
                 return None
             lease = operations.new_lease(self.lease_seconds, now)
-            changed = s.execute(update(SigningOperation)
-                                .where(SigningOperation.session_id == sid, SigningOperation.status == op.status,
-                                       _same_owner(op.lease_owner))
-                                .values(status=to_status, lease_owner=lease.owner,
-                                        lease_expires_at=lease.expires_at)).rowcount
+            changed = s.connection().execute(
+                update(_OPS).where(_OPS.c.session_id == sid, _OPS.c.status == op.status, _same_owner(op.lease_owner))
+                .values(status=to_status, lease_owner=lease.owner, lease_expires_at=lease.expires_at)).rowcount
             if changed != 1:
                 return None
         if taken_over:
@@ -328,9 +325,8 @@ class SigningService:
     def _release(self, sid: str, lease: Lease, status: str) -> None:
         """Give the operation back (a failed step) unless it was taken over meanwhile."""
         with self.db.session() as s:
-            s.execute(update(SigningOperation)
-                      .where(SigningOperation.session_id == sid, SigningOperation.lease_owner == lease.owner)
-                      .values(status=status, lease_owner=None, lease_expires_at=None))
+            s.connection().execute(update(_OPS).where(_OPS.c.session_id == sid, _OPS.c.lease_owner == lease.owner)
+                                   .values(status=status, lease_owner=None, lease_expires_at=None))
 
     def _commit_result(self, tenant_id: str, sid: str, lease: Lease, status: str, blob: str, name: str,
                        mime_type: str, event: str, event_format: str, replaces: str | None = None,
@@ -359,10 +355,10 @@ class SigningService:
                 doc = self.sessions.add_result(s, tenant_id, sid, name, mime_type, blob, size, sha)
             except IntegrityError:  # the result is recorded already: a claim that took over committed it
                 raise LeaseLost(sid) from None
-            changed = s.execute(update(SigningOperation)
-                                .where(SigningOperation.session_id == sid, SigningOperation.lease_owner == lease.owner)
-                                .values(status=status, result_document_id=blob, lease_owner=None,
-                                        lease_expires_at=None, **values)).rowcount
+            changed = s.connection().execute(
+                update(_OPS).where(_OPS.c.session_id == sid, _OPS.c.lease_owner == lease.owner)
+                .values(status=status, result_document_id=blob, lease_owner=None, lease_expires_at=None,
+                        **values)).rowcount
             if changed != 1:
                 raise LeaseLost(sid)
             if replaces is not None:
@@ -591,7 +587,10 @@ async def _guarded(sid: str, run: Callable[[str], Awaitable[Outcome]]) -> Outcom
 
 def _same_owner(owner: str | None) -> Any:
     """SQL condition: the lease owner column is still ``owner`` (NULL-safe), the fence of every CAS."""
-    return SigningOperation.lease_owner.is_(None) if owner is None else SigningOperation.lease_owner == owner
+    return _OPS.c.lease_owner.is_(None) if owner is None else _OPS.c.lease_owner == owner
 
+
+# the operation rows' compare-and-set statements: Core on the table (no ORM bulk-update bookkeeping)
+_OPS = SigningOperation.__table__
 
 EXPECTED_FAILURES = (SessionError, FormatError, SigningError, SignerInputError, PathError, TimestampRequestError)
