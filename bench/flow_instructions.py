@@ -90,7 +90,8 @@ def main() -> int:
         child(args.flows, args.pdf_kb, Path(os.environ[CHILD_ENV]))
         return 0
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
-        print("flow_instructions: valgrind (with callgrind_control) is needed: apt-get install valgrind", file=sys.stderr)
+        print("flow_instructions: valgrind (with callgrind_control) is needed: apt-get install valgrind",
+              file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="flow-instructions-"))
     order_file = work / "order.txt"
@@ -119,7 +120,8 @@ def main() -> int:
     for label, values in per_call.items():
         cost = max(0.0, statistics.median(values) - overhead)
         total += cost
-        print(f"{label:16} {cost / 1e6:8.1f}   (min {(min(values) - overhead) / 1e6:.1f}, max {(max(values) - overhead) / 1e6:.1f})")
+        low, high = (min(values) - overhead) / 1e6, (max(values) - overhead) / 1e6
+        print(f"{label:16} {cost / 1e6:8.1f}   (min {low:.1f}, max {high:.1f})")
     print(f"{'flow':16} {total / 1e6:8.1f}")
     if args.keep:
         print(f"callgrind files: {work}")

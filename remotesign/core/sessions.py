@@ -28,7 +28,6 @@ from remotesign.formats.base import FormatError, Limits
 from remotesign.storage.blobs import BlobStore
 from remotesign.storage.db import Database
 from remotesign.storage.models import SessionDocument, SigningOperation, SigningSession
-from remotesign.storage.tenancy import owned_by
 from remotesign.storage.times import aware as _aware
 
 SESSION_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -311,9 +310,9 @@ class SessionService:
         doc = DocumentInfo(id=blob or str(uuid.uuid4()), name=name, size=size, kind=kind, mime_type=mime_type,
                            sha256=sha256, blob=blob, signature_index=signature_index)
         s.connection().execute(_INSERT_DOCUMENT, {
-            "id": doc.id, "session_id": session_id, "of_session": session_id, "kind": kind, "name": name, "mime_type": mime_type,
-            "size": size, "sha256": sha256, "blob": blob, "signature_index": signature_index,
-            "created_at": _utcnow()})
+            "id": doc.id, "session_id": session_id, "of_session": session_id, "kind": kind, "name": name,
+            "mime_type": mime_type, "size": size, "sha256": sha256, "blob": blob,
+            "signature_index": signature_index, "created_at": _utcnow()})
         return doc
 
     def store_result(self, tenant_id: str, session_id: str, name: str, mime_type: str, blob: str,
